@@ -1,0 +1,3 @@
+from bitkey_dir.cli import main
+
+main()

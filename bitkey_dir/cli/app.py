@@ -1,0 +1,74 @@
+"""The Typer application: global options, error handling, and the command list.
+
+Imports here stay light (no source modules): `bitkey-dir --help` and `--version` must start fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from bitkey_dir import __version__
+from bitkey_dir.cli import configure, find, verify
+from bitkey_dir.cli.common import State, fail
+from bitkey_dir.config import CONFIG_ENV
+from bitkey_dir.errors import BitkeyError, ExitCode
+
+
+class _Group(TyperGroup):
+    """Turns every BitkeyError into one line on stderr and its documented exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BitkeyError as exc:
+            fail(exc)
+
+
+app = typer.Typer(
+    name="bitkey-dir",
+    cls=_Group,
+    help="Find BitLocker recovery keys in Active Directory, Entra ID and saved key files.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"bitkey-dir {__version__}")
+        raise typer.Exit(ExitCode.FOUND)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar=CONFIG_ENV,
+            help="Config file (default: the platform config dir; see `config path`).",
+            show_envvar=True,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Exit codes: 0 found, 1 nothing found, 2 bad input, 3 sign-in or rights, 4 source failed."""
+    ctx.obj = State(config_path=config)
+
+
+app.command("find")(find.find)
+app.command("verify")(verify.verify)
+app.command("sources")(configure.sources)
+app.add_typer(configure.config_app, name="config")

@@ -1,0 +1,46 @@
+"""What commands share: the state from global options, error output, and terminal checks."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+
+from bitkey_dir.errors import BitkeyError
+
+
+@dataclass(frozen=True)
+class State:
+    config_path: Path | None
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, State) else State(config_path=None)
+
+
+def error_line(message: str, hint: str | None = None) -> None:
+    typer.echo(f"bitkey-dir: error: {message}", err=True)
+    if hint:
+        typer.echo(f"hint: {hint}", err=True)
+
+
+def fail(exc: BitkeyError) -> NoReturn:
+    error_line(exc.message, exc.hint)
+    raise typer.Exit(exc.exit_code)
+
+
+def warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def use_color() -> bool:
+    return stdout_is_terminal() and not os.environ.get("NO_COLOR")

@@ -1,0 +1,56 @@
+"""`bitkey-dir config path` and `bitkey-dir sources`: where the config is and what it defines."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from bitkey_dir.cli.common import state
+
+config_app = typer.Typer(help="Configuration file commands.", no_args_is_help=True)
+
+
+@config_app.command("path")
+def path(ctx: typer.Context) -> None:
+    """Print the config file in use (from --config, BITKEY_DIR_CONFIG, or the platform default)."""
+    from bitkey_dir.config import config_path
+
+    where, _ = config_path(state(ctx).config_path)
+    typer.echo(str(where))
+    if not where.exists():
+        typer.echo("(the file does not exist yet; see examples/config.toml)", err=True)
+
+
+def sources(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the configured sources, checking each one's settings."""
+    from bitkey_dir.config import load_config
+    from bitkey_dir.sources.registry import open_source
+
+    config = load_config(state(ctx).config_path)
+    rows: list[dict[str, str | bool]] = []
+    for name, source_config in config.sources.items():
+        source = open_source(config, name)
+        rows.append(
+            {
+                "name": name,
+                "type": source_config.type,
+                "default": name in config.default_sources,
+                "where": source.describe(),
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps({"config": str(config.path), "sources": rows}, indent=2))
+        return
+    if not rows:
+        typer.echo(f"No sources configured in {config.path}.", err=True)
+        return
+    width = max(len(str(row["name"])) for row in rows)
+    for row in rows:
+        mark = "*" if row["default"] else " "
+        typer.echo(f"{mark} {row['name']!s:<{width}}  {row['type']!s:<6} {row['where']}")
+    typer.echo("(* = searched when find has no --source)", err=True)

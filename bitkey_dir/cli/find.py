@@ -1,0 +1,115 @@
+"""`bitkey-dir find`: the helpdesk lookup by Key ID or computer name."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from bitkey_dir.cli.common import error_line, state, stdout_is_terminal, use_color, warn
+from bitkey_dir.errors import InputError
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    key = "key"
+    phone = "phone"
+
+
+_REASON_MAX = 500
+
+
+def find(
+    ctx: typer.Context,
+    key_id: Annotated[
+        str | None,
+        typer.Option(
+            "--key-id",
+            "-k",
+            help="Key ID from the recovery screen: its first 8 hex digits, more, or the full GUID.",
+        ),
+    ] = None,
+    computer: Annotated[
+        str | None,
+        typer.Option(
+            "--computer", "-c", help="Computer name (NetBIOS or DNS); * matches any characters."
+        ),
+    ] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            "-s",
+            help="Configured source name, or a key file or folder. Repeatable. "
+            "Default: [defaults] sources in the config.",
+        ),
+    ] = None,
+    output_format: Annotated[
+        Format | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table (default on a terminal), json (default otherwise), csv, "
+            "key (passwords only) or phone (numbered groups for reading aloud).",
+            case_sensitive=False,
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", "-r", help="Why the key is revealed, e.g. a ticket number."),
+    ] = None,
+    include_deleted: Annotated[
+        bool,
+        typer.Option("--include-deleted", help="Also keys of deleted computer objects."),
+    ] = False,
+) -> None:
+    """Find recovery keys by Key ID or computer name.
+
+    Exit codes: 0 found, 1 nothing found, 2 bad input, 3 sign-in or rights problem,
+    4 a source failed (and nothing was found).
+    """
+    # Parsing happens before any source is touched, so bad input costs nothing and says why.
+    from bitkey_dir.config import load_config
+    from bitkey_dir.lookup import find_keys
+    from bitkey_dir.model import ComputerName, KeyId, Query
+    from bitkey_dir.output import render, summary
+    from bitkey_dir.sources.registry import open_sources
+
+    if (key_id is None) == (computer is None):
+        raise InputError(
+            "give exactly one of --key-id ID and --computer NAME",
+            hint="bitkey-dir find --key-id 063EA4E1",
+        )
+    if reason is not None and (len(reason) > _REASON_MAX or not reason.isprintable()):
+        raise InputError(f"--reason must be one printable line of at most {_REASON_MAX} characters")
+    query = Query(
+        key_id=KeyId.parse(key_id) if key_id is not None else None,
+        computer=ComputerName.parse(computer) if computer is not None else None,
+        include_deleted=include_deleted,
+    )
+    config = load_config(state(ctx).config_path)
+    if config.require_reason and not (reason and reason.strip()):
+        raise InputError(
+            f"{config.path} requires a reason for revealing a key: add --reason TEXT "
+            "(a ticket number, for example)"
+        )
+    sources = open_sources(config, source or [])
+    result = find_keys(query, sources)
+
+    default = "table" if stdout_is_terminal() else "json"
+    fmt = output_format.value if output_format else default
+    text = render(result, fmt, color=use_color())
+    for message in result.warnings:
+        warn(message)
+    for status in result.sources:
+        if status.status != "ok":
+            error_line(f"{status.name}: {status.error}")
+    typer.echo(text, nl=False)
+    if fmt == "table":
+        typer.echo(summary(result))
+    elif not result.keys or result.ambiguous:
+        typer.echo(summary(result), err=True)
+    raise typer.Exit(result.exit_code)

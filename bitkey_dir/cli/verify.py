@@ -1,0 +1,36 @@
+"""`bitkey-dir verify`: check a recovery password that a user reads back, group by group."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from bitkey_dir.errors import ExitCode, InputError
+
+_MAX_INPUT = 4096
+
+
+def verify() -> None:
+    """Check a recovery password read back by a user; say which group is wrong.
+
+    The password is read from a prompt on a terminal, or from the first line of standard
+    input (never from the command line, where it would land in shell history).
+    Exit codes: 0 valid, 1 not valid, 2 no input.
+    """
+    from bitkey_dir.model import check_password
+
+    if sys.stdin.isatty():
+        text = typer.prompt(
+            "Recovery password (as the user reads it)", default="", show_default=False
+        )
+    else:
+        text = sys.stdin.readline(_MAX_INPUT)
+    if not text.strip():
+        raise InputError("no recovery password given on standard input or at the prompt")
+    check = check_password(text)
+    if check.valid:
+        typer.echo("valid: all 8 groups pass their checksum")
+        raise typer.Exit(ExitCode.FOUND)
+    typer.echo(f"not valid: {check.problem}")
+    raise typer.Exit(ExitCode.NOT_FOUND)

@@ -1,0 +1,219 @@
+"""The TOML configuration: which sources exist, which are used by default, and their settings.
+
+Every error names the file, the key and what was expected, on one line, because the person
+reading it is fixing a config file in an editor, not reading a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, TypeVar
+
+from bitkey_dir.errors import ConfigError
+
+CONFIG_ENV: Final = "BITKEY_DIR_CONFIG"
+APP_NAME: Final = "bitkey-dir"
+_SOURCE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_TOP_LEVEL: Final = ("defaults", "sources")
+_DEFAULTS_KEYS: Final = ("sources", "require_reason")
+
+T = TypeVar("T")
+
+
+def default_config_path() -> Path:
+    """The per-user config file in the platform's config dir."""
+    from platformdirs import user_config_path  # platformdirs is only needed when a path is asked
+
+    return user_config_path(APP_NAME, appauthor=False) / "config.toml"
+
+
+def config_path(explicit: Path | None = None) -> tuple[Path, bool]:
+    """The config file to use and whether the user named it (--config or the environment)."""
+    if explicit is not None:
+        return explicit, True
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        return Path(from_env), True
+    return default_config_path(), False
+
+
+class Settings:
+    """One ``[sources.NAME]`` table, read with typed getters that fail with a precise message."""
+
+    def __init__(self, table: Mapping[str, object], where: str, base_dir: Path) -> None:
+        self._table = dict(table)
+        self._where = where  # "FILE: sources.NAME"
+        self._used: set[str] = {"type"}
+        self.base_dir = base_dir
+
+    def error(self, key: str, expected: str) -> ConfigError:
+        value = self._table.get(key)
+        got = f", got {_describe(value)}" if key in self._table else ""
+        return ConfigError(f"{self._where}.{key}: expected {expected}{got}")
+
+    def _get(self, key: str, kind: type[T], expected: str, default: T) -> T:
+        self._used.add(key)
+        if key not in self._table:
+            return default
+        value = self._table[key]
+        # bool is an int in Python; a config that says `timeout = true` is still wrong.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.error(key, expected)
+        return value
+
+    def string(self, key: str, default: str | None = None) -> str | None:
+        return self._get(key, str, "a string", default)
+
+    def required_string(self, key: str, expected: str = "a string") -> str:
+        value = self.string(key)
+        if value is None or not value.strip():
+            raise ConfigError(f"{self._where}: missing key '{key}' ({expected})")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        return self._get(key, bool, "true or false", default)
+
+    def integer(self, key: str, default: int, *, minimum: int = 0) -> int:
+        value = self._get(key, int, f"a whole number >= {minimum}", default)
+        if value < minimum:
+            raise self.error(key, f"a whole number >= {minimum}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        expected = "one of " + ", ".join(f'"{c}"' for c in choices)
+        value = self._get(key, str, expected, default)
+        if value not in choices:
+            raise self.error(key, expected)
+        return value
+
+    def string_list(self, key: str, *, allow_single: bool = True) -> list[str]:
+        """A list of strings; a single string is accepted where one item is the common case."""
+        self._used.add(key)
+        value = self._table.get(key, [])
+        if allow_single and isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.error(key, "a list of non-empty strings")
+        return list(value)
+
+    def path_list(self, key: str) -> list[Path]:
+        """Paths, with ``~`` expanded and relative paths taken from the config file's folder."""
+        return [self.base_dir / Path(p).expanduser() for p in self.string_list(key)]
+
+    def reject_unknown(self) -> None:
+        """Call after reading every known key: a typo such as `sever` must not pass silently."""
+        unknown = sorted(set(self._table) - self._used)
+        if unknown:
+            known = ", ".join(sorted(self._used))
+            raise ConfigError(f"{self._where}: unknown key '{unknown[0]}' (known keys: {known})")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    type: str
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    exists: bool
+    default_sources: tuple[str, ...] = ()
+    require_reason: bool = False
+    sources: Mapping[str, SourceConfig] = field(default_factory=dict)
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        return f'"{shown}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def load_config(explicit: Path | None = None) -> Config:
+    """Read and validate the config; a missing default file means an empty configuration."""
+    path, named = config_path(explicit)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if named:
+            raise ConfigError(f"{path}: config file not found") from None
+        return Config(path=path, exists=False)
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, expected a TOML config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the config file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: Mapping[str, object], path: Path) -> Config:
+    for key in data:
+        if key not in _TOP_LEVEL:
+            raise ConfigError(
+                f"{path}: unknown top-level key '{key}' (expected [defaults] and [sources.NAME])"
+            )
+    sources = _parse_sources(data.get("sources", {}), path)
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{path}: defaults: expected a table [defaults]")
+    for key in defaults:
+        if key not in _DEFAULTS_KEYS:
+            raise ConfigError(
+                f"{path}: defaults.{key}: unknown key (known keys: {', '.join(_DEFAULTS_KEYS)})"
+            )
+    names = defaults.get("sources", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{path}: defaults.sources: expected a list of source names")
+    for name in names:
+        if name not in sources:
+            known = ", ".join(sources) or "none are defined"
+            raise ConfigError(
+                f"{path}: defaults.sources: no [sources.{name}] table (defined: {known})"
+            )
+    require_reason = defaults.get("require_reason", False)
+    if not isinstance(require_reason, bool):
+        raise ConfigError(f"{path}: defaults.require_reason: expected true or false")
+    return Config(
+        path=path,
+        exists=True,
+        default_sources=tuple(names),
+        require_reason=require_reason,
+        sources=sources,
+    )
+
+
+def _parse_sources(tables: object, path: Path) -> dict[str, SourceConfig]:
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{path}: sources: expected tables such as [sources.corp]")
+    sources: dict[str, SourceConfig] = {}
+    for name, table in tables.items():
+        where = f"{path}: sources.{name}"
+        if not _SOURCE_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{where}: source names use letters, digits, '.', '_' and '-' (at most 64)"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: expected a table [sources.{name}]")
+        source_type = table.get("type")
+        if not isinstance(source_type, str) or not source_type:
+            raise ConfigError(f'{where}: missing key \'type\' (expected "ad", "entra" or "file")')
+        sources[name] = SourceConfig(name, source_type, Settings(table, where, path.parent))
+    return sources

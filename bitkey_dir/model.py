@@ -1,0 +1,360 @@
+"""The shapes every part of bitkey-dir agrees on: Key IDs, recovery passwords, keys and queries.
+
+Pure code, no I/O. Parsers take what a person types or a file holds and either return a
+canonical value or raise :class:`~bitkey_dir.errors.InputError` with a message that shows the
+expected forms. Recovery passwords hide their digits from ``repr()`` and ``str()`` so that a
+key can be logged, put in an exception or a container, and printed without leaking.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from bitkey_dir.errors import InputError
+
+_HEX: Final = frozenset("0123456789ABCDEF")
+# Dashes may only sit where a GUID has them, counted in hex digits from the start.
+_GUID_DASHES: Final = (8, 12, 16, 20)
+MIN_PREFIX: Final = 8
+_MAX_SHOWN_INPUT: Final = 60
+
+KEY_ID_FORMS: Final = (
+    "expected a Key ID: the 8 hex digits shown on the recovery screen (063EA4E1), "
+    "a longer prefix (063EA4E1-220C), or the full GUID "
+    "(063EA4E1-220C-4293-BA01-4754620A96E7, braces and any case accepted)"
+)
+
+
+def shown(text: str) -> str:
+    """Quote user input for an error message: printable, and short even if the input is huge.
+
+    >>> shown("abc")
+    "'abc'"
+    >>> shown("x" * 100)[-2:]
+    "…'"
+    """
+    return repr(text if len(text) <= _MAX_SHOWN_INPUT else text[:_MAX_SHOWN_INPUT] + "…")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyId:
+    """A recovery password ID: a full GUID, or a prefix of at least 8 hex digits.
+
+    >>> KeyId.parse(" {063ea4e1-220c-4293-ba01-4754620a96e7} ")
+    KeyId('063EA4E1-220C-4293-BA01-4754620A96E7')
+    >>> KeyId.parse("063EA4E1220C")
+    KeyId('063EA4E1-220C')
+    >>> KeyId.parse("063EA4E1").matches(KeyId.parse("063EA4E1-220C-4293-BA01-4754620A96E7"))
+    True
+    """
+
+    hex: str  # upper-case hex digits, no dashes: 32 for a full ID, 8 to 31 for a prefix
+
+    def __post_init__(self) -> None:
+        if not MIN_PREFIX <= len(self.hex) <= 32 or not set(self.hex) <= _HEX:
+            raise InputError(f"not a Key ID: {shown(self.hex)}; {KEY_ID_FORMS}")
+
+    @classmethod
+    def parse(cls, text: str) -> KeyId:
+        """Parse what a person typed or a file holds; raise InputError with the expected forms."""
+        candidate = text.strip()
+        if candidate.startswith("{"):
+            candidate = candidate[1:]
+            if candidate.endswith("}"):
+                candidate = candidate[:-1]
+        elif candidate.endswith("}"):
+            raise InputError(f"not a Key ID: {shown(text)}; {KEY_ID_FORMS}")
+        digits: list[str] = []
+        for char in candidate.upper():
+            if char == "-":
+                if len(digits) not in _GUID_DASHES:
+                    raise InputError(f"not a Key ID: {shown(text)}; {KEY_ID_FORMS}")
+            elif char in _HEX:
+                digits.append(char)
+            else:
+                raise InputError(f"not a Key ID: {shown(text)}; {KEY_ID_FORMS}")
+        if len(digits) < MIN_PREFIX:
+            raise InputError(
+                f"Key ID {shown(text)} is too short: give at least the {MIN_PREFIX} hex digits "
+                f"shown on the recovery screen; {KEY_ID_FORMS}"
+            )
+        if len(digits) > 32:
+            raise InputError(f"Key ID {shown(text)} has more than 32 hex digits; {KEY_ID_FORMS}")
+        if candidate.endswith("-"):
+            raise InputError(f"not a Key ID: {shown(text)}; {KEY_ID_FORMS}")
+        return cls("".join(digits))
+
+    @classmethod
+    def from_uuid(cls, value: uuid.UUID) -> KeyId:
+        return cls(value.hex.upper())
+
+    @property
+    def is_full(self) -> bool:
+        return len(self.hex) == 32
+
+    @property
+    def short(self) -> str:
+        """The 8 digits the recovery screen shows."""
+        return self.hex[:MIN_PREFIX]
+
+    @property
+    def uuid(self) -> uuid.UUID:
+        if not self.is_full:
+            raise ValueError("a Key ID prefix has no UUID")
+        return uuid.UUID(hex=self.hex)
+
+    def matches(self, other: KeyId) -> bool:
+        """True if ``other`` (normally a full ID) starts with this ID."""
+        return other.hex.startswith(self.hex)
+
+    def __str__(self) -> str:
+        parts = []
+        start = 0
+        for end in (*_GUID_DASHES, 32):
+            if start >= len(self.hex):
+                break
+            parts.append(self.hex[start:end])
+            start = end
+        return "-".join(parts)
+
+    def __repr__(self) -> str:
+        return f"KeyId('{self}')"
+
+
+_PASSWORD_GROUPS: Final = 8
+_GROUP_DIGITS: Final = 6
+# ASCII digits only: str.isdigit() would accept Arabic-Indic or full-width digits.
+_PASSWORD_SHAPE: Final = re.compile(r"[0-9]{6}(?:(?:-| +|)[0-9]{6}){7}")
+_NOT_DIGITS: Final = re.compile(r"[^0-9]+")
+_PASSWORD_CHARS: Final = frozenset("0123456789- ")
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordCheck:
+    """The result of checking a typed recovery password, without the digits themselves."""
+
+    valid: bool
+    problem: str | None = None
+    bad_groups: tuple[int, ...] = ()  # 1-based, as a person counts them
+
+
+def group_is_valid(group: str) -> bool:
+    """A group is 11 * k with k < 65536: six digits carry 16 bits of the key plus a checksum.
+
+    >>> group_is_valid("531058"), group_is_valid("531059"), group_is_valid("720896")
+    (True, False, False)
+    """
+    value = int(group)
+    return value % 11 == 0 and value // 11 < 65536
+
+
+def check_password(text: str) -> PasswordCheck:
+    """Say whether ``text`` is a well-formed recovery password and, if not, what is wrong.
+
+    >>> check_password("531058-303050-716078-383614-460922-106975-083446-139161").valid
+    True
+    >>> check_password("531058-303050-716079-383614-460922-106975-083446-139161")
+    PasswordCheck(valid=False, problem='group 3 is wrong: ...', bad_groups=(3,))
+    """
+    stripped = text.strip()
+    if not stripped:
+        return PasswordCheck(False, "no recovery password given")
+    if _PASSWORD_SHAPE.fullmatch(stripped) is None:
+        if set(stripped) - _PASSWORD_CHARS:
+            detail = "characters other than digits, dashes and spaces"
+        elif (digits := sum(c.isdecimal() for c in stripped)) != 48:
+            detail = f"{digits} digits"
+        else:
+            detail = "digits not in groups of 6"
+        return PasswordCheck(
+            False,
+            f"expected 48 digits in 8 groups of 6 (dashes or spaces between groups), got {detail}",
+        )
+    digits_only = _NOT_DIGITS.sub("", stripped)
+    groups = [digits_only[i : i + _GROUP_DIGITS] for i in range(0, 48, _GROUP_DIGITS)]
+    bad = tuple(n for n, group in enumerate(groups, start=1) if not group_is_valid(group))
+    if bad:
+        which = ", ".join(str(n) for n in bad)
+        noun = "group" if len(bad) == 1 else "groups"
+        verb = "is" if len(bad) == 1 else "are"
+        return PasswordCheck(
+            False,
+            f"{noun} {which} {verb} wrong: each group must be a multiple of 11 below 720896 "
+            "(a digit was probably misheard or mistyped)",
+            bad,
+        )
+    return PasswordCheck(True)
+
+
+class RecoveryPassword:
+    """A valid 48-digit recovery password. Hides its digits unless :meth:`reveal` is called.
+
+    >>> p = RecoveryPassword.parse("531058 303050 716078 383614 460922 106975 083446 139161")
+    >>> p, str(p), [p]
+    (RecoveryPassword(hidden), '<recovery password hidden>', [RecoveryPassword(hidden)])
+    >>> p.reveal()
+    '531058-303050-716078-383614-460922-106975-083446-139161'
+    """
+
+    __slots__ = ("_digits",)
+    _digits: str
+
+    def __init__(self, digits: str) -> None:
+        # Only parse() builds these, so the invariant "48 digits, every group valid" holds.
+        object.__setattr__(self, "_digits", digits)
+
+    @classmethod
+    def parse(cls, text: str) -> RecoveryPassword:
+        check = check_password(text)
+        if not check.valid:
+            raise InputError(f"not a valid recovery password: {check.problem}")
+        return cls(_NOT_DIGITS.sub("", text))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("RecoveryPassword is immutable")
+
+    def groups(self) -> tuple[str, ...]:
+        return tuple(self._digits[i : i + _GROUP_DIGITS] for i in range(0, 48, _GROUP_DIGITS))
+
+    def reveal(self) -> str:
+        """The canonical dashed form. Call only to put the password on the user's screen."""
+        return "-".join(self.groups())
+
+    def __repr__(self) -> str:
+        return "RecoveryPassword(hidden)"
+
+    def __str__(self) -> str:
+        return "<recovery password hidden>"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RecoveryPassword):
+            return NotImplemented
+        return hmac.compare_digest(self._digits, other._digits)
+
+    def __hash__(self) -> int:
+        return hash(self._digits)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a RecoveryPassword is not serialised implicitly")
+
+
+# Volume types as Microsoft Graph names them; AD does not record one.
+VOLUME_TYPES: Final = (
+    "operatingSystemVolume",
+    "fixedDataVolume",
+    "removableDataVolume",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryKey:
+    """One escrowed recovery key, wherever it was found.
+
+    ``recovery_password`` is None when the source proved the key exists but could not read the
+    password (missing rights). ``created`` is timezone-aware or None when the source does not say.
+    """
+
+    source: str
+    key_id: KeyId
+    recovery_password: RecoveryPassword | None
+    computer: str | None = None
+    created: datetime | None = None
+    volume_type: str | None = None
+    volume_id: str | None = None
+    device_id: str | None = None
+    location: str | None = None
+    deleted: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.key_id.is_full:
+            raise ValueError("a RecoveryKey needs a full Key ID, not a prefix")
+        if self.created is not None and self.created.utcoffset() is None:
+            raise ValueError("RecoveryKey.created must be timezone-aware")
+
+
+_COMPUTER_MAX: Final = 255  # the longest DNS name; NetBIOS names are 15 characters
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class ComputerName:
+    """A computer name to look for; ``*`` is a wildcard, everything else is literal.
+
+    Matching ignores case and a trailing ``$`` (the sAMAccountName form), and a short name
+    matches the first label of a DNS name.
+
+    >>> name = ComputerName.parse("pc-00*")
+    >>> name.matches("PC-0042"), name.matches("PC-0042.corp.example.com"), name.matches("LAB-1")
+    (True, True, False)
+    >>> ComputerName.parse("PC(01)").matches("pc(01)$")
+    True
+    """
+
+    text: str
+    _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        regex = ".*".join(re.escape(part) for part in self.text.split("*"))
+        object.__setattr__(self, "_pattern", re.compile(regex, re.IGNORECASE | re.DOTALL))
+
+    @classmethod
+    def parse(cls, text: str) -> ComputerName:
+        name = text.strip()
+        if name.endswith("$"):
+            name = name[:-1]
+        if not name or not name.strip("*"):
+            raise InputError(
+                "expected a computer name such as PC-0042, pc-0042.corp.example.com "
+                "or PC-00* (a * matches any characters)"
+            )
+        if len(name) > _COMPUTER_MAX:
+            raise InputError(
+                f"computer name {shown(name)} is longer than {_COMPUTER_MAX} characters"
+            )
+        if _CONTROL.search(name):
+            raise InputError(f"computer name {shown(name)} contains control characters")
+        return cls(name)
+
+    @property
+    def has_wildcard(self) -> bool:
+        return "*" in self.text
+
+    def matches(self, candidate: str) -> bool:
+        name = candidate.strip().removesuffix("$")
+        if self._pattern.fullmatch(name):
+            return True
+        return "." not in self.text and self._pattern.fullmatch(name.split(".", 1)[0]) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What the user asked for: keys by Key ID, or keys of a computer."""
+
+    key_id: KeyId | None = None
+    computer: ComputerName | None = None
+    include_deleted: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.key_id is None) == (self.computer is None):
+            raise InputError("give exactly one of --key-id and --computer")
+
+    def describe(self) -> str:
+        if self.computer is not None:
+            return f"computer {self.computer.text}"
+        return f"Key ID {self.key_id}"
+
+    def matches(self, key: RecoveryKey) -> bool:
+        """Whether a key answers this query; sources that read everything filter with this."""
+        if key.deleted and not self.include_deleted:
+            return False
+        if self.computer is not None:
+            return key.computer is not None and self.computer.matches(key.computer)
+        return self.key_id is not None and self.key_id.matches(key.key_id)

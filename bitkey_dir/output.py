@@ -1,0 +1,148 @@
+"""Render lookup results: a table for people, JSON and CSV for programs, bare keys for pipes,
+and numbered groups for reading a key aloud over the phone.
+
+Renderers return text and never print; the CLI decides where it goes. Passwords are revealed
+only here, because this is the one place whose job is to show them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from typing import Final
+
+from bitkey_dir.lookup import LookupResult
+from bitkey_dir.model import RecoveryKey
+from bitkey_dir.records import KEY_FIELDS, to_record
+
+FORMATS: Final = ("table", "json", "csv", "key", "phone")
+Style = Callable[..., str]
+
+
+def _plain(text: str, **_: object) -> str:
+    return text
+
+
+def render_json(result: LookupResult) -> str:
+    document = {
+        "keys": [to_record(key) for key in result.keys],
+        "warnings": result.warnings,
+        "sources": [
+            {"name": status.name, "status": status.status, "error": status.error}
+            for status in result.sources
+        ],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_csv(result: LookupResult) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=KEY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for key in result.keys:
+        record = to_record(key)
+        record["deleted"] = "true" if key.deleted else "false"
+        writer.writerow(record)
+    return buffer.getvalue()
+
+
+def render_key(result: LookupResult) -> str:
+    return "".join(
+        key.recovery_password.reveal() + "\n" for key in result.keys if key.recovery_password
+    )
+
+
+def phone_groups(key: RecoveryKey) -> str:
+    """The password as numbered groups, four to a line, for reading aloud.
+
+    >>> from bitkey_dir.model import KeyId, RecoveryPassword
+    >>> password = RecoveryPassword.parse("531058-303050-716078-383614-460922-106975-083446-139161")
+    >>> key = RecoveryKey("s", KeyId.parse("063EA4E1-220C-4293-BA01-4754620A96E7"), password)
+    >>> print(phone_groups(key))
+      1: 531058   2: 303050   3: 716078   4: 383614
+      5: 460922   6: 106975   7: 083446   8: 139161
+    """
+    if key.recovery_password is None:
+        return "  (recovery password not readable)"
+    numbered = [f"{n}: {group}" for n, group in enumerate(key.recovery_password.groups(), 1)]
+    return "\n".join("  " + "   ".join(numbered[row : row + 4]) for row in (0, 4))
+
+
+def render_phone(result: LookupResult) -> str:
+    blocks = []
+    for key in result.keys:
+        title = f"Key ID {key.key_id}"
+        if key.computer:
+            title += f"  computer {key.computer}"
+        blocks.append(f"{title}\n{phone_groups(key)}\n")
+    return "\n".join(blocks)
+
+
+def _highlight_id(key: RecoveryKey, result: LookupResult, style: Style) -> str:
+    """The Key ID with the digits the user gave emphasised, so the agent compares the rest."""
+    full = str(key.key_id)
+    asked = result.query.key_id
+    if asked is None:
+        return style(full, bold=True)
+    cut = len(str(asked))
+    return style(full[:cut], fg="green", bold=True) + full[cut:]
+
+
+def render_table(result: LookupResult, style: Style = _plain) -> str:
+    blocks = []
+    for key in result.keys:
+        password = (
+            style(key.recovery_password.reveal(), bold=True)
+            if key.recovery_password
+            else style("(not readable with this account)", fg="yellow")
+        )
+        rows = [
+            ("Key ID", _highlight_id(key, result, style)),
+            ("Password", password),
+            ("Computer", key.computer or "(unknown)"),
+            ("Created", key.created.isoformat(sep=" ", timespec="minutes") if key.created else "-"),
+            ("Source", key.source),
+            ("Location", key.location),
+            ("Volume", key.volume_type),
+            ("Volume ID", key.volume_id),
+            ("Device ID", key.device_id),
+            ("Deleted", "yes: the computer object was deleted" if key.deleted else None),
+        ]
+        blocks.append("".join(f"{label:<10} {value}\n" for label, value in rows if value))
+    return "\n".join(blocks)
+
+
+def summary(result: LookupResult) -> str:
+    """One or two lines for a person: what was found, and what to do when it is ambiguous."""
+    what = result.query.describe()
+    count = len(result.keys)
+    if not count:
+        return f"No recovery key found for {what}."
+    line = f"{count} recovery key{'s' if count != 1 else ''} found for {what}."
+    if result.ambiguous:
+        line += (
+            f"\nThe Key ID {result.query.key_id} matches {result.distinct_key_ids} different "
+            "keys: confirm more digits of the Key ID with the user before reading a key out."
+        )
+    return line
+
+
+def render(result: LookupResult, fmt: str, *, color: bool = False) -> str:
+    """The result in one of FORMATS; ``color`` adds terminal emphasis to the table."""
+    if fmt == "table":
+        if color:
+            import typer
+
+            return render_table(result, typer.style)
+        return render_table(result)
+    return _RENDERERS[fmt](result)
+
+
+_RENDERERS: Final[dict[str, Callable[[LookupResult], str]]] = {
+    "json": render_json,
+    "csv": render_csv,
+    "key": render_key,
+    "phone": render_phone,
+}

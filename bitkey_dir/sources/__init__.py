@@ -1,0 +1,1 @@
+"""Sources of recovery keys and the registry that finds them by type name."""

@@ -1,0 +1,53 @@
+"""The contract every source implements, whether built in or a third-party plugin.
+
+A source is built from its ``[sources.NAME]`` settings (``from_settings``), answers queries,
+and reports recoverable problems through ``warn`` instead of raising, so that one bad file or
+one odd object never hides the keys that were found. Failures that make the answer
+untrustworthy raise :class:`~bitkey_dir.errors.AuthError` or
+:class:`~bitkey_dir.errors.SourceError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from bitkey_dir.config import Settings
+    from bitkey_dir.model import Query, RecoveryKey
+
+Warn = Callable[[str], None]
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A place where recovery keys are escrowed."""
+
+    @property
+    def name(self) -> str:
+        """The source's name in the config, or the path given with --source."""
+        ...
+
+    def find(self, query: Query, warn: Warn) -> Iterable[RecoveryKey]:
+        """Keys answering ``query`` (by Key ID or prefix, or by computer name)."""
+        ...
+
+    def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
+        """Every key, streamed; used for exports."""
+        ...
+
+    def describe(self) -> str:
+        """One line for `bitkey-dir sources`: where the keys come from, never a secret."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; called once when the lookup ends."""
+        ...
+
+
+class SourceFactory(Protocol):
+    """What the registry loads by type name: normally a Source class with this classmethod."""
+
+    def from_settings(self, name: str, settings: Settings) -> Source:
+        """Validate the settings (ending with ``settings.reject_unknown()``) and build a source."""
+        ...

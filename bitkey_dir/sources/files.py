@@ -1,0 +1,183 @@
+"""Keys in files: folders of saved key files, manage-bde output, and bitkey-dir's own output.
+
+Config (``type = "file"``):
+
+``path``
+    A file or folder, or a list of them; folders are read recursively. Relative paths are
+    taken from the config file's folder.
+``max_file_size``
+    Files larger than this many bytes are skipped with a warning (default 64 MiB).
+``computer_from``
+    Where the computer name of a Windows key file or manage-bde output comes from, since the
+    files themselves do not say: ``"none"`` (default), ``"folder"`` (the parent folder's name,
+    for shares laid out as ``PC-0042/BitLocker Recovery Key ….TXT``) or ``"filename"`` (the
+    name without extension, as ``manage-bde … > %COMPUTERNAME%.txt`` scripts write it).
+    JSON and CSV records carry their own computer name.
+
+Every unreadable, binary, oversized or malformed file gives one warning and is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import ClassVar, Final
+
+from bitkey_dir.config import Settings
+from bitkey_dir.errors import SourceError
+from bitkey_dir.keyfiles import NotText, Parsed, parse_bytes
+from bitkey_dir.model import Query, RecoveryKey
+from bitkey_dir.sources.base import Warn
+
+DEFAULT_MAX_FILE_SIZE: Final = 64 * 1024 * 1024
+COMPUTER_FROM: Final = ("none", "folder", "filename")
+_RECORD_KINDS: Final = frozenset({"json", "csv"})
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024**2:g} MiB" if n >= 1024**2 else f"{n} bytes"
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """Reads every file below the configured paths on each query; nothing is cached."""
+
+    type_name: ClassVar[str] = "file"
+
+    name: str
+    paths: tuple[Path, ...]
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    computer_from: str = "none"
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Settings) -> FileSource:
+        paths = settings.path_list("path")
+        if not paths:
+            raise settings.error("path", "a file or folder, or a list of them")
+        source = cls(
+            name=name,
+            paths=tuple(paths),
+            max_file_size=settings.integer("max_file_size", DEFAULT_MAX_FILE_SIZE, minimum=1),
+            computer_from=settings.choice("computer_from", COMPUTER_FROM, "none"),
+        )
+        settings.reject_unknown()
+        return source
+
+    def describe(self) -> str:
+        return ", ".join(str(p) for p in self.paths)
+
+    def close(self) -> None:
+        """Nothing stays open between files."""
+
+    def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
+        found: list[RecoveryKey] = []
+        for path, parsed in self._parse_all(warn):
+            keys = self._place(path, parsed)
+            found.extend(key for key in keys if query.matches(key))
+            for damaged, problem in parsed.damaged:
+                placed = self._place_one(path, parsed, damaged)
+                if query.matches(placed):
+                    warn(f"{path}: Key ID {placed.key_id}: {problem}; not used")
+        return found
+
+    def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
+        for path, parsed in self._parse_all(warn):
+            yield from self._place(path, parsed)
+            for damaged, problem in parsed.damaged:
+                warn(f"{path}: Key ID {damaged.key_id}: {problem}; not used")
+
+    def _place(self, path: Path, parsed: Parsed) -> list[RecoveryKey]:
+        return [self._place_one(path, parsed, key) for key in parsed.keys]
+
+    def _place_one(self, path: Path, parsed: Parsed, key: RecoveryKey) -> RecoveryKey:
+        if parsed.kind in _RECORD_KINDS:
+            # An export already says where the key came from; keep that.
+            return replace(key, source=self.name, location=key.location or str(path))
+        location = f"{path} ({key.location})" if key.location else str(path)
+        computer = key.computer
+        if computer is None and self.computer_from == "folder":
+            computer = path.parent.name or None
+        elif computer is None and self.computer_from == "filename":
+            computer = path.stem or None
+        return replace(key, source=self.name, location=location, computer=computer)
+
+    def _parse_all(self, warn: Warn) -> Iterator[tuple[Path, Parsed]]:
+        for path in self._files(warn):
+            parsed = self._parse_file(path, warn)
+            if parsed is None:
+                continue
+            for problem in parsed.problems:
+                warn(f"{path}: {problem}")
+            yield path, parsed
+
+    def _parse_file(self, path: Path, warn: Warn) -> Parsed | None:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(self.max_file_size + 1)
+        except OSError as exc:
+            warn(f"{path}: skipped, cannot read it ({exc.strerror or type(exc).__name__})")
+            return None
+        if len(data) > self.max_file_size:
+            warn(
+                f"{path}: skipped, larger than {_size(self.max_file_size)} "
+                f"(raise max_file_size in the source's config to read it)"
+            )
+            return None
+        try:
+            return parse_bytes(data)
+        except NotText as exc:
+            hint = " (a .BEK startup key is not a recovery password)" if _is_bek(path) else ""
+            warn(f"{path}: skipped, {exc}{hint}")
+            return None
+
+    def _files(self, warn: Warn) -> Iterator[Path]:
+        seen: set[tuple[int, int]] = set()
+        for root in self.paths:
+            try:
+                info = root.stat()
+            except OSError as exc:
+                raise SourceError(
+                    f"{self.name}: cannot open {root} ({exc.strerror or type(exc).__name__})"
+                ) from None
+            if stat.S_ISDIR(info.st_mode):
+                yield from self._walk(root, seen, warn)
+            elif stat.S_ISREG(info.st_mode):
+                yield root
+            else:
+                raise SourceError(f"{self.name}: {root} is neither a file nor a folder")
+
+    def _walk(self, folder: Path, seen: set[tuple[int, int]], warn: Warn) -> Iterator[Path]:
+        try:
+            identity = folder.stat()
+        except OSError as exc:
+            warn(f"{folder}: skipped, cannot open the folder ({exc.strerror})")
+            return
+        if (identity.st_dev, identity.st_ino) in seen:
+            return  # a symbolic link back up the tree
+        seen.add((identity.st_dev, identity.st_ino))
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError as exc:
+            warn(f"{folder}: skipped, cannot list the folder ({exc.strerror})")
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_dir():
+                    yield from self._walk(path, seen, warn)
+                elif entry.is_file():
+                    yield path
+                elif entry.is_symlink():
+                    warn(f"{path}: skipped, a link to something that does not exist")
+                else:
+                    warn(f"{path}: skipped, not a regular file")
+            except OSError as exc:
+                warn(f"{path}: skipped, cannot read it ({exc.strerror})")
+
+
+def _is_bek(path: Path) -> bool:
+    return path.suffix.lower() == ".bek"
