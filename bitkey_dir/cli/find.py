@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bitkey_dir.cli.common import error_line, state, stdout_is_terminal, use_color, warn
-from bitkey_dir.errors import InputError
+from bitkey_dir.errors import InputError, SourceError
+
+if TYPE_CHECKING:
+    from bitkey_dir.model import RecoveryKey
 
 
 class Format(StrEnum):
@@ -98,6 +102,7 @@ def find(
         )
     sources = open_sources(config, source or [])
     result = find_keys(query, sources)
+    _record(result.keys, reason, strict=config.require_reason)
 
     default = "table" if stdout_is_terminal() else "json"
     fmt = output_format.value if output_format else default
@@ -113,3 +118,15 @@ def find(
     elif not result.keys or result.ambiguous:
         typer.echo(summary(result), err=True)
     raise typer.Exit(result.exit_code)
+
+
+def _record(keys: list[RecoveryKey], reason: str | None, *, strict: bool) -> None:
+    """Write the access trail before any key is shown; with require_reason, fail closed."""
+    from bitkey_dir import trail
+
+    try:
+        trail.append(trail.entries_for(keys, reason, sys.argv[1:]))
+    except SourceError as exc:
+        if strict:
+            raise SourceError(f"not revealing keys: {exc.message}") from None
+        warn(str(exc))

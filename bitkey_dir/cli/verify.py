@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -11,7 +12,9 @@ from bitkey_dir.errors import ExitCode, InputError
 _MAX_INPUT = 4096
 
 
-def verify() -> None:
+def verify(
+    typed_on_command_line: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
+) -> None:
     """Check a recovery password read back by a user; say which group is wrong.
 
     The password is read from a prompt on a terminal, or from the first line of standard
@@ -19,6 +22,13 @@ def verify() -> None:
     Exit codes: 0 valid, 1 not valid, 2 no input.
     """
     from bitkey_dir.model import check_password
+
+    if typed_on_command_line:
+        # Refuse without echoing: click's own error would repeat the digits into logs.
+        raise InputError(
+            "verify does not take the password as an argument (it would stay in shell "
+            "history): run `bitkey-dir verify` and type it at the prompt, or pipe it in"
+        )
 
     if sys.stdin.isatty():
         text = typer.prompt(
