@@ -1,0 +1,125 @@
+"""Configuration: where it is found, and one precise line for every mistake in it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bitkey_dir.cli.app import app
+from bitkey_dir.config import load_config
+from bitkey_dir.errors import ConfigError
+
+from .conftest import EXAMPLES
+
+runner = CliRunner()
+
+
+def write(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / "config.toml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def test_config_path_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = runner.invoke(app, ["config", "path"])
+    expected = Path(os.environ["XDG_CONFIG_HOME"]) / "bitkey-dir" / "config.toml"
+    if sys.platform == "linux":
+        assert result.stdout == f"{expected}\n"
+    assert "does not exist yet" in result.stderr
+    monkeypatch.setenv("BITKEY_DIR_CONFIG", str(tmp_path / "from-env.toml"))
+    assert runner.invoke(app, ["config", "path"]).stdout == f"{tmp_path / 'from-env.toml'}\n"
+    explicit = write(tmp_path, "")
+    result = runner.invoke(app, ["--config", str(explicit), "config", "path"])
+    assert result.stdout == f"{explicit}\n"
+
+
+def test_missing_default_config_is_empty_but_a_named_one_is_an_error(tmp_path: Path) -> None:
+    config = load_config()
+    assert (config.exists, config.sources, config.default_sources) == (False, {}, ())
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(EXAMPLES.parent)
+    result = runner.invoke(app, ["--config", "examples/config.toml", "sources", "--json"])
+    assert result.exit_code == 0, result.stderr
+    listed = json.loads(result.stdout)["sources"]
+    assert [(s["name"], s["type"], s["default"]) for s in listed] == [
+        ("usb-keys", "file", True),
+        ("backups", "file", True),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[sources.a\n", "not valid TOML"),
+        (b"\xff\xfe[defaults]", "not UTF-8"),
+        ("colour = 1\n", "unknown top-level key 'colour'"),
+        ("defaults = 3\n", "defaults: expected a table"),
+        ("[defaults]\nsources = 'a'\n", "defaults.sources: expected a list of source names"),
+        ("[defaults]\nsources = ['a']\n", "defaults.sources: no [sources.a] table"),
+        ("[defaults]\nrequire_reason = 'yes'\n", "defaults.require_reason: expected true"),
+        ("[defaults]\nsourcse = []\n", "defaults.sourcse: unknown key"),
+        ("sources = 1\n", "sources: expected tables"),
+        ("[sources.a]\npath = '.'\n", "sources.a: missing key 'type'"),
+        ("[sources.'a b']\ntype = 'file'\n", "source names use letters"),
+        ("[sources.a]\ntype = 'nosuch'\n", "sources.a.type: unknown source type 'nosuch'"),
+        ("[sources.a]\ntype = 'file'\n", "sources.a.path: expected a file or folder"),
+        ("[sources.a]\ntype = 'file'\npath = 3\n", "sources.a.path: expected a list"),
+        ("[sources.a]\ntype = 'file'\npath = '.'\npaht = '.'\n", "unknown key 'paht'"),
+        (
+            "[sources.a]\ntype = 'file'\npath = '.'\ncomputer_from = 'dir'\n",
+            'sources.a.computer_from: expected one of "none", "folder", "filename", got "dir"',
+        ),
+        (
+            "[sources.a]\ntype = 'file'\npath = '.'\nmax_file_size = true\n",
+            "sources.a.max_file_size: expected a whole number >= 1, got true",
+        ),
+        (
+            "[sources.a]\ntype = 'file'\npath = '.'\nmax_file_size = 0\n",
+            "sources.a.max_file_size: expected a whole number >= 1, got 0",
+        ),
+    ],
+)
+def test_config_errors_are_one_line_naming_file_and_key(
+    tmp_path: Path, text: str | bytes, message: str
+) -> None:
+    path = write(tmp_path, text)
+    result = runner.invoke(app, ["--config", str(path), "sources"])
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"bitkey-dir: error: {path}")
+    assert message in line
+
+
+def test_config_that_is_a_folder(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--config", str(tmp_path), "find", "-k", "063EA4E1"])
+    assert result.exit_code == 2
+    assert "is a folder" in result.stderr
+
+
+def test_relative_paths_are_taken_from_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(
+        tmp_path, f"[sources.s]\ntype = 'file'\npath = '{os.path.relpath(EXAMPLES, tmp_path)}'\n"
+    )
+    monkeypatch.chdir("/")
+    result = runner.invoke(app, ["--config", str(path), "find", "-k", "063EA4E1", "-s", "s"])
+    assert result.exit_code == 0, result.stderr
+
+
+def test_no_source_at_all_says_how_to_configure_one() -> None:
+    result = runner.invoke(app, ["find", "-k", "063EA4E1"])
+    assert result.exit_code == 2
+    assert "no source to search: give --source PATH|NAME" in result.stderr
