@@ -40,7 +40,9 @@ class Parsed:
 
 
 _CONTROL_LIMIT: Final = 0.01
-_ALLOWED_CONTROLS: Final = frozenset("\t\n\r\f\v\x1a")  # \x1a: DOS end-of-file marker
+# Control characters that text files do not contain (tab, CR, LF, FF, VT and the DOS
+# end-of-file marker \x1a are allowed).
+_CONTROLS: Final = re.compile(r"[\x00-\x08\x0e-\x19\x1b-\x1f]")
 
 
 def decode(data: bytes) -> str:
@@ -66,8 +68,7 @@ def decode(data: bytes) -> str:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             text = data.decode("cp1252", errors="replace")
-    controls = sum(1 for char in text if char < " " and char not in _ALLOWED_CONTROLS)
-    if controls > max(2, len(text) * _CONTROL_LIMIT):
+    if len(_CONTROLS.findall(text)) > max(2, len(text) * _CONTROL_LIMIT):
         raise NotText("binary data")
     return text
 
@@ -145,13 +146,14 @@ def parse_text(text: str) -> Parsed:
 
 
 def _add_pair(parsed: Parsed, key_id: KeyId, typed: str, location: str | None) -> None:
-    check = check_password(typed)
-    if check.valid:
+    try:
         password = RecoveryPassword.parse(typed)
-        parsed.keys.append(RecoveryKey("", key_id, password, location=location))
-    else:
+    except InputError:
         damaged = RecoveryKey("", key_id, None, location=location)
-        parsed.damaged.append((damaged, f"damaged recovery password: {check.problem}"))
+        problem = check_password(typed).problem
+        parsed.damaged.append((damaged, f"damaged recovery password: {problem}"))
+    else:
+        parsed.keys.append(RecoveryKey("", key_id, password, location=location))
 
 
 def _explain_nothing_found(parsed: Parsed, orphan_passwords: int) -> None:
@@ -254,9 +256,15 @@ def _optional_text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def parse_bytes(data: bytes) -> Parsed:
-    """Recognise and parse one file's content; raises NotText for binary data."""
+def parse_bytes(data: bytes, wanted: re.Pattern[str] | None = None) -> Parsed:
+    """Recognise and parse one file's content; raises NotText for binary data.
+
+    With ``wanted``, text in which it does not occur is not parsed (kind "unrelated"): a
+    lookup by Key ID skips the files that cannot hold that ID, and their problems with them.
+    """
     text = decode(data)
+    if wanted is not None and wanted.search(text) is None:
+        return Parsed("unrelated")
     start = text.lstrip("\ufeff \t\r\n")[:1]
     if start in ("{", "["):
         parsed = parse_json(text)

@@ -20,6 +20,7 @@ Every unreadable, binary, oversized or malformed file gives one warning and is s
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -73,8 +74,14 @@ class FileSource:
         """Nothing stays open between files."""
 
     def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
+        # A file that does not contain the Key ID's digits cannot hold the key: skip parsing it.
+        wanted = (
+            re.compile(re.escape(str(query.key_id)), re.IGNORECASE)
+            if query.key_id is not None
+            else None
+        )
         found: list[RecoveryKey] = []
-        for path, parsed in self._parse_all(warn):
+        for path, parsed in self._parse_all(warn, wanted):
             keys = self._place(path, parsed)
             found.extend(key for key in keys if query.matches(key))
             for damaged, problem in parsed.damaged:
@@ -89,31 +96,33 @@ class FileSource:
             for damaged, problem in parsed.damaged:
                 warn(f"{path}: Key ID {damaged.key_id}: {problem}; not used")
 
-    def _place(self, path: Path, parsed: Parsed) -> list[RecoveryKey]:
+    def _place(self, path: str, parsed: Parsed) -> list[RecoveryKey]:
         return [self._place_one(path, parsed, key) for key in parsed.keys]
 
-    def _place_one(self, path: Path, parsed: Parsed, key: RecoveryKey) -> RecoveryKey:
+    def _place_one(self, path: str, parsed: Parsed, key: RecoveryKey) -> RecoveryKey:
         if parsed.kind in _RECORD_KINDS:
             # An export already says where the key came from; keep that.
-            return replace(key, source=self.name, location=key.location or str(path))
-        location = f"{path} ({key.location})" if key.location else str(path)
+            return replace(key, source=self.name, location=key.location or path)
+        location = f"{path} ({key.location})" if key.location else path
         computer = key.computer
         if computer is None and self.computer_from == "folder":
-            computer = path.parent.name or None
+            computer = os.path.basename(os.path.dirname(path)) or None
         elif computer is None and self.computer_from == "filename":
-            computer = path.stem or None
+            computer = os.path.splitext(os.path.basename(path))[0] or None
         return replace(key, source=self.name, location=location, computer=computer)
 
-    def _parse_all(self, warn: Warn) -> Iterator[tuple[Path, Parsed]]:
+    def _parse_all(
+        self, warn: Warn, wanted: re.Pattern[str] | None = None
+    ) -> Iterator[tuple[str, Parsed]]:
         for path in self._files(warn):
-            parsed = self._parse_file(path, warn)
+            parsed = self._parse_file(path, warn, wanted)
             if parsed is None:
                 continue
             for problem in parsed.problems:
                 warn(f"{path}: {problem}")
             yield path, parsed
 
-    def _parse_file(self, path: Path, warn: Warn) -> Parsed | None:
+    def _parse_file(self, path: str, warn: Warn, wanted: re.Pattern[str] | None) -> Parsed | None:
         try:
             with open(path, "rb") as handle:
                 data = handle.read(self.max_file_size + 1)
@@ -127,13 +136,13 @@ class FileSource:
             )
             return None
         try:
-            return parse_bytes(data)
+            return parse_bytes(data, wanted)
         except NotText as exc:
             hint = " (a .BEK startup key is not a recovery password)" if _is_bek(path) else ""
             warn(f"{path}: skipped, {exc}{hint}")
             return None
 
-    def _files(self, warn: Warn) -> Iterator[Path]:
+    def _files(self, warn: Warn) -> Iterator[str]:
         seen: set[tuple[int, int]] = set()
         for root in self.paths:
             try:
@@ -143,15 +152,16 @@ class FileSource:
                     f"{self.name}: cannot open {root} ({exc.strerror or type(exc).__name__})"
                 ) from None
             if stat.S_ISDIR(info.st_mode):
-                yield from self._walk(root, seen, warn)
+                yield from self._walk(str(root), seen, warn)
             elif stat.S_ISREG(info.st_mode):
-                yield root
+                yield str(root)
             else:
                 raise SourceError(f"{self.name}: {root} is neither a file nor a folder")
 
-    def _walk(self, folder: Path, seen: set[tuple[int, int]], warn: Warn) -> Iterator[Path]:
+    def _walk(self, folder: str, seen: set[tuple[int, int]], warn: Warn) -> Iterator[str]:
+        # Plain strings, not Path objects: on a share of 10,000 files the difference shows.
         try:
-            identity = folder.stat()
+            identity = os.stat(folder)
         except OSError as exc:
             warn(f"{folder}: skipped, cannot open the folder ({exc.strerror})")
             return
@@ -165,19 +175,18 @@ class FileSource:
             warn(f"{folder}: skipped, cannot list the folder ({exc.strerror})")
             return
         for entry in entries:
-            path = Path(entry.path)
             try:
                 if entry.is_dir():
-                    yield from self._walk(path, seen, warn)
+                    yield from self._walk(entry.path, seen, warn)
                 elif entry.is_file():
-                    yield path
+                    yield entry.path
                 elif entry.is_symlink():
-                    warn(f"{path}: skipped, a link to something that does not exist")
+                    warn(f"{entry.path}: skipped, a link to something that does not exist")
                 else:
-                    warn(f"{path}: skipped, not a regular file")
+                    warn(f"{entry.path}: skipped, not a regular file")
             except OSError as exc:
-                warn(f"{path}: skipped, cannot read it ({exc.strerror})")
+                warn(f"{entry.path}: skipped, cannot read it ({exc.strerror})")
 
 
-def _is_bek(path: Path) -> bool:
-    return path.suffix.lower() == ".bek"
+def _is_bek(path: str) -> bool:
+    return path.lower().endswith(".bek")
