@@ -33,7 +33,8 @@ class NotText(Exception):
 class Parsed:
     """What one file held: keys, keys whose password is damaged, and file-level problems."""
 
-    kind: str  # "windows-key-file", "manage-bde", "text", "json", "csv", "unrelated"
+    # "windows-key-file", "manage-bde", "text", "json", "broken-json", "csv", "unrelated"
+    kind: str
     keys: list[RecoveryKey] = field(default_factory=list)
     damaged: list[tuple[RecoveryKey, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -185,13 +186,18 @@ def _check_windows7_short_ids(text: str, parsed: Parsed) -> None:
             )
 
 
+_EXPORT_MARK: Final = re.compile(r'"(?:keys|key_id|recovery_password)"\s*:')
+
+
 def parse_json(text: str) -> Parsed:
     """bitkey-dir's JSON output: ``{"keys": [...]}`` or a bare list of key records."""
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        message = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-        return Parsed("json", problems=[f"not valid JSON ({message})"])
+    except json.JSONDecodeError as exc:
+        return Parsed("broken-json", problems=[f"not valid JSON ({exc.msg})"])
+    except (ValueError, RecursionError):  # integers of thousands of digits, deep nesting
+        problem = "not valid JSON (a number too long or nesting too deep)"
+        return Parsed("broken-json", problems=[problem])
     records = data.get("keys") if isinstance(data, dict) else data
     if not isinstance(records, list):
         return Parsed("unrelated")
@@ -268,8 +274,18 @@ def parse_bytes(data: bytes, wanted: re.Pattern[str] | None = None) -> Parsed:
     start = text.lstrip("\ufeff \t\r\n")[:1]
     if start in ("{", "["):
         parsed = parse_json(text)
-        if parsed.kind != "unrelated":
+        if parsed.kind == "json":
             return parsed
+        # Not our JSON: a note that opens with "{GUID}" or "[Laptop]" may still hold a key,
+        # and desktop.ini files open with "[" too.
+        as_text = parse_text(text)
+        if (
+            parsed.kind == "broken-json"
+            and as_text.kind == "unrelated"
+            and _EXPORT_MARK.search(text)
+        ):
+            return parsed  # a damaged export: worth its "not valid JSON" warning
+        return as_text
     if looks_like_csv(text):
         return parse_csv(text)
     return parse_text(text)

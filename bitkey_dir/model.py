@@ -22,6 +22,7 @@ _HEX: Final = frozenset("0123456789ABCDEF")
 _GUID_DASHES: Final = (8, 12, 16, 20)
 MIN_PREFIX: Final = 8
 _MAX_SHOWN_INPUT: Final = 60
+_DIGIT_RUN: Final = re.compile(r"[0-9]{6,}")
 
 KEY_ID_FORMS: Final = (
     "expected a Key ID: the 8 hex digits shown on the recovery screen (063EA4E1), "
@@ -31,14 +32,19 @@ KEY_ID_FORMS: Final = (
 
 
 def shown(text: str) -> str:
-    """Quote user input for an error message: printable, and short even if the input is huge.
+    """Quote input for an error message: printable, short, and without anything that could be
+    a recovery password (runs of 6 or more digits are masked), since people paste keys into the
+    wrong field.
 
     >>> shown("abc")
     "'abc'"
     >>> shown("x" * 100)[-2:]
     "…'"
+    >>> shown("531058-303050")
+    "'######-######'"
     """
-    return repr(text if len(text) <= _MAX_SHOWN_INPUT else text[:_MAX_SHOWN_INPUT] + "…")
+    cut = text if len(text) <= _MAX_SHOWN_INPUT else text[:_MAX_SHOWN_INPUT] + "…"
+    return repr(_DIGIT_RUN.sub(lambda run: "#" * len(run.group()), cut))
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,9 +313,7 @@ class ComputerName:
 
     @classmethod
     def parse(cls, text: str) -> ComputerName:
-        name = text.strip()
-        if name.endswith("$"):
-            name = name[:-1]
+        name = text.strip().removesuffix("$").strip()
         if not name or not name.strip("*"):
             raise InputError(
                 "expected a computer name such as PC-0042, pc-0042.corp.example.com "

@@ -47,7 +47,7 @@ class RecordProblem(InputError):
     """A record that cannot become a key; the message never contains the password."""
 
 
-def _text(record: dict[str, object], name: str) -> str | None:
+def _required_text(record: dict[str, object], name: str) -> str | None:
     value = record.get(name)
     if value is None or value == "":
         return None
@@ -56,23 +56,18 @@ def _text(record: dict[str, object], name: str) -> str | None:
     return value
 
 
-def _deleted(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "false", "0")):
-        return False
-    if isinstance(value, str) and value.strip().lower() in ("true", "1"):
-        return True
-    raise RecordProblem("field deleted is not true or false")
+_FALSE: Final = ("", "false", "0", "no")
+_TRUE: Final = ("true", "1", "yes")
 
 
 def from_record(record: dict[str, object], source: str) -> tuple[RecoveryKey, list[str]]:
     """A key read back from our own output, plus notes about fields that had to be dropped.
 
-    A damaged password raises :class:`RecordProblem`; bad metadata (a date without an offset)
-    only drops that field, because losing a key over its metadata would be worse.
+    A missing Key ID or a damaged password raises :class:`RecordProblem`; bad metadata (a
+    number where a name belongs, a date without an offset) only drops that field, because
+    losing a key over its metadata would be worse.
     """
-    raw_id = _text(record, "key_id")
+    raw_id = _required_text(record, "key_id")
     if raw_id is None:
         raise RecordProblem("no key_id")
     try:
@@ -81,7 +76,7 @@ def from_record(record: dict[str, object], source: str) -> tuple[RecoveryKey, li
         raise RecordProblem(f"key_id {shown(raw_id)} is not a Key ID") from None
     if not key_id.is_full:
         raise RecordProblem(f"key_id {key_id} is not a full GUID")
-    raw_password = _text(record, "recovery_password")
+    raw_password = _required_text(record, "recovery_password")
     password = None
     if raw_password is not None:
         try:
@@ -89,27 +84,49 @@ def from_record(record: dict[str, object], source: str) -> tuple[RecoveryKey, li
         except InputError as exc:
             raise RecordProblem(f"Key ID {key_id}: damaged recovery password ({exc})") from None
     notes: list[str] = []
-    created = None
-    raw_created = _text(record, "created")
-    if raw_created is not None:
-        try:
-            created = datetime.fromisoformat(raw_created)
-        except ValueError:
-            notes.append(f"Key ID {key_id}: ignored created {shown(raw_created)} (not ISO 8601)")
-        else:
-            if created.utcoffset() is None:
-                notes.append(f"Key ID {key_id}: ignored created {shown(raw_created)} (no offset)")
-                created = None
+
+    def text(name: str) -> str | None:
+        value = record.get(name)
+        if value is None or value == "" or isinstance(value, str):
+            return value or None
+        notes.append(f"Key ID {key_id}: ignored {name} (not a string)")
+        return None
+
     key = RecoveryKey(
         source=source,
         key_id=key_id,
         recovery_password=password,
-        computer=_text(record, "computer"),
-        created=created,
-        volume_type=_text(record, "volume_type"),
-        volume_id=_text(record, "volume_id"),
-        device_id=_text(record, "device_id"),
-        location=_text(record, "location"),
-        deleted=_deleted(record.get("deleted")),
+        computer=text("computer"),
+        created=_created(text("created"), key_id, notes),
+        volume_type=text("volume_type"),
+        volume_id=text("volume_id"),
+        device_id=text("device_id"),
+        location=text("location"),
+        deleted=_deleted(record.get("deleted"), key_id, notes),
     )
     return key, notes
+
+
+def _created(value: str | None, key_id: KeyId, notes: list[str]) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        created = datetime.fromisoformat(value)
+    except ValueError:
+        notes.append(f"Key ID {key_id}: ignored created {shown(value)} (not ISO 8601)")
+        return None
+    if created.utcoffset() is None:
+        notes.append(f"Key ID {key_id}: ignored created {shown(value)} (no UTC offset)")
+        return None
+    return created
+
+
+def _deleted(value: object, key_id: KeyId, notes: list[str]) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value is None or (isinstance(value, str) and value.strip().lower() in _FALSE):
+        return False
+    if isinstance(value, str) and value.strip().lower() in _TRUE:
+        return True
+    notes.append(f"Key ID {key_id}: ignored deleted (not true or false)")
+    return False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +35,6 @@ def trail_file() -> Path:
 
 
 @pytest.fixture
-def in_examples(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def in_examples(monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(EXAMPLES)
-    yield EXAMPLES
+    return EXAMPLES

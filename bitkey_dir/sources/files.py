@@ -14,7 +14,9 @@ Config (``type = "file"``):
     name without extension, as ``manage-bde … > %COMPUTERNAME%.txt`` scripts write it).
     JSON and CSV records carry their own computer name.
 
-Every unreadable, binary, oversized or malformed file gives one warning and is skipped.
+Every unreadable, binary, oversized or malformed file gives one warning and is skipped. A
+lookup by Key ID parses only the files that contain the ID's first 8 digits, so it warns about
+malformed files only when they could hold the key asked for.
 """
 
 from __future__ import annotations
@@ -74,9 +76,10 @@ class FileSource:
         """Nothing stays open between files."""
 
     def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
-        # A file that does not contain the Key ID's digits cannot hold the key: skip parsing it.
+        # A file without the first 8 digits of the Key ID cannot hold the key: skip parsing it.
+        # (Every way of writing the ID, dashed or not, has those 8 digits in a row.)
         wanted = (
-            re.compile(re.escape(str(query.key_id)), re.IGNORECASE)
+            re.compile(re.escape(query.key_id.short), re.IGNORECASE)
             if query.key_id is not None
             else None
         )
@@ -125,11 +128,13 @@ class FileSource:
     def _parse_file(self, path: str, warn: Warn, wanted: re.Pattern[str] | None) -> Parsed | None:
         try:
             with open(path, "rb") as handle:
-                data = handle.read(self.max_file_size + 1)
+                # Judge the size before reading: on a network share, reading is the cost.
+                too_big = os.fstat(handle.fileno()).st_size > self.max_file_size
+                data = b"" if too_big else handle.read(self.max_file_size + 1)
         except OSError as exc:
             warn(f"{path}: skipped, cannot read it ({exc.strerror or type(exc).__name__})")
             return None
-        if len(data) > self.max_file_size:
+        if too_big or len(data) > self.max_file_size:
             warn(
                 f"{path}: skipped, larger than {_size(self.max_file_size)} "
                 f"(raise max_file_size in the source's config to read it)"
@@ -180,7 +185,7 @@ class FileSource:
                     yield from self._walk(entry.path, seen, warn)
                 elif entry.is_file():
                     yield entry.path
-                elif entry.is_symlink():
+                elif entry.is_symlink() and not os.path.exists(entry.path):
                     warn(f"{entry.path}: skipped, a link to something that does not exist")
                 else:
                     warn(f"{entry.path}: skipped, not a regular file")
