@@ -90,8 +90,18 @@ def _highlight_id(key: RecoveryKey, result: LookupResult, style: Style) -> str:
     return style(full[:cut], fg="green", bold=True) + full[cut:]
 
 
+def _when(key: RecoveryKey) -> str:
+    """Local time as the directory recorded it, with its offset: what the admin will see there."""
+    if key.created is None:
+        return "-"
+    offset = key.created.isoformat()[-6:] if key.created.utcoffset() else "+00:00"
+    return f"{key.created:%Y-%m-%d %H:%M} (UTC{offset})"
+
+
 def render_table(result: LookupResult, style: Style = _plain) -> str:
     blocks = []
+    if result.ambiguous:
+        blocks.append(style(ambiguity(result), fg="yellow", bold=True) + "\n")
     for key in result.keys:
         password = (
             style(key.recovery_password.reveal(), bold=True)
@@ -102,7 +112,7 @@ def render_table(result: LookupResult, style: Style = _plain) -> str:
             ("Key ID", _highlight_id(key, result, style)),
             ("Password", password),
             ("Computer", key.computer or "(unknown)"),
-            ("Created", key.created.isoformat(sep=" ", timespec="minutes") if key.created else "-"),
+            ("Created", _when(key)),
             ("Source", key.source),
             ("Location", key.location),
             ("Volume", key.volume_type),
@@ -122,11 +132,15 @@ def summary(result: LookupResult) -> str:
         return f"No recovery key found for {what}."
     line = f"{count} recovery key{'s' if count != 1 else ''} found for {what}."
     if result.ambiguous:
-        line += (
-            f"\nThe Key ID {result.query.key_id} matches {result.distinct_key_ids} different "
-            "keys: confirm more digits of the Key ID with the user before reading a key out."
-        )
+        line += "\n" + ambiguity(result)
     return line
+
+
+def ambiguity(result: LookupResult) -> str:
+    return (
+        f"The Key ID {result.query.key_id} matches {result.distinct_key_ids} different keys: "
+        "confirm more digits of the Key ID with the user before reading a key out."
+    )
 
 
 def render(result: LookupResult, fmt: str, *, color: bool = False) -> str:
