@@ -51,8 +51,12 @@ class LookupResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.keys:
+        """0 if a password can be read out; 3 if keys exist but none is readable (rights);
+        else a failed source's code; 1 only when every source answered "no key"."""
+        if any(key.recovery_password is not None for key in self.keys):
             return ExitCode.FOUND
+        if self.keys:
+            return ExitCode.AUTH
         failures = [s.exit_code for s in self.sources if s.status != "ok"]
         if failures:
             return ExitCode.AUTH if ExitCode.AUTH in failures else max(failures)

@@ -126,3 +126,15 @@ def test_nothing_found_with_a_failure_takes_the_failures_code(
     assert [s.status for s in result.sources][-1] == "ok"
     assert all("531058" not in (s.error or "") for s in result.sources)
     assert all(s.closed for s in sources)
+
+
+def test_keys_found_but_none_readable_is_a_rights_problem() -> None:
+    unreadable = RecoveryKey("a", ID_A, None, computer="PC-1")
+    result = find_keys(Query(key_id=ID_A), [ListSource("a", [unreadable])])
+    assert result.keys == [unreadable]
+    assert result.exit_code == ExitCode.AUTH
+    readable = key("b", ID_A, P1, 1)
+    result = find_keys(
+        Query(key_id=ID_A), [ListSource("a", [unreadable]), ListSource("b", [readable])]
+    )
+    assert result.exit_code == ExitCode.FOUND
