@@ -57,6 +57,12 @@ def root(
             show_envvar=True,
         ),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Say on stderr which servers were used and how many queries."
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -65,6 +71,10 @@ def root(
     ] = False,
 ) -> None:
     """Exit codes: 0 found, 1 nothing found, 2 bad input, 3 sign-in or rights, 4 source failed."""
+    if verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="bitkey-dir: %(message)s")
     ctx.obj = State(config_path=config)
 
 

@@ -154,14 +154,14 @@ class FileSource:
                 info = root.stat()
             except OSError as exc:
                 raise SourceError(
-                    f"{self.name}: cannot open {root} ({exc.strerror or type(exc).__name__})"
+                    f"cannot open {root} ({exc.strerror or type(exc).__name__})"
                 ) from None
             if stat.S_ISDIR(info.st_mode):
                 yield from self._walk(str(root), seen, warn)
             elif stat.S_ISREG(info.st_mode):
                 yield str(root)
             else:
-                raise SourceError(f"{self.name}: {root} is neither a file nor a folder")
+                raise SourceError(f"{root} is neither a file nor a folder")
 
     def _walk(self, folder: str, seen: set[tuple[int, int]], warn: Warn) -> Iterator[str]:
         # Plain strings, not Path objects: on a share of 10,000 files the difference shows.

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP: Final = "bitkey_dir.sources"
 BUILTIN_TYPES: Final = {
+    "ad": "bitkey_dir.sources.ad:ADSource",
     "file": "bitkey_dir.sources.files:FileSource",
 }
 
@@ -66,6 +67,10 @@ def open_source(config: Config, spec: str) -> Source:
         where = f"{config.path}: sources.{spec}"
         factory = load_source_type(source_config.type, where)
         return factory.from_settings(spec, source_config.settings)
+    if spec.lower().startswith(("ldaps://", "ldap://")):
+        from bitkey_dir.sources.ad import ADSource
+
+        return ADSource.from_url(spec)
     path = Path(spec).expanduser()
     if spec and path.exists():
         from bitkey_dir.sources.files import FileSource
@@ -76,7 +81,7 @@ def open_source(config: Config, spec: str) -> Source:
     configured = ", ".join(config.sources) or f"none configured in {config.path}"
     raise InputError(
         f"unknown source {shown(spec)}: not a configured source name ({configured}) "
-        "and not an existing file or folder"
+        "and not an existing file or folder or an ldaps:// URL"
     )
 
 

@@ -1,0 +1,525 @@
+"""Active Directory over LDAP: msFVE-RecoveryInformation objects below computer objects.
+
+Config (``type = "ad"``):
+
+``servers``          ``ldaps://host[:port]`` or ``ldap://host[:port]`` (StartTLS) URLs, in order
+``ca_file``          CA bundle for the DCs' certificates (default: the system trust store)
+``base_dn``          where to search (default: the rootDSE's defaultNamingContext, one more query)
+``user``             UPN or DOMAIN\\user for simple binds
+``auth``             ``"simple"`` (default) or ``"kerberos"`` (SASL GSSAPI with the ticket cache)
+``kerberos_host``    the DC's host name for its Kerberos principal when servers are IP addresses
+``timeout``          seconds to connect and for each answer (default 10)
+``page_size``        entries per page of a paged search (default 1000, the AD maximum)
+``allow_plaintext``  let ``ldap://`` bind without TLS (default false; warned about on every run)
+
+ldap3 is imported only when a lookup runs. Every connection validates the certificate and
+host name with Python's own TLS checks, never chases referrals, and binds only after TLS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+
+from bitkey_dir.config import Settings
+from bitkey_dir.errors import AuthError, BitkeyError, InputError, SourceError
+from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.sources.ad_names import (
+    RECOVERY_CLASS,
+    ServerUrl,
+    computer_filter,
+    deleted_name,
+    escape_filter_value,
+    guid_from_bytes,
+    key_id_filter,
+    parent_dn,
+    parse_recovery_name,
+    split_dn,
+)
+from bitkey_dir.sources.base import Warn
+
+if TYPE_CHECKING:
+    from ldap3 import Connection
+
+log = logging.getLogger(__name__)
+
+USER_ENV: Final = "BITKEY_DIR_USER"
+CA_FILE_ENV: Final = "BITKEY_DIR_CA_FILE"
+SHOW_DELETED: Final = ("1.2.840.113556.1.4.417", True, None)
+PAGED_RESULTS: Final = "1.2.840.113556.1.4.319"
+KEY_ATTRIBUTES: Final = ["msFVE-RecoveryGuid", "msFVE-RecoveryPassword", "msFVE-VolumeGuid"]
+DELETED_ATTRIBUTES: Final = ["isDeleted", "lastKnownParent"]
+RIGHTS_NEEDED: Final = "it needs Read and Control Access on msFVE-RecoveryPassword"
+_INVALID_CREDENTIALS: Final = 49
+_STRONGER_AUTH_REQUIRED: Final = 8
+_NO_SUCH_OBJECT: Final = 32
+
+
+class _Unreachable(Exception):
+    """This server cannot be used; the next one may be."""
+
+
+def _first(raw: dict[str, list[bytes]], name: str) -> bytes | None:
+    values = raw.get(name.lower())
+    return values[0] if values else None
+
+
+def _describe_network_error(exc: Exception, timeout: int) -> str:
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        if "mismatch" in text or "match" in text:
+            return "its TLS certificate does not match the host name in the URL"
+        return "its TLS certificate is not trusted (set ca_file to the CA that issued it)"
+    if "timed out" in text or "timeout" in text.lower():
+        return f"no answer within {timeout} s"
+    if "refused" in text:
+        return "connection refused"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "host name not found"
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+@dataclass
+class ADSource:
+    """Keys from Active Directory; one connection per lookup, opened on first use."""
+
+    type_name: ClassVar[str] = "ad"
+
+    name: str
+    servers: tuple[ServerUrl, ...]
+    user: str | None = None
+    auth: str = "simple"
+    ca_file: Path | None = None
+    base_dn: str | None = None
+    kerberos_host: str | None = None
+    timeout: int = 10
+    page_size: int = 1000
+    allow_plaintext: bool = False
+    _connection: Connection | None = field(default=None, repr=False, compare=False)
+    _server: ServerUrl | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Settings) -> ADSource:
+        urls = settings.string_list("servers")
+        if not urls:
+            raise settings.error("servers", "a list of ldaps:// or ldap:// URLs")
+        servers = []
+        for url in urls:
+            try:
+                servers.append(ServerUrl.parse(url))
+            except ValueError as exc:
+                raise settings.error("servers", str(exc)) from None
+        auth = settings.choice("auth", ("simple", "kerberos"), "simple")
+        user = settings.string("user")
+        if auth == "simple" and not user:
+            raise settings.error("user", "a user name (UPN or DOMAIN\\user) for simple binds")
+        ca_file = settings.string("ca_file")
+        source = cls(
+            name=name,
+            servers=tuple(servers),
+            user=user,
+            auth=auth,
+            ca_file=settings.base_dir / Path(ca_file).expanduser() if ca_file else None,
+            base_dn=settings.string("base_dn"),
+            kerberos_host=settings.string("kerberos_host"),
+            timeout=settings.integer("timeout", 10, minimum=1),
+            page_size=settings.integer("page_size", 1000, minimum=1),
+            allow_plaintext=settings.boolean("allow_plaintext", False),
+        )
+        settings.reject_unknown()
+        return source
+
+    @classmethod
+    def from_url(cls, url: str) -> ADSource:
+        """An ad hoc source from ``--source ldaps://host``; user and CA from the environment."""
+        try:
+            server = ServerUrl.parse(url)
+        except ValueError as exc:
+            raise InputError(f"--source {url}: expected {exc}") from None
+        user = os.environ.get(USER_ENV)
+        if not user:
+            raise InputError(
+                f"--source {url}: set {USER_ENV} to the account to bind with "
+                "(user@domain or DOMAIN\\user), or configure the source"
+            )
+        ca_file = os.environ.get(CA_FILE_ENV)
+        return cls(
+            name=url, servers=(server,), user=user, ca_file=Path(ca_file) if ca_file else None
+        )
+
+    def describe(self) -> str:
+        who = "Kerberos ticket" if self.auth == "kerberos" else self.user
+        return f"{', '.join(s.url for s in self.servers)} as {who}"
+
+    @property
+    def account(self) -> str:
+        return self.user or "this Kerberos account"
+
+    # -- connecting ---------------------------------------------------------------------
+
+    def _password(self) -> str:
+        from bitkey_dir.credentials import bind_password
+
+        return bind_password(self.name, self.user or "")
+
+    def _connect(self, warn: Warn) -> Connection:
+        if self._connection is not None:
+            return self._connection
+        if any(not s.ldaps for s in self.servers) and self.allow_plaintext:
+            warn(
+                "allow_plaintext is on: ldap:// binds without TLS, so the password and the "
+                "recovery keys cross the network unencrypted"
+            )
+        password = self._password() if self.auth == "simple" else None
+        failures = []
+        for server in self.servers:
+            try:
+                self._connection = self._open(server, password)
+            except _Unreachable as exc:
+                log.info("%s: %s unusable: %s", self.name, server.url, exc)
+                failures.append(f"{server.url}: {exc}")
+                continue
+            self._server = server
+            return self._connection
+        raise SourceError(f"no directory server could be used ({'; '.join(failures)})")
+
+    def _open(self, server: ServerUrl, password: str | None) -> Connection:
+        import ldap3
+        from ldap3.core.exceptions import LDAPException
+
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        tls = _strict_tls(context, server.host)
+        options: dict[str, Any] = {}
+        if self.auth == "kerberos":
+            options = {
+                "authentication": ldap3.SASL,
+                "sasl_mechanism": ldap3.KERBEROS,
+                "sasl_credentials": (self.kerberos_host or server.host,),
+            }
+        else:
+            options = {"authentication": ldap3.SIMPLE, "user": self.user, "password": password}
+        directory = ldap3.Server(
+            server.host,
+            port=server.port,
+            use_ssl=server.ldaps,
+            tls=tls,
+            get_info=ldap3.NONE,
+            connect_timeout=self.timeout,
+        )
+        connection = ldap3.Connection(
+            directory,
+            auto_referrals=False,
+            receive_timeout=self.timeout,
+            read_only=True,
+            collect_usage=True,
+            raise_exceptions=False,
+            **options,
+        )
+        try:
+            connection.open()
+            if not server.ldaps and not self.allow_plaintext:
+                connection.start_tls()
+        except (LDAPException, OSError) as exc:
+            raise _Unreachable(_describe_network_error(exc, self.timeout)) from None
+        self._bind(connection, server)
+        return connection
+
+    def _bind(self, connection: Connection, server: ServerUrl) -> None:
+        from ldap3.core.exceptions import LDAPException
+
+        try:
+            bound = connection.bind()
+        except ImportError:
+            raise AuthError(
+                "auth = \"kerberos\" needs the gssapi package: pip install 'bitkey-dir[kerberos]'"
+            ) from None
+        except LDAPException as exc:
+            text = str(exc)
+            if self.auth == "kerberos":
+                raise AuthError(
+                    f"Kerberos sign-in to {server.url} failed ({text[:200]}); "
+                    "check that `klist` shows a valid ticket (run kinit) and that "
+                    "kerberos_host names the DC"
+                ) from None
+            raise _Unreachable(_describe_network_error(exc, self.timeout)) from None
+        if bound:
+            return
+        result = connection.result or {}
+        code = result.get("result")
+        detail = str(result.get("message") or result.get("description") or "").strip()
+        if code == _INVALID_CREDENTIALS:
+            raise AuthError(
+                f"{server.url} rejected the user name or password for "
+                f"{self.account} ({detail[:120]})"
+            )
+        if code == _STRONGER_AUTH_REQUIRED:
+            raise AuthError(
+                f"{server.url} requires an encrypted connection for this bind "
+                f"({detail[:120]}); use ldaps:// or ldap:// without allow_plaintext"
+            )
+        raise AuthError(f"bind to {server.url} failed: {detail[:200] or code}")
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        usage = connection.usage
+        if usage is not None:
+            log.info(
+                "%s: %s: %d bind, %d search, %d extended operations",
+                self.name,
+                self._server.url if self._server else "?",
+                usage.bind_operations,
+                usage.search_operations,
+                usage.extended_operations,
+            )
+        # The answer is already in hand: a failing unbind changes nothing.
+        with contextlib.suppress(Exception):
+            connection.unbind()
+
+    # -- searching ----------------------------------------------------------------------
+
+    def _base_dn(self, connection: Connection) -> str:
+        if self.base_dn:
+            return self.base_dn
+        import ldap3
+
+        entries = list(
+            self._search(connection, "", "(objectClass=*)", ["defaultNamingContext"], ldap3.BASE)
+        )
+        value = _first(entries[0]["raw"], "defaultNamingContext") if entries else None
+        if not value:
+            raise SourceError("the server does not say its naming context; set base_dn")
+        self.base_dn = value.decode("utf-8")
+        return self.base_dn
+
+    def _search(
+        self,
+        connection: Connection,
+        base: str,
+        search_filter: str,
+        attributes: list[str],
+        scope: Any = None,
+        controls: list[tuple[str, bool, None]] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        import ldap3
+        from ldap3.core.exceptions import LDAPException
+
+        cookie: bytes | None = None
+        while True:
+            try:
+                connection.search(
+                    base,
+                    search_filter,
+                    scope if scope is not None else ldap3.SUBTREE,
+                    attributes=attributes,
+                    paged_size=self.page_size,
+                    paged_cookie=cookie,
+                    controls=controls,
+                )
+            except LDAPException as exc:
+                message = _describe_network_error(exc, self.timeout)
+                raise SourceError(f"search failed: {message}") from None
+            result = connection.result or {}
+            code = result.get("result")
+            if code == _NO_SUCH_OBJECT:
+                return
+            if code != 0:
+                detail = str(result.get("message") or result.get("description"))[:200]
+                raise SourceError(f"search under {base} failed: {detail}")
+            for entry in connection.response or []:
+                if entry.get("type") == "searchResEntry":
+                    raw = {k.lower(): v for k, v in entry.get("raw_attributes", {}).items()}
+                    yield {"dn": entry["dn"], "raw": raw}
+            paged = result.get("controls", {}).get(PAGED_RESULTS, {}).get("value", {})
+            cookie = paged.get("cookie") or None
+            if not cookie:
+                return
+
+    def _key(self, entry: dict[str, Any], warn: Warn) -> RecoveryKey | None:
+        raw = entry["raw"]
+        dn = entry["dn"]
+        name = parse_recovery_name(split_dn(dn)[0][1])
+        guid = guid_from_bytes(_first(raw, "msFVE-RecoveryGuid") or b"")
+        key_id = KeyId.parse(guid) if guid else name.key_id
+        if key_id is None:
+            warn(f"{dn}: skipped, a recovery object without a readable Key ID")
+            return None
+        password = None
+        typed = _first(raw, "msFVE-RecoveryPassword")
+        if typed is not None:
+            try:
+                password = RecoveryPassword.parse(typed.decode("utf-8", errors="replace"))
+            except BitkeyError as exc:
+                warn(f"Key ID {key_id}: the directory holds a damaged recovery password ({exc})")
+                return None
+        deleted = _first(raw, "isDeleted") == b"TRUE"
+        if deleted:
+            last_parent = (_first(raw, "lastKnownParent") or b"").decode("utf-8", "replace")
+            computer = deleted_name(split_dn(last_parent)[0][1]) if last_parent else None
+            location = None
+        else:
+            computer_dn = parent_dn(dn)
+            computer = split_dn(computer_dn)[0][1]
+            location = parent_dn(computer_dn)
+        volume = guid_from_bytes(_first(raw, "msFVE-VolumeGuid") or b"")
+        return RecoveryKey(
+            source=self.name,
+            key_id=key_id,
+            recovery_password=password,
+            computer=computer,
+            created=name.created,
+            volume_id=volume,
+            location=location,
+            deleted=deleted,
+        )
+
+    def _deleted_container(self, base: str) -> str:
+        domain = [part for part in base.split(",") if part.strip().upper().startswith("DC=")]
+        return "CN=Deleted Objects," + ",".join(domain)
+
+    def _keys_by_id(self, connection: Connection, query: Query, warn: Warn) -> list[RecoveryKey]:
+        assert query.key_id is not None  # noqa: S101 - the caller dispatches on it
+        base = self._base_dn(connection)
+        search_filter = key_id_filter(query.key_id)
+        entries = list(self._search(connection, base, search_filter, KEY_ATTRIBUTES))
+        if query.include_deleted:
+            entries += self._search(
+                connection,
+                self._deleted_container(base),
+                search_filter,
+                KEY_ATTRIBUTES + DELETED_ATTRIBUTES,
+                controls=[SHOW_DELETED],
+            )
+        keys = [key for entry in entries if (key := self._key(entry, warn))]
+        return [key for key in keys if query.key_id.matches(key.key_id)]
+
+    def _keys_by_computer(
+        self, connection: Connection, name: ComputerName, include_deleted: bool, warn: Warn
+    ) -> tuple[list[RecoveryKey], list[str]]:
+        import ldap3
+
+        base = self._base_dn(connection)
+        attributes = ["cn", "sAMAccountName", "dNSHostName"]
+        computers = list(self._search(connection, base, computer_filter(name), attributes))
+        keys: list[RecoveryKey] = []
+        for computer in computers:
+            children = self._search(
+                connection,
+                computer["dn"],
+                f"(objectClass={RECOVERY_CLASS})",
+                KEY_ATTRIBUTES,
+                ldap3.LEVEL,
+            )
+            keys += [key for entry in children if (key := self._key(entry, warn))]
+        names = [split_dn(c["dn"])[0][1] for c in computers]
+        if include_deleted:
+            deleted_keys, deleted_names = self._deleted_computer_keys(connection, base, name, warn)
+            keys += deleted_keys
+            names += deleted_names
+        return keys, names
+
+    def _deleted_computer_keys(
+        self, connection: Connection, base: str, name: ComputerName, warn: Warn
+    ) -> tuple[list[RecoveryKey], list[str]]:
+        container = self._deleted_container(base)
+        tombstones = self._search(
+            connection,
+            container,
+            computer_filter(name).replace("(objectCategory=computer)", "(objectClass=computer)"),
+            ["sAMAccountName", "lastKnownParent"],
+            controls=[SHOW_DELETED],
+        )
+        keys: list[RecoveryKey] = []
+        names: list[str] = []
+        for tombstone in tombstones:
+            names.append(deleted_name(split_dn(tombstone["dn"])[0][1]))
+            origin = (_first(tombstone["raw"], "lastKnownParent") or b"").decode("utf-8", "replace")
+            children = self._search(
+                connection,
+                container,
+                f"(&(objectClass={RECOVERY_CLASS})"
+                f"(lastKnownParent={escape_filter_value(tombstone['dn'])}))",
+                KEY_ATTRIBUTES + DELETED_ATTRIBUTES,
+                controls=[SHOW_DELETED],
+            )
+            for entry in children:
+                key = self._key(entry, warn)
+                if key is not None:
+                    keys.append(_with_location(key, origin or None))
+        return keys, names
+
+    def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
+        connection = self._connect(warn)
+        if query.key_id is not None:
+            keys = self._keys_by_id(connection, query, warn)
+            what = f"Key ID {query.key_id}"
+            if not keys:
+                warn(
+                    f"no recovery object with {what} is visible to {self.account}; an account "
+                    "without read rights on recovery objects sees none, so missing rights look "
+                    "the same as a missing key"
+                )
+        else:
+            assert query.computer is not None  # noqa: S101 - Query guarantees one of the two
+            keys, names = self._keys_by_computer(
+                connection, query.computer, query.include_deleted, warn
+            )
+            what = ", ".join(sorted(set(names))) or query.computer.text
+            if not names:
+                warn(f"no computer matching {query.computer.text} under {self.base_dn}")
+            elif not keys:
+                warn(
+                    f"{what}: no recovery objects visible to {self.account}: none were escrowed, "
+                    "or this account may not list them"
+                )
+        unreadable = sum(1 for key in keys if key.recovery_password is None)
+        if unreadable:
+            plural = "s" if unreadable != 1 else ""
+            warn(
+                f"found {unreadable} recovery object{plural} for {what} but {self.account} "
+                f"cannot read {'their passwords' if plural else 'its password'} ({RIGHTS_NEEDED})"
+            )
+        return keys
+
+    def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
+        connection = self._connect(warn)
+        base = self._base_dn(connection)
+        for entry in self._search(
+            connection, base, f"(objectClass={RECOVERY_CLASS})", KEY_ATTRIBUTES
+        ):
+            key = self._key(entry, warn)
+            if key is not None:
+                yield key
+
+
+def _with_location(key: RecoveryKey, location: str | None) -> RecoveryKey:
+    from dataclasses import replace
+
+    return replace(key, location=location)
+
+
+def _strict_tls(context: ssl.SSLContext, host: str) -> Any:
+    """An ldap3 Tls that wraps sockets with ``context``, checking the certificate's host name.
+
+    ldap3 turns Python's host name check off and uses its own, which on newer Pythons knows
+    no IP addresses; this keeps the standard library's check for both LDAPS and StartTLS.
+    """
+    import ldap3
+
+    class StrictTls(ldap3.Tls):  # type: ignore[misc]
+        def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
+            connection.socket = context.wrap_socket(
+                connection.socket,
+                server_side=False,
+                do_handshake_on_connect=do_handshake,
+                server_hostname=host,
+            )
+
+    return StrictTls(validate=ssl.CERT_REQUIRED)

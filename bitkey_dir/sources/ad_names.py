@@ -1,0 +1,212 @@
+"""Pure helpers for Active Directory: filter escaping, GUID bytes, DNs and recovery object names.
+
+No ldap3 here, so these are cheap to import and easy to test with hostile input.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+from urllib.parse import urlsplit
+
+from bitkey_dir.errors import InputError
+from bitkey_dir.model import ComputerName, KeyId
+
+_FILTER_SPECIALS: Final = {"\\": r"\5c", "*": r"\2a", "(": r"\28", ")": r"\29", "\x00": r"\00"}
+
+
+def escape_filter_value(text: str) -> str:
+    r"""Escape a literal for an LDAP filter (RFC 4515); every character stays literal.
+
+    >>> escape_filter_value("PC(01)*\\")
+    'PC\\2801\\29\\2a\\5c'
+    """
+    return "".join(_FILTER_SPECIALS.get(char, char) for char in text)
+
+
+def wildcard_filter_value(text: str) -> str:
+    r"""Escape a user's pattern: ``*`` stays a wildcard, everything else is literal.
+
+    >>> wildcard_filter_value("PC(0*")
+    'PC\\280*'
+    """
+    return "*".join(escape_filter_value(part) for part in text.split("*"))
+
+
+def escape_filter_bytes(value: bytes) -> str:
+    r"""Bytes as an LDAP filter value: every byte as ``\xx``.
+
+    >>> escape_filter_bytes(bytes([0xE1, 0xA4, 0x00]))
+    '\\e1\\a4\\00'
+    """
+    return "".join(f"\\{byte:02x}" for byte in value)
+
+
+def guid_filter_bytes(key_id: KeyId) -> str:
+    """AD stores GUIDs mixed-endian (MS-DTYP 2.3.4.2): Python's ``UUID.bytes_le``."""
+    return escape_filter_bytes(key_id.uuid.bytes_le)
+
+
+def guid_from_bytes(value: bytes) -> str | None:
+    """The canonical upper-case GUID from AD's 16 bytes, or None for anything else."""
+    if len(value) != 16:
+        return None
+    return str(uuid.UUID(bytes_le=value)).upper()
+
+
+RECOVERY_CLASS: Final = "msFVE-RecoveryInformation"
+
+
+def key_id_filter(key_id: KeyId) -> str:
+    """One indexed equality match for a full ID; a name wildcard for a prefix.
+
+    The first 8 digits are stored byte-reversed in msFVE-RecoveryGuid, so a prefix can only
+    be matched on the object's name, which carries the GUID as text: ``…{063EA4E1-…}``.
+    """
+    if key_id.is_full:
+        return f"(&(objectClass={RECOVERY_CLASS})(msFVE-RecoveryGuid={guid_filter_bytes(key_id)}))"
+    return f"(&(objectClass={RECOVERY_CLASS})(name=*{{{escape_filter_value(str(key_id))}*))"
+
+
+def computer_filter(name: ComputerName) -> str:
+    """Computers whose cn, sAMAccountName (with its $) or DNS name match the typed name."""
+    value = wildcard_filter_value(name.text)
+    account = value if name.text.endswith("*") else value + "$"
+    alternatives = [f"(cn={value})", f"(sAMAccountName={account})", f"(dNSHostName={value})"]
+    if "." not in name.text:
+        alternatives.append(f"(dNSHostName={value}.*)")
+    return f"(&(objectCategory=computer)(|{''.join(alternatives)}))"
+
+
+_DN_ESCAPE: Final = re.compile(r"\\([0-9A-Fa-f]{2}|.)", re.DOTALL)
+
+
+def _split_unescaped(text: str, separator: str) -> list[str]:
+    parts, current, escaped = [], [], False
+    for char in text:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            current.append(char)
+            escaped = True
+        elif char == separator:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def unescape_dn_value(value: str) -> str:
+    r"""An RDN value without RFC 4514 escapes (``\+`` → ``+``, ``\0A`` → newline).
+
+    >>> unescape_dn_value(r"2024-04-05T12:00:00\+05:30{X}")
+    '2024-04-05T12:00:00+05:30{X}'
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        code = match.group(1)
+        return chr(int(code, 16)) if len(code) == 2 else code
+
+    # Hex escapes encode UTF-8 bytes; decode them as such when they do not form plain ASCII.
+    raw = _DN_ESCAPE.sub(replace, value)
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return raw
+
+
+def split_dn(dn: str) -> list[tuple[str, str]]:
+    """``[(attribute, unescaped value), ...]`` from the leaf up; multi-valued RDNs keep their
+    first value, which is all this tool needs.
+
+    >>> split_dn(r"CN=PC\\, 1,OU=Corp,DC=x")
+    [('CN', 'PC, 1'), ('OU', 'Corp'), ('DC', 'x')]
+    """
+    rdns = []
+    for rdn in _split_unescaped(dn, ","):
+        first = _split_unescaped(rdn, "+")[0]
+        attribute, _, value = first.partition("=")
+        rdns.append((attribute.strip(), unescape_dn_value(value.strip())))
+    return rdns
+
+
+def parent_dn(dn: str) -> str:
+    """The DN one level up, keeping the server's escaping.
+
+    >>> parent_dn(r"CN=2024\\+05:30{A},CN=PC1,OU=Corp,DC=x")
+    'CN=PC1,OU=Corp,DC=x'
+    """
+    parts = _split_unescaped(dn, ",")
+    return ",".join(parts[1:])
+
+
+def deleted_name(value: str) -> str:
+    """A tombstone's name without AD's ``\\nDEL:<guid>`` suffix."""
+    return value.split("\nDEL:", 1)[0]
+
+
+@dataclass(frozen=True)
+class RecoveryName:
+    """What a recovery object's name says: when it was created, and its Key ID."""
+
+    created: datetime | None
+    key_id: KeyId | None
+
+
+_RECOVERY_NAME: Final = re.compile(r"^(?P<created>[^{]*)\{(?P<guid>[0-9A-Fa-f-]{36})\}")
+
+
+def parse_recovery_name(name: str) -> RecoveryName:
+    """``2005-09-30T17:08:23-08:00{063EA4E1-…}`` → its date (with its UTC offset) and ID.
+
+    >>> parse_recovery_name("2005-09-30T17:08:23-08:00{063EA4E1-220C-4293-BA01-4754620A96E7}")
+    RecoveryName(created=datetime.datetime(2005, 9, 30, 17, 8, 23, tzinfo=...), key_id=KeyId(...))
+    """
+    match = _RECOVERY_NAME.match(deleted_name(name))
+    if match is None:
+        return RecoveryName(None, None)
+    created: datetime | None
+    try:
+        created = datetime.fromisoformat(match["created"].strip())
+    except ValueError:
+        created = None
+    if created is not None and created.utcoffset() is None:
+        created = None  # a name without an offset cannot be placed in time
+    try:
+        key_id: KeyId | None = KeyId.parse(match["guid"])
+    except InputError:
+        key_id = None
+    return RecoveryName(created, key_id)
+
+
+@dataclass(frozen=True)
+class ServerUrl:
+    """One entry of ``servers``: where to connect and whether TLS starts at once."""
+
+    url: str
+    host: str
+    port: int
+    ldaps: bool
+
+    @classmethod
+    def parse(cls, text: str) -> ServerUrl:
+        """Raise ValueError with what is expected, for the config error message."""
+        try:
+            parts = urlsplit(text.strip())
+            port = parts.port
+        except ValueError:
+            raise ValueError("a URL such as ldaps://dc1.corp.example.com") from None
+        if parts.scheme not in ("ldaps", "ldap"):
+            raise ValueError("an ldaps:// or ldap:// URL (ldap:// means StartTLS)")
+        if not parts.hostname:
+            raise ValueError("a URL with a host name, such as ldaps://dc1.corp.example.com")
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise ValueError("a URL with only a scheme, a host and an optional port")
+        ldaps = parts.scheme == "ldaps"
+        return cls(text.strip(), parts.hostname, port or (636 if ldaps else 389), ldaps)
