@@ -129,6 +129,8 @@ def summary(result: LookupResult) -> str:
     what = result.query.describe()
     count = len(result.keys)
     if not count:
+        if any(status.status != "ok" for status in result.sources):
+            return f"No recovery key found for {what}, but not every source answered (see above)."
         return f"No recovery key found for {what}."
     line = f"{count} recovery key{'s' if count != 1 else ''} found for {what}."
     if result.ambiguous:

@@ -75,7 +75,10 @@ def _describe_network_error(exc: Exception, timeout: int) -> str:
     if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
         if "mismatch" in text or "match" in text:
             return "its TLS certificate does not match the host name in the URL"
-        return "its TLS certificate is not trusted (set ca_file to the CA that issued it)"
+        return (
+            "its TLS certificate is not trusted (point ca_file, or BITKEY_DIR_CA_FILE for a "
+            "--source URL, at the CA that issued it)"
+        )
     if "timed out" in text or "timeout" in text.lower():
         return f"no answer within {timeout} s"
     if "refused" in text:
@@ -240,14 +243,14 @@ class ADSource:
                 "auth = \"kerberos\" needs the gssapi package: pip install 'bitkey-dir[kerberos]'"
             ) from None
         except LDAPException as exc:
-            text = str(exc)
-            if self.auth == "kerberos":
-                raise AuthError(
-                    f"Kerberos sign-in to {server.url} failed ({text[:200]}); "
-                    "check that `klist` shows a valid ticket (run kinit) and that "
-                    "kerberos_host names the DC"
-                ) from None
-            raise _Unreachable(_describe_network_error(exc, self.timeout)) from None
+            if self.auth != "kerberos":
+                raise _Unreachable(_describe_network_error(exc, self.timeout)) from None
+            raise self._kerberos_failed(server, exc) from None
+        except Exception as exc:
+            # gssapi raises its own errors (no ticket, unknown principal) through ldap3.
+            if self.auth != "kerberos":
+                raise
+            raise self._kerberos_failed(server, exc) from None
         if bound:
             return
         result = connection.result or {}
@@ -264,6 +267,14 @@ class ADSource:
                 f"({detail[:120]}); use ldaps:// or ldap:// without allow_plaintext"
             )
         raise AuthError(f"bind to {server.url} failed: {detail[:200] or code}")
+
+    def _kerberos_failed(self, server: ServerUrl, exc: Exception) -> AuthError:
+        text = " ".join(str(exc).split())
+        return AuthError(
+            f"Kerberos sign-in to {server.url} failed ({type(exc).__name__}: {text[:200]}); "
+            "check that `klist` shows a valid ticket (run kinit) and that kerberos_host "
+            "names the DC"
+        )
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
