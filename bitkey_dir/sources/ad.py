@@ -395,12 +395,13 @@ class ADSource:
         domain = [part for part in base.split(",") if part.strip().upper().startswith("DC=")]
         return "CN=Deleted Objects," + ",".join(domain)
 
-    def _keys_by_id(self, connection: Connection, query: Query, warn: Warn) -> list[RecoveryKey]:
-        assert query.key_id is not None  # noqa: S101 - the caller dispatches on it
+    def _keys_by_id(
+        self, connection: Connection, key_id: KeyId, include_deleted: bool, warn: Warn
+    ) -> list[RecoveryKey]:
         base = self._base_dn(connection)
-        search_filter = key_id_filter(query.key_id)
+        search_filter = key_id_filter(key_id)
         entries = list(self._search(connection, base, search_filter, KEY_ATTRIBUTES))
-        if query.include_deleted:
+        if include_deleted:
             entries += self._search(
                 connection,
                 self._deleted_container(base),
@@ -409,7 +410,7 @@ class ADSource:
                 controls=[SHOW_DELETED],
             )
         keys = [key for entry in entries if (key := self._key(entry, warn))]
-        return [key for key in keys if query.key_id.matches(key.key_id)]
+        return [key for key in keys if key_id.matches(key.key_id)]
 
     def _keys_by_computer(
         self, connection: Connection, name: ComputerName, include_deleted: bool, warn: Warn
@@ -443,7 +444,7 @@ class ADSource:
         tombstones = self._search(
             connection,
             container,
-            computer_filter(name).replace("(objectCategory=computer)", "(objectClass=computer)"),
+            computer_filter(name, deleted=True),
             ["sAMAccountName", "lastKnownParent"],
             controls=[SHOW_DELETED],
         )
@@ -468,28 +469,10 @@ class ADSource:
 
     def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
         connection = self._connect(warn)
-        if query.key_id is not None:
-            keys = self._keys_by_id(connection, query, warn)
-            what = f"Key ID {query.key_id}"
-            if not keys:
-                warn(
-                    f"no recovery object with {what} is visible to {self.account}; an account "
-                    "without read rights on recovery objects sees none, so missing rights look "
-                    "the same as a missing key"
-                )
+        if query.computer is not None:
+            keys, what = self._find_computer(connection, query.computer, query, warn)
         else:
-            assert query.computer is not None  # noqa: S101 - Query guarantees one of the two
-            keys, names = self._keys_by_computer(
-                connection, query.computer, query.include_deleted, warn
-            )
-            what = ", ".join(sorted(set(names))) or query.computer.text
-            if not names:
-                warn(f"no computer matching {query.computer.text} under {self.base_dn}")
-            elif not keys:
-                warn(
-                    f"{what}: no recovery objects visible to {self.account}: none were escrowed, "
-                    "or this account may not list them"
-                )
+            keys, what = self._find_key_id(connection, query, warn)
         unreadable = sum(1 for key in keys if key.recovery_password is None)
         if unreadable:
             plural = "s" if unreadable != 1 else ""
@@ -498,6 +481,36 @@ class ADSource:
                 f"cannot read {'their passwords' if plural else 'its password'} ({RIGHTS_NEEDED})"
             )
         return keys
+
+    def _find_key_id(
+        self, connection: Connection, query: Query, warn: Warn
+    ) -> tuple[list[RecoveryKey], str]:
+        key_id = query.key_id
+        if key_id is None:
+            raise InputError("a query needs a Key ID or a computer name")
+        keys = self._keys_by_id(connection, key_id, query.include_deleted, warn)
+        what = f"Key ID {key_id}"
+        if not keys:
+            warn(
+                f"no recovery object with {what} is visible to {self.account}; an account "
+                "without read rights on recovery objects sees none, so missing rights look "
+                "the same as a missing key"
+            )
+        return keys, what
+
+    def _find_computer(
+        self, connection: Connection, name: ComputerName, query: Query, warn: Warn
+    ) -> tuple[list[RecoveryKey], str]:
+        keys, names = self._keys_by_computer(connection, name, query.include_deleted, warn)
+        what = ", ".join(sorted(set(names))) or name.text
+        if not names:
+            warn(f"no computer matching {name.text} under {self.base_dn}")
+        elif not keys:
+            warn(
+                f"{what}: no recovery objects visible to {self.account}: none were escrowed, "
+                "or this account may not list them"
+            )
+        return keys, what
 
     def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
         connection = self._connect(warn)

@@ -71,14 +71,18 @@ def key_id_filter(key_id: KeyId) -> str:
     return f"(&(objectClass={RECOVERY_CLASS})(name=*{{{escape_filter_value(str(key_id))}*))"
 
 
-def computer_filter(name: ComputerName) -> str:
-    """Computers whose cn, sAMAccountName (with its $) or DNS name match the typed name."""
+def computer_filter(name: ComputerName, *, deleted: bool = False) -> str:
+    """Computers whose cn, sAMAccountName (with its $) or DNS name match the typed name.
+
+    Tombstones of deleted computers lose objectCategory but keep objectClass.
+    """
     value = wildcard_filter_value(name.text)
     account = value if name.text.endswith("*") else value + "$"
     alternatives = [f"(cn={value})", f"(sAMAccountName={account})", f"(dNSHostName={value})"]
     if "." not in name.text:
         alternatives.append(f"(dNSHostName={value}.*)")
-    return f"(&(objectCategory=computer)(|{''.join(alternatives)}))"
+    kind = "(objectClass=computer)" if deleted else "(objectCategory=computer)"
+    return f"(&{kind}(|{''.join(alternatives)}))"
 
 
 _DN_ESCAPE: Final = re.compile(r"\\([0-9A-Fa-f]{2}|.)", re.DOTALL)
