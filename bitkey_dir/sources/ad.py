@@ -400,17 +400,45 @@ class ADSource:
     ) -> list[RecoveryKey]:
         base = self._base_dn(connection)
         search_filter = key_id_filter(key_id)
-        entries = list(self._search(connection, base, search_filter, KEY_ATTRIBUTES))
+        entries = self._search(connection, base, search_filter, KEY_ATTRIBUTES)
+        keys = [key for entry in entries if (key := self._key(entry, warn))]
         if include_deleted:
-            entries += self._search(
+            deleted = self._search(
                 connection,
                 self._deleted_container(base),
                 search_filter,
                 KEY_ATTRIBUTES + DELETED_ATTRIBUTES,
                 controls=[SHOW_DELETED],
             )
-        keys = [key for entry in entries if (key := self._key(entry, warn))]
+            origins: dict[str, str | None] = {}
+            for entry in deleted:
+                key = self._key(entry, warn)
+                if key is not None:
+                    # The tombstone's parent is the deleted computer; its parent is the OU.
+                    computer = (_first(entry["raw"], "lastKnownParent") or b"").decode("utf-8")
+                    if computer not in origins:
+                        origins[computer] = self._origin(connection, computer)
+                    keys.append(_with_location(key, origins[computer]))
         return [key for key in keys if key_id.matches(key.key_id)]
+
+    def _origin(self, connection: Connection, tombstone_dn: str) -> str | None:
+        """Where a deleted computer lived: its tombstone's lastKnownParent."""
+        import ldap3
+
+        if not tombstone_dn:
+            return None
+        found = self._search(
+            connection,
+            tombstone_dn,
+            "(objectClass=*)",
+            ["lastKnownParent"],
+            ldap3.BASE,
+            controls=[SHOW_DELETED],
+        )
+        for entry in found:
+            value = _first(entry["raw"], "lastKnownParent")
+            return value.decode("utf-8") if value else None
+        return None
 
     def _keys_by_computer(
         self, connection: Connection, name: ComputerName, include_deleted: bool, warn: Warn
@@ -504,7 +532,11 @@ class ADSource:
         keys, names = self._keys_by_computer(connection, name, query.include_deleted, warn)
         what = ", ".join(sorted(set(names))) or name.text
         if not names:
-            warn(f"no computer matching {name.text} under {self.base_dn}")
+            warn(
+                f"no computer matching {name.text} under {self.base_dn} is visible to "
+                f"{self.account}; an account without read rights on computer objects sees "
+                "none, so missing rights look the same as a missing computer"
+            )
         elif not keys:
             warn(
                 f"{what}: no recovery objects visible to {self.account}: none were escrowed, "
