@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
 
+from bitkey_dir.env import CONFIG_ENV
 from bitkey_dir.errors import ConfigError
 
-CONFIG_ENV: Final = "BITKEY_DIR_CONFIG"
 APP_NAME: Final = "bitkey-dir"
 _SOURCE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _TOP_LEVEL: Final = ("defaults", "sources")

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Final
 
+from bitkey_dir.env import PASSWORD_ENV
 from bitkey_dir.errors import AuthError
-
-PASSWORD_ENV: Final = "BITKEY_DIR_PASSWORD"  # noqa: S105 - the name of a variable
 
 
 def can_prompt() -> bool:

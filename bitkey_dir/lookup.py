@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Literal
 
+from bitkey_dir.env import DEBUG_ENV
 from bitkey_dir.errors import AuthError, BitkeyError, ExitCode
 from bitkey_dir.model import Query, RecoveryKey
 from bitkey_dir.sources.base import Source
@@ -76,7 +77,7 @@ def _ask(source: Source, query: Query) -> tuple[list[RecoveryKey], list[str], So
     except BitkeyError as exc:
         return [], warnings, SourceStatus(source.name, "failed", exc.message, exc.exit_code)
     except Exception as exc:
-        if os.environ.get("BITKEY_DIR_DEBUG"):
+        if os.environ.get(DEBUG_ENV):
             raise
         # The message of an unexpected exception is not vetted for secrets: show only its type.
         error = f"internal error ({type(exc).__name__}); set BITKEY_DIR_DEBUG=1 for details"

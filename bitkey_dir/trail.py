@@ -16,12 +16,11 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
 
+from bitkey_dir.env import TRAIL_ENV
 from bitkey_dir.errors import SourceError
 from bitkey_dir.model import RecoveryKey
 
-TRAIL_ENV: Final = "BITKEY_DIR_TRAIL"
 Entry = dict[str, object]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+from bitkey_dir.env import DEBUG_ENV
 from bitkey_dir.errors import ExitCode
 
 
@@ -17,7 +18,7 @@ def main() -> None:
         sys.stderr.write("\nbitkey-dir: interrupted\n")
         sys.exit(ExitCode.INTERRUPTED)
     except Exception as exc:
-        if os.environ.get("BITKEY_DIR_DEBUG"):
+        if os.environ.get(DEBUG_ENV):
             raise
         # An unexpected exception's message is not vetted for secrets: name only its type.
         sys.stderr.write(

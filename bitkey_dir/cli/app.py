@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 from bitkey_dir import __version__
 from bitkey_dir.cli import configure, find, trail, verify
 from bitkey_dir.cli.common import State, fail
-from bitkey_dir.config import CONFIG_ENV
+from bitkey_dir.env import CONFIG_ENV
 from bitkey_dir.errors import BitkeyError, ExitCode
 
 

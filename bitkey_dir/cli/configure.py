@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -44,6 +43,8 @@ def sources(
             }
         )
     if as_json:
+        import json
+
         typer.echo(json.dumps({"config": str(config.path), "sources": rows}, indent=2))
         return
     if not rows:

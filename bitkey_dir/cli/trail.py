@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -21,6 +20,8 @@ def trail(
     if broken:
         warn(f"{trail_path()}: {broken} unreadable line(s) skipped")
     if as_json:
+        import json
+
         for entry in entries:
             typer.echo(json.dumps(entry, ensure_ascii=False))
         return

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from bitkey_dir.config import Settings
+from bitkey_dir.env import CA_FILE_ENV, USER_ENV
 from bitkey_dir.errors import AuthError, BitkeyError, InputError, SourceError
 from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
 from bitkey_dir.sources.ad_names import (
@@ -49,8 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-USER_ENV: Final = "BITKEY_DIR_USER"
-CA_FILE_ENV: Final = "BITKEY_DIR_CA_FILE"
 SHOW_DELETED: Final = ("1.2.840.113556.1.4.417", True, None)
 PAGED_RESULTS: Final = "1.2.840.113556.1.4.319"
 KEY_ATTRIBUTES: Final = ["msFVE-RecoveryGuid", "msFVE-RecoveryPassword", "msFVE-VolumeGuid"]
