@@ -1,0 +1,539 @@
+"""GraphEmulator: the server, its state, and the Python API tests drive it with."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import re
+import secrets
+import shutil
+import ssl
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from cryptography import x509
+
+from ._crypto import ClientCertificate, shared_pki, sign_jwt
+from ._graph import Graph, GraphError
+from ._http import HttpsServer, Request, Response
+from ._identity import Identity, OAuthError
+from ._model import (
+    ROLE_TEMPLATE_IDS,
+    VOLUME_TYPES,
+    App,
+    Device,
+    DeviceCode,
+    Fault,
+    KeyRead,
+    RecoveryKey,
+    RefreshGrant,
+    RequestRecord,
+    User,
+    canonical_permission,
+    generate_recovery_password,
+)
+
+RetryAfter = int | float | str | dt.datetime | dt.timedelta
+
+
+class GraphEmulator:
+    """Microsoft Graph v1.0 and the identity platform for one tenant, over HTTPS on loopback.
+
+    Use it as a context manager (or `start()` / `stop()`); `base_url`, `ca_file` and
+    `authority` are valid once started. Every public method is thread-safe.
+    """
+
+    def __init__(
+        self,
+        workdir: Path | str | None = None,
+        *,
+        tenant_id: str | None = None,
+        tenant_domain: str = "contoso.onmicrosoft.com",
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.tenant_id = tenant_id or str(uuid.uuid4())
+        self.tenant_domains = [tenant_domain]
+        self.host = host
+        self.pki = shared_pki()
+        self.lock = threading.RLock()
+        self.device_code_issued = threading.Condition(self.lock)
+
+        # Settings tests may change at any time.
+        self.access_token_lifetime = 3599  # seconds, what Entra's token responses show
+        self.refresh_token_lifetime = 90 * 24 * 3600
+        self.device_code_lifetime = 900  # v2-oauth2-device-code: 15 minutes
+        self.device_code_interval = 5
+        self.clock_skew = 300  # Graph accepts tokens up to 5 minutes past `exp`
+        self.latency = 0.0  # seconds added to every HTTP request (not to $batch items)
+        self.recovery_keys_page_size = 20  # undocumented on Graph; small pages exercise paging
+        self.devices_page_size = 100  # Graph's default page size for directory objects
+
+        # State.
+        self.apps: dict[str, App] = {}
+        self.users: dict[str, User] = {}
+        self.devices: list[Device] = []
+        self.recovery_keys: dict[str, RecoveryKey] = {}
+        self.device_codes: dict[str, DeviceCode] = {}
+        self.refresh_grants: dict[str, RefreshGrant] = {}
+        self.key_reads: list[KeyRead] = []
+        self.faults: list[Fault] = []
+        self.errors: list[str] = []  # tracebacks of emulator bugs (answered with 500)
+        self._requests: list[RequestRecord] = []
+        self._clock_offset = 0.0
+
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="graph-emulator-"))
+        self._server: HttpsServer | None = None
+        self.identity = Identity(self)
+        self.graph = Graph(self)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> GraphEmulator:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "ca.pem").write_bytes(self.pki.ca_cert_pem)
+        (self.workdir / "server.pem").write_bytes(self.pki.server_cert_pem)
+        key_file = self.workdir / "server-key.pem"
+        key_file.write_bytes(self.pki.server_key_pem)
+        key_file.chmod(0o600)
+        self._server = HttpsServer(
+            str(self.workdir / "server.pem"), str(key_file), self._serve, self.host
+        )
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> GraphEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses --------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running: call start() first")
+        return self._server.port
+
+    @property
+    def base_url(self) -> str:
+        """Both the Graph host and the login host: https://127.0.0.1:PORT."""
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def graph_url(self) -> str:
+        """The Graph resource: scopes are f"{graph_url}/.default" or f"{graph_url}/<perm>"."""
+        return self.base_url
+
+    @property
+    def graph_v1(self) -> str:
+        """What `adapter.base_url` must be set to."""
+        return f"{self.base_url}/v1.0"
+
+    @property
+    def authority(self) -> str:
+        return f"{self.base_url}/{self.tenant_id}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.workdir / "ca.pem"
+
+    @property
+    def access_token_issuer(self) -> str:
+        return f"{self.base_url}/{self.tenant_id}/"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts only the emulator's CA."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    # -- clock ------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return time.time() + self._clock_offset
+
+    def now_datetime(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.now(), dt.UTC)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulator's clock (token, refresh token and device code expiry) forward."""
+        with self.lock:
+            self._clock_offset += seconds
+
+    # -- directory --------------------------------------------------------------------------
+
+    def add_app(
+        self,
+        display_name: str = "bitkey-dir",
+        *,
+        client_id: str | None = None,
+        public_client: bool = True,
+        secret: str | None = None,
+        certificate: x509.Certificate | ClientCertificate | None = None,
+        delegated_scopes: Iterable[str] = (),
+        app_roles: Iterable[str] = (),
+    ) -> App:
+        """Register an app; `delegated_scopes` / `app_roles` are admin-consented Graph
+        permissions (e.g. "BitlockerKey.Read.All", "Device.Read.All")."""
+        if isinstance(certificate, ClientCertificate):
+            certificate = certificate.certificate
+        app = App(
+            client_id=client_id or str(uuid.uuid4()),
+            display_name=display_name,
+            public_client=public_client,
+            secrets=[secret] if secret else [],
+            certificates=[certificate] if certificate is not None else [],
+            delegated_scopes={_permission(p) for p in delegated_scopes},
+            app_roles={_permission(p) for p in app_roles},
+        )
+        with self.lock:
+            self.apps[app.client_id.lower()] = app
+        return app
+
+    def add_user(
+        self,
+        user_principal_name: str,
+        *,
+        display_name: str | None = None,
+        roles: Iterable[str] = (),
+        user_id: str | None = None,
+    ) -> User:
+        """Add a user; `roles` are directory role names such as "Helpdesk Administrator"."""
+        role_set = set(roles)
+        unknown = role_set - set(ROLE_TEMPLATE_IDS)
+        if unknown:
+            raise ValueError(
+                f"unknown directory roles {sorted(unknown)}; known: {ROLE_TEMPLATE_IDS}"
+            )
+        user = User(
+            id=user_id or str(uuid.uuid4()),
+            user_principal_name=user_principal_name,
+            display_name=display_name or user_principal_name.split("@", maxsplit=1)[0],
+            roles=role_set,
+        )
+        with self.lock:
+            self.users[user.id] = user
+        return user
+
+    def add_device(
+        self,
+        display_name: str,
+        *,
+        device_id: str | None = None,
+        object_id: str | None = None,
+        operating_system: str | None = "Windows",
+        owners: Iterable[User] = (),
+    ) -> Device:
+        """Add a device object. Display names need not be unique, as in Entra ID."""
+        device = Device(
+            id=object_id or str(uuid.uuid4()),
+            device_id=device_id or str(uuid.uuid4()),
+            display_name=display_name,
+            operating_system=operating_system,
+            registered_owners={user.id for user in owners},
+        )
+        with self.lock:
+            self.devices.append(device)
+        return device
+
+    def add_recovery_key(
+        self,
+        device: Device | str,
+        *,
+        key: str | None = None,
+        key_id: str | None = None,
+        created: dt.datetime | None = None,
+        volume_type: str = "operatingSystemVolume",
+    ) -> RecoveryKey:
+        """Escrow a recovery key for `device` (a Device or a deviceId); the password is
+        generated when not given."""
+        if volume_type not in (*VOLUME_TYPES, "unknownFutureValue", "1"):
+            raise ValueError(f"volume_type must be one of {VOLUME_TYPES}")
+        recovery_key = RecoveryKey(
+            id=key_id or str(uuid.uuid4()),
+            device_id=device.device_id if isinstance(device, Device) else device,
+            key=key or generate_recovery_password(),
+            created=created or self.now_datetime().replace(microsecond=0),
+            volume_type=volume_type,
+        )
+        with self.lock:
+            self.recovery_keys[recovery_key.id.lower()] = recovery_key
+        return recovery_key
+
+    # -- device code flow -------------------------------------------------------------------
+
+    def wait_for_device_code(self, timeout: float = 10.0) -> DeviceCode:
+        """The newest pending device code, waiting for a client to ask for one."""
+        deadline = time.monotonic() + timeout
+        with self.device_code_issued:
+            while True:
+                pending = [f for f in self.device_codes.values() if f.state == "pending"]
+                if pending:
+                    return max(pending, key=lambda f: f.issued_at)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("no device code was requested")
+                self.device_code_issued.wait(remaining)
+
+    def _flow(self, user_code: str | DeviceCode) -> DeviceCode:
+        code = user_code.user_code if isinstance(user_code, DeviceCode) else user_code
+        for flow in self.device_codes.values():
+            if flow.user_code == code:
+                return flow
+        raise KeyError(f"no device code with user code {code!r}")
+
+    def approve_device_code(self, user_code: str | DeviceCode, user: User) -> None:
+        """The user signs in at the verification page and enters the code."""
+        with self.lock:
+            flow = self._flow(user_code)
+            if flow.state != "pending":
+                raise ValueError(f"device code is {flow.state}, not pending")
+            flow.state, flow.user = "approved", user
+
+    def decline_device_code(self, user_code: str | DeviceCode) -> None:
+        with self.lock:
+            self._flow(user_code).state = "declined"
+
+    def expire_device_code(self, user_code: str | DeviceCode) -> None:
+        with self.lock:
+            self._flow(user_code).state = "expired"
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    def mint_access_token(
+        self,
+        app: App,
+        *,
+        user: User | None = None,
+        scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        lifetime: float | None = None,
+        audience: str | None = None,
+    ) -> str:
+        """An access token as the token endpoint issues it (v1.0 format, like Graph's):
+        delegated when `user` is given (claim `scp`), app-only otherwise (claim `roles`)."""
+        now = int(self.now())
+        life = self.access_token_lifetime if lifetime is None else lifetime
+        claims: dict[str, Any] = {
+            "aud": audience or self.graph_url,
+            "iss": self.access_token_issuer,
+            "iat": now,
+            "nbf": now,
+            "exp": int(now + life),
+            "app_displayname": app.display_name,
+            "appid": app.client_id,
+            "appidacr": "0" if app.public_client and not app.confidential else "1",
+            "idp": self.access_token_issuer,
+            "tid": self.tenant_id,
+            "uti": secrets.token_urlsafe(16),
+            "ver": "1.0",
+        }
+        if user is not None:
+            claims.update(
+                idtyp="user",
+                oid=user.id,
+                sub=user.id,
+                upn=user.user_principal_name,
+                unique_name=user.user_principal_name,
+                name=user.display_name,
+                scp=" ".join(scopes),
+                wids=user.role_template_ids,
+            )
+        else:
+            claims.update(idtyp="app", oid=app.object_id, sub=app.object_id, roles=list(roles))
+        kid = self.pki.signing_kid
+        return sign_jwt(claims, self.pki.signing_key, {"kid": kid, "x5t": kid})
+
+    def mint_id_token(self, app: App, user: User) -> str:
+        now = int(self.now())
+        claims = {
+            "aud": app.client_id,
+            "iss": self.identity.issuer(),
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+            "name": user.display_name,
+            "oid": user.id,
+            "preferred_username": user.user_principal_name,
+            "sub": uuid.uuid5(uuid.NAMESPACE_URL, f"{user.id}/{app.client_id}").hex,
+            "tid": self.tenant_id,
+            "uti": secrets.token_urlsafe(16),
+            "ver": "2.0",
+        }
+        kid = self.pki.signing_kid
+        return sign_jwt(claims, self.pki.signing_key, {"kid": kid})
+
+    def revoke_refresh_tokens(self, user: User) -> None:
+        """What "Revoke sessions" does in the portal: every refresh token of `user` dies."""
+        with self.lock:
+            for grant in self.refresh_grants.values():
+                if grant.user_id == user.id:
+                    grant.revoked = True
+
+    # -- faults and observation -------------------------------------------------------------
+
+    def add_fault(
+        self,
+        path: str,
+        *,
+        status: int = 429,
+        times: int = 1,
+        method: str | None = None,
+        retry_after: RetryAfter | None = None,
+        in_batch: bool | None = None,
+    ) -> Fault:
+        """Answer the next `times` requests whose path matches the regex `path` with
+        `status`. `retry_after`: seconds (int or float, sent as given, e.g. 2.128), a
+        datetime or timedelta (sent as an HTTP date), or a raw header string. `in_batch`:
+        True for $batch items only, False for top-level requests only, None for both."""
+        fault = Fault(
+            path=re.compile(path),
+            method=method.upper() if method else None,
+            status=status,
+            times=times,
+            retry_after=None if retry_after is None else _retry_after_header(retry_after, self),
+            in_batch=in_batch,
+        )
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self.lock:
+            return list(self._requests)
+
+    def count(
+        self, path: str | None = None, *, method: str | None = None, via_batch: bool | None = None
+    ) -> int:
+        """How many requests matched: `path` is a regex searched in the URL path."""
+        pattern = re.compile(path) if path is not None else None
+        return sum(
+            1
+            for record in self.requests
+            if (pattern is None or pattern.search(record.path))
+            and (method is None or record.method == method.upper())
+            and (via_batch is None or record.via_batch == via_batch)
+        )
+
+    def clear_requests(self) -> None:
+        with self.lock:
+            self._requests.clear()
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def _serve(self, request: Request) -> Response:
+        if self.latency:
+            time.sleep(self.latency)
+        try:
+            return self.dispatch(request)
+        except Exception:
+            with self.lock:
+                self.errors.append(traceback.format_exc())
+            return Response(500, b"graph emulator bug; see GraphEmulator.errors")
+
+    def dispatch(self, request: Request) -> Response:
+        """Answer one request (top-level or a $batch item), apply faults, record it."""
+        path = request.path
+        with self.lock:
+            fault = next(
+                (f for f in self.faults if f.matches(request.method, path, request.via_batch)),
+                None,
+            )
+            if fault is not None:
+                fault.served += 1
+                response = self._fault_response(fault, request)
+            elif path.startswith("/v1.0/"):
+                response = self.graph.handle(request)
+            else:
+                response = self.identity.handle(request) or Response(
+                    404, b"Not Found", {"Content-Type": "text/plain"}
+                )
+            self._requests.append(
+                RequestRecord(
+                    method=request.method,
+                    path=path,
+                    query=request.query,
+                    status=response.status,
+                    time=time.time(),
+                    via_batch=request.via_batch,
+                    request_id=response.headers.get("request-id", ""),
+                    headers=dict(request.headers),
+                    grant_type=request.form().get("grant_type")
+                    if path.endswith("/oauth2/v2.0/token")
+                    else None,
+                )
+            )
+        return response
+
+    def _fault_response(self, fault: Fault, request: Request) -> Response:
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+        if request.path.startswith("/v1.0/"):
+            code, message = {
+                429: ("TooManyRequests", "Please retry again later."),
+                503: (
+                    "serviceNotAvailable",
+                    "The service is temporarily unavailable. Please retry after some time.",
+                ),
+                504: ("UnknownError", "The request timed out."),
+            }.get(fault.status, ("generalException", "An unspecified error has occurred."))
+            request_id = str(uuid.uuid4())
+            # The throttling guidance's sample 429 also has code/status/message inside.
+            inner = (
+                {"code": "429", "message": "Please retry after", "status": "429"}
+                if fault.status == 429
+                else None
+            )
+            response = self.graph.error_response(
+                GraphError(fault.status, code, message, headers, inner),
+                request_id,
+                request.headers.get("client-request-id") or request_id,
+            )
+            response.headers["request-id"] = request_id
+            response.headers["client-request-id"] = (
+                request.headers.get("client-request-id") or request_id
+            )
+            return response
+        error = OAuthError(
+            "temporarily_unavailable",
+            90055 if fault.status == 429 else 90006,
+            "The service is temporarily unavailable. Retry the request.",
+            status=fault.status,
+        )
+        response = self.identity.error_response(request, error)
+        response.headers.update(headers)
+        return response
+
+
+def _permission(name: str) -> str:
+    canonical = canonical_permission(name)
+    if canonical is None:
+        raise ValueError(f"unknown Graph permission {name!r}")
+    return canonical
+
+
+def _retry_after_header(value: RetryAfter, emulator: GraphEmulator) -> str:
+    if isinstance(value, dt.timedelta):
+        value = emulator.now_datetime() + value
+    if isinstance(value, dt.datetime):
+        return email.utils.format_datetime(value.astimezone(dt.UTC), usegmt=True)
+    return str(value)

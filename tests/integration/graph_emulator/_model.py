@@ -1,0 +1,229 @@
+"""The emulated directory: apps, users, devices, recovery keys, and what tests inspect."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cryptography import x509
+
+# Microsoft Graph's application ID: a token whose audience is this GUID is for Graph too.
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+
+# Directory role template IDs (Entra "permissions reference"); delegated tokens carry the
+# caller's role template IDs in the `wids` claim.
+ROLE_TEMPLATE_IDS: dict[str, str] = {
+    "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
+    "Cloud Device Administrator": "7698a772-787b-4ac8-901f-60d6b08affd2",
+    "Helpdesk Administrator": "729827e3-9c14-49f7-bb1b-9608f156bbb8",
+    "Intune Service Administrator": "3a2c62db-5318-420d-8d74-23affee5d9d5",
+    "Security Administrator": "194ae4cb-b126-40b2-bd5b-6091b380977d",
+    "Security Reader": "5d6b6bb7-de71-4623-b4af-96380a352509",
+    "Global Reader": "f2ef992c-3afb-46b9-b7cf-a126ee74c451",
+}
+# bitlockerrecoverykey-get / bitlocker-list-recoverykeys: a delegated caller must own the
+# device or hold one of these roles (older versions of the page also list Global
+# Administrator, which holds every permission anyway).
+BITLOCKER_ROLES = frozenset(ROLE_TEMPLATE_IDS)
+
+# Graph permission names the emulator knows, canonical case (scopes are case-insensitive).
+BITLOCKER_READ = "BitlockerKey.Read.All"
+BITLOCKER_READ_BASIC = "BitlockerKey.ReadBasic.All"
+KNOWN_PERMISSIONS = (
+    BITLOCKER_READ,
+    BITLOCKER_READ_BASIC,
+    "Device.Read.All",
+    "Device.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "User.Read",
+    "User.Read.All",
+)
+DEVICE_READERS = frozenset(
+    {"Device.Read.All", "Device.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+)
+OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
+VOLUME_TYPES = ("operatingSystemVolume", "fixedDataVolume", "removableDataVolume")
+
+
+def canonical_permission(name: str) -> str | None:
+    for known in KNOWN_PERMISSIONS:
+        if known.lower() == name.lower():
+            return known
+    return None
+
+
+def generate_recovery_password(randbelow: Any = secrets.randbelow) -> str:
+    """A valid 48-digit BitLocker recovery password: 8 groups of 11 * k, k < 65536.
+
+    `randbelow` may be a seeded generator's method (e.g. ``random.Random(1).randrange``)
+    for reproducible keys.
+    """
+    return "-".join(f"{11 * randbelow(65536):06d}" for _ in range(8))
+
+
+_PASSWORD = re.compile(r"^\d{6}(-\d{6}){7}$")
+
+
+def is_valid_recovery_password(password: str) -> bool:
+    if not _PASSWORD.match(password):
+        return False
+    return all(int(group) % 11 == 0 and int(group) < 11 * 65536 for group in password.split("-"))
+
+
+def _guid() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class App:
+    """An app registration with its service principal in the emulated tenant."""
+
+    client_id: str
+    display_name: str
+    public_client: bool
+    secrets: list[str] = field(default_factory=list)
+    certificates: list[x509.Certificate] = field(default_factory=list)
+    delegated_scopes: set[str] = field(default_factory=set)  # admin-consented Graph scopes
+    app_roles: set[str] = field(default_factory=set)  # Graph application permissions
+    object_id: str = field(default_factory=_guid)
+
+    @property
+    def confidential(self) -> bool:
+        return bool(self.secrets or self.certificates)
+
+
+@dataclass
+class User:
+    id: str
+    user_principal_name: str
+    display_name: str
+    roles: set[str] = field(default_factory=set)  # directory role names (ROLE_TEMPLATE_IDS)
+
+    @property
+    def role_template_ids(self) -> list[str]:
+        return [ROLE_TEMPLATE_IDS[role] for role in sorted(self.roles)]
+
+
+@dataclass
+class Device:
+    """A device object: `id` is the directory object ID, `device_id` the ID keys refer to."""
+
+    id: str
+    device_id: str
+    display_name: str
+    operating_system: str | None = "Windows"
+    operating_system_version: str | None = "10.0.22631.4460"
+    account_enabled: bool = True
+    trust_type: str | None = "AzureAd"
+    registered_owners: set[str] = field(default_factory=set)  # user object IDs
+
+    def to_graph(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "deletedDateTime": None,
+            "accountEnabled": self.account_enabled,
+            "deviceId": self.device_id,
+            "displayName": self.display_name,
+            "operatingSystem": self.operating_system,
+            "operatingSystemVersion": self.operating_system_version,
+            "trustType": self.trust_type,
+        }
+
+
+@dataclass
+class RecoveryKey:
+    id: str
+    device_id: str
+    key: str
+    created: dt.datetime
+    volume_type: str = "operatingSystemVolume"
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            # Graph's own format: seven fractional digits and Z.
+            "createdDateTime": f"{self.created.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S.%f}0Z",
+            "volumeType": self.volume_type,
+            "deviceId": self.device_id,
+        }
+
+
+@dataclass(frozen=True)
+class KeyRead:
+    """One audited read of a recovery password (Entra audit log, KeyManagement category)."""
+
+    key_id: str
+    device_id: str
+    app_id: str
+    user_id: str | None
+    user_principal_name: str | None
+    time: dt.datetime
+    request_id: str
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One HTTP request the emulator answered (a $batch item is recorded as well)."""
+
+    method: str
+    path: str
+    query: str
+    status: int
+    time: float
+    via_batch: bool
+    request_id: str
+    headers: dict[str, str]
+    grant_type: str | None = None  # token endpoint requests only
+
+
+@dataclass
+class Fault:
+    """Answer `times` matching requests with `status` (and Retry-After) instead of serving."""
+
+    path: re.Pattern[str]
+    method: str | None
+    status: int
+    times: int
+    retry_after: str | None
+    in_batch: bool | None
+    served: int = 0
+
+    def matches(self, method: str, path: str, via_batch: bool) -> bool:
+        if self.served >= self.times:
+            return False
+        if self.method is not None and self.method != method:
+            return False
+        if self.in_batch is not None and self.in_batch != via_batch:
+            return False
+        return self.path.search(path) is not None
+
+
+DeviceCodeState = Literal["pending", "approved", "declined", "expired", "redeemed"]
+
+
+@dataclass
+class DeviceCode:
+    device_code: str
+    user_code: str
+    client_id: str
+    scope: str
+    issued_at: float
+    expires_at: float
+    interval: int
+    state: DeviceCodeState = "pending"
+    user: User | None = None
+    polls: int = 0
+
+
+@dataclass
+class RefreshGrant:
+    client_id: str
+    user_id: str
+    issued_at: float
+    expires_at: float
+    revoked: bool = False
