@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP: Final = "bitkey_dir.sources"
 BUILTIN_TYPES: Final = {
     "ad": "bitkey_dir.sources.ad:ADSource",
+    "entra": "bitkey_dir.sources.entra:EntraSource",
     "file": "bitkey_dir.sources.files:FileSource",
 }
 

@@ -1,0 +1,589 @@
+"""Microsoft Entra ID over Microsoft Graph: bitlockerRecoveryKey resources of devices.
+
+Config (``type = "entra"``):
+
+``tenant_id``, ``client_id``  the directory and the app registration
+``auth``               ``"device-code"`` (default), ``"browser"``, ``"client-secret"`` or
+                       ``"client-certificate"``
+``certificate_file``   PEM with the private key and certificate, for client-certificate
+``authority_host``     default ``https://login.microsoftonline.com`` (national clouds differ)
+``graph_url``          default ``https://graph.microsoft.com``
+``ca_file``            CA bundle for TLS-inspecting proxies (and tests)
+``timeout``            seconds per request (default 30)
+
+Key values are read only for the keys a lookup returns, because Entra audits every read.
+msal, msgraph-sdk and httpx are imported only when a lookup runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, ClassVar, Final
+from urllib.parse import urlsplit
+
+from bitkey_dir import __version__
+from bitkey_dir.config import Settings
+from bitkey_dir.errors import AuthError, BitkeyError, InputError, SourceError
+from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.sources.base import Warn
+from bitkey_dir.sources.entra_auth import APP_AUTH, DELEGATED_AUTH, SignIn
+
+USER_AGENT: Final = f"bitkey-dir/{__version__}"
+BATCH_LIMIT: Final = 20  # Graph's maximum number of requests in one $batch
+MAX_RETRY_AFTER: Final = 60.0
+ROLES: Final = (
+    "Cloud Device Administrator, Helpdesk Administrator, Intune Service Administrator, "
+    "Security Administrator, Security Reader or Global Reader"
+)
+_UUID: Final = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def odata_quote(text: str) -> str:
+    """An OData string literal: quotes doubled, wrapped in single quotes.
+
+    >>> odata_quote("O'Brien's PC")
+    "'O''Brien''s PC'"
+    """
+    return "'" + text.replace("'", "''") + "'"
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: integer, fractional, or an HTTP date.
+
+    >>> parse_retry_after("2.128"), parse_retry_after("0"), parse_retry_after("soon")
+    (2.128, 0.0, None)
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+class _GraphFailure(Exception):
+    def __init__(self, status: int, code: str, message: str, request_id: str | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+    def where(self) -> str:
+        return f" (request-id {self.request_id})" if self.request_id else ""
+
+
+def _failure_from(exc: Exception) -> _GraphFailure:
+    status = int(getattr(exc, "response_status_code", 0) or 0)
+    headers = getattr(exc, "response_headers", None) or {}
+    request_id = None
+    try:
+        request_id = headers.get("request-id")
+    except AttributeError:
+        request_id = None
+    error = getattr(exc, "error", None)
+    code = str(getattr(error, "code", "") or "")
+    message = str(getattr(error, "message", "") or type(exc).__name__)
+    inner = getattr(error, "inner_error", None)
+    request_id = request_id or getattr(inner, "request_id", None)
+    if isinstance(request_id, list):
+        request_id = request_id[0] if request_id else None
+    return _GraphFailure(status, code, message, request_id)
+
+
+def _volume_type(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(getattr(value, "value", value))
+    return {"1": "operatingSystemVolume", "2": "fixedDataVolume", "3": "removableDataVolume"}.get(
+        text, text
+    )
+
+
+@dataclass
+class EntraSource:
+    """Keys from Entra ID; signs in on first use and keeps the token for the run."""
+
+    type_name: ClassVar[str] = "entra"
+
+    name: str
+    sign_in: SignIn
+    timeout: int = 30
+    _requests: int = field(default=0, repr=False)
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Settings) -> EntraSource:
+        auth = settings.choice("auth", DELEGATED_AUTH + APP_AUTH, "device-code")
+        certificate = settings.string("certificate_file")
+        ca_file = settings.string("ca_file")
+        graph_url = _https_url(settings, "graph_url", "https://graph.microsoft.com")
+        authority_host = _https_url(settings, "authority_host", "https://login.microsoftonline.com")
+        timeout = settings.integer("timeout", 30, minimum=1)
+        sign_in = SignIn(
+            tenant_id=_identifier(settings, "tenant_id"),
+            client_id=_identifier(settings, "client_id"),
+            auth=auth,
+            authority_host=authority_host,
+            graph_url=graph_url,
+            ca_file=settings.base_dir / Path(ca_file).expanduser() if ca_file else None,
+            certificate_file=(
+                settings.base_dir / Path(certificate).expanduser() if certificate else None
+            ),
+            timeout=timeout,
+        )
+        if auth == "client-certificate" and certificate is None:
+            raise settings.error("certificate_file", "a PEM file for client-certificate sign-in")
+        settings.reject_unknown()
+        return cls(name=name, sign_in=sign_in, timeout=timeout)
+
+    def describe(self) -> str:
+        return f"{self.sign_in.graph_url} tenant {self.sign_in.tenant_id} ({self.sign_in.auth})"
+
+    def close(self) -> None:
+        """Each lookup opens and closes its own HTTP client."""
+
+    # -- running the async SDK from synchronous callers ---------------------------------
+
+    def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
+        self.sign_in.token()  # sign in first, so that a sign-in problem is reported as one
+        return asyncio.run(self._with_client(lambda client: self._find(client, query, warn)))
+
+    def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
+        self.sign_in.token()
+        yield from asyncio.run(self._with_client(lambda client: self._all_keys(client, warn)))
+
+    async def _with_client(self, work: Any) -> Any:
+        import httpx
+        from kiota_authentication_azure.azure_identity_authentication_provider import (
+            AzureIdentityAuthenticationProvider,
+        )
+        from kiota_http.kiota_client_factory import KiotaClientFactory
+        from kiota_http.middleware import RetryHandler
+        from kiota_http.middleware.options import RetryHandlerOption
+        from msgraph.graph_request_adapter import GraphRequestAdapter
+        from msgraph.graph_request_adapter import options as graph_options
+        from msgraph.graph_service_client import GraphServiceClient
+        from msgraph_core import GraphClientFactory
+        from msgraph_core.middleware import GraphTelemetryHandler
+
+        class RetryAfterHandler(RetryHandler):
+            """kiota's handler, honouring fractional and zero Retry-After values."""
+
+            def get_delay_time(
+                self, retry_count: int, response: Any = None, delay: float = 0.0
+            ) -> float:
+                headers = getattr(response, "headers", None) or {}
+                waited = parse_retry_after(headers.get("retry-after"))
+                if waited is not None:
+                    return waited
+                return float(super().get_delay_time(retry_count, None, delay))
+
+        graph_url = self.sign_in.graph_url
+        context = ssl.create_default_context(
+            cafile=str(self.sign_in.ca_file) if self.sign_in.ca_file else None
+        )
+        headers = {
+            "User-Agent": USER_AGENT,
+            "ocp-client-name": "bitkey-dir",
+            "ocp-client-version": __version__,
+        }
+        middleware = [
+            RetryAfterHandler(RetryHandlerOption(delay=0.5, max_retries=4))
+            if isinstance(handler, RetryHandler)
+            else handler
+            for handler in KiotaClientFactory.get_default_middleware(graph_options)
+        ]
+        middleware.append(GraphTelemetryHandler())
+        async with httpx.AsyncClient(verify=context, timeout=self.timeout, headers=headers) as http:
+            client_http = GraphClientFactory.create_with_custom_middleware(middleware, client=http)
+            auth = AzureIdentityAuthenticationProvider(
+                self.sign_in.credential(),
+                scopes=self.sign_in.scopes,  # kiota's default scope would drop a port
+                allowed_hosts=[urlsplit(graph_url).hostname or ""],  # else no token is sent
+            )
+            adapter = GraphRequestAdapter(auth, client_http)
+            adapter.base_url = f"{graph_url}/v1.0"  # else requests go to the public cloud
+            try:
+                return await work(GraphServiceClient(request_adapter=adapter))
+            except httpx.HTTPError as exc:
+                raise SourceError(
+                    f"cannot reach Microsoft Graph at {graph_url} ({type(exc).__name__})"
+                ) from None
+
+    # -- lookups ------------------------------------------------------------------------
+
+    async def _find(self, client: Any, query: Query, warn: Warn) -> list[RecoveryKey]:
+        if query.computer is not None:
+            return await self._keys_of_computer(client, query.computer, warn)
+        key_id = query.key_id
+        if key_id is None:
+            raise InputError("a query needs a Key ID or a computer name")
+        if key_id.is_full:
+            key = await self._read_key(client, str(key_id).lower(), warn)
+            if key is None:
+                warn(self._not_found_hint(f"Key ID {key_id}"))
+            return [key] if key is not None else []
+        listed = await self._list_keys(client, None)
+        wanted = [meta for meta in listed if key_id.matches(KeyId.parse(meta["id"]))]
+        if not wanted:
+            warn(self._not_found_hint(f"Key ID {key_id}"))
+            return []
+        return await self._read_keys(client, wanted, {}, warn)
+
+    def _not_found_hint(self, what: str) -> str:
+        return (
+            f"no recovery key with {what} is visible to {self.sign_in.principal}; keys of "
+            f"devices outside its reach (without one of the roles {ROLES}, or ownership of "
+            "the device) are not listed either"
+        )
+
+    async def _keys_of_computer(
+        self, client: Any, name: ComputerName, warn: Warn
+    ) -> list[RecoveryKey]:
+        devices = await self._devices(client, name)
+        if not devices:
+            warn(f"no device named {name.text} is visible to {self.sign_in.principal}")
+            return []
+        by_name: dict[str, list[dict[str, str]]] = {}
+        for device in devices:
+            by_name.setdefault(device["displayName"].lower(), []).append(device)
+        for same in by_name.values():
+            if len(same) > 1:
+                ids = ", ".join(device["deviceId"] for device in same)
+                warn(
+                    f"{len(same)} devices are named {same[0]['displayName']} (device IDs "
+                    f"{ids}): check the Device ID with the user"
+                )
+        names = {device["deviceId"]: device["displayName"] for device in devices}
+        listed: list[dict[str, Any]] = []
+        for device_id in names:
+            listed += await self._list_keys(client, device_id)
+        if not listed:
+            warn(f"{name.text}: no recovery keys escrowed in Entra ID for the matching devices")
+            return []
+        return await self._read_keys(client, listed, names, warn)
+
+    async def _devices(self, client: Any, name: ComputerName) -> list[dict[str, str]]:
+        from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
+
+        if name.has_wildcard:
+            prefix = name.text.split("*", 1)[0]
+            if not prefix:
+                raise InputError(
+                    "Entra ID matches device names by their beginning: put at least one "
+                    "character before the first * (PC-00*)"
+                )
+            odata_filter = f"startswith(displayName,{odata_quote(prefix)})"
+        else:
+            odata_filter = f"displayName eq {odata_quote(name.text)}"
+        parameters = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
+            filter=odata_filter, select=["id", "deviceId", "displayName"]
+        )
+        found: list[dict[str, str]] = []
+        page = await self._call(
+            client.devices.get(request_configuration=_configuration(parameters)),
+            "listing devices",
+            "Device.Read.All",
+        )
+        while page is not None:
+            for device in page.value or []:
+                if device.device_id and device.display_name and name.matches(device.display_name):
+                    found.append({"deviceId": device.device_id, "displayName": device.display_name})
+            if not page.odata_next_link:
+                break
+            page = await self._call(
+                client.devices.with_url(page.odata_next_link).get(),
+                "listing devices",
+                "Device.Read.All",
+            )
+        return found
+
+    async def _list_keys(self, client: Any, device_id: str | None) -> list[dict[str, Any]]:
+        """Key metadata (never values): all keys, or a device's keys."""
+        from msgraph.generated.information_protection.bitlocker.recovery_keys import (
+            recovery_keys_request_builder as keys_module,
+        )
+
+        builder = client.information_protection.bitlocker.recovery_keys
+        parameters = (
+            keys_module.RecoveryKeysRequestBuilder.RecoveryKeysRequestBuilderGetQueryParameters(
+                filter=f"deviceId eq {odata_quote(device_id)}" if device_id else None
+            )
+        )
+        permission = "BitlockerKey.ReadBasic.All"
+        first = builder.get(request_configuration=_configuration(parameters))
+        page = await self._call(first, "listing keys", permission)
+        listed: list[dict[str, Any]] = []
+        while page is not None:
+            for key in page.value or []:
+                if key.id and _UUID.fullmatch(key.id):
+                    listed.append(
+                        {
+                            "id": key.id,
+                            "deviceId": key.device_id,
+                            "createdDateTime": key.created_date_time,
+                            "volumeType": _volume_type(key.volume_type),
+                        }
+                    )
+            if not page.odata_next_link:
+                break
+            page = await self._call(
+                builder.with_url(page.odata_next_link).get(), "listing keys", permission
+            )
+        return listed
+
+    async def _read_key(self, client: Any, key_id: str, warn: Warn) -> RecoveryKey | None:
+        """One key with its value: exactly one Graph request."""
+        from msgraph.generated.information_protection.bitlocker.recovery_keys.item import (
+            bitlocker_recovery_key_item_request_builder as item,
+        )
+
+        parameters = item.BitlockerRecoveryKeyItemRequestBuilder.BitlockerRecoveryKeyItemRequestBuilderGetQueryParameters(  # noqa: E501
+            select=["key"]
+        )
+        builder = client.information_protection.bitlocker.recovery_keys
+        try:
+            found = await self._call(
+                builder.by_bitlocker_recovery_key_id(key_id).get(
+                    request_configuration=_configuration(parameters)
+                ),
+                "reading the key",
+                "BitlockerKey.Read.All",
+                missing_ok=True,
+            )
+        except _NotFound:
+            return None
+        if found is None:
+            return None
+        record = {
+            "id": found.id or key_id,
+            "deviceId": found.device_id,
+            "createdDateTime": found.created_date_time,
+            "volumeType": _volume_type(found.volume_type),
+            "key": found.key,
+        }
+        return self._key(record, {}, warn)
+
+    async def _read_keys(
+        self,
+        client: Any,
+        listed: list[dict[str, Any]],
+        names: dict[str, str],
+        warn: Warn,
+    ) -> list[RecoveryKey]:
+        """Values for listed keys: one GET for a single key, else $batch of up to 20."""
+        if len(listed) == 1:
+            key = await self._read_key(client, listed[0]["id"], warn)
+            return [_with_computer(key, names)] if key is not None else []
+        keys: list[RecoveryKey] = []
+        for start in range(0, len(listed), BATCH_LIMIT):
+            chunk = listed[start : start + BATCH_LIMIT]
+            values = await self._batch_read(client, [meta["id"] for meta in chunk])
+            for meta in chunk:
+                if meta["id"] in values:
+                    key = self._key({**meta, "key": values[meta["id"]]}, names, warn)
+                    if key is not None:
+                        keys.append(key)
+        return keys
+
+    async def _batch_read(self, client: Any, ids: list[str]) -> dict[str, str]:
+        """Key values by id through $batch, retrying throttled items after Retry-After."""
+        values: dict[str, str] = {}
+        pending = list(ids)
+        for _attempt in range(5):
+            if not pending:
+                break
+            body = {
+                "requests": [
+                    {
+                        "id": str(number),
+                        "method": "GET",
+                        "url": f"/informationProtection/bitlocker/recoveryKeys/{key_id}"
+                        "?$select=key",
+                    }
+                    for number, key_id in enumerate(pending)
+                ]
+            }
+            answer = await self._post_batch(client, body)
+            retry: list[str] = []
+            wait = 0.0
+            for response in answer.get("responses", []):
+                key_id = pending[int(response.get("id", -1))]
+                status = int(response.get("status", 0))
+                payload = response.get("body") or {}
+                if status == 200 and isinstance(payload, dict) and payload.get("key"):
+                    values[key_id] = str(payload["key"])
+                elif status in (429, 503, 504):
+                    retry.append(key_id)
+                    item_headers = {
+                        k.lower(): v for k, v in (response.get("headers") or {}).items()
+                    }
+                    wait = max(wait, parse_retry_after(item_headers.get("retry-after")) or 1.0)
+                elif status == 404:
+                    continue
+                else:
+                    error = payload.get("error", {}) if isinstance(payload, dict) else {}
+                    inner = error.get("innerError", {}) if isinstance(error, dict) else {}
+                    failure = _GraphFailure(
+                        status,
+                        str(error.get("code", "")),
+                        str(error.get("message", "")),
+                        inner.get("request-id") if isinstance(inner, dict) else None,
+                    )
+                    raise self._explain(failure, "reading keys", "BitlockerKey.Read.All")
+            pending = retry
+            if pending:
+                await asyncio.sleep(wait)
+        if pending:
+            raise SourceError(f"Graph kept throttling reads of {len(pending)} keys; try again")
+        return values
+
+    async def _post_batch(self, client: Any, body: dict[str, Any]) -> dict[str, Any]:
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        info = RequestInformation(Method.POST, "{+baseurl}/$batch", {})
+        info.headers.try_add("Accept", "application/json")
+        # application/json, not octet-stream: kiota does not retry streamed bodies.
+        info.set_stream_content(json.dumps(body).encode(), "application/json")
+        raw = await self._call(
+            client.request_adapter.send_primitive_async(info, "bytes", {"XXX": ODataError}),
+            "reading keys",
+            "BitlockerKey.Read.All",
+        )
+        answer: dict[str, Any] = json.loads(raw or b"{}")
+        return answer
+
+    async def _all_keys(self, client: Any, warn: Warn) -> list[RecoveryKey]:
+        listed = await self._list_keys(client, None)
+        return await self._read_keys(client, listed, {}, warn) if listed else []
+
+    # -- results and errors -------------------------------------------------------------
+
+    def _key(self, record: dict[str, Any], names: dict[str, str], warn: Warn) -> RecoveryKey | None:
+        key_id = KeyId.parse(record["id"])
+        password = None
+        if record.get("key"):
+            try:
+                password = RecoveryPassword.parse(str(record["key"]))
+            except BitkeyError as exc:
+                warn(f"Key ID {key_id}: Entra ID holds a damaged recovery password ({exc})")
+                return None
+        created = record.get("createdDateTime")
+        if isinstance(created, datetime) and created.utcoffset() is None:
+            created = created.replace(tzinfo=UTC)
+        device_id = record.get("deviceId")
+        return RecoveryKey(
+            source=self.name,
+            key_id=key_id,
+            recovery_password=password,
+            computer=names.get(device_id) if device_id else None,
+            created=created if isinstance(created, datetime) else None,
+            volume_type=record.get("volumeType"),
+            device_id=device_id,
+        )
+
+    async def _call(
+        self, awaitable: Any, doing: str, permission: str, *, missing_ok: bool = False
+    ) -> Any:
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        self._requests += 1
+        try:
+            return await awaitable
+        except ODataError as exc:
+            failure = _failure_from(exc)
+            if missing_ok and failure.status == 404:
+                raise _NotFound from None
+            raise self._explain(failure, doing, permission) from None
+        except BitkeyError:
+            raise
+        except Exception as exc:
+            import httpx
+
+            if isinstance(exc, httpx.HTTPError):
+                raise
+            if type(exc).__name__ == "ClientAuthenticationError":
+                raise AuthError(f"{doing}: no token for Graph ({exc})") from None
+            raise
+
+    def _explain(self, failure: _GraphFailure, doing: str, permission: str) -> BitkeyError:
+        where = failure.where()
+        who = self.sign_in.principal
+        if failure.status == 401:
+            return AuthError(
+                f"Graph refused the token while {doing} ({failure.code or 401}: "
+                f"{failure.message[:160]}); sign in again{where}"
+            )
+        if failure.status == 403:
+            if permission == "BitlockerKey.Read.All":
+                need = "BitlockerKey.Read.All (BitlockerKey.ReadBasic.All reads metadata only)"
+            else:
+                need = permission
+            roles = "" if self.sign_in.auth in APP_AUTH else f", and one of the roles {ROLES}"
+            return AuthError(
+                f"{who} may not do this while {doing}: it needs the {need} permission{roles}{where}"
+            )
+        if failure.status in (429, 503, 504):
+            return SourceError(
+                f"Graph is busy ({failure.status}) while {doing}, after retries; try again{where}"
+            )
+        return SourceError(
+            f"Graph answered {failure.status} while {doing}: {failure.code} "
+            f"{failure.message[:200]}{where}"
+        )
+
+
+class _NotFound(Exception):
+    pass
+
+
+def _with_computer(key: RecoveryKey, names: dict[str, str]) -> RecoveryKey:
+    from dataclasses import replace
+
+    if key.computer is None and key.device_id in names:
+        return replace(key, computer=names[key.device_id])
+    return key
+
+
+def _configuration(parameters: Any) -> Any:
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from kiota_abstractions.headers_collection import HeadersCollection
+
+    # A fresh HeadersCollection each time: older kiota shared one between requests.
+    return RequestConfiguration(query_parameters=parameters, headers=HeadersCollection())
+
+
+def _https_url(settings: Settings, key: str, default: str) -> str:
+    value = settings.string(key, default) or default
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
+        raise settings.error(key, "an https:// URL with only a host (and port)")
+    return value.rstrip("/")
+
+
+def _identifier(settings: Settings, key: str) -> str:
+    value = settings.required_string(key, "a GUID or, for tenant_id, a domain name")
+    if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", value):
+        raise settings.error(key, "a GUID or, for tenant_id, a domain name")
+    return value
