@@ -22,7 +22,7 @@ import json
 import math
 import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -165,11 +165,11 @@ class EntraSource:
 
     def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
         self.sign_in.token()  # sign in first, so that a sign-in problem is reported as one
-        return asyncio.run(self._with_client(lambda client: self._find(client, query, warn)))
+        return asyncio.run(self._with_client(lambda adapter: self._find(adapter, query, warn)))
 
     def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
         self.sign_in.token()
-        yield from asyncio.run(self._with_client(lambda client: self._all_keys(client, warn)))
+        yield from asyncio.run(self._with_client(lambda adapter: self._all_keys(adapter, warn)))
 
     async def _with_client(self, work: Any) -> Any:
         import httpx
@@ -181,7 +181,6 @@ class EntraSource:
         from kiota_http.middleware.options import RetryHandlerOption
         from msgraph.graph_request_adapter import GraphRequestAdapter
         from msgraph.graph_request_adapter import options as graph_options
-        from msgraph.graph_service_client import GraphServiceClient
         from msgraph_core import GraphClientFactory
         from msgraph_core.middleware import GraphTelemetryHandler
 
@@ -223,7 +222,7 @@ class EntraSource:
             adapter = GraphRequestAdapter(auth, client_http)
             adapter.base_url = f"{graph_url}/v1.0"  # else requests go to the public cloud
             try:
-                return await work(GraphServiceClient(request_adapter=adapter))
+                return await work(adapter)
             except httpx.HTTPError as exc:
                 raise SourceError(
                     f"cannot reach Microsoft Graph at {graph_url} ({type(exc).__name__})"
@@ -231,23 +230,23 @@ class EntraSource:
 
     # -- lookups ------------------------------------------------------------------------
 
-    async def _find(self, client: Any, query: Query, warn: Warn) -> list[RecoveryKey]:
+    async def _find(self, adapter: Any, query: Query, warn: Warn) -> list[RecoveryKey]:
         if query.computer is not None:
-            return await self._keys_of_computer(client, query.computer, warn)
+            return await self._keys_of_computer(adapter, query.computer, warn)
         key_id = query.key_id
         if key_id is None:
             raise InputError("a query needs a Key ID or a computer name")
         if key_id.is_full:
-            key = await self._read_key(client, str(key_id).lower(), warn)
+            key = await self._read_key(adapter, str(key_id).lower(), warn)
             if key is None:
                 warn(self._not_found_hint(f"Key ID {key_id}"))
             return [key] if key is not None else []
-        listed = await self._list_keys(client, None)
+        listed = await self._list_keys(adapter, None)
         wanted = [meta for meta in listed if key_id.matches(KeyId.parse(meta["id"]))]
         if not wanted:
             warn(self._not_found_hint(f"Key ID {key_id}"))
             return []
-        return await self._read_keys(client, wanted, {}, warn)
+        return await self._read_keys(adapter, wanted, {}, warn)
 
     def _not_found_hint(self, what: str) -> str:
         return (
@@ -257,9 +256,9 @@ class EntraSource:
         )
 
     async def _keys_of_computer(
-        self, client: Any, name: ComputerName, warn: Warn
+        self, adapter: Any, name: ComputerName, warn: Warn
     ) -> list[RecoveryKey]:
-        devices = await self._devices(client, name)
+        devices = await self._devices(adapter, name)
         if not devices:
             warn(f"no device named {name.text} is visible to {self.sign_in.principal}")
             return []
@@ -276,13 +275,13 @@ class EntraSource:
         names = {device["deviceId"]: device["displayName"] for device in devices}
         listed: list[dict[str, Any]] = []
         for device_id in names:
-            listed += await self._list_keys(client, device_id)
+            listed += await self._list_keys(adapter, device_id)
         if not listed:
             warn(f"{name.text}: no recovery keys escrowed in Entra ID for the matching devices")
             return []
-        return await self._read_keys(client, listed, names, warn)
+        return await self._read_keys(adapter, listed, names, warn)
 
-    async def _devices(self, client: Any, name: ComputerName) -> list[dict[str, str]]:
+    async def _devices(self, adapter: Any, name: ComputerName) -> list[dict[str, str]]:
         from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
 
         if name.has_wildcard:
@@ -298,106 +297,108 @@ class EntraSource:
         parameters = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
             filter=odata_filter, select=["id", "deviceId", "displayName"]
         )
+        builder = DevicesRequestBuilder(adapter, {})
         found: list[dict[str, str]] = []
-        page = await self._call(
-            client.devices.get(request_configuration=_configuration(parameters)),
-            "listing devices",
-            "Device.Read.All",
-        )
-        while page is not None:
-            for device in page.value or []:
-                if device.device_id and device.display_name and name.matches(device.display_name):
-                    found.append({"deviceId": device.device_id, "displayName": device.display_name})
-            if not page.odata_next_link:
-                break
-            page = await self._call(
-                client.devices.with_url(page.odata_next_link).get(),
-                "listing devices",
-                "Device.Read.All",
-            )
+        async for device in self._pages(
+            adapter, builder, parameters, "listing devices", "Device.Read.All"
+        ):
+            device_id, shown = device.get("deviceId"), device.get("displayName")
+            if isinstance(device_id, str) and isinstance(shown, str) and name.matches(shown):
+                found.append({"deviceId": device_id, "displayName": shown})
         return found
 
-    async def _list_keys(self, client: Any, device_id: str | None) -> list[dict[str, Any]]:
+    async def _list_keys(self, adapter: Any, device_id: str | None) -> list[dict[str, Any]]:
         """Key metadata (never values): all keys, or a device's keys."""
         from msgraph.generated.information_protection.bitlocker.recovery_keys import (
             recovery_keys_request_builder as keys_module,
         )
 
-        builder = client.information_protection.bitlocker.recovery_keys
-        parameters = (
-            keys_module.RecoveryKeysRequestBuilder.RecoveryKeysRequestBuilderGetQueryParameters(
-                filter=f"deviceId eq {odata_quote(device_id)}" if device_id else None
-            )
+        builder = keys_module.RecoveryKeysRequestBuilder(adapter, {})
+        parameters = builder.RecoveryKeysRequestBuilderGetQueryParameters(
+            filter=f"deviceId eq {odata_quote(device_id)}" if device_id else None
         )
-        permission = "BitlockerKey.ReadBasic.All"
-        first = builder.get(request_configuration=_configuration(parameters))
-        page = await self._call(first, "listing keys", permission)
         listed: list[dict[str, Any]] = []
-        while page is not None:
-            for key in page.value or []:
-                if key.id and _UUID.fullmatch(key.id):
-                    listed.append(
-                        {
-                            "id": key.id,
-                            "deviceId": key.device_id,
-                            "createdDateTime": key.created_date_time,
-                            "volumeType": _volume_type(key.volume_type),
-                        }
-                    )
-            if not page.odata_next_link:
-                break
-            page = await self._call(
-                builder.with_url(page.odata_next_link).get(), "listing keys", permission
-            )
+        async for key in self._pages(
+            adapter, builder, parameters, "listing keys", "BitlockerKey.ReadBasic.All"
+        ):
+            if isinstance(key.get("id"), str) and _UUID.fullmatch(key["id"]):
+                listed.append(key)
         return listed
 
-    async def _read_key(self, client: Any, key_id: str, warn: Warn) -> RecoveryKey | None:
+    async def _pages(
+        self, adapter: Any, builder: Any, parameters: Any, doing: str, permission: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every item of a collection, following @odata.nextLink."""
+        info = builder.to_get_request_information(_configuration(parameters))
+        while True:
+            page = await self._get_json(adapter, info, doing, permission)
+            for item in page.get("value") or []:
+                if isinstance(item, dict):
+                    yield item
+            next_link = page.get("@odata.nextLink")
+            if not isinstance(next_link, str) or not next_link:
+                return
+            info = builder.with_url(next_link).to_get_request_information()
+
+    async def _get_json(
+        self, adapter: Any, info: Any, doing: str, permission: str, *, missing_ok: bool = False
+    ) -> dict[str, Any]:
+        """The JSON body of a GET sent through the SDK's adapter and middleware.
+
+        msgraph-sdk's model classes are not used: deserialising one imports over a thousand
+        generated modules (seconds of start-up), and only a few fields are needed here.
+        """
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        raw = await self._call(
+            adapter.send_primitive_async(info, "bytes", {"XXX": ODataError}),
+            doing,
+            permission,
+            missing_ok=missing_ok,
+        )
+        document = json.loads(raw or b"{}")
+        return document if isinstance(document, dict) else {}
+
+    async def _read_key(self, adapter: Any, key_id: str, warn: Warn) -> RecoveryKey | None:
         """One key with its value: exactly one Graph request."""
         from msgraph.generated.information_protection.bitlocker.recovery_keys.item import (
             bitlocker_recovery_key_item_request_builder as item,
         )
 
-        parameters = item.BitlockerRecoveryKeyItemRequestBuilder.BitlockerRecoveryKeyItemRequestBuilderGetQueryParameters(  # noqa: E501
+        builder = item.BitlockerRecoveryKeyItemRequestBuilder(
+            adapter, {"bitlockerRecoveryKey%2Did": key_id}
+        )
+        parameters = builder.BitlockerRecoveryKeyItemRequestBuilderGetQueryParameters(
             select=["key"]
         )
-        builder = client.information_protection.bitlocker.recovery_keys
+        info = builder.to_get_request_information(_configuration(parameters))
         try:
-            found = await self._call(
-                builder.by_bitlocker_recovery_key_id(key_id).get(
-                    request_configuration=_configuration(parameters)
-                ),
+            found = await self._get_json(
+                adapter,
+                info,
                 "reading the key",
                 "BitlockerKey.Read.All",
                 missing_ok=True,
             )
         except _NotFound:
             return None
-        if found is None:
-            return None
-        record = {
-            "id": found.id or key_id,
-            "deviceId": found.device_id,
-            "createdDateTime": found.created_date_time,
-            "volumeType": _volume_type(found.volume_type),
-            "key": found.key,
-        }
-        return self._key(record, {}, warn)
+        return self._key({**found, "id": found.get("id") or key_id}, {}, warn)
 
     async def _read_keys(
         self,
-        client: Any,
+        adapter: Any,
         listed: list[dict[str, Any]],
         names: dict[str, str],
         warn: Warn,
     ) -> list[RecoveryKey]:
         """Values for listed keys: one GET for a single key, else $batch of up to 20."""
         if len(listed) == 1:
-            key = await self._read_key(client, listed[0]["id"], warn)
+            key = await self._read_key(adapter, listed[0]["id"], warn)
             return [_with_computer(key, names)] if key is not None else []
         keys: list[RecoveryKey] = []
         for start in range(0, len(listed), BATCH_LIMIT):
             chunk = listed[start : start + BATCH_LIMIT]
-            values = await self._batch_read(client, [meta["id"] for meta in chunk])
+            values = await self._batch_read(adapter, [meta["id"] for meta in chunk])
             for meta in chunk:
                 if meta["id"] in values:
                     key = self._key({**meta, "key": values[meta["id"]]}, names, warn)
@@ -405,7 +406,7 @@ class EntraSource:
                         keys.append(key)
         return keys
 
-    async def _batch_read(self, client: Any, ids: list[str]) -> dict[str, str]:
+    async def _batch_read(self, adapter: Any, ids: list[str]) -> dict[str, str]:
         """Key values by id through $batch, retrying throttled items after Retry-After."""
         values: dict[str, str] = {}
         pending = list(ids)
@@ -423,7 +424,7 @@ class EntraSource:
                     for number, key_id in enumerate(pending)
                 ]
             }
-            answer = await self._post_batch(client, body)
+            answer = await self._post_batch(adapter, body)
             retry: list[str] = []
             wait = 0.0
             for response in answer.get("responses", []):
@@ -457,7 +458,7 @@ class EntraSource:
             raise SourceError(f"Graph kept throttling reads of {len(pending)} keys; try again")
         return values
 
-    async def _post_batch(self, client: Any, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post_batch(self, adapter: Any, body: dict[str, Any]) -> dict[str, Any]:
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
         from msgraph.generated.models.o_data_errors.o_data_error import ODataError
@@ -467,16 +468,16 @@ class EntraSource:
         # application/json, not octet-stream: kiota does not retry streamed bodies.
         info.set_stream_content(json.dumps(body).encode(), "application/json")
         raw = await self._call(
-            client.request_adapter.send_primitive_async(info, "bytes", {"XXX": ODataError}),
+            adapter.send_primitive_async(info, "bytes", {"XXX": ODataError}),
             "reading keys",
             "BitlockerKey.Read.All",
         )
         answer: dict[str, Any] = json.loads(raw or b"{}")
         return answer
 
-    async def _all_keys(self, client: Any, warn: Warn) -> list[RecoveryKey]:
-        listed = await self._list_keys(client, None)
-        return await self._read_keys(client, listed, {}, warn) if listed else []
+    async def _all_keys(self, adapter: Any, warn: Warn) -> list[RecoveryKey]:
+        listed = await self._list_keys(adapter, None)
+        return await self._read_keys(adapter, listed, {}, warn) if listed else []
 
     # -- results and errors -------------------------------------------------------------
 
@@ -489,17 +490,15 @@ class EntraSource:
             except BitkeyError as exc:
                 warn(f"Key ID {key_id}: Entra ID holds a damaged recovery password ({exc})")
                 return None
-        created = record.get("createdDateTime")
-        if isinstance(created, datetime) and created.utcoffset() is None:
-            created = created.replace(tzinfo=UTC)
+        created = _timestamp(record.get("createdDateTime"))
         device_id = record.get("deviceId")
         return RecoveryKey(
             source=self.name,
             key_id=key_id,
             recovery_password=password,
             computer=names.get(device_id) if device_id else None,
-            created=created if isinstance(created, datetime) else None,
-            volume_type=record.get("volumeType"),
+            created=created,
+            volume_type=_volume_type(record.get("volumeType")),
             device_id=device_id,
         )
 
@@ -556,6 +555,17 @@ class EntraSource:
 
 class _NotFound(Exception):
     pass
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """Graph's ISO 8601 timestamps ("2024-03-01T10:15:00Z"), always with a UTC offset."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.utcoffset() is not None else parsed.replace(tzinfo=UTC)
 
 
 def _with_computer(key: RecoveryKey, names: dict[str, str]) -> RecoveryKey:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from bitkey_dir.env import CLIENT_SECRET_ENV
 from bitkey_dir.errors import AuthError, SourceError
 
-CLIENT_SECRET_ENV: Final = "BITKEY_DIR_CLIENT_SECRET"  # noqa: S105 - a variable's name
 DELEGATED_AUTH: Final = ("device-code", "browser")
 APP_AUTH: Final = ("client-secret", "client-certificate")
 
