@@ -164,6 +164,8 @@ class EntraSource:
     # -- running the async SDK from synchronous callers ---------------------------------
 
     def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
+        if query.computer is not None:
+            _device_filter(query.computer)  # bad input is refused before anyone signs in
         self.sign_in.token()  # sign in first, so that a sign-in problem is reported as one
         return asyncio.run(self._with_client(lambda adapter: self._find(adapter, query, warn)))
 
@@ -173,12 +175,14 @@ class EntraSource:
 
     async def _with_client(self, work: Any) -> Any:
         import httpx
+        from kiota_abstractions.api_client_builder import register_default_deserializer
         from kiota_authentication_azure.azure_identity_authentication_provider import (
             AzureIdentityAuthenticationProvider,
         )
         from kiota_http.kiota_client_factory import KiotaClientFactory
         from kiota_http.middleware import RetryHandler
         from kiota_http.middleware.options import RetryHandlerOption
+        from kiota_serialization_json.json_parse_node_factory import JsonParseNodeFactory
         from msgraph.graph_request_adapter import GraphRequestAdapter
         from msgraph.graph_request_adapter import options as graph_options
         from msgraph_core import GraphClientFactory
@@ -196,6 +200,9 @@ class EntraSource:
                     return waited
                 return float(super().get_delay_time(retry_count, None, delay))
 
+        # What GraphServiceClient's constructor would do: without a JSON parser registered,
+        # kiota cannot read Graph's error bodies and raises a bare APIError.
+        register_default_deserializer(JsonParseNodeFactory)
         graph_url = self.sign_in.graph_url
         context = ssl.create_default_context(
             cafile=str(self.sign_in.ca_file) if self.sign_in.ca_file else None
@@ -284,18 +291,8 @@ class EntraSource:
     async def _devices(self, adapter: Any, name: ComputerName) -> list[dict[str, str]]:
         from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
 
-        if name.has_wildcard:
-            prefix = name.text.split("*", 1)[0]
-            if not prefix:
-                raise InputError(
-                    "Entra ID matches device names by their beginning: put at least one "
-                    "character before the first * (PC-00*)"
-                )
-            odata_filter = f"startswith(displayName,{odata_quote(prefix)})"
-        else:
-            odata_filter = f"displayName eq {odata_quote(name.text)}"
         parameters = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
-            filter=odata_filter, select=["id", "deviceId", "displayName"]
+            filter=_device_filter(name), select=["id", "deviceId", "displayName"]
         )
         builder = DevicesRequestBuilder(adapter, {})
         found: list[dict[str, str]] = []
@@ -505,12 +502,12 @@ class EntraSource:
     async def _call(
         self, awaitable: Any, doing: str, permission: str, *, missing_ok: bool = False
     ) -> Any:
-        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+        from kiota_abstractions.api_error import APIError
 
         self._requests += 1
         try:
             return await awaitable
-        except ODataError as exc:
+        except APIError as exc:  # ODataError, or a bare APIError for an unreadable body
             failure = _failure_from(exc)
             if missing_ok and failure.status == 404:
                 raise _NotFound from None
@@ -555,6 +552,19 @@ class EntraSource:
 
 class _NotFound(Exception):
     pass
+
+
+def _device_filter(name: ComputerName) -> str:
+    """displayName eq '…', or startswith for a pattern; Graph has no other wildcard."""
+    if not name.has_wildcard:
+        return f"displayName eq {odata_quote(name.text)}"
+    prefix = name.text.split("*", 1)[0]
+    if not prefix:
+        raise InputError(
+            "Entra ID matches device names by their beginning: put at least one character "
+            "before the first * (PC-00*)"
+        )
+    return f"startswith(displayName,{odata_quote(prefix)})"
 
 
 def _timestamp(value: Any) -> datetime | None:
