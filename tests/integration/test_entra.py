@@ -1027,3 +1027,41 @@ def test_an_unused_entra_source_loads_no_graph_library(entra: Entra, tmp_path: P
     )
     code, heavy = eval(proc.stderr.decode().split("PROBE ", 1)[1])  # noqa: S307 - our own repr
     assert (code, heavy) == (0, []), proc.stderr.decode()
+
+
+# -- expired tokens -------------------------------------------------------------------------------
+
+
+def test_tokens_that_expire_during_a_lookup_are_renewed_silently(
+    entra: Entra, graph: GraphEmulator
+) -> None:
+    entra.daemon()
+    device = graph.add_device("PC-0042")
+    keys = [graph.add_recovery_key(device) for _ in range(3)]
+    # MSAL treats a token with less than 5 minutes left as expired: every request asks anew.
+    graph.access_token_lifetime = 60
+    found = entra.find("--computer", "PC-0042")
+    assert found.code == 0, found.err
+    assert sorted(found.key_ids) == sorted(key.id.upper() for key in keys)
+    assert graph.count(TOKEN) >= 2  # renewed during the run, without any prompt
+
+
+def test_a_token_the_server_considers_expired_is_exit_3_with_the_request_id(
+    entra: Entra, graph: GraphEmulator
+) -> None:
+    entra.daemon()
+    key = graph.add_recovery_key(graph.add_device("PC-0042"))
+    graph.access_token_lifetime = 3600
+    # The client's clock says the token is fresh; the server's says it expired (clock skew,
+    # or a token revoked): Graph answers 401 and bitkey-dir says so instead of retrying.
+    original_now = graph.now
+
+    def skewed() -> float:
+        # Two hours later, but only once the token has been issued.
+        return original_now() + (7200 if graph.count(TOKEN) else 0)
+
+    graph.now = skewed  # type: ignore[method-assign]
+    found = entra.find("--key-id", key.id)
+    assert found.code == 3, found.err
+    assert "refused the token" in found.err
+    assert "request-id" in found.err
