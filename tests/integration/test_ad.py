@@ -17,16 +17,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from bitkey_dir.cli.app import app
 from bitkey_dir.records import KEY_FIELDS
 from tests.conftest import ROOT
+from tests.integration.cli_outcome import Outcome, run_cli, toml_value
 from tests.integration.conftest import Directory
 from tests.integration.seed import (
     COLLIDING_LT001,
@@ -42,72 +40,16 @@ from tests.integration.seed import (
 
 pytestmark = pytest.mark.integration
 
-runner = CliRunner()
 PASSWORDS = every_password()
 SECRETS = [*PASSWORDS, *(p.replace("-", "") for p in PASSWORDS)]
 ADMIN = "admin"
 WRONG_PASSWORD = "Wr0ng!Secret-4242"  # must never be echoed
 
 
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def document(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.out)
-        return parsed
-
-    @property
-    def keys(self) -> list[dict[str, Any]]:
-        keys: list[dict[str, Any]] = self.document["keys"]
-        return keys
-
-    @property
-    def key_ids(self) -> list[str]:
-        return [key["key_id"] for key in self.keys]
-
-    @property
-    def status(self) -> str:
-        statuses = {s["name"]: s["status"] for s in self.document["sources"]}
-        return str(next(iter(statuses.values())))
-
-
 def run(*args: str) -> Outcome:
     """The CLI in-process, with the checks every run must pass."""
-    result = runner.invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    outcome = Outcome(result.exit_code, result.stdout, result.stderr)
-    assert outcome.code in (0, 1, 2, 3, 4), outcome
-    assert "Traceback" not in outcome.err
-    assert "internal error" not in outcome.err
     bind_password = os.environ.get("BITKEY_DIR_PASSWORD")
-    if bind_password:
-        assert bind_password not in outcome.out + outcome.err
-    for secret in SECRETS:
-        assert secret not in outcome.err
-        if outcome.code != 0:
-            assert secret not in outcome.out
-    trail = Path(os.environ["BITKEY_DIR_TRAIL"])
-    if trail.exists():
-        text = trail.read_text()
-        assert not [s for s in SECRETS if s in text]
-    return outcome
-
-
-def toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a TOML basic string
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    raise TypeError(value)
+    return run_cli(args, secrets=SECRETS, never_shown=[bind_password] if bind_password else [])
 
 
 class Lab:

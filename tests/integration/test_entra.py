@@ -19,21 +19,18 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from typer.testing import CliRunner
 
 from bitkey_dir import __version__
-from bitkey_dir.cli.app import app as cli
 from bitkey_dir.records import KEY_FIELDS
 from tests.conftest import EXAMPLES, ROOT
+from tests.integration.cli_outcome import Outcome, run_cli, toml_value
 from tests.integration.graph_emulator import (
     App,
     GraphEmulator,
@@ -45,7 +42,6 @@ from tests.integration.graph_emulator import (
 
 pytestmark = pytest.mark.integration
 
-runner = CliRunner()
 SOURCE = "cloud"
 SECRET_ENV = "BITKEY_DIR_CLIENT_SECRET"
 SECRET = "Zq8~bitkey-dir.test-secret_42"  # never echoed
@@ -69,48 +65,6 @@ ROLE_NAMES = (
 
 
 # -- running the CLI ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    out: str
-    err: str
-    elapsed: float
-
-    @property
-    def document(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.out)
-        return parsed
-
-    @property
-    def keys(self) -> list[dict[str, Any]]:
-        keys: list[dict[str, Any]] = self.document["keys"]
-        return keys
-
-    @property
-    def key_ids(self) -> list[str]:
-        return [key["key_id"] for key in self.keys]
-
-    @property
-    def source(self) -> dict[str, Any]:
-        (status,) = self.document["sources"]
-        assert status["name"] == SOURCE
-        return dict(status)
-
-    @property
-    def status(self) -> str:
-        return str(self.source["status"])
-
-
-def toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a TOML basic string
-    raise TypeError(value)
 
 
 class Entra:
@@ -171,24 +125,8 @@ class Entra:
 
     def run(self, *args: str) -> Outcome:
         """The CLI in-process, with the checks every run must pass."""
-        started = time.monotonic()
-        result = runner.invoke(cli, list(args))
-        elapsed = time.monotonic() - started
-        if result.exception and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        outcome = Outcome(result.exit_code, result.stdout, result.stderr, elapsed)
-        assert outcome.code in (0, 1, 2, 3, 4), outcome
-        assert "Traceback" not in outcome.err, outcome.err
-        assert "internal error" not in outcome.err, outcome.err
+        outcome = run_cli(args, secrets=self.secrets(), never_shown=[SECRET, WRONG_SECRET])
         assert "eyJ" not in outcome.out + outcome.err  # no token (a JWT) is ever shown
-        for secret in self.secrets():
-            assert secret not in outcome.err
-            if outcome.code != 0 or secret in (SECRET, WRONG_SECRET):
-                assert secret not in outcome.out
-        trail = Path(os.environ["BITKEY_DIR_TRAIL"])
-        if trail.exists():
-            text = trail.read_text(encoding="utf-8")
-            assert not [secret for secret in self.secrets() if secret in text]
         return outcome
 
 
