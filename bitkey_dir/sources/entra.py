@@ -23,7 +23,7 @@ import math
 import re
 import ssl
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -128,7 +128,6 @@ class EntraSource:
     name: str
     sign_in: SignIn
     timeout: int = 30
-    _requests: int = field(default=0, repr=False)
 
     @classmethod
     def from_settings(cls, name: str, settings: Settings) -> EntraSource:
@@ -504,7 +503,6 @@ class EntraSource:
     ) -> Any:
         from kiota_abstractions.api_error import APIError
 
-        self._requests += 1
         try:
             return await awaitable
         except APIError as exc:  # ODataError, or a bare APIError for an unreadable body
@@ -512,16 +510,6 @@ class EntraSource:
             if missing_ok and failure.status == 404:
                 raise _NotFound from None
             raise self._explain(failure, doing, permission) from None
-        except BitkeyError:
-            raise
-        except Exception as exc:
-            import httpx
-
-            if isinstance(exc, httpx.HTTPError):
-                raise
-            if type(exc).__name__ == "ClientAuthenticationError":
-                raise AuthError(f"{doing}: no token for Graph ({exc})") from None
-            raise
 
     def _explain(self, failure: _GraphFailure, doing: str, permission: str) -> BitkeyError:
         where = failure.where()
