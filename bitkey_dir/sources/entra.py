@@ -94,12 +94,8 @@ class _GraphFailure(Exception):
 
 def _failure_from(exc: Exception) -> _GraphFailure:
     status = int(getattr(exc, "response_status_code", 0) or 0)
-    headers = getattr(exc, "response_headers", None) or {}
-    request_id = None
-    try:
-        request_id = headers.get("request-id")
-    except AttributeError:
-        request_id = None
+    headers = getattr(exc, "response_headers", None)
+    request_id = headers.get("request-id") if isinstance(headers, dict) else None
     error = getattr(exc, "error", None)
     code = str(getattr(error, "code", "") or "")
     message = str(getattr(error, "message", "") or type(exc).__name__)
