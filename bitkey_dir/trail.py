@@ -13,7 +13,7 @@ import getpass
 import json
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,16 +41,22 @@ def _os_user() -> str:
 
 
 def entries_for(
-    keys: Iterable[RecoveryKey], reason: str | None, command: Sequence[str]
+    keys: Iterable[RecoveryKey],
+    reason: str | None,
+    command: Sequence[str],
+    principals: Mapping[str, str | None] | None = None,
 ) -> list[Entry]:
-    """One entry per key whose password is being shown; unreadable keys reveal nothing."""
+    """One entry per key whose password is being shown; unreadable keys reveal nothing.
+
+    ``principals`` maps a source's name to the directory account it read the key as.
+    """
     now = datetime.now(UTC).isoformat(timespec="seconds")
     user = _os_user()
     return [
         {
             "time": now,
             "os_user": user,
-            "principal": None,  # the directory account, for sources that sign in
+            "principal": (principals or {}).get(key.source),
             "source": key.source,
             "key_id": str(key.key_id),
             "computer": key.computer,

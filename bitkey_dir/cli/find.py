@@ -102,7 +102,8 @@ def find(
         )
     sources = open_sources(config, source or [])
     result = find_keys(query, sources)
-    _record(result.keys, reason, strict=config.require_reason)
+    principals = {source.name: getattr(source, "principal", None) for source in sources}
+    _record(result.keys, reason, principals, strict=config.require_reason)
 
     default = "table" if stdout_is_terminal() else "json"
     fmt = output_format.value if output_format else default
@@ -120,12 +121,18 @@ def find(
     raise typer.Exit(result.exit_code)
 
 
-def _record(keys: list[RecoveryKey], reason: str | None, *, strict: bool) -> None:
+def _record(
+    keys: list[RecoveryKey],
+    reason: str | None,
+    principals: dict[str, str | None],
+    *,
+    strict: bool,
+) -> None:
     """Write the access trail before any key is shown; with require_reason, fail closed."""
     from bitkey_dir import trail
 
     try:
-        trail.append(trail.entries_for(keys, reason, sys.argv[1:]))
+        trail.append(trail.entries_for(keys, reason, sys.argv[1:], principals))
     except SourceError as exc:
         if strict:
             raise SourceError(f"not revealing keys: {exc.message}") from None

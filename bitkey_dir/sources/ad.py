@@ -163,6 +163,13 @@ class ADSource:
     def account(self) -> str:
         return self.user or "this Kerberos account"
 
+    @property
+    def principal(self) -> str | None:
+        """For the access trail: the bind account, or the Kerberos ticket's principal."""
+        if self.user:
+            return self.user
+        return _kerberos_principal()
+
     # -- connecting ---------------------------------------------------------------------
 
     def _password(self) -> str:
@@ -552,6 +559,15 @@ class ADSource:
             key = self._key(entry, warn)
             if key is not None:
                 yield key
+
+
+def _kerberos_principal() -> str | None:
+    try:
+        import gssapi
+
+        return str(gssapi.Credentials(usage="initiate").name)
+    except Exception:  # no gssapi, no ticket: the trail then says nothing rather than guess
+        return None
 
 
 def _with_location(key: RecoveryKey, location: str | None) -> RecoveryKey:

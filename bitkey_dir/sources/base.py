@@ -36,6 +36,8 @@ class Source(Protocol):
         """Every key, streamed; used for exports."""
         ...
 
+    # Optional: ``principal``, the directory account a source reads keys as (for the trail).
+
     def describe(self) -> str:
         """One line for `bitkey-dir sources`: where the keys come from, never a secret."""
         ...

@@ -153,6 +153,11 @@ class EntraSource:
     def describe(self) -> str:
         return f"{self.sign_in.graph_url} tenant {self.sign_in.tenant_id} ({self.sign_in.auth})"
 
+    @property
+    def principal(self) -> str:
+        """For the access trail: the signed-in user, or the app."""
+        return self.sign_in.principal
+
     def close(self) -> None:
         """Each lookup opens and closes its own HTTP client."""
 

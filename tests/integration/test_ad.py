@@ -134,10 +134,13 @@ def silent_server() -> Iterator[int]:
 
 
 # ---------------------------------------------------------------------------------- Key ID
-def test_full_key_id_as_helpdesk(lab: Lab, samba_dc: Directory) -> None:
+def test_full_key_id_as_helpdesk(lab: Lab, samba_dc: Directory, trail_file: Path) -> None:
     key = samba_dc.keys("WS001")[0]
     found = lab.find("--key-id", key.key_id)
     assert found.code == 0, found.err
+    # The trail says which directory account revealed the key.
+    (entry,) = [json.loads(line) for line in trail_file.read_text().splitlines()]
+    assert (entry["key_id"], entry["principal"]) == (key.key_id, samba_dc.upn(HELPDESK.name))
     assert found.keys == [samba_dc.record("WS001", key)]
     assert tuple(found.keys[0]) == KEY_FIELDS
     assert found.document["sources"] == [{"name": "lab", "status": "ok", "error": None}]
@@ -611,7 +614,11 @@ def test_ad_hoc_url_source(lab: Lab, samba_dc: Directory, monkeypatch: pytest.Mo
 
 # ---------------------------------------------------------------------------------- Kerberos
 def test_kerberos_with_a_ticket_and_no_password(
-    lab: Lab, samba_dc: Directory, helpdesk_ccache: Path, monkeypatch: pytest.MonkeyPatch
+    lab: Lab,
+    samba_dc: Directory,
+    helpdesk_ccache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    trail_file: Path,
 ) -> None:
     monkeypatch.setenv("KRB5_CONFIG", str(samba_dc.dc.krb5_conf))
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{helpdesk_ccache}")
@@ -628,6 +635,9 @@ def test_kerberos_with_a_ticket_and_no_password(
         assert "BITKEY_DIR_PASSWORD" not in os.environ
         assert found.code == 0, found.err
         assert found.keys == [samba_dc.record("PC(01)", key)]
+    # The trail names the ticket's principal.
+    entries = [json.loads(line) for line in trail_file.read_text().splitlines()]
+    assert {entry["principal"] for entry in entries} == {f"{HELPDESK.name}@{samba_dc.dc.realm}"}
     # Kerberos also means the helpdesk's rights: outside its OU, no password.
     outside = lab.find(
         "--computer",

@@ -288,6 +288,7 @@ def test_full_key_id_is_one_graph_request(
     # The trail names the revealed key (the run() checks say: and never its password).
     entries = [json.loads(line) for line in trail_file.read_text().splitlines()]
     assert [entry["key_id"] for entry in entries] == [key.id.upper()]
+    assert [entry["principal"] for entry in entries] == [f"app {entra.client_id}"]
 
     graph.clear_requests()
     again = entra.find("--key-id", "{" + key.id.lower() + "}")
