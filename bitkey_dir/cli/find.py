@@ -102,7 +102,7 @@ def find(
         )
     sources = open_sources(config, source or [])
     result = find_keys(query, sources)
-    principals = {source.name: getattr(source, "principal", None) for source in sources}
+    principals = {opened.name: getattr(opened, "principal", None) for opened in sources}
     _record(result.keys, reason, principals, strict=config.require_reason)
 
     default = "table" if stdout_is_terminal() else "json"
