@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from tests.integration.graph_emulator import GraphEmulator
 from tests.integration.seed import (
     DOMAIN,
     HELPDESK,
@@ -171,3 +172,18 @@ def helpdesk_ccache(samba_dc: Directory, tmp_path_factory: pytest.TempPathFactor
     ccache = tmp_path_factory.mktemp("krb5") / "helpdesk.ccache"
     samba_dc.dc.kinit(HELPDESK.name, HELPDESK.password, ccache)
     return ccache
+
+
+@pytest.fixture
+def graph(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[GraphEmulator]:
+    """The HTTPS Graph and identity-platform emulator, on 127.0.0.1 with its own CA."""
+    # A proxy from the environment must not catch loopback traffic.
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    with GraphEmulator(tmp_path_factory.mktemp("graph")) as emulator:
+        emulator.device_code_interval = 1
+        emulator.device_code_lifetime = 30  # a missed approval fails in seconds, not minutes
+        yield emulator
+    assert emulator.errors == []

@@ -130,20 +130,6 @@ class Entra:
         return outcome
 
 
-@pytest.fixture
-def graph(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[GraphEmulator]:
-    # A proxy from the environment must not catch loopback traffic.
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    with GraphEmulator(tmp_path_factory.mktemp("graph")) as emulator:
-        emulator.device_code_interval = 1
-        emulator.device_code_lifetime = 30  # a missed approval fails in seconds, not minutes
-        yield emulator
-    assert emulator.errors == []
-
-
 @pytest.fixture(autouse=True)
 def _fresh_kiota_registries() -> Iterator[None]:
     """Each test starts like a new `bitkey-dir` process: kiota's global registries empty.

@@ -75,7 +75,7 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -104,19 +104,6 @@ KEYS = "/v1.0/informationProtection/bitlocker/recoveryKeys"
 
 
 # -- fixtures -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def graph(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[GraphEmulator]:
-    # A proxy from the environment must not catch loopback traffic.
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    with GraphEmulator(tmp_path_factory.mktemp("graph")) as emulator:
-        emulator.device_code_interval = 1
-        yield emulator
-    assert emulator.errors == []
 
 
 @dataclass
