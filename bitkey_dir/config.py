@@ -19,7 +19,8 @@ from bitkey_dir.errors import ConfigError
 
 APP_NAME: Final = "bitkey-dir"
 _SOURCE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_TOP_LEVEL: Final = ("defaults", "sources")
+_TOP_LEVEL: Final = ("defaults", "keyring", "sources")
+_KEYRING_KEYS: Final = ("allow_plaintext",)
 _DEFAULTS_KEYS: Final = ("sources", "require_reason")
 
 T = TypeVar("T")
@@ -126,6 +127,7 @@ class Config:
     exists: bool
     default_sources: tuple[str, ...] = ()
     require_reason: bool = False
+    allow_plaintext_keyring: bool = False
     sources: Mapping[str, SourceConfig] = field(default_factory=dict)
 
 
@@ -168,7 +170,8 @@ def parse_config(data: Mapping[str, object], path: Path) -> Config:
     for key in data:
         if key not in _TOP_LEVEL:
             raise ConfigError(
-                f"{path}: unknown top-level key '{key}' (expected [defaults] and [sources.NAME])"
+                f"{path}: unknown top-level key '{key}' "
+                "(expected [defaults], [keyring] and [sources.NAME])"
             )
     sources = _parse_sources(data.get("sources", {}), path)
     defaults = data.get("defaults", {})
@@ -196,8 +199,23 @@ def parse_config(data: Mapping[str, object], path: Path) -> Config:
         exists=True,
         default_sources=tuple(names),
         require_reason=require_reason,
+        allow_plaintext_keyring=_allow_plaintext(data.get("keyring", {}), path),
         sources=sources,
     )
+
+
+def _allow_plaintext(table: object, path: Path) -> bool:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: keyring: expected a table [keyring]")
+    for key in table:
+        if key not in _KEYRING_KEYS:
+            raise ConfigError(
+                f"{path}: keyring.{key}: unknown key (known keys: {', '.join(_KEYRING_KEYS)})"
+            )
+    allow = table.get("allow_plaintext", False)
+    if not isinstance(allow, bool):
+        raise ConfigError(f"{path}: keyring.allow_plaintext: expected true or false")
+    return allow
 
 
 def _parse_sources(tables: object, path: Path) -> dict[str, SourceConfig]:
