@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+KEYRING_BACKENDS = ROOT / "tests" / "keyring_backends"
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +30,68 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     monkeypatch.delenv("BITKEY_DIR_CONFIG", raising=False)
     monkeypatch.delenv("BITKEY_DIR_DEBUG", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("BITKEY_DIR_PASSWORD", raising=False)
+    monkeypatch.delenv("BITKEY_DIR_CLIENT_SECRET", raising=False)
+    # Never the developer's real keyring: no keyring at all, unless a test selects one.
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    reload_keyring()
+
+
+def reload_keyring() -> None:
+    """Make keyring read its configuration again, as a new process would."""
+    if "keyring" in sys.modules:
+        import keyring.core
+
+        keyring.core.init_backend()
+
+
+class KeyringFile:
+    """The file-backed test keyring (tests/keyring_backends), and what it holds."""
+
+    def __init__(self, home: Path) -> None:
+        self.file = home / "test-keyring.json"
+
+    def entries(self) -> dict[str, str]:
+        """Entry name → secret, for the service bitkey-dir."""
+        if not self.file.exists():
+            return {}
+        data = json.loads(self.file.read_text(encoding="utf-8"))
+        prefix = "bitkey-dir\x00"
+        return {k.removeprefix(prefix): v for k, v in data.items() if k.startswith(prefix)}
+
+    def store(self, entry: str, secret: str) -> None:
+        data = json.loads(self.file.read_text(encoding="utf-8")) if self.file.exists() else {}
+        data[f"bitkey-dir\x00{entry}"] = secret
+        self.file.write_text(json.dumps(data), encoding="utf-8")
+
+
+def select_keyring(monkeypatch: pytest.MonkeyPatch, backend: str) -> Path:
+    """Choose a backend through keyring's own config file, keyringrc.cfg, as a user would."""
+    monkeypatch.delenv("PYTHON_KEYRING_BACKEND", raising=False)
+    config_root = Path(os.environ["XDG_CONFIG_HOME"]) / "python_keyring"
+    config_root.mkdir(parents=True, exist_ok=True)
+    rc = config_root / "keyringrc.cfg"
+    rc.write_text(
+        f"[backend]\ndefault-keyring = bitkey_test_keyrings.{backend}\n"
+        f"keyring-path = {KEYRING_BACKENDS}\n",
+        encoding="utf-8",
+    )
+    reload_keyring()
+    return rc
+
+
+@pytest.fixture
+def file_keyring(monkeypatch: pytest.MonkeyPatch) -> KeyringFile:
+    """The plaintext file keyring; configs must say `[keyring] allow_plaintext = true`."""
+    home = Path(os.environ["HOME"])
+    monkeypatch.setenv("BITKEY_DIR_TEST_KEYRING_FILE", str(home / "test-keyring.json"))
+    select_keyring(monkeypatch, "PlaintextFileKeyring")
+    return KeyringFile(home)
+
+
+@pytest.fixture
+def locked_keyring(monkeypatch: pytest.MonkeyPatch) -> None:
+    select_keyring(monkeypatch, "LockedKeyring")
 
 
 @pytest.fixture

@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from bitkey_dir.config import Settings
-from bitkey_dir.env import CA_FILE_ENV, USER_ENV
+from bitkey_dir.env import CA_FILE_ENV, PASSWORD_ENV, USER_ENV
 from bitkey_dir.errors import AuthError, BitkeyError, InputError, SourceError
 from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
 from bitkey_dir.sources.ad_names import (
     RECOVERY_CLASS,
     ServerUrl,
+    bind_refusal,
     computer_filter,
     deleted_name,
     escape_filter_value,
@@ -47,6 +48,8 @@ from bitkey_dir.sources.base import Warn
 
 if TYPE_CHECKING:
     from ldap3 import Connection
+
+    from bitkey_dir.credentials import Secret, Wanted
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,10 @@ _NO_SUCH_OBJECT: Final = 32
 
 class _Unreachable(Exception):
     """This server cannot be used; the next one may be."""
+
+
+class _PasswordRefused(AuthError):
+    """The directory said the password is wrong (not: the account is locked or disabled)."""
 
 
 def _first(raw: dict[str, list[bytes]], name: str) -> bytes | None:
@@ -172,12 +179,21 @@ class ADSource:
 
     # -- connecting ---------------------------------------------------------------------
 
-    def _password(self) -> str:
-        from bitkey_dir.credentials import bind_password
+    @property
+    def wanted(self) -> Wanted:
+        """The bind password this source needs, and where it is kept."""
+        from bitkey_dir.credentials import Wanted
+        from bitkey_dir.keystore import password_entry
 
-        return bind_password(self.name, self.user or "")
+        user = self.user or ""
+        return Wanted(
+            self.name, f"the password of {user}", PASSWORD_ENV, password_entry(self.name, user)
+        )
 
-    def _connect(self, warn: Warn) -> Connection:
+    def _connect(self, warn: Warn, secret: Secret | None = None) -> Connection:
+        """Bind to the first usable server; ``secret`` overrides the credential lookup."""
+        from bitkey_dir import credentials
+
         if self._connection is not None:
             return self._connection
         if any(not s.ldaps for s in self.servers) and self.allow_plaintext:
@@ -185,18 +201,73 @@ class ADSource:
                 "allow_plaintext is on: ldap:// binds without TLS, so the password and the "
                 "recovery keys cross the network unencrypted"
             )
-        password = self._password() if self.auth == "simple" else None
+        if self.auth == "simple" and secret is None:
+            secret = credentials.obtain(self.wanted)
+        retyped = False
         failures = []
-        for server in self.servers:
+        pending = list(self.servers)
+        while pending:
+            server = pending[0]
             try:
-                self._connection = self._open(server, password)
+                self._connection = self._open(server, secret.value if secret else None)
             except _Unreachable as exc:
                 log.info("%s: %s unusable: %s", self.name, server.url, exc)
                 failures.append(f"{server.url}: {exc}")
+                pending.pop(0)
                 continue
+            except _PasswordRefused as exc:
+                if secret is None:
+                    raise AuthError(exc.message) from None
+                # Never the same password on the next server: failures lock accounts.
+                secret = credentials.rejected(self.wanted, secret, exc.message)
+                retyped = True
+                continue
+            if retyped and secret is not None:
+                credentials.remember(self.wanted, secret)
             self._server = server
             return self._connection
         raise SourceError(f"no directory server could be used ({'; '.join(failures)})")
+
+    @property
+    def login_secret(self) -> Wanted | None:
+        """The password `bitkey-dir login` reads; None for Kerberos, which has none."""
+        return None if self.auth == "kerberos" else self.wanted
+
+    def login(self, secret: Secret | None) -> str:
+        """Prove ``secret`` with a real bind, then store it (for `bitkey-dir login`)."""
+        from bitkey_dir import keystore
+
+        if self.auth == "kerberos" or secret is None:
+            raise InputError(
+                f"{self.name} signs in with Kerberos tickets: run kinit; there is nothing to store"
+            )
+        try:
+            self._connect(lambda message: None, secret)
+            where = self._server.url if self._server else "?"
+        finally:
+            self.close()
+        keystore.current().set(self.wanted.entry, secret.value)
+        return f"bound to {where} as {self.user}; the password is stored in the keyring"
+
+    def logout(self) -> list[str]:
+        from bitkey_dir import keystore
+
+        if self.auth == "kerberos":
+            return []
+        return [self.wanted.label] if keystore.current().delete(self.wanted.entry) else []
+
+    def auth_status(self) -> dict[str, object]:
+        from bitkey_dir import keystore
+
+        if self.auth == "kerberos":
+            return {"account": self.principal, "secret": None, "stored": None, "tokens": None}
+        return {
+            "account": self.user,
+            "secret": "password",
+            "stored": keystore.current().has(self.wanted.entry),
+            "environment": bool(os.environ.get(PASSWORD_ENV)),
+            "tokens": None,
+        }
 
     def _open(self, server: ServerUrl, password: str | None) -> Connection:
         import ldap3
@@ -263,7 +334,10 @@ class ADSource:
         code = result.get("result")
         detail = str(result.get("message") or result.get("description") or "").strip()
         if code == _INVALID_CREDENTIALS:
-            raise AuthError(
+            refusal = bind_refusal(detail)
+            if refusal is not None:
+                raise AuthError(f"{server.url} refused the bind as {self.account}: {refusal}")
+            raise _PasswordRefused(
                 f"{server.url} rejected the user name or password for "
                 f"{self.account} ({detail[:120]})"
             )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from bitkey_dir.config import Settings
+    from bitkey_dir.credentials import Secret, Wanted
     from bitkey_dir.model import Query, RecoveryKey
 
 Warn = Callable[[str], None]
@@ -44,6 +45,28 @@ class Source(Protocol):
 
     def close(self) -> None:
         """Release connections; called once when the lookup ends."""
+        ...
+
+
+@runtime_checkable
+class SignsIn(Protocol):
+    """Optional: a source with credentials that `login`, `logout` and `auth status` manage."""
+
+    @property
+    def login_secret(self) -> Wanted | None:
+        """The secret `login` must read (a password, a client secret), or None."""
+        ...
+
+    def login(self, secret: Secret | None) -> str:
+        """Prove the credential against the directory, then store it; one line saying so."""
+        ...
+
+    def logout(self) -> list[str]:
+        """Remove everything stored for this source; what was removed."""
+        ...
+
+    def auth_status(self) -> dict[str, object]:
+        """What is stored (account, secret, tokens and their expiry), never a secret."""
         ...
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import re
 import ssl
 from collections.abc import AsyncIterator, Iterator
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 
 from bitkey_dir import __version__
 from bitkey_dir.config import Settings
+from bitkey_dir.credentials import Secret, Wanted
 from bitkey_dir.errors import AuthError, BitkeyError, InputError, SourceError
 from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
 from bitkey_dir.sources.base import Warn
@@ -144,6 +146,7 @@ class EntraSource:
                 settings.base_dir / Path(certificate).expanduser() if certificate else None
             ),
             timeout=timeout,
+            source=name,
         )
         if auth == "client-certificate" and certificate is None:
             raise settings.error("certificate_file", "a PEM file for client-certificate sign-in")
@@ -160,6 +163,68 @@ class EntraSource:
 
     def close(self) -> None:
         """Each lookup opens and closes its own HTTP client."""
+
+    # -- signing in once ----------------------------------------------------------------
+
+    @property
+    def login_secret(self) -> Wanted | None:
+        """The client secret `bitkey-dir login` reads, for client-secret sign-in."""
+        return self.sign_in.wanted
+
+    def login(self, secret: Secret | None) -> str:
+        """Sign in afresh and keep the tokens (and the client secret) for later runs."""
+        from bitkey_dir import keystore
+
+        principal = self.sign_in.login(secret)
+        wanted = self.sign_in.wanted
+        if wanted is not None and secret is not None:
+            keystore.current().set(wanted.entry, secret.value)
+            return f"signed in as {principal}; the client secret and tokens are stored"
+        return f"signed in as {principal}; the tokens are stored"
+
+    def logout(self) -> list[str]:
+        return self.sign_in.forget()
+
+    def auth_status(self) -> dict[str, object]:
+        from bitkey_dir import keystore
+        from bitkey_dir.env import CLIENT_SECRET_ENV
+        from bitkey_dir.token_cache import summarize
+
+        cache = self.sign_in.cache_file()
+        loaded = cache.load() if cache.exists() else None
+        summary = summarize(loaded.serialized) if loaded and loaded.serialized else None
+        wanted = self.sign_in.wanted
+        tokens: dict[str, object] = {"saved": summary is not None}
+        if summary is not None:
+            expires = summary.access_token_expires
+            tokens.update(
+                {
+                    "accounts": list(summary.accounts),
+                    "access_token_expires": (
+                        datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds")
+                        if expires is not None
+                        else None
+                    ),
+                    "refresh_token": summary.refresh_tokens > 0,
+                    "summary": summary.describe(),
+                }
+            )
+        elif loaded is not None and loaded.problem:
+            tokens["problem"] = loaded.problem
+        account = (
+            summary.accounts[0]
+            if summary and summary.accounts
+            else f"app {self.sign_in.client_id}"
+            if self.sign_in.auth in APP_AUTH
+            else None
+        )
+        return {
+            "account": account,
+            "secret": "client secret" if wanted else None,
+            "stored": keystore.current().has(wanted.entry) if wanted else None,
+            "environment": bool(wanted and os.environ.get(CLIENT_SECRET_ENV)),
+            "tokens": tokens,
+        }
 
     # -- running the async SDK from synchronous callers ---------------------------------
 
@@ -516,9 +581,11 @@ class EntraSource:
         where = failure.where()
         who = self.sign_in.principal
         if failure.status == 401:
+            self.sign_in.drop_access_tokens()
             return AuthError(
                 f"Graph refused the token while {doing} ({failure.code or 401}: "
-                f"{failure.message[:160]}); sign in again{where}"
+                f"{failure.message[:160]}); the saved token was dropped: run again to get a "
+                f"new one{where}"
             )
         if failure.status == 403:
             if permission == "BitlockerKey.Read.All":

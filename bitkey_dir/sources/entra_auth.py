@@ -7,15 +7,19 @@ an Entra source runs.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from bitkey_dir import credentials, keystore
+from bitkey_dir.credentials import Secret, Wanted
 from bitkey_dir.env import CLIENT_SECRET_ENV
 from bitkey_dir.errors import AuthError, SourceError
+from bitkey_dir.keystore import client_secret_entry
+from bitkey_dir.token_cache import TokenCacheFile
 
 DELEGATED_AUTH: Final = ("device-code", "browser")
 APP_AUTH: Final = ("client-secret", "client-certificate")
@@ -48,9 +52,23 @@ def _msal_error(result: dict[str, Any] | None, what: str) -> AuthError:
     return AuthError(f"{what} failed: {first_line[:300]}{suffix}")
 
 
+_REFUSED_SECRET: Final = (7000215, 7000222)  # AADSTS: invalid client secret; expired secret
+
+
+def _refused_secret(result: dict[str, Any] | None) -> bool:
+    codes = (result or {}).get("error_codes") or []
+    return (result or {}).get("error") == "invalid_client" and any(
+        code in _REFUSED_SECRET for code in codes
+    )
+
+
 @dataclass
 class SignIn:
-    """One tenant and app registration; gets Graph tokens the configured way."""
+    """One tenant and app registration; gets Graph tokens the configured way.
+
+    Tokens are kept in the source's encrypted token cache (token_cache.py) between runs, so
+    a signed-in user or app signs in silently until the refresh token lapses.
+    """
 
     tenant_id: str
     client_id: str
@@ -60,8 +78,15 @@ class SignIn:
     ca_file: Path | None = None
     certificate_file: Path | None = None
     timeout: int = 30
+    source: str = "entra"
     _app: Any = field(default=None, repr=False)
     _account: Any = field(default=None, repr=False)
+    _secret: Secret | None = field(default=None, repr=False)
+    _cache: Any = field(default=None, repr=False)
+    _http_cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+    _http_keys: frozenset[Any] = field(default=frozenset(), repr=False)
+    _interactive_allowed: bool = field(default=False, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def scopes(self) -> list[str]:
@@ -76,20 +101,28 @@ class SignIn:
             return str(self._account.get("username") or "the signed-in user")
         return f"app {self.client_id}"
 
-    def _client_credential(self) -> Any:
-        if self.auth == "client-certificate":
-            return self._certificate_credential()
-        secret = os.environ.get(CLIENT_SECRET_ENV)
-        if not secret and sys.stdin.isatty() and sys.stderr.isatty():
-            import getpass
+    @property
+    def wanted(self) -> Wanted | None:
+        """The client secret this sign-in needs, if any, and where it is kept."""
+        if self.auth != "client-secret":
+            return None
+        return Wanted(
+            self.source,
+            f"the client secret of app {self.client_id}",
+            CLIENT_SECRET_ENV,
+            client_secret_entry(self.source, self.client_id),
+        )
 
-            secret = getpass.getpass(f"Client secret for app {self.client_id}: ")
-        if not secret:
-            raise AuthError(
-                f"no client secret for app {self.client_id}: set {CLIENT_SECRET_ENV}, or run "
-                "on a terminal to be asked for it"
-            )
-        return secret
+    def cache_file(self) -> TokenCacheFile:
+        return TokenCacheFile(self.source, keystore.current())
+
+    def _client_credential(self) -> Any:
+        wanted = self.wanted
+        if wanted is None:
+            return self._certificate_credential()
+        if self._secret is None:
+            self._secret = credentials.obtain(wanted)
+        return self._secret.value
 
     def _certificate_credential(self) -> dict[str, str]:
         from cryptography import x509
@@ -117,15 +150,58 @@ class SignIn:
             "public_certificate": certificate.public_bytes(Encoding.PEM).decode("ascii"),
         }
 
-    def _application(self) -> Any:
+    def _load_cache(self, *, fresh: bool) -> None:
+        import msal
+
+        self._cache = msal.SerializableTokenCache()
+        self._http_cache = {}
+        if not fresh:
+            loaded = self.cache_file().load()
+            if loaded.problem:
+                sys.stderr.write(
+                    f"notice: the saved sign-in of {self.source} cannot be used "
+                    f"({loaded.problem}); signing in again\n"
+                )
+            if loaded.serialized:
+                try:
+                    self._cache.deserialize(loaded.serialized)
+                except ValueError:
+                    self._cache = msal.SerializableTokenCache()
+            self._http_cache = loaded.http_cache
+        self._http_keys = frozenset(self._http_cache)
+
+    def _save_cache(self) -> None:
+        """Keep what changed; a sign-in that cannot be saved still works for this run."""
+        cache = self._cache
+        if cache is None:
+            return
+        if not cache.has_state_changed and frozenset(self._http_cache) == self._http_keys:
+            return
+        try:
+            saved = self.cache_file().save(cache.serialize(), self._http_cache)
+        except OSError as exc:
+            sys.stderr.write(
+                f"notice: cannot save the sign-in of {self.source} ({exc.strerror}); "
+                "you will sign in again next time\n"
+            )
+            saved = False
+        if saved:
+            cache.has_state_changed = False
+            self._http_keys = frozenset(self._http_cache)
+
+    def _application(self, *, fresh: bool = False) -> Any:
         if self._app is not None:
             return self._app
         import msal
 
+        if self._cache is None:
+            self._load_cache(fresh=fresh)
         options: dict[str, Any] = {
             "authority": f"{self.authority_host}/{self.tenant_id}",
             "instance_discovery": False,  # else MSAL asks the public cloud about this host
             "http_client": _ca_session(self.ca_file, self.timeout),
+            "token_cache": self._cache,
+            "http_cache": self._http_cache,
         }
         try:
             if self.auth in APP_AUTH:
@@ -144,18 +220,58 @@ class SignIn:
         """An access token and its expiry (epoch seconds), signing in if needed."""
         import requests
 
-        try:
-            return self._token()
-        except requests.RequestException as exc:
-            raise SourceError(
-                f"cannot reach the identity platform at {self.authority_host} "
-                f"({type(exc).__name__})"
-            ) from None
+        with self._lock:  # kiota may ask from several tasks; one sign-in is enough
+            try:
+                token = self._token()
+            except requests.RequestException as exc:
+                raise SourceError(
+                    f"cannot reach the identity platform at {self.authority_host} "
+                    f"({type(exc).__name__})"
+                ) from None
+            self._save_cache()
+            return token
+
+    def login(self, secret: Secret | None = None) -> str:
+        """Sign in afresh (for `bitkey-dir login`), replacing any saved sign-in; says as whom."""
+        with self._lock:
+            self._app = None
+            self._account = None
+            self._cache = None
+            self._secret = secret
+            self._interactive_allowed = True
+            self._application(fresh=True)
+            self.token()
+            if self.auth not in APP_AUTH:
+                self._forget_other_accounts()
+                self._save_cache()
+            if self._cache is not None and self._cache.has_state_changed:
+                raise AuthError(
+                    f"signed in, but the sign-in of {self.source} could not be saved "
+                    f"(keyring: {keystore.current().info().describe()})"
+                )
+            return self.principal
+
+    def _forget_other_accounts(self) -> None:
+        app = self._application()
+        for account in app.get_accounts():
+            if self._account is None or account.get("home_account_id") != self._account.get(
+                "home_account_id"
+            ):
+                app.remove_account(account)
 
     def _token(self) -> tuple[str, int]:
         app = self._application()
         if self.auth in APP_AUTH:
             result = app.acquire_token_for_client(self.scopes)
+            if _refused_secret(result) and self._secret is not None and self.wanted:
+                self._secret = credentials.rejected(
+                    self.wanted, self._secret, str(_msal_error(result, "sign-in"))
+                )
+                self._app = None
+                app = self._application()
+                result = app.acquire_token_for_client(self.scopes)
+                if result and "access_token" in result:
+                    credentials.remember(self.wanted, self._secret)
             if not result or "access_token" not in result:
                 raise _msal_error(result, f"sign-in as app {self.client_id}")
             return result["access_token"], int(time.time()) + int(result["expires_in"])
@@ -166,10 +282,24 @@ class SignIn:
             result = app.acquire_token_silent_with_error(self.scopes, account=self._account)
             if result and "access_token" in result:
                 return result["access_token"], int(time.time()) + int(result["expires_in"])
+        if not (self._interactive_allowed or credentials.can_prompt()):
+            saved = "the saved sign-in has expired" if self._account else "nobody is signed in"
+            raise AuthError(
+                f"{self.source}: {saved} and there is no terminal to sign in on: run "
+                f"`bitkey-dir login {self.source}` on a terminal"
+            )
         result = self._interactive(app)
         if not result or "access_token" not in result:
             raise _msal_error(result, "sign-in")
-        self._account = next(iter(app.get_accounts()), None)
+        claims = result.get("id_token_claims") or {}
+        self._account = next(
+            (
+                account
+                for account in app.get_accounts()
+                if account.get("local_account_id") == claims.get("oid")
+            ),
+            next(iter(app.get_accounts()), None),
+        )
         return result["access_token"], int(time.time()) + int(result["expires_in"])
 
     def _interactive(self, app: Any) -> Any:
@@ -182,6 +312,26 @@ class SignIn:
         sys.stderr.write(str(flow.get("message", "")) + "\n")
         sys.stderr.flush()
         return app.acquire_token_by_device_flow(flow)
+
+    def drop_access_tokens(self) -> None:
+        """Graph refused a token MSAL thinks valid: keep the next run from sending it again."""
+        with self._lock:
+            cache = self._cache
+            if cache is None:
+                return
+            for token in list(cache.search(cache.CredentialType.ACCESS_TOKEN)):
+                cache.remove_at(token)
+            self._save_cache()
+
+    def forget(self) -> list[str]:
+        """Remove the saved sign-in and the stored client secret; say what was removed."""
+        removed = []
+        if self.cache_file().remove():
+            removed.append("the saved sign-in (token cache)")
+        wanted = self.wanted
+        if wanted is not None and keystore.current().delete(wanted.entry):
+            removed.append(wanted.label)
+        return removed
 
     def credential(self) -> Any:
         """An azure.core TokenCredential, as kiota's authentication provider expects."""

@@ -104,7 +104,9 @@ class Entra:
             "timeout": 5,
         }
         table.update(settings)
-        lines = ["[defaults]", f'sources = ["{SOURCE}"]', "", f"[sources.{SOURCE}]"]
+        lines = ["[defaults]", f'sources = ["{SOURCE}"]', "", "[keyring]"]
+        # The tests' file keyring is plaintext; without a test selecting it, there is none.
+        lines += ["allow_plaintext = true", "", f"[sources.{SOURCE}]"]
         lines += [f"{k} = {toml_value(v)}" for k, v in table.items() if v is not None]
         path = self.tmp_path / "config.toml"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -113,6 +115,10 @@ class Entra:
     def find(self, *args: str, **settings: object) -> Outcome:
         config = self.config(**settings)
         return self.run("--config", str(config), "find", *args, "--source", SOURCE, "-f", "json")
+
+    def login(self, **settings: object) -> Outcome:
+        config = self.config(**settings)
+        return self.run("--config", str(config), "login", SOURCE)
 
     def secrets(self) -> list[str]:
         passwords = [key.key for key in self.graph.recovery_keys.values()]
@@ -606,6 +612,7 @@ def test_no_device_read_all_is_exit_3_naming_it(entra: Entra, graph: GraphEmulat
     assert entra.find("--key-id", key.id).code == 0
 
 
+@pytest.mark.usefixtures("file_keyring")
 def test_delegated_user_without_role_or_ownership_is_exit_3_naming_the_roles(
     entra: Entra, graph: GraphEmulator
 ) -> None:
@@ -613,7 +620,8 @@ def test_delegated_user_without_role_or_ownership_is_exit_3_naming_the_roles(
     plain = graph.add_user("plain@contoso.onmicrosoft.com")
     key = graph.add_recovery_key(graph.add_device("PC-0042"))
     with device_code_answered(graph, plain):
-        found = entra.find("--key-id", key.id, auth="device-code")
+        assert entra.login(auth="device-code").code == 0
+    found = entra.find("--key-id", key.id, auth="device-code")
     assert found.code == 3, found.err
     assert found.status == "denied"
     for role in ROLE_NAMES:
@@ -624,6 +632,7 @@ def test_delegated_user_without_role_or_ownership_is_exit_3_naming_the_roles(
     assert graph.key_reads == []
 
 
+@pytest.mark.usefixtures("file_keyring")
 def test_delegated_owner_reads_the_keys_of_their_device(entra: Entra, graph: GraphEmulator) -> None:
     app = entra.public()
     owner = graph.add_user("owner@contoso.onmicrosoft.com")
@@ -631,7 +640,8 @@ def test_delegated_owner_reads_the_keys_of_their_device(entra: Entra, graph: Gra
     keys = [graph.add_recovery_key(own, created=day(n)) for n in range(2)]
     graph.add_recovery_key(graph.add_device("LT-OTHER"))
     with device_code_answered(graph, owner):
-        found = entra.find("--computer", "LT-OWNER", auth="device-code")
+        assert entra.login(auth="device-code").code == 0
+    found = entra.find("--computer", "LT-OWNER", auth="device-code")
     assert found.code == 0, found.err
     assert found.keys == [record(key, "LT-OWNER") for key in reversed(keys)]
     reads = graph.key_reads
@@ -805,17 +815,23 @@ def test_client_certificate_sign_in(
     assert credential.private_key_pem.splitlines()[1] not in found.out + found.err
 
 
+@pytest.mark.usefixtures("file_keyring")
 def test_device_code_instructions_go_to_stderr(entra: Entra, graph: GraphEmulator) -> None:
     app = entra.public()
     agent = graph.add_user("agent@contoso.onmicrosoft.com", roles=["Helpdesk Administrator"])
     key = graph.add_recovery_key(graph.add_device("PC-0042"))
     with device_code_answered(graph, agent) as codes:
-        found = entra.find("--key-id", key.id, auth="device-code")
-    assert found.code == 0, found.err
+        signed_in = entra.login(auth="device-code")
+    assert signed_in.code == 0, signed_in.err
     (code,) = codes
-    assert code in found.err
-    assert f"{graph.base_url}/devicelogin" in found.err
-    assert code not in found.out
+    assert code in signed_in.err
+    assert f"{graph.base_url}/devicelogin" in signed_in.err
+    assert code not in signed_in.out
+    backend = "bitkey_test_keyrings.PlaintextFileKeyring"
+    assert signed_in.out == (
+        f"{SOURCE}: signed in as {agent.user_principal_name}; the tokens are stored ({backend})\n"
+    )
+    found = entra.find("--key-id", key.id, auth="device-code")
     assert json.loads(found.out)["keys"] == [record(key, None)]  # stdout is only the JSON
     # Delegated scopes are built from graph_url.
     (flow,) = graph.device_codes.values()
@@ -827,16 +843,16 @@ def test_device_code_instructions_go_to_stderr(entra: Entra, graph: GraphEmulato
     assert (read.user_principal_name, read.app_id) == (agent.user_principal_name, app.client_id)
 
 
+@pytest.mark.usefixtures("file_keyring")
 @pytest.mark.parametrize("answer", ["decline", "expire"])
 def test_declined_or_expired_device_code_is_exit_3(
     entra: Entra, graph: GraphEmulator, answer: str
 ) -> None:
     entra.public()
-    key = graph.add_recovery_key(graph.add_device("PC-0042"))
+    graph.add_recovery_key(graph.add_device("PC-0042"))
     with device_code_answered(graph, None, action=answer):
-        found = entra.find("--key-id", key.id, auth="device-code")
+        found = entra.login(auth="device-code")
     assert found.code == 3, found.err
-    assert found.status == "denied"
     assert ("AADSTS70000" if answer == "decline" else "AADSTS70019") in found.err
     assert graph.count(GRAPH) == 0
 

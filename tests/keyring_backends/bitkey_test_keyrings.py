@@ -1,0 +1,80 @@
+"""Keyring backends for the tests, selected through keyring's own configuration.
+
+``PlaintextFileKeyring`` keeps entries in a JSON file, as keyrings.alt's PlaintextKeyring does,
+so that tests can look at what a run stored. Its name says it is plaintext, so bitkey-dir uses
+it only with ``[keyring] allow_plaintext = true``, which the tests that need it set.
+
+``LockedKeyring`` answers every call as a locked Secret Service collection does.
+
+Select one with ``keyringrc.cfg``::
+
+    [backend]
+    default-keyring = bitkey_test_keyrings.PlaintextFileKeyring
+    keyring-path = /path/to/tests/keyring_backends
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from keyring.backend import KeyringBackend
+from keyring.errors import KeyringLocked, PasswordDeleteError
+from keyring.util import platform_
+
+FILE_ENV = "BITKEY_DIR_TEST_KEYRING_FILE"
+
+
+def _file() -> Path:
+    override = os.environ.get(FILE_ENV)
+    return Path(override) if override else platform_.data_root() / "test-keyring.json"
+
+
+class PlaintextFileKeyring(KeyringBackend):
+    """Entries in one JSON file: {"service\\x00username": "password"}."""
+
+    priority = 0.1  # type: ignore[assignment]  # a plain value; never chosen by detection
+
+    def _read(self) -> dict[str, str]:
+        try:
+            data = json.loads(_file().read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        return {str(k): str(v) for k, v in data.items()}
+
+    def _write(self, data: dict[str, str]) -> None:
+        path = _file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.replace(temporary, path)
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self._read().get(f"{service}\x00{username}")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        data = self._read()
+        data[f"{service}\x00{username}"] = password
+        self._write(data)
+
+    def delete_password(self, service: str, username: str) -> None:
+        data = self._read()
+        if data.pop(f"{service}\x00{username}", None) is None:
+            raise PasswordDeleteError("no such password")
+        self._write(data)
+
+
+class LockedKeyring(KeyringBackend):
+    """A keyring that cannot be unlocked, like a Secret Service collection nobody unlocks."""
+
+    priority = 0.1  # type: ignore[assignment]
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise KeyringLocked("Failed to unlock the collection!")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise KeyringLocked("Failed to unlock the collection!")
+
+    def delete_password(self, service: str, username: str) -> None:
+        raise KeyringLocked("Failed to unlock the collection!")
