@@ -5,8 +5,10 @@
 Starts the lab's Samba AD DC (examples/lab) on a free loopback address, then measures
 process-start-to-exit wall time (median and best) of ``bitkey-dir find`` by full Key ID, by
 the 8 digits of the recovery screen and by computer name, as the delegated helpdesk account,
-with the LDAP operations each used (from ``-v``). ``ldapsearch`` runs the first search of each
-lookup with the same filter over the same LDAPS connection setup, as the floor.
+with the LDAP operations each used (from ``-v``), the password coming from the environment;
+and once more by full Key ID with the password stored by ``bitkey-dir login`` in a keyring.
+``ldapsearch`` runs the first search of each lookup with the same filter over the same LDAPS
+connection setup, as the floor.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from samba_dc import SambaDC, free_loopback_host  # noqa: E402
 from start import HELPDESK, PC_0042_NEW, SAMPLE  # noqa: E402 - after the path set-up
 
+from benchmarks.keyring_env import file_keyring_env, login  # noqa: E402
 from bitkey_dir.model import ComputerName, KeyId  # noqa: E402
 from bitkey_dir.sources.ad_names import computer_filter, key_id_filter  # noqa: E402
 
@@ -69,7 +72,8 @@ def main() -> None:
         user = f"{HELPDESK.name}@{dc.realm.lower()}"
         config = work / "bench.toml"
         config.write_text(
-            f'[defaults]\nsources = ["lab"]\n[sources.lab]\ntype = "ad"\n'
+            f'[defaults]\nsources = ["lab"]\n[keyring]\nallow_plaintext = true\n'
+            f'[sources.lab]\ntype = "ad"\n'
             f'servers = ["{dc.ldaps_url}"]\n'
             f'ca_file = "{dc.ca_file}"\nbase_dn = "{dc.base_dn}"\nuser = "{user}"\n'
         )
@@ -116,6 +120,12 @@ def main() -> None:
                 f"{label:<28}{ours[0] * 1000:>8.0f} / {ours[1] * 1000:<5.0f}{ops:>28}"
                 f"{floor[0] * 1000:>8.0f} / {floor[1] * 1000:<5.0f}{ours[0] / floor[0]:>7.1f}"
             )
+        keyring_env = file_keyring_env({**env, "LDAPTLS_CACERT": str(dc.ca_file)}, work / "home")
+        login(CLI, config, "lab", HELPDESK.password, keyring_env)
+        argv = [str(CLI), "--config", str(config), "find", *cases[0][1], "-f", "key"]
+        with_keyring = timed(argv, keyring_env, args.runs)
+        label = "  (password from keyring)"
+        print(f"{label:<28}{with_keyring[0] * 1000:>8.0f} / {with_keyring[1] * 1000:<5.0f}")
         print(
             "\nldapsearch runs one search (the first of the lookup); a computer lookup also "
             "searches below each computer found."
