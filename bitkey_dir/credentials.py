@@ -60,7 +60,8 @@ def _prompt(wanted: Wanted) -> str:
             return getpass.getpass(
                 f"{wanted.label[0].upper()}{wanted.label[1:]} ({wanted.source}): "
             )
-        except EOFError:
+        except EOFError:  # Ctrl-D: end the prompt's line before any message
+            sys.stderr.write("\n")
             return ""
 
 
@@ -76,6 +77,10 @@ def obtain(wanted: Wanted) -> Secret:
         typed = _prompt(wanted)
         if typed:
             return Secret(typed, "prompt")
+        raise AuthError(
+            f"no {_noun(wanted)} typed: nothing to sign in with",
+            hint=f"`bitkey-dir login {wanted.source}` stores it in the keyring",
+        )
     raise AuthError(
         f"no {_noun(wanted)} for {wanted.source}: run `bitkey-dir login {wanted.source}` to "
         f"store it in the keyring, set {wanted.env}, or run on a terminal to be asked for it"

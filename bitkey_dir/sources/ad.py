@@ -307,7 +307,13 @@ class ADSource:
                 connection.start_tls()
         except (LDAPException, OSError) as exc:
             raise _Unreachable(_describe_network_error(exc, self.timeout)) from None
-        self._bind(connection, server)
+        try:
+            self._bind(connection, server)
+        except BaseException:
+            # Not left open while the user is asked for another password.
+            with contextlib.suppress(Exception):
+                connection.unbind()
+            raise
         return connection
 
     def _bind(self, connection: Connection, server: ServerUrl) -> None:
