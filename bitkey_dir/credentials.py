@@ -132,7 +132,8 @@ def read_for_login(wanted: Wanted) -> Secret:
         if not typed:
             raise InputError(f"no {_noun(wanted)} typed: nothing stored")
         return Secret(typed, "prompt")
-    raw = sys.stdin.buffer.readline(_LONGEST + 2)
+    # UTF-8 takes up to 4 bytes a character: read enough bytes for _LONGEST characters.
+    raw = sys.stdin.buffer.readline(4 * _LONGEST + 2)
     try:
         value = raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
     except UnicodeDecodeError:

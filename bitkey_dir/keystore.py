@@ -60,8 +60,10 @@ def _is_plaintext(backend: object) -> bool:
     return any(marker in name for marker in _PLAINTEXT_MARKERS)
 
 
-def _failure(exc: BaseException) -> str:
+def _failure(exc: BaseException, hide: str | None = None) -> str:
     text = " ".join(str(exc).split())
+    if hide:  # a backend's message could repeat the value it was given
+        text = text.replace(hide, "…")
     detail = f": {shown(text)[:160]}" if text else ""
     return f"{type(exc).__name__}{detail}"
 
@@ -175,7 +177,8 @@ class Keystore:
             kept = self._backend.get_password(SERVICE, entry)
         except Exception as exc:
             raise AuthError(
-                f"nothing stored: the keyring {self.info().name} refused ({_failure(exc)})"
+                f"nothing stored: the keyring {self.info().name} refused "
+                f"({_failure(exc, hide=value)})"
             ) from None
         if kept != value:
             raise AuthError(f"nothing stored: the keyring {self.info().name} did not keep it")

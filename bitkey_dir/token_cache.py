@@ -82,7 +82,7 @@ def summarize(serialized: str) -> CacheSummary:
     """Read MSAL's cache format (Account, AccessToken and RefreshToken tables)."""
     try:
         data = json.loads(serialized)
-    except ValueError:
+    except (ValueError, RecursionError):
         return CacheSummary()
     if not isinstance(data, dict):
         return CacheSummary()
@@ -96,7 +96,7 @@ def summarize(serialized: str) -> CacheSummary:
     accounts = sorted({str(a["username"]) for a in table("Account") if a.get("username")})
     expiries = []
     for token in table("AccessToken"):
-        with contextlib.suppress(TypeError, ValueError):
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
             expiries.append(int(token.get("expires_on", "")))
     return CacheSummary(
         accounts=tuple(accounts),

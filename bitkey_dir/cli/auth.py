@@ -69,8 +69,10 @@ def logout(ctx: typer.Context, source: SourceName) -> None:
         store.announce()
     if removed:
         typer.echo(f"{source}: removed {', '.join(removed)}")
-    else:
+    elif store.usable:
         typer.echo(f"{source}: nothing was stored")
+    else:
+        typer.echo(f"{source}: nothing removed (the keyring could not be checked)")
 
 
 @auth_app.command("status")

@@ -4,7 +4,8 @@
 so that tests can look at what a run stored. Its name says it is plaintext, so bitkey-dir uses
 it only with ``[keyring] allow_plaintext = true``, which the tests that need it set.
 
-``LockedKeyring`` answers every call as a locked Secret Service collection does.
+``LockedKeyring`` answers every call as a locked Secret Service collection does;
+``RefusingKeyring`` refuses writes with a message that repeats the secret.
 
 Select one with ``keyringrc.cfg``::
 
@@ -20,7 +21,7 @@ import os
 from pathlib import Path
 
 from keyring.backend import KeyringBackend
-from keyring.errors import KeyringLocked, PasswordDeleteError
+from keyring.errors import KeyringLocked, PasswordDeleteError, PasswordSetError
 from keyring.util import platform_
 
 FILE_ENV = "BITKEY_DIR_TEST_KEYRING_FILE"
@@ -78,3 +79,19 @@ class LockedKeyring(KeyringBackend):
 
     def delete_password(self, service: str, username: str) -> None:
         raise KeyringLocked("Failed to unlock the collection!")
+
+
+class RefusingKeyring(KeyringBackend):
+    """Reads nothing and refuses every write with a message that repeats the value given,
+    as a careless backend might: what bitkey-dir reports must not repeat it."""
+
+    priority = 0.1  # type: ignore[assignment]
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return None
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise PasswordSetError(f"cannot store {password!r} for {username}")
+
+    def delete_password(self, service: str, username: str) -> None:
+        raise PasswordDeleteError("no such password")
