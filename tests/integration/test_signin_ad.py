@@ -9,6 +9,7 @@ real terminal are in test_terminal_prompts.py.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
@@ -253,13 +254,18 @@ def test_without_a_keyring_a_runbook_still_works_from_the_environment(
     assert "BITKEY_DIR_PASSWORD" in lines[1]
 
 
-def test_no_secret_reaches_any_file_but_the_keyring(
-    lab: Lab, samba_dc: Directory, file_keyring: KeyringFile
+def test_no_secret_reaches_any_file_or_log_but_the_keyring(
+    lab: Lab, samba_dc: Directory, file_keyring: KeyringFile, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = keyring_config(lab)
     assert login(config, HELPDESK.password + "\n").code == 0
+    caplog.set_level(logging.DEBUG)  # every logger, at every level: none may leak
     for computer in ("WS001", "LT001"):
-        assert find(config, "--computer", computer).code == 0
+        verbose = run("-v", "--config", str(config), "find", "--computer", computer, "-f", "json")
+        assert verbose.code == 0, verbose.err
+    assert "1 bind" in caplog.text
+    for secret in [HELPDESK.password, *SECRETS]:
+        assert secret not in caplog.text
     home = Path(os.environ["HOME"])
     for path in home.rglob("*"):
         if not path.is_file() or path == file_keyring.file:
