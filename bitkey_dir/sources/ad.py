@@ -24,6 +24,7 @@ import os
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
@@ -49,6 +50,7 @@ from bitkey_dir.sources.base import Warn
 if TYPE_CHECKING:
     from ldap3 import Connection
 
+    from bitkey_dir.audit import Escrow
     from bitkey_dir.credentials import Secret, Wanted
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ SHOW_DELETED: Final = ("1.2.840.113556.1.4.417", True, None)
 PAGED_RESULTS: Final = "1.2.840.113556.1.4.319"
 KEY_ATTRIBUTES: Final = ["msFVE-RecoveryGuid", "msFVE-RecoveryPassword", "msFVE-VolumeGuid"]
 DELETED_ATTRIBUTES: Final = ["isDeleted", "lastKnownParent"]
+NO_ATTRIBUTES: Final = "1.1"  # RFC 4511: the DNs only
 RIGHTS_NEEDED: Final = "it needs Read and Control Access on msFVE-RecoveryPassword"
 _INVALID_CREDENTIALS: Final = 49
 _STRONGER_AUTH_REQUIRED: Final = 8
@@ -639,6 +642,32 @@ class ADSource:
             key = self._key(entry, warn)
             if key is not None:
                 yield key
+
+    def iter_escrow(self, warn: Warn) -> Iterator[Escrow]:
+        """Every computer with its number of keys and the newest key's date.
+
+        Reads no password, nor any other attribute of the recovery objects: their names carry
+        the date, and their DNs the computer. Two paged searches, joined here by DN.
+        """
+        from bitkey_dir.audit import Escrow
+
+        connection = self._connect(warn)
+        base = self._base_dn(connection)
+        counts: dict[str, tuple[int, datetime | None]] = {}
+        recovery = f"(objectClass={RECOVERY_CLASS})"
+        for entry in self._search(connection, base, recovery, [NO_ATTRIBUTES]):
+            dn = entry["dn"]
+            created = parse_recovery_name(split_dn(dn)[0][1]).created
+            computer = parent_dn(dn).lower()
+            count, newest = counts.get(computer, (0, None))
+            if created is not None and (newest is None or created > newest):
+                newest = created
+            counts[computer] = (count + 1, newest)
+        for entry in self._search(connection, base, "(objectCategory=computer)", [NO_ATTRIBUTES]):
+            dn = entry["dn"]
+            count, newest = counts.pop(dn.lower(), (0, None))
+            location = parent_dn(dn)
+            yield Escrow(self.name, split_dn(dn)[0][1], location, count, newest, location)
 
 
 def _kerberos_principal() -> str | None:

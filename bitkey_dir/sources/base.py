@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from bitkey_dir.audit import Escrow
     from bitkey_dir.config import Settings
     from bitkey_dir.credentials import Secret, Wanted
     from bitkey_dir.model import Query, RecoveryKey
@@ -68,6 +69,20 @@ class SignsIn(Protocol):
     def auth_status(self) -> dict[str, object]:
         """What is stored (account, secret, tokens and their expiry), never a secret."""
         ...
+
+
+@runtime_checkable
+class Audits(Protocol):
+    """Optional: a directory that knows every computer, so escrow coverage can be audited."""
+
+    @property
+    def name(self) -> str: ...
+
+    def iter_escrow(self, warn: Warn) -> Iterator[Escrow]:
+        """Every computer with its key count and newest key date; never a password."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class SourceFactory(Protocol):

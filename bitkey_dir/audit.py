@@ -1,0 +1,191 @@
+"""Escrow coverage: which computers have a recovery key in the directory, and how recent.
+
+Sources report one :class:`Escrow` per computer (without reading any password); this module
+gives each a status, sums them up per OU or operating system, and renders the result.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+STATUSES: Final = ("missing", "stale", "ok")  # worst first: the order of the report
+AUDIT_FIELDS: Final = ("source", "computer", "location", "keys", "newest", "status")
+
+
+@dataclass(frozen=True)
+class Escrow:
+    """One computer as a source sees it: its keys counted, the newest one's date."""
+
+    source: str
+    computer: str
+    location: str | None  # AD: the OU holding the computer; Entra: its operating system
+    keys: int
+    newest: datetime | None
+    group: str  # what the summary adds up by: the OU, or the operating system
+
+
+def status_of(escrow: Escrow, stale_before: datetime | None) -> str:
+    """``missing`` without keys; ``stale`` when every key is older than the cut-off.
+
+    >>> old = Escrow("ad", "PC", None, 1, datetime(2020, 1, 1, tzinfo=UTC), "OU=X")
+    >>> status_of(old, None), status_of(old, datetime(2021, 1, 1, tzinfo=UTC))
+    ('ok', 'stale')
+    """
+    if escrow.keys == 0:
+        return "missing"
+    if stale_before is not None and escrow.newest is not None and escrow.newest < stale_before:
+        return "stale"
+    return "ok"
+
+
+@dataclass
+class Group:
+    source: str
+    group: str
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+
+    @property
+    def computers(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def coverage(self) -> float:
+        """Share of computers with at least one key, in percent."""
+        escrowed = self.computers - self.counts["missing"]
+        return round(100.0 * escrowed / self.computers, 1) if self.computers else 100.0
+
+
+@dataclass
+class Audit:
+    """Computers with their status, and totals per group; fed one computer at a time."""
+
+    stale_days: int | None = None
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    rows: list[tuple[Escrow, str]] = field(default_factory=list)
+    groups: dict[tuple[str, str], Group] = field(default_factory=dict)
+
+    @property
+    def stale_before(self) -> datetime | None:
+        return None if self.stale_days is None else self.now - timedelta(days=self.stale_days)
+
+    def add(self, escrows: Iterable[Escrow]) -> None:
+        cut_off = self.stale_before
+        for escrow in escrows:
+            status = status_of(escrow, cut_off)
+            self.rows.append((escrow, status))
+            key = (escrow.source, escrow.group)
+            group = self.groups.get(key)
+            if group is None:
+                group = self.groups[key] = Group(escrow.source, escrow.group)
+            group.counts[status] += 1
+
+    @property
+    def missing(self) -> int:
+        return sum(1 for _, status in self.rows if status == "missing")
+
+    def ordered(self) -> list[tuple[Escrow, str]]:
+        rank = {status: n for n, status in enumerate(STATUSES)}
+        return sorted(
+            self.rows,
+            key=lambda row: (rank[row[1]], row[0].source, row[0].computer.casefold()),
+        )
+
+    def summary(self) -> dict[str, object]:
+        totals = dict.fromkeys(STATUSES, 0)
+        for _, status in self.rows:
+            totals[status] += 1
+        computers = len(self.rows)
+        escrowed = computers - totals["missing"]
+        return {
+            "computers": computers,
+            **totals,
+            "coverage": round(100.0 * escrowed / computers, 1) if computers else 100.0,
+            "stale_days": self.stale_days,
+            "groups": [
+                {
+                    "source": group.source,
+                    "group": group.group,
+                    "computers": group.computers,
+                    **group.counts,
+                    "coverage": group.coverage,
+                }
+                for group in sorted(
+                    self.groups.values(), key=lambda g: (g.coverage, g.source, g.group)
+                )
+            ],
+        }
+
+
+def _record(escrow: Escrow, status: str) -> dict[str, object]:
+    return {
+        "source": escrow.source,
+        "computer": escrow.computer,
+        "location": escrow.location,
+        "keys": escrow.keys,
+        "newest": escrow.newest.isoformat() if escrow.newest else None,
+        "status": status,
+    }
+
+
+def render_json(audit: Audit) -> str:
+    document = {
+        "computers": [_record(escrow, status) for escrow, status in audit.ordered()],
+        "summary": audit.summary(),
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_csv(audit: Audit) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=AUDIT_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for escrow, status in audit.ordered():
+        record = _record(escrow, status)
+        record["computer"] = _no_formula(str(record["computer"]))
+        record["location"] = _no_formula(str(record["location"] or ""))
+        writer.writerow(record)
+    return buffer.getvalue()
+
+
+def _no_formula(text: str) -> str:
+    """Spreadsheets run cells starting with = + - @ as formulas; a directory name must not.
+
+    >>> _no_formula("=HYPERLINK(1)"), _no_formula("PC-01")
+    ("'=HYPERLINK(1)", 'PC-01')
+    """
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def render_table(audit: Audit, *, show_ok: bool = False) -> str:
+    """Problems first, one line each; every computer with ``show_ok``; then the totals."""
+    rows = [row for row in audit.ordered() if show_ok or row[1] != "ok"]
+    lines = []
+    if rows:
+        width = max(len(escrow.computer) for escrow, _ in rows)
+        width = min(max(width, len("COMPUTER")), 40)
+        lines.append(f"{'STATUS':<8} {'COMPUTER':<{width}} {'KEYS':>4}  {'NEWEST':<10}  LOCATION")
+        for escrow, status in rows:
+            newest = escrow.newest.date().isoformat() if escrow.newest else "-"
+            lines.append(
+                f"{status:<8} {escrow.computer:<{width}} {escrow.keys:>4}  {newest:<10}  "
+                f"{escrow.location or '-'}"
+            )
+        lines.append("")
+    summary = audit.summary()
+    stale = f", {summary['stale']} stale" if audit.stale_days is not None else ""
+    lines.append(
+        f"{summary['computers']} computers: {summary['ok']} ok{stale}, "
+        f"{summary['missing']} without a key ({summary['coverage']}% escrowed)"
+    )
+    for group in summary["groups"]:  # type: ignore[attr-defined]
+        lines.append(
+            f"  {group['coverage']:>5}%  {group['computers']:>6} computers  "
+            f"{group['missing']:>5} missing  {group['source']}: {group['group']}"
+        )
+    return "\n".join(lines) + "\n"
