@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -69,6 +70,14 @@ def find(
         bool,
         typer.Option("--include-deleted", help="Also keys of deleted computer objects."),
     ] = False,
+    identity: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--identity",
+            "-i",
+            help="age or SSH private key that decrypts encrypted exports. Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Find recovery keys by Key ID or computer name.
 
@@ -101,6 +110,10 @@ def find(
             "(a ticket number, for example)"
         )
     sources = open_sources(config, source or [])
+    if identity:
+        from bitkey_dir.sources.files import with_identities
+
+        sources = [with_identities(opened, identity) for opened in sources]
     result = find_keys(query, sources)
     principals = {opened.name: getattr(opened, "principal", None) for opened in sources}
     _record(result.keys, reason, principals, strict=config.require_reason)

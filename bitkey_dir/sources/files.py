@@ -13,6 +13,10 @@ Config (``type = "file"``):
     for shares laid out as ``PC-0042/BitLocker Recovery Key ….TXT``) or ``"filename"`` (the
     name without extension, as ``manage-bde … > %COMPUTERNAME%.txt`` scripts write it).
     JSON and CSV records carry their own computer name.
+``identity_file``
+    age secret keys or an SSH private key that decrypt age-encrypted exports (also
+    ``find --identity FILE``); exports encrypted with a passphrase take it from
+    ``BITKEY_DIR_EXPORT_PASSPHRASE`` or a prompt. The plaintext stays in memory.
 
 Every unreadable, binary, oversized or malformed file gives one warning and is skipped. A
 lookup by Key ID parses only the files that contain the ID's first 8 digits, so it warns about
@@ -25,15 +29,16 @@ import os
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from bitkey_dir.config import Settings
-from bitkey_dir.errors import SourceError
+from bitkey_dir.encryption import is_encrypted
+from bitkey_dir.errors import AuthError, BitkeyError, SourceError
 from bitkey_dir.keyfiles import NotText, Parsed, parse_bytes
 from bitkey_dir.model import Query, RecoveryKey
-from bitkey_dir.sources.base import Warn
+from bitkey_dir.sources.base import Source, Warn
 
 DEFAULT_MAX_FILE_SIZE: Final = 64 * 1024 * 1024
 COMPUTER_FROM: Final = ("none", "folder", "filename")
@@ -54,6 +59,8 @@ class FileSource:
     paths: tuple[Path, ...]
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     computer_from: str = "none"
+    identity_files: tuple[Path, ...] = ()
+    _secrets: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_settings(cls, name: str, settings: Settings) -> FileSource:
@@ -65,6 +72,7 @@ class FileSource:
             paths=tuple(paths),
             max_file_size=settings.integer("max_file_size", DEFAULT_MAX_FILE_SIZE, minimum=1),
             computer_from=settings.choice("computer_from", COMPUTER_FROM, "none"),
+            identity_files=tuple(settings.path_list("identity_file")),
         )
         settings.reject_unknown()
         return source
@@ -91,13 +99,26 @@ class FileSource:
                 placed = self._place_one(path, parsed, damaged)
                 if query.matches(placed):
                     warn(f"{path}: Key ID {placed.key_id}: {problem}; not used")
+        if not found:
+            self._fail_if_undecrypted()
         return found
+
+    def _fail_if_undecrypted(self) -> None:
+        """A key may be in an export that could not be opened: that is not "not found"."""
+        undecrypted = self._secrets.pop("undecrypted", [])
+        if undecrypted:
+            raise AuthError(
+                f"{len(undecrypted)} encrypted export(s) could not be decrypted "
+                f"({undecrypted[0]}{', …' if len(undecrypted) > 1 else ''}): give --identity "
+                "FILE or identity_file, or set BITKEY_DIR_EXPORT_PASSPHRASE"
+            )
 
     def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
         for path, parsed in self._parse_all(warn):
             yield from self._place(path, parsed)
             for damaged, problem in parsed.damaged:
                 warn(f"{path}: Key ID {damaged.key_id}: {problem}; not used")
+        self._fail_if_undecrypted()  # an export of a backup must not silently miss keys
 
     def _place(self, path: str, parsed: Parsed) -> list[RecoveryKey]:
         return [self._place_one(path, parsed, key) for key in parsed.keys]
@@ -140,12 +161,36 @@ class FileSource:
                 f"(raise max_file_size in the source's config to read it)"
             )
             return None
+        if is_encrypted(data):
+            try:
+                data = self._decrypt(data)
+            except BitkeyError as exc:
+                warn(f"{path}: skipped, {exc.message}")
+                self._secrets.setdefault("undecrypted", []).append(path)
+                return None
         try:
             return parse_bytes(data, wanted)
         except NotText as exc:
             hint = " (a .BEK startup key is not a recovery password)" if _is_bek(path) else ""
             warn(f"{path}: skipped, {exc}{hint}")
             return None
+
+    def _decrypt(self, data: bytes) -> bytes:
+        from bitkey_dir import encryption
+
+        if "identities" not in self._secrets:
+            loaded: list[Any] = []
+            for path in self.identity_files:
+                loaded += encryption.load_identities(path)
+            self._secrets["identities"] = loaded
+        passphrase = None
+        if encryption.uses_passphrase(data) or not self._secrets["identities"]:
+            if "passphrase" not in self._secrets:
+                self._secrets["passphrase"] = encryption.passphrase_from_env_or_prompt(
+                    confirm=False
+                )
+            passphrase = self._secrets["passphrase"]
+        return encryption.decrypt(data, self._secrets["identities"], passphrase)
 
     def _files(self, warn: Warn) -> Iterator[str]:
         seen: set[tuple[int, int]] = set()
@@ -191,6 +236,13 @@ class FileSource:
                     warn(f"{entry.path}: skipped, not a regular file")
             except OSError as exc:
                 warn(f"{entry.path}: skipped, cannot read it ({exc.strerror})")
+
+
+def with_identities(source: Source, identities: list[Path]) -> Source:
+    """``find --identity``: file sources also try these keys on encrypted exports."""
+    if isinstance(source, FileSource):
+        return replace(source, identity_files=(*source.identity_files, *identities))
+    return source
 
 
 def _is_bek(path: str) -> bool:

@@ -1,0 +1,90 @@
+"""`bitkey-dir export`: every key of a source in one file, for when the directory is gone."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bitkey_dir.cli.common import state, warn
+from bitkey_dir.errors import InputError
+
+
+class Format(StrEnum):
+    json = "json"
+    csv = "csv"
+
+
+def export(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Option("--source", "-s", help="The configured source to export.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write (mode 0600).")],
+    output_format: Annotated[
+        Format, typer.Option("--format", "-f", help="json (default) or csv.", case_sensitive=False)
+    ] = Format.json,
+    encrypt_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--encrypt-to",
+            "-r",
+            help="An age (age1…) or SSH public key, or a file holding one. Repeatable.",
+        ),
+    ] = None,
+    passphrase: Annotated[
+        bool,
+        typer.Option(
+            "--passphrase",
+            help="Encrypt with a passphrase: $BITKEY_DIR_EXPORT_PASSPHRASE, else asked twice.",
+        ),
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+) -> None:
+    """Write every recovery key of a source to a file, for disaster recovery.
+
+    The file appears only when complete, with mode 0600. Encrypted exports use the age
+    format; `find --source FILE --identity KEY` reads them back. Exit codes: 0 written,
+    2 bad input, 3 sign-in or rights, 4 the source failed (nothing written).
+    """
+    from bitkey_dir import encryption
+    from bitkey_dir.cli.progress import counted
+    from bitkey_dir.config import load_config
+    from bitkey_dir.export import Encryption, write_export
+    from bitkey_dir.sources.registry import open_sources
+
+    if encrypt_to and passphrase:
+        raise InputError("give --encrypt-to or --passphrase, not both")
+    if output.exists() and not force:
+        raise InputError(f"{output} exists: give --force to replace it")
+    protection = None
+    if encrypt_to:
+        protection = Encryption(recipients=tuple(encryption.parse_recipient(r) for r in encrypt_to))
+    elif passphrase:
+        secret = encryption.passphrase_from_env_or_prompt(confirm=True)
+        if not secret:
+            raise InputError(
+                f"--passphrase: set {encryption.PASSPHRASE_ENV}, or run on a terminal to type it"
+            )
+        protection = Encryption(passphrase=secret)
+    config = load_config(state(ctx).config_path)
+    (opened,) = open_sources(config, [source])
+    warnings: list[str] = []
+    try:
+        keys = counted(opened.iter_keys(warnings.append), f"{opened.name}: keys exported")
+        count = write_export(
+            keys,
+            output,
+            fmt=output_format.value,
+            source=opened.name,
+            encryption=protection,
+            force=force,
+        )
+    finally:
+        opened.close()
+    for message in warnings:
+        warn(f"{opened.name}: {message}")
+    kind = "age-encrypted " if protection else ""
+    typer.echo(f"{count} keys from {opened.name} written to {output} ({kind}{output_format.value})")
+    if not protection:
+        warn(f"{output} holds recovery passwords in clear text: keep it somewhere safe")

@@ -1,0 +1,153 @@
+"""Write every key of a source to one file, atomically, optionally age-encrypted.
+
+The file appears only when complete: keys stream into a temporary file beside the target
+(mode 0600, so the same file system and the same protection) that is renamed at the end, and
+removed if anything fails. With encryption, only ciphertext ever reaches the disk: records
+stream through pyrage's encrypt_io straight into that file. A passphrase cannot stream with
+pyrage, so then the plaintext is built in memory (about 300 bytes a key) and encrypted once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from bitkey_dir import __version__
+from bitkey_dir.errors import InputError
+from bitkey_dir.model import RecoveryKey
+from bitkey_dir.records import KEY_FIELDS, to_record
+
+
+@dataclass(frozen=True)
+class Encryption:
+    recipients: tuple[Any, ...] = ()  # pyrage recipients
+    passphrase: str | None = None
+
+    def __repr__(self) -> str:  # the passphrase must never show
+        shown = "set" if self.passphrase else "none"
+        return f"Encryption(recipients={len(self.recipients)}, passphrase={shown})"
+
+
+def _json_chunks(keys: Iterable[RecoveryKey], source: str, counter: list[int]) -> Iterator[bytes]:
+    # One record per line inside a JSON document: valid JSON, yet it streams.
+    exported = datetime.now(UTC).isoformat(timespec="seconds")
+    yield (
+        '{"export": '
+        + json.dumps({"source": source, "exported": exported, "bitkey_dir": __version__})
+        + ',\n"keys": [\n'
+    ).encode()
+    first = True
+    for key in keys:
+        line = json.dumps(to_record(key), ensure_ascii=False)
+        yield ((b"" if first else b",\n") + line.encode())
+        first = False
+        counter[0] += 1
+    yield b"\n]}\n"
+
+
+def _csv_chunks(keys: Iterable[RecoveryKey], counter: list[int]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=KEY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for key in keys:
+        record = to_record(key)
+        record["deleted"] = "true" if key.deleted else "false"
+        writer.writerow(record)
+        counter[0] += 1
+        if buffer.tell() > 65536:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable stream over byte chunks, for pyrage's encrypt_io.
+
+    An exception from the source (a directory that fails mid-way) is kept and re-raised by
+    the caller: pyrage only sees a read error, never an early, truncated end of input.
+    """
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+        self.failure: BaseException | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+            except BaseException as exc:
+                self.failure = exc
+                raise OSError("the source failed while exporting") from None
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def write_export(
+    keys: Iterable[RecoveryKey],
+    target: Path,
+    *,
+    fmt: str,
+    source: str,
+    encryption: Encryption | None = None,
+    force: bool = False,
+) -> int:
+    """Write the export and return how many keys it holds."""
+    if target.exists() and not force:
+        raise InputError(f"{target} exists: give --force to replace it")
+    if target.is_dir():
+        raise InputError(f"{target} is a folder: give a file name")
+    counter = [0]
+    chunks = _json_chunks(keys, source, counter) if fmt == "json" else _csv_chunks(keys, counter)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise InputError(f"cannot write beside {target} ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            _write(chunks, handle, encryption)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        raise
+    return counter[0]
+
+
+def _write(chunks: Iterator[bytes], handle: IO[bytes], encryption: Encryption | None) -> None:
+    if encryption is None:
+        for chunk in chunks:
+            handle.write(chunk)
+        return
+    import pyrage
+
+    if encryption.passphrase is not None:
+        handle.write(pyrage.passphrase.encrypt(b"".join(chunks), encryption.passphrase))
+        return
+    reader = _ChunkReader(chunks)
+    try:
+        pyrage.encrypt_io(io.BufferedReader(reader, 65536), handle, list(encryption.recipients))
+    except Exception:
+        if reader.failure is not None:
+            raise reader.failure from None
+        raise
