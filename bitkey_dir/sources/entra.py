@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 USER_AGENT: Final = f"bitkey-dir/{__version__}"
 BATCH_LIMIT: Final = 20  # Graph's maximum number of requests in one $batch
+CONCURRENT_BATCHES: Final = 4
 MAX_RETRY_AFTER: Final = 60.0
 ROLES: Final = (
     "Cloud Device Administrator, Helpdesk Administrator, Intune Service Administrator, "
@@ -512,11 +513,49 @@ class EntraSource:
         if len(listed) == 1:
             key = await self._read_key(adapter, listed[0]["id"], warn)
             return [_with_computer(key, names)] if key is not None else []
+
+        async def each() -> AsyncIterator[dict[str, Any]]:
+            for meta in listed:
+                yield meta
+
+        return await self._read_batched(adapter, each(), names, warn)
+
+    async def _read_batched(
+        self,
+        adapter: Any,
+        listed: AsyncIterator[dict[str, Any]],
+        names: dict[str, str],
+        warn: Warn,
+    ) -> list[RecoveryKey]:
+        """Key values in $batch requests of 20, started while the listing is still paging."""
+        # A few batches in flight hide the latency; more would only earn 429s.
+        in_flight = asyncio.Semaphore(CONCURRENT_BATCHES)
+
+        async def read(chunk: list[dict[str, Any]]) -> dict[str, str]:
+            async with in_flight:
+                return await self._batch_read(adapter, [meta["id"] for meta in chunk])
+
+        chunks: list[list[dict[str, Any]]] = []
+        reads: list[asyncio.Task[dict[str, str]]] = []
+        chunk: list[dict[str, Any]] = []
+        try:
+            async for meta in listed:
+                chunk.append(meta)
+                if len(chunk) == BATCH_LIMIT:
+                    chunks.append(chunk)
+                    reads.append(asyncio.create_task(read(chunk)))
+                    chunk = []
+            if chunk:
+                chunks.append(chunk)
+                reads.append(asyncio.create_task(read(chunk)))
+            answers = await asyncio.gather(*reads)
+        except BaseException:
+            for task in reads:
+                task.cancel()
+            raise
         keys: list[RecoveryKey] = []
-        for start in range(0, len(listed), BATCH_LIMIT):
-            chunk = listed[start : start + BATCH_LIMIT]
-            values = await self._batch_read(adapter, [meta["id"] for meta in chunk])
-            for meta in chunk:
+        for metas, values in zip(chunks, answers, strict=True):
+            for meta in metas:
                 if meta["id"] in values:
                     key = self._key({**meta, "key": values[meta["id"]]}, names, warn)
                     if key is not None:
@@ -593,8 +632,21 @@ class EntraSource:
         return answer
 
     async def _all_keys(self, adapter: Any, warn: Warn) -> list[RecoveryKey]:
-        listed = await self._list_keys(adapter, None)
-        return await self._read_keys(adapter, listed, {}, warn) if listed else []
+        from msgraph.generated.information_protection.bitlocker.recovery_keys import (
+            recovery_keys_request_builder as keys_module,
+        )
+
+        builder = keys_module.RecoveryKeysRequestBuilder(adapter, {})
+        parameters = builder.RecoveryKeysRequestBuilderGetQueryParameters()
+
+        async def listed() -> AsyncIterator[dict[str, Any]]:
+            async for key in self._pages(
+                adapter, builder, parameters, "listing keys", "BitlockerKey.ReadBasic.All"
+            ):
+                if isinstance(key.get("id"), str) and _UUID.fullmatch(key["id"]):
+                    yield key
+
+        return await self._read_batched(adapter, listed(), {}, warn)
 
     # -- results and errors -------------------------------------------------------------
 

@@ -120,6 +120,9 @@ class _TlsServer(ThreadingHTTPServer):
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         request.settimeout(10)  # a client that never completes the handshake
+        # As production HTTP servers do: without it, the body sent after the headers waits
+        # for the client's delayed ACK (40 ms on Linux) on every kept-alive request.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             tls = self.context.wrap_socket(request, server_side=True)
         except (OSError, ssl.SSLError):
