@@ -6,13 +6,13 @@ gives each a status, sums them up per OU or operating system, and renders the re
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
+
+from bitkey_dir.records import csv_line
 
 STATUSES: Final = ("missing", "stale", "ok")  # worst first: the order of the report
 AUDIT_FIELDS: Final = ("source", "computer", "location", "keys", "newest", "status")
@@ -44,6 +44,23 @@ def status_of(escrow: Escrow, stale_before: datetime | None) -> str:
     return "ok"
 
 
+def coverage(escrowed: int, computers: int) -> float:
+    """Percent with one decimal; never 100.0 while a computer is missing, nor 0.0 with one
+    escrowed.
+
+    >>> coverage(2, 3), coverage(9999, 10000), coverage(99999, 100000), coverage(0, 0)
+    (66.7, 99.9, 99.9, 100.0)
+    """
+    if not computers:
+        return 100.0
+    percent = round(100.0 * escrowed / computers, 1)
+    if escrowed < computers:
+        percent = min(percent, 99.9)
+    if escrowed:
+        percent = max(percent, 0.1)
+    return percent
+
+
 @dataclass
 class Group:
     source: str
@@ -57,8 +74,7 @@ class Group:
     @property
     def coverage(self) -> float:
         """Share of computers with at least one key, in percent."""
-        escrowed = self.computers - self.counts["missing"]
-        return round(100.0 * escrowed / self.computers, 1) if self.computers else 100.0
+        return coverage(self.computers - self.counts["missing"], self.computers)
 
 
 @dataclass
@@ -72,7 +88,12 @@ class Audit:
 
     @property
     def stale_before(self) -> datetime | None:
-        return None if self.stale_days is None else self.now - timedelta(days=self.stale_days)
+        if self.stale_days is None:
+            return None
+        try:
+            return self.now - timedelta(days=self.stale_days)
+        except OverflowError:  # before year 1: nothing can be that old
+            return datetime.min.replace(tzinfo=UTC)
 
     def add(self, escrows: Iterable[Escrow]) -> None:
         cut_off = self.stale_before
@@ -101,11 +122,10 @@ class Audit:
         for _, status in self.rows:
             totals[status] += 1
         computers = len(self.rows)
-        escrowed = computers - totals["missing"]
         return {
             "computers": computers,
             **totals,
-            "coverage": round(100.0 * escrowed / computers, 1) if computers else 100.0,
+            "coverage": coverage(computers - totals["missing"], computers),
             "stale_days": self.stale_days,
             "groups": [
                 {
@@ -116,7 +136,8 @@ class Audit:
                     "coverage": group.coverage,
                 }
                 for group in sorted(
-                    self.groups.values(), key=lambda g: (g.coverage, g.source, g.group)
+                    self.groups.values(),
+                    key=lambda g: (g.counts["missing"] / g.computers * -1, g.source, g.group),
                 )
             ],
         }
@@ -142,15 +163,13 @@ def render_json(audit: Audit) -> str:
 
 
 def render_csv(audit: Audit) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=AUDIT_FIELDS, lineterminator="\n")
-    writer.writeheader()
+    lines = [csv_line(AUDIT_FIELDS)]
     for escrow, status in audit.ordered():
         record = _record(escrow, status)
         record["computer"] = _no_formula(str(record["computer"]))
         record["location"] = _no_formula(str(record["location"] or ""))
-        writer.writerow(record)
-    return buffer.getvalue()
+        lines.append(csv_line(record[name] for name in AUDIT_FIELDS))
+    return "".join(lines)
 
 
 def _no_formula(text: str) -> str:

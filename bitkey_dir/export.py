@@ -10,7 +10,6 @@ pyrage, so then the plaintext is built in memory (about 300 bytes a key) and enc
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import os
@@ -24,7 +23,7 @@ from typing import IO, Any
 from bitkey_dir import __version__
 from bitkey_dir.errors import InputError
 from bitkey_dir.model import RecoveryKey
-from bitkey_dir.records import KEY_FIELDS, to_record
+from bitkey_dir.records import KEY_FIELDS, csv_line, key_csv_row, to_record
 
 
 @dataclass(frozen=True)
@@ -55,19 +54,16 @@ def _json_chunks(keys: Iterable[RecoveryKey], source: str, counter: list[int]) -
 
 
 def _csv_chunks(keys: Iterable[RecoveryKey], counter: list[int]) -> Iterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=KEY_FIELDS, lineterminator="\n")
-    writer.writeheader()
+    rows = [csv_line(KEY_FIELDS)]
+    size = 0
     for key in keys:
-        record = to_record(key)
-        record["deleted"] = "true" if key.deleted else "false"
-        writer.writerow(record)
+        rows.append(key_csv_row(key))
+        size += len(rows[-1])
         counter[0] += 1
-        if buffer.tell() > 65536:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode()
+        if size > 65536:
+            yield "".join(rows).encode()
+            rows, size = [], 0
+    yield "".join(rows).encode()
 
 
 class _ChunkReader(io.RawIOBase):

@@ -7,15 +7,13 @@ only here, because this is the one place whose job is to show them.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable
 from typing import Final
 
 from bitkey_dir.lookup import LookupResult
 from bitkey_dir.model import RecoveryKey
-from bitkey_dir.records import KEY_FIELDS, to_record
+from bitkey_dir.records import KEY_FIELDS, csv_line, key_csv_row, to_record
 
 FORMATS: Final = ("table", "json", "csv", "key", "phone")
 Style = Callable[..., str]
@@ -38,14 +36,7 @@ def render_json(result: LookupResult) -> str:
 
 
 def render_csv(result: LookupResult) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=KEY_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for key in result.keys:
-        record = to_record(key)
-        record["deleted"] = "true" if key.deleted else "false"
-        writer.writerow(record)
-    return buffer.getvalue()
+    return csv_line(KEY_FIELDS) + "".join(key_csv_row(key) for key in result.keys)
 
 
 def render_key(result: LookupResult) -> str:

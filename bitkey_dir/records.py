@@ -5,6 +5,7 @@ Field names are a contract with runbooks and with old exports: add fields, never
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
@@ -25,6 +26,32 @@ KEY_FIELDS: Final = (
 )
 
 Record = dict[str, str | bool | None]
+
+
+def csv_line(values: Iterable[object]) -> str:
+    r"""One CSV row (RFC 4180 quoting, LF line ends), quoting CR as well as LF.
+
+    The csv module leaves a bare CR unquoted when the line end is LF, and a name holding one
+    would split its row in two when read back.
+
+    >>> csv_line(["PC,01", 'a"b', None, "c\rd", 3])
+    '"PC,01","a""b",,"c\rd",3\n'
+    """
+    return ",".join(_csv_cell(value) for value in values) + "\n"
+
+
+def _csv_cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    if any(char in text for char in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def key_csv_row(key: RecoveryKey) -> str:
+    """A key as a CSV row of KEY_FIELDS: this reveals the password, so only output calls it."""
+    record = to_record(key)
+    record["deleted"] = "true" if key.deleted else "false"
+    return csv_line(record[name] for name in KEY_FIELDS)
 
 
 def to_record(key: RecoveryKey) -> Record:
