@@ -46,14 +46,20 @@ def parse_recipient(text: str) -> Any:
     """An age or SSH public key, or a file holding such keys (one per line, # comments)."""
     pyrage = _pyrage()
     candidate = text.strip()
+    if candidate.upper().startswith("AGE-SECRET-KEY-"):
+        # Never echoed: it is the private key that the export is meant to be kept from.
+        raise InputError(
+            "--encrypt-to was given an age SECRET key: give its public key "
+            "(age-keygen -y KEYFILE prints it), and keep the secret key away from here"
+        )
     if not candidate.startswith(("age1", "ssh-")):
         path = Path(candidate).expanduser()
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError):
             raise InputError(
-                f"--encrypt-to {candidate[:80]}: expected an age public key (age1…), an SSH "
-                "public key (ssh-ed25519 …, ssh-rsa …) or a file holding them"
+                "--encrypt-to: expected an age public key (age1…), an SSH public key "
+                "(ssh-ed25519 …, ssh-rsa …) or a readable file holding one"
             ) from None
         keys = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
         if len(keys) != 1:

@@ -5,6 +5,7 @@ Field names are a contract with runbooks and with old exports: add fields, never
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
@@ -40,8 +41,13 @@ def csv_line(values: Iterable[object]) -> str:
     return ",".join(_csv_cell(value) for value in values) + "\n"
 
 
+# What keyfiles.decode() takes for binary data: a few in a name would make a whole CSV
+# file unreadable, so in CSV they become U+FFFD (JSON escapes them and keeps them).
+_CSV_UNSAFE: Final = re.compile(r"[\x00-\x08\x0e-\x19\x1b-\x1f]")
+
+
 def _csv_cell(value: object) -> str:
-    text = "" if value is None else str(value)
+    text = _CSV_UNSAFE.sub("\ufffd", "" if value is None else str(value))
     if any(char in text for char in ',"\r\n'):
         return '"' + text.replace('"', '""') + '"'
     return text

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bitkey_dir.cli.common import state, warn
-from bitkey_dir.errors import InputError
+from bitkey_dir.cli.common import error_line, state, warn
+from bitkey_dir.errors import ExitCode, InputError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from bitkey_dir.model import RecoveryKey
 
 
 class Format(StrEnum):
@@ -70,8 +75,16 @@ def export(
     config = load_config(state(ctx).config_path)
     (opened,) = open_sources(config, [source])
     warnings: list[str] = []
+    unreadable = [0]
+
+    def counting(keys: Iterator[RecoveryKey]) -> Iterator[RecoveryKey]:
+        for key in keys:
+            if key.recovery_password is None:
+                unreadable[0] += 1
+            yield key
+
     try:
-        keys = counted(opened.iter_keys(warnings.append), f"{opened.name}: keys exported")
+        keys = counted(counting(opened.iter_keys(warnings.append)), f"{opened.name}: keys exported")
         count = write_export(
             keys,
             output,
@@ -82,9 +95,17 @@ def export(
         )
     finally:
         opened.close()
-    for message in warnings:
-        warn(f"{opened.name}: {message}")
+        for message in warnings:
+            warn(f"{opened.name}: {message}")
     kind = "age-encrypted " if protection else ""
     typer.echo(f"{count} keys from {opened.name} written to {output} ({kind}{output_format.value})")
     if not protection:
         warn(f"{output} holds recovery passwords in clear text: keep it somewhere safe")
+    if unreadable[0]:
+        # A backup that lacks passwords fails when it is needed: say so, and exit non-zero.
+        error_line(
+            f"{unreadable[0]} of {count} keys were exported WITHOUT their recovery password: "
+            f"the account used for {opened.name} may not read them (AD: Read and Control "
+            "Access on msFVE-RecoveryPassword; Entra ID: BitlockerKey.Read.All)"
+        )
+        raise typer.Exit(ExitCode.AUTH)

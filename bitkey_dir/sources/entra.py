@@ -594,7 +594,8 @@ class EntraSource:
                     item_headers = {
                         k.lower(): v for k, v in (response.get("headers") or {}).items()
                     }
-                    wait = max(wait, parse_retry_after(item_headers.get("retry-after")) or 1.0)
+                    waited = parse_retry_after(item_headers.get("retry-after"))
+                    wait = max(wait, 1.0 if waited is None else waited)
                 elif status == 404:
                     continue
                 else:
@@ -646,7 +647,31 @@ class EntraSource:
                 if isinstance(key.get("id"), str) and _UUID.fullmatch(key["id"]):
                     yield key
 
-        return await self._read_batched(adapter, listed(), {}, warn)
+        # Device names come from one listing of devices, read while the keys are.
+        names = asyncio.create_task(self._device_names(adapter))
+        try:
+            keys = await self._read_batched(adapter, listed(), {}, warn)
+        except BaseException:
+            names.cancel()
+            raise
+        named = await names
+        return [_with_computer(key, named) for key in keys]
+
+    async def _device_names(self, adapter: Any) -> dict[str, str]:
+        from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
+
+        builder = DevicesRequestBuilder(adapter, {})
+        parameters = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
+            select=["deviceId", "displayName"], top=999
+        )
+        names: dict[str, str] = {}
+        async for device in self._pages(
+            adapter, builder, parameters, "listing devices", "Device.Read.All"
+        ):
+            device_id, shown = device.get("deviceId"), device.get("displayName")
+            if isinstance(device_id, str) and isinstance(shown, str):
+                names[device_id] = shown
+        return names
 
     # -- results and errors -------------------------------------------------------------
 

@@ -1,0 +1,310 @@
+"""`bitkey-dir export` against the Samba DC and the Graph emulator: the backup holds every key
+the directory holds, each once, with its password, and reads back (encrypted too) by Key ID.
+
+A backup is judged by what it lets a person do when the directory is gone, so every export is
+read back with `bitkey-dir find --source FILE`, not only parsed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.cli_outcome import Outcome
+from tests.integration.conftest import Directory
+from tests.integration.graph_emulator import GraphEmulator
+from tests.integration.graph_emulator import RecoveryKey as GraphKey
+from tests.integration.seed import HELPDESK, SPEC, WORKSTATIONS
+from tests.integration.test_ad import ADMIN, Lab, run
+from tests.integration.test_entra import (
+    BATCH,
+    KEY_GET,
+    KEY_LIST,
+    SOURCE,
+    Entra,
+    _fresh_kiota_registries,
+    day,
+    only,
+    read_ids,
+)
+
+pytestmark = pytest.mark.integration
+__all__ = ["_fresh_kiota_registries"]  # an autouse fixture, imported to apply here too
+
+pyrage = pytest.importorskip("pyrage")
+
+
+@pytest.fixture
+def lab(samba_dc: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    return Lab(samba_dc, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def entra(graph: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Entra:
+    return Entra(graph, tmp_path, monkeypatch)
+
+
+def exported(path: Path) -> list[dict[str, Any]]:
+    keys: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["keys"]
+    return keys
+
+
+def live_keys(directory: Directory) -> dict[str, dict[str, Any]]:
+    """Key ID → the record `find` prints, for every key of every computer not deleted."""
+    return {
+        key.key_id: directory.record(computer.name, key)
+        for computer in SPEC.computers
+        if not computer.delete
+        for key in computer.keys
+    }
+
+
+def ad_export(lab: Lab, out: Path, *args: str, user: str = ADMIN) -> Outcome:
+    config = lab.config(user=user)
+    return run("--config", str(config), "export", "--source", "lab", "--output", str(out), *args)
+
+
+# -- Active Directory -----------------------------------------------------------------------------
+
+
+def test_ad_export_as_domain_admin_holds_exactly_the_directory_keys(
+    lab: Lab, samba_dc: Directory, tmp_path: Path
+) -> None:
+    out = tmp_path / "ad.json"
+    done = ad_export(lab, out)
+    assert done.code == 0, done.err
+    expected = live_keys(samba_dc)
+    assert done.out == f"{len(expected)} keys from lab written to {out} (json)\n"
+    assert "clear text" in done.err
+    records = exported(out)
+    ids = Counter(record["key_id"] for record in records)
+    assert [key_id for key_id, n in ids.items() if n > 1] == []  # no duplicates
+    assert set(ids) == set(expected)
+    for record in records:
+        assert record == expected[record["key_id"]]
+    # Keys of the deleted computer are not in it (export has no --include-deleted).
+    deleted = [key.key_id for c in SPEC.computers if c.delete for key in c.keys]
+    assert deleted
+    assert not set(deleted) & set(ids)
+    # The backup answers a lookup by Key ID with the same record (from the file now).
+    key = samba_dc.keys("LT002")[0]  # the renamed computer: the current name is kept
+    found = run("find", "--key-id", key.key_id[:8], "--source", str(out), "--format", "json")
+    assert found.code == 0, found.err
+    assert found.keys == [{**samba_dc.record("LT002", key), "source": str(out)}]
+
+
+def helpdesk_readable(computer: str) -> bool:
+    spec = next(c for c in SPEC.computers if c.name == computer)
+    return spec.ou.endswith(WORKSTATIONS)
+
+
+def test_ad_export_as_helpdesk_has_the_workstation_passwords(
+    lab: Lab, samba_dc: Directory, tmp_path: Path
+) -> None:
+    out = tmp_path / "ad.json"
+    done = ad_export(lab, out, user="helpdesk")
+    assert done.code == 3, done.err  # written, but a backup without passwords is a failure
+    records = {record["key_id"]: record for record in exported(out)}
+    assert len(records) == len(exported(out))  # no duplicates
+    expected = live_keys(samba_dc)
+    readable = {
+        key.key_id
+        for c in SPEC.computers
+        if not c.delete and helpdesk_readable(c.name)
+        for key in c.keys
+    }
+    assert readable
+    # Every key below OU=Workstations (OU=Laptops included), with its password.
+    for key_id in readable:
+        assert records[key_id] == expected[key_id]
+    # What happens to the others: the helpdesk sees the recovery objects (generic read on
+    # OU=Corp and OU=Lab) but not their passwords, and the export keeps them with a null
+    # password, counted in the summary like any other key.
+    unreadable = set(expected) - readable
+    assert unreadable
+    assert set(records) == set(expected)
+    for key_id in unreadable:
+        assert records[key_id] == {**expected[key_id], "recovery_password": None}
+    assert done.out == f"{len(expected)} keys from lab written to {out} (json)\n"
+
+
+def test_ad_export_warns_about_keys_it_could_not_read_the_password_of(
+    lab: Lab, tmp_path: Path
+) -> None:
+    out = tmp_path / "ad.json"
+    done = ad_export(lab, out, user="helpdesk")
+    assert done.code == 3, done.err
+    missing = [record for record in exported(out) if record["recovery_password"] is None]
+    assert missing
+    assert (
+        f"bitkey-dir: error: {len(missing)} of {len(exported(out))} keys were exported "
+        "WITHOUT their recovery password"
+    ) in done.err
+
+
+def test_encrypted_ad_export_reads_back_with_the_identity(
+    lab: Lab, samba_dc: Directory, tmp_path: Path
+) -> None:
+    identity = pyrage.x25519.Identity.generate()
+    identity_file = tmp_path / "dr.key"
+    identity_file.write_text(f"{identity}\n")
+    out = tmp_path / "ad.json.age"
+    done = ad_export(lab, out, "--encrypt-to", str(identity.to_public()))
+    assert done.code == 0, done.err
+    assert done.out.endswith("(age-encrypted json)\n")
+    assert "clear text" not in done.err
+    data = out.read_bytes()
+    assert data.startswith(b"age-encryption.org/v1\n")
+    assert b"recovery_password" not in data
+    for record in live_keys(samba_dc).values():
+        assert record["recovery_password"].encode() not in data
+        assert record["key_id"].encode() not in data
+    key = samba_dc.keys("WS001")[0]
+    lookup = ("find", "--key-id", key.key_id[:8], "--source", str(out), "--format", "json")
+    found = run(*lookup, "--identity", str(identity_file))
+    assert found.code == 0, found.err
+    assert found.keys == [{**samba_dc.record("WS001", key), "source": str(out)}]
+    # Without the identity: exit 3, not "not found".
+    refused = run(*lookup)
+    assert refused.code == 3
+    assert "could not be decrypted" in refused.err
+
+
+def test_ad_export_with_a_wrong_bind_password_is_exit_3_and_writes_nothing(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = lab.config(user="helpdesk", set_password=False)
+    monkeypatch.setenv("BITKEY_DIR_PASSWORD", "Wr0ng!Secret-4242")
+    out = tmp_path / "out" / "ad.json"
+    out.parent.mkdir()
+    done = run("--config", str(config), "export", "-s", "lab", "-o", str(out))
+    assert (done.code, done.out) == (3, "")
+    assert list(out.parent.iterdir()) == []
+    assert HELPDESK.password not in done.err
+
+
+# -- Entra ID -------------------------------------------------------------------------------------
+
+DEVICES = 13
+KEYS_PER_DEVICE = 5  # 65 keys: four $batch requests of up to 20
+
+
+@pytest.fixture
+def tenant(entra: Entra, graph: GraphEmulator) -> dict[str, tuple[GraphKey, str]]:
+    """65 keys on 13 devices (and a device without one), listed 9 to a page.
+
+    Key ID (as Graph has it, lower case) → (key, device name).
+    """
+    entra.daemon("BitlockerKey.Read.All", "Device.Read.All")
+    graph.recovery_keys_page_size = 9
+    keys: dict[str, tuple[GraphKey, str]] = {}
+    for d in range(DEVICES):
+        name = f"PC-{d:04d}"
+        device = graph.add_device(name)
+        for k in range(KEYS_PER_DEVICE):
+            key = graph.add_recovery_key(
+                device,
+                created=day(d * KEYS_PER_DEVICE + k),
+                volume_type="fixedDataVolume" if k % 2 else "operatingSystemVolume",
+            )
+            keys[key.id] = (key, name)
+    graph.add_device("PC-EMPTY")
+    return keys
+
+
+def entra_export(entra: Entra, out: Path, *args: str) -> Outcome:
+    config = entra.config()
+    return entra.run("--config", str(config), "export", "-s", SOURCE, "-o", str(out), *args)
+
+
+def test_entra_export_under_throttling_holds_each_key_once(
+    entra: Entra, graph: GraphEmulator, tenant: dict[str, tuple[GraphKey, str]], tmp_path: Path
+) -> None:
+    # Throttled: list pages (twice in a row), one whole $batch, and 25 keys inside batches.
+    graph.add_fault(KEY_LIST, status=429, times=2, retry_after=0, method="GET", in_batch=False)
+    graph.add_fault(BATCH, status=429, times=1, retry_after="0.2", method="POST", in_batch=False)
+    graph.add_fault(KEY_GET, status=429, times=25, retry_after=0, in_batch=True)
+    out = tmp_path / "entra.json"
+    done = entra_export(entra, out)
+    assert done.code == 0, done.err
+    assert done.out == f"{len(tenant)} keys from {SOURCE} written to {out} (json)\n"
+    assert [f.served for f in graph.faults] == [2, 1, 25]  # every fault was met
+
+    records = exported(out)
+    ids = Counter(record["key_id"] for record in records)
+    assert [key_id for key_id, n in ids.items() if n > 1] == []
+    assert set(ids) == {key_id.upper() for key_id in tenant}
+    for record in records:
+        key, _ = tenant[record["key_id"].lower()]
+        assert record["recovery_password"] == key.key
+        assert record["device_id"] == key.device_id
+        assert record["volume_type"] == key.volume_type
+        assert record["created"] == key.created.isoformat()
+        assert record["source"] == SOURCE
+        assert record["deleted"] is False
+
+    # Graph's audit log: each key's value read once, none twice, none missed.
+    reads = Counter(read_ids(graph))
+    assert sorted(reads) == sorted(tenant)
+    assert set(reads.values()) == {1}
+    # The throttled items were asked again, and only they.
+    items = only(graph, KEY_GET, via_batch=True)
+    assert [r.status for r in items].count(429) == 25
+    assert len(items) == len(tenant) + 25
+    assert only(graph, KEY_GET, via_batch=False) == []
+    listed = only(graph, KEY_LIST)
+    assert [r.status for r in listed].count(200) == -(-len(tenant) // 9)  # every page once
+
+    # And the backup answers a lookup by Key ID.
+    key, _ = next(iter(tenant.values()))
+    found = entra.run("find", "--key-id", key.id[:8], "--source", str(out), "--format", "json")
+    assert found.code == 0, found.err
+    assert [k["recovery_password"] for k in found.keys] == [key.key]
+
+
+def test_entra_export_keeps_the_device_names(
+    entra: Entra, graph: GraphEmulator, tenant: dict[str, tuple[GraphKey, str]], tmp_path: Path
+) -> None:
+    out = tmp_path / "entra.csv"
+    done = entra_export(entra, out, "--format", "csv")
+    assert done.code == 0, done.err
+    found = entra.run("find", "--computer", "PC-0007", "--source", str(out), "--format", "json")
+    assert found.code == 0, found.err
+    expected = {key.id.upper() for key, name in tenant.values() if name == "PC-0007"}
+    assert set(found.key_ids) == expected
+    assert {k["computer"] for k in found.keys} == {"PC-0007"}
+
+
+def test_endless_throttling_fails_the_entra_export_and_writes_nothing(
+    entra: Entra, graph: GraphEmulator, tenant: dict[str, tuple[GraphKey, str]], tmp_path: Path
+) -> None:
+    graph.add_fault(KEY_GET, status=429, times=100_000, retry_after="0.05", in_batch=True)
+    out = tmp_path / "out" / "entra.json"
+    out.parent.mkdir()
+    done = entra_export(
+        entra, out, "--encrypt-to", str(pyrage.x25519.Identity.generate().to_public())
+    )
+    assert (done.code, done.out) == (4, "")
+    assert "throttling" in done.err
+    assert list(out.parent.iterdir()) == []
+    assert graph.key_reads == []
+
+
+def test_an_app_that_may_only_list_keys_cannot_export_them(
+    entra: Entra, graph: GraphEmulator, tmp_path: Path
+) -> None:
+    entra.daemon("BitlockerKey.ReadBasic.All", "Device.Read.All")
+    device = graph.add_device("PC-0042")
+    for n in range(3):
+        graph.add_recovery_key(device, created=day(n))
+    out = tmp_path / "out" / "entra.json"
+    out.parent.mkdir()
+    done = entra_export(entra, out)
+    assert (done.code, done.out) == (3, "")
+    assert "BitlockerKey.Read.All" in done.err
+    assert list(out.parent.iterdir()) == []
+    assert graph.key_reads == []
