@@ -9,11 +9,8 @@ pyrage, so then the plaintext is built in memory (about 300 bytes a key) and enc
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
-import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bitkey_dir import __version__
+from bitkey_dir.atomic import private_replacement
 from bitkey_dir.errors import InputError
 from bitkey_dir.model import RecoveryKey
 from bitkey_dir.records import KEY_FIELDS, csv_line, key_csv_row, to_record
@@ -112,21 +110,11 @@ def write_export(
         raise InputError(f"{target} is a folder: give a file name")
     counter = [0]
     chunks = _json_chunks(keys, source, counter) if fmt == "json" else _csv_chunks(keys, counter)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        raise InputError(f"cannot write beside {target} ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
+        with private_replacement(target) as handle:
             _write(chunks, handle, encryption)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        raise
+    except OSError as exc:  # no permission, no space: nothing was left behind
+        raise InputError(f"cannot write {target} ({exc.strerror or type(exc).__name__})") from None
     return counter[0]
 
 

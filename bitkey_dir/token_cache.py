@@ -17,7 +17,6 @@ import base64
 import contextlib
 import hashlib
 import json
-import os
 import pickle
 import re
 import secrets
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from bitkey_dir.atomic import private_replacement
 from bitkey_dir.keystore import Keystore, token_key_entry
 
 MAGIC: Final = b"bitkey-dir token cache 1\n"
@@ -217,17 +217,6 @@ def _unpickle(text: object) -> dict[Any, Any]:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    """Write beside the target with mode 0600, then rename over it: never a torn file."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        raise
+    with private_replacement(path) as handle:
+        handle.write(data)

@@ -19,6 +19,7 @@ from bitkey_dir.audit import AUDIT_FIELDS, Escrow
 from bitkey_dir.cli.app import app
 from bitkey_dir.errors import SourceError
 from bitkey_dir.sources.base import Audits, Warn
+from tests.import_probe import imported_by
 
 from .conftest import EXAMPLES, ROOT
 
@@ -128,29 +129,12 @@ def test_audit_help_names_its_options() -> None:
 
 
 def test_audit_help_imports_no_directory_client() -> None:
-    probe = (
-        "import sys\n"
-        "sys.argv = ['bitkey-dir', 'audit', '--help']\n"
-        "from bitkey_dir.cli import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "roots = {m.split('.')[0] for m in sys.modules}\n"
-        "mine = sorted(m for m in sys.modules if m.startswith('bitkey_dir.'))\n"
-        "sys.stderr.write('PROBE ' + repr((sorted(roots & {'ldap3', 'msal', 'msgraph', "
-        "'kiota_abstractions', 'azure', 'keyring'}), mine)))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=True,
-        timeout=60,
-    )
-    heavy, mine = eval(proc.stderr.decode().split("PROBE ", 1)[1])  # noqa: S307 - our own repr
+    heavy, mine, stdout = imported_by("audit", "--help")
     assert heavy == []
     # The command's body imports the audit module and the sources; --help runs none of it.
     assert "bitkey_dir.audit" not in mine
     assert not [m for m in mine if m.startswith("bitkey_dir.sources")]
-    assert b"--stale-days" in proc.stdout
+    assert b"--stale-days" in stdout
 
 
 def test_audit_help_in_a_real_process_imports_no_directory_client() -> None:

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from bitkey_dir import __version__
 from bitkey_dir.cli.app import app
 from bitkey_dir.records import KEY_FIELDS
+from tests.import_probe import imported_by
 
 from .conftest import EXAMPLES, ROOT
 
@@ -56,29 +57,12 @@ def test_version() -> None:
 
 
 def test_help_imports_no_directory_client() -> None:
-    probe = (
-        "import sys\n"
-        "sys.argv = ['bitkey-dir', '--help']\n"
-        "from bitkey_dir.cli import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "roots = {m.split('.')[0] for m in sys.modules}\n"
-        "mine = sorted(m for m in sys.modules if m.startswith('bitkey_dir.'))\n"
-        "sys.stderr.write('PROBE ' + repr((sorted(roots & {'ldap3', 'msal', 'msgraph', "
-        "'kiota_abstractions', 'azure', 'keyring'}), mine)))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=True,
-        timeout=60,
-    )
-    heavy, mine = eval(proc.stderr.decode().split("PROBE ", 1)[1])  # noqa: S307 - our own repr
+    heavy, mine, stdout = imported_by("--help")
     assert heavy == []
     # Only the CLI shell is loaded for --help: no sources, no lookup, no parsers.
     assert "bitkey_dir.lookup" not in mine
     assert not [m for m in mine if m.startswith("bitkey_dir.sources")]
-    assert b"find" in proc.stdout
+    assert b"find" in stdout
 
 
 def test_find_table_by_key_id() -> None:

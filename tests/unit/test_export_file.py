@@ -38,6 +38,7 @@ from bitkey_dir.model import VOLUME_TYPES, KeyId, RecoveryKey, RecoveryPassword
 from bitkey_dir.records import KEY_FIELDS, to_record
 from bitkey_dir.sources.files import FileSource
 from tests.conftest import EXAMPLES, ROOT
+from tests.import_probe import imported_by
 from tests.unit.helpers import KEY_ID, PASSWORD, passwords
 
 pyrage = pytest.importorskip("pyrage")
@@ -324,7 +325,7 @@ def test_a_missing_parent_folder_is_bad_input(tmp_path: Path) -> None:
     code, _, stderr = export(tmp_path / "nowhere" / "keys.json")
     assert code == 2
     assert error_lines(stderr) == [
-        f"bitkey-dir: error: cannot write beside {tmp_path / 'nowhere' / 'keys.json'} "
+        f"bitkey-dir: error: cannot write {tmp_path / 'nowhere' / 'keys.json'} "
         "(No such file or directory)"
     ]
 
@@ -690,29 +691,12 @@ def test_export_needs_an_output() -> None:
 
 
 def test_export_help_imports_no_directory_client_and_no_pyrage() -> None:
-    probe = (
-        "import sys\n"
-        "sys.argv = ['bitkey-dir', 'export', '--help']\n"
-        "from bitkey_dir.cli import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "roots = {m.split('.')[0] for m in sys.modules}\n"
-        "mine = sorted(m for m in sys.modules if m.startswith('bitkey_dir.'))\n"
-        "sys.stderr.write('PROBE ' + repr((sorted(roots & {'ldap3', 'msal', 'msgraph', "
-        "'kiota_abstractions', 'azure', 'keyring', 'pyrage'}), mine)))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=True,
-        timeout=60,
-    )
-    heavy, mine = eval(proc.stderr.decode().split("PROBE ", 1)[1])  # noqa: S307 - our own repr
+    heavy, mine, stdout = imported_by("export", "--help")
     assert heavy == []
     assert "bitkey_dir.export" not in mine
     assert "bitkey_dir.encryption" not in mine
     assert not [m for m in mine if m.startswith("bitkey_dir.sources")]
-    assert b"--encrypt-to" in proc.stdout
+    assert b"--encrypt-to" in stdout
 
 
 def test_a_plain_export_in_a_real_process(tmp_path: Path) -> None:
