@@ -41,9 +41,9 @@ from bitkey_dir.sources.ad_names import (
     escape_filter_value,
     guid_from_bytes,
     key_id_filter,
+    leaf_value,
     parent_dn,
     parse_recovery_name,
-    split_dn,
 )
 from bitkey_dir.sources.base import Warn
 
@@ -445,7 +445,7 @@ class ADSource:
     def _key(self, entry: dict[str, Any], warn: Warn) -> RecoveryKey | None:
         raw = entry["raw"]
         dn = entry["dn"]
-        name = parse_recovery_name(split_dn(dn)[0][1])
+        name = parse_recovery_name(leaf_value(dn))
         guid = guid_from_bytes(_first(raw, "msFVE-RecoveryGuid") or b"")
         key_id = KeyId.parse(guid) if guid else name.key_id
         if key_id is None:
@@ -462,11 +462,11 @@ class ADSource:
         deleted = _first(raw, "isDeleted") == b"TRUE"
         if deleted:
             last_parent = (_first(raw, "lastKnownParent") or b"").decode("utf-8", "replace")
-            computer = deleted_name(split_dn(last_parent)[0][1]) if last_parent else None
+            computer = deleted_name(leaf_value(last_parent)) if last_parent else None
             location = None
         else:
             computer_dn = parent_dn(dn)
-            computer = split_dn(computer_dn)[0][1]
+            computer = leaf_value(computer_dn)
             location = parent_dn(computer_dn)
         volume = guid_from_bytes(_first(raw, "msFVE-VolumeGuid") or b"")
         return RecoveryKey(
@@ -547,7 +547,7 @@ class ADSource:
                 ldap3.LEVEL,
             )
             keys += [key for entry in children if (key := self._key(entry, warn))]
-        names = [split_dn(c["dn"])[0][1] for c in computers]
+        names = [leaf_value(c["dn"]) for c in computers]
         if include_deleted:
             deleted_keys, deleted_names = self._deleted_computer_keys(connection, base, name, warn)
             keys += deleted_keys
@@ -568,7 +568,7 @@ class ADSource:
         keys: list[RecoveryKey] = []
         names: list[str] = []
         for tombstone in tombstones:
-            names.append(deleted_name(split_dn(tombstone["dn"])[0][1]))
+            names.append(deleted_name(leaf_value(tombstone["dn"])))
             origin = (_first(tombstone["raw"], "lastKnownParent") or b"").decode("utf-8", "replace")
             children = self._search(
                 connection,
@@ -657,7 +657,7 @@ class ADSource:
         recovery = f"(objectClass={RECOVERY_CLASS})"
         for entry in self._search(connection, base, recovery, [NO_ATTRIBUTES]):
             dn = entry["dn"]
-            created = parse_recovery_name(split_dn(dn)[0][1]).created
+            created = parse_recovery_name(leaf_value(dn)).created
             computer = parent_dn(dn).lower()
             count, newest = counts.get(computer, (0, None))
             if created is not None and (newest is None or created > newest):
@@ -667,7 +667,7 @@ class ADSource:
             dn = entry["dn"]
             count, newest = counts.pop(dn.lower(), (0, None))
             location = parent_dn(dn)
-            yield Escrow(self.name, split_dn(dn)[0][1], location, count, newest, location)
+            yield Escrow(self.name, leaf_value(dn), location, count, newest, location)
 
 
 def _kerberos_principal() -> str | None:
