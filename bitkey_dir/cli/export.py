@@ -74,6 +74,7 @@ def export(
         protection = Encryption(passphrase=secret)
     config = load_config(state(ctx).config_path)
     (opened,) = open_sources(config, [source])
+    _refuse_reading_own_output(opened, output)
     warnings: list[str] = []
     unreadable = [0]
 
@@ -109,3 +110,19 @@ def export(
             "Access on msFVE-RecoveryPassword; Entra ID: BitlockerKey.Read.All)"
         )
         raise typer.Exit(ExitCode.AUTH)
+
+
+def _refuse_reading_own_output(source: object, output: Path) -> None:
+    """A file source must not read the export being written (or the one it replaces)."""
+    from bitkey_dir.sources.files import FileSource
+
+    if not isinstance(source, FileSource):
+        return
+    target = output.expanduser().resolve()
+    for path in source.paths:
+        root = path.expanduser().resolve()
+        if target == root or target.is_relative_to(root):
+            raise InputError(
+                f"{output} is inside {path}, which {source.name} reads: write the export "
+                "somewhere else"
+            )

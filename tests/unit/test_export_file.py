@@ -791,3 +791,22 @@ def test_random_keys_read_back_identical(keys: list[RecoveryKey], fmt: str) -> N
     ]
     assert [comparable(key) for key in got] == expected
     assert {key.source for key in got} <= {"backup"}
+
+
+@pytest.mark.parametrize("inside", ["keys.json", "sub/keys.json"])
+def test_an_export_into_the_folder_its_file_source_reads_is_refused(
+    tmp_path: Path, inside: str
+) -> None:
+    """Else --force would read the previous export (doubling every key) and the half-written
+    temporary file beside it."""
+    folder = tmp_path / "keys"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "one.json").write_bytes((EXAMPLES / "exports" / "keys-2025-10.json").read_bytes())
+    code, out, err = export(folder / inside, source=str(folder))
+    assert code == 2
+    assert out == ""
+    assert err == (
+        f"bitkey-dir: error: {folder / inside} is inside {folder}, which {folder} reads: "
+        "write the export somewhere else\n"
+    )
+    assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == ["one.json"]
