@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Final
 
 from bitkey_dir.config import Settings
 from bitkey_dir.encryption import is_encrypted
-from bitkey_dir.errors import AuthError, BitkeyError, SourceError
+from bitkey_dir.errors import AuthError, SourceError
 from bitkey_dir.keyfiles import NotText, Parsed, parse_bytes
 from bitkey_dir.model import Query, RecoveryKey
 from bitkey_dir.sources.base import Source, Warn
@@ -164,7 +164,7 @@ class FileSource:
         if is_encrypted(data):
             try:
                 data = self._decrypt(data)
-            except BitkeyError as exc:
+            except AuthError as exc:  # a bad identity file itself is bad input: it propagates
                 warn(f"{path}: skipped, {exc.message}")
                 self._secrets.setdefault("undecrypted", []).append(path)
                 return None

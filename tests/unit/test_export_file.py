@@ -810,3 +810,16 @@ def test_an_export_into_the_folder_its_file_source_reads_is_refused(
         "write the export somewhere else\n"
     )
     assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == ["one.json"]
+
+
+def test_an_identity_file_that_holds_no_private_key_is_bad_input(tmp_path: Path) -> None:
+    """A public key given as --identity is a mistake to fix (exit 2), not a refusal (exit 3)."""
+    identity = pyrage.x25519.Identity.generate()
+    out = tmp_path / "keys.age"
+    assert export(out, "--encrypt-to", str(identity.to_public()))[0] == 0
+    public = tmp_path / "key.pub"
+    public.write_text(f"{identity.to_public()}\n", encoding="utf-8")
+    code, _, err = run("find", "--key-id", "063EA4E1", "--source", str(out), "-i", str(public))
+    assert code == 2
+    assert f"{public}: no AGE-SECRET-KEY-1… line and no SSH private key" in err
+    assert str(identity) not in err
