@@ -38,12 +38,16 @@ from bitkey_dir.sources.ad_names import (
     bind_refusal,
     computer_filter,
     deleted_name,
+    dn_levels,
     escape_filter_value,
     guid_from_bytes,
     key_id_filter,
+    key_id_from_bytes,
     leaf_value,
     parent_dn,
     parse_recovery_name,
+    rdn_value,
+    recovery_created,
 )
 from bitkey_dir.sources.base import Warn
 
@@ -445,9 +449,11 @@ class ADSource:
     def _key(self, entry: dict[str, Any], warn: Warn) -> RecoveryKey | None:
         raw = entry["raw"]
         dn = entry["dn"]
-        name = parse_recovery_name(leaf_value(dn))
-        guid = guid_from_bytes(_first(raw, "msFVE-RecoveryGuid") or b"")
-        key_id = KeyId.parse(guid) if guid else name.key_id
+        levels = dn_levels(dn)
+        leaf = rdn_value(levels[0])
+        key_id = key_id_from_bytes(_first(raw, "msFVE-RecoveryGuid"))
+        if key_id is None:  # the name carries the GUID too
+            key_id = parse_recovery_name(leaf).key_id
         if key_id is None:
             warn(f"{dn}: skipped, a recovery object without a readable Key ID")
             return None
@@ -465,16 +471,15 @@ class ADSource:
             computer = deleted_name(leaf_value(last_parent)) if last_parent else None
             location = None
         else:
-            computer_dn = parent_dn(dn)
-            computer = leaf_value(computer_dn)
-            location = parent_dn(computer_dn)
+            computer = rdn_value(levels[1]) if len(levels) > 1 else None
+            location = ",".join(levels[2:])
         volume = guid_from_bytes(_first(raw, "msFVE-VolumeGuid") or b"")
         return RecoveryKey(
             source=self.name,
             key_id=key_id,
             recovery_password=password,
             computer=computer,
-            created=name.created,
+            created=recovery_created(leaf),
             volume_id=volume,
             location=location,
             deleted=deleted,
@@ -657,7 +662,7 @@ class ADSource:
         recovery = f"(objectClass={RECOVERY_CLASS})"
         for entry in self._search(connection, base, recovery, [NO_ATTRIBUTES]):
             dn = entry["dn"]
-            created = parse_recovery_name(leaf_value(dn)).created
+            created = recovery_created(leaf_value(dn))
             computer = parent_dn(dn).lower()
             count, newest = counts.get(computer, (0, None))
             if created is not None and (newest is None or created > newest):

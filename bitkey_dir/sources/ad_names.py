@@ -50,6 +50,13 @@ def guid_filter_bytes(key_id: KeyId) -> str:
     return escape_filter_bytes(key_id.uuid.bytes_le)
 
 
+def key_id_from_bytes(value: bytes | None) -> KeyId | None:
+    """msFVE-RecoveryGuid's 16 bytes as a Key ID, without a round trip through text."""
+    if value is None or len(value) != 16:
+        return None
+    return KeyId(uuid.UUID(bytes_le=value).hex.upper())
+
+
 def guid_from_bytes(value: bytes) -> str | None:
     """The canonical upper-case GUID from AD's 16 bytes, or None for anything else."""
     if len(value) != 16:
@@ -153,8 +160,23 @@ def leaf_value(dn: str) -> str:
     >>> leaf_value(r"CN=PC\, 1,OU=Corp,DC=x")
     'PC, 1'
     """
-    first = _split_unescaped(_split_unescaped(dn, ",")[0], "+")[0]
+    return rdn_value(_split_unescaped(dn, ",")[0])
+
+
+def rdn_value(rdn: str) -> str:
+    """One RDN's (first) value, unescaped."""
+    first = _split_unescaped(rdn, "+")[0]
     return unescape_dn_value(first.partition("=")[2].strip())
+
+
+def dn_levels(dn: str) -> list[str]:
+    r"""The RDNs of a DN from the leaf up, still escaped: ``",".join(levels[n:])`` is the DN
+    ``n`` levels up.
+
+    >>> dn_levels(r"CN=a\,b,OU=c,DC=d")
+    ['CN=a\\,b', 'OU=c', 'DC=d']
+    """
+    return _split_unescaped(dn, ",")
 
 
 def parent_dn(dn: str) -> str:
@@ -192,18 +214,26 @@ def parse_recovery_name(name: str) -> RecoveryName:
     match = _RECOVERY_NAME.match(deleted_name(name))
     if match is None:
         return RecoveryName(None, None)
-    created: datetime | None
-    try:
-        created = datetime.fromisoformat(match["created"].strip())
-    except ValueError:
-        created = None
-    if created is not None and created.utcoffset() is None:
-        created = None  # a name without an offset cannot be placed in time
     try:
         key_id: KeyId | None = KeyId.parse(match["guid"])
     except InputError:
         key_id = None
-    return RecoveryName(created, key_id)
+    return RecoveryName(_created(match), key_id)
+
+
+def recovery_created(name: str) -> datetime | None:
+    """Only the date of a recovery object's name: what the export and audit loops need."""
+    match = _RECOVERY_NAME.match(deleted_name(name))
+    return _created(match) if match is not None else None
+
+
+def _created(match: re.Match[str]) -> datetime | None:
+    try:
+        created = datetime.fromisoformat(match["created"].strip())
+    except ValueError:
+        return None
+    # A name without an offset cannot be placed in time.
+    return created if created.utcoffset() is not None else None
 
 
 @dataclass(frozen=True)
