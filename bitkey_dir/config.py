@@ -33,6 +33,13 @@ def default_config_path() -> Path:
     return user_config_path(APP_NAME, appauthor=False) / "config.toml"
 
 
+def state_dir() -> Path:
+    """The per-user state folder: the access trail and the token caches live here."""
+    from platformdirs import user_state_path
+
+    return user_state_path(APP_NAME, appauthor=False)
+
+
 def config_path(explicit: Path | None = None) -> tuple[Path, bool]:
     """The config file to use and whether the user named it (--config or the environment)."""
     if explicit is not None:

@@ -8,7 +8,6 @@ an encrypted export is written or read.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any, Final
 
@@ -120,7 +119,9 @@ def passphrase_from_env_or_prompt(*, confirm: bool) -> str | None:
     from_env = os.environ.get(PASSPHRASE_ENV)
     if from_env:
         return from_env
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+    from bitkey_dir.credentials import can_prompt
+
+    if not can_prompt():
         return None
     import getpass
 

@@ -33,9 +33,9 @@ _NONCE: Final = 12
 
 
 def tokens_dir() -> Path:
-    from platformdirs import user_state_path
+    from bitkey_dir.config import state_dir
 
-    return user_state_path("bitkey-dir", appauthor=False) / "tokens"
+    return state_dir() / "tokens"
 
 
 def cache_path(source: str) -> Path:

@@ -28,9 +28,9 @@ def trail_path() -> Path:
     override = os.environ.get(TRAIL_ENV)
     if override:
         return Path(override)
-    from platformdirs import user_state_path
+    from bitkey_dir.config import state_dir
 
-    return user_state_path("bitkey-dir", appauthor=False) / "trail.jsonl"
+    return state_dir() / "trail.jsonl"
 
 
 def _os_user() -> str:
