@@ -119,6 +119,9 @@ class KeyId:
         return other.hex.startswith(self.hex)
 
     def __str__(self) -> str:
+        h = self.hex
+        if len(h) == 32:  # the usual case, written out: exports format thousands of these
+            return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
         parts = []
         start = 0
         for end in (*_GUID_DASHES, 32):
@@ -136,6 +139,7 @@ _PASSWORD_GROUPS: Final = 8
 _GROUP_DIGITS: Final = 6
 # ASCII digits only: str.isdigit() would accept Arabic-Indic or full-width digits.
 _PASSWORD_SHAPE: Final = re.compile(r"[0-9]{6}(?:(?:-| +|)[0-9]{6}){7}")
+_CANONICAL_PASSWORD: Final = re.compile(r"[0-9]{6}(?:-[0-9]{6}){7}")
 _NOT_DIGITS: Final = re.compile(r"[^0-9]+")
 _PASSWORD_CHARS: Final = frozenset("0123456789- ")
 
@@ -216,6 +220,13 @@ class RecoveryPassword:
 
     @classmethod
     def parse(cls, text: str) -> RecoveryPassword:
+        if _CANONICAL_PASSWORD.fullmatch(text) is not None:
+            # The form directories store: checked without building a PasswordCheck.
+            digits = text.replace("-", "")
+            if all(
+                group_is_valid(digits[i : i + _GROUP_DIGITS]) for i in range(0, 48, _GROUP_DIGITS)
+            ):
+                return cls(digits)
         check = check_password(text)
         if not check.valid:
             raise InputError(f"not a valid recovery password: {check.problem}")
@@ -229,7 +240,8 @@ class RecoveryPassword:
 
     def reveal(self) -> str:
         """The canonical dashed form. Call only to put the password on the user's screen."""
-        return "-".join(self.groups())
+        d = self._digits
+        return f"{d[:6]}-{d[6:12]}-{d[12:18]}-{d[18:24]}-{d[24:30]}-{d[30:36]}-{d[36:42]}-{d[42:]}"
 
     def __repr__(self) -> str:
         return "RecoveryPassword(hidden)"

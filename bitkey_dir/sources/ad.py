@@ -60,14 +60,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHOW_DELETED: Final = ("1.2.840.113556.1.4.417", True, None)
-PAGED_RESULTS: Final = "1.2.840.113556.1.4.319"
 KEY_ATTRIBUTES: Final = ["msFVE-RecoveryGuid", "msFVE-RecoveryPassword", "msFVE-VolumeGuid"]
 DELETED_ATTRIBUTES: Final = ["isDeleted", "lastKnownParent"]
 NO_ATTRIBUTES: Final = "1.1"  # RFC 4511: the DNs only
 RIGHTS_NEEDED: Final = "it needs Read and Control Access on msFVE-RecoveryPassword"
 _INVALID_CREDENTIALS: Final = 49
 _STRONGER_AUTH_REQUIRED: Final = 8
-_NO_SUCH_OBJECT: Final = 32
 
 
 class _Unreachable(Exception):
@@ -415,36 +413,27 @@ class ADSource:
         import ldap3
         from ldap3.core.exceptions import LDAPException
 
-        cookie: bytes | None = None
-        while True:
-            try:
-                connection.search(
-                    base,
-                    search_filter,
-                    scope if scope is not None else ldap3.SUBTREE,
-                    attributes=attributes,
-                    paged_size=self.page_size,
-                    paged_cookie=cookie,
-                    controls=controls,
-                )
-            except LDAPException as exc:
-                message = _describe_network_error(exc, self.timeout)
-                raise SourceError(f"search failed: {message}") from None
-            result = connection.result or {}
-            code = result.get("result")
-            if code == _NO_SUCH_OBJECT:
+        from bitkey_dir.sources import ldap_wire
+
+        found = ldap_wire.search(
+            connection,
+            base,
+            search_filter,
+            scope if scope is not None else ldap3.SUBTREE,
+            attributes,
+            self.page_size,
+            controls or (),
+        )
+        try:
+            for dn, raw in found:
+                yield {"dn": dn, "raw": raw}
+        except ldap_wire.SearchFailed as exc:
+            if exc.code == ldap_wire.NO_SUCH_OBJECT:
                 return
-            if code != 0:
-                detail = str(result.get("message") or result.get("description"))[:200]
-                raise SourceError(f"search under {base} failed: {detail}")
-            for entry in connection.response or []:
-                if entry.get("type") == "searchResEntry":
-                    raw = {k.lower(): v for k, v in entry.get("raw_attributes", {}).items()}
-                    yield {"dn": entry["dn"], "raw": raw}
-            paged = result.get("controls", {}).get(PAGED_RESULTS, {}).get("value", {})
-            cookie = paged.get("cookie") or None
-            if not cookie:
-                return
+            raise SourceError(f"search under {base} failed: {exc.message[:200] or exc}") from None
+        except (ldap_wire.WireError, LDAPException) as exc:
+            message = _describe_network_error(exc, self.timeout)
+            raise SourceError(f"search failed: {message}") from None
 
     def _key(self, entry: dict[str, Any], warn: Warn) -> RecoveryKey | None:
         raw = entry["raw"]

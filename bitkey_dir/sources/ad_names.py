@@ -6,7 +6,6 @@ No ldap3 here, so these are cheap to import and easy to test with hostile input.
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -54,14 +53,21 @@ def key_id_from_bytes(value: bytes | None) -> KeyId | None:
     """msFVE-RecoveryGuid's 16 bytes as a Key ID, without a round trip through text."""
     if value is None or len(value) != 16:
         return None
-    return KeyId(uuid.UUID(bytes_le=value).hex.upper())
+    return KeyId(_guid_hex(value))
 
 
 def guid_from_bytes(value: bytes) -> str | None:
     """The canonical upper-case GUID from AD's 16 bytes, or None for anything else."""
     if len(value) != 16:
         return None
-    return str(uuid.UUID(bytes_le=value)).upper()
+    h = _guid_hex(value)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _guid_hex(value: bytes) -> str:
+    # What uuid.UUID(bytes_le=value).hex.upper() gives, at a third of the cost: the first
+    # three fields are little-endian.
+    return (value[3::-1] + value[5:3:-1] + value[7:5:-1] + value[8:]).hex().upper()
 
 
 RECOVERY_CLASS: Final = "msFVE-RecoveryInformation"
