@@ -101,12 +101,6 @@ def computer_filter(name: ComputerName, *, deleted: bool = False) -> str:
 _DN_ESCAPE: Final = re.compile(r"\\([0-9A-Fa-f]{2}|.)", re.DOTALL)
 
 
-_PIECES: Final = {
-    separator: re.compile(rf"(?:\\.|\\\Z|[^\\{re.escape(separator)}])*", re.DOTALL)
-    for separator in ",+"
-}
-
-
 def _split_unescaped(text: str, separator: str) -> list[str]:
     r"""Split at separators that are not escaped; escapes stay as they are.
 
@@ -115,15 +109,21 @@ def _split_unescaped(text: str, separator: str) -> list[str]:
     """
     if "\\" not in text:
         return text.split(separator)  # the common case, and by far the fastest
-    piece = _PIECES[separator]
-    parts, position = [], 0
+    # A separator is escaped when an odd run of backslashes precedes it: RFC 4514's
+    # backslash escapes the one character after it or starts two hex digits.
+    parts, start, search = [], 0, 0
     while True:
-        found = piece.match(text, position)
-        assert found is not None  # noqa: S101 - the pattern matches the empty string too
-        parts.append(found.group())
-        position = found.end() + 1  # past the separator
-        if position > len(text):
+        at = text.find(separator, search)
+        if at < 0:
+            parts.append(text[start:])
             return parts
+        run = at
+        while run > start and text[run - 1] == "\\":
+            run -= 1
+        search = at + 1
+        if (at - run) % 2 == 0:
+            parts.append(text[start:at])
+            start = search
 
 
 def unescape_dn_value(value: str) -> str:
@@ -132,6 +132,9 @@ def unescape_dn_value(value: str) -> str:
     >>> unescape_dn_value(r"2024-04-05T12:00:00\+05:30{X}")
     '2024-04-05T12:00:00+05:30{X}'
     """
+
+    if "\\" not in value:
+        return value
 
     def replace(match: re.Match[str]) -> str:
         code = match.group(1)
@@ -171,6 +174,8 @@ def leaf_value(dn: str) -> str:
 
 def rdn_value(rdn: str) -> str:
     """One RDN's (first) value, unescaped."""
+    if "\\" not in rdn and "+" not in rdn:
+        return rdn.partition("=")[2].strip()
     first = _split_unescaped(rdn, "+")[0]
     return unescape_dn_value(first.partition("=")[2].strip())
 

@@ -16,7 +16,8 @@ bitkey-dir binds no other SASL mechanism, so every reply is a plain LDAP message
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -202,6 +203,24 @@ class Replies:
         return messages
 
 
+@dataclass
+class Page:
+    """One page of replies, read off the socket but not yet decoded."""
+
+    entries: list[tuple[bytes, int, int]]  # each SearchResultEntry: its message, where it lies
+    code: int
+    message: str
+    cookie: bytes  # empty on the last page
+
+    def decoded(self) -> Iterator[Entry]:
+        for data, start, stop in self.entries:
+            yield decode_entry(data, start, stop)
+
+    def check(self) -> None:
+        if self.code != 0:
+            raise SearchFailed(self.code, self.message)
+
+
 def search(
     connection: Connection,
     base: str,
@@ -211,10 +230,15 @@ def search(
     page_size: int,
     controls: Sequence[Control] = (),
 ) -> Iterator[Entry]:
-    """Every entry a paged search finds, page after page, as the replies arrive.
+    """Every entry a paged search finds, page after page.
 
-    Raises :class:`SearchFailed` with the server's result code, :class:`WireError` on a reply
-    that is not LDAP, and ldap3's own exceptions for network failures and time-outs.
+    A page is read whole (it is small: at most ``page_size`` entries), the next one asked
+    for, and only then decoded and handed on: Samba, for one, prepares a whole page before it
+    sends the first entry, so the caller's work on this page hides behind that.
+
+    Raises :class:`SearchFailed` with the server's result code (after the entries that came
+    before it), :class:`WireError` on a broken connection or a reply that is not LDAP, and
+    ldap3's own exceptions when a request cannot be sent.
     """
     from ldap3 import DEREF_NEVER
     from ldap3.operation.search import search_operation
@@ -222,8 +246,8 @@ def search(
 
     strategy = connection.strategy
     replies = Replies(connection.socket)
-    cookie = b""
-    while True:
+
+    def ask(cookie: bytes) -> int:
         request = search_operation(
             base,
             search_filter,
@@ -239,19 +263,31 @@ def search(
             validator=None,
             check_names=False,
         )
-        page = [*controls, paged_search_control(False, page_size, cookie or None)]
+        paged = [*controls, paged_search_control(False, page_size, cookie or None)]
         with connection.connection_lock:
-            message_id = strategy.send("searchRequest", request, page)
-            try:
-                cookie = yield from _page(replies, message_id)
-            finally:
-                strategy._outstanding.pop(message_id, None)
-        if not cookie:
+            return int(strategy.send("searchRequest", request, paged))
+
+    message_id = ask(b"")
+    while True:
+        try:
+            page = read_page(replies, message_id)
+        finally:
+            strategy._outstanding.pop(message_id, None)
+        if page.code == 0 and page.cookie:
+            message_id = ask(page.cookie)
+        yield from page.decoded()
+        page.check()
+        if not page.cookie:
             return
 
 
-def _page(replies: Any, message_id: int) -> Generator[Entry, None, bytes]:
-    """The entries of one page; returns the next page's cookie."""
+def read_page(replies: Any, message_id: int) -> Page:
+    """The replies to search ``message_id``, up to and including its SearchResultDone.
+
+    ``replies.receiving()`` gives whole messages, at least one, or none once the connection
+    is closed (:class:`Replies`).
+    """
+    entries: list[tuple[bytes, int, int]] = []
     while True:
         messages = replies.receiving()
         if not messages:
@@ -265,18 +301,17 @@ def _page(replies: Any, message_id: int) -> Generator[Entry, None, bytes]:
             if got_id != message_id:
                 continue  # the rest of a search its reader gave up on
             if tag == _SEARCH_ENTRY:
-                yield decode_entry(data, start, stop)
+                entries.append((data, start, stop))
             elif tag == _SEARCH_DONE:
                 code, message = decode_done(data, start, stop)
-                if code != 0:
-                    raise SearchFailed(code, message)
                 controls: dict[str, bytes] = {}
                 if stop < end:
                     tag, controls_start, controls_stop = _element(data, stop, end)
                     if tag == _CONTROLS:
                         controls = decode_controls(data, controls_start, controls_stop)
                 value = controls.get(PAGED_RESULTS)
-                return paged_cookie(value) if value else b""
+                cookie = paged_cookie(value) if value and code == 0 else b""
+                return Page(entries, code, message, cookie)
             elif tag != _SEARCH_REFERENCE:  # continuation references are not followed
                 raise WireError(f"an unexpected reply (0x{tag:02x}) to search {message_id}")
 

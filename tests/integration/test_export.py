@@ -63,8 +63,8 @@ def live_keys(directory: Directory) -> dict[str, dict[str, Any]]:
     }
 
 
-def ad_export(lab: Lab, out: Path, *args: str, user: str = ADMIN) -> Outcome:
-    config = lab.config(user=user)
+def ad_export(lab: Lab, out: Path, *args: str, user: str = ADMIN, **settings: object) -> Outcome:
+    config = lab.config(user=user, **settings)
     return run("--config", str(config), "export", "--source", "lab", "--output", str(out), *args)
 
 
@@ -95,6 +95,22 @@ def test_ad_export_as_domain_admin_holds_exactly_the_directory_keys(
     found = run("find", "--key-id", key.key_id[:8], "--source", str(out), "--format", "json")
     assert found.code == 0, found.err
     assert found.keys == [{**samba_dc.record("LT002", key), "source": str(out)}]
+
+
+@pytest.mark.parametrize("page_size", [1, 3, 5])
+def test_ad_export_over_many_small_pages_loses_and_doubles_nothing(
+    lab: Lab, samba_dc: Directory, tmp_path: Path, page_size: int
+) -> None:
+    # The next page is asked for before this one is handed on: every page boundary, the last
+    # page (full or not) and a page of one must still give each key exactly once.
+    out = tmp_path / "ad.json"
+    done = ad_export(lab, out, page_size=page_size)
+    assert done.code == 0, done.err
+    records = exported(out)
+    expected = live_keys(samba_dc)
+    assert len(records) == len(expected) > 2 * page_size
+    assert sorted(r["key_id"] for r in records) == sorted(expected)
+    assert all(record == expected[record["key_id"]] for record in records)
 
 
 def helpdesk_readable(computer: str) -> bool:

@@ -14,11 +14,15 @@ from bitkey_dir.model import ComputerName, KeyId
 from bitkey_dir.sources.ad_names import (
     ServerUrl,
     computer_filter,
+    dn_levels,
     escape_filter_value,
     guid_from_bytes,
     key_id_filter,
+    key_id_from_bytes,
+    leaf_value,
     parent_dn,
     parse_recovery_name,
+    rdn_value,
     split_dn,
     unescape_dn_value,
     wildcard_filter_value,
@@ -167,3 +171,43 @@ def test_server_urls(url: str, parsed: tuple[str, int, bool]) -> None:
 def test_bad_server_urls(url: str) -> None:
     with pytest.raises(ValueError, match="URL"):
         ServerUrl.parse(url)
+
+
+# RFC 4514's grammar for a value as a reference splitter: an escape is a backslash and the one
+# character after it (two hex digits are that character and one more plain one).
+_REFERENCE_PIECES = {
+    separator: re.compile(rf"(?:\\.|\\\Z|[^\\{separator}])*", re.DOTALL) for separator in ",+"
+}
+
+
+def _reference_split(text: str, separator: str = ",") -> list[str]:
+    parts, position = [], 0
+    while True:
+        found = _REFERENCE_PIECES[separator].match(text, position)
+        assert found is not None
+        parts.append(found.group())
+        position = found.end() + 1
+        if position > len(text):
+            return parts
+
+
+@given(st.text(alphabet="a=\\,+5C ", max_size=40))
+def test_dn_levels_split_only_at_unescaped_commas(dn: str) -> None:
+    levels = dn_levels(dn)
+    assert levels == _reference_split(dn)
+    assert ",".join(levels) == dn
+
+
+@given(st.text(alphabet="a=\\,+5C {}-:0", max_size=40))
+def test_the_fast_paths_agree_with_full_unescaping(dn: str) -> None:
+    rdn = _reference_split(dn)[0]
+    first = _reference_split(rdn, "+")[0]  # the first value of a multi-valued RDN
+    assert rdn_value(rdn) == unescape_dn_value(first.partition("=")[2].strip())
+    assert leaf_value(dn) == rdn_value(rdn)
+
+
+@given(st.binary(min_size=16, max_size=16))
+def test_guid_bytes_read_as_uuid_reads_them(value: bytes) -> None:
+    expected = str(uuid.UUID(bytes_le=value)).upper()
+    assert guid_from_bytes(value) == expected
+    assert str(key_id_from_bytes(value)) == expected

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -50,13 +50,13 @@ from bitkey_dir.sources.ldap_wire import (
     Replies,
     SearchFailed,
     WireError,
-    _page,
     decode_controls,
     decode_done,
     decode_entry,
     decode_message,
     message_end,
     paged_cookie,
+    read_page,
 )
 
 Attributes = list[tuple[str, list[bytes]]]
@@ -634,7 +634,15 @@ def test_indefinite_oversized_or_absurd_lengths_are_refused_before_reading_on(
         message_end(header, 0)
 
 
-# --- _page ----------------------------------------------------------------------------------
+# --- a page of replies ------------------------------------------------------------------------
+
+
+def _page(replies: Any, message_id: int) -> Generator[Entry, None, bytes]:
+    """What search() makes of one page: its entries, then its failure or its cookie."""
+    page = read_page(replies, message_id)
+    yield from page.decoded()
+    page.check()
+    return page.cookie
 
 
 class _Strategy:
@@ -764,8 +772,9 @@ def test_a_notice_of_disconnection_is_a_wire_error_with_the_servers_words() -> N
     )
     with pytest.raises(WireError, match="ended the connection: The server is shutting down ✗"):
         _drain(strategy, 8)
+    # A page cut short hands on none of its entries: the search failed, nothing is complete.
     strategy = _Strategy([_entry(8, "CN=x", [])], [_notice("bye"), _done(8)])
-    assert _yielded_before(WireError, strategy, 8) == [("CN=x", {})]
+    assert _yielded_before(WireError, strategy, 8) == []
 
 
 def test_a_notice_without_a_message_names_its_result_code() -> None:
@@ -779,7 +788,7 @@ def test_any_other_unsolicited_reply_is_a_wire_error() -> None:
 
 
 def test_a_closed_connection_is_a_wire_error() -> None:
-    assert _yielded_before(WireError, _Strategy([_entry(1, "CN=x", [])]), 1) == [("CN=x", {})]
+    assert _yielded_before(WireError, _Strategy([_entry(1, "CN=x", [])]), 1) == []
     with pytest.raises(WireError, match="closed the connection"):
         _drain(_Strategy(), 1)
 
