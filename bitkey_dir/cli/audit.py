@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bitkey_dir.cli.common import error_line, state, stdout_is_terminal, warn
+from bitkey_dir.cli.common import echo_chunks, error_line, state, stdout_is_terminal, warn
 from bitkey_dir.errors import BitkeyError, ExitCode, InputError
 
 
@@ -93,9 +93,9 @@ def audit(
             auditable.close()
     fmt = output_format.value if output_format else "table" if stdout_is_terminal() else "json"
     if fmt == "json":
-        typer.echo(escrow.render_json(result), nl=False)
+        echo_chunks(escrow.json_chunks(result))
     elif fmt == "csv":
-        typer.echo(escrow.render_csv(result), nl=False)
+        echo_chunks(escrow.csv_chunks(result))
     else:
         typer.echo(escrow.render_table(result, show_ok=show_all), nl=False)
     if failures:

@@ -1,9 +1,10 @@
-"""What commands share: the state from global options, error output, and terminal checks."""
+"""What commands share: global options, error and long output, and terminal checks."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -36,6 +37,20 @@ def fail(exc: BitkeyError) -> NoReturn:
 
 def warn(message: str) -> None:
     typer.echo(f"warning: {message}", err=True)
+
+
+def echo_chunks(chunks: Iterable[str], size: int = 65536) -> None:
+    """Write a long output as it is produced, in writes of about ``size`` characters."""
+    pending: list[str] = []
+    held = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            typer.echo("".join(pending), nl=False)
+            pending, held = [], 0
+    if pending:
+        typer.echo("".join(pending), nl=False)
 
 
 def stdout_is_terminal() -> bool:

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import ssl
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -660,7 +661,7 @@ class ADSource:
         for entry in self._search(connection, base, "(objectCategory=computer)", [NO_ATTRIBUTES]):
             dn = entry["dn"]
             count, newest = counts.pop(dn.lower(), (0, None))
-            location = parent_dn(dn)
+            location = sys.intern(parent_dn(dn))  # one string per OU, not per computer
             yield Escrow(self.name, leaf_value(dn), location, count, newest, location)
 
 

@@ -23,6 +23,7 @@ import math
 import os
 import re
 import ssl
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -422,7 +423,9 @@ class EntraSource:
                 if device.get(part)
             )
             count, newest = counts.get(device_id, (0, None))
-            found.append(Escrow(self.name, name, system or None, count, newest, system or "?"))
+            # A handful of versions among thousands of devices: one string each.
+            location = sys.intern(system) if system else None
+            found.append(Escrow(self.name, name, location, count, newest, location or "?"))
         return found
 
     async def _list_keys(self, adapter: Any, device_id: str | None) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -21,11 +22,14 @@ from bitkey_dir.audit import (
     STATUSES,
     Audit,
     Escrow,
+    csv_chunks,
+    json_chunks,
     render_csv,
     render_json,
     render_table,
     status_of,
 )
+from bitkey_dir.errors import SourceError
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 CUT_OFF = NOW - timedelta(days=30)
@@ -750,3 +754,29 @@ def test_table_has_the_totals_and_every_group(case: tuple[list[Escrow], int | No
         problems = sum(1 for _, status in result.rows if status != "ok")
         if not (problems or (show_ok and result.rows)):
             assert text.startswith(totals)
+
+
+# --- a source that fails half-way ------------------------------------------------------------
+
+
+def test_a_source_failing_half_way_adds_nothing_to_the_report() -> None:
+    result = audited(escrow("PC-A", source="corp"), escrow("PC-B", keys=0, source="corp"))
+    before = (list(result.rows), result.summary())
+
+    def failing() -> Iterator[Escrow]:
+        yield escrow("LAB-1", keys=0, source="lab", location="OU=Lab")
+        yield escrow("PC-C", source="corp")  # a group the first source has too
+        raise SourceError("ldaps://dc2: timed out")
+
+    with pytest.raises(SourceError):
+        result.add(failing())
+    assert (result.rows, result.summary()) == before
+    assert set(result.groups) == {("corp", "OU=Office,DC=corp,DC=example,DC=com")}
+
+
+def test_json_and_csv_stream_the_same_report_as_a_whole() -> None:
+    result = audited(*(escrow(f"PC-{n}", keys=n % 3) for n in range(50)))
+    assert render_json(result) == "".join(json_chunks(result))
+    assert json.loads(render_json(result))["summary"]["computers"] == 50
+    assert render_csv(result) == "".join(csv_chunks(result))
+    assert len(read_csv(render_csv(result))) == 50
