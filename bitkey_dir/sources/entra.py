@@ -18,13 +18,15 @@ msal, msgraph-sdk and httpx are imported only when a lookup runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
 import re
 import ssl
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 USER_AGENT: Final = f"bitkey-dir/{__version__}"
 BATCH_LIMIT: Final = 20  # Graph's maximum number of requests in one $batch
 CONCURRENT_BATCHES: Final = 4
+BATCHES_AHEAD: Final = 2 * CONCURRENT_BATCHES  # read ahead of the export's writing
 MAX_RETRY_AFTER: Final = 60.0
 ROLES: Final = (
     "Cloud Device Administrator, Helpdesk Administrator, Intune Service Administrator, "
@@ -241,9 +244,22 @@ class EntraSource:
 
     def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
         self.sign_in.token()
-        yield from asyncio.run(self._with_client(lambda adapter: self._all_keys(adapter, warn)))
+
+        async def keys() -> AsyncIterator[RecoveryKey]:
+            async with self._adapter() as adapter:
+                async for key in self._all_keys(adapter, warn):
+                    yield key
+
+        yield from _drive(keys())
 
     async def _with_client(self, work: Any) -> Any:
+        async with self._adapter() as adapter:
+            return await work(adapter)
+
+    @contextlib.asynccontextmanager
+    async def _adapter(self) -> AsyncIterator[Any]:
+        """msgraph-sdk's request adapter on a client of our own; Graph's network errors
+        inside the ``async with`` become a SourceError."""
         import httpx
         from kiota_abstractions.api_client_builder import register_default_deserializer
         from kiota_authentication_azure.azure_identity_authentication_provider import (
@@ -299,7 +315,7 @@ class EntraSource:
             adapter = GraphRequestAdapter(auth, client_http)
             adapter.base_url = f"{graph_url}/v1.0"  # else requests go to the public cloud
             try:
-                return await work(adapter)
+                yield adapter
             except httpx.HTTPError as exc:
                 raise SourceError(
                     f"cannot reach Microsoft Graph at {graph_url} ({type(exc).__name__})"
@@ -521,16 +537,21 @@ class EntraSource:
             for meta in listed:
                 yield meta
 
-        return await self._read_batched(adapter, each(), names, warn)
+        return [key async for key in self._read_batched(adapter, each(), names, warn)]
 
     async def _read_batched(
         self,
         adapter: Any,
         listed: AsyncIterator[dict[str, Any]],
-        names: dict[str, str],
+        names: dict[str, str] | asyncio.Task[dict[str, str]],
         warn: Warn,
-    ) -> list[RecoveryKey]:
-        """Key values in $batch requests of 20, started while the listing is still paging."""
+    ) -> AsyncIterator[RecoveryKey]:
+        """Key values in $batch requests of 20, started while the listing is still paging.
+
+        At most BATCHES_AHEAD batches are read ahead of the caller, and the listing pauses
+        while they wait: memory stays the same at any number of keys. The device names are
+        awaited before the first key is handed on.
+        """
         # A few batches in flight hide the latency; more would only earn 429s.
         in_flight = asyncio.Semaphore(CONCURRENT_BATCHES)
 
@@ -538,32 +559,38 @@ class EntraSource:
             async with in_flight:
                 return await self._batch_read(adapter, [meta["id"] for meta in chunk])
 
-        chunks: list[list[dict[str, Any]]] = []
-        reads: list[asyncio.Task[dict[str, str]]] = []
+        ahead: deque[tuple[list[dict[str, Any]], asyncio.Task[dict[str, str]]]] = deque()
+
+        async def oldest() -> list[RecoveryKey]:
+            nonlocal names
+            chunk, task = ahead.popleft()
+            values = await task
+            if not isinstance(names, dict):
+                names = await names
+            return [
+                key
+                for meta in chunk
+                if meta["id"] in values
+                and (key := self._key({**meta, "key": values[meta["id"]]}, names, warn))
+            ]
+
         chunk: list[dict[str, Any]] = []
         try:
             async for meta in listed:
                 chunk.append(meta)
                 if len(chunk) == BATCH_LIMIT:
-                    chunks.append(chunk)
-                    reads.append(asyncio.create_task(read(chunk)))
+                    ahead.append((chunk, asyncio.create_task(read(chunk))))
                     chunk = []
+                    if len(ahead) > BATCHES_AHEAD:
+                        for key in await oldest():
+                            yield key
             if chunk:
-                chunks.append(chunk)
-                reads.append(asyncio.create_task(read(chunk)))
-            answers = await asyncio.gather(*reads)
-        except BaseException:
-            for task in reads:
-                task.cancel()
-            raise
-        keys: list[RecoveryKey] = []
-        for metas, values in zip(chunks, answers, strict=True):
-            for meta in metas:
-                if meta["id"] in values:
-                    key = self._key({**meta, "key": values[meta["id"]]}, names, warn)
-                    if key is not None:
-                        keys.append(key)
-        return keys
+                ahead.append((chunk, asyncio.create_task(read(chunk))))
+            while ahead:
+                for key in await oldest():
+                    yield key
+        finally:
+            _abandon(task for _, task in ahead)
 
     async def _batch_read(self, adapter: Any, ids: list[str]) -> dict[str, str]:
         """Key values by id through $batch, retrying throttled items after Retry-After."""
@@ -635,7 +662,7 @@ class EntraSource:
         answer: dict[str, Any] = json.loads(raw or b"{}")
         return answer
 
-    async def _all_keys(self, adapter: Any, warn: Warn) -> list[RecoveryKey]:
+    async def _all_keys(self, adapter: Any, warn: Warn) -> AsyncIterator[RecoveryKey]:
         from msgraph.generated.information_protection.bitlocker.recovery_keys import (
             recovery_keys_request_builder as keys_module,
         )
@@ -653,12 +680,10 @@ class EntraSource:
         # Device names come from one listing of devices, read while the keys are.
         names = asyncio.create_task(self._device_names(adapter))
         try:
-            keys = await self._read_batched(adapter, listed(), {}, warn)
-        except BaseException:
-            names.cancel()
-            raise
-        named = await names
-        return [_with_computer(key, named) for key in keys]
+            async for key in self._read_batched(adapter, listed(), names, warn):
+                yield key
+        finally:
+            _abandon([names])
 
     async def _device_names(self, adapter: Any) -> dict[str, str]:
         from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
@@ -798,3 +823,40 @@ def _identifier(settings: Settings, key: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", value):
         raise settings.error(key, "a GUID or, for tenant_id, a domain name")
     return value
+
+
+def _abandon(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel tasks no longer wanted; a failure one of them already had is the failure
+    that is being reported anyway, so it is taken, not logged as never retrieved."""
+    for task in tasks:
+        if task.done():
+            if not task.cancelled():
+                task.exception()
+        else:
+            task.cancel()
+
+
+def _drive(stream: AsyncIterator[RecoveryKey]) -> Iterator[RecoveryKey]:
+    """An async generator consumed from synchronous code, on an event loop of its own: its
+    work goes on only while the caller asks for the next item."""
+
+    async def step() -> RecoveryKey:
+        return await anext(stream)
+
+    with asyncio.Runner() as runner:
+        try:
+            while True:
+                try:
+                    item = runner.run(step())
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            # Also when the caller stops early: the stream's own clean-up runs on this loop.
+            runner.run(_close(stream))
+
+
+async def _close(stream: AsyncIterator[RecoveryKey]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()

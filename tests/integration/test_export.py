@@ -324,3 +324,34 @@ def test_an_app_that_may_only_list_keys_cannot_export_them(
     assert "BitlockerKey.Read.All" in done.err
     assert list(out.parent.iterdir()) == []
     assert graph.key_reads == []
+
+
+def test_entra_keys_stream_with_a_bounded_read_ahead(
+    entra: Entra,
+    graph: GraphEmulator,
+    recwarn: pytest.WarningsRecorder,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Memory stays flat only if the reads run a bounded distance ahead of the writer: a
+    # reader that stops after one key must leave most of a large tenant unread.
+    from bitkey_dir.config import load_config
+    from bitkey_dir.sources.entra import BATCH_LIMIT, BATCHES_AHEAD, CONCURRENT_BATCHES
+    from bitkey_dir.sources.registry import open_sources
+
+    entra.daemon("BitlockerKey.Read.All", "Device.Read.All")
+    graph.recovery_keys_page_size = 50
+    device = graph.add_device("PC-BIG")
+    total = 40 * BATCH_LIMIT
+    for n in range(total):
+        graph.add_recovery_key(device, created=day(n))
+    (source,) = open_sources(load_config(entra.config()), [SOURCE])
+    stream = source.iter_keys(lambda message: None)  # type: ignore[attr-defined]
+    first = next(stream)
+    assert first.computer == "PC-BIG"
+    stream.close()  # the caller gives up: the stream's tasks are cancelled, not leaked
+    source.close()
+    batches = only(graph, BATCH)
+    assert 1 <= len(batches) <= BATCHES_AHEAD + 1 + CONCURRENT_BATCHES
+    assert len(read_ids(graph)) < total // 4
+    assert [str(w.message) for w in recwarn if "never" in str(w.message)] == []
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
