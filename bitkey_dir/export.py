@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,10 @@ class Encryption:
         return f"Encryption(recipients={len(self.recipients)}, passphrase={shown})"
 
 
+# json.dumps builds a new encoder per call when given any option.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
 def _json_chunks(keys: Iterable[RecoveryKey], source: str, counter: list[int]) -> Iterator[bytes]:
     # One record per line inside a JSON document: valid JSON, yet it streams.
     exported = datetime.now(UTC).isoformat(timespec="seconds")
@@ -44,7 +48,7 @@ def _json_chunks(keys: Iterable[RecoveryKey], source: str, counter: list[int]) -
     ).encode()
     first = True
     for key in keys:
-        line = json.dumps(to_record(key), ensure_ascii=False)
+        line = _ENCODER.encode(to_record(key))
         yield ((b"" if first else b",\n") + line.encode())
         first = False
         counter[0] += 1
@@ -102,8 +106,13 @@ def write_export(
     source: str,
     encryption: Encryption | None = None,
     force: bool = False,
+    before_commit: Callable[[int], None] | None = None,
 ) -> int:
-    """Write the export and return how many keys it holds."""
+    """Write the export and return how many keys it holds.
+
+    ``before_commit`` gets the count once every key is written, before the file is renamed
+    into place; if it raises, no file appears (the access trail is written there).
+    """
     if target.exists() and not force:
         raise InputError(f"{target} exists: give --force to replace it")
     if target.is_dir():
@@ -113,6 +122,8 @@ def write_export(
     try:
         with private_replacement(target) as handle:
             _write(chunks, handle, encryption)
+            if before_commit is not None:
+                before_commit(counter[0])
     except OSError as exc:  # no permission, no space: nothing was left behind
         raise InputError(f"cannot write {target} ({exc.strerror or type(exc).__name__})") from None
     return counter[0]

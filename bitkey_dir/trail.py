@@ -1,4 +1,5 @@
-"""The access trail: one JSON line per revealed key, saying who revealed it, from where and why.
+"""The access trail: one JSON line per revealed key, saying who revealed it, from where and why,
+and one per export (every key of a source, written to a file).
 
 The file lives in the platform's state folder (``BITKEY_DIR_TRAIL`` overrides the path), is
 created with mode 0600 and only ever appended to. Each run writes its lines with a single
@@ -66,6 +67,30 @@ def entries_for(
         for key in keys
         if key.recovery_password is not None
     ]
+
+
+def export_entry(
+    source: str,
+    principal: str | None,
+    keys: int,
+    output: Path,
+    protection: str,
+    reason: str | None,
+    command: Sequence[str],
+) -> Entry:
+    """One line for a whole export: which source, how many keys, to which file, how sealed."""
+    return {
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "os_user": _os_user(),
+        "principal": principal,
+        "source": source,
+        "action": "export",
+        "keys": keys,
+        "output": str(output),
+        "protection": protection,
+        "reason": reason,
+        "command": list(command),
+    }
 
 
 def append(entries: list[Entry], path: Path | None = None) -> None:

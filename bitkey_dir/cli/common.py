@@ -7,11 +7,16 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from bitkey_dir.errors import BitkeyError
+from bitkey_dir.errors import BitkeyError, InputError
+
+if TYPE_CHECKING:
+    from bitkey_dir.config import Config
+
+REASON_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,20 @@ def echo_chunks(chunks: Iterable[str], size: int = 65536) -> None:
             pending, held = [], 0
     if pending:
         typer.echo("".join(pending), nl=False)
+
+
+def check_reason(reason: str | None) -> None:
+    """--reason goes into the trail as one line: refuse anything else before any work."""
+    if reason is not None and (len(reason) > REASON_MAX or not reason.isprintable()):
+        raise InputError(f"--reason must be one printable line of at most {REASON_MAX} characters")
+
+
+def demand_reason(config: Config, reason: str | None, doing: str) -> None:
+    if config.require_reason and not (reason and reason.strip()):
+        raise InputError(
+            f"{config.path} requires a reason for {doing}: add --reason TEXT "
+            "(a ticket number, for example)"
+        )
 
 
 def stdout_is_terminal() -> bool:

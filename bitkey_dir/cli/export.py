@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bitkey_dir.cli.common import error_line, state, warn
-from bitkey_dir.errors import ExitCode, InputError
+from bitkey_dir.cli.common import check_reason, demand_reason, error_line, state, warn
+from bitkey_dir.errors import ExitCode, InputError, SourceError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from bitkey_dir.export import Encryption
     from bitkey_dir.model import RecoveryKey
 
 
@@ -45,34 +47,32 @@ def export(
         ),
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why the keys are exported, for the access trail."),
+    ] = None,
 ) -> None:
     """Write every recovery key of a source to a file, for disaster recovery.
 
     The file appears only when complete, with mode 0600. Encrypted exports use the age
-    format; `find --source FILE --identity KEY` reads them back. Exit codes: 0 written,
-    2 bad input, 3 sign-in or rights, 4 the source failed (nothing written).
+    format; `find --source FILE --identity KEY` reads them back. The access trail gets one
+    line per export. Exit codes: 0 written, 2 bad input, 3 sign-in or rights, 4 the source
+    or the trail failed (nothing written).
     """
-    from bitkey_dir import encryption
+    from bitkey_dir import trail
     from bitkey_dir.cli.progress import counted
     from bitkey_dir.config import load_config
-    from bitkey_dir.export import Encryption, write_export
+    from bitkey_dir.export import write_export
     from bitkey_dir.sources.registry import open_sources
 
+    check_reason(reason)
     if encrypt_to and passphrase:
         raise InputError("give --encrypt-to or --passphrase, not both")
     if output.exists() and not force:
         raise InputError(f"{output} exists: give --force to replace it")
-    protection = None
-    if encrypt_to:
-        protection = Encryption(recipients=tuple(encryption.parse_recipient(r) for r in encrypt_to))
-    elif passphrase:
-        secret = encryption.passphrase_from_env_or_prompt(confirm=True)
-        if not secret:
-            raise InputError(
-                f"--passphrase: set {encryption.PASSPHRASE_ENV}, or run on a terminal to type it"
-            )
-        protection = Encryption(passphrase=secret)
+    protection = _protection(encrypt_to or [], passphrase)
     config = load_config(state(ctx).config_path)
+    demand_reason(config, reason, "exporting keys")
     (opened,) = open_sources(config, [source])
     _refuse_reading_own_output(opened, output)
     warnings: list[str] = []
@@ -84,6 +84,20 @@ def export(
                 unreadable[0] += 1
             yield key
 
+    sealed = "age recipients" if encrypt_to else "age passphrase" if passphrase else "none"
+
+    def record(count: int) -> None:
+        entry = trail.export_entry(
+            opened.name,
+            getattr(opened, "principal", None),
+            count,
+            output.expanduser().resolve(),
+            sealed,
+            reason,
+            sys.argv[1:],
+        )
+        _record(entry, strict=config.require_reason)
+
     try:
         keys = counted(counting(opened.iter_keys(warnings.append)), f"{opened.name}: keys exported")
         count = write_export(
@@ -93,6 +107,7 @@ def export(
             source=opened.name,
             encryption=protection,
             force=force,
+            before_commit=record,
         )
     finally:
         opened.close()
@@ -110,6 +125,34 @@ def export(
             "Access on msFVE-RecoveryPassword; Entra ID: BitlockerKey.Read.All)"
         )
         raise typer.Exit(ExitCode.AUTH)
+
+
+def _protection(encrypt_to: list[str], passphrase: bool) -> Encryption | None:
+    from bitkey_dir import encryption
+    from bitkey_dir.export import Encryption
+
+    if encrypt_to:
+        return Encryption(recipients=tuple(encryption.parse_recipient(r) for r in encrypt_to))
+    if not passphrase:
+        return None
+    secret = encryption.passphrase_from_env_or_prompt(confirm=True)
+    if not secret:
+        raise InputError(
+            f"--passphrase: set {encryption.PASSPHRASE_ENV}, or run on a terminal to type it"
+        )
+    return Encryption(passphrase=secret)
+
+
+def _record(entry: dict[str, object], *, strict: bool) -> None:
+    """The trail line, written before the file appears; with require_reason, fail closed."""
+    from bitkey_dir import trail
+
+    try:
+        trail.append([entry])
+    except SourceError as exc:
+        if strict:
+            raise SourceError(f"not writing the export: {exc.message}") from None
+        warn(str(exc))
 
 
 def _refuse_reading_own_output(source: object, output: Path) -> None:

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bitkey_dir.cli.common import error_line, state, stdout_is_terminal, use_color, warn
+from bitkey_dir.cli.common import (
+    check_reason,
+    demand_reason,
+    error_line,
+    state,
+    stdout_is_terminal,
+    use_color,
+    warn,
+)
 from bitkey_dir.errors import InputError, SourceError
 
 if TYPE_CHECKING:
@@ -22,9 +30,6 @@ class Format(StrEnum):
     csv = "csv"
     key = "key"
     phone = "phone"
-
-
-_REASON_MAX = 500
 
 
 def find(
@@ -96,19 +101,14 @@ def find(
             "give exactly one of --key-id ID and --computer NAME",
             hint="bitkey-dir find --key-id 063EA4E1",
         )
-    if reason is not None and (len(reason) > _REASON_MAX or not reason.isprintable()):
-        raise InputError(f"--reason must be one printable line of at most {_REASON_MAX} characters")
+    check_reason(reason)
     query = Query(
         key_id=KeyId.parse(key_id) if key_id is not None else None,
         computer=ComputerName.parse(computer) if computer is not None else None,
         include_deleted=include_deleted,
     )
     config = load_config(state(ctx).config_path)
-    if config.require_reason and not (reason and reason.strip()):
-        raise InputError(
-            f"{config.path} requires a reason for revealing a key: add --reason TEXT "
-            "(a ticket number, for example)"
-        )
+    demand_reason(config, reason, "revealing a key")
     sources = open_sources(config, source or [])
     if identity:
         from bitkey_dir.sources.files import with_identities

@@ -1,4 +1,4 @@
-"""`bitkey-dir trail`: who revealed which key, when and why."""
+"""`bitkey-dir trail`: who revealed which key, or exported which source, when and why."""
 
 from __future__ import annotations
 
@@ -30,7 +30,10 @@ def trail(
         return
     for entry in entries:
         reason = entry.get("reason") or "(no reason given)"
+        if entry.get("action") == "export":
+            what = f"export of {entry.get('keys')} keys to {entry.get('output')}"
+        else:
+            what = f"{entry.get('key_id')}  {entry.get('computer') or '-'}"
         typer.echo(
-            f"{entry.get('time')}  {entry.get('os_user')}  {entry.get('key_id')}  "
-            f"{entry.get('computer') or '-'}  {entry.get('source')}  {reason}"
+            f"{entry.get('time')}  {entry.get('os_user')}  {what}  {entry.get('source')}  {reason}"
         )

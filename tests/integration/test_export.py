@@ -113,6 +113,66 @@ def test_ad_export_over_many_small_pages_loses_and_doubles_nothing(
     assert all(record == expected[record["key_id"]] for record in records)
 
 
+def test_an_export_is_one_line_in_the_access_trail(
+    lab: Lab, samba_dc: Directory, tmp_path: Path, trail_file: Path
+) -> None:
+    out = tmp_path / "ad.json"
+    done = ad_export(lab, out, "--reason", "CHG-1042 quarterly backup")
+    assert done.code == 0, done.err
+    (entry,) = [json.loads(line) for line in trail_file.read_text(encoding="utf-8").splitlines()]
+    assert entry["action"] == "export"
+    assert entry["keys"] == len(live_keys(samba_dc))
+    assert entry["source"] == "lab"
+    assert entry["output"] == str(out.resolve())
+    assert entry["protection"] == "none"
+    assert entry["reason"] == "CHG-1042 quarterly backup"
+    assert entry["principal"]  # the directory account the keys were read as
+    text = trail_file.read_text(encoding="utf-8")
+    assert not [r for r in exported(out) if r["recovery_password"] in text]
+    listed = run("trail")
+    assert listed.code == 0, listed.err
+    assert f"export of {entry['keys']} keys to {out.resolve()}  lab  CHG-1042" in listed.out
+
+
+def _requiring_reasons(config: Path) -> Path:
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[defaults]\n", "[defaults]\nrequire_reason = true\n", 1))
+    return config
+
+
+def test_with_require_reason_an_export_needs_one_and_a_trail(
+    lab: Lab, tmp_path: Path, trail_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _requiring_reasons(lab.config(user=ADMIN))
+    out = tmp_path / "ad.json"
+    args = ("--config", str(config), "export", "-s", "lab", "-o", str(out))
+    refused = run(*args)
+    assert refused.code == 2
+    assert "requires a reason for exporting keys" in refused.err
+    # A trail that cannot be written blocks the export: the keys never reach the disk.
+    blocker = tmp_path / "a-file"  # a file where the trail's folder should be (root or not)
+    blocker.write_text("", encoding="utf-8")
+    monkeypatch.setenv("BITKEY_DIR_TRAIL", str(blocker / "trail.jsonl"))
+    blocked = run(*args, "--reason", "CHG-7")
+    assert blocked.code == 4, blocked.err
+    assert "not writing the export" in blocked.err
+    assert list(tmp_path.glob("*ad.json*")) == []
+    assert not trail_file.exists()
+
+
+def test_without_require_reason_an_unwritable_trail_is_a_warning(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    monkeypatch.setenv("BITKEY_DIR_TRAIL", str(blocker / "trail.jsonl"))
+    out = tmp_path / "ad.json"
+    done = ad_export(lab, out)
+    assert done.code == 0, done.err
+    assert "cannot write the access trail" in done.err
+    assert out.exists()
+
+
 def helpdesk_readable(computer: str) -> bool:
     spec = next(c for c in SPEC.computers if c.name == computer)
     return spec.ou.endswith(WORKSTATIONS)
