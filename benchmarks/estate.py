@@ -791,6 +791,9 @@ BITKEY_DIR: Final = Path(sys.executable).with_name("bitkey-dir")
 
 def ours(dc: SambaDC, account: Account, base_dn: str, work: Path) -> list[Baseline]:
     """bitkey-dir's export (JSON, to a file) and audit, as the same account."""
+    # Byte-compiled first, as pip installs it (and as ldeep's venv is): with
+    # PYTHONDONTWRITEBYTECODE set, an editable checkout would be compiled on every run.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "bitkey_dir")], check=True)
     config = work / "estate.toml"
     config.write_text(
         '[sources.estate]\ntype = "ad"\n'

@@ -21,7 +21,7 @@ from bitkey_dir import __version__
 from bitkey_dir.atomic import private_replacement
 from bitkey_dir.errors import InputError
 from bitkey_dir.model import RecoveryKey
-from bitkey_dir.records import KEY_FIELDS, csv_line, key_csv_row, to_record
+from bitkey_dir.records import KEY_FIELDS, csv_line, key_csv_row, key_json
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,6 @@ class Encryption:
         return f"Encryption(recipients={len(self.recipients)}, passphrase={shown})"
 
 
-# json.dumps builds a new encoder per call when given any option.
-_ENCODER = json.JSONEncoder(ensure_ascii=False)
-
-
 def _json_chunks(keys: Iterable[RecoveryKey], source: str, counter: list[int]) -> Iterator[bytes]:
     # One record per line inside a JSON document: valid JSON, yet it streams.
     exported = datetime.now(UTC).isoformat(timespec="seconds")
@@ -48,7 +44,7 @@ def _json_chunks(keys: Iterable[RecoveryKey], source: str, counter: list[int]) -
     ).encode()
     first = True
     for key in keys:
-        line = _ENCODER.encode(to_record(key))
+        line = key_json(key)
         yield ((b"" if first else b",\n") + line.encode())
         first = False
         counter[0] += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import datetime
+from json.encoder import encode_basestring  # what ensure_ascii=False encodes strings with
 from typing import Final
 
 from bitkey_dir.errors import InputError
@@ -74,6 +75,24 @@ def to_record(key: RecoveryKey) -> Record:
         "location": key.location,
         "deleted": key.deleted,
     }
+
+
+def key_json(key: RecoveryKey) -> str:
+    """``json.dumps(to_record(key), ensure_ascii=False)``, written out: an export writes one per
+    key, and this takes a third of the time. This reveals the password: only output calls it."""
+    password = f'"{key.recovery_password.reveal()}"' if key.recovery_password else "null"
+    created = key.created.isoformat() if key.created else None
+    return (
+        f'{{"source": {_json_text(key.source)}, "computer": {_json_text(key.computer)}, '
+        f'"key_id": "{key.key_id}", "recovery_password": {password}, '
+        f'"created": {_json_text(created)}, "volume_type": {_json_text(key.volume_type)}, '
+        f'"volume_id": {_json_text(key.volume_id)}, "device_id": {_json_text(key.device_id)}, '
+        f'"location": {_json_text(key.location)}, "deleted": {"true" if key.deleted else "false"}}}'
+    )
+
+
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
 
 
 class RecordProblem(InputError):

@@ -35,7 +35,7 @@ from bitkey_dir.encryption import AGE_BINARY, PASSPHRASE_ENV, parse_recipient, u
 from bitkey_dir.errors import AuthError, InputError, SourceError
 from bitkey_dir.export import Encryption, write_export
 from bitkey_dir.model import VOLUME_TYPES, KeyId, RecoveryKey, RecoveryPassword
-from bitkey_dir.records import KEY_FIELDS, to_record
+from bitkey_dir.records import KEY_FIELDS, key_json, to_record
 from bitkey_dir.sources.files import FileSource
 from tests.conftest import EXAMPLES, ROOT
 from tests.import_probe import imported_by
@@ -823,3 +823,12 @@ def test_an_identity_file_that_holds_no_private_key_is_bad_input(tmp_path: Path)
     assert code == 2
     assert f"{public}: no AGE-SECRET-KEY-1… line and no SSH private key" in err
     assert str(identity) not in err
+
+
+@given(recovery_keys(), st.text(), st.text())
+def test_the_written_out_json_line_is_json_dumps_of_the_record(
+    key: RecoveryKey, computer: str, location: str
+) -> None:
+    # Any text at all in the free-form fields: quotes, backslashes, controls, lone surrogates.
+    for candidate in (key, dataclasses.replace(key, computer=computer, location=location)):
+        assert key_json(candidate) == json.dumps(to_record(candidate), ensure_ascii=False)
