@@ -53,7 +53,7 @@ def key_id_from_bytes(value: bytes | None) -> KeyId | None:
     """msFVE-RecoveryGuid's 16 bytes as a Key ID, without a round trip through text."""
     if value is None or len(value) != 16:
         return None
-    return KeyId(_guid_hex(value))
+    return KeyId.from_hex(_guid_hex(value))
 
 
 def guid_from_bytes(value: bytes) -> str | None:
@@ -135,6 +135,8 @@ def unescape_dn_value(value: str) -> str:
 
     if "\\" not in value:
         return value
+    if value.isascii() and value.count("\\") == value.count("\\+"):
+        return value.replace("\\+", "+")  # a recovery object's name: "…T12:00:00\+05:30{…}"
 
     def replace(match: re.Match[str]) -> str:
         code = match.group(1)

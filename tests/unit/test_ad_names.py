@@ -211,3 +211,5 @@ def test_guid_bytes_read_as_uuid_reads_them(value: bytes) -> None:
     expected = str(uuid.UUID(bytes_le=value)).upper()
     assert guid_from_bytes(value) == expected
     assert str(key_id_from_bytes(value)) == expected
+    assert key_id_from_bytes(value) == KeyId.parse(expected)  # the same as a parsed one
+    assert hash(key_id_from_bytes(value)) == hash(KeyId.parse(expected))
