@@ -685,3 +685,27 @@ def test_the_trail_records_key_ids_never_passwords(lab: Lab, samba_dc: Directory
     # Unreadable keys reveal nothing, so they are not in the trail.
     lab.find("--computer", "SRV001")
     assert len(trail.read_text().splitlines()) == len(entries)
+
+
+def test_a_search_given_up_half_way_leaves_the_connection_usable(
+    lab: Lab, samba_dc: Directory
+) -> None:
+    # With one entry a page, giving up after the first leaves the next page on its way; the
+    # next search on the same connection must read past it, not take it for its own.
+    from bitkey_dir.config import load_config
+    from bitkey_dir.sources.ad import ADSource
+    from bitkey_dir.sources.registry import open_sources
+
+    (source,) = open_sources(load_config(lab.config(user=ADMIN, page_size=1)), ["lab"])
+    assert isinstance(source, ADSource)
+    try:
+        every = [str(key.key_id) for key in source.iter_keys(lambda message: None)]
+        assert len(every) > 3
+        abandoned = source.iter_keys(lambda message: None)
+        next(abandoned)
+        abandoned.close()
+        again = [str(key.key_id) for key in source.iter_keys(lambda message: None)]
+        assert sorted(again) == sorted(every)
+        assert len(set(again)) == len(again)
+    finally:
+        source.close()
