@@ -7,8 +7,8 @@ then decoded while the server waited for the next page request. At 14,000 recove
 that was most of an export's CPU time and a third of its wall time. Here ldap3 still opens,
 secures and binds the connection (simple or Kerberos, TLS) and encodes each request; the
 replies are framed and decoded in this module (RFC 4511 section 4.5.2, BER as restricted by
-section 5.1) message by message as they arrive, so that decoding overlaps with the server
-producing the rest of the page.
+section 5.1), and each page is decoded only after the next one has been asked for, so that
+the caller's work overlaps with the server preparing that next page.
 
 ldap3 2.9 binds Kerberos without a SASL security layer (TLS protects the connection), and
 bitkey-dir binds no other SASL mechanism, so every reply is a plain LDAP message.
