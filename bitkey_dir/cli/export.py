@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -51,6 +52,13 @@ def export(
         str | None,
         typer.Option("--reason", help="Why the keys are exported, for the access trail."),
     ] = None,
+    include_deleted: Annotated[
+        bool,
+        typer.Option(
+            "--include-deleted",
+            help="Also keys of deleted computer objects (Active Directory's Deleted Objects).",
+        ),
+    ] = False,
 ) -> None:
     """Write every recovery key of a source to a file, for disaster recovery.
 
@@ -63,6 +71,7 @@ def export(
     from bitkey_dir.cli.progress import counted
     from bitkey_dir.config import load_config
     from bitkey_dir.export import write_export
+    from bitkey_dir.sources.base import KeepsDeleted
     from bitkey_dir.sources.registry import open_sources
 
     check_reason(reason)
@@ -75,6 +84,12 @@ def export(
     demand_reason(config, reason, "exporting keys")
     (opened,) = open_sources(config, [source])
     _refuse_reading_own_output(opened, output)
+    if include_deleted and not isinstance(opened, KeepsDeleted):
+        opened.close()
+        raise InputError(
+            f"--include-deleted: {opened.name} keeps no keys of deleted computers (only "
+            "Active Directory sources do)"
+        )
     warnings: list[str] = []
     unreadable = [0]
 
@@ -99,7 +114,10 @@ def export(
         _record(entry, strict=config.require_reason)
 
     try:
-        keys = counted(counting(opened.iter_keys(warnings.append)), f"{opened.name}: keys exported")
+        found = opened.iter_keys(warnings.append)
+        if include_deleted and isinstance(opened, KeepsDeleted):
+            found = itertools.chain(found, opened.iter_deleted_keys(warnings.append))
+        keys = counted(counting(found), f"{opened.name}: keys exported")
         count = write_export(
             keys,
             output,

@@ -638,6 +638,33 @@ class ADSource:
             if key is not None:
                 yield key
 
+    def iter_deleted_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
+        """Recovery objects below deleted computers (Deleted Objects, with the Show Deleted
+        control): two paged searches, tombstones first for the OU each computer left."""
+        connection = self._connect(warn)
+        container = self._deleted_container(self._base_dn(connection))
+        origins: dict[str, str | None] = {}
+        for tombstone in self._search(
+            connection,
+            container,
+            "(objectClass=computer)",  # tombstones keep objectClass, not objectCategory
+            ["lastKnownParent"],
+            controls=[SHOW_DELETED],
+        ):
+            origin = _first(tombstone["raw"], "lastKnownParent")
+            origins[tombstone["dn"].lower()] = origin.decode("utf-8", "replace") if origin else None
+        for entry in self._search(
+            connection,
+            container,
+            f"(objectClass={RECOVERY_CLASS})",
+            KEY_ATTRIBUTES + DELETED_ATTRIBUTES,
+            controls=[SHOW_DELETED],
+        ):
+            key = self._key(entry, warn)
+            if key is not None and key.deleted:
+                parent = (_first(entry["raw"], "lastKnownParent") or b"").decode("utf-8", "replace")
+                yield _with_location(key, origins.get(parent.lower()))
+
     def iter_escrow(self, warn: Warn) -> Iterator[Escrow]:
         """Every computer with its number of keys and the newest key's date.
 

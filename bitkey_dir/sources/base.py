@@ -72,6 +72,15 @@ class SignsIn(Protocol):
 
 
 @runtime_checkable
+class KeepsDeleted(Protocol):
+    """Optional: a directory that still holds the keys of deleted computers (AD)."""
+
+    def iter_deleted_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
+        """Keys whose computer object was deleted, marked deleted, with its last OU."""
+        ...
+
+
+@runtime_checkable
 class Audits(Protocol):
     """Optional: a directory that knows every computer, so escrow coverage can be audited."""
 

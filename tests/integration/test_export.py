@@ -113,6 +113,50 @@ def test_ad_export_over_many_small_pages_loses_and_doubles_nothing(
     assert all(record == expected[record["key_id"]] for record in records)
 
 
+def test_ad_export_with_include_deleted_adds_the_deleted_computers_keys(
+    lab: Lab, samba_dc: Directory, tmp_path: Path
+) -> None:
+    out = tmp_path / "ad.json"
+    done = ad_export(lab, out, "--include-deleted")
+    assert done.code == 0, done.err
+    deleted = {
+        key.key_id: samba_dc.record(computer.name, key)
+        for computer in SPEC.computers
+        if computer.delete
+        for key in computer.keys
+    }
+    assert deleted
+    assert all(record["deleted"] is True for record in deleted.values())
+    expected = {**live_keys(samba_dc), **deleted}
+    records = exported(out)
+    ids = Counter(record["key_id"] for record in records)
+    assert set(ids.values()) == {1}
+    assert set(ids) == set(expected)
+    for record in records:
+        # A deleted key names its computer and the OU it was deleted from, as find does.
+        assert record == expected[record["key_id"]]
+    name = next(c.name for c in SPEC.computers if c.delete)
+    found = run(
+        "find", "--computer", name, "--include-deleted", "--source", str(out), "--format", "json"
+    )
+    assert found.code == 0, found.err
+    assert {k["key_id"] for k in found.keys} == {
+        key_id for key_id, record in deleted.items() if record["computer"] == name
+    }
+
+
+def test_include_deleted_as_the_helpdesk_exports_the_live_keys_it_sees(
+    lab: Lab, samba_dc: Directory, tmp_path: Path
+) -> None:
+    # Deleted Objects is closed to a delegated helpdesk: not a failure, just nothing more.
+    with_deleted, without = tmp_path / "with.json", tmp_path / "without.json"
+    first = ad_export(lab, with_deleted, "--include-deleted", user="helpdesk")
+    second = ad_export(lab, without, user="helpdesk")
+    assert (first.code, second.code) == (3, 3)  # as above: some passwords are not readable
+    assert exported(with_deleted) == exported(without)
+    assert not any(record["deleted"] for record in exported(with_deleted))
+
+
 def test_an_export_is_one_line_in_the_access_trail(
     lab: Lab, samba_dc: Directory, tmp_path: Path, trail_file: Path
 ) -> None:
@@ -415,3 +459,13 @@ def test_entra_keys_stream_with_a_bounded_read_ahead(
     assert len(read_ids(graph)) < total // 4
     assert [str(w.message) for w in recwarn if "never" in str(w.message)] == []
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+
+def test_include_deleted_is_refused_for_a_source_without_deleted_objects(
+    entra: Entra, tenant: dict[str, tuple[GraphKey, str]], tmp_path: Path
+) -> None:
+    out = tmp_path / "entra.json"
+    done = entra_export(entra, out, "--include-deleted")
+    assert done.code == 2, done.err
+    assert "keeps no keys of deleted computers" in done.err
+    assert not out.exists()
