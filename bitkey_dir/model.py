@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
@@ -167,8 +168,7 @@ def group_is_valid(group: str) -> bool:
     >>> group_is_valid("531058"), group_is_valid("531059"), group_is_valid("720896")
     (True, False, False)
     """
-    value = int(group)
-    return value % 11 == 0 and value < _GROUP_LIMIT
+    return _groups_valid((group,))
 
 
 def check_password(text: str) -> PasswordCheck:
@@ -209,7 +209,7 @@ def check_password(text: str) -> PasswordCheck:
     return PasswordCheck(True)
 
 
-def _groups_valid(groups: list[str]) -> bool:
+def _groups_valid(groups: Iterable[str]) -> bool:
     """group_is_valid for every group, in one loop: exports check thousands of passwords."""
     for group in groups:
         value = int(group)

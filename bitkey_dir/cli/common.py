@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from bitkey_dir.errors import BitkeyError, InputError
+from bitkey_dir.errors import BitkeyError, InputError, SourceError
 
 if TYPE_CHECKING:
     from bitkey_dir.config import Config
@@ -70,6 +70,19 @@ def demand_reason(config: Config, reason: str | None, doing: str) -> None:
             f"{config.path} requires a reason for {doing}: add --reason TEXT "
             "(a ticket number, for example)"
         )
+
+
+def record_in_trail(entries: list[dict[str, object]], *, strict: bool, refusing: str) -> None:
+    """Append to the access trail before anything is revealed; with require_reason
+    (``strict``) a trail that cannot be written stops the command, else it is a warning."""
+    from bitkey_dir import trail
+
+    try:
+        trail.append(entries)
+    except SourceError as exc:
+        if strict:
+            raise SourceError(f"{refusing}: {exc.message}") from None
+        warn(str(exc))
 
 
 def stdout_is_terminal() -> bool:

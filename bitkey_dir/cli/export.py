@@ -10,8 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bitkey_dir.cli.common import check_reason, demand_reason, error_line, state, warn
-from bitkey_dir.errors import ExitCode, InputError, SourceError
+from bitkey_dir.cli.common import (
+    check_reason,
+    demand_reason,
+    error_line,
+    record_in_trail,
+    state,
+    warn,
+)
+from bitkey_dir.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -111,7 +118,7 @@ def export(
             reason,
             sys.argv[1:],
         )
-        _record(entry, strict=config.require_reason)
+        record_in_trail([entry], strict=config.require_reason, refusing="not writing the export")
 
     try:
         found = opened.iter_keys(warnings.append)
@@ -159,18 +166,6 @@ def _protection(encrypt_to: list[str], passphrase: bool) -> Encryption | None:
             f"--passphrase: set {encryption.PASSPHRASE_ENV}, or run on a terminal to type it"
         )
     return Encryption(passphrase=secret)
-
-
-def _record(entry: dict[str, object], *, strict: bool) -> None:
-    """The trail line, written before the file appears; with require_reason, fail closed."""
-    from bitkey_dir import trail
-
-    try:
-        trail.append([entry])
-    except SourceError as exc:
-        if strict:
-            raise SourceError(f"not writing the export: {exc.message}") from None
-        warn(str(exc))
 
 
 def _refuse_reading_own_output(source: object, output: Path) -> None:

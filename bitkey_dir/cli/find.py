@@ -13,15 +13,16 @@ from bitkey_dir.cli.common import (
     check_reason,
     demand_reason,
     error_line,
+    record_in_trail,
     state,
     stdout_is_terminal,
     use_color,
     warn,
 )
-from bitkey_dir.errors import InputError, SourceError
+from bitkey_dir.errors import InputError
 
 if TYPE_CHECKING:
-    from bitkey_dir.model import RecoveryKey
+    pass
 
 
 class Format(StrEnum):
@@ -90,6 +91,7 @@ def find(
     4 a source failed (and nothing was found).
     """
     # Parsing happens before any source is touched, so bad input costs nothing and says why.
+    from bitkey_dir import trail
     from bitkey_dir.config import load_config
     from bitkey_dir.lookup import find_keys
     from bitkey_dir.model import ComputerName, KeyId, Query
@@ -116,7 +118,12 @@ def find(
         sources = [with_identities(opened, identity) for opened in sources]
     result = find_keys(query, sources)
     principals = {opened.name: getattr(opened, "principal", None) for opened in sources}
-    _record(result.keys, reason, principals, strict=config.require_reason)
+    # Written before any key is shown.
+    record_in_trail(
+        trail.entries_for(result.keys, reason, sys.argv[1:], principals),
+        strict=config.require_reason,
+        refusing="not revealing keys",
+    )
 
     default = "table" if stdout_is_terminal() else "json"
     fmt = output_format.value if output_format else default
@@ -132,21 +139,3 @@ def find(
     elif not result.keys or result.ambiguous:
         typer.echo(summary(result), err=True)
     raise typer.Exit(result.exit_code)
-
-
-def _record(
-    keys: list[RecoveryKey],
-    reason: str | None,
-    principals: dict[str, str | None],
-    *,
-    strict: bool,
-) -> None:
-    """Write the access trail before any key is shown; with require_reason, fail closed."""
-    from bitkey_dir import trail
-
-    try:
-        trail.append(trail.entries_for(keys, reason, sys.argv[1:], principals))
-    except SourceError as exc:
-        if strict:
-            raise SourceError(f"not revealing keys: {exc.message}") from None
-        warn(str(exc))

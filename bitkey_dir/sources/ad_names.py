@@ -60,8 +60,7 @@ def guid_from_bytes(value: bytes) -> str | None:
     """The canonical upper-case GUID from AD's 16 bytes, or None for anything else."""
     if len(value) != 16:
         return None
-    h = _guid_hex(value)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return str(KeyId.from_hex(_guid_hex(value)))  # the same dashed form as a Key ID
 
 
 def _guid_hex(value: bytes) -> str:
