@@ -33,7 +33,7 @@ from start import HELPDESK, PC_0042_NEW, SAMPLE  # noqa: E402 - after the path s
 
 from benchmarks.keyring_env import file_keyring_env, login  # noqa: E402
 from bitkey_dir.model import ComputerName, KeyId  # noqa: E402
-from bitkey_dir.sources.ad_names import computer_filter, key_id_filter  # noqa: E402
+from bitkey_dir.sources.ad.filters import computer_filter, key_id_filter  # noqa: E402
 
 CLI = Path(sys.executable).with_name("bitkey-dir")
 OPERATIONS = re.compile(r"(\d+) bind, (\d+) search, (\d+) extended")

@@ -13,21 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from bitkey_dir.records import csv_line
+from bitkey_dir.sources.base import Escrow
 
 STATUSES: Final = ("missing", "stale", "ok")  # worst first: the order of the report
 AUDIT_FIELDS: Final = ("source", "computer", "location", "keys", "newest", "status")
-
-
-@dataclass(frozen=True, slots=True)
-class Escrow:
-    """One computer as a source sees it: its keys counted, the newest one's date."""
-
-    source: str
-    computer: str
-    location: str | None  # AD: the OU holding the computer; Entra: its operating system
-    keys: int
-    newest: datetime | None
-    group: str  # what the summary adds up by: the OU, or the operating system
 
 
 def status_of(escrow: Escrow, stale_before: datetime | None) -> str:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from bitkey_dir.cli.app import app
 from bitkey_dir.keystore import Keystore, client_secret_entry, token_key_entry
-from bitkey_dir.token_cache import TokenCacheFile, cache_path
+from bitkey_dir.sources.entra.token_cache import TokenCacheFile, cache_path
 
 from .conftest import EXAMPLES, KeyringFile
 

@@ -170,7 +170,7 @@ def _protection(encrypt_to: list[str], passphrase: bool) -> Encryption | None:
 
 def _refuse_reading_own_output(source: object, output: Path) -> None:
     """A file source must not read the export being written (or the one it replaces)."""
-    from bitkey_dir.sources.files import FileSource
+    from bitkey_dir.sources.files.source import FileSource
 
     if not isinstance(source, FileSource):
         return

@@ -113,7 +113,7 @@ def find(
     demand_reason(config, reason, "revealing a key")
     sources = open_sources(config, source or [])
     if identity:
-        from bitkey_dir.sources.files import with_identities
+        from bitkey_dir.sources.files.source import with_identities
 
         sources = [with_identities(opened, identity) for opened in sources]
     result = find_keys(query, sources)

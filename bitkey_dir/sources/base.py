@@ -10,15 +10,28 @@ untrustworthy raise :class:`~bitkey_dir.errors.AuthError` or
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from bitkey_dir.audit import Escrow
     from bitkey_dir.config import Settings
     from bitkey_dir.credentials import Secret, Wanted
     from bitkey_dir.model import Query, RecoveryKey
 
 Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Escrow:
+    """One computer as a source sees it: its keys counted, the newest one's date."""
+
+    source: str
+    computer: str
+    location: str | None  # AD: the OU holding the computer; Entra: its operating system
+    keys: int
+    newest: datetime | None
+    group: str  # what the summary adds up by: the OU, or the operating system
 
 
 @runtime_checkable

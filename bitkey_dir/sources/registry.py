@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP: Final = "bitkey_dir.sources"
 BUILTIN_TYPES: Final = {
-    "ad": "bitkey_dir.sources.ad:ADSource",
-    "entra": "bitkey_dir.sources.entra:EntraSource",
-    "file": "bitkey_dir.sources.files:FileSource",
+    "ad": "bitkey_dir.sources.ad.source:ADSource",
+    "entra": "bitkey_dir.sources.entra.source:EntraSource",
+    "file": "bitkey_dir.sources.files.source:FileSource",
 }
 
 
@@ -69,12 +69,12 @@ def open_source(config: Config, spec: str) -> Source:
         factory = load_source_type(source_config.type, where)
         return factory.from_settings(spec, source_config.settings)
     if spec.lower().startswith(("ldaps://", "ldap://")):
-        from bitkey_dir.sources.ad import ADSource
+        from bitkey_dir.sources.ad.source import ADSource
 
         return ADSource.from_url(spec)
     path = Path(spec).expanduser()
     if spec and path.exists():
-        from bitkey_dir.sources.files import FileSource
+        from bitkey_dir.sources.files.source import FileSource
 
         return FileSource.from_settings(
             spec, Settings({"type": "file", "path": [str(path)]}, f"--source {spec}", Path())

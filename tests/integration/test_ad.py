@@ -693,7 +693,7 @@ def test_a_search_given_up_half_way_leaves_the_connection_usable(
     # With one entry a page, giving up after the first leaves the next page on its way; the
     # next search on the same connection must read past it, not take it for its own.
     from bitkey_dir.config import load_config
-    from bitkey_dir.sources.ad import ADSource
+    from bitkey_dir.sources.ad.source import ADSource
     from bitkey_dir.sources.registry import open_sources
 
     (source,) = open_sources(load_config(lab.config(user=ADMIN, page_size=1)), ["lab"])

@@ -19,7 +19,7 @@ from bitkey_dir.config import load_config
 from bitkey_dir.credentials import Secret, Wanted
 from bitkey_dir.errors import AuthError, ConfigError, ExitCode, InputError
 from bitkey_dir.keystore import client_secret_entry, password_entry
-from bitkey_dir.sources.ad_names import bind_refusal
+from bitkey_dir.sources.ad.servers import bind_refusal
 from tests.conftest import KeyringFile
 
 USER = "helpdesk@corp.example"

@@ -36,7 +36,7 @@ from bitkey_dir.errors import AuthError, InputError, SourceError
 from bitkey_dir.export import Encryption, write_export
 from bitkey_dir.model import VOLUME_TYPES, KeyId, RecoveryKey, RecoveryPassword
 from bitkey_dir.records import KEY_FIELDS, key_json, to_record
-from bitkey_dir.sources.files import FileSource
+from bitkey_dir.sources.files.source import FileSource
 from tests.conftest import EXAMPLES, ROOT
 from tests.import_probe import imported_by
 from tests.unit.helpers import KEY_ID, PASSWORD, passwords

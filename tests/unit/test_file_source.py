@@ -14,10 +14,10 @@ import pytest
 
 from bitkey_dir.config import Settings
 from bitkey_dir.errors import ConfigError, SourceError
-from bitkey_dir.keyfiles import parse_bytes
 from bitkey_dir.lookup import find_keys
 from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
-from bitkey_dir.sources.files import DEFAULT_MAX_FILE_SIZE, FileSource
+from bitkey_dir.sources.files.parsers import parse_bytes
+from bitkey_dir.sources.files.source import DEFAULT_MAX_FILE_SIZE, FileSource
 from tests.unit.helpers import (
     EXAMPLE_KEYS,
     KEY_ID,

@@ -8,7 +8,7 @@ from email.utils import format_datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir.sources.entra import MAX_RETRY_AFTER, odata_quote, parse_retry_after
+from bitkey_dir.sources.entra.odata import MAX_RETRY_AFTER, odata_quote, parse_retry_after
 
 
 @given(st.text())

@@ -17,11 +17,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir import keyfiles
-from bitkey_dir.keyfiles import NotText, Parsed, decode, parse_bytes
 from bitkey_dir.lookup import LookupResult
 from bitkey_dir.model import KeyId, Query, RecoveryKey, RecoveryPassword
 from bitkey_dir.output import render_csv, render_json
+from bitkey_dir.sources.files import parsers as keyfiles
+from bitkey_dir.sources.files.parsers import NotText, Parsed, decode, parse_bytes
 from tests.unit.helpers import (
     EXAMPLES,
     GUID,

@@ -44,7 +44,7 @@ from ldap3.utils.asn1 import decode_message_fast
 from pyasn1.codec.ber import encoder  # type: ignore[import-untyped]
 from pyasn1.codec.cer import encoder as cer_encoder  # type: ignore[import-untyped]
 
-from bitkey_dir.sources.ldap_wire import (
+from bitkey_dir.sources.ad.wire import (
     PAGED_RESULTS,
     Entry,
     Replies,

@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bitkey_dir.keystore import Keystore, token_key_entry
-from bitkey_dir.token_cache import (
+from bitkey_dir.sources.entra.token_cache import (
     MAGIC,
     CacheSummary,
     Loaded,

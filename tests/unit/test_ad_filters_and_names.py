@@ -11,13 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bitkey_dir.model import ComputerName, KeyId
-from bitkey_dir.sources.ad_names import (
-    ServerUrl,
+from bitkey_dir.sources.ad.filters import (
     computer_filter,
-    dn_levels,
     escape_filter_value,
-    guid_from_bytes,
     key_id_filter,
+    wildcard_filter_value,
+)
+from bitkey_dir.sources.ad.names import (
+    dn_levels,
+    guid_from_bytes,
     key_id_from_bytes,
     leaf_value,
     parent_dn,
@@ -25,8 +27,8 @@ from bitkey_dir.sources.ad_names import (
     rdn_value,
     split_dn,
     unescape_dn_value,
-    wildcard_filter_value,
 )
+from bitkey_dir.sources.ad.servers import ServerUrl
 
 # What may follow a backslash in a filter value: exactly two hex digits.
 _RAW_SPECIAL = re.compile(r"[*()\x00]|\\(?![0-9a-f]{2})")

@@ -36,9 +36,9 @@ from typing import Any, ClassVar, Final
 from bitkey_dir.config import Settings
 from bitkey_dir.encryption import is_encrypted
 from bitkey_dir.errors import AuthError, SourceError
-from bitkey_dir.keyfiles import NotText, Parsed, parse_bytes
 from bitkey_dir.model import Query, RecoveryKey
 from bitkey_dir.sources.base import Source, Warn
+from bitkey_dir.sources.files.parsers import NotText, Parsed, parse_bytes
 
 DEFAULT_MAX_FILE_SIZE: Final = 64 * 1024 * 1024
 COMPUTER_FROM: Final = ("none", "folder", "filename")

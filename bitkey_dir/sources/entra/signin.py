@@ -19,7 +19,7 @@ from bitkey_dir.credentials import Secret, Wanted
 from bitkey_dir.env import CLIENT_SECRET_ENV
 from bitkey_dir.errors import AuthError, SourceError
 from bitkey_dir.keystore import client_secret_entry
-from bitkey_dir.token_cache import TokenCacheFile
+from bitkey_dir.sources.entra.token_cache import TokenCacheFile
 
 DELEGATED_AUTH: Final = ("device-code", "browser")
 APP_AUTH: Final = ("client-secret", "client-certificate")

@@ -1,6 +1,6 @@
-"""Pure helpers for Active Directory: filter escaping, GUID bytes, DNs and recovery object names.
+"""Names Active Directory gives things: DNs, recovery object names and GUIDs in AD's byte order.
 
-No ldap3 here, so these are cheap to import and easy to test with hostile input.
+Pure code (no ldap3), cheap to import and tested with hostile input.
 """
 
 from __future__ import annotations
@@ -9,44 +9,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
-from urllib.parse import urlsplit
 
 from bitkey_dir.errors import InputError
-from bitkey_dir.model import ComputerName, KeyId
-
-_FILTER_SPECIALS: Final = {"\\": r"\5c", "*": r"\2a", "(": r"\28", ")": r"\29", "\x00": r"\00"}
-
-
-def escape_filter_value(text: str) -> str:
-    r"""Escape a literal for an LDAP filter (RFC 4515); every character stays literal.
-
-    >>> escape_filter_value("PC(01)*\\")
-    'PC\\2801\\29\\2a\\5c'
-    """
-    return "".join(_FILTER_SPECIALS.get(char, char) for char in text)
-
-
-def wildcard_filter_value(text: str) -> str:
-    r"""Escape a user's pattern: ``*`` stays a wildcard, everything else is literal.
-
-    >>> wildcard_filter_value("PC(0*")
-    'PC\\280*'
-    """
-    return "*".join(escape_filter_value(part) for part in text.split("*"))
-
-
-def escape_filter_bytes(value: bytes) -> str:
-    r"""Bytes as an LDAP filter value: every byte as ``\xx``.
-
-    >>> escape_filter_bytes(bytes([0xE1, 0xA4, 0x00]))
-    '\\e1\\a4\\00'
-    """
-    return "".join(f"\\{byte:02x}" for byte in value)
-
-
-def guid_filter_bytes(key_id: KeyId) -> str:
-    """AD stores GUIDs mixed-endian (MS-DTYP 2.3.4.2): Python's ``UUID.bytes_le``."""
-    return escape_filter_bytes(key_id.uuid.bytes_le)
+from bitkey_dir.model import KeyId
 
 
 def key_id_from_bytes(value: bytes | None) -> KeyId | None:
@@ -67,34 +32,6 @@ def _guid_hex(value: bytes) -> str:
     # What uuid.UUID(bytes_le=value).hex.upper() gives, at a third of the cost: the first
     # three fields are little-endian.
     return (value[3::-1] + value[5:3:-1] + value[7:5:-1] + value[8:]).hex().upper()
-
-
-RECOVERY_CLASS: Final = "msFVE-RecoveryInformation"
-
-
-def key_id_filter(key_id: KeyId) -> str:
-    """One indexed equality match for a full ID; a name wildcard for a prefix.
-
-    The first 8 digits are stored byte-reversed in msFVE-RecoveryGuid, so a prefix can only
-    be matched on the object's name, which carries the GUID as text: ``…{063EA4E1-…}``.
-    """
-    if key_id.is_full:
-        return f"(&(objectClass={RECOVERY_CLASS})(msFVE-RecoveryGuid={guid_filter_bytes(key_id)}))"
-    return f"(&(objectClass={RECOVERY_CLASS})(name=*{{{escape_filter_value(str(key_id))}*))"
-
-
-def computer_filter(name: ComputerName, *, deleted: bool = False) -> str:
-    """Computers whose cn, sAMAccountName (with its $) or DNS name match the typed name.
-
-    Tombstones of deleted computers lose objectCategory but keep objectClass.
-    """
-    value = wildcard_filter_value(name.text)
-    account = value if name.text.endswith("*") else value + "$"
-    alternatives = [f"(cn={value})", f"(sAMAccountName={account})", f"(dNSHostName={value})"]
-    if "." not in name.text:
-        alternatives.append(f"(dNSHostName={value}.*)")
-    kind = "(objectClass=computer)" if deleted else "(objectCategory=computer)"
-    return f"(&{kind}(|{''.join(alternatives)}))"
 
 
 _DN_ESCAPE: Final = re.compile(r"\\([0-9A-Fa-f]{2}|.)", re.DOTALL)
@@ -246,62 +183,3 @@ def _created(match: re.Match[str]) -> datetime | None:
         return None
     # A name without an offset cannot be placed in time.
     return created if created.utcoffset() is not None else None
-
-
-@dataclass(frozen=True)
-class ServerUrl:
-    """One entry of ``servers``: where to connect and whether TLS starts at once."""
-
-    url: str
-    host: str
-    port: int
-    ldaps: bool
-
-    @classmethod
-    def parse(cls, text: str) -> ServerUrl:
-        """Raise ValueError with what is expected, for the config error message."""
-        try:
-            parts = urlsplit(text.strip())
-            port = parts.port
-        except ValueError:
-            raise ValueError("a URL such as ldaps://dc1.corp.example.com") from None
-        if parts.scheme not in ("ldaps", "ldap"):
-            raise ValueError("an ldaps:// or ldap:// URL (ldap:// means StartTLS)")
-        if not parts.hostname:
-            raise ValueError("a URL with a host name, such as ldaps://dc1.corp.example.com")
-        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-            raise ValueError("a URL with only a scheme, a host and an optional port")
-        ldaps = parts.scheme == "ldaps"
-        return cls(text.strip(), parts.hostname, port or (636 if ldaps else 389), ldaps)
-
-
-# The "data NNN" sub-code of AD's invalidCredentials answer (MS-ADTS, and what Samba sends).
-_BIND_SUBCODES: Final = {
-    "525": None,  # no such user: as good as a wrong password
-    "52e": None,  # wrong password
-    "530": "the account may not sign in at this time",
-    "531": "the account may not sign in from this workstation",
-    "532": "the account's password has expired; change it, then run `bitkey-dir login` again",
-    "533": "the account is disabled",
-    "701": "the account has expired",
-    "773": "the account must change its password first; then run `bitkey-dir login` again",
-    "775": "the account is locked out",
-}
-_DATA_CODE: Final = re.compile(r"\bdata ([0-9a-fA-F]{3})\b")
-
-
-def bind_refusal(detail: str) -> str | None:
-    """Why a bind with result 49 failed, or None when the password itself was wrong.
-
-    Only a wrong password justifies forgetting a stored one; a locked or disabled account
-    would refuse the right password too.
-
-    >>> bind_refusal("80090308: LdapErr: DSID-0C09030B, AcceptSecurityContext error, data 52e")
-    >>> bind_refusal("80090308: LdapErr: DSID-0C09030B, AcceptSecurityContext error, data 775")
-    'the account is locked out'
-    """
-    found = _DATA_CODE.search(detail)
-    if found is None:
-        return None
-    code = found.group(1).lower()
-    return _BIND_SUBCODES.get(code, f"the directory refused this account (data {code})")

@@ -1,0 +1,275 @@
+"""A bound, TLS-protected LDAP connection to the first usable domain controller.
+
+Every connection validates the certificate and host name with Python's own TLS checks, never
+chases referrals, and binds only after TLS. A refused password is never tried on the next
+server (failures lock accounts): a stored one is dropped and asked for once. ldap3 is imported
+inside the functions that connect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from bitkey_dir.env import PASSWORD_ENV
+from bitkey_dir.errors import AuthError, SourceError
+from bitkey_dir.sources.ad.servers import ServerUrl, bind_refusal
+from bitkey_dir.sources.base import Warn
+
+if TYPE_CHECKING:
+    from ldap3 import Connection
+
+    from bitkey_dir.credentials import Secret, Wanted
+
+log = logging.getLogger(__name__)
+
+_INVALID_CREDENTIALS: Final = 49
+_STRONGER_AUTH_REQUIRED: Final = 8
+
+
+class _Unreachable(Exception):
+    """This server cannot be used; the next one may be."""
+
+
+class _PasswordRefused(AuthError):
+    """The directory said the password is wrong (not: the account is locked or disabled)."""
+
+
+def describe_network_error(exc: Exception, timeout: int) -> str:
+    """What went wrong on the wire, in words an administrator can act on."""
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        if "mismatch" in text or "match" in text:
+            return "its TLS certificate does not match the host name in the URL"
+        return (
+            "its TLS certificate is not trusted (point ca_file, or BITKEY_DIR_CA_FILE for a "
+            "--source URL, at the CA that issued it)"
+        )
+    if "timed out" in text or "timeout" in text.lower():
+        return f"no answer within {timeout} s"
+    if "refused" in text:
+        return "connection refused"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "host name not found"
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+@dataclass
+class Connector:
+    """How one AD source binds, and its connection once bound (one per lookup)."""
+
+    source: str
+    servers: tuple[ServerUrl, ...]
+    user: str | None = None
+    auth: str = "simple"
+    ca_file: Path | None = None
+    kerberos_host: str | None = None
+    timeout: int = 10
+    allow_plaintext: bool = False
+    _connection: Connection | None = field(default=None, repr=False, compare=False)
+    server: ServerUrl | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def account(self) -> str:
+        return self.user or "this Kerberos account"
+
+    @property
+    def principal(self) -> str | None:
+        """For the access trail: the bind account, or the Kerberos ticket's principal."""
+        if self.user:
+            return self.user
+        return kerberos_principal()
+
+    @property
+    def wanted(self) -> Wanted:
+        """The bind password this source needs, and where it is kept."""
+        from bitkey_dir.credentials import Wanted
+        from bitkey_dir.keystore import password_entry
+
+        user = self.user or ""
+        return Wanted(
+            self.source, f"the password of {user}", PASSWORD_ENV, password_entry(self.source, user)
+        )
+
+    def connect(self, warn: Warn, secret: Secret | None = None) -> Connection:
+        """Bind to the first usable server; ``secret`` overrides the credential lookup."""
+        from bitkey_dir import credentials
+
+        if self._connection is not None:
+            return self._connection
+        if any(not s.ldaps for s in self.servers) and self.allow_plaintext:
+            warn(
+                "allow_plaintext is on: ldap:// binds without TLS, so the password and the "
+                "recovery keys cross the network unencrypted"
+            )
+        if self.auth == "simple" and secret is None:
+            secret = credentials.obtain(self.wanted)
+        retyped = False
+        failures = []
+        pending = list(self.servers)
+        while pending:
+            server = pending[0]
+            try:
+                self._connection = self._open(server, secret.value if secret else None)
+            except _Unreachable as exc:
+                log.info("%s: %s unusable: %s", self.source, server.url, exc)
+                failures.append(f"{server.url}: {exc}")
+                pending.pop(0)
+                continue
+            except _PasswordRefused as exc:
+                if secret is None:
+                    raise AuthError(exc.message) from None
+                # Never the same password on the next server: failures lock accounts.
+                secret = credentials.rejected(self.wanted, secret, exc.message)
+                retyped = True
+                continue
+            if retyped and secret is not None:
+                credentials.remember(self.wanted, secret)
+            self.server = server
+            return self._connection
+        raise SourceError(f"no directory server could be used ({'; '.join(failures)})")
+
+    def _open(self, server: ServerUrl, password: str | None) -> Connection:
+        import ldap3
+        from ldap3.core.exceptions import LDAPException
+
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        tls = _strict_tls(context, server.host)
+        options: dict[str, Any] = {}
+        if self.auth == "kerberos":
+            options = {
+                "authentication": ldap3.SASL,
+                "sasl_mechanism": ldap3.KERBEROS,
+                "sasl_credentials": (self.kerberos_host or server.host,),
+            }
+        else:
+            options = {"authentication": ldap3.SIMPLE, "user": self.user, "password": password}
+        directory = ldap3.Server(
+            server.host,
+            port=server.port,
+            use_ssl=server.ldaps,
+            tls=tls,
+            get_info=ldap3.NONE,
+            connect_timeout=self.timeout,
+        )
+        connection = ldap3.Connection(
+            directory,
+            auto_referrals=False,
+            receive_timeout=self.timeout,
+            read_only=True,
+            collect_usage=True,
+            raise_exceptions=False,
+            **options,
+        )
+        try:
+            connection.open()
+            if not server.ldaps and not self.allow_plaintext:
+                connection.start_tls()
+        except (LDAPException, OSError) as exc:
+            raise _Unreachable(describe_network_error(exc, self.timeout)) from None
+        try:
+            self._bind(connection, server)
+        except BaseException:
+            # Not left open while the user is asked for another password.
+            with contextlib.suppress(Exception):
+                connection.unbind()
+            raise
+        return connection
+
+    def _bind(self, connection: Connection, server: ServerUrl) -> None:
+        from ldap3.core.exceptions import LDAPException
+
+        try:
+            bound = connection.bind()
+        except ImportError:
+            raise AuthError(
+                "auth = \"kerberos\" needs the gssapi package: pip install 'bitkey-dir[kerberos]'"
+            ) from None
+        except LDAPException as exc:
+            if self.auth != "kerberos":
+                raise _Unreachable(describe_network_error(exc, self.timeout)) from None
+            raise self._kerberos_failed(server, exc) from None
+        except Exception as exc:
+            # gssapi raises its own errors (no ticket, unknown principal) through ldap3.
+            if self.auth != "kerberos":
+                raise
+            raise self._kerberos_failed(server, exc) from None
+        if bound:
+            return
+        result = connection.result or {}
+        code = result.get("result")
+        detail = str(result.get("message") or result.get("description") or "").strip()
+        if code == _INVALID_CREDENTIALS:
+            refusal = bind_refusal(detail)
+            if refusal is not None:
+                raise AuthError(f"{server.url} refused the bind as {self.account}: {refusal}")
+            raise _PasswordRefused(
+                f"{server.url} rejected the user name or password for "
+                f"{self.account} ({detail[:120]})"
+            )
+        if code == _STRONGER_AUTH_REQUIRED:
+            raise AuthError(
+                f"{server.url} requires an encrypted connection for this bind "
+                f"({detail[:120]}); use ldaps:// or ldap:// without allow_plaintext"
+            )
+        raise AuthError(f"bind to {server.url} failed: {detail[:200] or code}")
+
+    def _kerberos_failed(self, server: ServerUrl, exc: Exception) -> AuthError:
+        text = " ".join(str(exc).split())
+        return AuthError(
+            f"Kerberos sign-in to {server.url} failed ({type(exc).__name__}: {text[:200]}); "
+            "check that `klist` shows a valid ticket (run kinit) and that kerberos_host "
+            "names the DC"
+        )
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        usage = connection.usage
+        if usage is not None:
+            log.info(
+                "%s: %s: %d bind, %d search, %d extended operations",
+                self.source,
+                self.server.url if self.server else "?",
+                usage.bind_operations,
+                usage.search_operations,
+                usage.extended_operations,
+            )
+        # The answer is already in hand: a failing unbind changes nothing.
+        with contextlib.suppress(Exception):
+            connection.unbind()
+
+
+def kerberos_principal() -> str | None:
+    """The principal of the Kerberos ticket in use, or None without gssapi or a ticket."""
+    try:
+        import gssapi
+
+        return str(gssapi.Credentials(usage="initiate").name)
+    except Exception:  # no gssapi, no ticket: the trail then says nothing rather than guess
+        return None
+
+
+def _strict_tls(context: ssl.SSLContext, host: str) -> Any:
+    """An ldap3 Tls that wraps sockets with ``context``, checking the certificate's host name.
+
+    ldap3 turns Python's host name check off and uses its own, which on newer Pythons knows
+    no IP addresses; this keeps the standard library's check for both LDAPS and StartTLS.
+    """
+    import ldap3
+
+    class StrictTls(ldap3.Tls):  # type: ignore[misc]
+        def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
+            connection.socket = context.wrap_socket(
+                connection.socket,
+                server_side=False,
+                do_handshake_on_connect=do_handshake,
+                server_hostname=host,
+            )
+
+    return StrictTls(validate=ssl.CERT_REQUIRED)

@@ -1,0 +1,168 @@
+"""Paged LDAP searches: the one function every AD query goes through.
+
+Replies are normally read and decoded by :mod:`bitkey_dir.sources.ad.wire`, which uses a few
+of ldap3's internals (its synchronous strategy's ``send`` and bookkeeping, and its request
+encoder) and was checked against the ldap3 releases in ``CHECKED_LDAP3``. When those
+internals are absent, or ldap3 is a release the decoder was not checked against, the same
+search runs through ldap3's own public paged search instead: slower on large directories, but
+the same entries and the same errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from bitkey_dir.errors import SourceError
+from bitkey_dir.sources.ad.connection import describe_network_error
+from bitkey_dir.sources.ad.wire import NO_SUCH_OBJECT, PAGED_RESULTS, SearchFailed, WireError
+
+if TYPE_CHECKING:
+    from ldap3 import Connection
+
+Scope = Literal["BASE", "LEVEL", "SUBTREE"]  # ldap3's own names for the three scopes
+Control = tuple[str, bool, bytes | None]
+
+# ldap3 releases (major, minor) whose internals the wire decoder was checked against; the
+# dependency range in pyproject.toml says the same.
+CHECKED_LDAP3: Final = ((2, 9),)
+_SEARCH_OPERATION_PARAMETERS: Final = frozenset({"validator", "check_names"})
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One object a search found: its DN, and each attribute (lower-case name) its values."""
+
+    dn: str
+    attributes: Mapping[str, list[bytes]]
+
+    def first(self, name: str) -> bytes | None:
+        """The attribute's first value, or None when the object has none (or it was hidden)."""
+        values = self.attributes.get(name.lower())
+        return values[0] if values else None
+
+    def text(self, name: str) -> str | None:
+        """The first value as text (UTF-8, damaged bytes replaced)."""
+        value = self.first(name)
+        return value.decode("utf-8", "replace") if value is not None else None
+
+
+def paged_search(
+    connection: Connection,
+    base: str,
+    search_filter: str,
+    attributes: Sequence[str],
+    *,
+    page_size: int,
+    timeout: int,
+    scope: Scope = "SUBTREE",
+    controls: Sequence[Control] = (),
+) -> Iterator[Entry]:
+    """Every entry under ``base`` matching ``search_filter``, page after page, as they arrive.
+
+    A base that does not exist finds nothing. Any other refusal, and a broken connection,
+    raise SourceError (after the entries that came before it).
+    """
+    from ldap3.core.exceptions import LDAPException
+
+    from bitkey_dir.sources.ad import wire
+
+    if wire_usable(connection):
+        found = wire.search(connection, base, search_filter, scope, attributes, page_size, controls)
+    else:
+        found = _ldap3_search(
+            connection, base, search_filter, scope, attributes, page_size, controls
+        )
+    try:
+        for dn, raw in found:
+            yield Entry(dn, raw)
+    except SearchFailed as exc:
+        if exc.code == NO_SUCH_OBJECT:
+            return
+        raise SourceError(f"search under {base} failed: {exc.message[:200] or exc}") from None
+    except (WireError, LDAPException) as exc:
+        raise SourceError(f"search failed: {describe_network_error(exc, timeout)}") from None
+
+
+def wire_usable(connection: Any) -> bool:
+    """Whether the wire decoder can serve this connection: an ldap3 release it was checked
+    against, and a connection on ldap3's synchronous strategy with the internals it uses."""
+    if not _checked_ldap3():
+        return False
+    from ldap3.strategy.sync import SyncStrategy
+
+    strategy = getattr(connection, "strategy", None)
+    return (
+        type(strategy) is SyncStrategy
+        and isinstance(getattr(strategy, "_outstanding", None), dict)
+        and callable(getattr(strategy, "send", None))
+        and callable(getattr(getattr(connection, "socket", None), "recv", None))
+        and hasattr(connection, "connection_lock")
+        and hasattr(connection, "auto_escape")
+        and hasattr(connection, "auto_encode")
+    )
+
+
+@functools.cache
+def _checked_ldap3() -> bool:
+    try:
+        import ldap3
+        from ldap3.operation.search import search_operation
+        from ldap3.protocol.rfc2696 import paged_search_control  # noqa: F401 - must exist
+    except ImportError:
+        return False
+    release = tuple(int(part) for part in ldap3.__version__.split(".")[:2] if part.isdigit())
+    if release not in CHECKED_LDAP3:
+        return False
+    parameters = set(inspect.signature(search_operation).parameters)
+    return parameters >= _SEARCH_OPERATION_PARAMETERS
+
+
+def _ldap3_search(
+    connection: Connection,
+    base: str,
+    search_filter: str,
+    scope: Scope,
+    attributes: Sequence[str],
+    page_size: int,
+    controls: Sequence[Control],
+) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
+    """The same search through ldap3's public API: a page at a time, decoded by ldap3."""
+    from ldap3 import DEREF_NEVER
+
+    cookie: bytes | None = None
+    while True:
+        # The DN of a deleted object ("…\0ADEL:…") is valid LDAP but not to ldap3's checks.
+        checks, connection.check_names = connection.check_names, False
+        try:
+            connection.search(
+                base,
+                search_filter,
+                search_scope=scope,
+                dereference_aliases=DEREF_NEVER,
+                attributes=list(attributes),
+                controls=list(controls) or None,
+                paged_size=page_size,
+                paged_cookie=cookie,
+            )
+        finally:
+            connection.check_names = checks
+        result = connection.result or {}
+        for item in connection.response or []:
+            if item.get("type") == "searchResEntry":
+                raw = item.get("raw_attributes") or {}
+                yield (
+                    str(item.get("dn", "")),
+                    {str(name).lower(): list(values) for name, values in raw.items()},
+                )
+        code = int(result.get("result", 0) or 0)
+        if code != 0:
+            message = str(result.get("message") or result.get("description") or "")
+            raise SearchFailed(code, message)
+        paged = (result.get("controls") or {}).get(PAGED_RESULTS) or {}
+        cookie = (paged.get("value") or {}).get("cookie") or None
+        if not cookie:
+            return

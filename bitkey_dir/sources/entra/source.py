@@ -1,0 +1,428 @@
+"""Microsoft Entra ID over Microsoft Graph: bitlockerRecoveryKey resources of devices.
+
+Config (``type = "entra"``):
+
+``tenant_id``, ``client_id``  the directory and the app registration
+``auth``               ``"device-code"`` (default), ``"browser"``, ``"client-secret"`` or
+                       ``"client-certificate"``
+``certificate_file``   PEM with the private key and certificate, for client-certificate
+``authority_host``     default ``https://login.microsoftonline.com`` (national clouds differ)
+``graph_url``          default ``https://graph.microsoft.com``
+``ca_file``            CA bundle for TLS-inspecting proxies (and tests)
+``timeout``            seconds per request (default 30)
+
+Key values are read only for the keys a lookup returns, because Entra audits every read.
+msal, msgraph-sdk and httpx are imported only when a lookup runs (graph.py, signin.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+from urllib.parse import urlsplit
+
+from bitkey_dir.config import Settings
+from bitkey_dir.credentials import Secret, Wanted
+from bitkey_dir.errors import BitkeyError, InputError
+from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.sources.base import Escrow, Warn
+from bitkey_dir.sources.entra.odata import (
+    KEY_ID_SHAPE,
+    device_filter,
+    odata_quote,
+    timestamp,
+    volume_type,
+)
+from bitkey_dir.sources.entra.signin import APP_AUTH, DELEGATED_AUTH, SignIn
+
+if TYPE_CHECKING:
+    from bitkey_dir.sources.entra.graph import Graph
+
+Record = dict[str, Any]
+LIST_KEYS: Final = "BitlockerKey.ReadBasic.All"
+LIST_DEVICES: Final = "Device.Read.All"
+
+
+@dataclass
+class EntraSource:
+    """Keys from Entra ID; signs in on first use and keeps the token for the run."""
+
+    type_name: ClassVar[str] = "entra"
+
+    name: str
+    sign_in: SignIn
+    timeout: int = 30
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Settings) -> EntraSource:
+        auth = settings.choice("auth", DELEGATED_AUTH + APP_AUTH, "device-code")
+        certificate = settings.string("certificate_file")
+        ca_file = settings.string("ca_file")
+        graph_url = _https_url(settings, "graph_url", "https://graph.microsoft.com")
+        authority_host = _https_url(settings, "authority_host", "https://login.microsoftonline.com")
+        timeout = settings.integer("timeout", 30, minimum=1)
+        sign_in = SignIn(
+            tenant_id=_identifier(settings, "tenant_id"),
+            client_id=_identifier(settings, "client_id"),
+            auth=auth,
+            authority_host=authority_host,
+            graph_url=graph_url,
+            ca_file=settings.base_dir / Path(ca_file).expanduser() if ca_file else None,
+            certificate_file=(
+                settings.base_dir / Path(certificate).expanduser() if certificate else None
+            ),
+            timeout=timeout,
+            source=name,
+        )
+        if auth == "client-certificate" and certificate is None:
+            raise settings.error("certificate_file", "a PEM file for client-certificate sign-in")
+        settings.reject_unknown()
+        return cls(name=name, sign_in=sign_in, timeout=timeout)
+
+    def describe(self) -> str:
+        return f"{self.sign_in.graph_url} tenant {self.sign_in.tenant_id} ({self.sign_in.auth})"
+
+    @property
+    def principal(self) -> str:
+        """For the access trail: the signed-in user, or the app."""
+        return self.sign_in.principal
+
+    def close(self) -> None:
+        """Each lookup opens and closes its own HTTP client."""
+
+    # -- signing in once ----------------------------------------------------------------
+
+    @property
+    def login_secret(self) -> Wanted | None:
+        """The client secret `bitkey-dir login` reads, for client-secret sign-in."""
+        return self.sign_in.wanted
+
+    def login(self, secret: Secret | None) -> str:
+        """Sign in afresh and keep the tokens (and the client secret) for later runs."""
+        from bitkey_dir import keystore
+
+        principal = self.sign_in.login(secret)
+        wanted = self.sign_in.wanted
+        if wanted is not None and secret is not None:
+            keystore.current().set(wanted.entry, secret.value)
+            return f"signed in as {principal}; the client secret and tokens are stored"
+        return f"signed in as {principal}; the tokens are stored"
+
+    def logout(self) -> list[str]:
+        return self.sign_in.forget()
+
+    def auth_status(self) -> dict[str, object]:
+        from bitkey_dir import keystore
+        from bitkey_dir.env import CLIENT_SECRET_ENV
+        from bitkey_dir.sources.entra.token_cache import summarize
+
+        cache = self.sign_in.cache_file()
+        loaded = cache.load() if cache.exists() else None
+        summary = summarize(loaded.serialized) if loaded and loaded.serialized else None
+        wanted = self.sign_in.wanted
+        tokens: dict[str, object] = {"saved": summary is not None}
+        if summary is not None:
+            expires = summary.access_token_expires
+            tokens.update(
+                {
+                    "accounts": list(summary.accounts),
+                    "access_token_expires": (
+                        datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds")
+                        if expires is not None
+                        else None
+                    ),
+                    "refresh_token": summary.refresh_tokens > 0,
+                    "summary": summary.describe(),
+                }
+            )
+        elif loaded is not None and loaded.problem:
+            tokens["problem"] = loaded.problem
+        account = (
+            summary.accounts[0]
+            if summary and summary.accounts
+            else f"app {self.sign_in.client_id}"
+            if self.sign_in.auth in APP_AUTH
+            else None
+        )
+        return {
+            "account": account,
+            "secret": "client secret" if wanted else None,
+            "stored": keystore.current().has(wanted.entry) if wanted else None,
+            "environment": bool(wanted and os.environ.get(CLIENT_SECRET_ENV)),
+            "tokens": tokens,
+        }
+
+    # -- running the async SDK from synchronous callers ---------------------------------
+
+    def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
+        if query.computer is not None:
+            device_filter(query.computer)  # bad input is refused before anyone signs in
+        self.sign_in.token()  # sign in first, so that a sign-in problem is reported as one
+        return asyncio.run(self._session(lambda graph: self._find(graph, query, warn)))
+
+    def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
+        from bitkey_dir.sources.entra.graph import drive, open_graph
+
+        self.sign_in.token()
+
+        async def keys() -> AsyncIterator[RecoveryKey]:
+            async with open_graph(self.sign_in, self.timeout) as graph:
+                async for key in self._all_keys(graph, warn):
+                    yield key
+
+        yield from drive(keys())
+
+    def iter_escrow(self, warn: Warn) -> Iterator[Escrow]:
+        """Every Windows device with its number of keys and the newest key's date.
+
+        Key metadata only: BitlockerKey.ReadBasic.All and Device.Read.All suffice, and no key
+        read is audited. Devices are listed once and keys once, then joined here.
+        """
+        self.sign_in.token()
+        yield from asyncio.run(self._session(self._escrow))
+
+    async def _session(self, work: Any) -> Any:
+        from bitkey_dir.sources.entra.graph import open_graph
+
+        async with open_graph(self.sign_in, self.timeout) as graph:
+            return await work(graph)
+
+    # -- lookups ------------------------------------------------------------------------
+
+    async def _find(self, graph: Graph, query: Query, warn: Warn) -> list[RecoveryKey]:
+        if query.computer is not None:
+            return await self._keys_of_computer(graph, query.computer, warn)
+        key_id = query.key_id
+        if key_id is None:
+            raise InputError("a query needs a Key ID or a computer name")
+        if key_id.is_full:
+            key = await self._read_key(graph, str(key_id).lower(), {}, warn)
+            if key is None:
+                warn(self._not_found_hint(f"Key ID {key_id}"))
+            return [key] if key is not None else []
+        listed = await self._list_keys(graph, None)
+        wanted = [meta for meta in listed if key_id.matches(KeyId.parse(meta["id"]))]
+        if not wanted:
+            warn(self._not_found_hint(f"Key ID {key_id}"))
+            return []
+        return await self._read_keys(graph, wanted, {}, warn)
+
+    def _not_found_hint(self, what: str) -> str:
+        from bitkey_dir.sources.entra.graph import ROLES
+
+        return (
+            f"no recovery key with {what} is visible to {self.sign_in.principal}; keys of "
+            f"devices outside its reach (without one of the roles {ROLES}, or ownership of "
+            "the device) are not listed either"
+        )
+
+    async def _keys_of_computer(
+        self, graph: Graph, name: ComputerName, warn: Warn
+    ) -> list[RecoveryKey]:
+        devices = await self._devices(graph, name)
+        if not devices:
+            warn(f"no device named {name.text} is visible to {self.sign_in.principal}")
+            return []
+        by_name: dict[str, list[dict[str, str]]] = {}
+        for device in devices:
+            by_name.setdefault(device["displayName"].lower(), []).append(device)
+        for same in by_name.values():
+            if len(same) > 1:
+                ids = ", ".join(device["deviceId"] for device in same)
+                warn(
+                    f"{len(same)} devices are named {same[0]['displayName']} (device IDs "
+                    f"{ids}): check the Device ID with the user"
+                )
+        names = {device["deviceId"]: device["displayName"] for device in devices}
+        listed: list[Record] = []
+        for device_id in names:
+            listed += await self._list_keys(graph, device_id)
+        if not listed:
+            warn(f"{name.text}: no recovery keys escrowed in Entra ID for the matching devices")
+            return []
+        return await self._read_keys(graph, listed, names, warn)
+
+    async def _devices(self, graph: Graph, name: ComputerName) -> list[dict[str, str]]:
+        from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
+
+        parameters = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
+            filter=device_filter(name), select=["id", "deviceId", "displayName"]
+        )
+        builder = DevicesRequestBuilder(graph.adapter, {})
+        found: list[dict[str, str]] = []
+        async for device in graph.pages(builder, parameters, "listing devices", LIST_DEVICES):
+            device_id, shown = device.get("deviceId"), device.get("displayName")
+            if isinstance(device_id, str) and isinstance(shown, str) and name.matches(shown):
+                found.append({"deviceId": device_id, "displayName": shown})
+        return found
+
+    async def _list_keys(self, graph: Graph, device_id: str | None) -> list[Record]:
+        """Key metadata (never values): all keys, or a device's keys."""
+        from msgraph.generated.information_protection.bitlocker.recovery_keys import (
+            recovery_keys_request_builder as keys_module,
+        )
+
+        builder = keys_module.RecoveryKeysRequestBuilder(graph.adapter, {})
+        parameters = builder.RecoveryKeysRequestBuilderGetQueryParameters(
+            filter=f"deviceId eq {odata_quote(device_id)}" if device_id else None
+        )
+        return [
+            key
+            async for key in graph.pages(builder, parameters, "listing keys", LIST_KEYS)
+            if isinstance(key.get("id"), str) and KEY_ID_SHAPE.fullmatch(key["id"])
+        ]
+
+    async def _read_key(
+        self, graph: Graph, key_id: str, names: dict[str, str], warn: Warn
+    ) -> RecoveryKey | None:
+        """One key with its value: exactly one Graph request."""
+        found = await graph.key_value(key_id)
+        if found is None:
+            return None
+        return self._key(found, names, warn)
+
+    async def _read_keys(
+        self, graph: Graph, listed: list[Record], names: dict[str, str], warn: Warn
+    ) -> list[RecoveryKey]:
+        """Values for listed keys: one GET for a single key, else $batch of up to 20."""
+        if len(listed) == 1:
+            key = await self._read_key(graph, listed[0]["id"], names, warn)
+            return [key] if key is not None else []
+
+        async def each() -> AsyncIterator[Record]:
+            for meta in listed:
+                yield meta
+
+        return [
+            key
+            async for meta, value in graph.read_ahead(each())
+            if (key := self._key({**meta, "key": value}, names, warn))
+        ]
+
+    async def _all_keys(self, graph: Graph, warn: Warn) -> AsyncIterator[RecoveryKey]:
+        from msgraph.generated.information_protection.bitlocker.recovery_keys import (
+            recovery_keys_request_builder as keys_module,
+        )
+
+        from bitkey_dir.sources.entra.graph import abandon
+
+        builder = keys_module.RecoveryKeysRequestBuilder(graph.adapter, {})
+        parameters = builder.RecoveryKeysRequestBuilderGetQueryParameters()
+
+        async def listed() -> AsyncIterator[Record]:
+            async for key in graph.pages(builder, parameters, "listing keys", LIST_KEYS):
+                if isinstance(key.get("id"), str) and KEY_ID_SHAPE.fullmatch(key["id"]):
+                    yield key
+
+        # Device names come from one listing of devices, read while the keys are, and
+        # awaited before the first key is handed on.
+        pending = asyncio.create_task(self._device_names(graph))
+        names: dict[str, str] | None = None
+        try:
+            async for meta, value in graph.read_ahead(listed()):
+                if names is None:
+                    names = await pending
+                key = self._key({**meta, "key": value}, names, warn)
+                if key is not None:
+                    yield key
+        finally:
+            abandon([pending])
+
+    async def _device_names(self, graph: Graph) -> dict[str, str]:
+        from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
+
+        builder = DevicesRequestBuilder(graph.adapter, {})
+        parameters = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
+            select=["deviceId", "displayName"], top=999
+        )
+        names: dict[str, str] = {}
+        async for device in graph.pages(builder, parameters, "listing devices", LIST_DEVICES):
+            device_id, shown = device.get("deviceId"), device.get("displayName")
+            if isinstance(device_id, str) and isinstance(shown, str):
+                names[device_id] = shown
+        return names
+
+    # -- audit --------------------------------------------------------------------------
+
+    async def _escrow(self, graph: Graph) -> list[Escrow]:
+        from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
+        from msgraph.generated.information_protection.bitlocker.recovery_keys import (
+            recovery_keys_request_builder as keys_module,
+        )
+
+        counts: dict[str, tuple[int, datetime | None]] = {}
+        keys = keys_module.RecoveryKeysRequestBuilder(graph.adapter, {})
+        key_query = keys.RecoveryKeysRequestBuilderGetQueryParameters(
+            select=["id", "createdDateTime", "deviceId"]
+        )
+        async for key in graph.pages(keys, key_query, "listing keys", LIST_KEYS):
+            device_id = str(key.get("deviceId") or "").lower()
+            created = timestamp(key.get("createdDateTime"))
+            count, newest = counts.get(device_id, (0, None))
+            if created is not None and (newest is None or created > newest):
+                newest = created
+            counts[device_id] = (count + 1, newest)
+        devices = DevicesRequestBuilder(graph.adapter, {})
+        device_query = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
+            filter="operatingSystem eq 'Windows'",
+            select=["deviceId", "displayName", "operatingSystem", "operatingSystemVersion"],
+            top=999,
+        )
+        found = []
+        async for device in graph.pages(devices, device_query, "listing devices", LIST_DEVICES):
+            device_id = str(device.get("deviceId") or "").lower()
+            name = str(device.get("displayName") or device_id)
+            system = " ".join(
+                str(device[part])
+                for part in ("operatingSystem", "operatingSystemVersion")
+                if device.get(part)
+            )
+            count, newest = counts.get(device_id, (0, None))
+            # A handful of versions among thousands of devices: one string each.
+            location = sys.intern(system) if system else None
+            found.append(Escrow(self.name, name, location, count, newest, location or "?"))
+        return found
+
+    # -- results ------------------------------------------------------------------------
+
+    def _key(self, record: Record, names: dict[str, str], warn: Warn) -> RecoveryKey | None:
+        key_id = KeyId.parse(record["id"])
+        password = None
+        if record.get("key"):
+            try:
+                password = RecoveryPassword.parse(str(record["key"]))
+            except BitkeyError as exc:
+                warn(f"Key ID {key_id}: Entra ID holds a damaged recovery password ({exc})")
+                return None
+        device_id = record.get("deviceId")
+        return RecoveryKey(
+            source=self.name,
+            key_id=key_id,
+            recovery_password=password,
+            computer=names.get(device_id) if device_id else None,
+            created=timestamp(record.get("createdDateTime")),
+            volume_type=volume_type(record.get("volumeType")),
+            device_id=device_id,
+        )
+
+
+def _https_url(settings: Settings, key: str, default: str) -> str:
+    value = settings.string(key, default) or default
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
+        raise settings.error(key, "an https:// URL with only a host (and port)")
+    return value.rstrip("/")
+
+
+def _identifier(settings: Settings, key: str) -> str:
+    value = settings.required_string(key, "a GUID or, for tenant_id, a domain name")
+    if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", value):
+        raise settings.error(key, "a GUID or, for tenant_id, a domain name")
+    return value
