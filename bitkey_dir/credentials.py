@@ -2,32 +2,33 @@
 
 1. the environment (``BITKEY_DIR_PASSWORD``, ``BITKEY_DIR_CLIENT_SECRET``),
 2. the keyring (stored by ``bitkey-dir login``),
-3. a hidden prompt, only on a terminal,
+3. a hidden prompt, only when the current interaction can ask (a terminal, for the CLI),
 4. else an AuthError (exit 3) naming ``bitkey-dir login``.
 
 A stored secret that the directory rejects is never tried again, because repeated failures
 lock accounts: it is removed from the keyring, the user is told, and on a terminal asked once.
 Secrets are never taken from command-line arguments and never written anywhere but the keyring.
+Prompts and notices go through :mod:`bitkey_dir.interaction`; nothing here touches a terminal.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
-from bitkey_dir import keystore
-from bitkey_dir.errors import AuthError, InputError
+from bitkey_dir import interaction, keystore
+from bitkey_dir.errors import AuthError
 
-_LONGEST = 1024  # far above any real password; a bigger input is a mistake, not a secret
+LONGEST: Final = 1024  # far above any real password; a bigger input is a mistake, not a secret
 _PROMPTING = threading.Lock()
 Origin = Literal["environment", "keyring", "prompt", "stdin"]
 
 
 def can_prompt() -> bool:
-    return sys.stdin.isatty() and sys.stderr.isatty()
+    """Whether somebody can be asked for a secret in this operation."""
+    return interaction.current().can_prompt()
 
 
 @dataclass(frozen=True)
@@ -51,18 +52,13 @@ class Wanted:
     entry: str  # the keyring entry
 
 
-def _prompt(wanted: Wanted) -> str:
-    import getpass
-
+def ask(wanted: Wanted) -> str:
+    """A hidden prompt for ``wanted`` through the current interaction; empty if none typed."""
     # Sources are asked concurrently; two prompts at once would garble the terminal.
     with _PROMPTING:
-        try:
-            return getpass.getpass(
-                f"{wanted.label[0].upper()}{wanted.label[1:]} ({wanted.source}): "
-            )
-        except EOFError:  # Ctrl-D: end the prompt's line before any message
-            sys.stderr.write("\n")
-            return ""
+        return interaction.current().secret(
+            f"{wanted.label[0].upper()}{wanted.label[1:]} ({wanted.source}): "
+        )
 
 
 def obtain(wanted: Wanted) -> Secret:
@@ -74,20 +70,21 @@ def obtain(wanted: Wanted) -> Secret:
     if stored:
         return Secret(stored, "keyring")
     if can_prompt():
-        typed = _prompt(wanted)
+        typed = ask(wanted)
         if typed:
             return Secret(typed, "prompt")
         raise AuthError(
-            f"no {_noun(wanted)} typed: nothing to sign in with",
+            f"no {noun(wanted)} typed: nothing to sign in with",
             hint=f"`bitkey-dir login {wanted.source}` stores it in the keyring",
         )
     raise AuthError(
-        f"no {_noun(wanted)} for {wanted.source}: run `bitkey-dir login {wanted.source}` to "
+        f"no {noun(wanted)} for {wanted.source}: run `bitkey-dir login {wanted.source}` to "
         f"store it in the keyring, set {wanted.env}, or run on a terminal to be asked for it"
     )
 
 
-def _noun(wanted: Wanted) -> str:
+def noun(wanted: Wanted) -> str:
+    """What the secret is, in a word or two: "password", "client secret"."""
     return wanted.label.removeprefix("the ").split(" of ")[0]
 
 
@@ -109,10 +106,10 @@ def rejected(wanted: Wanted, secret: Secret, why: str) -> Secret:
             f"{message}. Run `bitkey-dir login {wanted.source}` to store the current one",
             hint=why,
         )
-    sys.stderr.write(f"notice: {message}. Type the current one (asked once).\n")
-    typed = _prompt(wanted)
+    interaction.current().notice(f"{message}. Type the current one (asked once).")
+    typed = ask(wanted)
     if not typed:
-        raise AuthError(f"no {_noun(wanted)} for {wanted.source}: {message}")
+        raise AuthError(f"no {noun(wanted)} for {wanted.source}: {message}")
     return Secret(typed, "prompt")
 
 
@@ -122,29 +119,4 @@ def remember(wanted: Wanted, secret: Secret) -> None:
         try:
             keystore.current().set(wanted.entry, secret.value)
         except AuthError as exc:
-            sys.stderr.write(f"notice: {exc.message}\n")
-
-
-def read_for_login(wanted: Wanted) -> Secret:
-    """For `bitkey-dir login`: a hidden prompt on a terminal, else one line of stdin."""
-    if sys.stdin.isatty():
-        typed = _prompt(wanted)
-        if not typed:
-            raise InputError(f"no {_noun(wanted)} typed: nothing stored")
-        return Secret(typed, "prompt")
-    # UTF-8 takes up to 4 bytes a character: read enough bytes for _LONGEST characters.
-    raw = sys.stdin.buffer.readline(4 * _LONGEST + 2)
-    try:
-        value = raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
-    except UnicodeDecodeError:
-        raise InputError("standard input is not UTF-8 text: nothing stored") from None
-    if len(value) > _LONGEST or not value.isprintable():
-        raise InputError(
-            f"expected {wanted.label} as one line of at most {_LONGEST} printable characters "
-            "on standard input: nothing stored"
-        )
-    if not value:
-        raise InputError(
-            f"expected {wanted.label} on the first line of standard input: nothing stored"
-        )
-    return Secret(value, "stdin")
+            interaction.current().notice(exc.message)

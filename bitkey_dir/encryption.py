@@ -115,17 +115,16 @@ def decrypt(data: bytes, identities: list[Any], passphrase: str | None) -> bytes
 
 
 def passphrase_from_env_or_prompt(*, confirm: bool) -> str | None:
-    """$BITKEY_DIR_EXPORT_PASSPHRASE, else a hidden prompt on a terminal, else None."""
+    """$BITKEY_DIR_EXPORT_PASSPHRASE, else a hidden prompt if somebody can answer, else None."""
     from_env = os.environ.get(PASSPHRASE_ENV)
     if from_env:
         return from_env
-    from bitkey_dir.credentials import can_prompt
+    from bitkey_dir import interaction
 
-    if not can_prompt():
+    asking = interaction.current()
+    if not asking.can_prompt():
         return None
-    import getpass
-
-    first = getpass.getpass("Export passphrase: ")
-    if confirm and first and getpass.getpass("The same passphrase again: ") != first:
+    first = asking.secret("Export passphrase: ")
+    if confirm and first and asking.secret("The same passphrase again: ") != first:
         raise InputError("the two passphrases differ; nothing written")
     return first or None

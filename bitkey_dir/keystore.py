@@ -10,13 +10,12 @@ README.md ("Signing in once"):
 The backend is whatever keyring's own configuration selects (``PYTHON_KEYRING_BACKEND`` or
 ``keyringrc.cfg``), else the best one it detects. A keyring that is missing, locked, failing,
 or stores secrets in plain text without ``[keyring] allow_plaintext = true`` is not used:
-one notice is printed and callers fall back to prompting. Nothing here ever writes a secret
-anywhere else.
+one notice goes to the current interaction and callers fall back to prompting. Nothing here
+ever writes a secret anywhere else.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,9 +67,10 @@ def _failure(exc: BaseException, hide: str | None = None) -> str:
     return f"{type(exc).__name__}{detail}"
 
 
-def _stderr_notice(message: str) -> None:
-    sys.stderr.write(f"notice: {message}\n")
-    sys.stderr.flush()
+def _notice(message: str) -> None:
+    from bitkey_dir import interaction
+
+    interaction.current().notice(message)
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class Keystore:
     """The keyring for one run: detected once, degraded to "unavailable" on the first failure."""
 
     def __init__(
-        self, *, allow_plaintext: bool = False, notice: Callable[[str], None] = _stderr_notice
+        self, *, allow_plaintext: bool = False, notice: Callable[[str], None] = _notice
     ) -> None:
         self.allow_plaintext = allow_plaintext
         self._notice = notice

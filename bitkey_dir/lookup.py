@@ -15,6 +15,7 @@ from typing import Final, Literal
 
 from bitkey_dir.env import DEBUG_ENV
 from bitkey_dir.errors import AuthError, BitkeyError, ExitCode
+from bitkey_dir.interaction import run_in_copy
 from bitkey_dir.model import Query, RecoveryKey
 from bitkey_dir.sources.base import Source
 
@@ -122,8 +123,13 @@ def find_keys(query: Query, sources: Sequence[Source]) -> LookupResult:
     if len(sources) == 1:
         answers = [_ask(sources[0], query)]
     else:
+
+        def ask_one(source: Source) -> tuple[list[RecoveryKey], list[str], SourceStatus]:
+            return _ask(source, query)
+
+        ask = run_in_copy(ask_one)  # so that prompts and notices reach the same person
         with ThreadPoolExecutor(max_workers=len(sources)) as pool:
-            answers = list(pool.map(lambda source: _ask(source, query), sources))
+            answers = list(pool.map(ask, sources))
     result = LookupResult(query)
     for keys, warnings, status in answers:
         result.keys.extend(keys)

@@ -387,7 +387,7 @@ def test_login_without_a_usable_keyring_reads_nothing(
     config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     read: list[object] = []
-    monkeypatch.setattr("bitkey_dir.credentials.read_for_login", read.append)
+    monkeypatch.setattr("bitkey_dir.cli.auth.read_for_login", read.append)
     code, out, err = run(config, "login", "corp", stdin=PASSWORD + "\n")
     assert (code, out) == (3, "")
     assert read == []

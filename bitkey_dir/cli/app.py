@@ -19,11 +19,16 @@ from bitkey_dir.errors import BitkeyError, ExitCode
 
 
 class _Group(TyperGroup):
-    """Turns every BitkeyError into one line on stderr and its documented exit code."""
+    """Runs every command with the terminal as its interaction, and turns every BitkeyError
+    into one line on stderr and its documented exit code."""
 
     def invoke(self, ctx: Any) -> Any:
+        from bitkey_dir import interaction
+        from bitkey_dir.cli.terminal import Terminal
+
         try:
-            return super().invoke(ctx)
+            with interaction.using(Terminal()):
+                return super().invoke(ctx)
         except BitkeyError as exc:
             fail(exc)
 

@@ -62,8 +62,8 @@ def audit(
     3 sign-in or rights, 4 a source failed.
     """
     from bitkey_dir import audit as escrow
-    from bitkey_dir.cli.progress import counted
     from bitkey_dir.config import load_config
+    from bitkey_dir.interaction import current as interaction
     from bitkey_dir.sources.base import Audits
     from bitkey_dir.sources.registry import open_sources
 
@@ -85,7 +85,7 @@ def audit(
 
         label = f"{auditable.name}: computers read"
         try:
-            result.add(counted(auditable.iter_escrow(warned), label))
+            result.add(interaction().progress(auditable.iter_escrow(warned), label))
         except BitkeyError as exc:
             error_line(f"{auditable.name}: {exc.message}", exc.hint)
             failures.append(exc.exit_code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,6 +12,7 @@ from bitkey_dir.errors import AuthError, InputError
 
 if TYPE_CHECKING:
     from bitkey_dir.config import Config
+    from bitkey_dir.credentials import Secret, Wanted
     from bitkey_dir.keystore import Keystore
     from bitkey_dir.sources.base import SignsIn
 
@@ -46,8 +48,6 @@ def login(ctx: typer.Context, source: SourceName) -> None:
     of standard input. The credential is proved with a real bind or sign-in before it is
     stored. Exit codes: 0 stored, 2 bad input, 3 refused or no usable keyring, 4 unreachable.
     """
-    from bitkey_dir import credentials
-
     config, store = _prepare(ctx)
     signs_in = _signs_in(config, source)
     if not store.usable:
@@ -56,8 +56,36 @@ def login(ctx: typer.Context, source: SourceName) -> None:
             hint="use BITKEY_DIR_PASSWORD / BITKEY_DIR_CLIENT_SECRET, or be asked on each run",
         )
     wanted = signs_in.login_secret
-    secret = credentials.read_for_login(wanted) if wanted is not None else None
+    secret = read_for_login(wanted) if wanted is not None else None
     typer.echo(f"{source}: {signs_in.login(secret)} ({store.info().name})")
+
+
+def read_for_login(wanted: Wanted) -> Secret:
+    """For `bitkey-dir login`: a hidden prompt on a terminal, else one line of stdin."""
+    from bitkey_dir import credentials
+
+    if sys.stdin.isatty():
+        typed = credentials.ask(wanted)
+        if not typed:
+            raise InputError(f"no {credentials.noun(wanted)} typed: nothing stored")
+        return credentials.Secret(typed, "prompt")
+    longest = credentials.LONGEST
+    # UTF-8 takes up to 4 bytes a character: read enough bytes for that many characters.
+    raw = sys.stdin.buffer.readline(4 * longest + 2)
+    try:
+        value = raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
+    except UnicodeDecodeError:
+        raise InputError("standard input is not UTF-8 text: nothing stored") from None
+    if len(value) > longest or not value.isprintable():
+        raise InputError(
+            f"expected {wanted.label} as one line of at most {longest} printable characters "
+            "on standard input: nothing stored"
+        )
+    if not value:
+        raise InputError(
+            f"expected {wanted.label} on the first line of standard input: nothing stored"
+        )
+    return credentials.Secret(value, "stdin")
 
 
 def logout(ctx: typer.Context, source: SourceName) -> None:

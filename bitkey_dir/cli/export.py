@@ -75,9 +75,9 @@ def export(
     or the trail failed (nothing written).
     """
     from bitkey_dir import trail
-    from bitkey_dir.cli.progress import counted
     from bitkey_dir.config import load_config
     from bitkey_dir.export import write_export
+    from bitkey_dir.interaction import current as interaction
     from bitkey_dir.sources.base import KeepsDeleted
     from bitkey_dir.sources.registry import open_sources
 
@@ -124,7 +124,7 @@ def export(
         found = opened.iter_keys(warnings.append)
         if include_deleted and isinstance(opened, KeepsDeleted):
             found = itertools.chain(found, opened.iter_deleted_keys(warnings.append))
-        keys = counted(counting(found), f"{opened.name}: keys exported")
+        keys = interaction().progress(counting(found), f"{opened.name}: keys exported")
         count = write_export(
             keys,
             output,

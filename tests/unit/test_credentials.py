@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir import credentials, keystore
+from bitkey_dir import credentials, interaction, keystore
+from bitkey_dir.cli.auth import read_for_login
+from bitkey_dir.cli.terminal import Terminal
 from bitkey_dir.config import load_config
 from bitkey_dir.credentials import Secret, Wanted
 from bitkey_dir.errors import AuthError, ConfigError, ExitCode, InputError
@@ -71,11 +74,13 @@ class Prompts:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No keystore from an earlier test, and no terminal unless a test says so (pytest's
-    captured stderr is not a terminal either)."""
+def _fresh_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No keystore from an earlier test, the command line's terminal interaction, and no
+    terminal behind it unless a test says so (pytest's captured stderr is not one either)."""
     monkeypatch.setattr(keystore, "_RUN", {})
     monkeypatch.setattr("sys.stdin", Stdin())
+    with interaction.using(Terminal()):
+        yield
 
 
 @pytest.fixture
@@ -294,7 +299,7 @@ def test_remember_without_a_keyring_says_so_and_goes_on(
 def read(data: bytes, monkeypatch: pytest.MonkeyPatch) -> Secret:
     stdin = Stdin(data)
     monkeypatch.setattr("sys.stdin", stdin)
-    return credentials.read_for_login(WANTED)
+    return read_for_login(WANTED)
 
 
 @pytest.mark.parametrize(
@@ -349,20 +354,20 @@ def test_read_for_login_refuses(monkeypatch: pytest.MonkeyPatch, data: bytes, me
 def test_read_for_login_reads_only_the_first_line(monkeypatch: pytest.MonkeyPatch) -> None:
     stdin = Stdin(b"first\nsecond\n")
     monkeypatch.setattr("sys.stdin", stdin)
-    assert credentials.read_for_login(WANTED).value == "first"
+    assert read_for_login(WANTED).value == "first"
     assert stdin.buffer.read() == b"second\n"
 
 
 def test_read_for_login_prompts_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     prompts, _ = terminal(monkeypatch, "Typed-8")
-    assert credentials.read_for_login(WANTED) == Secret("Typed-8", "prompt")
+    assert read_for_login(WANTED) == Secret("Typed-8", "prompt")
     assert prompts.asked == [f"The password of {USER} (corp): "]
 
 
 def test_read_for_login_nothing_typed_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     terminal(monkeypatch, "")
     with pytest.raises(InputError) as caught:
-        credentials.read_for_login(WANTED)
+        read_for_login(WANTED)
     assert caught.value.message == "no password typed: nothing stored"
     assert caught.value.exit_code == ExitCode.BAD_INPUT
 
@@ -373,7 +378,7 @@ def test_read_for_login_any_bytes_give_a_secret_or_input_error(data: bytes) -> N
     sys.stdin = Stdin(data)
     outcome: Secret | InputError
     try:
-        outcome = credentials.read_for_login(WANTED)
+        outcome = read_for_login(WANTED)
     except InputError as exc:  # anything else fails the test
         outcome = exc
     finally:
@@ -396,10 +401,10 @@ def test_read_for_login_keeps_a_printable_ascii_line_whole(line: str) -> None:
     sys.stdin = Stdin(line.encode() + b"\n")
     try:
         if line:
-            assert credentials.read_for_login(WANTED) == Secret(line, "stdin")
+            assert read_for_login(WANTED) == Secret(line, "stdin")
         else:
             with pytest.raises(InputError):
-                credentials.read_for_login(WANTED)
+                read_for_login(WANTED)
     finally:
         sys.stdin = saved
 

@@ -18,7 +18,8 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.testing.backend import BackendBasicTests
 
-from bitkey_dir import keystore
+from bitkey_dir import interaction, keystore
+from bitkey_dir.cli.terminal import Terminal
 from bitkey_dir.errors import AuthError, ExitCode
 from bitkey_dir.keystore import (
     SERVICE,
@@ -259,16 +260,32 @@ def test_notices_and_errors_never_contain_a_secret(unusable: str) -> None:
         assert "typed-Secret-42" not in text
 
 
-def test_default_notice_goes_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    keys = Keystore()
-    keys.get(ENTRY)
-    keys.get(ENTRY)
+def test_default_notice_goes_to_the_terminal_under_the_cli(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with interaction.using(Terminal()):
+        keys = Keystore()
+        keys.get(ENTRY)
+        keys.get(ENTRY)
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (
         f"notice: keyring not used: {FAIL_PROBLEM}; credentials are neither cached nor read "
         "from it, so you will be asked for them\n"
     )
+
+
+def test_default_notice_is_logged_not_printed_by_the_library(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    keys = Keystore()
+    keys.get(ENTRY)
+    keys.get(ENTRY)
+    assert capsys.readouterr() == ("", "")
+    assert [record.getMessage() for record in caplog.records if record.name == "bitkey_dir"] == [
+        f"keyring not used: {FAIL_PROBLEM}; credentials are neither cached nor read "
+        "from it, so you will be asked for them"
+    ]
 
 
 # -- a locked keyring -------------------------------------------------------------------------

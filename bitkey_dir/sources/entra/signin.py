@@ -7,14 +7,13 @@ an Entra source runs.
 from __future__ import annotations
 
 import hashlib
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from bitkey_dir import credentials, keystore
+from bitkey_dir import credentials, interaction, keystore
 from bitkey_dir.credentials import Secret, Wanted
 from bitkey_dir.env import CLIENT_SECRET_ENV
 from bitkey_dir.errors import AuthError, SourceError
@@ -158,9 +157,9 @@ class SignIn:
         if not fresh:
             loaded = self.cache_file().load()
             if loaded.problem:
-                sys.stderr.write(
-                    f"notice: the saved sign-in of {self.source} cannot be used "
-                    f"({loaded.problem}); signing in again\n"
+                interaction.current().notice(
+                    f"the saved sign-in of {self.source} cannot be used "
+                    f"({loaded.problem}); signing in again"
                 )
             if loaded.serialized:
                 try:
@@ -180,9 +179,9 @@ class SignIn:
         try:
             saved = self.cache_file().save(cache.serialize(), self._http_cache)
         except OSError as exc:
-            sys.stderr.write(
-                f"notice: cannot save the sign-in of {self.source} ({exc.strerror}); "
-                "you will sign in again next time\n"
+            interaction.current().notice(
+                f"cannot save the sign-in of {self.source} ({exc.strerror}); "
+                "you will sign in again next time"
             )
             saved = False
         if saved:
@@ -308,9 +307,7 @@ class SignIn:
         flow = app.initiate_device_flow(self.scopes)
         if "user_code" not in flow:
             raise _msal_error(flow, "starting the device-code sign-in")
-        # The instructions go to stderr: stdout carries results only.
-        sys.stderr.write(str(flow.get("message", "")) + "\n")
-        sys.stderr.flush()
+        interaction.current().instructions(str(flow.get("message", "")))
         return app.acquire_token_by_device_flow(flow)
 
     def drop_access_tokens(self) -> None:
