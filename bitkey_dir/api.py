@@ -1,20 +1,53 @@
-"""The library interface: look keys up without the command line.
+"""The library: find, export and audit without the command line, with the same policy.
 
->>> from bitkey_dir import find_keys
->>> result = find_keys(key_id="063EA4E1", sources=["examples/keys"])  # doctest: +SKIP
->>> [key.computer for key in result.keys]  # doctest: +SKIP
+These call the same operations as `bitkey-dir find`, `export` and `audit`: a revealed key
+or an export is recorded in the access trail first, ``require_reason`` is enforced the same
+way, and each result carries the exit code the command would have ended with. Nothing is
+printed and nobody is prompted unless an ``interaction`` that prompts is passed: notices go
+to the ``bitkey_dir`` logger.
+
+>>> from bitkey_dir import api
+>>> result = api.find_keys(key_id="063EA4E1", sources=["examples/keys"], reason="INC-4711")
+... # doctest: +SKIP
+>>> [str(key.key_id) for key in result.keys], int(result.exit_code)  # doctest: +SKIP
+(['063EA4E1-220C-4293-BA01-4754620A96E7'], 0)
+
+(README.md, "Using it from Python", has the same example, run by the test suite.)
+
+Bad input and refused policy raise :class:`~bitkey_dir.errors.BitkeyError` subclasses
+(``InputError`` for a bad Key ID or a missing required reason); a source that fails is
+reported in ``result.sources`` and ``result.exit_code``, so one failing directory never hides
+another's answer.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bitkey_dir.config import load_config
-from bitkey_dir.lookup import LookupResult
-from bitkey_dir.lookup import find_keys as _find
-from bitkey_dir.model import ComputerName, KeyId, Query
-from bitkey_dir.sources.registry import open_sources
+from bitkey_dir.interaction import QUIET, Interaction
+from bitkey_dir.ops.audit import AuditResult
+from bitkey_dir.ops.export import ExportResult, Format
+from bitkey_dir.ops.lookup import LookupResult
+from bitkey_dir.ops.run import Run
+
+__all__ = [
+    "AuditResult",
+    "ExportResult",
+    "LookupResult",
+    "audit_escrow",
+    "export_keys",
+    "find_keys",
+]
+
+
+def _run(config: Path | None, interaction: Interaction | None, call: str) -> Run:
+    from bitkey_dir.config import load_config
+
+    # The trail's "command": which program called which function.
+    caller = sys.argv[0] if sys.argv and sys.argv[0] else "python"
+    return Run(load_config(config), interaction or QUIET, (caller, f"bitkey_dir.api.{call}"))
 
 
 def find_keys(
@@ -24,15 +57,75 @@ def find_keys(
     sources: Sequence[str] = (),
     config: Path | None = None,
     include_deleted: bool = False,
+    reason: str | None = None,
+    identities: Sequence[Path] = (),
+    interaction: Interaction | None = None,
 ) -> LookupResult:
-    """Keys by Key ID (full or 8+ digit prefix) or computer name, from configured or given sources.
+    """Keys by Key ID (full or 8+ digit prefix) or computer name, from configured or given
+    sources (names, key file paths, ldaps:// URLs); default: the config's default sources.
 
-    Raises :class:`bitkey_dir.errors.InputError` for bad input or configuration; source
-    failures are reported in ``result.sources`` and ``result.exit_code``, not raised.
+    ``config`` is the config file (default: as the CLI finds it). ``identities`` decrypt
+    encrypted exports.
     """
+    from bitkey_dir.model import ComputerName, KeyId, Query
+    from bitkey_dir.ops import lookup
+
     query = Query(
         key_id=KeyId.parse(key_id) if key_id is not None else None,
         computer=ComputerName.parse(computer) if computer is not None else None,
         include_deleted=include_deleted,
     )
-    return _find(query, open_sources(load_config(config), list(sources)))
+    run = _run(config, interaction, "find_keys")
+    return lookup.find(run, query, sources, reason=reason, identities=identities)
+
+
+def export_keys(
+    *,
+    source: str,
+    output: Path,
+    fmt: Format = "json",
+    encrypt_to: Sequence[str] = (),
+    passphrase: str | None = None,
+    force: bool = False,
+    include_deleted: bool = False,
+    reason: str | None = None,
+    config: Path | None = None,
+    interaction: Interaction | None = None,
+) -> ExportResult:
+    """Every key of ``source`` to ``output`` (mode 0600, appears only when complete),
+    encrypted to age or SSH public keys (``encrypt_to``) or with ``passphrase``.
+
+    A source or file that fails is ``result.failure`` (nothing written); a key exported
+    without its password makes ``result.exit_code`` 3.
+    """
+    from bitkey_dir.ops import export
+
+    run = _run(config, interaction, "export_keys")
+    with run.active():
+        sealed = export.sealing(encrypt_to, passphrase)
+    return export.export(
+        run,
+        source,
+        Path(output),
+        fmt=fmt,
+        encryption=sealed,
+        force=force,
+        reason=reason,
+        include_deleted=include_deleted,
+    )
+
+
+def audit_escrow(
+    *,
+    sources: Sequence[str] = (),
+    stale_days: int | None = None,
+    fail_on_missing: bool = False,
+    config: Path | None = None,
+    interaction: Interaction | None = None,
+) -> AuditResult:
+    """Escrow coverage of directory sources: per computer, its keys and the newest one's date
+    (``result.coverage``); reads no password."""
+    from bitkey_dir.ops import audit
+
+    run = _run(config, interaction, "audit_escrow")
+    return audit.audit(run, sources, stale_days=stale_days, fail_on_missing=fail_on_missing)

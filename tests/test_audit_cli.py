@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bitkey_dir.audit import AUDIT_FIELDS, Escrow
 from bitkey_dir.cli.app import app
 from bitkey_dir.errors import SourceError
-from bitkey_dir.sources.base import Audits, Warn
+from bitkey_dir.render.escrow import AUDIT_FIELDS
+from bitkey_dir.sources.base import Audits, Escrow, Warn
 from tests.import_probe import imported_by
 
 from .conftest import EXAMPLES, ROOT
@@ -132,7 +132,7 @@ def test_audit_help_imports_no_directory_client() -> None:
     heavy, mine, stdout = imported_by("audit", "--help")
     assert heavy == []
     # The command's body imports the audit module and the sources; --help runs none of it.
-    assert "bitkey_dir.audit" not in mine
+    assert "bitkey_dir.coverage" not in mine
     assert not [m for m in mine if m.startswith("bitkey_dir.sources")]
     assert b"--stale-days" in stdout
 

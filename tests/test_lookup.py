@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from bitkey_dir.errors import AuthError, ExitCode, SourceError
-from bitkey_dir.lookup import find_keys
 from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.ops.lookup import ask_sources as find_keys
 from bitkey_dir.sources.base import Source, Warn
 
 P1 = RecoveryPassword.parse("531058-303050-716078-383614-460922-106975-083446-139161")

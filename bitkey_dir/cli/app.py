@@ -24,10 +24,10 @@ class _Group(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         from bitkey_dir import interaction
-        from bitkey_dir.cli.terminal import Terminal
+        from bitkey_dir.cli.terminal import TERMINAL
 
         try:
-            with interaction.using(Terminal()):
+            with interaction.using(TERMINAL):
                 return super().invoke(ctx)
         except BitkeyError as exc:
             fail(exc)

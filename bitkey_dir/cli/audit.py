@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bitkey_dir.cli.common import echo_chunks, error_line, state, stdout_is_terminal, warn
-from bitkey_dir.errors import BitkeyError, ExitCode, InputError
+from bitkey_dir.cli.common import echo_chunks, report, run_for, stdout_is_terminal
 
 
 class Format(StrEnum):
@@ -61,44 +60,18 @@ def audit(
     0 done, 1 a computer without a key (with --fail-on-missing), 2 bad input,
     3 sign-in or rights, 4 a source failed.
     """
-    from bitkey_dir import audit as escrow
-    from bitkey_dir.config import load_config
-    from bitkey_dir.interaction import current as interaction
-    from bitkey_dir.sources.base import Audits
-    from bitkey_dir.sources.registry import open_sources
+    from bitkey_dir.ops import audit as auditing
+    from bitkey_dir.render import escrow
 
-    config = load_config(state(ctx).config_path)
-    sources: list[Audits] = []
-    for opened in open_sources(config, source or []):
-        if not isinstance(opened, Audits):
-            raise InputError(
-                f"{opened.name}: only directory sources (ad, entra) can be audited; key "
-                "files know only the computers that have keys"
-            )
-        sources.append(opened)
-    result = escrow.Audit(stale_days=stale_days)
-    failures: list[ExitCode] = []
-    for auditable in sources:
-
-        def warned(message: str, name: str = auditable.name) -> None:
-            warn(f"{name}: {message}")
-
-        label = f"{auditable.name}: computers read"
-        try:
-            result.add(interaction().progress(auditable.iter_escrow(warned), label))
-        except BitkeyError as exc:
-            error_line(f"{auditable.name}: {exc.message}", exc.hint)
-            failures.append(exc.exit_code)
-        finally:
-            auditable.close()
+    result = auditing.audit(
+        run_for(ctx), source or [], stale_days=stale_days, fail_on_missing=fail_on_missing
+    )
+    report(result.warnings, result.sources)
     fmt = output_format.value if output_format else "table" if stdout_is_terminal() else "json"
     if fmt == "json":
-        echo_chunks(escrow.json_chunks(result))
+        echo_chunks(escrow.json_chunks(result.coverage))
     elif fmt == "csv":
-        echo_chunks(escrow.csv_chunks(result))
+        echo_chunks(escrow.csv_chunks(result.coverage))
     else:
-        typer.echo(escrow.render_table(result, show_ok=show_all), nl=False)
-    if failures:
-        raise typer.Exit(max(failures))
-    if fail_on_missing and result.missing:
-        raise typer.Exit(ExitCode.NOT_FOUND)
+        typer.echo(escrow.render_table(result.coverage, show_ok=show_all), nl=False)
+    raise typer.Exit(result.exit_code)

@@ -11,12 +11,11 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from bitkey_dir.errors import BitkeyError, InputError, SourceError
+from bitkey_dir.errors import BitkeyError
 
 if TYPE_CHECKING:
-    from bitkey_dir.config import Config
-
-REASON_MAX = 500
+    from bitkey_dir.ops.outcome import SourceStatus
+    from bitkey_dir.ops.run import Run
 
 
 @dataclass(frozen=True)
@@ -58,31 +57,23 @@ def echo_chunks(chunks: Iterable[str], size: int = 65536) -> None:
         typer.echo("".join(pending), nl=False)
 
 
-def check_reason(reason: str | None) -> None:
-    """--reason goes into the trail as one line: refuse anything else before any work."""
-    if reason is not None and (len(reason) > REASON_MAX or not reason.isprintable()):
-        raise InputError(f"--reason must be one printable line of at most {REASON_MAX} characters")
+def run_for(ctx: typer.Context) -> Run:
+    """The operation context of this command: its config, the terminal, and its command line
+    (which the access trail records)."""
+    from bitkey_dir.cli.terminal import TERMINAL
+    from bitkey_dir.config import load_config
+    from bitkey_dir.ops.run import Run
+
+    return Run(load_config(state(ctx).config_path), TERMINAL, tuple(sys.argv[1:]))
 
 
-def demand_reason(config: Config, reason: str | None, doing: str) -> None:
-    if config.require_reason and not (reason and reason.strip()):
-        raise InputError(
-            f"{config.path} requires a reason for {doing}: add --reason TEXT "
-            "(a ticket number, for example)"
-        )
-
-
-def record_in_trail(entries: list[dict[str, object]], *, strict: bool, refusing: str) -> None:
-    """Append to the access trail before anything is revealed; with require_reason
-    (``strict``) a trail that cannot be written stops the command, else it is a warning."""
-    from bitkey_dir import trail
-
-    try:
-        trail.append(entries)
-    except SourceError as exc:
-        if strict:
-            raise SourceError(f"{refusing}: {exc.message}") from None
-        warn(str(exc))
+def report(warnings: Iterable[str], statuses: Iterable[SourceStatus] = ()) -> None:
+    """Warnings, then one error line for each source that failed."""
+    for message in warnings:
+        warn(message)
+    for status in statuses:
+        if status.status != "ok":
+            error_line(f"{status.name}: {status.error}", status.hint)
 
 
 def stdout_is_terminal() -> bool:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bitkey_dir.cli.common import state
+from bitkey_dir.cli.common import run_for, state
 
 config_app = typer.Typer(help="Configuration file commands.", no_args_is_help=True)
 
@@ -27,31 +27,23 @@ def sources(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the configured sources, checking each one's settings."""
-    from bitkey_dir.config import load_config
-    from bitkey_dir.sources.registry import open_source
+    from dataclasses import asdict
 
-    config = load_config(state(ctx).config_path)
-    rows: list[dict[str, str | bool]] = []
-    for name, source_config in config.sources.items():
-        source = open_source(config, name)
-        rows.append(
-            {
-                "name": name,
-                "type": source_config.type,
-                "default": name in config.default_sources,
-                "where": source.describe(),
-            }
-        )
+    from bitkey_dir.ops.inventory import configured_sources
+
+    run = run_for(ctx)
+    rows = configured_sources(run)
     if as_json:
         import json
 
-        typer.echo(json.dumps({"config": str(config.path), "sources": rows}, indent=2))
+        document = {"config": str(run.config.path), "sources": [asdict(row) for row in rows]}
+        typer.echo(json.dumps(document, indent=2))
         return
     if not rows:
-        typer.echo(f"No sources configured in {config.path}.", err=True)
+        typer.echo(f"No sources configured in {run.config.path}.", err=True)
         return
-    width = max(len(str(row["name"])) for row in rows)
+    width = max(len(row.name) for row in rows)
     for row in rows:
-        mark = "*" if row["default"] else " "
-        typer.echo(f"{mark} {row['name']!s:<{width}}  {row['type']!s:<6} {row['where']}")
+        mark = "*" if row.default else " "
+        typer.echo(f"{mark} {row.name:<{width}}  {row.type:<6} {row.where}")
     typer.echo("(* = searched when find has no --source)", err=True)

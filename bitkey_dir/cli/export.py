@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
-import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from bitkey_dir.cli.common import (
-    check_reason,
-    demand_reason,
-    error_line,
-    record_in_trail,
-    state,
-    warn,
-)
-from bitkey_dir.errors import ExitCode, InputError
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from bitkey_dir.export import Encryption
-    from bitkey_dir.model import RecoveryKey
+from bitkey_dir.cli.common import error_line, report, run_for, warn
+from bitkey_dir.errors import InputError
 
 
 class Format(StrEnum):
@@ -74,111 +59,53 @@ def export(
     line per export. Exit codes: 0 written, 2 bad input, 3 sign-in or rights, 4 the source
     or the trail failed (nothing written).
     """
-    from bitkey_dir import trail
-    from bitkey_dir.config import load_config
-    from bitkey_dir.export import write_export
-    from bitkey_dir.interaction import current as interaction
-    from bitkey_dir.sources.base import KeepsDeleted
-    from bitkey_dir.sources.registry import open_sources
+    from bitkey_dir.ops import export as exporting
+    from bitkey_dir.ops import policy
 
-    check_reason(reason)
+    policy.check_reason(reason)
     if encrypt_to and passphrase:
         raise InputError("give --encrypt-to or --passphrase, not both")
     if output.exists() and not force:
         raise InputError(f"{output} exists: give --force to replace it")
-    protection = _protection(encrypt_to or [], passphrase)
-    config = load_config(state(ctx).config_path)
-    demand_reason(config, reason, "exporting keys")
-    (opened,) = open_sources(config, [source])
-    _refuse_reading_own_output(opened, output)
-    if include_deleted and not isinstance(opened, KeepsDeleted):
-        opened.close()
-        raise InputError(
-            f"--include-deleted: {opened.name} keeps no keys of deleted computers (only "
-            "Active Directory sources do)"
-        )
-    warnings: list[str] = []
-    unreadable = [0]
-
-    def counting(keys: Iterator[RecoveryKey]) -> Iterator[RecoveryKey]:
-        for key in keys:
-            if key.recovery_password is None:
-                unreadable[0] += 1
-            yield key
-
-    sealed = "age recipients" if encrypt_to else "age passphrase" if passphrase else "none"
-
-    def record(count: int) -> None:
-        entry = trail.export_entry(
-            opened.name,
-            getattr(opened, "principal", None),
-            count,
-            output.expanduser().resolve(),
-            sealed,
-            reason,
-            sys.argv[1:],
-        )
-        record_in_trail([entry], strict=config.require_reason, refusing="not writing the export")
-
-    try:
-        found = opened.iter_keys(warnings.append)
-        if include_deleted and isinstance(opened, KeepsDeleted):
-            found = itertools.chain(found, opened.iter_deleted_keys(warnings.append))
-        keys = interaction().progress(counting(found), f"{opened.name}: keys exported")
-        count = write_export(
-            keys,
-            output,
-            fmt=output_format.value,
-            source=opened.name,
-            encryption=protection,
-            force=force,
-            before_commit=record,
-        )
-    finally:
-        opened.close()
-        for message in warnings:
-            warn(f"{opened.name}: {message}")
-    kind = "age-encrypted " if protection else ""
-    typer.echo(f"{count} keys from {opened.name} written to {output} ({kind}{output_format.value})")
-    if not protection:
+    # Asked for before the directory is: a typo in the passphrase costs no directory work.
+    sealed = exporting.sealing(encrypt_to or [], _passphrase() if passphrase else None)
+    result = exporting.export(
+        run_for(ctx),
+        source,
+        output,
+        fmt=output_format.value,
+        encryption=sealed,
+        force=force,
+        reason=reason,
+        include_deleted=include_deleted,
+    )
+    if result.trail_problem:
+        warn(result.trail_problem)
+    report(result.warnings)
+    if result.failure is not None:
+        raise result.failure
+    kind = "age-encrypted " if result.encrypted else ""
+    typer.echo(
+        f"{result.keys} keys from {result.source} written to {output} ({kind}{result.format})"
+    )
+    if not result.encrypted:
         warn(f"{output} holds recovery passwords in clear text: keep it somewhere safe")
-    if unreadable[0]:
+    if result.unreadable:
         # A backup that lacks passwords fails when it is needed: say so, and exit non-zero.
         error_line(
-            f"{unreadable[0]} of {count} keys were exported WITHOUT their recovery password: "
-            f"the account used for {opened.name} may not read them (AD: Read and Control "
-            "Access on msFVE-RecoveryPassword; Entra ID: BitlockerKey.Read.All)"
+            f"{result.unreadable} of {result.keys} keys were exported WITHOUT their recovery "
+            f"password: the account used for {result.source} may not read them "
+            f"({exporting.RIGHTS_TO_READ})"
         )
-        raise typer.Exit(ExitCode.AUTH)
+    raise typer.Exit(result.exit_code)
 
 
-def _protection(encrypt_to: list[str], passphrase: bool) -> Encryption | None:
+def _passphrase() -> str:
     from bitkey_dir import encryption
-    from bitkey_dir.export import Encryption
 
-    if encrypt_to:
-        return Encryption(recipients=tuple(encryption.parse_recipient(r) for r in encrypt_to))
-    if not passphrase:
-        return None
     secret = encryption.passphrase_from_env_or_prompt(confirm=True)
     if not secret:
         raise InputError(
             f"--passphrase: set {encryption.PASSPHRASE_ENV}, or run on a terminal to type it"
         )
-    return Encryption(passphrase=secret)
-
-
-def _refuse_reading_own_output(source: object, output: Path) -> None:
-    """A file source must not read the export being written (or the one it replaces)."""
-    from bitkey_dir.sources.files.source import FileSource
-
-    if not isinstance(source, FileSource):
-        return
-    target = output.expanduser().resolve()
-    for path in source.paths:
-        root = path.expanduser().resolve()
-        if target == root or target.is_relative_to(root):
-            raise InputError(
-                f"{output} is inside {path}, which {source.name} reads: write the export "
-                "somewhere else"
-            )
+    return secret

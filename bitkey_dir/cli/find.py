@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from bitkey_dir.cli.common import (
-    check_reason,
-    demand_reason,
-    error_line,
-    record_in_trail,
-    state,
-    stdout_is_terminal,
-    use_color,
-    warn,
-)
+from bitkey_dir.cli.common import report, run_for, stdout_is_terminal, use_color, warn
 from bitkey_dir.errors import InputError
-
-if TYPE_CHECKING:
-    pass
 
 
 class Format(StrEnum):
@@ -91,48 +78,30 @@ def find(
     4 a source failed (and nothing was found).
     """
     # Parsing happens before any source is touched, so bad input costs nothing and says why.
-    from bitkey_dir import trail
-    from bitkey_dir.config import load_config
-    from bitkey_dir.lookup import find_keys
     from bitkey_dir.model import ComputerName, KeyId, Query
-    from bitkey_dir.output import render, summary
-    from bitkey_dir.sources.registry import open_sources
+    from bitkey_dir.ops import lookup, policy
+    from bitkey_dir.render.keys import render, summary
 
     if (key_id is None) == (computer is None):
         raise InputError(
             "give exactly one of --key-id ID and --computer NAME",
             hint="bitkey-dir find --key-id 063EA4E1",
         )
-    check_reason(reason)
+    policy.check_reason(reason)
     query = Query(
         key_id=KeyId.parse(key_id) if key_id is not None else None,
         computer=ComputerName.parse(computer) if computer is not None else None,
         include_deleted=include_deleted,
     )
-    config = load_config(state(ctx).config_path)
-    demand_reason(config, reason, "revealing a key")
-    sources = open_sources(config, source or [])
-    if identity:
-        from bitkey_dir.sources.files.source import with_identities
-
-        sources = [with_identities(opened, identity) for opened in sources]
-    result = find_keys(query, sources)
-    principals = {opened.name: getattr(opened, "principal", None) for opened in sources}
-    # Written before any key is shown.
-    record_in_trail(
-        trail.entries_for(result.keys, reason, sys.argv[1:], principals),
-        strict=config.require_reason,
-        refusing="not revealing keys",
+    result = lookup.find(
+        run_for(ctx), query, source or [], reason=reason, identities=identity or []
     )
-
+    if result.trail_problem:
+        warn(result.trail_problem)
     default = "table" if stdout_is_terminal() else "json"
     fmt = output_format.value if output_format else default
-    text = render(result, fmt, color=use_color())
-    for message in result.warnings:
-        warn(message)
-    for status in result.sources:
-        if status.status != "ok":
-            error_line(f"{status.name}: {status.error}")
+    text = render(result, fmt, style=typer.style if use_color() else None)
+    report(result.warnings, result.sources)
     typer.echo(text, nl=False)
     if fmt == "table":
         typer.echo(summary(result))

@@ -57,3 +57,6 @@ class Terminal:
         finally:
             sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
+
+
+TERMINAL = Terminal()

@@ -1,17 +1,24 @@
 """The contract every source implements, whether built in or a third-party plugin.
 
-A source is built from its ``[sources.NAME]`` settings (``from_settings``), answers queries,
+docs/SOURCES.md explains it for plugin authors; ``bitkey_dir.testing`` checks it. In short:
+a source is built from its ``[sources.NAME]`` settings (``from_settings``), answers queries,
 and reports recoverable problems through ``warn`` instead of raising, so that one bad file or
 one odd object never hides the keys that were found. Failures that make the answer
-untrustworthy raise :class:`~bitkey_dir.errors.AuthError` or
-:class:`~bitkey_dir.errors.SourceError`.
+untrustworthy raise :class:`~bitkey_dir.errors.AuthError` (sign-in, rights: exit 3) or
+:class:`~bitkey_dir.errors.SourceError` (unreachable, failing: exit 4); bad settings raise
+:class:`~bitkey_dir.errors.ConfigError` from ``from_settings``.
+
+Operations may ask several sources at once, each from its own thread, but never one source
+from two threads: a source needs no locks of its own. ``close()`` is called once when an
+operation is done with the source, also after a failure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -34,9 +41,71 @@ class Escrow:
     group: str  # what the summary adds up by: the OU, or the operating system
 
 
+@dataclass(frozen=True)
+class TokenStatus:
+    """A saved sign-in (tokens) as `auth status` shows it: never a token itself."""
+
+    saved: bool
+    accounts: tuple[str, ...] = ()
+    access_token_expires: datetime | None = None
+    refresh_token: bool = False
+    summary: str | None = None
+    problem: str | None = None  # why a saved sign-in cannot be used
+
+    def to_record(self) -> dict[str, object]:
+        record: dict[str, object] = {"saved": self.saved}
+        if self.saved:
+            expires = self.access_token_expires
+            record.update(
+                {
+                    "accounts": list(self.accounts),
+                    "access_token_expires": (
+                        expires.isoformat(timespec="seconds") if expires else None
+                    ),
+                    "refresh_token": self.refresh_token,
+                    "summary": self.summary,
+                }
+            )
+        elif self.problem:
+            record["problem"] = self.problem
+        return record
+
+
+@dataclass(frozen=True)
+class AuthStatus:
+    """What a source keeps for signing in, for `auth status`: never a secret.
+
+    ``secret`` names the kind of secret ("password", "client secret") or is None when the
+    source has none (Kerberos, device code); ``stored`` is None when that cannot be known (no
+    usable keyring) or nothing is stored; ``environment`` is None when no environment variable
+    can stand in for the secret.
+    """
+
+    account: str | None = None
+    secret: str | None = None
+    stored: bool | None = None
+    environment: bool | None = None
+    tokens: TokenStatus | None = None
+
+    def to_record(self) -> dict[str, object]:
+        record: dict[str, object] = {
+            "account": self.account,
+            "secret": self.secret,
+            "stored": self.stored,
+        }
+        if self.environment is not None:
+            record["environment"] = self.environment
+        record["tokens"] = self.tokens.to_record() if self.tokens is not None else None
+        return record
+
+
 @runtime_checkable
 class Source(Protocol):
-    """A place where recovery keys are escrowed."""
+    """A place where recovery keys are escrowed.
+
+    Optional: a ``principal`` attribute or property, the directory account the source reads
+    keys as (``str | None``); the access trail records it next to each revealed key.
+    """
 
     @property
     def name(self) -> str:
@@ -44,21 +113,21 @@ class Source(Protocol):
         ...
 
     def find(self, query: Query, warn: Warn) -> Iterable[RecoveryKey]:
-        """Keys answering ``query`` (by Key ID or prefix, or by computer name)."""
+        """Keys answering ``query`` (``query.matches(key)`` is true for each): by full Key
+        ID or 8+ digit prefix, or by computer name (exact or with ``*``). Keys of deleted
+        computers only when ``query.include_deleted``. An empty answer means "not here"."""
         ...
 
     def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
-        """Every key, streamed; used for exports."""
+        """Every key, streamed (exports hold millions): each key once, and may stop early."""
         ...
-
-    # Optional: ``principal``, the directory account a source reads keys as (for the trail).
 
     def describe(self) -> str:
         """One line for `bitkey-dir sources`: where the keys come from, never a secret."""
         ...
 
     def close(self) -> None:
-        """Release connections; called once when the lookup ends."""
+        """Release connections; called once when the operation is done with the source."""
         ...
 
 
@@ -79,7 +148,7 @@ class SignsIn(Protocol):
         """Remove everything stored for this source; what was removed."""
         ...
 
-    def auth_status(self) -> dict[str, object]:
+    def auth_status(self) -> AuthStatus:
         """What is stored (account, secret, tokens and their expiry), never a secret."""
         ...
 
@@ -101,10 +170,28 @@ class Audits(Protocol):
     def name(self) -> str: ...
 
     def iter_escrow(self, warn: Warn) -> Iterator[Escrow]:
-        """Every computer with its key count and newest key date; never a password."""
+        """Every computer once, with its key count and newest key date; never a password."""
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Decrypts(Protocol):
+    """Optional: a source that reads encrypted exports (``find --identity``)."""
+
+    def with_identities(self, identities: Sequence[Path]) -> Source:
+        """The same source, also trying these age or SSH identity files."""
+        ...
+
+
+@runtime_checkable
+class ReadsFiles(Protocol):
+    """Optional: a source that reads files, so an export never writes where it reads."""
+
+    def folder_holding(self, path: Path) -> Path | None:
+        """The file or folder this source reads that is or holds ``path``, else None."""
+        ...
 
 
 class SourceFactory(Protocol):

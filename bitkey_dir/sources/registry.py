@@ -95,7 +95,4 @@ def open_sources(config: Config, specs: list[str]) -> list[Source]:
             f"{config.path} ([defaults] sources = [...])"
         )
     unique = list(dict.fromkeys(chosen))
-    from bitkey_dir import keystore
-
-    keystore.begin_run(allow_plaintext=config.allow_plaintext_keyring)
     return [open_source(config, spec) for spec in unique]

@@ -17,19 +17,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir.audit import (
+from bitkey_dir.coverage import STATUSES, status_of
+from bitkey_dir.coverage import Coverage as Audit
+from bitkey_dir.errors import SourceError
+from bitkey_dir.render.escrow import (
     AUDIT_FIELDS,
-    STATUSES,
-    Audit,
-    Escrow,
     csv_chunks,
     json_chunks,
     render_csv,
     render_json,
     render_table,
-    status_of,
 )
-from bitkey_dir.errors import SourceError
+from bitkey_dir.sources.base import Escrow
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 CUT_OFF = NOW - timedelta(days=30)

@@ -33,7 +33,7 @@ from bitkey_dir import __version__
 from bitkey_dir.cli.app import app
 from bitkey_dir.encryption import AGE_BINARY, PASSPHRASE_ENV, parse_recipient, uses_passphrase
 from bitkey_dir.errors import AuthError, InputError, SourceError
-from bitkey_dir.export import Encryption, write_export
+from bitkey_dir.export_file import Encryption, write_export
 from bitkey_dir.model import VOLUME_TYPES, KeyId, RecoveryKey, RecoveryPassword
 from bitkey_dir.records import KEY_FIELDS, key_json, to_record
 from bitkey_dir.sources.files.source import FileSource
@@ -268,7 +268,7 @@ def test_a_csv_export_has_the_documented_columns(tmp_path: Path) -> None:
 def test_an_empty_source_is_an_empty_export_that_reads_back(tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "out" / f"keys.{fmt}"
     out.parent.mkdir()
-    assert write_export(iter(()), out, fmt=fmt, source="none") == 0
+    assert write_export(iter(()), out, fmt=fmt, source="none").keys == 0
     assert read_back(out) == []
     if fmt == "json":
         assert json.loads(out.read_text())["keys"] == []
@@ -278,7 +278,9 @@ def test_the_file_is_0600_whatever_the_umask(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
         out = tmp_path / "keys.json"
-        assert write_export(iter(EXAMPLE_KEYS), out, fmt="json", source="s") == len(EXAMPLE_KEYS)
+        assert write_export(iter(EXAMPLE_KEYS), out, fmt="json", source="s").keys == len(
+            EXAMPLE_KEYS
+        )
     finally:
         os.umask(old)
     assert mode(out) == 0o600
@@ -693,7 +695,7 @@ def test_export_needs_an_output() -> None:
 def test_export_help_imports_no_directory_client_and_no_pyrage() -> None:
     heavy, mine, stdout = imported_by("export", "--help")
     assert heavy == []
-    assert "bitkey_dir.export" not in mine
+    assert "bitkey_dir.export_file" not in mine
     assert "bitkey_dir.encryption" not in mine
     assert not [m for m in mine if m.startswith("bitkey_dir.sources")]
     assert b"--encrypt-to" in stdout
@@ -783,7 +785,7 @@ KEY_LISTS = st.lists(recovery_keys(), max_size=12, unique_by=lambda k: k.key_id)
 def test_random_keys_read_back_identical(keys: list[RecoveryKey], fmt: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / f"keys.{fmt}"
-        assert write_export(keys, out, fmt=fmt, source="random") == len(keys)
+        assert write_export(keys, out, fmt=fmt, source="random").keys == len(keys)
         got = read_back(out)
         assert files_in(Path(folder)) == [out.name]
     expected = [

@@ -14,8 +14,8 @@ import pytest
 
 from bitkey_dir.config import Settings
 from bitkey_dir.errors import ConfigError, SourceError
-from bitkey_dir.lookup import find_keys
 from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.ops.lookup import ask_sources as find_keys
 from bitkey_dir.sources.files.parsers import parse_bytes
 from bitkey_dir.sources.files.source import DEFAULT_MAX_FILE_SIZE, FileSource
 from tests.unit.helpers import (

@@ -51,7 +51,7 @@ from bitkey_dir.sources.ad.names import (
 )
 from bitkey_dir.sources.ad.search import Control, Entry, Scope, paged_search
 from bitkey_dir.sources.ad.servers import ServerUrl
-from bitkey_dir.sources.base import Escrow, Warn
+from bitkey_dir.sources.base import AuthStatus, Escrow, Warn
 
 if TYPE_CHECKING:
     from ldap3 import Connection
@@ -178,18 +178,17 @@ class ADSource:
         wanted = self.connector.wanted
         return [wanted.label] if keystore.current().delete(wanted.entry) else []
 
-    def auth_status(self) -> dict[str, object]:
+    def auth_status(self) -> AuthStatus:
         from bitkey_dir import keystore
 
         if self.connector.auth == "kerberos":
-            return {"account": self.principal, "secret": None, "stored": None, "tokens": None}
-        return {
-            "account": self.connector.user,
-            "secret": "password",
-            "stored": keystore.current().has(self.connector.wanted.entry),
-            "environment": bool(os.environ.get(PASSWORD_ENV)),
-            "tokens": None,
-        }
+            return AuthStatus(account=self.principal)
+        return AuthStatus(
+            account=self.connector.user,
+            secret="password",  # noqa: S106 - what kind of secret, not one
+            stored=keystore.current().has(self.connector.wanted.entry),
+            environment=bool(os.environ.get(PASSWORD_ENV)),
+        )
 
     # -- searching ----------------------------------------------------------------------
 

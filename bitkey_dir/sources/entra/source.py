@@ -32,7 +32,7 @@ from bitkey_dir.config import Settings
 from bitkey_dir.credentials import Secret, Wanted
 from bitkey_dir.errors import BitkeyError, InputError
 from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
-from bitkey_dir.sources.base import Escrow, Warn
+from bitkey_dir.sources.base import AuthStatus, Escrow, TokenStatus, Warn
 from bitkey_dir.sources.entra.odata import (
     KEY_ID_SHAPE,
     device_filter,
@@ -118,7 +118,7 @@ class EntraSource:
     def logout(self) -> list[str]:
         return self.sign_in.forget()
 
-    def auth_status(self) -> dict[str, object]:
+    def auth_status(self) -> AuthStatus:
         from bitkey_dir import keystore
         from bitkey_dir.env import CLIENT_SECRET_ENV
         from bitkey_dir.sources.entra.token_cache import summarize
@@ -126,24 +126,20 @@ class EntraSource:
         cache = self.sign_in.cache_file()
         loaded = cache.load() if cache.exists() else None
         summary = summarize(loaded.serialized) if loaded and loaded.serialized else None
-        wanted = self.sign_in.wanted
-        tokens: dict[str, object] = {"saved": summary is not None}
         if summary is not None:
             expires = summary.access_token_expires
-            tokens.update(
-                {
-                    "accounts": list(summary.accounts),
-                    "access_token_expires": (
-                        datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds")
-                        if expires is not None
-                        else None
-                    ),
-                    "refresh_token": summary.refresh_tokens > 0,
-                    "summary": summary.describe(),
-                }
+            tokens = TokenStatus(
+                saved=True,
+                accounts=summary.accounts,
+                access_token_expires=(
+                    datetime.fromtimestamp(expires, UTC) if expires is not None else None
+                ),
+                refresh_token=summary.refresh_tokens > 0,
+                summary=summary.describe(),
             )
-        elif loaded is not None and loaded.problem:
-            tokens["problem"] = loaded.problem
+        else:
+            tokens = TokenStatus(saved=False, problem=loaded.problem if loaded else None)
+        wanted = self.sign_in.wanted
         account = (
             summary.accounts[0]
             if summary and summary.accounts
@@ -151,13 +147,13 @@ class EntraSource:
             if self.sign_in.auth in APP_AUTH
             else None
         )
-        return {
-            "account": account,
-            "secret": "client secret" if wanted else None,
-            "stored": keystore.current().has(wanted.entry) if wanted else None,
-            "environment": bool(wanted and os.environ.get(CLIENT_SECRET_ENV)),
-            "tokens": tokens,
-        }
+        return AuthStatus(
+            account=account,
+            secret="client secret" if wanted else None,
+            stored=keystore.current().has(wanted.entry) if wanted else None,
+            environment=bool(wanted and os.environ.get(CLIENT_SECRET_ENV)),
+            tokens=tokens,
+        )
 
     # -- running the async SDK from synchronous callers ---------------------------------
 

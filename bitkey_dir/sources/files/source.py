@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Final
@@ -37,7 +37,7 @@ from bitkey_dir.config import Settings
 from bitkey_dir.encryption import is_encrypted
 from bitkey_dir.errors import AuthError, SourceError
 from bitkey_dir.model import Query, RecoveryKey
-from bitkey_dir.sources.base import Source, Warn
+from bitkey_dir.sources.base import Warn
 from bitkey_dir.sources.files.parsers import NotText, Parsed, parse_bytes
 
 DEFAULT_MAX_FILE_SIZE: Final = 64 * 1024 * 1024
@@ -79,6 +79,19 @@ class FileSource:
 
     def describe(self) -> str:
         return ", ".join(str(p) for p in self.paths)
+
+    def with_identities(self, identities: Sequence[Path]) -> FileSource:
+        """``find --identity``: also try these keys on encrypted exports."""
+        return replace(self, identity_files=(*self.identity_files, *identities))
+
+    def folder_holding(self, path: Path) -> Path | None:
+        """The configured file or folder that is or holds ``path``, else None."""
+        target = path.expanduser().resolve()
+        for root in self.paths:
+            folder = root.expanduser().resolve()
+            if target == folder or target.is_relative_to(folder):
+                return root
+        return None
 
     def close(self) -> None:
         """Nothing stays open between files."""
@@ -236,13 +249,6 @@ class FileSource:
                     warn(f"{entry.path}: skipped, not a regular file")
             except OSError as exc:
                 warn(f"{entry.path}: skipped, cannot read it ({exc.strerror})")
-
-
-def with_identities(source: Source, identities: list[Path]) -> Source:
-    """``find --identity``: file sources also try these keys on encrypted exports."""
-    if isinstance(source, FileSource):
-        return replace(source, identity_files=(*source.identity_files, *identities))
-    return source
 
 
 def _is_bek(path: str) -> bool:

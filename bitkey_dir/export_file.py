@@ -29,12 +29,32 @@ class Encryption:
     recipients: tuple[Any, ...] = ()  # pyrage recipients
     passphrase: str | None = None
 
+    @property
+    def label(self) -> str:
+        """How the file is sealed, for the access trail."""
+        return "age recipients" if self.recipients else "age passphrase"
+
     def __repr__(self) -> str:  # the passphrase must never show
         shown = "set" if self.passphrase else "none"
         return f"Encryption(recipients={len(self.recipients)}, passphrase={shown})"
 
 
-def _json_chunks(keys: Iterable[RecoveryKey], source: str, counter: list[int]) -> Iterator[bytes]:
+@dataclass
+class Tally:
+    """Keys written so far, and how many of them lack their recovery password."""
+
+    keys: int = 0
+    unreadable: int = 0
+
+    def counting(self, keys: Iterable[RecoveryKey]) -> Iterator[RecoveryKey]:
+        for key in keys:
+            self.keys += 1
+            if key.recovery_password is None:
+                self.unreadable += 1
+            yield key
+
+
+def _json_chunks(keys: Iterable[RecoveryKey], source: str) -> Iterator[bytes]:
     # One record per line inside a JSON document: valid JSON, yet it streams.
     exported = datetime.now(UTC).isoformat(timespec="seconds")
     yield (
@@ -47,17 +67,15 @@ def _json_chunks(keys: Iterable[RecoveryKey], source: str, counter: list[int]) -
         line = key_json(key)
         yield ((b"" if first else b",\n") + line.encode())
         first = False
-        counter[0] += 1
     yield b"\n]}\n"
 
 
-def _csv_chunks(keys: Iterable[RecoveryKey], counter: list[int]) -> Iterator[bytes]:
+def _csv_chunks(keys: Iterable[RecoveryKey]) -> Iterator[bytes]:
     rows = [csv_line(KEY_FIELDS)]
     size = 0
     for key in keys:
         rows.append(key_csv_row(key))
         size += len(rows[-1])
-        counter[0] += 1
         if size > 65536:
             yield "".join(rows).encode()
             rows, size = [], 0
@@ -103,8 +121,8 @@ def write_export(
     encryption: Encryption | None = None,
     force: bool = False,
     before_commit: Callable[[int], None] | None = None,
-) -> int:
-    """Write the export and return how many keys it holds.
+) -> Tally:
+    """Write the export; say how many keys it holds, and how many without their password.
 
     ``before_commit`` gets the count once every key is written, before the file is renamed
     into place; if it raises, no file appears (the access trail is written there).
@@ -113,16 +131,17 @@ def write_export(
         raise InputError(f"{target} exists: give --force to replace it")
     if target.is_dir():
         raise InputError(f"{target} is a folder: give a file name")
-    counter = [0]
-    chunks = _json_chunks(keys, source, counter) if fmt == "json" else _csv_chunks(keys, counter)
+    tally = Tally()
+    counted = tally.counting(keys)
+    chunks = _json_chunks(counted, source) if fmt == "json" else _csv_chunks(counted)
     try:
         with private_replacement(target) as handle:
             _write(chunks, handle, encryption)
             if before_commit is not None:
-                before_commit(counter[0])
+                before_commit(tally.keys)
     except OSError as exc:  # no permission, no space: nothing was left behind
         raise InputError(f"cannot write {target} ({exc.strerror or type(exc).__name__})") from None
-    return counter[0]
+    return tally
 
 
 def _write(chunks: Iterator[bytes], handle: IO[bytes], encryption: Encryption | None) -> None:

@@ -11,8 +11,8 @@ import json
 from collections.abc import Callable
 from typing import Final
 
-from bitkey_dir.lookup import LookupResult
 from bitkey_dir.model import RecoveryKey
+from bitkey_dir.ops.lookup import LookupResult
 from bitkey_dir.records import KEY_FIELDS, csv_line, key_csv_row, to_record
 
 FORMATS: Final = ("table", "json", "csv", "key", "phone")
@@ -136,14 +136,10 @@ def ambiguity(result: LookupResult) -> str:
     )
 
 
-def render(result: LookupResult, fmt: str, *, color: bool = False) -> str:
-    """The result in one of FORMATS; ``color`` adds terminal emphasis to the table."""
+def render(result: LookupResult, fmt: str, *, style: Style | None = None) -> str:
+    """The result in one of FORMATS; ``style`` (click's, say) adds emphasis to the table."""
     if fmt == "table":
-        if color:
-            import typer
-
-            return render_table(result, typer.style)
-        return render_table(result)
+        return render_table(result, style or _plain)
     return _RENDERERS[fmt](result)
 
 

@@ -1,22 +1,20 @@
 """Escrow coverage: which computers have a recovery key in the directory, and how recent.
 
-Sources report one :class:`Escrow` per computer (without reading any password); this module
-gives each a status, sums them up per OU or operating system, and renders the result.
+Sources report one :class:`~bitkey_dir.sources.base.Escrow` per computer (without reading any
+password); this module gives each a status and sums them up per OU or operating system.
+Pure code: the audit operation feeds it, the renderers read it.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from bitkey_dir.records import csv_line
 from bitkey_dir.sources.base import Escrow
 
 STATUSES: Final = ("missing", "stale", "ok")  # worst first: the order of the report
-AUDIT_FIELDS: Final = ("source", "computer", "location", "keys", "newest", "status")
 
 
 def status_of(escrow: Escrow, stale_before: datetime | None) -> str:
@@ -67,7 +65,7 @@ class Group:
 
 
 @dataclass
-class Audit:
+class Coverage:
     """Computers with their status, and totals per group; fed one computer at a time."""
 
     stale_days: int | None = None
@@ -144,81 +142,3 @@ class Audit:
                 )
             ],
         }
-
-
-def _record(escrow: Escrow, status: str) -> dict[str, object]:
-    return {
-        "source": escrow.source,
-        "computer": escrow.computer,
-        "location": escrow.location,
-        "keys": escrow.keys,
-        "newest": escrow.newest.isoformat() if escrow.newest else None,
-        "status": status,
-    }
-
-
-def render_json(audit: Audit) -> str:
-    return "".join(json_chunks(audit))
-
-
-def json_chunks(audit: Audit) -> Iterator[str]:
-    """The JSON document in pieces, one computer a line: at 10,000 computers the document
-    built whole took three times the memory of the audit itself."""
-    yield '{\n  "computers": [\n'
-    separator = "    "
-    for escrow, status in audit.ordered():
-        yield separator + json.dumps(_record(escrow, status), ensure_ascii=False)
-        separator = ",\n    "
-    summary = json.dumps(audit.summary(), indent=2, ensure_ascii=False).replace("\n", "\n  ")
-    yield ("\n  ],\n" if audit.rows else "],\n") + f'  "summary": {summary}\n}}\n'
-
-
-def render_csv(audit: Audit) -> str:
-    return "".join(csv_chunks(audit))
-
-
-def csv_chunks(audit: Audit) -> Iterator[str]:
-    yield csv_line(AUDIT_FIELDS)
-    for escrow, status in audit.ordered():
-        record = _record(escrow, status)
-        record["computer"] = _no_formula(str(record["computer"]))
-        record["location"] = _no_formula(str(record["location"] or ""))
-        yield csv_line(record[name] for name in AUDIT_FIELDS)
-
-
-def _no_formula(text: str) -> str:
-    """Spreadsheets run cells starting with = + - @ as formulas; a directory name must not.
-
-    >>> _no_formula("=HYPERLINK(1)"), _no_formula("PC-01")
-    ("'=HYPERLINK(1)", 'PC-01')
-    """
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def render_table(audit: Audit, *, show_ok: bool = False) -> str:
-    """Problems first, one line each; every computer with ``show_ok``; then the totals."""
-    rows = [row for row in audit.ordered() if show_ok or row[1] != "ok"]
-    lines = []
-    if rows:
-        width = max(len(escrow.computer) for escrow, _ in rows)
-        width = min(max(width, len("COMPUTER")), 40)
-        lines.append(f"{'STATUS':<8} {'COMPUTER':<{width}} {'KEYS':>4}  {'NEWEST':<10}  LOCATION")
-        for escrow, status in rows:
-            newest = escrow.newest.date().isoformat() if escrow.newest else "-"
-            lines.append(
-                f"{status:<8} {escrow.computer:<{width}} {escrow.keys:>4}  {newest:<10}  "
-                f"{escrow.location or '-'}"
-            )
-        lines.append("")
-    summary = audit.summary()
-    stale = f", {summary['stale']} stale" if audit.stale_days is not None else ""
-    lines.append(
-        f"{summary['computers']} computers: {summary['ok']} ok{stale}, "
-        f"{summary['missing']} without a key ({summary['coverage']}% escrowed)"
-    )
-    for group in summary["groups"]:  # type: ignore[attr-defined]
-        lines.append(
-            f"  {group['coverage']:>5}%  {group['computers']:>6} computers  "
-            f"{group['missing']:>5} missing  {group['source']}: {group['group']}"
-        )
-    return "\n".join(lines) + "\n"

@@ -1,0 +1,144 @@
+"""Export: every key of one source to one file, for the day the directory itself is down.
+
+The file appears only when complete (export_file.py); the access trail gets one line for the
+whole export, written before the file appears, so a trail that cannot be written (with
+``require_reason``) means no file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from bitkey_dir import trail
+from bitkey_dir.errors import BitkeyError, ExitCode, InputError
+from bitkey_dir.export_file import Encryption, write_export
+from bitkey_dir.model import RecoveryKey
+from bitkey_dir.ops import policy
+from bitkey_dir.ops.outcome import SourceStatus, exit_code
+from bitkey_dir.ops.run import Run
+from bitkey_dir.sources.base import KeepsDeleted, ReadsFiles
+
+Format = Literal["json", "csv"]
+RIGHTS_TO_READ = (
+    "AD: Read and Control Access on msFVE-RecoveryPassword; Entra ID: BitlockerKey.Read.All"
+)
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote, or why it wrote nothing (``failure``)."""
+
+    source: str
+    output: Path
+    format: Format
+    encrypted: bool
+    keys: int = 0
+    unreadable: int = 0  # keys written without their recovery password
+    warnings: list[str] = field(default_factory=list)
+    trail_problem: str | None = None
+    failure: BitkeyError | None = None  # the source or the file failed: nothing was written
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """0 written; 3 when a key lacks its password (a backup that fails when needed);
+        the failure's code when nothing was written."""
+        statuses = [SourceStatus.failed(self.source, self.failure)] if self.failure else []
+        answer = ExitCode.AUTH if self.unreadable and not self.failure else ExitCode.FOUND
+        return exit_code(answer, statuses, every_source_needed=True)
+
+
+def sealing(recipients: Sequence[str] = (), passphrase: str | None = None) -> Encryption | None:
+    """The export's encryption: to age or SSH public keys (or files holding one), or with a
+    passphrase; None for a clear-text file."""
+    if recipients and passphrase is not None:
+        raise InputError("give --encrypt-to or --passphrase, not both")
+    if recipients:
+        from bitkey_dir import encryption
+
+        return Encryption(recipients=tuple(encryption.parse_recipient(r) for r in recipients))
+    if passphrase is not None:
+        if not passphrase:
+            raise InputError("--passphrase: an empty passphrase protects nothing")
+        return Encryption(passphrase=passphrase)
+    return None
+
+
+def export(
+    run: Run,
+    source: str,
+    output: Path,
+    *,
+    fmt: Format = "json",
+    encryption: Encryption | None = None,
+    force: bool = False,
+    reason: str | None = None,
+    include_deleted: bool = False,
+) -> ExportResult:
+    """Write every key of ``source`` to ``output`` (mode 0600, atomically).
+
+    Raises InputError for bad input (an existing file without ``force``, a missing required
+    reason, ``include_deleted`` for a source without deleted computers, a file inside what
+    the source reads). A source or file that fails while exporting is ``result.failure``.
+    """
+    policy.check_reason(reason)
+    if output.exists() and not force:
+        raise InputError(f"{output} exists: give --force to replace it")
+    policy.demand_reason(run.config, reason, "exporting keys")
+    with run.active():
+        (opened,) = run.open([source])
+        try:
+            holder = opened.folder_holding(output) if isinstance(opened, ReadsFiles) else None
+            if holder is not None:
+                raise InputError(
+                    f"{output} is inside {holder}, which {opened.name} reads: write the export "
+                    "somewhere else"
+                )
+            if include_deleted and not isinstance(opened, KeepsDeleted):
+                raise InputError(
+                    f"--include-deleted: {opened.name} keeps no keys of deleted computers "
+                    "(only Active Directory sources do)"
+                )
+            result = ExportResult(opened.name, output, fmt, encryption is not None)
+
+            def warn(message: str) -> None:
+                result.warnings.append(f"{opened.name}: {message}")
+
+            def record(count: int) -> None:
+                entry = trail.export_entry(
+                    opened.name,
+                    getattr(opened, "principal", None),
+                    count,
+                    output.expanduser().resolve(),
+                    encryption.label if encryption else "none",
+                    reason,
+                    run.command,
+                )
+                result.trail_problem = policy.record(
+                    run.config, [entry], refusing="not writing the export"
+                )
+
+            found: Iterator[RecoveryKey] = opened.iter_keys(warn)
+            if include_deleted and isinstance(opened, KeepsDeleted):
+                found = itertools.chain(found, opened.iter_deleted_keys(warn))
+            keys = run.interaction.progress(found, f"{opened.name}: keys exported")
+            try:
+                tally = write_export(
+                    keys,
+                    output,
+                    fmt=fmt,
+                    source=opened.name,
+                    encryption=encryption,
+                    force=force,
+                    before_commit=record,
+                )
+            except BitkeyError as exc:
+                result.failure = exc
+            else:
+                result.keys, result.unreadable = tally.keys, tally.unreadable
+        finally:
+            opened.close()
+    return result

@@ -1,0 +1,150 @@
+"""Find keys: ask every chosen source, keep going when one fails, and put the answers in order.
+
+The result says which sources answered, so that "nothing found" can be trusted: when a source
+failed and nothing was found, the exit code is that failure's, not "not found". Every key whose
+password is shown is in the access trail before the result is returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from bitkey_dir import trail
+from bitkey_dir.errors import ExitCode
+from bitkey_dir.model import Query, RecoveryKey
+from bitkey_dir.ops import policy
+from bitkey_dir.ops.outcome import SourceStatus, exit_code
+from bitkey_dir.ops.run import Answer, Run, ask_all
+from bitkey_dir.sources.base import Decrypts, Source, Warn
+
+_OLDEST: Final = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass
+class LookupResult:
+    """Keys newest first (one per key and source), warnings prefixed with the source's name,
+    and each source's status."""
+
+    query: Query
+    keys: list[RecoveryKey] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    sources: list[SourceStatus] = field(default_factory=list)
+    trail_problem: str | None = None  # the trail could not be written (and that was allowed)
+
+    @property
+    def distinct_key_ids(self) -> int:
+        return len({key.key_id for key in self.keys})
+
+    @property
+    def ambiguous(self) -> bool:
+        """A Key ID prefix matched different keys: the agent must confirm more digits."""
+        return (
+            self.query.key_id is not None
+            and not self.query.key_id.is_full
+            and self.distinct_key_ids > 1
+        )
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """0 if a password can be read out; 3 if keys exist but none is readable (rights);
+        else a failed source's code; 1 only when every source answered "no key"."""
+        if any(key.recovery_password is not None for key in self.keys):
+            answer = ExitCode.FOUND
+        elif self.keys:
+            answer = ExitCode.AUTH
+        else:
+            answer = ExitCode.NOT_FOUND
+        return exit_code(answer, self.sources, every_source_needed=False)
+
+
+def find(
+    run: Run,
+    query: Query,
+    sources: Sequence[str] = (),
+    *,
+    reason: str | None = None,
+    identities: Sequence[Path] = (),
+) -> LookupResult:
+    """Keys answering ``query`` from ``sources`` (names or paths; default: the config's).
+
+    Raises InputError for a bad reason, a missing required reason or an unknown source, and
+    SourceError when ``require_reason`` is set and the trail cannot be written. Source
+    failures are in ``result.sources`` and ``result.exit_code``, not raised.
+    """
+    policy.check_reason(reason)
+    policy.demand_reason(run.config, reason, "revealing a key")
+    with run.active():
+        opened = run.open(sources)
+        if identities:
+            opened = [
+                source.with_identities(identities) if isinstance(source, Decrypts) else source
+                for source in opened
+            ]
+        result = merge(query, ask_all(opened, _finder(query)))
+        principals = {source.name: getattr(source, "principal", None) for source in opened}
+        # Written before any key is shown.
+        result.trail_problem = policy.record(
+            run.config,
+            trail.entries_for(result.keys, reason, run.command, principals),
+            refusing="not revealing keys",
+        )
+    return result
+
+
+def ask_sources(query: Query, sources: Sequence[Source]) -> LookupResult:
+    """Ask already opened ``sources`` (concurrently when there are several) and merge their
+    answers, closing each source. No trail: for callers that reveal nothing themselves."""
+    return merge(query, ask_all(sources, _finder(query)))
+
+
+def _finder(query: Query) -> Callable[[Source, Warn], list[RecoveryKey]]:
+    def find_in(source: Source, warn: Warn) -> list[RecoveryKey]:
+        return list(source.find(query, warn))
+
+    return find_in
+
+
+def merge(query: Query, answers: Sequence[Answer[list[RecoveryKey]]]) -> LookupResult:
+    """The sources' answers as one result: de-duplicated, newest first, conflicts named."""
+    result = LookupResult(query)
+    for answer in answers:
+        result.keys.extend(answer.value or [])
+        result.warnings.extend(answer.warnings)
+        result.sources.append(answer.status)
+    result.keys = newest_first(_unique(result.keys))
+    result.warnings.extend(_conflicts(result.keys))
+    return result
+
+
+def newest_first(keys: list[RecoveryKey]) -> list[RecoveryKey]:
+    """Newest first; keys without a date after dated ones; ties in a stable, readable order."""
+    by_id = sorted(keys, key=lambda k: (str(k.key_id), k.source, k.location or ""))
+    return sorted(by_id, key=lambda k: k.created or _OLDEST, reverse=True)
+
+
+def _conflicts(keys: list[RecoveryKey]) -> list[str]:
+    passwords: dict[str, set[object]] = {}
+    for key in keys:
+        if key.recovery_password is not None:
+            passwords.setdefault(str(key.key_id), set()).add(key.recovery_password)
+    return [
+        f"Key ID {key_id} has {len(found)} different recovery passwords; try each with the user"
+        for key_id, found in passwords.items()
+        if len(found) > 1
+    ]
+
+
+def _unique(keys: list[RecoveryKey]) -> list[RecoveryKey]:
+    """One entry per key and source: the same key saved twice in a share is one key."""
+    seen: set[tuple[object, ...]] = set()
+    unique = []
+    for key in keys:
+        identity = (key.source, key.key_id, key.recovery_password, key.computer, key.deleted)
+        if identity not in seen:
+            seen.add(identity)
+            unique.append(key)
+    return unique

@@ -1,0 +1,71 @@
+"""What each source did in an operation, and the one rule that turns outcomes into an exit code.
+
+Exit codes are a contract with runbooks (README, "Exit codes"): 0 found or done, 1 nothing
+found (every source answered), 2 bad input, 3 sign-in or rights, 4 a source failed. "Not
+found" must be trustworthy, so it is only ever given when every source answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from bitkey_dir.errors import AuthError, BitkeyError, ExitCode
+
+Status = Literal["ok", "denied", "failed"]
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """How one source fared: answered (ok), refused us (denied), or failed."""
+
+    name: str
+    status: Status
+    error: str | None = None
+    hint: str | None = None
+    exit_code: ExitCode = ExitCode.FOUND
+
+    @classmethod
+    def answered(cls, name: str) -> SourceStatus:
+        return cls(name, "ok")
+
+    @classmethod
+    def failed(cls, name: str, exc: BitkeyError) -> SourceStatus:
+        status: Status = "denied" if isinstance(exc, AuthError) else "failed"
+        return cls(name, status, exc.message, exc.hint, exc.exit_code)
+
+    @classmethod
+    def crashed(cls, name: str, exc: Exception) -> SourceStatus:
+        # The message of an unexpected exception is not vetted for secrets: show only its type.
+        error = f"internal error ({type(exc).__name__}); set BITKEY_DIR_DEBUG=1 for details"
+        return cls(name, "failed", error, None, ExitCode.SOURCE_FAILED)
+
+
+def exit_code(
+    answer: ExitCode, statuses: Iterable[SourceStatus], *, every_source_needed: bool
+) -> ExitCode:
+    """The exit code of an operation.
+
+    ``answer`` is what the data says: FOUND (a key can be read out, the export or audit is
+    done), NOT_FOUND (nothing matched, or the audit's --fail-on-missing tripped), or AUTH
+    (keys exist but none is readable). A failed source decides the code when the answer
+    needed it: always for ``every_source_needed`` (an audit of part of the estate, an export),
+    and otherwise unless something usable was found. Among failures, a sign-in or rights
+    problem (3) wins over an unreachable source (4): it is the one the user can fix.
+
+    >>> from bitkey_dir.errors import SourceError
+    >>> down = SourceStatus.failed("b", SourceError("unreachable"))
+    >>> exit_code(ExitCode.FOUND, [down], every_source_needed=False)
+    <ExitCode.FOUND: 0>
+    >>> exit_code(ExitCode.NOT_FOUND, [down], every_source_needed=False)
+    <ExitCode.SOURCE_FAILED: 4>
+    >>> exit_code(ExitCode.FOUND, [down], every_source_needed=True)
+    <ExitCode.SOURCE_FAILED: 4>
+    """
+    if answer == ExitCode.AUTH:
+        return ExitCode.AUTH
+    failures = [status.exit_code for status in statuses if status.status != "ok"]
+    if failures and (every_source_needed or answer != ExitCode.FOUND):
+        return ExitCode.AUTH if ExitCode.AUTH in failures else max(failures)
+    return answer

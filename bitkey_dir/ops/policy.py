@@ -1,0 +1,43 @@
+"""The access trail and reason policy, the same for the CLI and the library.
+
+Every revealed key and every export is recorded in the trail before anything is shown or
+written. With ``require_reason = true`` in ``[defaults]``, a reason is required and a trail that
+cannot be written stops the operation; otherwise a failing trail is a warning.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from bitkey_dir import trail
+from bitkey_dir.config import Config
+from bitkey_dir.errors import InputError, SourceError
+
+REASON_MAX: Final = 500
+
+
+def check_reason(reason: str | None) -> None:
+    """A reason goes into the trail as one line: refuse anything else before any work."""
+    if reason is not None and (len(reason) > REASON_MAX or not reason.isprintable()):
+        raise InputError(f"--reason must be one printable line of at most {REASON_MAX} characters")
+
+
+def demand_reason(config: Config, reason: str | None, doing: str) -> None:
+    """Refuse (exit 2) when the config requires a reason and none was given."""
+    if config.require_reason and not (reason and reason.strip()):
+        raise InputError(
+            f"{config.path} requires a reason for {doing}: add --reason TEXT "
+            "(a ticket number, for example)"
+        )
+
+
+def record(config: Config, entries: list[trail.Entry], *, refusing: str) -> str | None:
+    """Append to the trail before anything is revealed. Returns a warning when the trail
+    cannot be written and the config allows that; raises SourceError when it does not."""
+    try:
+        trail.append(entries)
+    except SourceError as exc:
+        if config.require_reason:
+            raise SourceError(f"{refusing}: {exc.message}") from None
+        return str(exc)
+    return None

@@ -1,0 +1,112 @@
+"""What every operation is given, and how it opens, asks and closes its sources.
+
+A :class:`Run` carries the configuration, the :class:`~bitkey_dir.interaction.Interaction`
+that reaches the person (the terminal for the CLI, Quiet for the library) and how the
+operation was asked for, which the access trail records. Sources are opened here, asked
+concurrently when there are several, and always closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from bitkey_dir import interaction as interactions
+from bitkey_dir.config import Config
+from bitkey_dir.env import DEBUG_ENV
+from bitkey_dir.errors import BitkeyError
+from bitkey_dir.interaction import Interaction
+from bitkey_dir.ops.outcome import SourceStatus
+from bitkey_dir.sources.base import Source, Warn
+
+T = TypeVar("T")
+
+
+class Asked(Protocol):
+    """What :func:`ask` needs of a source: its name, and closing it."""
+
+    @property
+    def name(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=Asked)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One operation's context: the config, who to talk to, and the command for the trail."""
+
+    config: Config
+    interaction: Interaction = field(default=interactions.QUIET)
+    command: tuple[str, ...] = ()
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[Run]:
+        """The block runs with this run's interaction (prompts, notices, progress) and a
+        fresh keystore (the keyring is checked once, and at most one notice is given)."""
+        from bitkey_dir import keystore
+
+        with interactions.using(self.interaction):
+            keystore.begin_run(allow_plaintext=self.config.allow_plaintext_keyring)
+            yield self
+
+    def open(self, specs: Sequence[str]) -> list[Source]:
+        """The sources named (names, paths or ldaps:// URLs), or the config's defaults."""
+        from bitkey_dir.sources import registry
+
+        return registry.open_sources(self.config, list(specs))
+
+    def open_one(self, spec: str) -> Source:
+        from bitkey_dir.sources import registry
+
+        return registry.open_source(self.config, spec)
+
+
+@dataclass
+class Answer(Generic[T]):
+    """What one source gave an operation: its result (when it answered), its warnings (each
+    prefixed with the source's name) and its status."""
+
+    status: SourceStatus
+    value: T | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def ask(source: S, work: Callable[[S, Warn], T]) -> Answer[T]:
+    """Run ``work`` against one source and close it; failures become its status, so that one
+    failing source never hides what the others found."""
+    warnings: list[str] = []
+
+    def warn(message: str) -> None:
+        warnings.append(f"{source.name}: {message}")
+
+    try:
+        value = work(source, warn)
+    except BitkeyError as exc:
+        return Answer(SourceStatus.failed(source.name, exc), None, warnings)
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        return Answer(SourceStatus.crashed(source.name, exc), None, warnings)
+    finally:
+        source.close()
+    return Answer(SourceStatus.answered(source.name), value, warnings)
+
+
+def ask_all(sources: Sequence[S], work: Callable[[S, Warn], T]) -> list[Answer[T]]:
+    """:func:`ask` every source, concurrently when there are several, in their order."""
+    if len(sources) == 1:
+        return [ask(sources[0], work)]
+
+    def one(source: S) -> Answer[T]:
+        return ask(source, work)
+
+    # Each worker runs in a copy of this context: prompts and notices reach the same person.
+    with ThreadPoolExecutor(max_workers=len(sources)) as pool:
+        return list(pool.map(interactions.run_in_copy(one), sources))
