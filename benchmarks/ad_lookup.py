@@ -25,15 +25,13 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "examples" / "lab"))
 sys.path.insert(0, str(ROOT))
-
-from samba_dc import SambaDC, free_loopback_host  # noqa: E402
-from start import HELPDESK, PC_0042_NEW, SAMPLE  # noqa: E402 - after the path set-up
 
 from benchmarks.keyring_env import file_keyring_env, login  # noqa: E402
 from bitkey_dir.model import ComputerName, KeyId  # noqa: E402
 from bitkey_dir.sources.ad.filters import computer_filter, key_id_filter  # noqa: E402
+from examples.lab.samba_dc import SambaDC, free_loopback_host  # noqa: E402
+from examples.lab.start import HELPDESK, PC_0042_NEW, SAMPLE  # noqa: E402
 
 CLI = Path(sys.executable).with_name("bitkey-dir")
 OPERATIONS = re.compile(r"(\d+) bind, (\d+) search, (\d+) extended")

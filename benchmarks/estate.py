@@ -65,9 +65,9 @@ from pathlib import Path
 from typing import Any, Final
 
 ROOT: Final = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "examples" / "lab"))
+sys.path.insert(0, str(ROOT))  # a script: the repository's own modules are beside it
 
-from samba_dc import (  # noqa: E402 - after the path set-up; stdlib-only at import time
+from examples.lab.samba_dc import (  # noqa: E402 - after the path set-up; stdlib-only at import time
     DEFAULT_ADMIN_PASSWORD,
     RecoveryKey,
     SambaDC,

@@ -1,4 +1,17 @@
-"""Keep every test away from the user's real config, trail and keyring."""
+"""Keep every test away from the user's real config, trail and keyring.
+
+The suite's layout:
+
+``unit/``         the library's logic in-process: parsers, model, filters, coverage, records,
+                  the wire decoder, the operations over stand-in sources, the keystore against
+                  test keyring backends. No command line, no server, no subprocess.
+``cli/``          the command line's contract in-process through ``command_line.invoke``:
+                  options, exit codes, messages, JSON; subprocesses only to see what a command
+                  imports. Sources are key files or stand-ins, never a server.
+``library/``      ``bitkey_dir.api``: the same policy as the command line.
+``integration/``  real peers started by fixtures: a Samba AD DC, the HTTPS Graph emulator,
+                  a pseudo-terminal, an installed plugin package.
+"""
 
 from __future__ import annotations
 

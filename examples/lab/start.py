@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
-from samba_dc import (
+from examples.lab.samba_dc import (
     ComputerSpec,
     RecoveryKey,
     SambaDC,

@@ -17,6 +17,14 @@ from typing import Any, NoReturn
 
 import pytest
 
+from examples.lab.samba_dc import (
+    RecoveryKey,
+    SambaDC,
+    SambaDCError,
+    SeedResult,
+    free_loopback_host,
+    tool,
+)
 from tests.integration.graph_emulator import GraphEmulator
 from tests.integration.seed import (
     DOMAIN,
@@ -26,16 +34,6 @@ from tests.integration.seed import (
     SPEC,
     computer_spec,
     newest_first,
-)
-
-# seed.py has put examples/lab on sys.path.
-from samba_dc import (  # isort: skip
-    RecoveryKey,
-    SambaDC,
-    SambaDCError,
-    SeedResult,
-    free_loopback_host,
-    tool,
 )
 
 DEBIAN_PACKAGES = (

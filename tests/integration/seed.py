@@ -7,15 +7,9 @@ where a test needs a particular Key ID), so every run seeds exactly the same dat
 from __future__ import annotations
 
 import datetime as dt
-import sys
-from pathlib import Path
 from typing import Final
 
-LAB_DIR: Final = Path(__file__).resolve().parents[2] / "examples" / "lab"
-if str(LAB_DIR) not in sys.path:
-    sys.path.insert(0, str(LAB_DIR))
-
-from samba_dc import (  # noqa: E402 - samba_dc lives in examples/lab, shared with the lab
+from examples.lab.samba_dc import (
     ComputerSpec,
     RecoveryKey,
     SeedSpec,

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from bitkey_dir.records import KEY_FIELDS
+from tests.command_line import Outcome, invoke, toml_value
 from tests.conftest import ROOT
-from tests.integration.cli_outcome import Outcome, run_cli, toml_value
 from tests.integration.conftest import Directory
 from tests.integration.seed import (
     COLLIDING_LT001,
@@ -49,7 +49,7 @@ WRONG_PASSWORD = "Wr0ng!Secret-4242"  # must never be echoed
 def run(*args: str) -> Outcome:
     """The CLI in-process, with the checks every run must pass."""
     bind_password = os.environ.get("BITKEY_DIR_PASSWORD")
-    return run_cli(args, secrets=SECRETS, never_shown=[bind_password] if bind_password else [])
+    return invoke(*args, secrets=SECRETS, never_shown=[bind_password] if bind_password else [])
 
 
 class Lab:
@@ -527,7 +527,7 @@ def test_all_servers_dead_is_exit_4(lab: Lab, silent_server: int) -> None:
 def test_wrong_ca_is_exit_4_and_names_the_certificate(
     lab: Lab, samba_dc: Directory, tmp_path: Path, scheme: str
 ) -> None:
-    from samba_dc import make_test_pki
+    from examples.lab.samba_dc import make_test_pki
 
     other = make_test_pki(tmp_path / "other-ca", ip=samba_dc.dc.host, dns_names=["dc1.bitkey.test"])
     server = samba_dc.url if scheme == "ldaps" else samba_dc.ldap_url

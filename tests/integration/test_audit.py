@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cli_outcome import Outcome
+from tests.command_line import Outcome
 from tests.integration.conftest import Directory
 from tests.integration.graph_emulator import GraphEmulator
 from tests.integration.seed import LAB, LAPTOPS, SERVERS, SPEC, WORKSTATIONS

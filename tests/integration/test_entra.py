@@ -29,8 +29,8 @@ import pytest
 
 from bitkey_dir import __version__
 from bitkey_dir.records import KEY_FIELDS
+from tests.command_line import Outcome, invoke, toml_value
 from tests.conftest import EXAMPLES, ROOT
-from tests.integration.cli_outcome import Outcome, run_cli, toml_value
 from tests.integration.graph_emulator import (
     App,
     GraphEmulator,
@@ -131,7 +131,7 @@ class Entra:
 
     def run(self, *args: str) -> Outcome:
         """The CLI in-process, with the checks every run must pass."""
-        outcome = run_cli(args, secrets=self.secrets(), never_shown=[SECRET, WRONG_SECRET])
+        outcome = invoke(*args, secrets=self.secrets(), never_shown=[SECRET, WRONG_SECRET])
         assert "eyJ" not in outcome.out + outcome.err  # no token (a JWT) is ever shown
         return outcome
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.cli_outcome import Outcome
+from tests.command_line import Outcome
 from tests.integration.conftest import Directory
 from tests.integration.graph_emulator import GraphEmulator
 from tests.integration.graph_emulator import RecoveryKey as GraphKey

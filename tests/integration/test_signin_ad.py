@@ -17,12 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from bitkey_dir.cli.app import app
 from bitkey_dir.keystore import password_entry
+from tests.command_line import Outcome, invoke
 from tests.conftest import KeyringFile
-from tests.integration.cli_outcome import Outcome
 from tests.integration.conftest import Directory
 from tests.integration.seed import HELPDESK
 from tests.integration.test_ad import SECRETS, WRONG_PASSWORD, Lab, run
@@ -46,12 +44,14 @@ def keyring_config(lab: Lab, **settings: object) -> Path:
 
 
 def login(config: Path, stdin: str) -> Outcome:
-    result = CliRunner().invoke(app, ["--config", str(config), "login", "lab"], input=stdin)
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    for secret in (HELPDESK.password, WRONG_PASSWORD):
-        assert secret not in result.stdout + result.stderr
-    return Outcome(result.exit_code, result.stdout, result.stderr)
+    return invoke(
+        "--config",
+        config,
+        "login",
+        "lab",
+        stdin=stdin,
+        never_shown=[HELPDESK.password, WRONG_PASSWORD],
+    )
 
 
 def find(config: Path, *args: str) -> Outcome:

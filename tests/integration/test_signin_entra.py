@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bitkey_dir.keystore import client_secret_entry, token_key_entry
+from tests.command_line import invoke
 from tests.conftest import KeyringFile
 from tests.integration.graph_emulator import GraphEmulator, User
 from tests.integration.test_entra import (
@@ -48,16 +49,11 @@ def login_with_secret(entra: Entra, monkeypatch: pytest.MonkeyPatch, secret: str
     """`login` reading the client secret from stdin, as a provisioning script would."""
     monkeypatch.delenv(SECRET_ENV, raising=False)
     config = entra.config()
-    from typer.testing import CliRunner
 
-    from bitkey_dir.cli.app import app
-
-    result = CliRunner().invoke(
-        app, ["--config", str(config), "login", SOURCE], input=secret + "\n"
-    )
-    assert secret not in result.stdout + result.stderr
-    assert result.exit_code == 0, result.stderr
-    return result.stdout
+    result = invoke("--config", config, "login", SOURCE, stdin=secret + "\n")
+    assert secret not in result.out + result.err
+    assert result.code == 0, result.err
+    return result.out
 
 
 def files_under(root: Path, *, skip: Path) -> list[Path]:
@@ -147,16 +143,11 @@ def test_login_with_a_wrong_secret_stores_nothing(
     entra.daemon()
     monkeypatch.delenv(SECRET_ENV)
     config = entra.config()
-    from typer.testing import CliRunner
 
-    from bitkey_dir.cli.app import app
-
-    result = CliRunner().invoke(
-        app, ["--config", str(config), "login", SOURCE], input=WRONG_SECRET + "\n"
-    )
-    assert result.exit_code == 3, result.stderr
-    assert "AADSTS7000215" in result.stderr
-    assert WRONG_SECRET not in result.stdout + result.stderr
+    result = invoke("--config", config, "login", SOURCE, stdin=WRONG_SECRET + "\n")
+    assert result.code == 3, result.err
+    assert "AADSTS7000215" in result.err
+    assert WRONG_SECRET not in result.out + result.err
     assert file_keyring.entries() == {}
     assert not (Path(os.environ["XDG_STATE_HOME"]) / "bitkey-dir" / "tokens").exists()
 
@@ -333,13 +324,10 @@ def test_login_refuses_a_plaintext_keyring_unless_the_config_allows_it(
     config.write_text(
         config.read_text().replace("allow_plaintext = true", "allow_plaintext = false")
     )
-    from typer.testing import CliRunner
 
-    from bitkey_dir.cli.app import app
-
-    result = CliRunner().invoke(app, ["--config", str(config), "login", SOURCE], input=SECRET)
-    assert result.exit_code == 3
-    assert "plain text" in result.stderr
-    assert "allow_plaintext = true" in result.stderr
+    result = invoke("--config", str(config), "login", SOURCE, stdin=SECRET)
+    assert result.code == 3
+    assert "plain text" in result.err
+    assert "allow_plaintext = true" in result.err
     assert file_keyring.entries() == {}
     assert graph.requests == []

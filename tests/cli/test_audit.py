@@ -13,27 +13,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from bitkey_dir.cli.app import app
 from bitkey_dir.errors import SourceError
 from bitkey_dir.render.escrow import AUDIT_FIELDS
 from bitkey_dir.sources.base import Audits, Escrow, Warn
+from tests.command_line import Outcome, invoke
+from tests.conftest import EXAMPLES, ROOT
 from tests.import_probe import imported_by
-
-from .conftest import EXAMPLES, ROOT
 
 KEYS = str(EXAMPLES / "keys")
 NOT_AUDITABLE = "only directory sources (ad, entra) can be audited"
 
-runner = CliRunner()
 
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+def run(*args: str) -> Outcome:
+    return invoke(*args)
 
 
 def one_error_line(err: str) -> str:

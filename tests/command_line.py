@@ -1,11 +1,18 @@
-"""Running the CLI in-process for integration tests, with the checks every run must pass."""
+"""The one way tests run the command line: in-process, with the checks every run must pass.
+
+``invoke("find", "-k", "063EA4E1")`` runs `bitkey-dir find -k 063EA4E1` through Typer's test
+runner and checks that it ended with a documented exit code, printed no traceback and no
+internal error, showed no recovery password on stderr (nor on stdout unless it succeeded),
+showed none of ``never_shown`` (credentials) anywhere, and left none of them in the access
+trail. The :class:`Outcome` unpacks (and indexes) as ``code, out, err``.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +21,7 @@ from typer.testing import CliRunner
 
 from bitkey_dir.cli.app import app
 
+DOCUMENTED_EXIT_CODES = (0, 1, 2, 3, 4)
 _runner = CliRunner()
 
 
@@ -23,6 +31,12 @@ class Outcome:
     out: str
     err: str
     elapsed: float = 0.0
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.code, self.out, self.err))
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.code, self.out, self.err)[index]
 
     @property
     def document(self) -> dict[str, Any]:
@@ -49,22 +63,28 @@ class Outcome:
         return str(self.source["status"])
 
 
-def run_cli(
-    args: Iterable[str], *, secrets: Iterable[str], never_shown: Iterable[str] = ()
+def invoke(
+    *args: str | os.PathLike[str],
+    stdin: str | None = None,
+    secrets: Iterable[str] = (),
+    never_shown: Iterable[str] = (),
 ) -> Outcome:
-    """Run ``bitkey-dir ARGS`` and check: a documented exit code, no traceback or internal
-    error, no recovery password on stderr (nor on stdout unless the run succeeded), nothing
-    of ``never_shown`` (credentials) anywhere, and no secret in the access trail."""
+    """Run ``bitkey-dir ARGS`` (with ``stdin`` as standard input) and check the run.
+
+    ``secrets`` (recovery passwords) may appear on stdout of a successful run only;
+    ``never_shown`` (credentials) nowhere, and neither in the access trail.
+    """
     started = time.monotonic()
-    result = _runner.invoke(app, list(args))
+    result = _runner.invoke(app, [str(arg) for arg in args], input=stdin)
     elapsed = time.monotonic() - started
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     outcome = Outcome(result.exit_code, result.stdout, result.stderr, elapsed)
-    assert outcome.code in (0, 1, 2, 3, 4), outcome
-    assert "Traceback" not in outcome.err, outcome.err
+    assert outcome.code in DOCUMENTED_EXIT_CODES, outcome
+    assert "Traceback" not in outcome.out + outcome.err, outcome.err
     assert "internal error" not in outcome.err, outcome.err
     secrets = list(secrets)
+    never_shown = list(never_shown)
     for secret in secrets:
         assert secret not in outcome.err
         if outcome.code != 0:
@@ -79,6 +99,7 @@ def run_cli(
 
 
 def toml_value(value: object) -> str:
+    """A Python value as TOML, for configs written by tests."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

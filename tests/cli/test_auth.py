@@ -12,15 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from bitkey_dir.cli.app import app
 from bitkey_dir.keystore import Keystore, client_secret_entry, token_key_entry
 from bitkey_dir.sources.entra.token_cache import TokenCacheFile, cache_path
-
-from .conftest import EXAMPLES, KeyringFile
-
-runner = CliRunner()
+from tests.command_line import Outcome, invoke
+from tests.conftest import EXAMPLES, KeyringFile
 
 USER = "helpdesk@corp.example"
 TENANT = "11111111-2222-3333-4444-555555555555"
@@ -77,15 +73,8 @@ def allowed(tmp_path: Path) -> Path:
     return write_config(tmp_path, allow_plaintext=True)
 
 
-def run(config: Path, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    result = runner.invoke(app, ["--config", str(config), *args], input=stdin)
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    for secret in SECRETS:
-        assert secret not in result.stdout
-        assert secret not in result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-    return result.exit_code, result.stdout, result.stderr
+def run(config: Path, *args: str, stdin: str | None = None) -> Outcome:
+    return invoke("--config", config, *args, stdin=stdin, never_shown=SECRETS)
 
 
 def msal_cache(expires_on: int) -> str:
@@ -132,17 +121,17 @@ def msal_cache(expires_on: int) -> str:
 
 
 def test_help_lists_the_auth_commands() -> None:
-    result = runner.invoke(app, ["--help"])
-    assert result.exit_code == 0
-    commands = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("│ ")]
+    result = invoke("--help")
+    assert result.code == 0
+    commands = [line.split()[1] for line in result.out.splitlines() if line.startswith("│ ")]
     for name in ("login", "logout", "auth"):
-        assert name in commands, result.stdout
-    result = runner.invoke(app, ["auth", "--help"])
-    assert result.exit_code == 0
-    assert "status" in result.stdout
-    result = runner.invoke(app, ["login", "--help"])
-    assert result.exit_code == 0
-    assert "Sign in to a source once and keep the credential in the keyring." in result.stdout
+        assert name in commands, result.out
+    result = invoke("auth", "--help")
+    assert result.code == 0
+    assert "status" in result.out
+    result = invoke("login", "--help")
+    assert result.code == 0
+    assert "Sign in to a source once and keep the credential in the keyring." in result.out
 
 
 # -- auth status --------------------------------------------------------------------------------

@@ -11,14 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from bitkey_dir import __version__
-from bitkey_dir.cli.app import app
 from bitkey_dir.records import KEY_FIELDS
+from tests.command_line import Outcome, invoke
+from tests.conftest import EXAMPLES, ROOT
 from tests.import_probe import imported_by
-
-from .conftest import EXAMPLES, ROOT
 
 KEYS = str(EXAMPLES / "keys")
 KNOWN_ID = "063EA4E1-220C-4293-BA01-4754620A96E7"
@@ -26,14 +24,9 @@ KNOWN_PASSWORD = "531058-303050-716078-383614-460922-106975-083446-139161"
 # Two keys in examples/exports share these first 8 digits.
 COLLIDING_PREFIX = "A1B2C3D4"
 
-runner = CliRunner()
 
-
-def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args), input=stdin)
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+def run(*args: str, stdin: str | None = None) -> Outcome:
+    return invoke(*args, stdin=stdin, secrets=[KNOWN_PASSWORD])
 
 
 def run_process(*args: str | bytes, stdin: str = "") -> subprocess.CompletedProcess[bytes]:

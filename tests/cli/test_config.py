@@ -8,15 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from bitkey_dir.cli.app import app
 from bitkey_dir.config import load_config
 from bitkey_dir.errors import ConfigError
-
-from .conftest import EXAMPLES
-
-runner = CliRunner()
+from tests.command_line import invoke
+from tests.conftest import EXAMPLES
 
 
 def write(tmp_path: Path, text: str | bytes) -> Path:
@@ -29,16 +25,16 @@ def write(tmp_path: Path, text: str | bytes) -> Path:
 
 
 def test_config_path_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    result = runner.invoke(app, ["config", "path"])
+    result = invoke("config", "path")
     expected = Path(os.environ["XDG_CONFIG_HOME"]) / "bitkey-dir" / "config.toml"
     if sys.platform == "linux":
-        assert result.stdout == f"{expected}\n"
-    assert "does not exist yet" in result.stderr
+        assert result.out == f"{expected}\n"
+    assert "does not exist yet" in result.err
     monkeypatch.setenv("BITKEY_DIR_CONFIG", str(tmp_path / "from-env.toml"))
-    assert runner.invoke(app, ["config", "path"]).stdout == f"{tmp_path / 'from-env.toml'}\n"
+    assert invoke("config", "path").out == f"{tmp_path / 'from-env.toml'}\n"
     explicit = write(tmp_path, "")
-    result = runner.invoke(app, ["--config", str(explicit), "config", "path"])
-    assert result.stdout == f"{explicit}\n"
+    result = invoke("--config", str(explicit), "config", "path")
+    assert result.out == f"{explicit}\n"
 
 
 def test_missing_default_config_is_empty_but_a_named_one_is_an_error(tmp_path: Path) -> None:
@@ -50,9 +46,9 @@ def test_missing_default_config_is_empty_but_a_named_one_is_an_error(tmp_path: P
 
 def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(EXAMPLES.parent)
-    result = runner.invoke(app, ["--config", "examples/config.toml", "sources", "--json"])
-    assert result.exit_code == 0, result.stderr
-    listed = json.loads(result.stdout)["sources"]
+    result = invoke("--config", "examples/config.toml", "sources", "--json")
+    assert result.code == 0, result.err
+    listed = json.loads(result.out)["sources"]
     assert [(s["name"], s["type"], s["default"]) for s in listed] == [
         ("usb-keys", "file", True),
         ("backups", "file", True),
@@ -95,17 +91,17 @@ def test_config_errors_are_one_line_naming_file_and_key(
     tmp_path: Path, text: str | bytes, message: str
 ) -> None:
     path = write(tmp_path, text)
-    result = runner.invoke(app, ["--config", str(path), "sources"])
-    assert result.exit_code == 2
-    (line,) = result.stderr.splitlines()
+    result = invoke("--config", str(path), "sources")
+    assert result.code == 2
+    (line,) = result.err.splitlines()
     assert line.startswith(f"bitkey-dir: error: {path}")
     assert message in line
 
 
 def test_config_that_is_a_folder(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["--config", str(tmp_path), "find", "-k", "063EA4E1"])
-    assert result.exit_code == 2
-    assert "is a folder" in result.stderr
+    result = invoke("--config", str(tmp_path), "find", "-k", "063EA4E1")
+    assert result.code == 2
+    assert "is a folder" in result.err
 
 
 def test_relative_paths_are_taken_from_the_config_folder(
@@ -115,11 +111,11 @@ def test_relative_paths_are_taken_from_the_config_folder(
         tmp_path, f"[sources.s]\ntype = 'file'\npath = '{os.path.relpath(EXAMPLES, tmp_path)}'\n"
     )
     monkeypatch.chdir("/")
-    result = runner.invoke(app, ["--config", str(path), "find", "-k", "063EA4E1", "-s", "s"])
-    assert result.exit_code == 0, result.stderr
+    result = invoke("--config", str(path), "find", "-k", "063EA4E1", "-s", "s")
+    assert result.code == 0, result.err
 
 
 def test_no_source_at_all_says_how_to_configure_one() -> None:
-    result = runner.invoke(app, ["find", "-k", "063EA4E1"])
-    assert result.exit_code == 2
-    assert "no source to search: give --source PATH|NAME" in result.stderr
+    result = invoke("find", "-k", "063EA4E1")
+    assert result.code == 2
+    assert "no source to search: give --source PATH|NAME" in result.err

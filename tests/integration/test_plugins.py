@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
 
 PLUGIN = '''
 """A third-party source that knows one key, to prove the plugin contract end to end."""

@@ -27,23 +27,21 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from bitkey_dir import __version__
-from bitkey_dir.cli.app import app
 from bitkey_dir.encryption import AGE_BINARY, PASSPHRASE_ENV, parse_recipient, uses_passphrase
 from bitkey_dir.errors import AuthError, InputError, SourceError
 from bitkey_dir.export_file import Encryption, write_export
 from bitkey_dir.model import VOLUME_TYPES, KeyId, RecoveryKey, RecoveryPassword
 from bitkey_dir.records import KEY_FIELDS, key_json, to_record
 from bitkey_dir.sources.files.source import FileSource
+from tests.command_line import Outcome, invoke
 from tests.conftest import EXAMPLES, ROOT
 from tests.import_probe import imported_by
 from tests.unit.helpers import KEY_ID, PASSWORD, passwords
 
 pyrage = pytest.importorskip("pyrage")
 
-runner = CliRunner()
 
 EVERYTHING = str(EXAMPLES)  # key files, manage-bde output and both example exports
 PASSPHRASE = "correct horse battery staple 42"
@@ -57,11 +55,8 @@ def _no_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+def run(*args: str) -> Outcome:
+    return invoke(*args)
 
 
 def example_keys() -> list[RecoveryKey]:
