@@ -92,7 +92,7 @@ def invoke(
     for credential in never_shown:
         assert credential not in outcome.out + outcome.err
     trail = Path(os.environ["BITKEY_DIR_TRAIL"])
-    if trail.exists():
+    if trail.is_file():
         text = trail.read_text(encoding="utf-8")
         assert not [secret for secret in [*secrets, *never_shown] if secret in text]
     return outcome

@@ -1,0 +1,155 @@
+"""bitkey_dir.api against the Samba DC and the Graph emulator: the same answers, the same trail
+lines and the same exit codes as the command line, and never a prompt."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bitkey_dir import api
+from bitkey_dir.errors import ExitCode
+from bitkey_dir.records import to_record
+from bitkey_dir.render.escrow import render_json
+from tests.command_line import Outcome
+from tests.integration.conftest import Directory
+from tests.integration.graph_emulator import GraphEmulator
+from tests.integration.test_ad import ADMIN, Lab, run
+from tests.integration.test_entra import SOURCE, Entra, _fresh_kiota_registries
+
+pytestmark = pytest.mark.integration
+__all__ = ["_fresh_kiota_registries"]  # an autouse fixture, imported to apply here too
+
+
+@pytest.fixture
+def lab(samba_dc: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    return Lab(samba_dc, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def entra(graph: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Entra:
+    return Entra(graph, tmp_path, monkeypatch)
+
+
+def take_entries(trail: Path) -> list[dict[str, Any]]:
+    entries = [json.loads(line) for line in trail.read_text(encoding="utf-8").splitlines()]
+    trail.unlink()
+    return entries
+
+
+def comparable(entries: list[dict[str, Any]], *ignored: str) -> list[dict[str, Any]]:
+    drop = ("time", "command", *ignored)
+    return [{k: v for k, v in entry.items() if k not in drop} for entry in entries]
+
+
+def test_ad_find_matches_the_command_line_key_for_key_and_line_for_line(
+    lab: Lab, trail_file: Path
+) -> None:
+    config = lab.config()
+    cli: Outcome = run("--config", str(config), "find", "-c", "WS0*", "-r", "INC-9", "-f", "json")
+    assert cli.code == 0, cli.err
+    by_cli = take_entries(trail_file)
+
+    result = api.find_keys(computer="WS0*", config=config, reason="INC-9")
+    assert [to_record(key) for key in result.keys] == cli.keys
+    assert result.exit_code == cli.code
+    assert sorted(result.warnings) == sorted(cli.document["warnings"])
+    by_library = take_entries(trail_file)
+    assert comparable(by_library) == comparable(by_cli)
+    assert by_library
+    assert {e["principal"] for e in by_library} == {lab.accounts["helpdesk"][0]}
+
+
+def test_ad_export_without_every_password_is_exit_3_from_both(
+    lab: Lab, trail_file: Path, tmp_path: Path
+) -> None:
+    # The helpdesk may read passwords below OU=Workstations only: the rest export without.
+    config = lab.config()
+    cli = run("--config", str(config), "export", "-s", "lab", "-o", str(tmp_path / "cli.json"))
+    assert cli.code == ExitCode.AUTH, cli.err
+    by_cli = take_entries(trail_file)
+
+    result = api.export_keys(source="lab", output=tmp_path / "library.json", config=config)
+    assert result.failure is None
+    assert result.exit_code == ExitCode.AUTH == cli.code
+    assert f"{result.unreadable} of {result.keys} keys were exported WITHOUT" in cli.err
+    assert comparable(take_entries(trail_file), "output") == comparable(by_cli, "output")
+
+
+def test_ad_audit_is_the_command_lines_report(lab: Lab) -> None:
+    config = lab.config(user="plain")
+    cli = run("--config", str(config), "audit", "-s", "lab", "-f", "json")
+    assert cli.code == 0, cli.err
+    result = api.audit_escrow(sources=["lab"], config=config)
+    assert result.exit_code == ExitCode.FOUND
+    ours = json.loads(render_json(result.coverage))
+    assert ours["computers"] == cli.document["computers"]
+    # Only "now" may differ between the two runs, and it decides nothing without stale_days.
+    assert ours["summary"] == cli.document["summary"]
+
+
+def test_ad_without_a_credential_the_library_refuses_instead_of_asking(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = lab.config(set_password=False)
+    result = api.find_keys(key_id="063EA4E1", config=config)
+    (status,) = result.sources
+    assert (status.status, status.exit_code) == ("denied", ExitCode.AUTH)
+    assert "bitkey-dir login lab" in (status.error or "")
+    assert result.exit_code == ExitCode.AUTH
+    assert capsys.readouterr() == ("", "")
+
+
+def test_ad_failure_of_one_source_leaves_the_others_answer(
+    lab: Lab, samba_dc: Directory, tmp_path: Path
+) -> None:
+    config = lab.config(user=ADMIN)
+    text = config.read_text(encoding="utf-8").replace(
+        'sources = ["lab"]', 'sources = ["lab", "down"]'
+    )
+    text += '\n[sources.down]\ntype = "ad"\nservers = ["ldaps://127.0.0.1:9"]\nuser = "x@y"\n'
+    config.write_text(text, encoding="utf-8")
+    key = samba_dc.keys("WS001")[0]
+    result = api.find_keys(key_id=key.key_id, config=config)
+    assert [str(k.key_id) for k in result.keys] == [key.key_id]
+    assert [(s.name, s.status) for s in result.sources] == [("lab", "ok"), ("down", "failed")]
+    assert result.exit_code == ExitCode.FOUND
+
+
+def test_entra_find_matches_the_command_line(
+    entra: Entra, graph: GraphEmulator, trail_file: Path
+) -> None:
+    entra.daemon()
+    key = graph.add_recovery_key(graph.add_device("PC-0042"))
+    config = entra.config()
+    cli = entra.run("--config", str(config), "find", "-k", key.id[:8], "-f", "json")
+    assert cli.code == 0, cli.err
+    by_cli = take_entries(trail_file)
+
+    result = api.find_keys(key_id=key.id[:8], config=config)
+    assert [to_record(k) for k in result.keys] == cli.keys
+    assert comparable(take_entries(trail_file)) == comparable(by_cli)
+
+
+@pytest.mark.usefixtures("file_keyring")
+def test_entra_device_code_is_never_started_by_the_library(
+    entra: Entra, graph: GraphEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entra.public()
+    config = entra.config(auth="device-code")
+    result = api.find_keys(key_id="063EA4E1", config=config)
+    (status,) = result.sources
+    assert status.status == "denied"
+    assert f"bitkey-dir login {SOURCE}" in (status.error or "")
+    assert graph.device_codes == {}  # nobody was shown a code nobody would see
+    assert capsys.readouterr() == ("", "")
+
+
+def test_results_are_plain_data() -> None:
+    # Typed results, not dicts: a caller can rely on the fields.
+    fields = {f.name for f in dataclasses.fields(api.LookupResult)}
+    assert {"query", "keys", "warnings", "sources", "trail_problem"} <= fields
+    assert {f.name for f in dataclasses.fields(api.ExportResult)} >= {"keys", "unreadable"}

@@ -1,0 +1,263 @@
+"""bitkey_dir.api: find, export and audit with the command line's trail and reason policy.
+
+Each test runs the same thing twice, once as `bitkey-dir` and once through the library, and
+compares what users and auditors rely on: the trail lines, the refusals and their messages,
+the results and the exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bitkey_dir
+from bitkey_dir import api
+from bitkey_dir.errors import AuthError, ExitCode, InputError, SourceError
+from tests.command_line import invoke
+from tests.conftest import EXAMPLES
+
+KEYS = EXAMPLES / "keys"
+KNOWN_ID = "063EA4E1-220C-4293-BA01-4754620A96E7"
+KNOWN_PASSWORD = "531058-303050-716078-383614-460922-106975-083446-139161"
+SECRETS = [KNOWN_PASSWORD]
+
+
+def trail_entries(trail: Path) -> list[dict[str, Any]]:
+    if not trail.exists():
+        return []
+    return [json.loads(line) for line in trail.read_text(encoding="utf-8").splitlines()]
+
+
+def take_entries(trail: Path) -> list[dict[str, Any]]:
+    """The trail's lines, then an empty trail for the next run."""
+    entries = trail_entries(trail)
+    trail.unlink(missing_ok=True)
+    return entries
+
+
+def comparable(entry: dict[str, Any], *ignored: str) -> dict[str, Any]:
+    """A trail line without what differs between two runs: when, and how it was asked."""
+    return {k: v for k, v in entry.items() if k not in ("time", "command", *ignored)}
+
+
+def config_file(tmp_path: Path, *, require_reason: bool) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[defaults]\nsources = ["samples"]\nrequire_reason = {str(require_reason).lower()}\n'
+        f'[sources.samples]\ntype = "file"\npath = "{KEYS}"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def error_of(err: str) -> str:
+    """The message of the CLI's one error line."""
+    first = err.splitlines()[0]
+    assert first.startswith("bitkey-dir: error: "), err
+    return first.removeprefix("bitkey-dir: error: ")
+
+
+# -- find ---------------------------------------------------------------------------------------
+
+
+def test_find_writes_the_trail_line_the_command_writes(trail_file: Path) -> None:
+    cli = invoke("find", "-k", "063EA4E1", "-s", KEYS, "-r", "INC-1", secrets=SECRETS)
+    assert cli.code == 0, cli.err
+    by_cli = take_entries(trail_file)
+
+    result = api.find_keys(key_id="063EA4E1", sources=[str(KEYS)], reason="INC-1")
+    assert KNOWN_PASSWORD not in trail_file.read_text(encoding="utf-8")
+    by_library = take_entries(trail_file)
+
+    assert [str(key.key_id) for key in result.keys] == [k["key_id"] for k in cli.keys]
+    assert result.exit_code == ExitCode.FOUND == cli.code
+    assert len(by_library) == len(by_cli) == 1
+    assert [comparable(e) for e in by_library] == [comparable(e) for e in by_cli]
+    assert by_library[0]["reason"] == "INC-1"
+    assert by_library[0]["command"][1] == "bitkey_dir.api.find_keys"
+
+
+def test_a_required_reason_is_refused_with_the_commands_message(
+    tmp_path: Path, trail_file: Path
+) -> None:
+    config = config_file(tmp_path, require_reason=True)
+    cli = invoke("--config", config, "find", "-k", "063EA4E1", secrets=SECRETS)
+    assert (cli.code, cli.out) == (2, "")
+    with pytest.raises(InputError) as refused:
+        api.find_keys(key_id="063EA4E1", config=config)
+    assert refused.value.exit_code == cli.code
+    assert refused.value.message == error_of(cli.err)
+    with pytest.raises(InputError, match="requires a reason"):
+        api.find_keys(key_id="063EA4E1", config=config, reason="   ")
+    assert trail_entries(trail_file) == []
+
+    result = api.find_keys(key_id="063EA4E1", config=config, reason="CHG-7")
+    assert result.exit_code == ExitCode.FOUND
+    (entry,) = trail_entries(trail_file)
+    assert (entry["reason"], entry["source"], entry["key_id"]) == ("CHG-7", "samples", KNOWN_ID)
+
+
+@pytest.mark.parametrize("reason", ["two\nlines", "x" * 501, "tab\there"])
+def test_a_reason_that_is_not_one_short_line_is_refused_like_the_command(reason: str) -> None:
+    cli = invoke("find", "-k", "063EA4E1", "-s", KEYS, "-r", reason, secrets=SECRETS)
+    assert cli.code == 2
+    with pytest.raises(InputError) as refused:
+        api.find_keys(key_id="063EA4E1", sources=[str(KEYS)], reason=reason)
+    assert refused.value.message == error_of(cli.err)
+
+
+def test_an_unwritable_trail_blocks_the_reveal_when_a_reason_is_required(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BITKEY_DIR_TRAIL", str(tmp_path))  # a folder: no file can be appended
+    strict = config_file(tmp_path, require_reason=True)
+    cli = invoke("--config", strict, "find", "-k", "063EA4E1", "-r", "T-1", secrets=SECRETS)
+    assert (cli.code, cli.out) == (4, "")
+    with pytest.raises(SourceError) as refused:
+        api.find_keys(key_id="063EA4E1", config=strict, reason="T-1")
+    assert refused.value.message == error_of(cli.err)
+    assert refused.value.message.startswith("not revealing keys: ")
+
+    lenient = config_file(tmp_path, require_reason=False)
+    result = api.find_keys(key_id="063EA4E1", config=lenient)
+    assert result.exit_code == ExitCode.FOUND
+    assert result.trail_problem is not None
+    assert result.trail_problem.startswith("cannot write the access trail")
+
+
+def test_a_failing_source_is_reported_in_the_result_not_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BITKEY_DIR_USER", "helpdesk@corp.example")
+    monkeypatch.setenv("BITKEY_DIR_PASSWORD", "Not-Used-1")
+    down = "ldaps://127.0.0.1:9"  # the discard port: nothing listens on loopback
+    result = api.find_keys(key_id="063EA4E1", sources=[str(KEYS), down])
+    assert [str(key.key_id) for key in result.keys] == [KNOWN_ID]
+    assert [(s.name, s.status) for s in result.sources] == [(str(KEYS), "ok"), (down, "failed")]
+    assert result.exit_code == ExitCode.FOUND
+    nothing = api.find_keys(key_id="FFFFFFFF", sources=[str(KEYS), down])
+    assert nothing.exit_code == ExitCode.SOURCE_FAILED  # not "not found": a source failed
+
+
+def test_bad_input_raises_before_any_source_is_asked(trail_file: Path) -> None:
+    with pytest.raises(InputError, match="not a Key ID"):
+        api.find_keys(key_id="063EA4E1)(|(x=*", sources=[str(KEYS)])
+    with pytest.raises(InputError, match="exactly one"):
+        api.find_keys(key_id="063EA4E1", computer="PC-0042", sources=[str(KEYS)])
+    assert trail_entries(trail_file) == []
+
+
+# -- export -------------------------------------------------------------------------------------
+
+
+def test_export_writes_the_trail_line_and_the_file_the_command_writes(
+    tmp_path: Path, trail_file: Path
+) -> None:
+    config = config_file(tmp_path, require_reason=True)
+    by_cli_file, by_library_file = tmp_path / "cli.json", tmp_path / "library.json"
+    cli = invoke("--config", config, "export", "-s", "samples", "-o", by_cli_file, "--reason", "DR")
+    assert cli.code == 0, cli.err
+    by_cli = take_entries(trail_file)
+
+    result = api.export_keys(source="samples", output=by_library_file, reason="DR", config=config)
+    by_library = take_entries(trail_file)
+
+    assert result.failure is None
+    assert result.exit_code == ExitCode.FOUND
+    assert f"{result.keys} keys from samples written to" in cli.out
+    assert [comparable(e, "output") for e in by_library] == [
+        comparable(e, "output") for e in by_cli
+    ]
+    assert by_library[0]["output"] == str(by_library_file.resolve())
+    assert by_library[0]["action"] == "export"
+    assert (
+        json.loads(by_library_file.read_text())["keys"]
+        == json.loads(by_cli_file.read_text())["keys"]
+    )
+    assert oct(by_library_file.stat().st_mode & 0o777) == "0o600"
+
+
+def test_export_refuses_without_a_required_reason_like_the_command(
+    tmp_path: Path, trail_file: Path
+) -> None:
+    config = config_file(tmp_path, require_reason=True)
+    out = tmp_path / "keys.json"
+    cli = invoke("--config", config, "export", "-s", "samples", "-o", out)
+    assert cli.code == 2
+    with pytest.raises(InputError) as refused:
+        api.export_keys(source="samples", output=out, config=config)
+    assert refused.value.message == error_of(cli.err)
+    assert not out.exists()
+    assert trail_entries(trail_file) == []
+
+
+def test_an_encrypted_export_from_the_library_reads_back(tmp_path: Path) -> None:
+    pytest.importorskip("pyrage")
+    out = tmp_path / "keys.age"
+    result = api.export_keys(source=str(KEYS), output=out, passphrase="correct horse battery")
+    assert (result.failure, result.encrypted) == (None, True)
+    assert KNOWN_PASSWORD.encode() not in out.read_bytes()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BITKEY_DIR_EXPORT_PASSPHRASE", "correct horse battery")
+        found = api.find_keys(key_id="063EA4E1", sources=[str(out)])
+    assert [str(key.key_id) for key in found.keys] == [KNOWN_ID]
+
+
+def test_an_export_that_cannot_be_decrypted_is_a_failure_not_an_empty_file(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("pyrage")
+    sealed = tmp_path / "in" / "keys.age"
+    sealed.parent.mkdir()
+    api.export_keys(source=str(KEYS), output=sealed, passphrase="right one")
+    out = tmp_path / "again.json"
+    result = api.export_keys(source=str(sealed.parent), output=out)
+    assert isinstance(result.failure, AuthError)
+    assert result.exit_code == ExitCode.AUTH
+    assert not out.exists()
+
+
+# -- audit --------------------------------------------------------------------------------------
+
+
+def test_audit_refuses_key_files_with_the_commands_message() -> None:
+    cli = invoke("audit", "-s", KEYS)
+    assert cli.code == 2
+    with pytest.raises(InputError) as refused:
+        api.audit_escrow(sources=[str(KEYS)])
+    assert refused.value.message == error_of(cli.err)
+
+
+# -- the library never talks to a terminal --------------------------------------------------------
+
+
+def test_the_library_prints_nothing_and_asks_nobody(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("pyrage")
+    folder = tmp_path / "sealed"
+    folder.mkdir()
+    api.export_keys(source=str(KEYS), output=folder / "keys.age", passphrase="p-4711")
+    # On a terminal the command line would ask for the passphrase; the library may not.
+    result = api.find_keys(key_id="063EA4E1", sources=[str(folder)])
+    assert result.exit_code == ExitCode.AUTH
+    (status,) = result.sources
+    assert status.status == "denied"
+    assert "could not be decrypted" in (status.error or "")
+    assert capsys.readouterr() == ("", "")
+
+
+def test_the_package_offers_the_library_lazily() -> None:
+    assert bitkey_dir.find_keys is api.find_keys
+    assert bitkey_dir.export_keys is api.export_keys
+    assert bitkey_dir.audit_escrow is api.audit_escrow
+    with pytest.raises(AttributeError):
+        bitkey_dir.nothing  # noqa: B018
+
+
+def test_no_environment_leaks_between_tests() -> None:
+    assert "BITKEY_DIR_CONFIG" not in os.environ
