@@ -815,6 +815,17 @@ def test_an_unexpected_operation_for_our_search_is_a_wire_error() -> None:
     bind = _message(6, "bindResponse", _result(BindResponse, 0, ""))
     with pytest.raises(WireError, match=r"unexpected reply \(0x61\) to search 6"):
         _drain(_Strategy([bind]), 6)
-    extended = _message(6, "extendedResp", _result(ExtendedResponse, 2, "no"))
-    with pytest.raises(WireError, match=r"unexpected reply \(0x78\)"):
+
+
+@pytest.mark.parametrize(("code", "expected"), [(12, 12), (53, 53), (0, 2)])
+def test_an_extended_response_to_our_search_ends_it_with_its_result(
+    code: int, expected: int
+) -> None:
+    # Samba refuses a search with an unknown critical control this way, not with a
+    # SearchResultDone; a "success" there is no answer to a search (protocolError, 2).
+    extended = _message(6, "extendedResp", _result(ExtendedResponse, code, "refused"))
+    strategy = _Strategy([_entry(6, "CN=x", [])], [extended])
+    assert _yielded_before(SearchFailed, strategy, 6) == [("CN=x", {})]
+    with pytest.raises(SearchFailed) as failed:
         _drain(_Strategy([extended]), 6)
+    assert (failed.value.code, failed.value.message) == (expected, "refused")

@@ -82,9 +82,18 @@ def paged_search(
     except SearchFailed as exc:
         if exc.code == NO_SUCH_OBJECT:
             return
-        raise SourceError(f"search under {base} failed: {exc.message[:200] or exc}") from None
+        detail = exc.message[:200] or _result_name(exc.code)
+        raise SourceError(f"search under {base} failed: {detail}") from None
     except (WireError, LDAPException) as exc:
         raise SourceError(f"search failed: {describe_network_error(exc, timeout)}") from None
+
+
+def _result_name(code: int) -> str:
+    """An LDAP result code by its RFC 4511 name ("unavailableCriticalExtension")."""
+    from ldap3.core.results import RESULT_CODES
+
+    name = RESULT_CODES.get(code)
+    return f"{name} (result code {code})" if name else f"result code {code}"
 
 
 def wire_usable(connection: Any) -> bool:
@@ -160,8 +169,7 @@ def _ldap3_search(
                 )
         code = int(result.get("result", 0) or 0)
         if code != 0:
-            message = str(result.get("message") or result.get("description") or "")
-            raise SearchFailed(code, message)
+            raise SearchFailed(code, str(result.get("message") or ""))
         paged = (result.get("controls") or {}).get(PAGED_RESULTS) or {}
         cookie = (paged.get("value") or {}).get("cookie") or None
         if not cookie:

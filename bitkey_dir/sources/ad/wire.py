@@ -38,6 +38,7 @@ _SEARCH_ENTRY: Final = 0x64  # [APPLICATION 4], constructed
 _SEARCH_DONE: Final = 0x65  # [APPLICATION 5]
 _SEARCH_REFERENCE: Final = 0x73  # [APPLICATION 19]
 _EXTENDED_RESPONSE: Final = 0x78  # [APPLICATION 24]: message 0 is a notice of disconnection
+_PROTOCOL_ERROR: Final = 2
 _CONTROLS: Final = 0xA0  # [0]
 _READ_SIZE: Final = 65536
 _MAX_MESSAGE: Final = 64 << 20  # far above any real entry; a bound for a confused server
@@ -312,6 +313,11 @@ def read_page(replies: Any, message_id: int) -> Page:
                 value = controls.get(PAGED_RESULTS)
                 cookie = paged_cookie(value) if value and code == 0 else b""
                 return Page(entries, code, message, cookie)
+            elif tag == _EXTENDED_RESPONSE:
+                # Samba answers a search it refuses outright (an unknown critical control)
+                # with an ExtendedResponse; it carries an LDAPResult all the same.
+                code, message = decode_done(data, start, stop)
+                return Page(entries, code or _PROTOCOL_ERROR, message, b"")
             elif tag != _SEARCH_REFERENCE:  # continuation references are not followed
                 raise WireError(f"an unexpected reply (0x{tag:02x}) to search {message_id}")
 
