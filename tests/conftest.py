@@ -15,9 +15,13 @@ The suite's layout:
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,6 +35,17 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 KEYRING_BACKENDS = ROOT / "tests" / "keyring_backends"
+
+
+@functools.cache
+def example_key_data() -> Path:
+    """Every bundled key file, manage-bde output and export in one folder (examples/keys and
+    examples/exports, linked): examples/ itself also holds the lab's and a plugin's code."""
+    folder = Path(tempfile.mkdtemp(prefix="bitkey-dir-examples-"))
+    atexit.register(shutil.rmtree, folder, True)
+    for part in ("keys", "exports"):
+        (folder / part).symlink_to(EXAMPLES / part, target_is_directory=True)
+    return folder
 
 
 @pytest.fixture(autouse=True)

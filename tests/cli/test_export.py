@@ -36,14 +36,14 @@ from bitkey_dir.model import VOLUME_TYPES, KeyId, RecoveryKey, RecoveryPassword
 from bitkey_dir.records import KEY_FIELDS, key_json, to_record
 from bitkey_dir.sources.files.source import FileSource
 from tests.command_line import Outcome, invoke
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES, ROOT, example_key_data
 from tests.import_probe import imported_by
 from tests.unit.helpers import KEY_ID, PASSWORD, passwords
 
 pyrage = pytest.importorskip("pyrage")
 
 
-EVERYTHING = str(EXAMPLES)  # key files, manage-bde output and both example exports
+EVERYTHING = str(example_key_data())  # key files, manage-bde output and both example exports
 PASSPHRASE = "correct horse battery staple 42"
 WRONG_PASSPHRASE = "Tr0ub4dor&3-not-it"
 FORMATS = ("json", "csv")
@@ -60,9 +60,9 @@ def run(*args: str) -> Outcome:
 
 
 def example_keys() -> list[RecoveryKey]:
-    """Every key below examples/, as the file source reads it (12 keys, one deleted)."""
+    """Every bundled example key, as the file source reads it (12 keys, one deleted)."""
     warnings: list[str] = []
-    keys = list(FileSource(EVERYTHING, (EXAMPLES,)).iter_keys(warnings.append))
+    keys = list(FileSource(EVERYTHING, (Path(EVERYTHING),)).iter_keys(warnings.append))
     assert warnings == []
     return keys
 

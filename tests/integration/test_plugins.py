@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
+PASSWORD = "531058-303050-716078-383614-460922-106975-083446-139161"
 
 PLUGIN = '''
 """A third-party source that knows one key, to prove the plugin contract end to end."""
@@ -149,3 +150,66 @@ def test_plugin_settings_are_validated(plugin_path: Path) -> None:
     proc = run(plugin_path, '[sources.v]\ntype = "static"\n', "sources")
     assert proc.returncode == 2
     assert "sources.v: missing key 'computer'" in proc.stderr
+
+
+# -- examples/plugin, installed with pip by scripts/test -----------------------------------------
+
+
+def example_plugin() -> str:
+    from importlib.metadata import entry_points
+
+    from tests.integration.conftest import unavailable
+
+    found = entry_points(group="bitkey_dir.sources", name="sqlite")
+    if not found:
+        unavailable("examples/plugin is not installed: .venv/bin/pip install ./examples/plugin")
+    (entry,) = found
+    assert entry.dist is not None
+    return f"{entry.dist.name} {entry.value}"
+
+
+def test_the_example_plugin_is_installed_as_a_distribution() -> None:
+    assert example_plugin() == "bitkey-dir-sqlite bitkey_dir_sqlite:SqliteSource"
+
+
+def test_the_command_line_finds_a_key_through_the_example_plugin(
+    tmp_path: Path, trail_file: Path
+) -> None:
+    import sqlite3
+
+    from tests.command_line import invoke
+
+    example_plugin()
+    database = tmp_path / "inventory.sqlite"
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "CREATE TABLE recovery_keys (computer, key_id, recovery_password, created, deleted)"
+        )
+        connection.execute(
+            "INSERT INTO recovery_keys VALUES (?, ?, ?, ?, 0)",
+            ("PC-0042", "063EA4E1-220C-4293-BA01-4754620A96E7", PASSWORD, "2025-01-01T00:00:00Z"),
+        )
+    connection.close()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[sources.inventory]\ntype = "sqlite"\npath = "{database}"\n')
+    found = invoke(
+        "--config",
+        config,
+        "find",
+        "-k",
+        "063EA4E1",
+        "-s",
+        "inventory",
+        "-f",
+        "json",
+        secrets=[PASSWORD],
+    )
+    assert found.code == 0, found.err
+    (key,) = found.keys
+    assert (key["source"], key["computer"], key["recovery_password"]) == (
+        "inventory",
+        "PC-0042",
+        PASSWORD,
+    )
+    (entry,) = [json.loads(line) for line in trail_file.read_text().splitlines()]
+    assert (entry["source"], entry["key_id"]) == ("inventory", key["key_id"])

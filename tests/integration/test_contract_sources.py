@@ -1,0 +1,112 @@
+"""The Active Directory and Entra ID sources keep the source contract (bitkey_dir.testing),
+against the Samba DC and the Graph emulator."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from bitkey_dir.model import KeyId, RecoveryKey, RecoveryPassword
+from bitkey_dir.testing import SourceContract
+from tests.integration.conftest import Directory
+from tests.integration.graph_emulator import GraphEmulator
+from tests.integration.seed import SPEC
+from tests.integration.test_entra import SECRET, _fresh_kiota_registries
+
+pytestmark = pytest.mark.integration
+__all__ = ["_fresh_kiota_registries"]  # an autouse fixture, imported to apply here too
+
+
+def expected(key_id: str, password: str, computer: str, *, deleted: bool = False) -> RecoveryKey:
+    return RecoveryKey(
+        SourceContract.name,
+        KeyId.parse(key_id),
+        RecoveryPassword.parse(password),
+        computer=computer,
+        deleted=deleted,
+    )
+
+
+class TestADSource(SourceContract):
+    directory: Directory
+
+    @pytest.fixture(autouse=True)
+    def _as_domain_admin(self, samba_dc: Directory, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.directory = samba_dc
+        monkeypatch.setenv("BITKEY_DIR_PASSWORD", samba_dc.dc.admin_password)
+
+    def table(self, servers: list[str]) -> dict[str, object]:
+        return {
+            "type": "ad",
+            "servers": servers,
+            "ca_file": str(self.directory.ca_file),
+            "user": self.directory.dc.admin_principal,
+            "timeout": 5,
+            "page_size": 7,
+        }
+
+    def settings(self) -> dict[str, object]:
+        return self.table([self.directory.url])
+
+    def failing_settings(self) -> dict[str, object]:
+        return self.table(["ldaps://127.0.0.1:9"])  # the discard port: nobody listens
+
+    def secrets(self) -> Sequence[str]:
+        return [self.directory.dc.admin_password]
+
+    def expected_keys(self) -> Sequence[RecoveryKey]:
+        live = self.directory.keys("WS001")[0]
+        (gone,) = [spec for spec in SPEC.computers if spec.delete]
+        deleted = gone.keys[0]
+        return [
+            expected(live.key_id, live.password, self.directory.seeded.computers["WS001"].name),
+            expected(deleted.key_id, deleted.password, gone.name, deleted=True),
+        ]
+
+
+class TestEntraSource(SourceContract):
+    graph: GraphEmulator
+    keys: list[RecoveryKey]
+
+    @pytest.fixture(autouse=True)
+    def _tenant(self, graph: GraphEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.graph = graph
+        app = graph.add_app(
+            "bitkey-dir daemon",
+            public_client=False,
+            secret=SECRET,
+            app_roles=("BitlockerKey.Read.All", "Device.Read.All"),
+        )
+        self.client_id = app.client_id
+        monkeypatch.setenv("BITKEY_DIR_CLIENT_SECRET", SECRET)
+        self.keys = []
+        for name in ("PC-0042", "PC-0043", "LAPTOP-7"):
+            device = graph.add_device(name)
+            for _ in range(2):
+                made = graph.add_recovery_key(device)
+                self.keys.append(expected(made.id, made.key, name))
+
+    def table(self, url: str) -> dict[str, object]:
+        return {
+            "type": "entra",
+            "tenant_id": self.graph.tenant_id,
+            "client_id": self.client_id,
+            "auth": "client-secret",
+            "authority_host": url,
+            "graph_url": self.graph.graph_url,
+            "ca_file": str(self.graph.ca_file),
+            "timeout": 5,
+        }
+
+    def settings(self) -> dict[str, object]:
+        return self.table(self.graph.base_url)
+
+    def failing_settings(self) -> dict[str, object]:
+        return self.table("https://127.0.0.1:9")
+
+    def secrets(self) -> Sequence[str]:
+        return [SECRET]
+
+    def expected_keys(self) -> Sequence[RecoveryKey]:
+        return self.keys

@@ -1,0 +1,46 @@
+"""The file source keeps the source contract (bitkey_dir.testing), on the bundled examples."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bitkey_dir.model import KeyId, RecoveryKey, RecoveryPassword
+from bitkey_dir.testing import SourceContract
+from tests.conftest import EXAMPLES
+
+
+def key(key_id: str, password: str, computer: str, *, deleted: bool = False) -> RecoveryKey:
+    return RecoveryKey(
+        "contract",
+        KeyId.parse(key_id),
+        RecoveryPassword.parse(password),
+        computer=computer,
+        deleted=deleted,
+    )
+
+
+class TestFileSource(SourceContract):
+    def settings(self) -> dict[str, object]:
+        return {
+            "type": "file",
+            "path": [str(EXAMPLES / "keys"), str(EXAMPLES / "exports")],
+            "computer_from": "folder",
+        }
+
+    def expected_keys(self) -> Sequence[RecoveryKey]:
+        return [
+            key(
+                "063EA4E1-220C-4293-BA01-4754620A96E7",
+                "531058-303050-716078-383614-460922-106975-083446-139161",
+                "PC-0042",
+            ),
+            key(
+                "9A4F4A9F-970A-4A4F-9074-37DEFBC7DDB7",
+                "054373-554235-200475-040854-038698-430155-074503-075394",
+                "PC-0042",
+                deleted=True,
+            ),
+        ]
+
+    def failing_settings(self) -> dict[str, object]:
+        return {"type": "file", "path": str(EXAMPLES / "no-such-folder")}
