@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, TypedDict
 
 from bitkey_dir.sources.base import Escrow
 
@@ -46,6 +46,28 @@ def coverage(escrowed: int, computers: int) -> float:
     if escrowed:
         percent = max(percent, 0.1)
     return percent
+
+
+class GroupSummary(TypedDict):
+    source: str
+    group: str
+    computers: int
+    missing: int
+    stale: int
+    ok: int
+    coverage: float
+
+
+class Summary(TypedDict):
+    """The totals of an audit, in the order the JSON report shows them."""
+
+    computers: int
+    missing: int
+    stale: int
+    ok: int
+    coverage: float
+    stale_days: int | None
+    groups: list[GroupSummary]
 
 
 @dataclass
@@ -118,14 +140,16 @@ class Coverage:
             key=lambda row: (rank[row[1]], row[0].source, row[0].computer.casefold()),
         )
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> Summary:
         totals = dict.fromkeys(STATUSES, 0)
         for _, status in self.rows:
             totals[status] += 1
         computers = len(self.rows)
         return {
             "computers": computers,
-            **totals,
+            "missing": totals["missing"],
+            "stale": totals["stale"],
+            "ok": totals["ok"],
             "coverage": coverage(computers - totals["missing"], computers),
             "stale_days": self.stale_days,
             "groups": [
@@ -133,7 +157,9 @@ class Coverage:
                     "source": group.source,
                     "group": group.group,
                     "computers": group.computers,
-                    **group.counts,
+                    "missing": group.counts["missing"],
+                    "stale": group.counts["stale"],
+                    "ok": group.counts["ok"],
                     "coverage": group.coverage,
                 }
                 for group in sorted(

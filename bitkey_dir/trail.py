@@ -17,12 +17,43 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal, TypedDict
 
 from bitkey_dir.env import TRAIL_ENV
 from bitkey_dir.errors import SourceError
 from bitkey_dir.model import RecoveryKey
 
-Entry = dict[str, object]
+
+class RevealEntry(TypedDict):
+    """One revealed key: who, as which directory account, from where, which key, and why."""
+
+    time: str
+    os_user: str
+    principal: str | None
+    source: str
+    key_id: str
+    computer: str | None
+    reason: str | None
+    command: list[str]
+
+
+class ExportEntry(TypedDict):
+    """One export: every key of a source, written to a file."""
+
+    time: str
+    os_user: str
+    principal: str | None
+    source: str
+    action: Literal["export"]
+    keys: int
+    output: str
+    protection: str  # "age recipients", "age passphrase" or "none"
+    reason: str | None
+    command: list[str]
+
+
+Entry = RevealEntry | ExportEntry
+Line = dict[str, object]  # a line read back: whatever the file holds
 
 
 def trail_path() -> Path:
@@ -46,7 +77,7 @@ def entries_for(
     reason: str | None,
     command: Sequence[str],
     principals: Mapping[str, str | None] | None = None,
-) -> list[Entry]:
+) -> list[RevealEntry]:
     """One entry per key whose password is being shown; unreadable keys reveal nothing.
 
     ``principals`` maps a source's name to the directory account it read the key as.
@@ -77,7 +108,7 @@ def export_entry(
     protection: str,
     reason: str | None,
     command: Sequence[str],
-) -> Entry:
+) -> ExportEntry:
     """One line for a whole export: which source, how many keys, to which file, how sealed."""
     return {
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -93,7 +124,7 @@ def export_entry(
     }
 
 
-def append(entries: list[Entry], path: Path | None = None) -> None:
+def append(entries: Sequence[Entry], path: Path | None = None) -> None:
     """Append entries atomically; raise SourceError if the trail cannot be written."""
     if not entries:
         return
@@ -129,10 +160,10 @@ def _locked(fd: int) -> Iterator[None]:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def recent(limit: int, path: Path | None = None) -> tuple[list[Entry], int]:
+def recent(limit: int, path: Path | None = None) -> tuple[list[Line], int]:
     """The last ``limit`` entries, oldest first, and how many lines could not be read."""
     target = path or trail_path()
-    kept: deque[Entry] = deque(maxlen=limit)
+    kept: deque[Line] = deque(maxlen=limit)
     broken = 0
     try:
         with open(target, encoding="utf-8", errors="replace") as handle:

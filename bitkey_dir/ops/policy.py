@@ -7,6 +7,7 @@ cannot be written stops the operation; otherwise a failing trail is a warning.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from bitkey_dir import trail
@@ -31,7 +32,7 @@ def demand_reason(config: Config, reason: str | None, doing: str) -> None:
         )
 
 
-def record(config: Config, entries: list[trail.Entry], *, refusing: str) -> str | None:
+def record(config: Config, entries: Sequence[trail.Entry], *, refusing: str) -> str | None:
     """Append to the trail before anything is revealed. Returns a warning when the trail
     cannot be written and the config allows that; raises SourceError when it does not."""
     try:

@@ -86,7 +86,7 @@ def render_table(audit: Coverage, *, show_ok: bool = False) -> str:
         f"{summary['computers']} computers: {summary['ok']} ok{stale}, "
         f"{summary['missing']} without a key ({summary['coverage']}% escrowed)"
     )
-    for group in summary["groups"]:  # type: ignore[attr-defined]
+    for group in summary["groups"]:
         lines.append(
             f"  {group['coverage']:>5}%  {group['computers']:>6} computers  "
             f"{group['missing']:>5} missing  {group['source']}: {group['group']}"

@@ -1,0 +1,1 @@
+"""Active Directory over LDAP: recovery objects below computers (source.py is the source)."""

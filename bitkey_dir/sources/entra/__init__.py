@@ -1,0 +1,1 @@
+"""Microsoft Entra ID over Microsoft Graph: bitlockerRecoveryKey (source.py is the source)."""

@@ -18,7 +18,7 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 from bitkey_dir.errors import InputError
 from bitkey_dir.model import KeyId, RecoveryKey, RecoveryPassword, check_password
@@ -29,12 +29,22 @@ class NotText(Exception):
     """The bytes are not a text file (binary data, or broken UTF-16)."""
 
 
+Kind = Literal[
+    "windows-key-file",  # as Windows saves it
+    "manage-bde",  # `manage-bde -protectors -get` output
+    "text",  # a note pairing a Key ID and a password
+    "json",  # bitkey-dir's own output
+    "csv",
+    "broken-json",  # meant to be an export, but damaged
+    "unrelated",  # holds no key, nor looks as if it should
+]
+
+
 @dataclass
 class Parsed:
     """What one file held: keys, keys whose password is damaged, and file-level problems."""
 
-    # "windows-key-file", "manage-bde", "text", "json", "broken-json", "csv", "unrelated"
-    kind: str
+    kind: Kind
     keys: list[RecoveryKey] = field(default_factory=list)
     damaged: list[tuple[RecoveryKey, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -114,7 +124,7 @@ _WIN7_SHORT_ID: Final = re.compile(
 )
 
 
-def _kind(text: str) -> str:
+def _kind(text: str) -> Kind:
     if _MANAGE_BDE.search(text):
         return "manage-bde"
     if _WINDOWS_KEY_FILE.search(text):

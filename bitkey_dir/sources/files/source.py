@@ -49,6 +49,16 @@ def _size(n: int) -> str:
     return f"{n / 1024**2:g} MiB" if n >= 1024**2 else f"{n} bytes"
 
 
+@dataclass
+class _Unlocking:
+    """What decrypting exports takes, loaded or asked for once in a source's life."""
+
+    identities: list[Any] | None = None  # pyrage identities from identity_file(s)
+    passphrase: str | None = field(default=None, repr=False)
+    asked: bool = False  # for the passphrase: the environment, or the person, once
+    undecrypted: list[str] = field(default_factory=list)  # exports nothing could open
+
+
 @dataclass(frozen=True)
 class FileSource:
     """Reads every file below the configured paths on each query; nothing is cached."""
@@ -60,7 +70,7 @@ class FileSource:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     computer_from: str = "none"
     identity_files: tuple[Path, ...] = ()
-    _secrets: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _unlocking: _Unlocking = field(default_factory=_Unlocking, repr=False, compare=False)
 
     @classmethod
     def from_settings(cls, name: str, settings: Settings) -> FileSource:
@@ -82,7 +92,9 @@ class FileSource:
 
     def with_identities(self, identities: Sequence[Path]) -> FileSource:
         """``find --identity``: also try these keys on encrypted exports."""
-        return replace(self, identity_files=(*self.identity_files, *identities))
+        return replace(
+            self, identity_files=(*self.identity_files, *identities), _unlocking=_Unlocking()
+        )
 
     def folder_holding(self, path: Path) -> Path | None:
         """The configured file or folder that is or holds ``path``, else None."""
@@ -118,7 +130,7 @@ class FileSource:
 
     def _fail_if_undecrypted(self) -> None:
         """A key may be in an export that could not be opened: that is not "not found"."""
-        undecrypted = self._secrets.pop("undecrypted", [])
+        undecrypted, self._unlocking.undecrypted = self._unlocking.undecrypted, []
         if undecrypted:
             raise AuthError(
                 f"{len(undecrypted)} encrypted export(s) could not be decrypted "
@@ -179,7 +191,7 @@ class FileSource:
                 data = self._decrypt(data)
             except AuthError as exc:  # a bad identity file itself is bad input: it propagates
                 warn(f"{path}: skipped, {exc.message}")
-                self._secrets.setdefault("undecrypted", []).append(path)
+                self._unlocking.undecrypted.append(path)
                 return None
         try:
             return parse_bytes(data, wanted)
@@ -191,19 +203,19 @@ class FileSource:
     def _decrypt(self, data: bytes) -> bytes:
         from bitkey_dir import encryption
 
-        if "identities" not in self._secrets:
+        unlocking = self._unlocking
+        if unlocking.identities is None:
             loaded: list[Any] = []
             for path in self.identity_files:
                 loaded += encryption.load_identities(path)
-            self._secrets["identities"] = loaded
+            unlocking.identities = loaded
         passphrase = None
-        if encryption.uses_passphrase(data) or not self._secrets["identities"]:
-            if "passphrase" not in self._secrets:
-                self._secrets["passphrase"] = encryption.passphrase_from_env_or_prompt(
-                    confirm=False
-                )
-            passphrase = self._secrets["passphrase"]
-        return encryption.decrypt(data, self._secrets["identities"], passphrase)
+        if encryption.uses_passphrase(data) or not unlocking.identities:
+            if not unlocking.asked:
+                unlocking.passphrase = encryption.passphrase_from_env_or_prompt(confirm=False)
+                unlocking.asked = True
+            passphrase = unlocking.passphrase
+        return encryption.decrypt(data, unlocking.identities, passphrase)
 
     def _files(self, warn: Warn) -> Iterator[str]:
         seen: set[tuple[int, int]] = set()
