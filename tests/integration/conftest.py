@@ -13,10 +13,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
+if TYPE_CHECKING:
+    from tests.integration.test_ad import Lab
+    from tests.integration.test_entra import Entra
 from examples.lab.samba_dc import (
     RecoveryKey,
     SambaDC,
@@ -170,6 +173,52 @@ def helpdesk_ccache(samba_dc: Directory, tmp_path_factory: pytest.TempPathFactor
     ccache = tmp_path_factory.mktemp("krb5") / "helpdesk.ccache"
     samba_dc.dc.kinit(HELPDESK.name, HELPDESK.password, ccache)
     return ccache
+
+
+@pytest.fixture
+def lab(samba_dc: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    """Writes `[sources.lab]` configs for the DC and runs the CLI with them (test_ad.py)."""
+    from tests.integration.test_ad import Lab
+
+    return Lab(samba_dc, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def fresh_kiota_registries() -> Iterator[None]:
+    """Each test starts like a new `bitkey-dir` process: kiota's global registries empty.
+
+    They are process-wide singletons; a GraphServiceClient built earlier in the same process
+    (test_graph_emulator.py builds several) fills them, which would hide what a CLI run sees.
+    """
+    from kiota_abstractions.serialization import (
+        ParseNodeFactoryRegistry,
+        SerializationWriterFactoryRegistry,
+    )
+
+    tables: list[dict[str, Any]] = [
+        ParseNodeFactoryRegistry.CONTENT_TYPE_ASSOCIATED_FACTORIES,
+        SerializationWriterFactoryRegistry.CONTENT_TYPE_ASSOCIATED_FACTORIES,
+    ]
+    saved = [dict(table) for table in tables]
+    for table in tables:
+        table.clear()
+    yield
+    for table, entries in zip(tables, saved, strict=True):
+        table.clear()
+        table.update(entries)
+
+
+@pytest.fixture
+def entra(
+    graph: GraphEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_kiota_registries: None,
+) -> Entra:
+    """Registers apps, writes `[sources.cloud]` configs and runs the CLI (test_entra.py)."""
+    from tests.integration.test_entra import Entra
+
+    return Entra(graph, tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -105,11 +105,6 @@ class Lab:
         return run("--config", str(config), "find", *args, "--source", "lab", "--format", "json")
 
 
-@pytest.fixture
-def lab(samba_dc: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
-    return Lab(samba_dc, tmp_path, monkeypatch)
-
-
 def records(directory: Directory, *computers: str) -> list[dict[str, Any]]:
     """Expected JSON records of these computers' keys, newest first over all of them."""
     pairs = [(c, key) for c in computers for key in computer_spec(c).keys]

@@ -27,11 +27,6 @@ from tests.integration.test_ad import ADMIN, Lab, run
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def lab(samba_dc: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
-    return Lab(samba_dc, tmp_path, monkeypatch)
-
-
 class Paths:
     """Runs a scenario with the wire decoder, then with ldap3's paged search, counting which
     one served each search."""

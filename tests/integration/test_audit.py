@@ -18,21 +18,9 @@ from tests.integration.test_entra import (
     KEY_GET,
     SOURCE,
     Entra,
-    _fresh_kiota_registries,
 )
 
-pytestmark = pytest.mark.integration
-__all__ = ["_fresh_kiota_registries"]  # an autouse fixture, imported to apply here too
-
-
-@pytest.fixture
-def lab(samba_dc: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
-    return Lab(samba_dc, tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def entra(graph: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Entra:
-    return Entra(graph, tmp_path, monkeypatch)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
 
 def audit(config: Path, *args: str, source: str = "lab") -> Outcome:

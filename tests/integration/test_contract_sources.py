@@ -12,10 +12,9 @@ from bitkey_dir.testing import SourceContract
 from tests.integration.conftest import Directory
 from tests.integration.graph_emulator import GraphEmulator
 from tests.integration.seed import SPEC
-from tests.integration.test_entra import SECRET, _fresh_kiota_registries
+from tests.integration.test_entra import SECRET
 
-pytestmark = pytest.mark.integration
-__all__ = ["_fresh_kiota_registries"]  # an autouse fixture, imported to apply here too
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
 
 def expected(key_id: str, password: str, computer: str, *, deleted: bool = False) -> RecoveryKey:

@@ -40,7 +40,7 @@ from tests.integration.graph_emulator import (
     make_client_certificate,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
 SOURCE = "cloud"
 SECRET_ENV = "BITKEY_DIR_CLIENT_SECRET"
@@ -134,36 +134,6 @@ class Entra:
         outcome = invoke(*args, secrets=self.secrets(), never_shown=[SECRET, WRONG_SECRET])
         assert "eyJ" not in outcome.out + outcome.err  # no token (a JWT) is ever shown
         return outcome
-
-
-@pytest.fixture(autouse=True)
-def _fresh_kiota_registries() -> Iterator[None]:
-    """Each test starts like a new `bitkey-dir` process: kiota's global registries empty.
-
-    They are process-wide singletons; a GraphServiceClient built earlier in the same process
-    (test_graph_emulator.py builds several) fills them, which would hide what a CLI run sees.
-    """
-    from kiota_abstractions.serialization import (
-        ParseNodeFactoryRegistry,
-        SerializationWriterFactoryRegistry,
-    )
-
-    tables: list[dict[str, Any]] = [
-        ParseNodeFactoryRegistry.CONTENT_TYPE_ASSOCIATED_FACTORIES,
-        SerializationWriterFactoryRegistry.CONTENT_TYPE_ASSOCIATED_FACTORIES,
-    ]
-    saved = [dict(table) for table in tables]
-    for table in tables:
-        table.clear()
-    yield
-    for table, entries in zip(tables, saved, strict=True):
-        table.clear()
-        table.update(entries)
-
-
-@pytest.fixture
-def entra(graph: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Entra:
-    return Entra(graph, tmp_path, monkeypatch)
 
 
 @contextmanager

@@ -26,26 +26,14 @@ from tests.integration.test_entra import (
     KEY_LIST,
     SOURCE,
     Entra,
-    _fresh_kiota_registries,
     day,
     only,
     read_ids,
 )
 
-pytestmark = pytest.mark.integration
-__all__ = ["_fresh_kiota_registries"]  # an autouse fixture, imported to apply here too
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
 pyrage = pytest.importorskip("pyrage")
-
-
-@pytest.fixture
-def lab(samba_dc: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
-    return Lab(samba_dc, tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def entra(graph: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Entra:
-    return Entra(graph, tmp_path, monkeypatch)
 
 
 def exported(path: Path) -> list[dict[str, Any]]:

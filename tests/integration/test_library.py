@@ -18,20 +18,9 @@ from tests.command_line import Outcome
 from tests.integration.conftest import Directory
 from tests.integration.graph_emulator import GraphEmulator
 from tests.integration.test_ad import ADMIN, Lab, run
-from tests.integration.test_entra import SOURCE, Entra, _fresh_kiota_registries
+from tests.integration.test_entra import SOURCE, Entra
 
-pytestmark = pytest.mark.integration
-__all__ = ["_fresh_kiota_registries"]  # an autouse fixture, imported to apply here too
-
-
-@pytest.fixture
-def lab(samba_dc: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
-    return Lab(samba_dc, tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def entra(graph: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Entra:
-    return Entra(graph, tmp_path, monkeypatch)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
 
 def take_entries(trail: Path) -> list[dict[str, Any]]:

@@ -30,11 +30,6 @@ pytestmark = pytest.mark.integration
 BACKEND = "bitkey_test_keyrings.PlaintextFileKeyring"
 
 
-@pytest.fixture
-def lab(samba_dc: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
-    return Lab(samba_dc, tmp_path, monkeypatch)
-
-
 def keyring_config(lab: Lab, **settings: object) -> Path:
     """The lab config with the test keyring allowed, and no password in the environment."""
     config = lab.config(set_password=False, **settings)

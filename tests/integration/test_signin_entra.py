@@ -28,21 +28,14 @@ from tests.integration.test_entra import (
     TOKEN,
     WRONG_SECRET,
     Entra,
-    _fresh_kiota_registries,
     device_code_answered,
     record,
 )
 
-pytestmark = pytest.mark.integration
-__all__ = ["_fresh_kiota_registries"]  # an autouse fixture, imported to apply here too
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
 DISCOVERY = r"/\.well-known/openid-configuration$"
 BACKEND = "bitkey_test_keyrings.PlaintextFileKeyring"
-
-
-@pytest.fixture
-def entra(graph: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Entra:
-    return Entra(graph, tmp_path, monkeypatch)
 
 
 def login_with_secret(entra: Entra, monkeypatch: pytest.MonkeyPatch, secret: str = SECRET) -> str:
