@@ -31,15 +31,15 @@ def status_of(escrow: Escrow, stale_before: datetime | None) -> str:
     return "ok"
 
 
-def coverage(escrowed: int, computers: int) -> float:
+def coverage(escrowed: int, computers: int) -> float | None:
     """Percent with one decimal; never 100.0 while a computer is missing, nor 0.0 with one
-    escrowed.
+    escrowed; None (unknown) without computers: the coverage of nothing is not 100 %.
 
     >>> coverage(2, 3), coverage(9999, 10000), coverage(99999, 100000), coverage(0, 0)
-    (66.7, 99.9, 99.9, 100.0)
+    (66.7, 99.9, 99.9, None)
     """
     if not computers:
-        return 100.0
+        return None
     percent = round(100.0 * escrowed / computers, 1)
     if escrowed < computers:
         percent = min(percent, 99.9)
@@ -55,7 +55,7 @@ class GroupSummary(TypedDict):
     missing: int
     stale: int
     ok: int
-    coverage: float
+    coverage: float | None
 
 
 class Summary(TypedDict):
@@ -65,7 +65,7 @@ class Summary(TypedDict):
     missing: int
     stale: int
     ok: int
-    coverage: float
+    coverage: float | None
     stale_days: int | None
     groups: list[GroupSummary]
 
@@ -81,7 +81,7 @@ class Group:
         return sum(self.counts.values())
 
     @property
-    def coverage(self) -> float:
+    def coverage(self) -> float | None:
         """Share of computers with at least one key, in percent."""
         return coverage(self.computers - self.counts["missing"], self.computers)
 

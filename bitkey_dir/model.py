@@ -218,6 +218,31 @@ def _groups_valid(groups: Iterable[str]) -> bool:
     return True
 
 
+# Two or more groups of six digits with a dash or a space between them, or all 48 at once:
+# what a recovery password looks like when it is pasted into the wrong field.
+_PASTED_PASSWORD: Final = re.compile(
+    r"(?<![0-9])(?:[0-9]{6}(?:[- ][0-9]{6}){1,7}|[0-9]{48})(?![0-9])"
+)
+
+
+def holds_password(text: str) -> bool:
+    """Whether ``text`` holds something shaped like (part of) a recovery password.
+
+    >>> holds_password("INC0012345 user locked out"), holds_password("read 531058-303050 out")
+    (False, True)
+    """
+    return _PASTED_PASSWORD.search(text) is not None
+
+
+def mask_passwords(text: str) -> str:
+    """``text`` with anything shaped like a recovery password masked.
+
+    >>> mask_passwords("key 531058-303050-716078 read out")
+    'key ######-######-###### read out'
+    """
+    return _PASTED_PASSWORD.sub(lambda m: re.sub(r"[0-9]", "#", m.group()), text)
+
+
 class RecoveryPassword:
     """A valid 48-digit recovery password. Hides its digits unless :meth:`reveal` is called.
 

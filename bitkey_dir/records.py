@@ -11,6 +11,7 @@ from datetime import datetime
 from json.encoder import encode_basestring  # what ensure_ascii=False encodes strings with
 from typing import Final
 
+from bitkey_dir.display import no_formula, safe_cell
 from bitkey_dir.errors import InputError
 from bitkey_dir.model import KeyId, RecoveryKey, RecoveryPassword, shown
 
@@ -48,16 +49,31 @@ _CSV_UNSAFE: Final = re.compile(r"[\x00-\x08\x0e-\x19\x1b-\x1f]")
 
 
 def _csv_cell(value: object) -> str:
-    text = _CSV_UNSAFE.sub("\ufffd", "" if value is None else str(value))
+    text = safe_cell(_CSV_UNSAFE.sub("\ufffd", "" if value is None else str(value)))
     if any(char in text for char in ',"\r\n'):
         return '"' + text.replace('"', '""') + '"'
     return text
+
+
+# Fields whose text comes from a directory or a file: in CSV they never start a formula.
+DATA_TEXT_FIELDS: Final = (
+    "source",
+    "computer",
+    "volume_type",
+    "volume_id",
+    "device_id",
+    "location",
+)
 
 
 def key_csv_row(key: RecoveryKey) -> str:
     """A key as a CSV row of KEY_FIELDS: this reveals the password, so only output calls it."""
     record = to_record(key)
     record["deleted"] = "true" if key.deleted else "false"
+    for name in DATA_TEXT_FIELDS:
+        value = record[name]
+        if isinstance(value, str):
+            record[name] = no_formula(value)
     return csv_line(record[name] for name in KEY_FIELDS)
 
 

@@ -28,10 +28,11 @@ def login(ctx: typer.Context, source: SourceName) -> None:
     of standard input. The credential is proved with a real bind or sign-in before it is
     stored. Exit codes: 0 stored, 2 bad input, 3 refused or no usable keyring, 4 unreachable.
     """
+    from bitkey_dir.display import safe
     from bitkey_dir.ops import signin
 
     done = signin.login(run_for(ctx), source, read_for_login)
-    typer.echo(f"{done.source}: {done.message} ({done.keyring})")
+    typer.echo(safe(f"{done.source}: {done.message} ({done.keyring})"))
 
 
 def read_for_login(wanted: Wanted) -> Secret:
@@ -64,11 +65,12 @@ def read_for_login(wanted: Wanted) -> Secret:
 
 def logout(ctx: typer.Context, source: SourceName) -> None:
     """Remove the stored password or client secret and the saved tokens of a source."""
+    from bitkey_dir.display import safe
     from bitkey_dir.ops import signin
 
     done = signin.logout(run_for(ctx), source)
     if done.removed:
-        typer.echo(f"{source}: removed {', '.join(done.removed)}")
+        typer.echo(safe(f"{source}: removed {', '.join(done.removed)}"))
     elif done.keyring_usable:
         typer.echo(f"{source}: nothing was stored")
     else:
@@ -88,6 +90,7 @@ def status(
 
     Also names the keyring backend in use. Never shows a secret.
     """
+    from bitkey_dir.display import safe
     from bitkey_dir.ops import signin
 
     found = signin.status(run_for(ctx), sources or [])
@@ -109,9 +112,9 @@ def status(
         }
         typer.echo(json.dumps(document, indent=2))
         return
-    typer.echo(f"keyring: {info.describe()}")
+    typer.echo(safe(f"keyring: {info.describe()}"))
     for row in found.sources:
-        typer.echo(_line(row))
+        typer.echo(safe(_line(row)))
 
 
 def _line(row: SourceAuth) -> str:

@@ -29,9 +29,12 @@ def state(ctx: typer.Context) -> State:
 
 
 def error_line(message: str, hint: str | None = None) -> None:
-    typer.echo(f"bitkey-dir: error: {message}", err=True)
+    """One error line (and a hint), with any control or bidi character from data escaped."""
+    from bitkey_dir.display import safe
+
+    typer.echo(f"bitkey-dir: error: {safe(message)}", err=True)
     if hint:
-        typer.echo(f"hint: {hint}", err=True)
+        typer.echo(f"hint: {safe(hint)}", err=True)
 
 
 def fail(exc: BitkeyError) -> NoReturn:
@@ -40,7 +43,10 @@ def fail(exc: BitkeyError) -> NoReturn:
 
 
 def warn(message: str) -> None:
-    typer.echo(f"warning: {message}", err=True)
+    """One warning line: paths and names in it come from data, so controls are escaped."""
+    from bitkey_dir.display import safe
+
+    typer.echo(f"warning: {safe(message)}", err=True)
 
 
 def echo_chunks(chunks: Iterable[str], size: int = 65536) -> None:

@@ -15,9 +15,10 @@ config_app = typer.Typer(help="Configuration file commands.", no_args_is_help=Tr
 def path(ctx: typer.Context) -> None:
     """Print the config file in use (from --config, BITKEY_DIR_CONFIG, or the platform default)."""
     from bitkey_dir.config import config_path
+    from bitkey_dir.display import safe
 
     where, _ = config_path(state(ctx).config_path)
-    typer.echo(str(where))
+    typer.echo(safe(where))
     if not where.exists():
         typer.echo("(the file does not exist yet; see examples/config.toml)", err=True)
 
@@ -29,6 +30,7 @@ def sources(
     """List the configured sources, checking each one's settings."""
     from dataclasses import asdict
 
+    from bitkey_dir.display import safe
     from bitkey_dir.ops.inventory import configured_sources
 
     run = run_for(ctx)
@@ -45,5 +47,5 @@ def sources(
     width = max(len(row.name) for row in rows)
     for row in rows:
         mark = "*" if row.default else " "
-        typer.echo(f"{mark} {row.name:<{width}}  {row.type:<6} {row.where}")
+        typer.echo(f"{mark} {row.name:<{width}}  {safe(row.type):<6} {safe(row.where)}")
     typer.echo("(* = searched when find has no --source)", err=True)

@@ -59,6 +59,7 @@ def export(
     line per export. Exit codes: 0 written, 2 bad input, 3 sign-in or rights, 4 the source
     or the trail failed (nothing written).
     """
+    from bitkey_dir.display import safe
     from bitkey_dir.ops import export as exporting
     from bitkey_dir.ops import policy
 
@@ -86,7 +87,7 @@ def export(
         raise result.failure
     kind = "age-encrypted " if result.encrypted else ""
     typer.echo(
-        f"{result.keys} keys from {result.source} written to {output} ({kind}{result.format})"
+        safe(f"{result.keys} keys from {result.source} written to {output} ({kind}{result.format})")
     )
     if not result.encrypted:
         warn(f"{output} holds recovery passwords in clear text: keep it somewhere safe")

@@ -20,11 +20,16 @@ class Terminal:
     """What `bitkey-dir` gives every operation (see bitkey_dir.interaction)."""
 
     def notice(self, message: str) -> None:
-        sys.stderr.write(f"notice: {message}\n")
+        from bitkey_dir.display import safe
+
+        sys.stderr.write(f"notice: {safe(message)}\n")
         sys.stderr.flush()
 
     def instructions(self, text: str) -> None:
-        sys.stderr.write(text + "\n")
+        from bitkey_dir.display import safe_lines
+
+        # The identity platform's words: several lines, but never a control sequence.
+        sys.stderr.write(safe_lines(text) + "\n")
         sys.stderr.flush()
 
     def can_prompt(self) -> bool:

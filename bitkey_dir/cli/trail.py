@@ -2,38 +2,62 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from bitkey_dir.cli.common import warn
 
+LIMIT_MAX = 100_000
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+
 
 def trail(
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many entries.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", "-n", min=1, max=LIMIT_MAX, help="How many entries."),
+    ] = 20,
+    output_format: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table (one line each) or json (one object per line).",
+            case_sensitive=False,
+        ),
+    ] = Format.table,
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
 ) -> None:
     """Show the most recent entries of the access trail (revealed keys), oldest first."""
+    import json
+
+    from bitkey_dir.display import safe, safe_json
+    from bitkey_dir.model import mask_passwords
     from bitkey_dir.trail import recent, trail_path
 
     entries, broken = recent(limit)
     if broken:
         warn(f"{trail_path()}: {broken} unreadable line(s) skipped")
-    if as_json:
-        import json
-
+    if as_json or output_format == Format.json:
         for entry in entries:
-            typer.echo(json.dumps(entry, ensure_ascii=False))
+            typer.echo(safe_json(json.dumps(entry, ensure_ascii=False)))
         return
     if not entries:
-        typer.echo(f"No entries in {trail_path()}.", err=True)
+        typer.echo(f"No entries in {safe(trail_path())}.", err=True)
         return
     for entry in entries:
-        reason = entry.get("reason") or "(no reason given)"
+        # Lines written before reasons were checked may hold a pasted password: never shown.
+        reason = mask_passwords(str(entry.get("reason") or "")) or "(no reason given)"
         if entry.get("action") == "export":
             what = f"export of {entry.get('keys')} keys to {entry.get('output')}"
         else:
             what = f"{entry.get('key_id')}  {entry.get('computer') or '-'}"
-        typer.echo(
+        line = (
             f"{entry.get('time')}  {entry.get('os_user')}  {what}  {entry.get('source')}  {reason}"
         )
+        typer.echo(safe(line))

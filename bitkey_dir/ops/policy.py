@@ -12,15 +12,25 @@ from typing import Final
 
 from bitkey_dir import trail
 from bitkey_dir.config import Config
+from bitkey_dir.display import safe
 from bitkey_dir.errors import InputError, SourceError
+from bitkey_dir.model import holds_password
 
 REASON_MAX: Final = 500
 
 
 def check_reason(reason: str | None) -> None:
-    """A reason goes into the trail as one line: refuse anything else before any work."""
-    if reason is not None and (len(reason) > REASON_MAX or not reason.isprintable()):
+    """A reason goes into the trail as one line: refuse anything else before any work, and
+    never keep a recovery password pasted into it by mistake."""
+    if reason is None:
+        return
+    if len(reason) > REASON_MAX or not reason.isprintable() or not safe(reason) == reason:
         raise InputError(f"--reason must be one printable line of at most {REASON_MAX} characters")
+    if holds_password(reason):
+        raise InputError(
+            "--reason looks like it holds a recovery password, which must never be kept in the "
+            "access trail: give a ticket number or a few words instead"
+        )
 
 
 def demand_reason(config: Config, reason: str | None, doing: str) -> None:

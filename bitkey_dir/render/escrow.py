@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from bitkey_dir.coverage import Coverage
+from bitkey_dir.display import no_formula, safe, safe_json
 from bitkey_dir.records import csv_line
 from bitkey_dir.sources.base import Escrow
 
@@ -37,9 +38,10 @@ def json_chunks(audit: Coverage) -> Iterator[str]:
     yield '{\n  "computers": [\n'
     separator = "    "
     for escrow, status in audit.ordered():
-        yield separator + json.dumps(_record(escrow, status), ensure_ascii=False)
+        yield separator + safe_json(json.dumps(_record(escrow, status), ensure_ascii=False))
         separator = ",\n    "
     summary = json.dumps(audit.summary(), indent=2, ensure_ascii=False).replace("\n", "\n  ")
+    summary = safe_json(summary)
     yield ("\n  ],\n" if audit.rows else "],\n") + f'  "summary": {summary}\n}}\n'
 
 
@@ -51,18 +53,10 @@ def csv_chunks(audit: Coverage) -> Iterator[str]:
     yield csv_line(AUDIT_FIELDS)
     for escrow, status in audit.ordered():
         record = _record(escrow, status)
-        record["computer"] = _no_formula(str(record["computer"]))
-        record["location"] = _no_formula(str(record["location"] or ""))
+        record["source"] = no_formula(str(record["source"]))
+        record["computer"] = no_formula(str(record["computer"]))
+        record["location"] = no_formula(str(record["location"] or ""))
         yield csv_line(record[name] for name in AUDIT_FIELDS)
-
-
-def _no_formula(text: str) -> str:
-    """Spreadsheets run cells starting with = + - @ as formulas; a directory name must not.
-
-    >>> _no_formula("=HYPERLINK(1)"), _no_formula("PC-01")
-    ("'=HYPERLINK(1)", 'PC-01')
-    """
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def render_table(audit: Coverage, *, show_ok: bool = False) -> str:
@@ -70,25 +64,36 @@ def render_table(audit: Coverage, *, show_ok: bool = False) -> str:
     rows = [row for row in audit.ordered() if show_ok or row[1] != "ok"]
     lines = []
     if rows:
-        width = max(len(escrow.computer) for escrow, _ in rows)
-        width = min(max(width, len("COMPUTER")), 40)
+        names = {id(escrow): safe(escrow.computer) for escrow, _ in rows}
+        width = min(max(len("COMPUTER"), *(len(name) for name in names.values())), 40)
         lines.append(f"{'STATUS':<8} {'COMPUTER':<{width}} {'KEYS':>4}  {'NEWEST':<10}  LOCATION")
         for escrow, status in rows:
             newest = escrow.newest.date().isoformat() if escrow.newest else "-"
             lines.append(
-                f"{status:<8} {escrow.computer:<{width}} {escrow.keys:>4}  {newest:<10}  "
-                f"{escrow.location or '-'}"
+                f"{status:<8} {names[id(escrow)]:<{width}} {escrow.keys:>4}  {newest:<10}  "
+                f"{safe(escrow.location) if escrow.location else '-'}"
             )
         lines.append("")
     summary = audit.summary()
     stale = f", {summary['stale']} stale" if audit.stale_days is not None else ""
     lines.append(
-        f"{summary['computers']} computers: {summary['ok']} ok{stale}, "
-        f"{summary['missing']} without a key ({summary['coverage']}% escrowed)"
+        f"{_count(summary['computers'], 'computer')}: {summary['ok']} ok{stale}, "
+        f"{summary['missing']} without a key ({_percent(summary['coverage'])} escrowed)"
     )
     for group in summary["groups"]:
+        computers = group["computers"]
+        noun = "computer" if computers == 1 else "computers"
         lines.append(
-            f"  {group['coverage']:>5}%  {group['computers']:>6} computers  "
-            f"{group['missing']:>5} missing  {group['source']}: {group['group']}"
+            f"  {_percent(group['coverage']):>6}  {computers:>6} {noun:<9}  "
+            f"{group['missing']:>5} missing  {safe(group['source'])}: {safe(group['group'])}"
         )
     return "\n".join(lines) + "\n"
+
+
+def _percent(value: float | None) -> str:
+    return "unknown" if value is None else f"{value}%"
+
+
+def _count(number: int, noun: str) -> str:
+    """ "1 computer", "2 computers"."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"

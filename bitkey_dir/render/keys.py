@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Final
 
+from bitkey_dir.display import safe, safe_json
 from bitkey_dir.model import RecoveryKey
 from bitkey_dir.ops.lookup import LookupResult
 from bitkey_dir.records import KEY_FIELDS, csv_line, key_csv_row, to_record
@@ -24,15 +25,19 @@ def _plain(text: str, **_: object) -> str:
 
 
 def render_json(result: LookupResult) -> str:
+    """The result as one JSON document. ``ambiguous`` says that a Key ID prefix matched
+    several keys (the warnings say it in words too): the caller must confirm more digits."""
+    warnings = [*result.warnings, ambiguity(result)] if result.ambiguous else result.warnings
     document = {
         "keys": [to_record(key) for key in result.keys],
-        "warnings": result.warnings,
+        "ambiguous": result.ambiguous,
+        "warnings": warnings,
         "sources": [
             {"name": status.name, "status": status.status, "error": status.error}
             for status in result.sources
         ],
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return safe_json(json.dumps(document, indent=2, ensure_ascii=False)) + "\n"
 
 
 def render_csv(result: LookupResult) -> str:
@@ -66,7 +71,7 @@ def render_phone(result: LookupResult) -> str:
     for key in result.keys:
         title = f"Key ID {key.key_id}"
         if key.computer:
-            title += f"  computer {key.computer}"
+            title += f"  computer {safe(key.computer)}"
         blocks.append(f"{title}\n{phone_groups(key)}\n")
     return "\n".join(blocks)
 
@@ -102,13 +107,13 @@ def render_table(result: LookupResult, style: Style = _plain) -> str:
         rows = [
             ("Key ID", _highlight_id(key, result, style)),
             ("Password", password),
-            ("Computer", key.computer or "(unknown)"),
+            ("Computer", safe(key.computer) if key.computer else "(unknown)"),
             ("Created", _when(key)),
-            ("Source", key.source),
-            ("Location", key.location),
-            ("Volume", key.volume_type),
-            ("Volume ID", key.volume_id),
-            ("Device ID", key.device_id),
+            ("Source", safe(key.source)),
+            ("Location", key.location and safe(key.location)),
+            ("Volume", key.volume_type and safe(key.volume_type)),
+            ("Volume ID", key.volume_id and safe(key.volume_id)),
+            ("Device ID", key.device_id and safe(key.device_id)),
             ("Deleted", "yes: the computer object was deleted" if key.deleted else None),
         ]
         blocks.append("".join(f"{label:<10} {value}\n" for label, value in rows if value))
@@ -117,7 +122,7 @@ def render_table(result: LookupResult, style: Style = _plain) -> str:
 
 def summary(result: LookupResult) -> str:
     """One or two lines for a person: what was found, and what to do when it is ambiguous."""
-    what = result.query.describe()
+    what = safe(result.query.describe())
     count = len(result.keys)
     if not count:
         if any(status.status != "ok" for status in result.sources):

@@ -165,3 +165,29 @@ def leaked(texts: Iterable[str], secrets: Iterable[str]) -> list[tuple[str, str]
 def assert_no_password(texts: Iterable[str], secrets: Iterable[str]) -> None:
     found = leaked(list(texts), list(secrets))
     assert not found, f"recovery password digits in messages: {found}"
+
+
+# ---------------------------------------------------------------------------------------------
+# What people and spreadsheets must be shown instead of control and bidi characters: a second
+# statement of the rule in bitkey_dir/display.py, written independently of it.
+
+_C1_AND_BIDI = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_LINE_SEPARATORS = re.compile("[\u2028\u2029]")
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def csv_shown(text: str) -> str:
+    """A CSV cell's text: C1 and bidi controls escaped (line breaks stay, inside quotes)."""
+    return _C1_AND_BIDI.sub(lambda m: _escape(m.group()), text)
+
+
+def terminal_shown(text: str) -> str:
+    """Text as people must see it: every C0, C1, bidi and line-separator character escaped."""
+    named = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+    text = re.sub("[\x00-\x1f]", lambda m: named.get(m.group(), _escape(m.group())), text)
+    text = _LINE_SEPARATORS.sub(lambda m: _escape(m.group()), text)
+    return csv_shown(text)

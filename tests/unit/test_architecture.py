@@ -23,6 +23,7 @@ SHARED = (
     "config",
     "coverage",
     "credentials",
+    "display",
     "encryption",
     "env",
     "errors",

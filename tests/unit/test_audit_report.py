@@ -57,15 +57,39 @@ def audited(*escrows: Escrow, stale_days: int | None = 30) -> Audit:
     return result
 
 
+# C1 controls and bidi controls, which a spreadsheet or a terminal would act on.
+SHOWN_ESCAPED = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def csv_text(text: str) -> str:
+    """A name's text in a CSV cell, before the formula guard: the control characters a
+    reader would take for binary data replaced by U+FFFD, C1 and bidi controls escaped."""
+    text = re.sub(r"[\x00-\x08\x0e-\x19\x1b-\x1f]", "\ufffd", text)
+    return SHOWN_ESCAPED.sub(
+        lambda m: escaped(m.group()) if m.group() not in "\u2028\u2029" else m.group(), text
+    )
+
+
 def guarded(text: str) -> str:
-    """The CSV cell a name must become: a leading quote before anything formula-like, and
-    the control characters a reader would take for binary data replaced by U+FFFD."""
-    text = "'" + text if text.startswith(FORMULA_START) else text
-    return re.sub(r"[\x00-\x08\x0e-\x19\x1b-\x1f]", "\ufffd", text)
+    """The CSV cell a name must become: a leading apostrophe before anything formula-like
+    (one more where apostrophes already lead up to it), then the text as csv_text makes it."""
+    return ("'" if text.lstrip("'").startswith(FORMULA_START) else "") + csv_text(text)
+
+
+def shown(text: str) -> str:
+    """A name as the table must show it: every control and bidi character escaped."""
+    named = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+    text = re.sub("[\x00-\x1f]", lambda m: named.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+    return SHOWN_ESCAPED.sub(lambda m: escaped(m.group()), text)
 
 
 def unguarded(cell: str) -> str:
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell
+    return cell[1:] if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_START) else cell
 
 
 def read_csv(text: str) -> list[dict[str, str]]:
@@ -173,13 +197,15 @@ def test_without_stale_days_no_computer_is_stale() -> None:
     assert all(group["stale"] == 0 for group in summary["groups"])  # type: ignore[attr-defined]
 
 
-def test_an_empty_audit_is_fully_covered() -> None:
+def test_the_coverage_of_no_computers_is_unknown_not_100_percent() -> None:
+    # A source that failed, or an account that sees no computer, covers nothing.
+    assert "unknown escrowed" in render_table(audited())
     assert audited().summary() == {
         "computers": 0,
         "missing": 0,
         "stale": 0,
         "ok": 0,
-        "coverage": 100.0,
+        "coverage": None,
         "stale_days": 30,
         "groups": [],
     }
@@ -440,7 +466,7 @@ def test_json_of_an_empty_audit() -> None:
             "missing": 0,
             "stale": 0,
             "ok": 0,
-            "coverage": 100.0,
+            "coverage": None,
             "stale_days": None,
             "groups": [],
         },
@@ -554,8 +580,8 @@ def test_table_lists_only_problems_by_default() -> None:
         "\n"
         "4 computers: 2 ok, 1 stale, 1 without a key (75.0% escrowed)\n"
         "   50.0%       2 computers      1 missing  ad: OU=Lab\n"
-        "  100.0%       1 computers      0 missing  ad: (none)\n"
-        "  100.0%       1 computers      0 missing  ad: OU=Office\n"
+        "  100.0%       1 computer       0 missing  ad: (none)\n"
+        "  100.0%       1 computer       0 missing  ad: OU=Office\n"
     )
 
 
@@ -582,7 +608,7 @@ def test_table_without_problems_is_the_totals_only() -> None:
 
 def test_table_of_an_empty_audit() -> None:
     assert render_table(audited(), show_ok=True) == (
-        "0 computers: 0 ok, 0 stale, 0 without a key (100.0% escrowed)\n"
+        "0 computers: 0 ok, 0 stale, 0 without a key (unknown escrowed)\n"
     )
 
 
@@ -618,8 +644,8 @@ def test_table_counts_groups_across_sources() -> None:
     )
     lines = render_table(result).splitlines()
     assert lines[-2:] == [
-        "    0.0%       1 computers      1 missing  ad: OU=A",
-        "  100.0%       1 computers      0 missing  entra: Windows",
+        "    0.0%       1 computer       1 missing  ad: OU=A",
+        "  100.0%       1 computer       0 missing  entra: Windows",
     ]
 
 
@@ -682,7 +708,11 @@ def test_every_computer_is_counted_exactly_once(case: tuple[list[Escrow], int | 
     assert len(groups) == len({(e.source, e.group) for e in escrows})  # type: ignore[arg-type]
     coverages = [g["coverage"] for g in groups]  # type: ignore[attr-defined]
     assert coverages == sorted(coverages)
-    assert 0.0 <= summary["coverage"] <= 100.0  # type: ignore[operator]
+    if escrows:
+        assert summary["coverage"] is not None
+        assert 0.0 <= summary["coverage"] <= 100.0
+    else:
+        assert summary["coverage"] is None
     if stale_days is None:
         assert summary["stale"] == 0
     ordered = result.ordered()
@@ -706,8 +736,7 @@ def test_csv_reads_back_to_the_same_computers(case: tuple[list[Escrow], int | No
         assert row["keys"] == str(entry.keys)
         assert row["newest"] == (entry.newest.isoformat() if entry.newest else "")
         assert row["status"] == status
-        if not entry.computer.startswith("'"):  # "'=x" and "=x" both read "'=x"
-            assert unguarded(row["computer"]) == unguarded(guarded(entry.computer))
+        assert unguarded(row["computer"]) == csv_text(entry.computer)
         # Nothing a spreadsheet would run survives in a name cell.
         assert not row["computer"].startswith(FORMULA_START)
         assert not row["location"].startswith(FORMULA_START)
@@ -740,16 +769,18 @@ def test_table_has_the_totals_and_every_group(case: tuple[list[Escrow], int | No
     result = build(case)
     summary = result.summary()
     stale = f", {summary['stale']} stale" if result.stale_days is not None else ""
+    computers = summary["computers"]
+    coverage = "unknown" if summary["coverage"] is None else f"{summary['coverage']}%"
     totals = (
-        f"{summary['computers']} computers: {summary['ok']} ok{stale}, "
-        f"{summary['missing']} without a key ({summary['coverage']}% escrowed)\n"
+        f"{computers} computer{'' if computers == 1 else 's'}: {summary['ok']} ok{stale}, "
+        f"{summary['missing']} without a key ({coverage} escrowed)\n"
     )
     for show_ok in (False, True):
         text = render_table(result, show_ok=show_ok)
         assert text.endswith("\n")
         assert totals in text
-        for group in summary["groups"]:  # type: ignore[attr-defined]
-            assert f"missing  {group['source']}: {group['group']}\n" in text
+        for group in summary["groups"]:
+            assert f"missing  {shown(group['source'])}: {shown(group['group'])}\n" in text
         problems = sum(1 for _, status in result.rows if status != "ok")
         if not (problems or (show_ok and result.rows)):
             assert text.startswith(totals)

@@ -20,9 +20,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from bitkey_dir.display import without_formula_guard
 from bitkey_dir.errors import InputError
 from bitkey_dir.model import KeyId, RecoveryKey, RecoveryPassword, check_password
-from bitkey_dir.records import KEY_FIELDS, RecordProblem, from_record
+from bitkey_dir.records import DATA_TEXT_FIELDS, KEY_FIELDS, RecordProblem, from_record
 
 
 class NotText(Exception):
@@ -236,6 +237,10 @@ def parse_csv(text: str) -> Parsed:
             if None in row:
                 parsed.problems.append(f"{line}: more values than columns")
                 continue
+            for name in DATA_TEXT_FIELDS:  # as key_csv_row guarded them against formulas
+                value = row.get(name)
+                if value:
+                    row[name] = without_formula_guard(value)
             _add_record(parsed, dict(row), line)
     except csv.Error as exc:
         parsed.problems.append(f"line {reader.line_num}: not valid CSV ({exc})")
