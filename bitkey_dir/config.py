@@ -6,8 +6,10 @@ reading it is fixing a config file in an editor, not reading a traceback.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from bitkey_dir.env import CONFIG_ENV
 from bitkey_dir.errors import ConfigError
 
 APP_NAME: Final = "bitkey-dir"
+CONFIG_LIMIT: Final = 1024 * 1024  # a config of sources is a few KiB; far more is a mistake
 _SOURCE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _TOP_LEVEL: Final = ("defaults", "keyring", "sources")
 _KEYRING_KEYS: Final = ("allow_plaintext",)
@@ -38,6 +41,33 @@ def state_dir() -> Path:
     from platformdirs import user_state_path
 
     return user_state_path(APP_NAME, appauthor=False)
+
+
+def private_folder(folder: Path) -> Path:
+    """``folder``, created if needed, that no other user may change: bitkey-dir's own folders
+    (the state folder and those below it) are made mode 0700 whatever the umask, and a
+    folder anyone else may write to (without the sticky bit) is refused, since another user
+    could put a link or a file of theirs in place of the trail or a token cache.
+
+    Raises OSError, or PermissionError naming the problem.
+    """
+    own = state_dir()
+    ours = folder == own or folder.is_relative_to(own)
+    missing = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    for created in reversed(missing):
+        created.mkdir(mode=0o700, exist_ok=True)
+        if ours or created == folder:
+            os.chmod(created, 0o700)  # mkdir's mode is cut by the umask; this is not
+    info = folder.stat()
+    if ours and info.st_uid == os.getuid() and info.st_mode & 0o077:
+        os.chmod(folder, 0o700)
+        info = folder.stat()
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+        raise PermissionError(
+            errno.EPERM,
+            f"other users may write to the folder {folder} (mode {stat.S_IMODE(info.st_mode):o})",
+        )
+    return folder
 
 
 def config_path(explicit: Path | None = None) -> tuple[Path, bool]:
@@ -64,6 +94,10 @@ class Settings:
         got = f", got {_describe(value)}" if key in self._table else ""
         return ConfigError(f"{self._where}.{key}: expected {expected}{got}")
 
+    def item_error(self, key: str, item: object, expected: str) -> ConfigError:
+        """One bad entry of a list, named: "servers: "ldaps//dc1": expected …"."""
+        return ConfigError(f"{self._where}.{key}: {_describe(item)}: expected {expected}")
+
     def _get(self, key: str, kind: type[T], expected: str, default: T) -> T:
         self._used.add(key)
         if key not in self._table:
@@ -86,10 +120,17 @@ class Settings:
     def boolean(self, key: str, default: bool) -> bool:
         return self._get(key, bool, "true or false", default)
 
-    def integer(self, key: str, default: int, *, minimum: int = 0) -> int:
-        value = self._get(key, int, f"a whole number >= {minimum}", default)
-        if value < minimum:
-            raise self.error(key, f"a whole number >= {minimum}")
+    def integer(
+        self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
+        expected = (
+            f"a whole number >= {minimum}"
+            if maximum is None
+            else f"a whole number from {minimum} to {maximum}"
+        )
+        value = self._get(key, int, expected, default)
+        if value < minimum or (maximum is not None and value > maximum):
+            raise self.error(key, expected)
         return value
 
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
@@ -108,6 +149,22 @@ class Settings:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.error(key, "a list of non-empty strings")
         return list(value)
+
+    def existing_file(self, key: str, what: str) -> Path | None:
+        """A path to an existing regular file (relative: from the config file's folder), or
+        None when the key is absent; checked now, so that a typo is a config error, not a
+        failure in the middle of a lookup."""
+        from bitkey_dir.small_files import NotReadable, check_regular_file
+
+        text = self.string(key)
+        if text is None:
+            return None
+        path = self.base_dir / Path(text).expanduser()
+        try:
+            check_regular_file(path, what=what)
+        except NotReadable as exc:
+            raise ConfigError(f"{self._where}.{key}: {exc.message}") from None
+        return path
 
     def path_list(self, key: str) -> list[Path]:
         """Paths, with ``~`` expanded and relative paths taken from the config file's folder."""
@@ -153,23 +210,32 @@ def _describe(value: object) -> str:
 
 def load_config(explicit: Path | None = None) -> Config:
     """Read and validate the config; a missing default file means an empty configuration."""
+    from bitkey_dir.small_files import NotReadable, read_small_file
+
     path, named = config_path(explicit)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        if named:
-            raise ConfigError(f"{path}: config file not found") from None
-        return Config(path=path, exists=False)
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, expected a TOML config file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+        raw = read_small_file(path, limit=CONFIG_LIMIT, what="the config file")
+    except NotReadable as exc:
+        if exc.problem == "missing":
+            if named:
+                raise ConfigError(f"{path}: config file not found") from None
+            return Config(path=path, exists=False)
+        if exc.problem == "folder":
+            raise ConfigError(f"{path}: is a folder, expected a TOML config file") from None
+        if exc.problem == "special":
+            raise ConfigError(f"{path}: not a regular file, expected a TOML config file") from None
+        if exc.problem == "too big":
+            limit = CONFIG_LIMIT // 1024
+            raise ConfigError(f"{path}: larger than {limit} KiB, not a config file") from None
+        raise ConfigError(f"{path}: cannot read the config file ({exc.detail})") from None
     try:
         data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save the config file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     return parse_config(data, path)
 
 

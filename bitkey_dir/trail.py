@@ -10,9 +10,11 @@ concurrent runs never interleave. It never holds a recovery password.
 from __future__ import annotations
 
 import contextlib
+import errno
 import getpass
 import json
 import os
+import stat
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -125,25 +127,66 @@ def export_entry(
 
 
 def append(entries: Sequence[Entry], path: Path | None = None) -> None:
-    """Append entries atomically; raise SourceError if the trail cannot be written."""
+    """Append entries, all of them or none; raise SourceError if the trail cannot be written.
+
+    The trail must be a regular file of its own: a symbolic link, a device (``/dev/null``)
+    or a pipe is refused, since a reveal recorded there is recorded nowhere. A line torn by
+    an earlier failure is ended first, so that the new entries stay whole; a write that
+    fails half-way (a full disk) is taken back, so that a refused reveal leaves no entry.
+    """
     if not entries:
         return
     target = path or trail_path()
     data = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries).encode()
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT  # read: to see whether the last line is whole
+    for extra in ("O_NOFOLLOW", "O_NONBLOCK", "O_CLOEXEC"):
+        flags |= getattr(os, extra, 0)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        from bitkey_dir.config import private_folder
+
+        private_folder(target.parent)
+        fd = os.open(target, flags, 0o600)
     except OSError as exc:
-        raise SourceError(f"cannot write the access trail {target} ({exc.strerror})") from None
+        raise SourceError(_cannot_write(target, exc)) from None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SourceError(
+                f"the access trail {target} is not a regular file (a device or a pipe): a "
+                "reveal recorded there would be recorded nowhere"
+            )
         with _locked(fd):
-            written = os.write(fd, data)
-        if written != len(data):
-            raise SourceError(f"the access trail {target} is full or failing (short write)")
+            _write_whole(fd, data, target)
     except OSError as exc:
-        raise SourceError(f"cannot write the access trail {target} ({exc.strerror})") from None
+        raise SourceError(_cannot_write(target, exc)) from None
     finally:
         os.close(fd)
+
+
+def _write_whole(fd: int, data: bytes, target: Path) -> None:
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        data = b"\n" + data  # an earlier line was torn: end it, keep ours whole
+    written = 0
+    try:
+        while written < len(data):
+            step = os.write(fd, data[written:])
+            if step <= 0:
+                break
+            written += step
+    except OSError:
+        os.ftruncate(fd, size)
+        raise
+    if written < len(data):
+        os.ftruncate(fd, size)  # part of a line would read as an entry, or merge with the next
+        raise SourceError(f"the access trail {target} is full or failing (short write)")
+
+
+def _cannot_write(target: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return f"the access trail {target} is a symbolic link: it must be a file of its own"
+    if exc.errno == errno.ENXIO:
+        return f"the access trail {target} is a pipe nobody reads: it must be a regular file"
+    return f"cannot write the access trail {target} ({exc.strerror or exc})"
 
 
 @contextlib.contextmanager
@@ -165,8 +208,17 @@ def recent(limit: int, path: Path | None = None) -> tuple[list[Line], int]:
     target = path or trail_path()
     kept: deque[Line] = deque(maxlen=limit)
     broken = 0
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(target, encoding="utf-8", errors="replace") as handle:
+        fd = os.open(target, flags)
+    except FileNotFoundError:
+        return [], 0
+    except OSError as exc:
+        raise SourceError(f"cannot read the access trail {target} ({exc.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SourceError(f"the access trail {target} is not a regular file")
+        with open(fd, encoding="utf-8", errors="replace", closefd=False) as handle:
             for line in handle:
                 try:
                     entry = json.loads(line)
@@ -177,8 +229,8 @@ def recent(limit: int, path: Path | None = None) -> tuple[list[Line], int]:
                     kept.append(entry)
                 else:
                     broken += 1
-    except FileNotFoundError:
-        return [], 0
     except OSError as exc:
         raise SourceError(f"cannot read the access trail {target} ({exc.strerror})") from None
+    finally:
+        os.close(fd)
     return list(kept), broken

@@ -217,6 +217,8 @@ def _unpickle(text: object) -> dict[Any, Any]:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from bitkey_dir.config import private_folder
+
+    private_folder(path.parent)  # 0700, whatever the umask: nobody else may swap the file
     with private_replacement(path) as handle:
         handle.write(data)
