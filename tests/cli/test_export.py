@@ -564,8 +564,19 @@ def test_an_export_that_cannot_be_decrypted_is_exit_3_in_one_line(
     code, stdout, stderr = run("find", "-k", KEY_ID[:8], "-s", str(out), "-f", "key", *extra)
     assert (code, stdout) == (3, "")
     (line,) = error_lines(stderr)
+    assert line.count(str(out)) == 1  # the file is named once
     assert "could not be decrypted" in line
-    assert "--identity" in line
+    # The hint fits what was tried: never a passphrase for a file only a key opens, and
+    # never "set the variable" when it is set.
+    expected = {
+        ("recipient", "wrong identity"): "none of the identities given",
+        ("recipient", "wrong passphrase"): "give --identity FILE",
+        ("recipient", "nothing given"): "give --identity FILE",
+        ("passphrase", "wrong identity"): f"set {PASSPHRASE_ENV}",
+        ("passphrase", "wrong passphrase"): f"the passphrase in {PASSPHRASE_ENV} does not open",
+        ("passphrase", "nothing given"): f"set {PASSPHRASE_ENV}",
+    }[(encrypted_with, reader)]
+    assert expected in line
     assert "Traceback" not in stderr
     assert all(len(text) < 600 for text in stderr.splitlines())
     for secret in (PASSPHRASE, WRONG_PASSPHRASE, *EXAMPLE_PASSWORDS):

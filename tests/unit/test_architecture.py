@@ -32,6 +32,7 @@ SHARED = (
     "keystore",
     "model",
     "records",
+    "small_files",
     "trail",
 )
 

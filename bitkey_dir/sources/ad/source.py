@@ -63,6 +63,8 @@ KEY_ATTRIBUTES: Final = ["msFVE-RecoveryGuid", "msFVE-RecoveryPassword", "msFVE-
 DELETED_ATTRIBUTES: Final = ["isDeleted", "lastKnownParent"]
 NO_ATTRIBUTES: Final = "1.1"  # RFC 4511: the DNs only
 RIGHTS_NEEDED: Final = "it needs Read and Control Access on msFVE-RecoveryPassword"
+MAX_TIMEOUT: Final = 3600  # seconds; beyond an hour a wait is a hang
+MAX_PAGE_SIZE: Final = 100_000  # AD answers at most its MaxPageSize (1,000) anyway
 
 
 @dataclass
@@ -86,27 +88,27 @@ class ADSource:
             try:
                 servers.append(ServerUrl.parse(url))
             except ValueError as exc:
-                raise settings.error("servers", str(exc)) from None
+                raise settings.item_error("servers", url, str(exc)) from None
         auth = settings.choice("auth", ("simple", "kerberos"), "simple")
         user = settings.string("user")
         if auth == "simple" and not user:
             raise settings.error("user", "a user name (UPN or DOMAIN\\user) for simple binds")
-        ca_file = settings.string("ca_file")
+        ca_file = settings.existing_file("ca_file", "the CA bundle")
         connector = Connector(
             source=name,
             servers=tuple(servers),
             user=user,
             auth=auth,
-            ca_file=settings.base_dir / Path(ca_file).expanduser() if ca_file else None,
+            ca_file=ca_file,
             kerberos_host=settings.string("kerberos_host"),
-            timeout=settings.integer("timeout", 10, minimum=1),
+            timeout=settings.integer("timeout", 10, minimum=1, maximum=MAX_TIMEOUT),
             allow_plaintext=settings.boolean("allow_plaintext", False),
         )
         source = cls(
             name=name,
             connector=connector,
             base_dn=settings.string("base_dn"),
-            page_size=settings.integer("page_size", 1000, minimum=1),
+            page_size=settings.integer("page_size", 1000, minimum=1, maximum=MAX_PAGE_SIZE),
         )
         settings.reject_unknown()
         return source
@@ -125,6 +127,10 @@ class ADSource:
                 "(user@domain or DOMAIN\\user), or configure the source"
             )
         ca_file = os.environ.get(CA_FILE_ENV)
+        if ca_file:
+            from bitkey_dir.small_files import check_regular_file
+
+            check_regular_file(Path(ca_file), what=f"{CA_FILE_ENV}:")
         connector = Connector(
             source=url, servers=(server,), user=user, ca_file=Path(ca_file) if ca_file else None
         )

@@ -129,10 +129,12 @@ class SignIn:
 
         if self.certificate_file is None:
             raise AuthError('auth = "client-certificate" needs certificate_file')
+        from bitkey_dir.small_files import NotReadable, read_small_file
+
         try:
-            pem = self.certificate_file.read_bytes()
-        except OSError as exc:
-            raise AuthError(f"cannot read {self.certificate_file} ({exc.strerror})") from None
+            pem = read_small_file(self.certificate_file, limit=1 << 20, what="the certificate")
+        except NotReadable as exc:
+            raise AuthError(exc.message) from None
         try:
             certificate = x509.load_pem_x509_certificate(pem)
         except ValueError:

@@ -24,7 +24,6 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import urlsplit
 
@@ -63,21 +62,19 @@ class EntraSource:
     @classmethod
     def from_settings(cls, name: str, settings: Settings) -> EntraSource:
         auth = settings.choice("auth", DELEGATED_AUTH + APP_AUTH, "device-code")
-        certificate = settings.string("certificate_file")
-        ca_file = settings.string("ca_file")
+        certificate = settings.existing_file("certificate_file", "the certificate file")
+        ca_file = settings.existing_file("ca_file", "the CA bundle")
         graph_url = _https_url(settings, "graph_url", "https://graph.microsoft.com")
         authority_host = _https_url(settings, "authority_host", "https://login.microsoftonline.com")
-        timeout = settings.integer("timeout", 30, minimum=1)
+        timeout = settings.integer("timeout", 30, minimum=1, maximum=3600)
         sign_in = SignIn(
             tenant_id=_identifier(settings, "tenant_id"),
             client_id=_identifier(settings, "client_id"),
             auth=auth,
             authority_host=authority_host,
             graph_url=graph_url,
-            ca_file=settings.base_dir / Path(ca_file).expanduser() if ca_file else None,
-            certificate_file=(
-                settings.base_dir / Path(certificate).expanduser() if certificate else None
-            ),
+            ca_file=ca_file,
+            certificate_file=certificate,
             timeout=timeout,
             source=name,
         )

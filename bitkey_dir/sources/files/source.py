@@ -25,6 +25,7 @@ malformed files only when they could hold the key asked for.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -56,7 +57,21 @@ class _Unlocking:
     identities: list[Any] | None = None  # pyrage identities from identity_file(s)
     passphrase: str | None = field(default=None, repr=False)
     asked: bool = False  # for the passphrase: the environment, or the person, once
-    undecrypted: list[str] = field(default_factory=list)  # exports nothing could open
+    origin: str = "typed"  # where the passphrase came from, to say which one did not fit
+
+
+@dataclass
+class _Troubles:
+    """Files that might hold keys but could not be used: reported once the answer is known,
+    as warnings beside keys that were found, else as the failure they are."""
+
+    undecrypted: list[tuple[str, str]] = field(default_factory=list)  # path, why
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # path, why
+
+    def take(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        taken = (self.undecrypted, self.unreadable)
+        self.undecrypted, self.unreadable = [], []
+        return taken
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,7 @@ class FileSource:
     computer_from: str = "none"
     identity_files: tuple[Path, ...] = ()
     _unlocking: _Unlocking = field(default_factory=_Unlocking, repr=False, compare=False)
+    _troubles: _Troubles = field(default_factory=_Troubles, repr=False, compare=False)
 
     @classmethod
     def from_settings(cls, name: str, settings: Settings) -> FileSource:
@@ -124,26 +140,39 @@ class FileSource:
                 placed = self._place_one(path, parsed, damaged)
                 if query.matches(placed):
                     warn(f"{path}: Key ID {placed.key_id}: {problem}; not used")
-        if not found:
-            self._fail_if_undecrypted()
+        self._settle(warn, strict=not found)
         return found
 
-    def _fail_if_undecrypted(self) -> None:
-        """A key may be in an export that could not be opened: that is not "not found"."""
-        undecrypted, self._unlocking.undecrypted = self._unlocking.undecrypted, []
+    def _settle(self, warn: Warn, *, strict: bool) -> None:
+        """Say which files could not be used. Beside keys that were found they are warnings;
+        otherwise the answer cannot be trusted: a key may be in one of them, so that is an
+        error (3 for an export nothing could decrypt, 4 for a file that cannot be read), not
+        "not found", and an export must not silently miss their keys."""
+        undecrypted, unreadable = self._troubles.take()
+        if not strict:
+            for path, why in undecrypted:
+                warn(f"{path}: skipped, {why}")
+            for path, why in unreadable:
+                warn(f"{path}: skipped, cannot read it ({why})")
+            return
+        if undecrypted and unreadable:
+            warn(_unreadable(self._named(unreadable)))
         if undecrypted:
-            raise AuthError(
-                f"{len(undecrypted)} encrypted export(s) could not be decrypted "
-                f"({undecrypted[0]}{', …' if len(undecrypted) > 1 else ''}): give --identity "
-                "FILE or identity_file, or set BITKEY_DIR_EXPORT_PASSPHRASE"
-            )
+            raise AuthError(_undecrypted(self._named(undecrypted)))
+        if unreadable:
+            raise SourceError(_unreadable(self._named(unreadable)))
+
+    def _named(self, troubles: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The paths as a person reads them after "NAME: ": the source's own path (a file
+        given with --source) is already said, so it is "this file"."""
+        return [("it" if path == self.name else path, why) for path, why in troubles]
 
     def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
         for path, parsed in self._parse_all(warn):
             yield from self._place(path, parsed)
             for damaged, problem in parsed.damaged:
                 warn(f"{path}: Key ID {damaged.key_id}: {problem}; not used")
-        self._fail_if_undecrypted()  # an export of a backup must not silently miss keys
+        self._settle(warn, strict=True)  # an export of a backup must not silently miss keys
 
     def _place(self, path: str, parsed: Parsed) -> list[RecoveryKey]:
         return [self._place_one(path, parsed, key) for key in parsed.keys]
@@ -173,25 +202,24 @@ class FileSource:
 
     def _parse_file(self, path: str, warn: Warn, wanted: re.Pattern[str] | None) -> Parsed | None:
         try:
-            with open(path, "rb") as handle:
-                # Judge the size before reading: on a network share, reading is the cost.
-                too_big = os.fstat(handle.fileno()).st_size > self.max_file_size
-                data = b"" if too_big else handle.read(self.max_file_size + 1)
-        except OSError as exc:
-            warn(f"{path}: skipped, cannot read it ({exc.strerror or type(exc).__name__})")
+            data = self._read(path)
+        except _NotRegular:
+            warn(f"{path}: skipped, not a regular file")
             return None
-        if too_big or len(data) > self.max_file_size:
+        except _TooBig:
             warn(
                 f"{path}: skipped, larger than {_size(self.max_file_size)} "
                 f"(raise max_file_size in the source's config to read it)"
             )
             return None
+        except OSError as exc:
+            self._troubles.unreadable.append((path, exc.strerror or type(exc).__name__))
+            return None
         if is_encrypted(data):
             try:
                 data = self._decrypt(data)
             except AuthError as exc:  # a bad identity file itself is bad input: it propagates
-                warn(f"{path}: skipped, {exc.message}")
-                self._unlocking.undecrypted.append(path)
+                self._troubles.undecrypted.append((path, exc.message))
                 return None
         try:
             return parse_bytes(data, wanted)
@@ -199,6 +227,27 @@ class FileSource:
             hint = " (a .BEK startup key is not a recovery password)" if _is_bek(path) else ""
             warn(f"{path}: skipped, {exc}{hint}")
             return None
+
+    def _read(self, path: str) -> bytes:
+        """The file's bytes; opened without blocking (a FIFO put in its place must not hang
+        the lookup), its size judged before reading: on a network share, reading is the cost."""
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise _NotRegular
+            if info.st_size > self.max_file_size:
+                raise _TooBig
+            chunks, left = [], self.max_file_size + 1
+            while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+                chunks.append(chunk)
+                left -= len(chunk)
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
+        if len(data) > self.max_file_size:
+            raise _TooBig
+        return data
 
     def _decrypt(self, data: bytes) -> bytes:
         from bitkey_dir import encryption
@@ -210,12 +259,14 @@ class FileSource:
                 loaded += encryption.load_identities(path)
             unlocking.identities = loaded
         passphrase = None
-        if encryption.uses_passphrase(data) or not unlocking.identities:
+        if encryption.uses_passphrase(data):  # never asked for a file only a key opens
             if not unlocking.asked:
+                from_env = os.environ.get(encryption.PASSPHRASE_ENV)
                 unlocking.passphrase = encryption.passphrase_from_env_or_prompt(confirm=False)
+                unlocking.origin = f"in {encryption.PASSPHRASE_ENV}" if from_env else "typed"
                 unlocking.asked = True
             passphrase = unlocking.passphrase
-        return encryption.decrypt(data, unlocking.identities, passphrase)
+        return encryption.decrypt(data, unlocking.identities, passphrase, origin=unlocking.origin)
 
     def _files(self, warn: Warn) -> Iterator[str]:
         seen: set[tuple[int, int]] = set()
@@ -233,26 +284,21 @@ class FileSource:
             else:
                 raise SourceError(f"{root} is neither a file nor a folder")
 
-    def _walk(self, folder: str, seen: set[tuple[int, int]], warn: Warn) -> Iterator[str]:
-        # Plain strings, not Path objects: on a share of 10,000 files the difference shows.
-        try:
-            identity = os.stat(folder)
-        except OSError as exc:
-            warn(f"{folder}: skipped, cannot open the folder ({exc.strerror})")
-            return
-        if (identity.st_dev, identity.st_ino) in seen:
-            return  # a symbolic link back up the tree
-        seen.add((identity.st_dev, identity.st_ino))
-        try:
-            with os.scandir(folder) as scan:
-                entries = sorted(scan, key=lambda entry: entry.name)
-        except OSError as exc:
-            warn(f"{folder}: skipped, cannot list the folder ({exc.strerror})")
-            return
-        for entry in entries:
+    def _walk(self, top: str, seen: set[tuple[int, int]], warn: Warn) -> Iterator[str]:
+        """Every file below ``top``, depth first in name order. A loop, not recursion: a
+        share may be nested deeper than Python's recursion allows."""
+        first = self._list(top, seen)
+        stack = [iter(first)] if first is not None else []
+        while stack:
+            entry = next(stack[-1], None)
+            if entry is None:
+                stack.pop()
+                continue
             try:
                 if entry.is_dir():
-                    yield from self._walk(entry.path, seen, warn)
+                    below = self._list(entry.path, seen)
+                    if below is not None:
+                        stack.append(iter(below))
                 elif entry.is_file():
                     yield entry.path
                 elif entry.is_symlink() and not os.path.exists(entry.path):
@@ -260,7 +306,47 @@ class FileSource:
                 else:
                     warn(f"{entry.path}: skipped, not a regular file")
             except OSError as exc:
-                warn(f"{entry.path}: skipped, cannot read it ({exc.strerror})")
+                if exc.errno == errno.ELOOP:  # a link in a circle leads to no file
+                    warn(f"{entry.path}: skipped, a link that leads back to itself")
+                else:
+                    self._troubles.unreadable.append((entry.path, exc.strerror or "unknown"))
+
+    def _list(self, folder: str, seen: set[tuple[int, int]]) -> list[os.DirEntry[str]] | None:
+        """A folder's entries in name order; None when it was seen before (a link back up
+        the tree) or cannot be listed (remembered: it may hold keys)."""
+        # Plain strings, not Path objects: on a share of 10,000 files the difference shows.
+        try:
+            identity = os.stat(folder)
+            if (identity.st_dev, identity.st_ino) in seen:
+                return None
+            seen.add((identity.st_dev, identity.st_ino))
+            with os.scandir(folder) as scan:
+                return sorted(scan, key=lambda entry: entry.name)
+        except OSError as exc:
+            self._troubles.unreadable.append((folder, exc.strerror or "unknown"))
+            return None
+
+
+class _NotRegular(Exception):
+    pass
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _undecrypted(troubles: list[tuple[str, str]]) -> str:
+    (path, why), more = troubles[0], len(troubles) - 1
+    if not more:
+        return f"{'' if path == 'it' else path + ' '}could not be decrypted: {why}"
+    return f"{len(troubles)} encrypted exports could not be decrypted ({path}: {why}; {more} more)"
+
+
+def _unreadable(troubles: list[tuple[str, str]]) -> str:
+    (path, why), more = troubles[0], len(troubles) - 1
+    if not more:
+        return f"cannot read {path} ({why}): a key in it would be missed"
+    return f"cannot read {len(troubles)} files or folders ({path}: {why}; {more} more)"
 
 
 def _is_bek(path: str) -> bool:

@@ -1,0 +1,92 @@
+"""Reading the small files a person names: configs, identities, public keys, certificates.
+
+Only regular files are read, never more than a bound: a path that turns out to be a FIFO, a
+device (``/dev/zero``), a folder or a huge file is a one-line error, not a hang or a process
+that reads until memory runs out. The file is opened without blocking, so that opening a FIFO
+nobody writes to returns at once.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Final, Literal
+
+from bitkey_dir.errors import InputError
+
+MiB: Final = 1024 * 1024
+
+
+Problem = Literal["missing", "folder", "special", "too big", "unreadable"]
+
+
+class NotReadable(InputError):
+    """The named file is missing, not a regular file, too big, or cannot be read."""
+
+    def __init__(self, message: str, problem: Problem, detail: str = "") -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.detail = detail  # the system's words, for "unreadable"
+
+
+def read_small_file(path: Path, *, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, a regular file of at most ``limit`` bytes; raise NotReadable,
+    whose message names ``what`` the file is meant to be ("the config file")."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise NotReadable(f"{what} {path} does not exist", "missing") from None
+    except IsADirectoryError:
+        raise NotReadable(f"{what} {path} is a folder, not a file", "folder") from None
+    except OSError as exc:
+        message = f"cannot open {what} {path} ({exc.strerror})"
+        raise NotReadable(message, "unreadable", str(exc.strerror)) from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise NotReadable(f"{what} {path} is a folder, not a file", "folder")
+        if not stat.S_ISREG(info.st_mode):
+            message = f"{what} {path} is not a regular file (a device or a pipe?)"
+            raise NotReadable(message, "special")
+        if info.st_size > limit:
+            raise NotReadable(f"{what} {path} is larger than {_size(limit)}", "too big")
+        chunks = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        message = f"cannot read {what} {path} ({exc.strerror})"
+        raise NotReadable(message, "unreadable", str(exc.strerror)) from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:  # it grew while being read
+        raise NotReadable(f"{what} {path} is larger than {_size(limit)}", "too big")
+    return data
+
+
+def check_regular_file(path: Path, *, what: str) -> None:
+    """Raise NotReadable unless ``path`` is an existing regular file that can be opened."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise NotReadable(f"{what} {path} does not exist", "missing") from None
+    except OSError as exc:
+        message = f"cannot open {what} {path} ({exc.strerror})"
+        raise NotReadable(message, "unreadable", str(exc.strerror)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotReadable(f"{what} {path} is not a regular file", "special")
+    finally:
+        os.close(fd)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // MiB} MiB" if limit >= MiB else f"{limit // 1024} KiB"

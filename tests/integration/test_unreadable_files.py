@@ -1,0 +1,84 @@
+"""A key file or folder that cannot be read is a source failure naming it, not "no key found",
+and an export never silently drops its keys. Real unreadable files: run as root, the command
+runs without the capability that lets root read anything (setpriv)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.unit.helpers import (
+    KEY_ID,
+    OTHER_KEY_ID,
+    OTHER_PASSWORD,
+    PASSWORD,
+    utf16_le_bom,
+    windows_key_file,
+)
+
+pytestmark = pytest.mark.integration
+DROP = "-dac_override,-dac_read_search"
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    prefix = ["setpriv", f"--bounding-set={DROP}", f"--inh-caps={DROP}", "--"]
+    command = [*(prefix if os.geteuid() == 0 else []), sys.executable, "-m", "bitkey_dir"]
+    return subprocess.run(
+        [*command, *map(str, args)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def share(tmp_path: Path) -> Iterator[Path]:
+    """PC-1's key file cannot be read; PC-2's folder cannot be listed; PC-3's key can be."""
+    folder = tmp_path / "share"
+    for name, key_id, password in (
+        ("PC-1", KEY_ID, PASSWORD),
+        ("PC-2", "0AAAAAAA-220C-4293-BA01-4754620A96E7", PASSWORD),
+        ("PC-3", OTHER_KEY_ID, OTHER_PASSWORD),
+    ):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "key.TXT").write_bytes(utf16_le_bom(windows_key_file(key_id, password)))
+    (folder / "PC-1" / "key.TXT").chmod(0)
+    (folder / "PC-2").chmod(0)
+    try:
+        yield folder
+    finally:
+        (folder / "PC-1" / "key.TXT").chmod(0o600)
+        (folder / "PC-2").chmod(0o700)
+
+
+def test_a_key_that_may_be_in_an_unreadable_file_is_not_reported_missing(share: Path) -> None:
+    done = run("find", "-k", KEY_ID[:8], "-s", share, "-f", "json")
+    assert done.returncode == 4, done.stderr
+    assert "cannot read 2 files or folders" in done.stderr
+    assert "Permission denied" in done.stderr
+
+
+def test_keys_found_elsewhere_are_shown_with_a_warning_naming_the_unreadable(share: Path) -> None:
+    done = run("find", "-k", OTHER_KEY_ID[:8], "-s", share, "-f", "key")
+    assert (done.returncode, done.stdout) == (0, OTHER_PASSWORD + "\n"), done.stderr
+    assert f"{share / 'PC-1' / 'key.TXT'}: skipped, cannot read it (Permission denied)" in (
+        done.stderr
+    )
+    assert f"{share / 'PC-2'}: skipped, cannot read it" in done.stderr
+
+
+def test_an_export_never_drops_the_keys_it_cannot_read(share: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "keys.json"
+    out.parent.mkdir()
+    done = run("export", "-s", share, "-o", out)
+    assert done.returncode == 4, done.stderr
+    assert "cannot read 2 files or folders" in done.stderr
+    assert list(out.parent.iterdir()) == []
