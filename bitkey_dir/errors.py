@@ -35,6 +35,12 @@ class BitkeyError(Exception):
         return self.message
 
 
+class NothingFound(BitkeyError):
+    """Every source answered, and there was nothing: no key, nothing to export."""
+
+    exit_code = ExitCode.NOT_FOUND
+
+
 class InputError(BitkeyError):
     """Bad usage or bad input: a malformed Key ID, a wrong option combination."""
 

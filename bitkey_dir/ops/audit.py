@@ -43,24 +43,33 @@ def audit(
 ) -> AuditResult:
     """Escrow coverage of ``sources`` (default: the config's), one source after another.
 
-    Raises InputError for a source that cannot be audited (key files know only the
-    computers that have keys) or an unknown one.
+    Raises InputError for a named source that cannot be audited (key files know only the
+    computers that have keys) or an unknown one; such sources among the config's defaults
+    are skipped with a warning.
     """
     if stale_days is not None and stale_days < 1:
         raise InputError("--stale-days must be at least 1")
     with run.active():
         opened = run.open(sources)
-        auditable: list[Audits] = []
-        for source in opened:
-            if not isinstance(source, Audits):
-                for unused in opened:
-                    unused.close()
-                raise InputError(
-                    f"{source.name}: only directory sources (ad, entra) can be audited; key "
-                    "files know only the computers that have keys"
-                )
-            auditable.append(source)
+        auditable = [source for source in opened if isinstance(source, Audits)]
+        skipped = [source for source in opened if not isinstance(source, Audits)]
+        for source in skipped:
+            source.close()
+        if skipped and (sources or not auditable):
+            # Named on the command line, a key file source is a mistake; among the config's
+            # defaults it is only not what an audit reads.
+            for source in auditable:
+                source.close()
+            raise InputError(
+                f"{skipped[0].name}: only directory sources (ad, entra) can be audited; key "
+                "files know only the computers that have keys"
+            )
         result = AuditResult(Coverage(stale_days=stale_days), fail_on_missing=fail_on_missing)
+        result.warnings += [
+            f"{source.name}: skipped: key files know only the computers that have keys, so "
+            "only directory sources (ad, entra) are audited"
+            for source in skipped
+        ]
 
         def read(source: Audits, warn: Warn) -> None:
             label = f"{source.name}: computers read"

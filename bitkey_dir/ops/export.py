@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from bitkey_dir import trail
-from bitkey_dir.errors import BitkeyError, ExitCode, InputError
+from bitkey_dir.errors import BitkeyError, ExitCode, InputError, NothingFound
 from bitkey_dir.export_file import Encryption, write_export
 from bitkey_dir.model import RecoveryKey
 from bitkey_dir.ops import policy
@@ -45,7 +45,7 @@ class ExportResult:
     @property
     def exit_code(self) -> ExitCode:
         """0 written; 3 when a key lacks its password (a backup that fails when needed);
-        the failure's code when nothing was written."""
+        the failure's code when nothing was written (1 when the source held no key)."""
         statuses = [SourceStatus.failed(self.source, self.failure)] if self.failure else []
         answer = ExitCode.AUTH if self.unreadable and not self.failure else ExitCode.FOUND
         return exit_code(answer, statuses, every_source_needed=True)
@@ -108,6 +108,14 @@ def export(
                 result.warnings.append(f"{opened.name}: {message}")
 
             def record(count: int) -> None:
+                if count == 0:
+                    # An empty backup is worse than none: it would replace the last good one
+                    # (--force), and a night's job would report success.
+                    raise NothingFound(
+                        f"{opened.name} gave no key: nothing written. An account that may not "
+                        "see recovery objects sees none, so missing rights look the same as "
+                        "no keys"
+                    )
                 entry = trail.export_entry(
                     opened.name,
                     getattr(opened, "principal", None),

@@ -264,3 +264,29 @@ def test_a_huge_stale_days_is_not_an_internal_error(directories: list[FakeDirect
     code, _, err = run("audit", "-s", "corp", "--stale-days", "1000000")
     assert code in (0, 2)
     assert "internal error" not in err
+
+
+def test_key_files_among_the_default_sources_are_skipped_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bitkey_dir.config import Settings
+    from bitkey_dir.sources.files.source import FileSource
+
+    directory = corp()
+    files = FileSource.from_settings(
+        "usb-keys", Settings({"type": "file", "path": KEYS}, "test", Path())
+    )
+
+    def open_sources(config: object, specs: list[str]) -> list[object]:
+        return [files, directory] if not specs else [files]
+
+    monkeypatch.setattr("bitkey_dir.sources.registry.open_sources", open_sources)
+    code, out, err = run("audit", "-f", "json")  # the config's defaults
+    assert code == 0, err
+    assert json.loads(out)["summary"]["computers"] == 3
+    assert "warning: usb-keys: skipped: key files know only the computers" in err
+    assert directory.closed
+    # Named on the command line, a key file source is still a mistake.
+    code, out, err = run("audit", "-s", "usb-keys")
+    assert (code, out) == (2, "")
+    assert NOT_AUDITABLE in err

@@ -845,3 +845,19 @@ def test_the_written_out_json_line_is_json_dumps_of_the_record(
     # Any text at all in the free-form fields: quotes, backslashes, controls, lone surrogates.
     for candidate in (key, dataclasses.replace(key, computer=computer, location=location)):
         assert key_json(candidate) == json.dumps(to_record(candidate), ensure_ascii=False)
+
+
+def test_an_export_that_would_hold_no_key_writes_nothing_and_keeps_the_last_one(
+    tmp_path: Path,
+) -> None:
+    # An account that lost its rights sees no key: a nightly --force must not replace the last
+    # good backup with an empty one, nor report success.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "keys.json"
+    out.write_text("the last good backup\n")
+    code, stdout, stderr = export(out, "--force", source=str(empty))
+    assert (code, stdout) == (1, "")
+    assert "gave no key: nothing written" in stderr
+    assert out.read_text() == "the last good backup\n"
+    assert files_in(tmp_path) == ["empty", "keys.json"]

@@ -141,3 +141,30 @@ def test_entra_audit_needs_only_read_basic_and_reads_no_key(
     assert graph.key_reads == []
     assert graph.count(KEY_GET) == 0
     assert graph.count(GRAPH) == 2  # devices listed once, keys listed once
+
+
+def test_an_ad_audit_that_sees_no_recovery_object_says_it_may_be_wrong(
+    lab: Lab, samba_dc: Directory
+) -> None:
+    # Below OU=Domain Controllers there is a computer and no key: what an account without
+    # the right to list recovery objects would see everywhere.
+    config = lab.config(user="plain", base_dn=f"OU=Domain Controllers,{samba_dc.base_dn}")
+    found = audit(config, "--format", "json")
+    assert found.code == 0, found.err
+    assert found.document["summary"]["missing"] == 1
+    assert "not one recovery object visible to" in found.err
+    assert "coverage is then not to be trusted" in found.err
+    # Where it sees keys, it says nothing of the kind.
+    assert "not one recovery object" not in audit(lab.config(user="plain"), "-f", "json").err
+
+
+def test_an_entra_audit_that_sees_no_key_says_it_may_be_wrong(
+    entra: Entra, graph: GraphEmulator
+) -> None:
+    entra.daemon("BitlockerKey.ReadBasic.All", "Device.Read.All")
+    graph.add_device("PC-1")
+    graph.add_device("PC-2")
+    found = run("--config", str(entra.config()), "audit", "--source", SOURCE, "-f", "json")
+    assert found.code == 0, found.err
+    assert found.document["summary"]["coverage"] == 0.0
+    assert "not one recovery key visible to" in found.err

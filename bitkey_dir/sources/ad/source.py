@@ -473,11 +473,25 @@ class ADSource:
             if created is not None and (newest is None or created > newest):
                 newest = created
             counts[computer] = (count + 1, newest)
+        seen_keys = bool(counts)
+        computers = 0
         for entry in self._search(connection, base, "(objectCategory=computer)", [NO_ATTRIBUTES]):
             dn = entry.dn
             count, newest = counts.pop(dn.lower(), (0, None))
             location = sys.intern(parent_dn(dn))  # one string per OU, not per computer
+            computers += 1
             yield Escrow(self.name, leaf_value(dn), location, count, newest, location)
+        if computers and not seen_keys:
+            warn(invisible_keys(self.account, f"{computers} computers"))
+
+
+def invisible_keys(account: str, what: str) -> str:
+    """Why an audit that sees no recovery object at all may be wrong about every computer."""
+    return (
+        f"{what}, and not one recovery object visible to {account}: an account that may not "
+        "list recovery objects sees none, so these computers look unescrowed whether or not "
+        "they are (the coverage is then not to be trusted)"
+    )
 
 
 def replace_location(key: RecoveryKey, location: str | None) -> RecoveryKey:

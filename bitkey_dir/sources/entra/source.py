@@ -179,7 +179,7 @@ class EntraSource:
         read is audited. Devices are listed once and keys once, then joined here.
         """
         self.sign_in.token()
-        yield from asyncio.run(self._session(self._escrow))
+        yield from asyncio.run(self._session(lambda graph: self._escrow(graph, warn)))
 
     async def _session(self, work: Any) -> Any:
         from bitkey_dir.sources.entra.graph import open_graph
@@ -344,7 +344,7 @@ class EntraSource:
 
     # -- audit --------------------------------------------------------------------------
 
-    async def _escrow(self, graph: Graph) -> list[Escrow]:
+    async def _escrow(self, graph: Graph, warn: Warn) -> list[Escrow]:
         from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
         from msgraph.generated.information_protection.bitlocker.recovery_keys import (
             recovery_keys_request_builder as keys_module,
@@ -381,6 +381,13 @@ class EntraSource:
             # A handful of versions among thousands of devices: one string each.
             location = sys.intern(system) if system else None
             found.append(Escrow(self.name, name, location, count, newest, location or "?"))
+        if found and not counts:
+            warn(
+                f"{len(found)} Windows devices, and not one recovery key visible to "
+                f"{self.sign_in.principal}: keys of devices outside its reach are not listed, "
+                "so these devices look unescrowed whether or not they are (the coverage is "
+                "then not to be trusted)"
+            )
         return found
 
     # -- results ------------------------------------------------------------------------
