@@ -106,7 +106,7 @@ def export_entry(
     source: str,
     principal: str | None,
     keys: int,
-    output: Path,
+    output: Path | str,
     protection: str,
     reason: str | None,
     command: Sequence[str],

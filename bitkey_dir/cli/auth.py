@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bitkey_dir.cli.common import run_for
+from bitkey_dir.cli.common import JsonFlag, Listing, ListingFormat, run_for, wants_json
 from bitkey_dir.errors import InputError
 
 if TYPE_CHECKING:
@@ -17,11 +17,27 @@ if TYPE_CHECKING:
 auth_app = typer.Typer(help="What is stored for signing in.", no_args_is_help=True)
 
 SourceName = Annotated[
-    str, typer.Argument(help="A configured source name (see `bitkey-dir sources`).")
+    str | None,
+    typer.Argument(help="A configured source name (see `bitkey-dir sources`).", show_default=False),
+]
+SourceOption = Annotated[
+    str | None,
+    typer.Option("--source", "-s", help="The same, as the other commands take it."),
 ]
 
 
-def login(ctx: typer.Context, source: SourceName) -> None:
+def _one_source(argument: str | None, option: str | None) -> str:
+    if argument and option and argument != option:
+        raise InputError(f"two sources given ({argument}, {option}): give one")
+    name = argument or option
+    if not name:
+        raise InputError("give a configured source name: bitkey-dir login NAME (or --source NAME)")
+    return name
+
+
+def login(
+    ctx: typer.Context, source: SourceName = None, source_option: SourceOption = None
+) -> None:
     """Sign in to a source once and keep the credential in the keyring.
 
     Prompts on a terminal; otherwise reads the password or client secret from the first line
@@ -31,7 +47,7 @@ def login(ctx: typer.Context, source: SourceName) -> None:
     from bitkey_dir.display import safe
     from bitkey_dir.ops import signin
 
-    done = signin.login(run_for(ctx), source, read_for_login)
+    done = signin.login(run_for(ctx), _one_source(source, source_option), read_for_login)
     typer.echo(safe(f"{done.source}: {done.message} ({done.keyring})"))
 
 
@@ -63,11 +79,14 @@ def read_for_login(wanted: Wanted) -> Secret:
     return credentials.Secret(value, "stdin")
 
 
-def logout(ctx: typer.Context, source: SourceName) -> None:
+def logout(
+    ctx: typer.Context, source: SourceName = None, source_option: SourceOption = None
+) -> None:
     """Remove the stored password or client secret and the saved tokens of a source."""
     from bitkey_dir.display import safe
     from bitkey_dir.ops import signin
 
+    source = _one_source(source, source_option)
     done = signin.logout(run_for(ctx), source)
     if done.removed:
         typer.echo(safe(f"{source}: removed {', '.join(done.removed)}"))
@@ -84,7 +103,8 @@ def status(
         list[str] | None,
         typer.Argument(help="Source names (default: every configured source).", show_default=False),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    output_format: ListingFormat = Listing.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """Per source: the account, whether a secret and tokens are stored, and when tokens expire.
 
@@ -95,7 +115,7 @@ def status(
 
     found = signin.status(run_for(ctx), sources or [])
     info = found.keyring
-    if as_json:
+    if wants_json(output_format, as_json):
         import json
 
         document = {

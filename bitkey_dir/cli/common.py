@@ -6,8 +6,9 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -16,6 +17,24 @@ from bitkey_dir.errors import BitkeyError
 if TYPE_CHECKING:
     from bitkey_dir.ops.outcome import SourceStatus
     from bitkey_dir.ops.run import Run
+
+
+class Listing(StrEnum):
+    table = "table"
+    json = "json"
+
+
+# Options declared once: `--format table|json` wherever a listing is printed, with `--json`
+# kept as the older spelling.
+ListingFormat = Annotated[
+    Listing,
+    typer.Option("--format", "-f", help="table (for people) or json.", case_sensitive=False),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="The same as --format json.")]
+
+
+def wants_json(listing: Listing, as_json: bool) -> bool:
+    return as_json or listing == Listing.json
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,12 @@ def warn(message: str) -> None:
     from bitkey_dir.display import safe
 
     typer.echo(f"warning: {safe(message)}", err=True)
+
+
+def notice(message: str) -> None:
+    from bitkey_dir.display import safe
+
+    typer.echo(f"notice: {safe(message)}", err=True)
 
 
 def echo_chunks(chunks: Iterable[str], size: int = 65536) -> None:

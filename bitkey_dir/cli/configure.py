@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
-from bitkey_dir.cli.common import run_for, state
+from bitkey_dir.cli.common import JsonFlag, Listing, ListingFormat, run_for, state, wants_json
 
 config_app = typer.Typer(help="Configuration file commands.", no_args_is_help=True)
 
@@ -25,7 +23,8 @@ def path(ctx: typer.Context) -> None:
 
 def sources(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    output_format: ListingFormat = Listing.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """List the configured sources, checking each one's settings."""
     from dataclasses import asdict
@@ -35,7 +34,7 @@ def sources(
 
     run = run_for(ctx)
     rows = configured_sources(run)
-    if as_json:
+    if wants_json(output_format, as_json):
         import json
 
         document = {"config": str(run.config.path), "sources": [asdict(row) for row in rows]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +21,14 @@ class Format(StrEnum):
 def export(
     ctx: typer.Context,
     source: Annotated[str, typer.Option("--source", "-s", help="The configured source to export.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write (mode 0600).")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The file to write (mode 0600), or - for standard output (piped, or encrypted).",
+        ),
+    ],
     output_format: Annotated[
         Format, typer.Option("--format", "-f", help="json (default) or csv.", case_sensitive=False)
     ] = Format.json,
@@ -28,7 +36,7 @@ def export(
         list[str] | None,
         typer.Option(
             "--encrypt-to",
-            "-r",
+            "-e",
             help="An age (age1…) or SSH public key, or a file holding one. Repeatable.",
         ),
     ] = None,
@@ -42,7 +50,12 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
     reason: Annotated[
         str | None,
-        typer.Option("--reason", help="Why the keys are exported, for the access trail."),
+        typer.Option("--reason", help="Why the keys are exported, for the access trail (-r)."),
+    ] = None,
+    short_r: Annotated[
+        list[str] | None,
+        # -r is --reason, as in find; older scripts gave it public keys (--encrypt-to).
+        typer.Option("-r", hidden=True),
     ] = None,
     include_deleted: Annotated[
         bool,
@@ -63,17 +76,25 @@ def export(
     from bitkey_dir.ops import export as exporting
     from bitkey_dir.ops import policy
 
+    reason, encrypt_to = _short_r(short_r or [], reason, list(encrypt_to or []))
     policy.check_reason(reason)
     if encrypt_to and passphrase:
         raise InputError("give --encrypt-to or --passphrase, not both")
-    if output.exists() and not force:
+    to_stdout = str(output) == "-"
+    if to_stdout and sys.stdout.isatty() and not (encrypt_to or passphrase):
+        raise InputError(
+            "-o -: not printing clear-text recovery passwords to a terminal: pipe it, "
+            "or encrypt it (--encrypt-to, --passphrase)"
+        )
+    if not to_stdout and output.exists() and not force:
         raise InputError(f"{output} exists: give --force to replace it")
     # Asked for before the directory is: a typo in the passphrase costs no directory work.
     sealed = exporting.sealing(encrypt_to or [], _passphrase() if passphrase else None)
+    target = exporting.Stream(sys.stdout.buffer) if to_stdout else output
     result = exporting.export(
         run_for(ctx),
         source,
-        output,
+        target,
         fmt=output_format.value,
         encryption=sealed,
         force=force,
@@ -86,11 +107,10 @@ def export(
     if result.failure is not None:
         raise result.failure
     kind = "age-encrypted " if result.encrypted else ""
-    typer.echo(
-        safe(f"{result.keys} keys from {result.source} written to {output} ({kind}{result.format})")
-    )
+    done = f"{result.keys} keys from {result.source} written to {target} ({kind}{result.format})"
+    typer.echo(safe(done), err=to_stdout)  # standard output carries the export itself
     if not result.encrypted:
-        warn(f"{output} holds recovery passwords in clear text: keep it somewhere safe")
+        warn(f"{target} holds recovery passwords in clear text: keep it somewhere safe")
     if result.unreadable:
         # A backup that lacks passwords fails when it is needed: say so, and exit non-zero.
         error_line(
@@ -99,6 +119,25 @@ def export(
             f"({exporting.RIGHTS_TO_READ})"
         )
     raise typer.Exit(result.exit_code)
+
+
+def _short_r(
+    values: list[str], reason: str | None, encrypt_to: list[str]
+) -> tuple[str | None, list[str]]:
+    """-r means --reason, as in find. A value that is a public key or a key file is what an
+    older version meant by -r (--encrypt-to): taken so, with a notice, rather than written
+    out unencrypted."""
+    from bitkey_dir.cli.common import notice
+
+    for value in values:
+        if value.strip().startswith(("age1", "ssh-")) or Path(value).expanduser().is_file():
+            notice(f"-r {value[:12]}…: taken as --encrypt-to; -r now means --reason, as in find")
+            encrypt_to.append(value)
+        elif reason is None:
+            reason = value
+        else:
+            raise InputError("give one --reason (-r)")
+    return reason, encrypt_to
 
 
 def _passphrase() -> str:

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
-from bitkey_dir.cli.common import warn
+from bitkey_dir.cli.common import JsonFlag, Listing, ListingFormat, wants_json, warn
 
 LIMIT_MAX = 100_000
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
 
 
 def trail(
@@ -22,16 +16,8 @@ def trail(
         int,
         typer.Option("--limit", "-n", min=1, max=LIMIT_MAX, help="How many entries."),
     ] = 20,
-    output_format: Annotated[
-        Format,
-        typer.Option(
-            "--format",
-            "-f",
-            help="table (one line each) or json (one object per line).",
-            case_sensitive=False,
-        ),
-    ] = Format.table,
-    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
+    output_format: ListingFormat = Listing.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """Show the most recent entries of the access trail (revealed keys), oldest first."""
     import json
@@ -43,7 +29,7 @@ def trail(
     entries, broken = recent(limit)
     if broken:
         warn(f"{trail_path()}: {broken} unreadable line(s) skipped")
-    if as_json or output_format == Format.json:
+    if wants_json(output_format, as_json):
         for entry in entries:
             typer.echo(safe_json(json.dumps(entry, ensure_ascii=False)))
         return

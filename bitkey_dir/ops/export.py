@@ -11,11 +11,11 @@ import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 from bitkey_dir import trail
 from bitkey_dir.errors import BitkeyError, ExitCode, InputError, NothingFound
-from bitkey_dir.export_file import Encryption, write_export
+from bitkey_dir.export_file import Encryption, write_export, write_export_to_stream
 from bitkey_dir.model import RecoveryKey
 from bitkey_dir.ops import policy
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
@@ -28,12 +28,23 @@ RIGHTS_TO_READ = (
 )
 
 
+@dataclass(frozen=True)
+class Stream:
+    """An export written to an open stream (standard output, a pipe) instead of a file."""
+
+    handle: IO[bytes]
+    name: str = "standard output"
+
+    def __str__(self) -> str:
+        return self.name
+
+
 @dataclass
 class ExportResult:
     """What an export wrote, or why it wrote nothing (``failure``)."""
 
     source: str
-    output: Path
+    output: Path | Stream
     format: Format
     encrypted: bool
     keys: int = 0
@@ -70,7 +81,7 @@ def sealing(recipients: Sequence[str] = (), passphrase: str | None = None) -> En
 def export(
     run: Run,
     source: str,
-    output: Path,
+    output: Path | Stream,
     *,
     fmt: Format = "json",
     encryption: Encryption | None = None,
@@ -78,20 +89,25 @@ def export(
     reason: str | None = None,
     include_deleted: bool = False,
 ) -> ExportResult:
-    """Write every key of ``source`` to ``output`` (mode 0600, atomically).
+    """Write every key of ``source`` to ``output``: a file (mode 0600, appearing only when
+    complete), or a :class:`Stream`, written only once every key was read.
 
     Raises InputError for bad input (an existing file without ``force``, a missing required
     reason, ``include_deleted`` for a source without deleted computers, a file inside what
     the source reads). A source or file that fails while exporting is ``result.failure``.
     """
     policy.check_reason(reason)
-    if output.exists() and not force:
+    if isinstance(output, Path) and output.exists() and not force:
         raise InputError(f"{output} exists: give --force to replace it")
     policy.demand_reason(run.config, reason, "exporting keys")
     with run.active():
         (opened,) = run.open([source])
         try:
-            holder = opened.folder_holding(output) if isinstance(opened, ReadsFiles) else None
+            holder = (
+                opened.folder_holding(output)
+                if isinstance(opened, ReadsFiles) and isinstance(output, Path)
+                else None
+            )
             if holder is not None:
                 raise InputError(
                     f"{output} is inside {holder}, which {opened.name} reads: write the export "
@@ -120,7 +136,7 @@ def export(
                     opened.name,
                     getattr(opened, "principal", None),
                     count,
-                    output.expanduser().resolve(),
+                    output.expanduser().resolve() if isinstance(output, Path) else str(output),
                     encryption.label if encryption else "none",
                     reason,
                     run.command,
@@ -134,15 +150,25 @@ def export(
                 found = itertools.chain(found, opened.iter_deleted_keys(warn))
             keys = run.interaction.progress(found, f"{opened.name}: keys exported")
             try:
-                tally = write_export(
-                    keys,
-                    output,
-                    fmt=fmt,
-                    source=opened.name,
-                    encryption=encryption,
-                    force=force,
-                    before_commit=record,
-                )
+                if isinstance(output, Stream):
+                    tally = write_export_to_stream(
+                        keys,
+                        output.handle,
+                        fmt=fmt,
+                        source=opened.name,
+                        encryption=encryption,
+                        before_commit=record,
+                    )
+                else:
+                    tally = write_export(
+                        keys,
+                        output,
+                        fmt=fmt,
+                        source=opened.name,
+                        encryption=encryption,
+                        force=force,
+                        before_commit=record,
+                    )
             except BitkeyError as exc:
                 result.failure = exc
             else:

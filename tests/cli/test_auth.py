@@ -123,7 +123,8 @@ def msal_cache(expires_on: int) -> str:
 def test_help_lists_the_auth_commands() -> None:
     result = invoke("--help")
     assert result.code == 0
-    commands = [line.split()[1] for line in result.out.splitlines() if line.startswith("│ ")]
+    listed = result.out.split("Commands:", 1)[1].splitlines()
+    commands = [line.split()[0] for line in listed if line.startswith("  ")]
     for name in ("login", "logout", "auth"):
         assert name in commands, result.out
     result = invoke("auth", "--help")
@@ -465,3 +466,21 @@ def test_find_unreachable_keeps_the_stored_password(
     assert "ldaps://127.0.0.1:1: connection refused" in err
     # Only a refused password is forgotten; an unreachable server says nothing about it.
     assert file_keyring.entries() == {PASSWORD_ENTRY: PASSWORD}
+
+
+def test_login_and_logout_take_the_source_as_the_other_commands_do(config: Path) -> None:
+    # The same refusal whichever way the source is named: no keyring to store it in.
+    by_argument = run(config, "login", "corp")
+    by_option = run(config, "login", "--source", "corp")
+    assert by_argument.code == by_option.code == 3
+    assert by_argument.err == by_option.err
+    assert run(config, "logout", "-s", "corp").code == 0
+    assert run(config, "login", "corp", "--source", "cloud").code == 2
+    assert run(config, "login").code == 2
+
+
+def test_listings_take_format_json_as_well_as_json(config: Path) -> None:
+    for command in (["auth", "status"], ["sources"], ["trail"]):
+        old = run(config, *command, "--json")
+        new = run(config, *command, "--format", "json")
+        assert (old.code, old.out) == (new.code, new.out)

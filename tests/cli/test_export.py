@@ -403,7 +403,7 @@ def test_an_export_of_an_undecryptable_export_is_exit_3_and_writes_nothing(
     # An export of a backup must not silently miss the keys of an export it cannot open.
     share = tmp_path / "share"
     share.mkdir()
-    assert export(share / "old.json", "-r", age_key.public)[0] == 0
+    assert export(share / "old.json", "--encrypt-to", age_key.public)[0] == 0
     out = tmp_path / "out" / "keys.json"
     out.parent.mkdir()
     code, stdout, stderr = export(out, source=str(share))
@@ -457,7 +457,7 @@ def test_encrypted_to_an_ssh_ed25519_key(tmp_path: Path, ssh_key: Keypair, given
         pub.write_text(ssh_key.public + "\n")
         recipient = str(pub)
     out = tmp_path / "keys.csv"
-    code, _, stderr = export(out, "-f", "csv", "-r", recipient)
+    code, _, stderr = export(out, "-f", "csv", "--encrypt-to", recipient)
     assert code == 0, stderr
     assert_encrypted(out)
     find_each(out, "-i", str(ssh_key.identity))
@@ -478,7 +478,7 @@ def test_two_recipients_either_identity_decrypts(
     tmp_path: Path, age_key: Keypair, ssh_key: Keypair, other_age_key: Keypair
 ) -> None:
     out = tmp_path / "keys.json"
-    code, _, stderr = export(out, "-r", age_key.public, "-r", ssh_key.public)
+    code, _, stderr = export(out, "-r", age_key.public, "--encrypt-to", ssh_key.public)
     assert code == 0, stderr
     assert_encrypted(out)
     for identity in (age_key.identity, ssh_key.identity):
@@ -519,7 +519,7 @@ def test_identity_file_in_a_file_source_config(tmp_path: Path, age_key: Keypair)
     backups = tmp_path / "backups"
     backups.mkdir()
     out = backups / "keys-2025-11.json.age"
-    assert export(out, "-r", age_key.public)[0] == 0
+    assert export(out, "--encrypt-to", age_key.public)[0] == 0
     config = tmp_path / "config.toml"
     # Relative paths, from the config file's folder.
     config.write_text(
@@ -551,7 +551,7 @@ def test_an_export_that_cannot_be_decrypted_is_exit_3_in_one_line(
 ) -> None:
     out = tmp_path / "keys.json"
     if encrypted_with == "recipient":
-        assert export(out, "-r", age_key.public)[0] == 0
+        assert export(out, "--encrypt-to", age_key.public)[0] == 0
     else:
         monkeypatch.setenv(PASSPHRASE_ENV, PASSPHRASE)
         assert export(out, "--passphrase")[0] == 0
@@ -589,7 +589,7 @@ def test_a_plain_key_file_beside_an_undecryptable_export_is_still_found(
 ) -> None:
     share = tmp_path / "share"
     share.mkdir()
-    assert export(share / "keys.json", "-r", age_key.public)[0] == 0
+    assert export(share / "keys.json", "--encrypt-to", age_key.public)[0] == 0
     (share / "key.txt").write_text(f"{KEY_ID}\n{PASSWORD}\n")
     code, stdout, stderr = run("find", "-k", KEY_ID[:8], "-s", str(share), "-f", "key")
     assert (code, stdout) == (0, PASSWORD + "\n")
@@ -630,7 +630,7 @@ def test_a_recipient_file_with_two_keys_or_none_is_exit_2(
     ]:
         (tmp_path / name).write_text(text)
         out = tmp_path / "keys.json"
-        code, _, stderr = export(out, "-r", str(tmp_path / name))
+        code, _, stderr = export(out, "--encrypt-to", str(tmp_path / name))
         assert code == 2
         assert "exactly one public key" in stderr
         assert not out.exists()
@@ -861,3 +861,32 @@ def test_an_export_that_would_hold_no_key_writes_nothing_and_keeps_the_last_one(
     assert "gave no key: nothing written" in stderr
     assert out.read_text() == "the last good backup\n"
     assert files_in(tmp_path) == ["empty", "keys.json"]
+
+
+def test_minus_r_is_the_reason_and_an_old_script_giving_it_a_key_still_encrypts(
+    tmp_path: Path, age_key: Keypair, trail_file: Path
+) -> None:
+    out = tmp_path / "keys.json"
+    code, _, stderr = export(out, "-r", "DR-2024-1")
+    assert code == 0, stderr
+    entry = json.loads(trail_file.read_text().splitlines()[-1])
+    assert entry["reason"] == "DR-2024-1"
+    # -r KEY meant --encrypt-to before: never an unencrypted file because the meaning moved.
+    sealed = tmp_path / "sealed.json"
+    code, _, stderr = export(sealed, "-r", age_key.public)
+    assert code == 0, stderr
+    assert "taken as --encrypt-to" in stderr
+    assert sealed.read_bytes().startswith(b"age-encryption.org/v1")
+
+
+def test_export_to_standard_output_is_the_export_itself(
+    tmp_path: Path, age_key: Keypair, trail_file: Path
+) -> None:
+    code, stdout, stderr = export(Path("-"))
+    assert code == 0, stderr
+    assert {key["key_id"] for key in json.loads(stdout)["keys"]} == {
+        str(key.key_id) for key in EXAMPLE_KEYS
+    }
+    assert "written to standard output" in stderr
+    assert not (Path.cwd() / "-").exists()
+    assert json.loads(trail_file.read_text().splitlines()[-1])["output"] == "standard output"

@@ -316,3 +316,12 @@ def test_no_output_of_any_failing_command_leaks_a_password(tmp_path: Path) -> No
     assert "group 3 is wrong" in err
     for group in damaged.split("-"):
         assert group not in out + err
+
+
+def test_help_shows_brackets_and_offers_shell_completion() -> None:
+    code, out, _ = run("find", "--help")
+    assert code == 0
+    assert "[defaults]" in " ".join(out.split())  # a TOML table, not eaten as markup
+    code, out, _ = run("--help")
+    assert "--install-completion" in out
+    assert "--show-completion" in out

@@ -89,3 +89,19 @@ def test_the_trail_listing_shows_the_same_names_escaped(hostile: Path) -> None:
     output = on_terminal("trail", colour=False)
     assert "\x1b" not in output
     assert "\\x1b]0;owned\\x07" in output
+
+
+def test_export_to_a_terminal_is_refused_unless_encrypted() -> None:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "bitkey_dir", "export", "-s", str(ROOT / "examples" / "keys"), "-o", "-"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(50, 400),
+    )
+    output = child.read()
+    child.close()
+    assert child.exitstatus == 2, output
+    assert "not printing clear-text recovery passwords to a terminal" in output
+    assert PASSWORD not in output
