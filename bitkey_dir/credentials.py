@@ -77,6 +77,12 @@ def obtain(wanted: Wanted) -> Secret:
             f"no {noun(wanted)} typed: nothing to sign in with",
             hint=f"`bitkey-dir login {wanted.source}` stores it in the keyring",
         )
+    if not keystore.current().usable:
+        # `login` would fail too: it stores in the keyring, and there is none to use.
+        raise AuthError(
+            f"no {noun(wanted)} for {wanted.source}: set {wanted.env} (no keyring is usable "
+            "here to keep it in, and there is no terminal to ask on)"
+        )
     raise AuthError(
         f"no {noun(wanted)} for {wanted.source}: run `bitkey-dir login {wanted.source}` to "
         f"store it in the keyring, set {wanted.env}, or run on a terminal to be asked for it"

@@ -153,6 +153,10 @@ def _line(row: SourceAuth) -> str:
             parts.append(f"tokens unusable: {tokens.problem}")
         else:
             parts.append("no saved sign-in")
+    if status.kerberos:
+        if not status.account:
+            parts.append("no Kerberos ticket (run kinit)")
+        parts.append("signs in with a Kerberos ticket: nothing stored")
     if not parts:
         parts.append("nothing to store (keys are read directly)")
     return f"{row.source} ({row.type}): " + "; ".join(parts)

@@ -31,9 +31,10 @@ def verify(
         )
 
     if sys.stdin.isatty():
-        text = typer.prompt(
-            "Recovery password (as the user reads it)", default="", show_default=False
-        )
+        from bitkey_dir.cli.terminal import TERMINAL
+
+        # Hidden, like every secret typed here: the screen may be shared, recorded, or seen.
+        text = TERMINAL.secret("Recovery password (as the user reads it): ")
     else:
         text = sys.stdin.readline(_MAX_INPUT)
     if not text.strip():

@@ -18,7 +18,7 @@ from typing import Generic, Protocol, TypeVar
 from bitkey_dir import interaction as interactions
 from bitkey_dir.config import Config
 from bitkey_dir.env import DEBUG_ENV
-from bitkey_dir.errors import BitkeyError
+from bitkey_dir.errors import BitkeyError, SourceError
 from bitkey_dir.interaction import Interaction
 from bitkey_dir.ops.outcome import SourceStatus
 from bitkey_dir.sources.base import Source, Warn
@@ -90,6 +90,13 @@ def ask(source: S, work: Callable[[S, Warn], T]) -> Answer[T]:
         value = work(source, warn)
     except BitkeyError as exc:
         return Answer(SourceStatus.failed(source.name, exc), None, warnings)
+    except ModuleNotFoundError as exc:
+        # A broken installation, not a failing directory: say what to do about it.
+        missing = SourceError(
+            f"the Python package {exc.name} is missing: reinstall bitkey-dir (pip install "
+            "--force-reinstall bitkey-dir, or pip install . in a checkout)"
+        )
+        return Answer(SourceStatus.failed(source.name, missing), None, warnings)
     except Exception as exc:
         if os.environ.get(DEBUG_ENV):
             raise

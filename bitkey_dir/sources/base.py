@@ -86,6 +86,7 @@ class AuthStatus:
     stored: bool | None = None
     environment: bool | None = None
     tokens: TokenStatus | None = None
+    kerberos: bool = False  # signs in with the user's Kerberos ticket: nothing to store
 
     def to_record(self) -> dict[str, object]:
         record: dict[str, object] = {
@@ -96,6 +97,8 @@ class AuthStatus:
         if self.environment is not None:
             record["environment"] = self.environment
         record["tokens"] = self.tokens.to_record() if self.tokens is not None else None
+        if self.kerberos:
+            record["kerberos"] = True
         return record
 
 

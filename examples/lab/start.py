@@ -177,7 +177,7 @@ More, after `export {helpdesk}` (the helpdesk may read keys in OU=Workstations o
   echo {shlex.quote(HELPDESK.password)} | kinit {HELPDESK.name}@{dc.realm}
   {bitkey} find --source lab-kerberos --key-id {pc42}
 
-Stop the lab with Ctrl-C (or Ctrl-D).
+Stop the lab with Ctrl-C (or Ctrl-D on a terminal, or SIGTERM).
 """
 
 
@@ -227,14 +227,19 @@ def main() -> int:
             print(f"Cannot start the lab DC: {exc}", file=sys.stderr)
             return 1
         signal.signal(signal.SIGTERM, _stop_on_signal)
-        signal.signal(signal.SIGHUP, _stop_on_signal)
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # nohup means: keep running
+            signal.signal(signal.SIGHUP, _stop_on_signal)
         try:
             dc.seed(SAMPLE)
             config: Path = args.config.resolve()
             config.write_text(_config(dc), encoding="utf-8")
             print(_instructions(dc, config), flush=True)
-            while sys.stdin.readline():
-                pass
+            if sys.stdin.isatty():
+                while sys.stdin.readline():  # until Ctrl-D
+                    pass
+            else:  # under nohup, a script or a service manager: until a signal
+                while True:
+                    signal.pause()
         except KeyboardInterrupt:
             pass
         finally:

@@ -425,23 +425,18 @@ def test_login_with_bad_stdin_is_bad_input(
 # -- find without a stored secret ------------------------------------------------------------------
 
 
-def test_find_without_keyring_or_terminal_names_login(config: Path) -> None:
+def test_find_without_keyring_or_terminal_names_the_variable_not_login(config: Path) -> None:
+    # `login` cannot help without a keyring: the advice is the one thing that works.
     code, out, err = run(config, "find", "--source", "corp", "--key-id", "063EA4E1")
     assert code == 3
     assert err.count("notice: keyring not used") == 1
     assert NOTICE.format(FAIL_PROBLEM) in err
-    assert (
-        "bitkey-dir: error: corp: no password for corp: run `bitkey-dir login corp` to store "
-        "it in the keyring, set BITKEY_DIR_PASSWORD, or run on a terminal to be asked for it\n"
-    ) in err
-    assert json.loads(out)["sources"] == [
-        {
-            "name": "corp",
-            "status": "denied",
-            "error": "no password for corp: run `bitkey-dir login corp` to store it in the "
-            "keyring, set BITKEY_DIR_PASSWORD, or run on a terminal to be asked for it",
-        }
-    ]
+    message = (
+        "no password for corp: set BITKEY_DIR_PASSWORD (no keyring is usable here to keep it "
+        "in, and there is no terminal to ask on)"
+    )
+    assert f"bitkey-dir: error: corp: {message}\n" in err
+    assert json.loads(out)["sources"] == [{"name": "corp", "status": "denied", "error": message}]
 
 
 def test_find_with_a_refused_plaintext_keyring_names_allow_plaintext(

@@ -704,3 +704,36 @@ def test_a_search_given_up_half_way_leaves_the_connection_usable(
         assert len(set(again)) == len(again)
     finally:
         source.close()
+
+
+def test_a_key_of_a_deleted_computer_says_how_to_see_it(lab: Lab, samba_dc: Directory) -> None:
+    (key,) = samba_dc.keys("LT003")
+    for asked in (key.key_id, key.key_id[:8]):
+        found = lab.find("--key-id", asked, user=ADMIN)
+        assert (found.code, found.keys) == (1, [])
+        assert "belongs to a deleted computer: add --include-deleted" in found.err
+    # Without the right to see Deleted Objects, the hint is only that they exist.
+    found = lab.find("--key-id", key.key_id)
+    assert found.code == 1
+    assert "searched only with --include-deleted" in found.err
+    assert key.password not in found.out + found.err
+
+
+def test_a_bare_user_name_is_told_the_forms_ad_knows(lab: Lab) -> None:
+    lab.monkeypatch.setenv("BITKEY_DIR_PASSWORD", HELPDESK.password)
+    found = lab.find("--key-id", "063EA4E1", user=HELPDESK.name, set_password=False)
+    assert found.code == 3
+    assert "helpdesk1@your.domain or DOMAIN\\helpdesk1" in found.err
+
+
+def test_a_dc_that_never_answers_is_named_as_it_is_skipped(lab: Lab, samba_dc: Directory) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never says a word
+        hung = f"ldaps://127.0.0.1:{silent.getsockname()[1]}"
+        key = samba_dc.keys("WS001")[0]
+        found = lab.find("--key-id", key.key_id, servers=[hung, samba_dc.url], timeout=2)
+    assert found.code == 0, found.err
+    assert f"notice: lab: {hung} skipped (no answer within 2 s); trying {samba_dc.url}" in (
+        found.err
+    )

@@ -214,7 +214,7 @@ def require_clients() -> None:
         try:
             importlib.import_module(module)
         except ImportError:
-            reason = "the client tests need: pip install '.[entra]'"
+            reason = "the client tests need msal and msgraph-sdk: pip install ."
             if os.environ.get("CI") == "true":
                 pytest.fail(f"{reason} (CI=true: they must run)", pytrace=False)
             pytest.skip(reason)

@@ -87,7 +87,7 @@ def test_ad_without_a_credential_the_library_refuses_instead_of_asking(
     result = api.find_keys(key_id="063EA4E1", config=config)
     (status,) = result.sources
     assert (status.status, status.exit_code) == ("denied", ExitCode.AUTH)
-    assert "bitkey-dir login lab" in (status.error or "")
+    assert "set BITKEY_DIR_PASSWORD" in (status.error or "")
     assert result.exit_code == ExitCode.AUTH
     assert capsys.readouterr() == ("", "")
 

@@ -245,8 +245,8 @@ def test_without_a_keyring_a_runbook_still_works_from_the_environment(
     assert missing.code == 3
     lines = missing.err.splitlines()
     assert lines[0].startswith("notice: keyring not used: no keyring backend is available")
-    assert "no password for lab: run `bitkey-dir login lab`" in lines[1]
-    assert "BITKEY_DIR_PASSWORD" in lines[1]
+    assert "no password for lab: set BITKEY_DIR_PASSWORD" in lines[1]
+    assert "login" not in lines[1]  # without a keyring, login could not store it either
 
 
 def test_no_secret_reaches_any_file_or_log_but_the_keyring(

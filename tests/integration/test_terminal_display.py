@@ -105,3 +105,22 @@ def test_export_to_a_terminal_is_refused_unless_encrypted() -> None:
     assert child.exitstatus == 2, output
     assert "not printing clear-text recovery passwords to a terminal" in output
     assert PASSWORD not in output
+
+
+def test_verify_does_not_echo_the_password_typed() -> None:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "bitkey_dir", "verify"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect("Recovery password")
+    assert child.waitnoecho(timeout=10)
+    child.sendline(PASSWORD)
+    output = child.read()
+    child.close()
+    assert child.exitstatus == 0
+    assert "valid: all 8 groups pass their checksum" in output
+    assert PASSWORD not in output
+    assert PASSWORD.split("-")[2] not in output

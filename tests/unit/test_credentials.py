@@ -172,8 +172,9 @@ def test_each_secret_has_its_own_entry(stored: KeyringFile) -> None:
     ],
 )
 def test_nothing_stored_and_no_terminal_is_an_auth_error(
-    monkeypatch: pytest.MonkeyPatch, wanted: Wanted, message: str
+    monkeypatch: pytest.MonkeyPatch, wanted: Wanted, message: str, file_keyring: KeyringFile
 ) -> None:
+    keystore.begin_run(allow_plaintext=True)
     no_prompt(monkeypatch)
     with pytest.raises(AuthError) as caught:
         credentials.obtain(wanted)
@@ -182,10 +183,25 @@ def test_nothing_stored_and_no_terminal_is_an_auth_error(
     assert int(caught.value.exit_code) == 3
 
 
+@pytest.mark.parametrize(("wanted", "variable"), [(WANTED, "BITKEY_DIR_PASSWORD")])
+def test_without_a_keyring_the_advice_is_the_environment_variable(
+    monkeypatch: pytest.MonkeyPatch, wanted: Wanted, variable: str
+) -> None:
+    # `login` would fail as well: it stores in the keyring, and there is none.
+    no_prompt(monkeypatch)
+    with pytest.raises(AuthError) as caught:
+        credentials.obtain(wanted)
+    assert caught.value.message == (
+        f"no password for corp: set {variable} (no keyring is usable here to keep it in, and "
+        "there is no terminal to ask on)"
+    )
+    assert "login" not in caught.value.message
+
+
 def test_only_stdin_a_terminal_is_not_enough_to_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
     no_prompt(monkeypatch)
     monkeypatch.setattr("sys.stdin", Stdin(tty=True))  # stderr is redirected: nobody sees a prompt
-    with pytest.raises(AuthError, match="bitkey-dir login corp"):
+    with pytest.raises(AuthError, match="set BITKEY_DIR_PASSWORD"):
         credentials.obtain(WANTED)
 
 

@@ -119,6 +119,12 @@ class Connector:
                 log.info("%s: %s unusable: %s", self.source, server.url, exc)
                 failures.append(f"{server.url}: {exc}")
                 pending.pop(0)
+                if pending:  # said now, not after the lookup: the wait was the user's too
+                    from bitkey_dir import interaction
+
+                    interaction.current().notice(
+                        f"{self.source}: {server.url} skipped ({exc}); trying {pending[0].url}"
+                    )
                 continue
             except _PasswordRefused as exc:
                 if secret is None:
@@ -187,7 +193,8 @@ class Connector:
             bound = connection.bind()
         except ImportError:
             raise AuthError(
-                "auth = \"kerberos\" needs the gssapi package: pip install 'bitkey-dir[kerberos]'"
+                "auth = \"kerberos\" needs the gssapi package: pip install 'bitkey-dir[kerberos]' "
+                "(in a checkout: pip install '.[kerberos]'; it builds against libkrb5-dev)"
             ) from None
         except LDAPException as exc:
             if self.auth != "kerberos":
@@ -207,9 +214,16 @@ class Connector:
             refusal = bind_refusal(detail)
             if refusal is not None:
                 raise AuthError(f"{server.url} refused the bind as {self.account}: {refusal}")
+            bare = self.user is not None and not any(c in self.user for c in "@\\=")
             raise _PasswordRefused(
                 f"{server.url} rejected the user name or password for "
                 f"{self.account} ({detail[:120]})"
+                + (
+                    f"; AD knows accounts as {self.user}@your.domain or DOMAIN\\{self.user}: "
+                    "set user to one of those"
+                    if bare
+                    else ""
+                )
             )
         if code == _STRONGER_AUTH_REQUIRED:
             raise AuthError(
@@ -233,16 +247,20 @@ class Connector:
         usage = connection.usage
         if usage is not None:
             log.info(
-                "%s: %s: %d bind, %d search, %d extended operations",
+                "%s: %s: %s, %s, %s",
                 self.source,
                 self.server.url if self.server else "?",
-                usage.bind_operations,
-                usage.search_operations,
-                usage.extended_operations,
+                _count(usage.bind_operations, "bind", "binds"),
+                _count(usage.search_operations, "search", "searches"),
+                _count(usage.extended_operations, "extended operation", "extended operations"),
             )
         # The answer is already in hand: a failing unbind changes nothing.
         with contextlib.suppress(Exception):
             connection.unbind()
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
 
 
 def kerberos_principal() -> str | None:

@@ -63,6 +63,7 @@ KEY_ATTRIBUTES: Final = ["msFVE-RecoveryGuid", "msFVE-RecoveryPassword", "msFVE-
 DELETED_ATTRIBUTES: Final = ["isDeleted", "lastKnownParent"]
 NO_ATTRIBUTES: Final = "1.1"  # RFC 4511: the DNs only
 RIGHTS_NEEDED: Final = "it needs Read and Control Access on msFVE-RecoveryPassword"
+DELETED_HINT: Final = " (keys of deleted computers are searched only with --include-deleted)"
 MAX_TIMEOUT: Final = 3600  # seconds; beyond an hour a wait is a hang
 MAX_PAGE_SIZE: Final = 100_000  # AD answers at most its MaxPageSize (1,000) anyway
 
@@ -188,7 +189,7 @@ class ADSource:
         from bitkey_dir import keystore
 
         if self.connector.auth == "kerberos":
-            return AuthStatus(account=self.principal)
+            return AuthStatus(account=self.principal, kerberos=True)
         return AuthStatus(
             account=self.connector.user,
             secret="password",  # noqa: S106 - what kind of secret, not one
@@ -393,13 +394,24 @@ class ADSource:
             raise InputError("a query needs a Key ID or a computer name")
         keys = self._keys_by_id(connection, key_id, query.include_deleted, warn)
         what = f"Key ID {key_id}"
-        if not keys:
+        if not keys and not query.include_deleted and self._deleted_holds(connection, key_id):
+            warn(f"{what} belongs to a deleted computer: add --include-deleted to see its key")
+        elif not keys:
             warn(
                 f"no recovery object with {what} is visible to {self.account}; an account "
                 "without read rights on recovery objects sees none, so missing rights look "
-                "the same as a missing key"
+                "the same as a missing key" + ("" if query.include_deleted else DELETED_HINT)
             )
         return keys, what
+
+    def _deleted_holds(self, connection: Connection, key_id: KeyId) -> bool:
+        """Whether Deleted Objects holds a recovery object with this ID: one search that
+        reads no attribute, made only when the live directory had none."""
+        container = self._deleted_container(self._base_dn(connection))
+        found = self._search(
+            connection, container, key_id_filter(key_id), [NO_ATTRIBUTES], controls=[SHOW_DELETED]
+        )
+        return any(True for _ in found)
 
     def _find_computer(
         self, connection: Connection, name: ComputerName, query: Query, warn: Warn
@@ -411,6 +423,7 @@ class ADSource:
                 f"no computer matching {name.text} under {self.base_dn} is visible to "
                 f"{self.account}; an account without read rights on computer objects sees "
                 "none, so missing rights look the same as a missing computer"
+                + ("" if query.include_deleted else DELETED_HINT)
             )
         elif not keys:
             warn(
