@@ -150,3 +150,31 @@ def test_an_age_file_with_thousands_of_recipients_is_not_tried(tmp_path: Path) -
     done = invoke("find", "-k", KEY_ID[:8], "-s", folder, "--identity", identity)
     assert done.code == 3
     assert "not tried" in one_error(done.err)
+
+
+def test_an_internal_error_with_debug_on_shows_the_traceback_and_still_exits_70(
+    tmp_path: Path,
+) -> None:
+    import sys
+
+    from tests.conftest import ROOT
+
+    probe = (
+        "import sys\n"
+        "import bitkey_dir.ops.lookup as lookup\n"
+        "def broken(*args, **kwargs):\n    raise RuntimeError('a bug')\n"
+        "lookup.find = broken\n"
+        f"sys.argv = ['bitkey-dir', 'find', '-k', '063EA4E1', '-s', {KEYS!r}]\n"
+        "from bitkey_dir.cli import main\nmain()\n"
+    )
+    for debug, shows in (("1", "Traceback"), ("", "internal error (RuntimeError)")):
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            env={**os.environ, "PYTHONPATH": str(ROOT), "BITKEY_DIR_DEBUG": debug},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 70, done.stderr  # never 1, which means "not found"
+        assert shows in done.stderr
