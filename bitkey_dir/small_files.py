@@ -33,31 +33,13 @@ class NotReadable(InputError):
 def read_small_file(path: Path, *, limit: int, what: str) -> bytes:
     """The bytes of ``path``, a regular file of at most ``limit`` bytes; raise NotReadable,
     whose message names ``what`` the file is meant to be ("the config file")."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = _open_regular(path, what)
     try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise NotReadable(f"{what} {path} does not exist", "missing") from None
-    except IsADirectoryError:
-        raise NotReadable(f"{what} {path} is a folder, not a file", "folder") from None
-    except OSError as exc:
-        message = f"cannot open {what} {path} ({exc.strerror})"
-        raise NotReadable(message, "unreadable", str(exc.strerror)) from None
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise NotReadable(f"{what} {path} is a folder, not a file", "folder")
-        if not stat.S_ISREG(info.st_mode):
-            message = f"{what} {path} is not a regular file (a device or a pipe?)"
-            raise NotReadable(message, "special")
-        if info.st_size > limit:
+        if os.fstat(fd).st_size > limit:
             raise NotReadable(f"{what} {path} is larger than {_size(limit)}", "too big")
         chunks = []
         left = limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 16))
-            if not chunk:
-                break
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 16))):
             chunks.append(chunk)
             left -= len(chunk)
         data = b"".join(chunks)
@@ -73,19 +55,34 @@ def read_small_file(path: Path, *, limit: int, what: str) -> bytes:
 
 def check_regular_file(path: Path, *, what: str) -> None:
     """Raise NotReadable unless ``path`` is an existing regular file that can be opened."""
+    os.close(_open_regular(path, what))
+
+
+def _open_regular(path: Path, what: str) -> int:
+    """A descriptor of ``path``, opened without blocking (a FIFO nobody writes to returns at
+    once) and checked to be a regular file."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
         raise NotReadable(f"{what} {path} does not exist", "missing") from None
+    except IsADirectoryError:
+        raise NotReadable(f"{what} {path} is a folder, not a file", "folder") from None
     except OSError as exc:
         message = f"cannot open {what} {path} ({exc.strerror})"
         raise NotReadable(message, "unreadable", str(exc.strerror)) from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotReadable(f"{what} {path} is not a regular file", "special")
-    finally:
+        mode = os.fstat(fd).st_mode
+    except OSError as exc:
         os.close(fd)
+        raise NotReadable(f"cannot read {what} {path} ({exc.strerror})", "unreadable") from None
+    if stat.S_ISDIR(mode):
+        os.close(fd)
+        raise NotReadable(f"{what} {path} is a folder, not a file", "folder")
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotReadable(f"{what} {path} is not a regular file (a device or a pipe?)", "special")
+    return fd
 
 
 def _size(limit: int) -> str:

@@ -44,13 +44,14 @@ def hostile(tmp_path: Path) -> Path:
     return config
 
 
-def on_terminal(*args: str, colour: bool) -> str:
+def spawn(*args: str, colour: bool = False) -> pexpect.spawn:
+    """`bitkey-dir ARGS` on a pseudo-terminal."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if colour:
         env.pop("NO_COLOR", None)
     else:
         env["NO_COLOR"] = "1"
-    child = pexpect.spawn(
+    return pexpect.spawn(
         sys.executable,
         ["-m", "bitkey_dir", *args],
         env=env,
@@ -59,6 +60,10 @@ def on_terminal(*args: str, colour: bool) -> str:
         timeout=60,
         dimensions=(50, 400),
     )
+
+
+def on_terminal(*args: str, colour: bool) -> str:
+    child = spawn(*args, colour=colour)
     output = child.read()
     child.close()
     assert child.exitstatus == 0, output
@@ -92,14 +97,7 @@ def test_the_trail_listing_shows_the_same_names_escaped(hostile: Path) -> None:
 
 
 def test_export_to_a_terminal_is_refused_unless_encrypted() -> None:
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "bitkey_dir", "export", "-s", str(ROOT / "examples" / "keys"), "-o", "-"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        encoding="utf-8",
-        timeout=60,
-        dimensions=(50, 400),
-    )
+    child = spawn("export", "-s", str(ROOT / "examples" / "keys"), "-o", "-")
     output = child.read()
     child.close()
     assert child.exitstatus == 2, output
@@ -108,13 +106,7 @@ def test_export_to_a_terminal_is_refused_unless_encrypted() -> None:
 
 
 def test_verify_does_not_echo_the_password_typed() -> None:
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "bitkey_dir", "verify"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        encoding="utf-8",
-        timeout=60,
-    )
+    child = spawn("verify")
     child.expect("Recovery password")
     assert child.waitnoecho(timeout=10)
     child.sendline(PASSWORD)
