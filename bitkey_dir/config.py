@@ -46,8 +46,9 @@ def state_dir() -> Path:
 def private_folder(folder: Path) -> Path:
     """``folder``, created if needed, that no other user may change: bitkey-dir's own folders
     (the state folder and those below it) are made mode 0700 whatever the umask, and a
-    folder anyone else may write to (without the sticky bit) is refused, since another user
-    could put a link or a file of theirs in place of the trail or a token cache.
+    folder everybody may write to (without the sticky bit) is refused, since any user could
+    put a file of theirs in place of the trail or a token cache. A folder its group may write
+    to is accepted: that is how a team shares one trail.
 
     Raises OSError, or PermissionError naming the problem.
     """
@@ -62,7 +63,8 @@ def private_folder(folder: Path) -> Path:
     if ours and info.st_uid == os.getuid() and info.st_mode & 0o077:
         os.chmod(folder, 0o700)
         info = folder.stat()
-    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+    # Group write is a deliberate share (a team's trail); write for everyone is not.
+    if info.st_mode & 0o002 and not info.st_mode & stat.S_ISVTX:
         raise PermissionError(
             errno.EPERM,
             f"other users may write to the folder {folder} (mode {stat.S_IMODE(info.st_mode):o})",

@@ -145,7 +145,11 @@ def append(entries: Sequence[Entry], path: Path | None = None) -> None:
         from bitkey_dir.config import private_folder
 
         private_folder(target.parent)
-        fd = os.open(target, flags, 0o600)
+        try:
+            fd = os.open(target, flags, 0o600)
+        except PermissionError:
+            # A shared trail may be append-only for its writers: write without reading.
+            fd = os.open(target, flags & ~os.O_RDWR | os.O_WRONLY, 0o600)
     except OSError as exc:
         raise SourceError(_cannot_write(target, exc)) from None
     try:
@@ -164,7 +168,7 @@ def append(entries: Sequence[Entry], path: Path | None = None) -> None:
 
 def _write_whole(fd: int, data: bytes, target: Path) -> None:
     size = os.fstat(fd).st_size
-    if size and os.pread(fd, 1, size - 1) != b"\n":
+    if size and _last_byte(fd, size) not in (b"\n", None):
         data = b"\n" + data  # an earlier line was torn: end it, keep ours whole
     written = 0
     try:
@@ -179,6 +183,14 @@ def _write_whole(fd: int, data: bytes, target: Path) -> None:
     if written < len(data):
         os.ftruncate(fd, size)  # part of a line would read as an entry, or merge with the next
         raise SourceError(f"the access trail {target} is full or failing (short write)")
+
+
+def _last_byte(fd: int, size: int) -> bytes | None:
+    """The file's last byte, or None when it was opened for writing only."""
+    try:
+        return os.pread(fd, 1, size - 1)
+    except OSError:
+        return None
 
 
 def _cannot_write(target: Path, exc: OSError) -> str:

@@ -174,7 +174,28 @@ def test_a_trail_in_a_folder_others_may_write_to_is_refused(tmp_path: Path) -> N
     shared.chmod(0o777)
     with pytest.raises(SourceError, match="other users may write to the folder"):
         trail.append(trail.entries_for([_key(1)], "r", ["find"]), shared / "trail.jsonl")
+    team = tmp_path / "team"
+    team.mkdir()
+    team.chmod(0o770)  # a team's shared trail: its group may write
+    trail.append(trail.entries_for([_key(1)], "r", ["find"]), team / "trail.jsonl")
     sticky = tmp_path / "sticky"
     sticky.mkdir()
     sticky.chmod(0o1777)  # like /tmp: others may not replace what is ours
     trail.append(trail.entries_for([_key(1)], "r", ["find"]), sticky / "trail.jsonl")
+
+
+def test_an_append_only_trail_its_writers_may_not_read_is_still_written(tmp_path: Path) -> None:
+    path = tmp_path / "trail.jsonl"
+    trail.append(trail.entries_for([_key(1)], "first", ["find"]), path)
+    real_open = os.open
+
+    def no_reading(file: object, flags: int, *args: object) -> int:
+        if file == path and flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, flags, *args)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "open", no_reading)
+        trail.append(trail.entries_for([_key(2)], "second", ["find"]), path)
+    reasons = [json.loads(line)["reason"] for line in path.read_text().splitlines()]
+    assert reasons == ["first", "second"]
