@@ -335,6 +335,37 @@ class RecoveryKey:
             raise ValueError("RecoveryKey.created must be timezone-aware")
 
 
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    """One key as the Key ID index keeps it: where it is and what it belongs to, never its
+    password (there is no field for one). ``created`` is timezone-aware or None."""
+
+    key_id: KeyId
+    computer: str | None = None
+    device_id: str | None = None
+    created: datetime | None = None
+    location: str | None = None
+    deleted: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.key_id.is_full:
+            raise ValueError("a KeyEntry needs a full Key ID, not a prefix")
+        if self.created is not None and self.created.utcoffset() is None:
+            raise ValueError("KeyEntry.created must be timezone-aware")
+
+    @classmethod
+    def of(cls, key: RecoveryKey) -> KeyEntry:
+        """The entry for a key that was read: everything but its password."""
+        return cls(
+            key_id=key.key_id,
+            computer=key.computer,
+            device_id=key.device_id,
+            created=key.created,
+            location=key.location,
+            deleted=key.deleted,
+        )
+
+
 _COMPUTER_MAX: Final = 255  # the longest DNS name; NetBIOS names are 15 characters
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from bitkey_dir.config import Settings
     from bitkey_dir.credentials import Secret, Wanted
-    from bitkey_dir.model import Query, RecoveryKey
+    from bitkey_dir.model import KeyEntry, Query, RecoveryKey
 
 Warn = Callable[[str], None]
 
@@ -162,6 +162,21 @@ class KeepsDeleted(Protocol):
 
     def iter_deleted_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
         """Keys whose computer object was deleted, marked deleted, with its last OU."""
+        ...
+
+
+@runtime_checkable
+class ListsKeys(Protocol):
+    """Optional: a source that can list its keys without reading their passwords.
+
+    The Key ID index is built from this; a source without it is indexed through
+    ``iter_keys`` (its passwords are dropped, never stored). Implement it when reading a
+    password costs more than listing (Entra audits every read) or needs more rights.
+    """
+
+    def iter_key_entries(self, warn: Warn) -> Iterator[KeyEntry]:
+        """Every key ``iter_keys`` would give, as a KeyEntry, and also the keys of deleted
+        computers (marked deleted) when the source keeps them; streamed, each key once."""
         ...
 
 
