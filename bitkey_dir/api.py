@@ -29,16 +29,22 @@ from pathlib import Path
 from bitkey_dir.interaction import QUIET, Interaction
 from bitkey_dir.ops.audit import AuditResult
 from bitkey_dir.ops.export import ExportResult, Format
+from bitkey_dir.ops.index import IndexReport, RefreshResult
 from bitkey_dir.ops.lookup import LookupResult
 from bitkey_dir.ops.run import Run
 
 __all__ = [
     "AuditResult",
     "ExportResult",
+    "IndexReport",
     "LookupResult",
+    "RefreshResult",
     "audit_escrow",
+    "clear_index",
     "export_keys",
     "find_keys",
+    "index_status",
+    "refresh_index",
 ]
 
 
@@ -59,13 +65,14 @@ def find_keys(
     include_deleted: bool = False,
     reason: str | None = None,
     identities: Sequence[Path] = (),
+    use_index: bool = True,
     interaction: Interaction | None = None,
 ) -> LookupResult:
     """Keys by Key ID (full or 8+ digit prefix) or computer name, from configured or given
     sources (names, key file paths, ldaps:// URLs); default: the config's default sources.
 
     ``config`` is the config file (default: as the CLI finds it). ``identities`` decrypt
-    encrypted exports.
+    encrypted exports. The Key ID index narrows the search unless ``use_index`` is false.
     """
     from bitkey_dir.model import ComputerName, KeyId, Query
     from bitkey_dir.ops import lookup
@@ -76,7 +83,9 @@ def find_keys(
         include_deleted=include_deleted,
     )
     run = _run(config, interaction, "find_keys")
-    return lookup.find(run, query, sources, reason=reason, identities=identities)
+    return lookup.find(
+        run, query, sources, reason=reason, identities=identities, use_index=use_index
+    )
 
 
 def export_keys(
@@ -129,3 +138,38 @@ def audit_escrow(
 
     run = _run(config, interaction, "audit_escrow")
     return audit.audit(run, sources, stale_days=stale_days, fail_on_missing=fail_on_missing)
+
+
+def refresh_index(
+    *,
+    sources: Sequence[str] = (),
+    due_only: bool = False,
+    config: Path | None = None,
+    interaction: Interaction | None = None,
+) -> RefreshResult:
+    """List every key of the configured ``sources`` (default: all) into the Key ID index,
+    never a password; with ``due_only``, only those older than their ``index_max_age``."""
+    from bitkey_dir.ops import index
+
+    return index.refresh(_run(config, interaction, "refresh_index"), sources, due_only=due_only)
+
+
+def index_status(
+    *, config: Path | None = None, interaction: Interaction | None = None
+) -> IndexReport:
+    """Each configured source's part of the Key ID index: when refreshed, how many keys."""
+    from bitkey_dir.ops import index
+
+    return index.status(_run(config, interaction, "index_status"))
+
+
+def clear_index(
+    *,
+    sources: Sequence[str] = (),
+    config: Path | None = None,
+    interaction: Interaction | None = None,
+) -> list[str]:
+    """Drop ``sources`` from the Key ID index (all of it when none is named)."""
+    from bitkey_dir.ops import index
+
+    return index.clear(_run(config, interaction, "clear_index"), sources)

@@ -88,8 +88,12 @@ class Settings:
     def __init__(self, table: Mapping[str, object], where: str, base_dir: Path) -> None:
         self._table = dict(table)
         self._where = where  # "FILE: sources.NAME"
-        self._used: set[str] = {"type"}
+        # Keys every source has, read by the config itself rather than by the source.
+        self._used: set[str] = {"type", "index_max_age"}
         self.base_dir = base_dir
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._table
 
     def error(self, key: str, expected: str) -> ConfigError:
         value = self._table.get(key)
@@ -185,6 +189,7 @@ class SourceConfig:
     name: str
     type: str
     settings: Settings
+    index_max_age: float | None = None  # seconds; the Key ID index is refreshed when older
 
 
 @dataclass(frozen=True)
@@ -308,5 +313,30 @@ def _parse_sources(tables: object, path: Path) -> dict[str, SourceConfig]:
         source_type = table.get("type")
         if not isinstance(source_type, str) or not source_type:
             raise ConfigError(f'{where}: missing key \'type\' (expected "ad", "entra" or "file")')
-        sources[name] = SourceConfig(name, source_type, Settings(table, where, path.parent))
+        max_age = _duration(table.get("index_max_age"), f"{where}.index_max_age")
+        settings = Settings(table, where, path.parent)
+        sources[name] = SourceConfig(name, source_type, settings, max_age)
     return sources
+
+
+_DURATION: Final = re.compile(r"([0-9]{1,7})\s*([smhd]?)")
+_UNIT_SECONDS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_LONGEST: Final = 366 * 86400
+
+
+def _duration(value: object, where: str) -> float | None:
+    """A duration such as 3600, "90m", "12h" or "7d" in seconds (None when not given)."""
+    if value is None:
+        return None
+    expected = 'a duration such as "30m", "12h" or "7d" (or seconds), at most a year'
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected {expected}, got {_describe(value)}")
+    if isinstance(value, int):
+        seconds = value
+    elif isinstance(value, str) and (match := _DURATION.fullmatch(value.strip().lower())):
+        seconds = int(match[1]) * _UNIT_SECONDS[match[2]]
+    else:
+        raise ConfigError(f"{where}: expected {expected}, got {_describe(value)}")
+    if not 1 <= seconds <= _LONGEST:
+        raise ConfigError(f"{where}: expected {expected}, got {_describe(value)}")
+    return float(seconds)

@@ -10,4 +10,5 @@ USER_ENV: Final = "BITKEY_DIR_USER"  # the bind account for --source ldaps://hos
 CA_FILE_ENV: Final = "BITKEY_DIR_CA_FILE"  # the CA bundle for --source ldaps://host
 CLIENT_SECRET_ENV: Final = "BITKEY_DIR_CLIENT_SECRET"  # noqa: S105 - the Entra app's secret
 TRAIL_ENV: Final = "BITKEY_DIR_TRAIL"  # the access trail file
+INDEX_ENV: Final = "BITKEY_DIR_INDEX"  # the Key ID index file
 DEBUG_ENV: Final = "BITKEY_DIR_DEBUG"  # show tracebacks of internal errors

@@ -32,7 +32,7 @@ import pytest
 
 from bitkey_dir.config import Settings
 from bitkey_dir.errors import AuthError, BitkeyError, ConfigError, SourceError
-from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey
+from bitkey_dir.model import ComputerName, KeyEntry, KeyId, Query, RecoveryKey
 from bitkey_dir.sources.base import (
     Audits,
     AuthStatus,
@@ -295,6 +295,29 @@ class SourceContract:
         assert not problems, problems
         assert len(results) == 3
         assert all(any(self.same(key, wanted, named=False) for key in found) for found in results)
+
+    def test_the_key_id_index_lists_every_key_and_no_password(self) -> None:
+        from bitkey_dir.key_index import entries_of
+
+        with self.opened() as source:
+            keys = list(source.iter_keys(self.warn))
+            deleted = (
+                list(source.iter_deleted_keys(self.warn))
+                if isinstance(source, KeepsDeleted)
+                else []
+            )
+        with self.opened() as source:
+            entries = list(entries_of(source, self.warn))
+        assert all(isinstance(entry, KeyEntry) for entry in entries)
+        listed = {entry.key_id for entry in entries}
+        assert {key.key_id for key in keys} <= listed, "a key is missing from the listing"
+        assert {key.key_id for key in deleted} <= listed, "a deleted computer's key is missing"
+        assert {key.key_id for key in keys + deleted} >= listed, "the listing has extra keys"
+        self.assert_nothing_secret_in(repr(entries), "the index entries")
+        for key in self.expected_keys():
+            if key.computer and not key.deleted:
+                named = [e for e in entries if e.key_id == key.key_id and e.computer]
+                assert named, f"{key.key_id}: listed without its computer"
 
     # -- optional parts of the contract ---------------------------------------------------
 

@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from bitkey_dir import __version__
-from bitkey_dir.cli import audit, auth, configure, export, find, trail, verify
+from bitkey_dir.cli import audit, auth, configure, export, find, index, trail, verify
 from bitkey_dir.cli.common import State, fail
 from bitkey_dir.env import CONFIG_ENV
 from bitkey_dir.errors import BitkeyError, ExitCode
@@ -94,3 +94,4 @@ app.command("login")(auth.login)
 app.command("logout")(auth.logout)
 app.add_typer(auth.auth_app, name="auth")
 app.add_typer(configure.config_app, name="config")
+app.add_typer(index.index_app, name="index")

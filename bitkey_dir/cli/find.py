@@ -71,6 +71,13 @@ def find(
             help="age or SSH private key that decrypts encrypted exports. Repeatable.",
         ),
     ] = None,
+    no_index: Annotated[
+        bool,
+        typer.Option(
+            "--no-index",
+            help="Search the directories without the Key ID index (see `bitkey-dir index`).",
+        ),
+    ] = False,
 ) -> None:
     """Find recovery keys by Key ID or computer name.
 
@@ -94,7 +101,12 @@ def find(
         include_deleted=include_deleted,
     )
     result = lookup.find(
-        run_for(ctx), query, source or [], reason=reason, identities=identity or []
+        run_for(ctx),
+        query,
+        source or [],
+        reason=reason,
+        identities=identity or [],
+        use_index=not no_index,
     )
     if result.trail_problem:
         warn(result.trail_problem)

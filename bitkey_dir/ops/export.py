@@ -101,7 +101,7 @@ def export(
         raise InputError(f"{output} exists: give --force to replace it")
     policy.demand_reason(run.config, reason, "exporting keys")
     with run.active():
-        (opened,) = run.open([source])
+        opened = run.open_one(source)  # a source with parts (tenants) is exported whole
         try:
             holder = (
                 opened.folder_holding(output)

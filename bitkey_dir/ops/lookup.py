@@ -16,7 +16,8 @@ from typing import Final
 from bitkey_dir import trail
 from bitkey_dir.errors import ExitCode
 from bitkey_dir.model import Query, RecoveryKey
-from bitkey_dir.ops import policy
+from bitkey_dir.ops import indexed, policy
+from bitkey_dir.ops.indexed import IndexUse
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
 from bitkey_dir.ops.run import Answer, Run, ask_all
 from bitkey_dir.sources.base import Decrypts, Source, Warn
@@ -34,6 +35,7 @@ class LookupResult:
     warnings: list[str] = field(default_factory=list)
     sources: list[SourceStatus] = field(default_factory=list)
     trail_problem: str | None = None  # the trail could not be written (and that was allowed)
+    index: IndexUse = field(default_factory=IndexUse)  # how the Key ID index took part
 
     @property
     def distinct_key_ids(self) -> int:
@@ -68,9 +70,11 @@ def find(
     *,
     reason: str | None = None,
     identities: Sequence[Path] = (),
+    use_index: bool = True,
 ) -> LookupResult:
     """Keys answering ``query`` from ``sources`` (names or paths; default: the config's).
 
+    The Key ID index narrows the search unless ``use_index`` is false (ops/indexed.py).
     Raises InputError for a bad reason, a missing required reason or an unknown source, and
     SourceError when ``require_reason`` is set and the trail cannot be written. Source
     failures are in ``result.sources`` and ``result.exit_code``, not raised.
@@ -78,13 +82,18 @@ def find(
     policy.check_reason(reason)
     policy.demand_reason(run.config, reason, "revealing a key")
     with run.active():
-        opened = run.open(sources)
-        if identities:
-            opened = [
-                source.with_identities(identities) if isinstance(source, Decrypts) else source
-                for source in opened
-            ]
-        result = merge(query, ask_all(opened, _finder(query)))
+        opened = [_decrypting(source, identities) for source in run.open(sources)]
+        if use_index:
+            answers, used = indexed.ask(
+                run, query, opened, lambda name: _decrypting(run.open_one(name), identities)
+            )
+        else:
+            answers, used = ask_all(opened, _finder(query)), IndexUse()
+        result = merge(query, answers)
+        result.index = used
+        result.warnings.extend(used.warnings)
+        if used.problem:
+            result.warnings.append(used.problem)
         principals = {source.name: getattr(source, "principal", None) for source in opened}
         # Written before any key is shown.
         result.trail_problem = policy.record(
@@ -93,6 +102,12 @@ def find(
             refusing="not revealing keys",
         )
     return result
+
+
+def _decrypting(source: Source, identities: Sequence[Path]) -> Source:
+    if identities and isinstance(source, Decrypts):
+        return source.with_identities(identities)
+    return source
 
 
 def ask_sources(query: Query, sources: Sequence[Source]) -> LookupResult:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 from bitkey_dir import interaction as interactions
 from bitkey_dir.config import Config
@@ -24,6 +24,7 @@ from bitkey_dir.ops.outcome import SourceStatus
 from bitkey_dir.sources.base import Source, Warn
 
 T = TypeVar("T")
+AT_ONCE: Final = 16  # sources asked at the same time: tenants by the hundred must queue
 
 
 class Asked(Protocol):
@@ -115,5 +116,5 @@ def ask_all(sources: Sequence[S], work: Callable[[S, Warn], T]) -> list[Answer[T
         return ask(source, work)
 
     # Each worker runs in a copy of this context: prompts and notices reach the same person.
-    with ThreadPoolExecutor(max_workers=len(sources)) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(sources), AT_ONCE)) as pool:
         return list(pool.map(interactions.run_in_copy(one), sources))

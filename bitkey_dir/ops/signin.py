@@ -96,10 +96,10 @@ def status(run: Run, names: Sequence[str] = ()) -> AuthReport:
     with run.active():
         rows = []
         for name in dict.fromkeys(names or list(run.config.sources)):
-            source = run.open_one(name)
-            try:
-                found = source.auth_status() if isinstance(source, SignsIn) else AuthStatus()
-            finally:
-                source.close()
-            rows.append(SourceAuth(name, getattr(source, "type_name", None), found))
+            for source in run.open([name]):  # each tenant of a multi-tenant source
+                try:
+                    found = source.auth_status() if isinstance(source, SignsIn) else AuthStatus()
+                finally:
+                    source.close()
+                rows.append(SourceAuth(source.name, getattr(source, "type_name", None), found))
         return AuthReport(keystore.current().info(), rows)

@@ -32,6 +32,7 @@ def render_json(result: LookupResult) -> str:
         "keys": [to_record(key) for key in result.keys],
         "ambiguous": result.ambiguous,
         "warnings": warnings,
+        "index": {"used": result.index.used, "stale": result.index.stale},
         "sources": [
             {"name": status.name, "status": status.status, "error": status.error}
             for status in result.sources

@@ -15,7 +15,7 @@ operation is done with the source, also after a failure.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -177,6 +177,31 @@ class ListsKeys(Protocol):
     def iter_key_entries(self, warn: Warn) -> Iterator[KeyEntry]:
         """Every key ``iter_keys`` would give, as a KeyEntry, and also the keys of deleted
         computers (marked deleted) when the source keeps them; streamed, each key once."""
+        ...
+
+
+@runtime_checkable
+class FindsOnDevices(Protocol):
+    """Optional: a directory where a computer name is first turned into device IDs (Entra).
+    With a fresh Key ID index the operations skip that step and call this instead."""
+
+    def find_on_devices(
+        self, devices: Mapping[str, str], query: Query, warn: Warn
+    ) -> list[RecoveryKey]:
+        """The keys of these devices (device ID → name) that answer ``query``, as ``find``
+        would give them for the name; an empty answer sends the lookup to ``find``."""
+        ...
+
+
+@runtime_checkable
+class HasParts(Protocol):
+    """Optional: one configured source that stands for several directories (the tenants
+    of a multi-tenant app). Operations that ask sources ask each part as a source of its
+    own, named ``NAME/PART``, so one part's failure never hides another's answer; the
+    whole source is still what an export or `login` uses."""
+
+    def parts(self) -> list[Source]:
+        """The parts, each named ``NAME/PART``; closing them is the caller's."""
         ...
 
 

@@ -62,7 +62,11 @@ def load_source_type(type_name: str, where: str) -> SourceFactory:
 
 
 def open_source(config: Config, spec: str) -> Source:
-    """A source named in the config, or given ad hoc: a path to key files or an export."""
+    """A source named in the config, one part of one (``NAME/PART``: a tenant), or given
+    ad hoc: a path to key files or an export, or an ldaps:// URL."""
+    whole, _, part = spec.partition("/")
+    if part and whole in config.sources and not Path(spec).exists():
+        return _part(open_source(config, whole), spec)
     if spec in config.sources:
         source_config = config.sources[spec]
         where = f"{config.path}: sources.{spec}"
@@ -87,7 +91,10 @@ def open_source(config: Config, spec: str) -> Source:
 
 
 def open_sources(config: Config, specs: list[str]) -> list[Source]:
-    """The sources to ask: those given with --source, else the configured defaults."""
+    """The sources to ask: those given with --source, else the configured defaults; a
+    source with parts (tenants) is its parts."""
+    from bitkey_dir.sources.base import HasParts
+
     chosen = specs or list(config.default_sources)
     if not chosen:
         raise InputError(
@@ -95,4 +102,23 @@ def open_sources(config: Config, specs: list[str]) -> list[Source]:
             f"{config.path} ([defaults] sources = [...])"
         )
     unique = list(dict.fromkeys(chosen))
-    return [open_source(config, spec) for spec in unique]
+    opened: list[Source] = []
+    for spec in unique:
+        source = open_source(config, spec)
+        opened += source.parts() if isinstance(source, HasParts) else [source]
+    return opened
+
+
+def _part(source: Source, spec: str) -> Source:
+    from bitkey_dir.sources.base import HasParts
+
+    parts = source.parts() if isinstance(source, HasParts) else []
+    wanted = [part for part in parts if part.name.lower() == spec.lower()]
+    if not wanted:
+        source.close()
+        names = ", ".join(part.name for part in parts) or f"{source.name} has no parts"
+        raise InputError(f"unknown source {shown(spec)} (its parts: {names})")
+    for part in parts:
+        if part is not wanted[0]:
+            part.close()
+    return wanted[0]

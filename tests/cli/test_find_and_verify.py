@@ -71,7 +71,7 @@ def test_find_json_is_the_default_when_piped() -> None:
     code, out, _ = run("find", "-k", KNOWN_ID.lower(), "-s", KEYS)
     assert code == 0
     document = json.loads(out)
-    assert set(document) == {"keys", "ambiguous", "warnings", "sources"}
+    assert set(document) == {"keys", "ambiguous", "warnings", "index", "sources"}
     (key,) = document["keys"]
     assert tuple(key) == KEY_FIELDS
     assert key["key_id"] == KNOWN_ID

@@ -261,3 +261,26 @@ def test_the_package_offers_the_library_lazily() -> None:
 
 def test_no_environment_leaks_between_tests() -> None:
     assert "BITKEY_DIR_CONFIG" not in os.environ
+
+
+def test_the_key_id_index_through_the_library_as_through_the_command(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[defaults]\nsources = ["share"]\n[sources.share]\ntype = "file"\npath = ["{KEYS}"]\n',
+        encoding="utf-8",
+    )
+    refreshed = api.refresh_index(config=config)
+    assert refreshed.exit_code == ExitCode.FOUND
+    assert [(done.source, done.keys) for done in refreshed.refreshed] == [("share", 7)]
+    status = api.index_status(config=config)
+    assert status.exists
+    assert [(row.source, row.state.keys if row.state else None) for row in status.rows] == [
+        ("share", 7)
+    ]
+    found = api.find_keys(key_id=KNOWN_ID[:8], config=config)
+    command = invoke("--config", config, "find", "-k", KNOWN_ID[:8], "-f", "json", secrets=SECRETS)
+    assert found.index.used == ["share"]
+    assert command.document["index"] == {"used": ["share"], "stale": []}
+    assert [str(key.key_id) for key in found.keys] == command.key_ids == [KNOWN_ID]
+    assert api.find_keys(key_id=KNOWN_ID[:8], config=config, use_index=False).index.used == []
+    assert api.clear_index(config=config) == ["share"]

@@ -78,6 +78,7 @@ class SignIn:
     certificate_file: Path | None = None
     timeout: int = 30
     source: str = "entra"
+    secret_owner: str | None = None  # whose client secret: one app serves several tenants
     _app: Any = field(default=None, repr=False)
     _account: Any = field(default=None, repr=False)
     _secret: Secret | None = field(default=None, repr=False)
@@ -105,11 +106,12 @@ class SignIn:
         """The client secret this sign-in needs, if any, and where it is kept."""
         if self.auth != "client-secret":
             return None
+        owner = self.secret_owner or self.source
         return Wanted(
-            self.source,
+            owner,
             f"the client secret of app {self.client_id}",
             CLIENT_SECRET_ENV,
-            client_secret_entry(self.source, self.client_id),
+            client_secret_entry(owner, self.client_id),
         )
 
     def cache_file(self) -> TokenCacheFile:

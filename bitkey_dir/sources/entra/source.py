@@ -21,7 +21,7 @@ import asyncio
 import os
 import re
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -30,7 +30,14 @@ from urllib.parse import urlsplit
 from bitkey_dir.config import Settings
 from bitkey_dir.credentials import Secret, Wanted
 from bitkey_dir.errors import BitkeyError, InputError
-from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.model import (
+    ComputerName,
+    KeyEntry,
+    KeyId,
+    Query,
+    RecoveryKey,
+    RecoveryPassword,
+)
 from bitkey_dir.sources.base import AuthStatus, Escrow, TokenStatus, Warn
 from bitkey_dir.sources.entra.odata import (
     KEY_ID_SHAPE,
@@ -43,6 +50,7 @@ from bitkey_dir.sources.entra.signin import APP_AUTH, DELEGATED_AUTH, SignIn
 
 if TYPE_CHECKING:
     from bitkey_dir.sources.entra.graph import Graph
+    from bitkey_dir.sources.entra.tenants import EntraTenants
 
 Record = dict[str, Any]
 LIST_KEYS: Final = "BitlockerKey.ReadBasic.All"
@@ -60,7 +68,19 @@ class EntraSource:
     timeout: int = 30
 
     @classmethod
-    def from_settings(cls, name: str, settings: Settings) -> EntraSource:
+    def from_settings(cls, name: str, settings: Settings) -> EntraSource | EntraTenants:
+        """One tenant (``tenant_id``), or several (``tenant_ids``) served by one
+        multi-tenant app: each tenant is then a source of its own, NAME/TENANT."""
+        if "tenant_ids" in settings:
+            from bitkey_dir.sources.entra.tenants import EntraTenants
+
+            return EntraTenants.from_settings(name, settings)
+        return cls.build(name, settings, identifier(settings, "tenant_id"))
+
+    @classmethod
+    def build(
+        cls, name: str, settings: Settings, tenant_id: str, secret_owner: str | None = None
+    ) -> EntraSource:
         auth = settings.choice("auth", DELEGATED_AUTH + APP_AUTH, "device-code")
         certificate = settings.existing_file("certificate_file", "the certificate file")
         ca_file = settings.existing_file("ca_file", "the CA bundle")
@@ -68,8 +88,8 @@ class EntraSource:
         authority_host = _https_url(settings, "authority_host", "https://login.microsoftonline.com")
         timeout = settings.integer("timeout", 30, minimum=1, maximum=3600)
         sign_in = SignIn(
-            tenant_id=_identifier(settings, "tenant_id"),
-            client_id=_identifier(settings, "client_id"),
+            tenant_id=tenant_id,
+            client_id=identifier(settings, "client_id"),
             auth=auth,
             authority_host=authority_host,
             graph_url=graph_url,
@@ -77,6 +97,7 @@ class EntraSource:
             certificate_file=certificate,
             timeout=timeout,
             source=name,
+            secret_owner=secret_owner,
         )
         if auth == "client-certificate" and certificate is None:
             raise settings.error("certificate_file", "a PEM file for client-certificate sign-in")
@@ -160,6 +181,38 @@ class EntraSource:
         self.sign_in.token()  # sign in first, so that a sign-in problem is reported as one
         return asyncio.run(self._session(lambda graph: self._find(graph, query, warn)))
 
+    def find_on_devices(
+        self, devices: Mapping[str, str], query: Query, warn: Warn
+    ) -> list[RecoveryKey]:
+        """Keys of devices the Key ID index named for ``query``'s computer: the device
+        search by name is skipped, each device's keys are still listed live."""
+        if query.computer is None:
+            return []
+        self.sign_in.token()
+        asked = query.computer.text
+        found = asyncio.run(
+            self._session(lambda graph: self._keys_of_devices(graph, devices, asked, warn))
+        )
+        return [key for key in found if query.matches(key)]
+
+    def iter_key_entries(self, warn: Warn) -> Iterator[KeyEntry]:
+        """Every key's ID, device and date for the Key ID index: listings only, so no key
+        is read (nothing is audited) and BitlockerKey.ReadBasic.All is enough."""
+        from bitkey_dir.sources.entra.graph import abandon, drive, open_graph
+
+        self.sign_in.token()
+
+        async def entries() -> AsyncIterator[KeyEntry]:
+            async with open_graph(self.sign_in, self.timeout) as graph:
+                names = asyncio.create_task(self._device_names(graph))
+                try:
+                    async for meta in self._listed_keys(graph):
+                        yield self._entry(meta, await names)
+                finally:
+                    abandon([names])
+
+        yield from drive(entries())
+
     def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
         from bitkey_dir.sources.entra.graph import drive, open_graph
 
@@ -234,13 +287,18 @@ class EntraSource:
                     f"{ids}): check the Device ID with the user"
                 )
         names = {device["deviceId"]: device["displayName"] for device in devices}
+        return await self._keys_of_devices(graph, names, name.text, warn)
+
+    async def _keys_of_devices(
+        self, graph: Graph, names: Mapping[str, str], asked: str, warn: Warn
+    ) -> list[RecoveryKey]:
         listed: list[Record] = []
         for device_id in names:
             listed += await self._list_keys(graph, device_id)
         if not listed:
-            warn(f"{name.text}: no recovery keys escrowed in Entra ID for the matching devices")
+            warn(f"{asked}: no recovery keys escrowed in Entra ID for the matching devices")
             return []
-        return await self._read_keys(graph, listed, names, warn)
+        return await self._read_keys(graph, listed, dict(names), warn)
 
     async def _devices(self, graph: Graph, name: ComputerName) -> list[dict[str, str]]:
         from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
@@ -300,26 +358,15 @@ class EntraSource:
         ]
 
     async def _all_keys(self, graph: Graph, warn: Warn) -> AsyncIterator[RecoveryKey]:
-        from msgraph.generated.information_protection.bitlocker.recovery_keys import (
-            recovery_keys_request_builder as keys_module,
-        )
 
         from bitkey_dir.sources.entra.graph import abandon
-
-        builder = keys_module.RecoveryKeysRequestBuilder(graph.adapter, {})
-        parameters = builder.RecoveryKeysRequestBuilderGetQueryParameters()
-
-        async def listed() -> AsyncIterator[Record]:
-            async for key in graph.pages(builder, parameters, "listing keys", LIST_KEYS):
-                if isinstance(key.get("id"), str) and KEY_ID_SHAPE.fullmatch(key["id"]):
-                    yield key
 
         # Device names come from one listing of devices, read while the keys are, and
         # awaited before the first key is handed on.
         pending = asyncio.create_task(self._device_names(graph))
         names: dict[str, str] | None = None
         try:
-            async for meta, value in graph.read_ahead(listed()):
+            async for meta, value in graph.read_ahead(self._listed_keys(graph)):
                 if names is None:
                     names = await pending
                 key = self._key({**meta, "key": value}, names, warn)
@@ -327,6 +374,18 @@ class EntraSource:
                     yield key
         finally:
             abandon([pending])
+
+    async def _listed_keys(self, graph: Graph) -> AsyncIterator[Record]:
+        """Every key's metadata, page after page (never a value)."""
+        from msgraph.generated.information_protection.bitlocker.recovery_keys import (
+            recovery_keys_request_builder as keys_module,
+        )
+
+        builder = keys_module.RecoveryKeysRequestBuilder(graph.adapter, {})
+        parameters = builder.RecoveryKeysRequestBuilderGetQueryParameters()
+        async for key in graph.pages(builder, parameters, "listing keys", LIST_KEYS):
+            if isinstance(key.get("id"), str) and KEY_ID_SHAPE.fullmatch(key["id"]):
+                yield key
 
     async def _device_names(self, graph: Graph) -> dict[str, str]:
         from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
@@ -412,6 +471,16 @@ class EntraSource:
             device_id=device_id,
         )
 
+    def _entry(self, record: Record, names: dict[str, str]) -> KeyEntry:
+        device_id = record.get("deviceId")
+        device_id = device_id if isinstance(device_id, str) else None
+        return KeyEntry(
+            key_id=KeyId.parse(record["id"]),
+            computer=names.get(device_id) if device_id else None,
+            device_id=device_id,
+            created=timestamp(record.get("createdDateTime")),
+        )
+
 
 def _https_url(settings: Settings, key: str, default: str) -> str:
     value = settings.string(key, default) or default
@@ -421,8 +490,12 @@ def _https_url(settings: Settings, key: str, default: str) -> str:
     return value.rstrip("/")
 
 
-def _identifier(settings: Settings, key: str) -> str:
-    value = settings.required_string(key, "a GUID or, for tenant_id, a domain name")
+def identifier(settings: Settings, key: str, item: str | None = None) -> str:
+    """A GUID or, for a tenant, a domain name: ``key``'s value, or one ``item`` of its list."""
+    expected = "a GUID or, for tenant_id, a domain name"
+    value = item if item is not None else settings.required_string(key, expected)
     if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", value):
-        raise settings.error(key, "a GUID or, for tenant_id, a domain name")
+        if item is not None:
+            raise settings.item_error(key, item, "a tenant ID (a GUID) or domain name")
+        raise settings.error(key, expected)
     return value

@@ -1,0 +1,418 @@
+"""The Key ID index: where each key is, so that 8 digits find a key without listing a tenant.
+
+An embedded SQLite file in the state folder (mode 0600, ``BITKEY_DIR_INDEX`` overrides the
+path) holds, per configured source, each key's ID, computer or device name, device ID,
+creation date, location and deleted flag. It never holds a recovery password: the rows are
+built from :class:`~bitkey_dir.model.KeyEntry`, which has no field for one.
+
+The index narrows a search, it never answers one: a lookup reads each key it names from the
+directory by its full ID (see ``ops/lookup.py``). Each source's rows carry the source's
+``describe()`` line as a fingerprint, so an index built for another directory under the same
+name is never used.
+
+One :class:`KeyIndex` belongs to one thread (SQLite connections are not shared): operations
+use it in the thread that runs them, never from the workers that ask sources.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from bitkey_dir.env import INDEX_ENV
+from bitkey_dir.errors import SourceError
+from bitkey_dir.model import ComputerName, KeyEntry, KeyId
+from bitkey_dir.sources.base import KeepsDeleted, ListsKeys, Source, Warn
+
+_SCHEMA_VERSION: Final = 1
+_BATCH: Final = 2000  # rows per executemany: memory stays flat whatever the source's size
+_BUSY_MS: Final = 10_000  # another run refreshing the same index holds its lock this long at most
+_AFTER_HEX: Final = "G"  # sorts after every upper-case hex digit: the end of a prefix's range
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS sources (
+    source TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    refreshed REAL NOT NULL,     -- seconds since the epoch, when the last full listing ended
+    took REAL NOT NULL           -- seconds that listing took
+);
+CREATE TABLE IF NOT EXISTS keys (
+    source TEXT NOT NULL,
+    key_id TEXT NOT NULL,        -- 32 upper-case hex digits, no dashes
+    computer TEXT,
+    computer_key TEXT,           -- the name folded for matching
+    device_id TEXT,
+    created TEXT,                -- ISO 8601 with offset
+    location TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (source, key_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS staged (  -- a refresh in progress: moved into keys when it ends
+    token TEXT NOT NULL,
+    source TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    computer TEXT,
+    computer_key TEXT,
+    device_id TEXT,
+    created TEXT,
+    location TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (token, source, key_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS keys_by_id ON keys (key_id);
+CREATE INDEX IF NOT EXISTS keys_by_computer ON keys (source, computer_key);
+"""
+
+
+def index_path() -> Path:
+    override = os.environ.get(INDEX_ENV)
+    if override:
+        return Path(override)
+    from bitkey_dir.config import state_dir
+
+    return state_dir() / "key-index.sqlite3"
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """One source's part of the index: when it was last listed in full and what it holds."""
+
+    source: str
+    fingerprint: str
+    refreshed: datetime
+    took: float
+    keys: int
+    deleted: int
+
+    def age(self, now: float | None = None) -> float:
+        """Seconds since the last full listing (never negative)."""
+        return max(0.0, (now if now is not None else time.time()) - self.refreshed.timestamp())
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A key the index places in a source: to be read from the directory by its full ID."""
+
+    source: str
+    entry: KeyEntry
+
+
+class KeyIndex:
+    """The index file, opened by :func:`open_index`; close it (or use ``with``) when done."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+
+    def __enter__(self) -> KeyIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- reading -----------------------------------------------------------------------
+
+    def state(self, source: str, fingerprint: str | None = None) -> SourceState | None:
+        """The source's state; None if it was never listed, or was listed as another
+        directory (a different fingerprint)."""
+        states = self._states(source)
+        if not states:
+            return None
+        found = states[0]
+        if fingerprint is not None and found.fingerprint != fingerprint:
+            return None
+        return found
+
+    def states(self) -> list[SourceState]:
+        """Every source in the index, by name."""
+        return self._states(None)
+
+    def _states(self, source: str | None) -> list[SourceState]:
+        rows = self._db.execute(
+            "SELECT s.source, s.fingerprint, s.refreshed, s.took, "
+            "  (SELECT count(*) FROM keys k WHERE k.source = s.source), "
+            "  (SELECT count(*) FROM keys k WHERE k.source = s.source AND k.deleted) "
+            "FROM sources s WHERE ? IS NULL OR s.source = ? ORDER BY s.source",
+            (source, source),
+        ).fetchall()
+        return [
+            SourceState(
+                source=row[0],
+                fingerprint=row[1],
+                refreshed=datetime.fromtimestamp(row[2], UTC),
+                took=row[3],
+                keys=row[4],
+                deleted=row[5],
+            )
+            for row in rows
+        ]
+
+    def candidates(self, source: str, key_id: KeyId) -> list[KeyEntry]:
+        """The source's keys whose ID is or starts with ``key_id``: a range scan of the
+        ID index, so as fast for 8 digits in a million keys as for a full ID."""
+        low = key_id.hex
+        high = low if key_id.is_full else low + _AFTER_HEX
+        sql = (
+            "SELECT key_id, computer, device_id, created, location, deleted FROM keys "
+            "WHERE source = ? AND key_id >= ? AND key_id <= ? ORDER BY key_id"
+        )
+        return [_entry(row) for row in self._db.execute(sql, (source, low, high))]
+
+    def devices(self, source: str, name: ComputerName) -> dict[str, str]:
+        """Device ID → name for the source's keys on computers named ``name`` (``*`` allowed)."""
+        found: dict[str, str] = {}
+        sql = (
+            "SELECT DISTINCT device_id, computer FROM keys "
+            "WHERE source = ? AND device_id IS NOT NULL AND computer IS NOT NULL"
+        )
+        parameters: tuple[object, ...] = (source,)
+        if not name.has_wildcard:
+            # The name itself, or a DNS name that starts with it ("." sorts before "/").
+            folded = _fold(name.text)
+            sql += " AND (computer_key = ? OR (computer_key > ? AND computer_key < ?))"
+            parameters += (folded, folded + ".", folded + "/")
+        for device_id, computer in self._db.execute(sql, parameters):
+            if name.matches(computer):
+                found[device_id] = computer
+        return found
+
+    # -- writing -----------------------------------------------------------------------
+
+    def replace(self, source: str, fingerprint: str, entries: Iterable[KeyEntry]) -> SourceState:
+        """Replace the source's rows with ``entries`` (streamed): all or nothing, so a
+        listing that fails half-way leaves the previous index as it was."""
+        started = time.monotonic()
+        token = self.new_token()
+        try:
+            for batch in _batches(entries):
+                self.stage(token, source, batch)
+        except BaseException:
+            self.unstage(token)
+            raise
+        return self.commit(token, source, fingerprint, time.monotonic() - started)
+
+    @staticmethod
+    def new_token() -> str:
+        return os.urandom(8).hex()
+
+    def stage(self, token: str, source: str, entries: Sequence[KeyEntry]) -> None:
+        """Keep part of a listing aside, in a short transaction of its own: several
+        sources listed at once, or another run looking a key up, never wait long."""
+        rows = [(token, *_row(source, entry)) for entry in entries]
+        with self._transaction():
+            self._db.executemany(_STAGE, rows)
+
+    def commit(self, token: str, source: str, fingerprint: str, took: float) -> SourceState:
+        """Make the listing staged under ``token`` the source's index, in one transaction."""
+        with self._transaction():
+            self._db.execute("DELETE FROM keys WHERE source = ?", (source,))
+            self._db.execute(
+                "INSERT OR REPLACE INTO keys (source, key_id, computer, computer_key, "
+                "device_id, created, location, deleted) SELECT source, key_id, computer, "
+                "computer_key, device_id, created, location, deleted FROM staged "
+                "WHERE token = ? AND source = ?",
+                (token, source),
+            )
+            self._db.execute("DELETE FROM staged WHERE token = ? AND source = ?", (token, source))
+            self._db.execute(
+                "INSERT OR REPLACE INTO sources (source, fingerprint, refreshed, took) "
+                "VALUES (?, ?, ?, ?)",
+                (source, fingerprint, time.time(), took),
+            )
+        return self.state(source) or _impossible(source)
+
+    def unstage(self, token: str, source: str | None = None) -> None:
+        """Drop a listing that did not finish."""
+        with self._transaction():
+            self._db.execute(
+                "DELETE FROM staged WHERE token = ? AND (? IS NULL OR source = ?)",
+                (token, source, source),
+            )
+
+    def remember(self, source: str, fingerprint: str, entries: Sequence[KeyEntry]) -> int:
+        """Add or update what a live search saw, in a source that is already indexed (as
+        the same directory); the listing date is left alone. The number of rows written."""
+        if not entries or self.state(source, fingerprint) is None:
+            return 0
+        with self._transaction():
+            self._db.executemany(_UPSERT, [_row(source, entry) for entry in entries])
+        return len(entries)
+
+    def forget(self, source: str, key_ids: Iterable[KeyId]) -> int:
+        """Drop keys the directory no longer has; the number dropped."""
+        ids = [(source, key_id.hex) for key_id in key_ids]
+        if not ids:
+            return 0
+        with self._transaction():
+            cursor = self._db.executemany("DELETE FROM keys WHERE source = ? AND key_id = ?", ids)
+        return cursor.rowcount
+
+    def clear(self, sources: Sequence[str] = ()) -> list[str]:
+        """Drop the named sources (every source when none is named); the names dropped."""
+        names = [state.source for state in self.states()]
+        dropped = [name for name in names if not sources or name in sources]
+        with self._transaction():
+            for name in dropped:
+                self._db.execute("DELETE FROM keys WHERE source = ?", (name,))
+                self._db.execute("DELETE FROM sources WHERE source = ?", (name,))
+            if not sources:
+                self._db.execute("DELETE FROM staged")
+        if not sources:
+            self._db.execute("VACUUM")
+        return dropped
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.rollback()
+                raise
+            self._db.commit()
+        except sqlite3.Error as exc:
+            raise _problem(self.path, exc) from None
+
+
+_STAGE: Final = (
+    "INSERT OR REPLACE INTO staged (token, source, key_id, computer, computer_key, device_id, "
+    "created, location, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT: Final = (
+    "INSERT OR REPLACE INTO keys (source, key_id, computer, computer_key, device_id, created, "
+    "location, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def open_index(path: Path | None = None, *, create: bool = False) -> KeyIndex | None:
+    """The index at ``path`` (default :func:`index_path`); None when there is none and
+    ``create`` is false. The file is created 0600 in a private folder.
+
+    Raises SourceError (exit 4) naming the file when it cannot be opened or is not an index.
+    """
+    path = path or index_path()
+    if not create and not path.exists():
+        return None
+    try:
+        if create and not path.exists():
+            _create_private(path)
+        connection = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise _problem(path, exc) from None
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, _SCHEMA_VERSION):
+            raise SourceError(
+                f"the Key ID index {path} was written by a newer bitkey-dir (format {version}); "
+                "run bitkey-dir index clear, or use --no-index"
+            )
+        if version == 0:
+            connection.executescript(_SCHEMA + f"PRAGMA user_version = {_SCHEMA_VERSION};")
+    except sqlite3.Error as exc:
+        connection.close()
+        raise _problem(path, exc) from None
+    except BaseException:
+        connection.close()
+        raise
+    return KeyIndex(path, connection)
+
+
+def entries_of(source: Source, warn: Warn) -> Iterator[KeyEntry]:
+    """What the index keeps of ``source``: its own listing without passwords
+    (``ListsKeys``), else its keys with the passwords dropped on the spot, and the keys of
+    deleted computers when it keeps them."""
+    if isinstance(source, ListsKeys):
+        yield from source.iter_key_entries(warn)
+        return
+    for key in source.iter_keys(warn):
+        yield KeyEntry.of(key)
+    if isinstance(source, KeepsDeleted):
+        for key in source.iter_deleted_keys(warn):
+            yield KeyEntry.of(key)
+
+
+def remove_index(path: Path | None = None) -> None:
+    """Delete the index file (and SQLite's journal beside it): lookups search the
+    directories until the next refresh. Raises SourceError naming what cannot be removed."""
+    path = path or index_path()
+    for part in (path, path.with_name(path.name + "-journal")):
+        try:
+            part.unlink(missing_ok=True)
+        except OSError as exc:
+            raise _problem(part, exc) from None
+
+
+def _create_private(path: Path) -> None:
+    from bitkey_dir.config import private_folder
+
+    private_folder(path.parent)
+    # O_EXCL: a file (or link) another user placed there meanwhile is never written through.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    os.chmod(path, 0o600, follow_symlinks=False)
+
+
+def _problem(path: Path, exc: BaseException) -> SourceError:
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return SourceError(
+        f"the Key ID index {path} cannot be used ({detail}): run bitkey-dir index clear, "
+        "or use --no-index"
+    )
+
+
+def _fold(name: str) -> str:
+    return name.casefold()
+
+
+def _row(source: str, entry: KeyEntry) -> tuple[object, ...]:
+    created = entry.created.isoformat() if entry.created is not None else None
+    computer_key = _fold(entry.computer) if entry.computer is not None else None
+    return (
+        source,
+        entry.key_id.hex,
+        entry.computer,
+        computer_key,
+        entry.device_id,
+        created,
+        entry.location,
+        int(entry.deleted),
+    )
+
+
+def _entry(row: tuple[object, ...]) -> KeyEntry:
+    key_id, computer, device_id, created, location, deleted = row
+    return KeyEntry(
+        key_id=KeyId(str(key_id)),
+        computer=computer if isinstance(computer, str) else None,
+        device_id=device_id if isinstance(device_id, str) else None,
+        created=datetime.fromisoformat(created) if isinstance(created, str) else None,
+        location=location if isinstance(location, str) else None,
+        deleted=bool(deleted),
+    )
+
+
+def _batches(entries: Iterable[KeyEntry]) -> Iterator[list[KeyEntry]]:
+    batch: list[KeyEntry] = []
+    for entry in entries:
+        batch.append(entry)
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _impossible(source: str) -> SourceState:
+    raise SourceError(f"the Key ID index lost the rows of {source} it had just written")

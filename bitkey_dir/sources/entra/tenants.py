@@ -1,0 +1,132 @@
+"""Several Entra tenants behind one configured source: a managed-service provider's customers.
+
+``tenant_ids = ["contoso.onmicrosoft.com", "…"]`` instead of ``tenant_id``: one multi-tenant
+app registration (the same ``client_id``, client secret or certificate) consented in each
+tenant. Each tenant is a source of its own named ``NAME/TENANT``, with its own token cache
+and its own sign-in: operations ask them concurrently (a bounded number at a time) and
+report each one's failure beside the others' answers, and ``--source NAME/TENANT`` picks
+one. The client secret is kept once, under the configured name.
+
+Used whole (an export, `login`), the source goes through its tenants one after another and
+fails when one of them does, since an export or a sign-in must cover them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar, Final
+
+from bitkey_dir.config import Settings
+from bitkey_dir.credentials import Secret, Wanted
+from bitkey_dir.errors import AuthError, BitkeyError
+from bitkey_dir.model import KeyEntry, Query, RecoveryKey
+from bitkey_dir.sources.base import AuthStatus, Escrow, Source, Warn
+from bitkey_dir.sources.entra.source import EntraSource, identifier
+
+MAX_TENANTS: Final = 1000
+
+
+@dataclass
+class EntraTenants:
+    """The tenants of one multi-tenant app, each an :class:`EntraSource` of its own."""
+
+    type_name: ClassVar[str] = "entra"
+
+    name: str
+    tenants: list[EntraSource]
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Settings) -> EntraTenants:
+        if "tenant_id" in settings:
+            raise settings.error("tenant_id", "tenant_id or tenant_ids, not both")
+        ids = settings.string_list("tenant_ids", allow_single=False)
+        if not ids or len(ids) > MAX_TENANTS:
+            raise settings.error(
+                "tenant_ids", f"a list of 1 to {MAX_TENANTS} tenant IDs or domains"
+            )
+        seen: set[str] = set()
+        tenants = []
+        for tenant in ids:
+            tenant_id = identifier(settings, "tenant_ids", tenant)
+            if tenant_id.lower() in seen:
+                raise settings.item_error("tenant_ids", tenant, "each tenant once")
+            seen.add(tenant_id.lower())
+            tenants.append(EntraSource.build(f"{name}/{tenant_id}", settings, tenant_id, name))
+        return cls(name=name, tenants=tenants)
+
+    def parts(self) -> list[Source]:
+        return list(self.tenants)
+
+    def describe(self) -> str:
+        first = self.tenants[0].sign_in
+        count = len(self.tenants)
+        return f"{first.graph_url} {count} tenant{'s' if count != 1 else ''} ({first.auth})"
+
+    @property
+    def principal(self) -> str:
+        return self.tenants[0].principal
+
+    def close(self) -> None:
+        for tenant in self.tenants:
+            tenant.close()
+
+    # -- the whole source, tenant after tenant --------------------------------------------
+
+    def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
+        """Every tenant's answer; a tenant that fails is a warning when another found a key,
+        and the failure itself when none did (a sign-in or rights problem first)."""
+        found: list[RecoveryKey] = []
+        failures: list[BitkeyError] = []
+        for tenant in self.tenants:
+            try:
+                found += tenant.find(query, warn)
+            except BitkeyError as exc:
+                failures.append(exc)
+        if failures and not found:
+            raise next((f for f in failures if isinstance(f, AuthError)), failures[0])
+        for failure in failures:
+            warn(failure.message)
+        return found
+
+    def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
+        for tenant in self.tenants:
+            yield from tenant.iter_keys(warn)
+
+    def iter_key_entries(self, warn: Warn) -> Iterator[KeyEntry]:
+        for tenant in self.tenants:
+            yield from tenant.iter_key_entries(warn)
+
+    def iter_escrow(self, warn: Warn) -> Iterator[Escrow]:
+        for tenant in self.tenants:
+            yield from tenant.iter_escrow(warn)
+
+    # -- signing in to every tenant -------------------------------------------------------
+
+    @property
+    def login_secret(self) -> Wanted | None:
+        return self.tenants[0].login_secret
+
+    def login(self, secret: Secret | None) -> str:
+        """Sign in to each tenant (the secret, if any, is stored once)."""
+        done = []
+        for tenant in self.tenants:
+            try:
+                done.append(tenant.login(secret))
+            except BitkeyError as exc:
+                raise type(exc)(
+                    f"{tenant.name}: {exc.message} (signed in to {len(done)} of "
+                    f"{len(self.tenants)} tenants)",
+                    hint=exc.hint,
+                ) from None
+        return f"{done[-1]} for each of {len(self.tenants)} tenants"
+
+    def logout(self) -> list[str]:
+        removed: list[str] = []
+        for tenant in self.tenants:
+            removed += [f"{tenant.name}: {what}" for what in tenant.logout()]
+        return removed
+
+    def auth_status(self) -> AuthStatus:
+        """The first tenant's; `auth status` lists each tenant as a source of its own."""
+        return self.tenants[0].auth_status()

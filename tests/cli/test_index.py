@@ -1,0 +1,215 @@
+"""`bitkey-dir index` and lookups through the index, with key-file sources as directories.
+
+Key files are the quickest real source: what a lookup read can be changed between runs
+(a key saved after the refresh, a file deleted), and a source that is searched when it
+should not be fails loudly (its folder is gone).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.command_line import Outcome, invoke
+from tests.unit.helpers import (
+    EXAMPLE_KEYS,
+    KEY_ID,
+    OTHER_KEY_ID,
+    OTHER_PASSWORD,
+    PASSWORD,
+    PASSWORD_TEXT,
+    windows_key_file,
+)
+
+LATE_ID = "063EA4E1-5555-4293-BA01-4754620A96E7"  # shares KEY_ID's 8 digits
+
+
+class Share:
+    """Two file sources, `share` (a copy of examples/keys) and `other`, in one config."""
+
+    def __init__(self, root: Path, **settings: str) -> None:
+        self.root = root
+        self.share = root / "share"
+        self.other = root / "other"
+        shutil.copytree(EXAMPLE_KEYS, self.share)
+        self.other.mkdir()
+        self.save(self.other, OTHER_KEY_ID, OTHER_PASSWORD)
+        extra = "".join(f'{key} = "{value}"\n' for key, value in settings.items())
+        self.config = root / "config.toml"
+        self.config.write_text(
+            '[defaults]\nsources = ["share", "other"]\n'
+            f'[sources.share]\ntype = "file"\npath = ["{self.share}"]\n{extra}'
+            f'[sources.other]\ntype = "file"\npath = ["{self.other}"]\n',
+            encoding="utf-8",
+        )
+
+    @staticmethod
+    def save(folder: Path, key_id: str, password: str) -> Path:
+        path = folder / f"BitLocker Recovery Key {key_id}.TXT"
+        path.write_text(windows_key_file(key_id, password), encoding="utf-8")
+        return path
+
+    def run(self, *args: str) -> Outcome:
+        return invoke("--config", self.config, *args, secrets=[PASSWORD, OTHER_PASSWORD])
+
+    def find(self, *args: str) -> Outcome:
+        return self.run("find", *args, "-f", "json")
+
+
+@pytest.fixture
+def share(tmp_path: Path) -> Share:
+    return Share(tmp_path)
+
+
+def index_file() -> Path:
+    found = list(Path.home().rglob("key-index.sqlite3"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def index_file_exists() -> bool:
+    return any(Path.home().rglob("key-index.sqlite3"))
+
+
+def test_refresh_status_and_clear(share: Share) -> None:
+    status = share.run("index", "status")
+    assert status.code == 0
+    assert "not indexed" in status.out
+    done = share.run("index", "refresh")
+    assert done.code == 0, done.err
+    assert "share: 7 keys" in done.out
+    assert "other: 1 key in" in done.out
+    listed = share.run("index", "status", "--format", "json")
+    rows = {row["source"]: row for row in listed.document["sources"]}
+    assert rows["share"]["keys"] == 7
+    assert rows["other"]["indexed"] is True
+    assert rows["share"]["due"] is False
+    assert share.run("index", "clear", "-s", "other").out == "other: cleared\n"
+    rows = {
+        row["source"]: row for row in share.run("index", "status", "--json").document["sources"]
+    }
+    assert rows["other"]["indexed"] is False
+    assert rows["share"]["indexed"] is True
+    assert share.run("index", "clear").out == "share: cleared\n"
+
+
+def test_the_index_never_holds_a_password(share: Share) -> None:
+    assert share.run("index", "refresh").code == 0
+    raw = index_file().read_bytes()
+    import re
+
+    passwords = {
+        match
+        for path in share.share.rglob("*")
+        if path.is_file()
+        for match in re.findall(
+            PASSWORD_TEXT,
+            path.read_bytes().decode("utf-16", "ignore")
+            + path.read_bytes().decode("utf-8", "ignore"),
+        )
+    }
+    passwords |= {PASSWORD, OTHER_PASSWORD}
+    assert len(passwords) >= 2
+    for password in passwords:
+        assert password.encode() not in raw
+        assert password.replace("-", "").encode() not in raw
+        assert password.encode("utf-16-le") not in raw
+
+
+def test_only_configured_sources_are_indexed(share: Share, tmp_path: Path) -> None:
+    outcome = share.run("index", "refresh", "-s", str(tmp_path))
+    assert outcome.code == 2
+    assert "only configured sources are indexed" in outcome.err
+
+
+def test_a_warm_lookup_skips_sources_without_a_candidate(share: Share) -> None:
+    assert share.run("index", "refresh").code == 0
+    # Searched, `other` would now fail: its folder is gone. The index says the key is in
+    # `share`, so `other` is not searched at all.
+    shutil.rmtree(share.other)
+    outcome = share.find("--key-id", KEY_ID[:8])
+    assert outcome.code == 0, outcome.err
+    assert outcome.key_ids == [KEY_ID]
+    assert outcome.document["index"] == {"used": ["share", "other"], "stale": []}
+    # Without the index, the missing folder is a failure again.
+    assert share.find("--key-id", KEY_ID[:8], "--no-index").code == 0
+    assert "other" in share.find("--key-id", KEY_ID[:8], "--no-index").err
+
+
+def test_a_key_saved_after_the_refresh_is_found_and_learnt(share: Share) -> None:
+    assert share.run("index", "refresh").code == 0
+    late = share.save(share.share, LATE_ID, OTHER_PASSWORD)
+    outcome = share.find("--key-id", "063EA4E1-5555")
+    assert outcome.code == 0, outcome.err
+    assert outcome.key_ids == [LATE_ID]
+    assert outcome.document["index"]["stale"] == ["share"]
+    assert "was not in the Key ID index" in outcome.err
+    again = share.find("--key-id", "063EA4E1-5555")
+    assert again.document["index"] == {"used": ["share", "other"], "stale": []}
+    assert "was not in the Key ID index" not in again.err
+    # Gone again: not shown, and the index forgets it.
+    late.unlink()
+    gone = share.find("--key-id", "063EA4E1-5555")
+    assert gone.code == 1
+    assert gone.keys == []
+    with sqlite3.connect(index_file()) as db:
+        assert db.execute(
+            "SELECT count(*) FROM keys WHERE key_id = ?", (LATE_ID.replace("-", ""),)
+        ).fetchone() == (0,)
+
+
+def test_the_8_digits_of_two_keys_are_still_ambiguous(share: Share) -> None:
+    assert share.run("index", "refresh").code == 0
+    share.save(share.share, LATE_ID, OTHER_PASSWORD)
+    assert share.run("index", "refresh").code == 0
+    outcome = share.find("--key-id", KEY_ID[:8])
+    assert outcome.code == 0
+    assert sorted(outcome.key_ids) == sorted([KEY_ID, LATE_ID])
+    assert outcome.document["ambiguous"] is True
+
+
+def test_index_max_age_builds_and_refreshes_the_index(tmp_path: Path) -> None:
+    share = Share(tmp_path, index_max_age="1h")
+    outcome = share.find("--key-id", KEY_ID[:8])
+    assert outcome.code == 0, outcome.err
+    assert "refreshing the Key ID index of share" in outcome.err
+    assert outcome.document["index"]["used"] == ["share"]  # `other` has no index_max_age
+    again = share.find("--key-id", KEY_ID[:8])
+    assert "refreshing" not in again.err
+    due = share.run("index", "refresh", "--due")
+    assert due.code == 0
+    assert "No source is due" in due.err
+
+
+def test_a_damaged_index_never_stops_a_lookup(share: Share) -> None:
+    assert share.run("index", "refresh").code == 0
+    index_file().write_bytes(b"\x00garbage" * 512)
+    outcome = share.find("--key-id", KEY_ID[:8])
+    assert outcome.code == 0
+    assert outcome.key_ids == [KEY_ID]
+    assert "cannot be used" in outcome.err
+    assert "index clear" in outcome.err
+    status = share.run("index", "status")
+    assert status.code == 4
+    assert status.err.count("\n") == 1  # one line
+    assert share.run("index", "clear", "-s", "share").code == 4
+    cleared = share.run("index", "clear")
+    assert cleared.code == 0
+    assert "whole index file" in cleared.out
+    assert not index_file_exists()
+    assert share.run("index", "refresh").code == 0
+
+
+def test_a_source_that_fails_keeps_its_previous_index(share: Share) -> None:
+    assert share.run("index", "refresh").code == 0
+    shutil.rmtree(share.other)
+    outcome = share.run("index", "refresh", "--format", "json")
+    assert outcome.code == 4
+    assert [done["source"] for done in outcome.document["refreshed"]] == ["share"]
+    rows = {
+        row["source"]: row for row in share.run("index", "status", "--json").document["sources"]
+    }
+    assert rows["other"]["keys"] == 1
