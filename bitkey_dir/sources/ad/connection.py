@@ -92,10 +92,21 @@ class Connector:
         self,
         servers: tuple[ServerUrl, ...],
         discover: Callable[[], tuple[ServerUrl, ...]] | None = None,
+        *,
+        same_hosts: bool = False,
     ) -> Connector:
         """The same account, rights and TLS rules for other servers (another domain's DCs,
-        the Global Catalog), sharing the password once it is known."""
-        return replace(self, servers=servers, discover=discover, _connection=None, server=None)
+        the Global Catalog), sharing the password once it is known. ``kerberos_host`` names
+        this source's own DC: it is kept only for servers the user configured next to it
+        (``same_hosts``); others are known by their own names."""
+        return replace(
+            self,
+            servers=servers,
+            discover=discover,
+            kerberos_host=self.kerberos_host if same_hosts else None,
+            _connection=None,
+            server=None,
+        )
 
     @property
     def account(self) -> str:

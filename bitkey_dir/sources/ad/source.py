@@ -165,7 +165,9 @@ class ADSource:
             discover = None
             if not catalog_servers and forest_root is not None:
                 discover = _discovery(locator, "gc", forest_root, scheme)
-            global_catalog = connector.sibling(catalog_servers, discover)
+            global_catalog = connector.sibling(
+                catalog_servers, discover, same_hosts=bool(catalog_servers)
+            )
         source = cls(
             name=name,
             connector=connector,
