@@ -176,6 +176,24 @@ class Settings:
         """Paths, with ``~`` expanded and relative paths taken from the config file's folder."""
         return [self.base_dir / Path(p).expanduser() for p in self.string_list(key)]
 
+    def value(self, key: str) -> object:
+        """The raw value (None when absent), for a key that takes more than one type; the
+        caller checks it and raises ``error(key, ...)``."""
+        self._used.add(key)
+        return self._table.get(key)
+
+    def tables(self, key: str) -> dict[str, Settings]:
+        """Named sub-tables, ``[sources.NAME.KEY."name"]``, each read with the same getters;
+        their errors name the whole path (``sources.corp.domains."child.corp".servers``)."""
+        self._used.add(key)
+        value = self._table.get(key, {})
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise self.error(key, f'tables such as [{self._where.split(": ")[-1]}.{key}."name"]')
+        return {
+            name: Settings(table, f'{self._where}.{key}."{name}"', self.base_dir)
+            for name, table in value.items()
+        }
+
     def reject_unknown(self) -> None:
         """Call after reading every known key: a typo such as `sever` must not pass silently."""
         unknown = sorted(set(self._table) - self._used)

@@ -8,7 +8,7 @@ import sys
 
 from tests.conftest import ROOT
 
-HEAVY = ("ldap3", "msal", "msgraph", "kiota_abstractions", "azure", "keyring", "pyrage")
+HEAVY = ("ldap3", "dns", "msal", "msgraph", "kiota_abstractions", "azure", "keyring", "pyrage")
 
 
 def imported_by(*argv: str) -> tuple[list[str], list[str], bytes]:

@@ -5,7 +5,8 @@ Shared by the lab (``examples/lab/start``) and the integration tests
 ``samba`` bound to one 127.0.0.x address with its own test CA, and seeds OUs, computers,
 BitLocker recovery objects (``msFVE-RecoveryInformation``) and delegated users.
 
-Needs root (Samba binds ports 88, 389, 464, 636, 3268 and 3269), the Debian packages
+Needs root (Samba binds ports 88, 389, 464, 636, 3268 and 3269, and DNS on 53 when it is
+free there, else on another port: :attr:`SambaDC.dns_server` says where), the Debian packages
 ``samba samba-ad-provision samba-dsdb-modules samba-vfs-modules`` (``krb5-user`` for
 :meth:`SambaDC.kinit`) and the Python packages ``ldap3`` and ``cryptography``. Importing
 this module needs only the standard library; ldap3 and cryptography are imported when used.
@@ -18,6 +19,10 @@ Typical use::
         ...
     finally:
         dc.stop()
+
+Samba's internal DNS server holds the domain's zones, with the SRV records AD publishes
+(``_ldap._tcp.dc._msdcs.<realm>``, ``_gc._tcp.<realm>``), and the DC's host name resolves to
+the loopback address it listens on. Its Global Catalog answers on 3268 and 3269.
 
 The DC runs ``samba -i -M single`` in its own session with its stdin connected to a pipe
 that this process holds: if this process dies, Samba reads EOF and exits by itself.
@@ -72,7 +77,12 @@ ACL_REVISION_DS: Final = 4
 SID_AUTHENTICATED_USERS: Final = "S-1-5-11"
 
 SAMBA_PORTS: Final = (88, 389, 464, 636, 3268, 3269)  # what "server services = ldap, kdc" binds
-TEMPLATE_RECIPE: Final = "2"  # change when provision() changes, to invalidate cached templates
+DNS_PORT: Final = 53  # and "dns", on this port when it is free (UDP and TCP), else another
+TEMPLATE_RECIPE: Final = "3"  # change when provision() changes, to invalidate cached templates
+# The address provision() writes into the DNS zones; start() puts the DC's own in its place.
+TEMPLATE_ADDRESS: Final = "127.0.0.1"
+DNS_TYPE_A: Final = 1
+DNS_TYPE_AAAA: Final = 28
 DEFAULT_ADMIN_PASSWORD: Final = "Adm1n!Passw0rd"  # noqa: S105 - a throw-away test domain
 
 
@@ -162,6 +172,35 @@ def _port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _udp_port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def dns_port_for(host: str) -> int:
+    """53 when it is free on ``host`` (UDP and TCP), else a port the kernel says is free."""
+    if _udp_port_free(host, DNS_PORT) and _port_free(host, DNS_PORT):
+        return DNS_PORT
+    for _ in range(20):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((host, 0))
+            port: int = s.getsockname()[1]
+        if _port_free(host, port):
+            return port
+    raise SambaDCError(f"no free port for DNS on {host}")
+
+
+def a_record(address: str, *, ttl: int = 900, serial: int = 1) -> bytes:
+    """A dnsRecord value (MS-DNSP 2.3.2.2) holding an A record: the TTL is big-endian."""
+    data = ipaddress.IPv4Address(address).packed
+    head = struct.pack("<HHBBHI", len(data), DNS_TYPE_A, 5, 0xF0, 0, serial)
+    return head + struct.pack(">I", ttl) + struct.pack("<II", 0, 0) + data
 
 
 def ports_free(host: str) -> bool:
@@ -317,7 +356,10 @@ def provision(target: Path, *, realm: str, domain: str, hostname: str, admin_pas
             f"--domain={domain}",
             f"--adminpass={admin_password}",
             "--server-role=dc",
-            "--dns-backend=NONE",
+            # Zones in the directory, served by Samba's internal DNS server, with the SRV
+            # records of the DC, its Global Catalog and its KDC.
+            "--dns-backend=SAMBA_INTERNAL",
+            f"--host-ip={TEMPLATE_ADDRESS}",
             f"--host-name={hostname}",
             "--function-level=2008_R2",
         ]
@@ -562,6 +604,7 @@ class SambaDC:
     smb_conf: Path
     log_file: Path
     timings: dict[str, float]
+    dns_port: int = DNS_PORT
     exit_code: int | None = None
     _proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
@@ -588,6 +631,16 @@ class SambaDC:
     @property
     def ca_file(self) -> Path:
         return self.tls.ca_file
+
+    @property
+    def dns_server(self) -> str:
+        """Where its DNS server answers, as ``dns_servers`` takes it: ``host:port``."""
+        return f"{self.host}:{self.dns_port}"
+
+    @property
+    def gc_url(self) -> str:
+        """Its Global Catalog over TLS."""
+        return f"ldaps://{self.host}:3269"
 
     @property
     def admin_principal(self) -> str:
@@ -634,6 +687,7 @@ class SambaDC:
         busy = [p for p in SAMBA_PORTS if not _port_free(host, p)]
         if busy:
             raise SambaDCError(f"ports {busy} already in use on {host}")
+        dns_port = dns_port_for(host)
         workdir.mkdir(parents=True, exist_ok=True)
         db = workdir / "db"
         t0 = time.monotonic()
@@ -667,6 +721,7 @@ class SambaDC:
                 hostname=hostname,
                 tls=tls,
                 log_level=log_level,
+                dns_port=dns_port,
                 extra=extra_options or {},
             )
         )
@@ -684,11 +739,14 @@ class SambaDC:
             smb_conf=smb_conf,
             log_file=workdir / "log" / "samba.out",
             timings=timings,
+            dns_port=dns_port,
         )
         try:
             t1 = time.monotonic()
             dc._spawn()
             dc._wait_ready(startup_timeout)
+            dc._publish_address()
+            dc._wait_for_dns(startup_timeout)
             timings["start"] = time.monotonic() - t1
         except BaseException:
             dc.stop()
@@ -734,6 +792,56 @@ class SambaDC:
                         pending["kdc"] = False
             except (OSError, ssl.SSLError):
                 time.sleep(0.05)
+
+    def _publish_address(self) -> None:
+        """Point the DC's names in DNS (its host name, gc._msdcs, the domain) at ``host``:
+        every A and AAAA record the template holds becomes one A record for this address."""
+        from ldap3 import MODIFY_REPLACE, SUBTREE
+
+        conn = self.connect()
+        try:
+            for partition in ("DomainDnsZones", "ForestDnsZones"):
+                conn.search(
+                    f"DC={partition},{self.base_dn}",
+                    "(objectClass=dnsNode)",
+                    SUBTREE,
+                    attributes=["dnsRecord"],
+                )
+                for node in list(conn.response):
+                    records = (node.get("raw_attributes") or {}).get("dnsRecord") or []
+                    kept = [
+                        r for r in records if _record_type(r) not in (DNS_TYPE_A, DNS_TYPE_AAAA)
+                    ]
+                    if len(kept) == len(records):
+                        continue
+                    new = [*kept, a_record(self.host)]
+                    conn.modify(node["dn"], {"dnsRecord": [(MODIFY_REPLACE, new)]})
+        finally:
+            conn.unbind()
+
+    def _wait_for_dns(self, timeout: float) -> None:
+        """Until its DNS server says the DC's host name is ``host``."""
+        import dns.exception
+        import dns.nameserver
+        import dns.resolver
+
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(self.host, self.dns_port)]
+        resolver.lifetime = 2.0
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                answer = resolver.resolve(self.fqdn, "A", search=False)
+                if [str(r.address) for r in answer] == [self.host]:
+                    return
+            except dns.exception.DNSException:
+                pass
+            if time.monotonic() > deadline:
+                raise SambaDCError(
+                    f"samba's DNS server on {self.dns_server} does not resolve {self.fqdn}:\n"
+                    f"{self.log_tail()}"
+                )
+            time.sleep(0.1)
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
@@ -1001,6 +1109,7 @@ def _render_smb_conf(
     hostname: str,
     tls: TlsFiles,
     log_level: int,
+    dns_port: int = DNS_PORT,
     extra: Mapping[str, str],
 ) -> str:
     options: dict[str, str] = {
@@ -1008,7 +1117,10 @@ def _render_smb_conf(
         "workgroup": domain,
         "realm": realm,
         "server role": "active directory domain controller",
-        "server services": "ldap, kdc",
+        "server services": "ldap, kdc, dns",
+        "dns port": str(dns_port),
+        # Names outside its zones are not forwarded anywhere: the lab stays off the network.
+        "dns forwarder": "",
         # A bare address (or /32) is ignored unless configured on an interface ("no network
         # interfaces found"); with the loopback prefix length Samba binds the address as given.
         "interfaces": f"{host}/8",
@@ -1048,6 +1160,11 @@ def _render_smb_conf(
         "",
     ]
     return "\n".join(lines)
+
+
+def _record_type(record: bytes) -> int:
+    """The type of a dnsRecord value (MS-DNSP 2.3.2.2: after its 2-byte data length)."""
+    return int(struct.unpack_from("<H", record, 2)[0]) if len(record) >= 4 else 0
 
 
 def _render_krb5_conf(*, realm: str, host: str) -> str:

@@ -136,6 +136,21 @@ def _config(dc: SambaDC) -> str:
                 "The helpdesk with a Kerberos ticket (kinit) instead of a password.",
                 auth="kerberos",
             ),
+            "\n".join(
+                [
+                    "# The helpdesk again, with no servers: the DC and the Global Catalog are",
+                    "# found through the SRV records of the DC's own DNS server.",
+                    "[sources.lab-forest]",
+                    'type = "ad"',
+                    f'domain = "{dc.realm.lower()}"',
+                    f'dns_servers = ["{dc.dns_server}"]',
+                    "global_catalog = true",
+                    f'ca_file = "{dc.ca_file}"',
+                    f'user = "{HELPDESK.name}@{dc.realm.lower()}"',
+                    "timeout = 5",
+                ]
+            )
+            + "\n",
         ]
     )
 
@@ -156,7 +171,8 @@ def _instructions(dc: SambaDC, config: Path) -> str:
     pc42 = PC_0042_NEW.key_id[:8]
     return f"""
 The lab DC is running on {dc.ldaps_url} (LDAPS) and {dc.ldap_url} (StartTLS):
-domain {dc.realm}, base DN {dc.base_dn}, DC host name {dc.fqdn}.
+domain {dc.realm}, base DN {dc.base_dn}, DC host name {dc.fqdn}; its Global Catalog
+answers on {dc.gc_url}, its DNS server on {dc.dns_server}.
 Its config is in {_shown(config)}. Try it as the helpdesk user:
 
   {helpdesk} {bitkey} find --key-id {pc42}
@@ -176,6 +192,8 @@ More, after `export {helpdesk}` (the helpdesk may read keys in OU=Workstations o
   export KRB5_CONFIG={_shown(dc.krb5_conf)} KRB5CCNAME=FILE:{ccache}
   echo {shlex.quote(HELPDESK.password)} | kinit {HELPDESK.name}@{dc.realm}
   {bitkey} find --source lab-kerberos --key-id {pc42}
+  # no servers: the DC and the Global Catalog found through DNS SRV records:
+  {bitkey} -v find --source lab-forest --key-id {pc42}
 
 Stop the lab with Ctrl-C (or Ctrl-D on a terminal, or SIGTERM).
 """

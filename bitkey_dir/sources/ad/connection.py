@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -59,8 +60,20 @@ def describe_network_error(exc: Exception, timeout: int) -> str:
 
 
 @dataclass
+class SharedSecret:
+    """The password that worked, shared by one source's connections to several domains, so
+    that it is looked up (or asked for) once."""
+
+    secret: Secret | None = field(default=None, repr=False)
+
+
+@dataclass
 class Connector:
-    """How one AD source binds, and its connection once bound (one per lookup)."""
+    """How one AD source binds, and its connection once bound (one per lookup).
+
+    ``servers`` may be empty when ``discover`` finds them (DNS SRV records): that is done
+    when the first connection is made, never when the source is built.
+    """
 
     source: str
     servers: tuple[ServerUrl, ...]
@@ -70,8 +83,30 @@ class Connector:
     kerberos_host: str | None = None
     timeout: int = 10
     allow_plaintext: bool = False
+    discover: Callable[[], tuple[ServerUrl, ...]] | None = field(default=None, compare=False)
+    shared: SharedSecret = field(default_factory=SharedSecret, repr=False, compare=False)
     _connection: Connection | None = field(default=None, repr=False, compare=False)
     server: ServerUrl | None = field(default=None, repr=False, compare=False)
+
+    def sibling(
+        self,
+        servers: tuple[ServerUrl, ...],
+        discover: Callable[[], tuple[ServerUrl, ...]] | None = None,
+        *,
+        same_hosts: bool = False,
+    ) -> Connector:
+        """The same account, rights and TLS rules for other servers (another domain's DCs,
+        the Global Catalog), sharing the password once it is known. ``kerberos_host`` names
+        this source's own DC: it is kept only for servers the user configured next to it
+        (``same_hosts``); others are known by their own names."""
+        return replace(
+            self,
+            servers=servers,
+            discover=discover,
+            kerberos_host=self.kerberos_host if same_hosts else None,
+            _connection=None,
+            server=None,
+        )
 
     @property
     def account(self) -> str:
@@ -101,13 +136,15 @@ class Connector:
 
         if self._connection is not None:
             return self._connection
+        if not self.servers and self.discover is not None:
+            self.servers = self.discover()
         if any(not s.ldaps for s in self.servers) and self.allow_plaintext:
             warn(
                 "allow_plaintext is on: ldap:// binds without TLS, so the password and the "
                 "recovery keys cross the network unencrypted"
             )
         if self.auth == "simple" and secret is None:
-            secret = credentials.obtain(self.wanted)
+            secret = self.shared.secret or credentials.obtain(self.wanted)
         retyped = False
         failures = []
         pending = list(self.servers)
@@ -135,6 +172,7 @@ class Connector:
                 continue
             if retyped and secret is not None:
                 credentials.remember(self.wanted, secret)
+            self.shared.secret = secret
             self.server = server
             return self._connection
         raise SourceError(f"no directory server could be used ({'; '.join(failures)})")
@@ -155,7 +193,7 @@ class Connector:
         else:
             options = {"authentication": ldap3.SIMPLE, "user": self.user, "password": password}
         directory = ldap3.Server(
-            server.host,
+            server.connect_to,
             port=server.port,
             use_ssl=server.ldaps,
             tls=tls,

@@ -30,6 +30,11 @@ Control = tuple[str, bool, bytes | None]
 # dependency range in pyproject.toml says the same.
 CHECKED_LDAP3: Final = ((2, 9),)
 _SEARCH_OPERATION_PARAMETERS: Final = frozenset({"validator", "check_names"})
+INSUFFICIENT_ACCESS: Final = 50  # RFC 4511 insufficientAccessRights
+
+
+class SearchRefused(SourceError):
+    """The directory refused a search for lack of rights (insufficientAccessRights)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +88,8 @@ def paged_search(
         if exc.code == NO_SUCH_OBJECT:
             return
         detail = exc.message[:200] or _result_name(exc.code)
-        raise SourceError(f"search under {base} failed: {detail}") from None
+        failure = SearchRefused if exc.code == INSUFFICIENT_ACCESS else SourceError
+        raise failure(f"search under {base} failed: {detail}") from None
     except (WireError, LDAPException) as exc:
         raise SourceError(f"search failed: {describe_network_error(exc, timeout)}") from None
 

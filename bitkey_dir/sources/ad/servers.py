@@ -16,9 +16,14 @@ class ServerUrl:
     """One entry of ``servers``: where to connect and whether TLS starts at once."""
 
     url: str
-    host: str
+    host: str  # the name the certificate must carry (and the Kerberos service host)
     port: int
     ldaps: bool
+    address: str | None = None  # where to connect when not ``host`` (an address from DNS)
+
+    @property
+    def connect_to(self) -> str:
+        return self.address or self.host
 
     @classmethod
     def parse(cls, text: str) -> ServerUrl:

@@ -3,8 +3,21 @@
 Config (``type = "ad"``):
 
 ``servers``          ``ldaps://host[:port]`` or ``ldap://host[:port]`` (StartTLS) URLs, in order
+``domain``           the domain's DNS name; without ``servers``, its DCs come from the DNS SRV
+                     records ``_ldap._tcp.dc._msdcs.<domain>`` (RFC 2782 order)
+``dns_servers``      DNS servers to ask (``10.0.0.53``, ``10.0.0.53:5353``, ``[::1]:53``);
+                     default: the system's resolver
+``discovery_scheme`` for servers found through DNS: ``"ldaps"`` (636, GC 3269; default) or
+                     ``"ldap"`` (StartTLS on the SRV record's port, 389 or 3268)
+``global_catalog``   ``ldaps://gc:3269`` or ``ldap://gc:3268`` URLs, or ``true`` for the
+                     ``_gc._tcp.<forest>`` SRV records: lookups and key listings cover the forest
+``forest``           the forest root domain for ``global_catalog = true`` (default: ``domain``)
+``domains``          ``[sources.NAME.domains."child.corp.example"] servers = [...]``: the DCs
+                     that passwords of that domain are read from (default: its SRV records,
+                     or this source's own servers for its own domain)
 ``ca_file``          CA bundle for the DCs' certificates (default: the system trust store)
-``base_dn``          where to search (default: the rootDSE's defaultNamingContext, one more query)
+``base_dn``          where to search (default: from ``domain``, else the rootDSE's
+                     defaultNamingContext, one more query)
 ``user``             UPN or DOMAIN\\user for simple binds
 ``auth``             ``"simple"`` (default) or ``"kerberos"`` (SASL GSSAPI with the ticket cache)
 ``kerberos_host``    the DC's host name for its Kerberos principal when servers are IP addresses
@@ -12,17 +25,26 @@ Config (``type = "ad"``):
 ``page_size``        entries per page of a paged search (default 1000, the AD maximum)
 ``allow_plaintext``  let ``ldap://`` bind without TLS (default false; warned about on every run)
 
+With a Global Catalog, a lookup by Key ID or computer name searches the GC forest-wide for
+the recovery objects (never asking it for a password, which it does not hold), then reads
+each password with a base-object search from a DC of the domain its DN names. A key whose
+domain's DCs cannot be reached is still reported, without its password, with a warning
+naming the domain. Listing without passwords (``iter_key_entries``) reads the GC; ``iter_keys``
+reads every domain of the forest (CN=Partitions) from its own DCs. Keys of deleted computers
+are always those of the source's own domain.
+
 Binding lives in connection.py, paged searches in search.py, filters and names in filters.py
-and names.py; this module turns what the searches find into keys and escrow figures.
-ldap3 is imported only when a lookup runs.
+and names.py, DNS in discovery.py (pure) and locate.py, the GC's plan in forest.py; this
+module turns what the searches find into keys and escrow figures. ldap3 and dnspython are
+imported only when a lookup runs.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Final
@@ -30,14 +52,24 @@ from typing import TYPE_CHECKING, ClassVar, Final
 from bitkey_dir.config import Settings
 from bitkey_dir.env import CA_FILE_ENV, PASSWORD_ENV, USER_ENV
 from bitkey_dir.errors import BitkeyError, InputError, SourceError
-from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.model import ComputerName, KeyEntry, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.sources.ad import forest
 from bitkey_dir.sources.ad.connection import Connector
+from bitkey_dir.sources.ad.discovery import (
+    Kind,
+    NameServer,
+    Scheme,
+    dns_name,
+    domain_dn,
+    domain_of_dn,
+)
 from bitkey_dir.sources.ad.filters import (
     RECOVERY_CLASS,
     computer_filter,
     escape_filter_value,
     key_id_filter,
 )
+from bitkey_dir.sources.ad.locate import Locator
 from bitkey_dir.sources.ad.names import (
     deleted_name,
     dn_levels,
@@ -49,7 +81,7 @@ from bitkey_dir.sources.ad.names import (
     rdn_value,
     recovery_created,
 )
-from bitkey_dir.sources.ad.search import Control, Entry, Scope, paged_search
+from bitkey_dir.sources.ad.search import Control, Entry, Scope, SearchRefused, paged_search
 from bitkey_dir.sources.ad.servers import ServerUrl
 from bitkey_dir.sources.base import AuthStatus, Escrow, Warn
 
@@ -59,7 +91,8 @@ if TYPE_CHECKING:
     from bitkey_dir.credentials import Secret, Wanted
 
 SHOW_DELETED: Final = ("1.2.840.113556.1.4.417", True, None)
-KEY_ATTRIBUTES: Final = ["msFVE-RecoveryGuid", "msFVE-RecoveryPassword", "msFVE-VolumeGuid"]
+KEY_ATTRIBUTES: Final = list(forest.KEY_ATTRIBUTES)
+LOCATE_ATTRIBUTES: Final = list(forest.LOCATE_ATTRIBUTES)  # no password
 DELETED_ATTRIBUTES: Final = ["isDeleted", "lastKnownParent"]
 NO_ATTRIBUTES: Final = "1.1"  # RFC 4511: the DNs only
 RIGHTS_NEEDED: Final = "it needs Read and Control Access on msFVE-RecoveryPassword"
@@ -78,38 +111,73 @@ class ADSource:
     connector: Connector
     base_dn: str | None = None
     page_size: int = 1000
+    domain: str | None = None  # the source's own domain, when configured
+    locator: Locator = field(default_factory=Locator)
+    scheme: Scheme = "ldaps"  # for servers found through DNS
+    global_catalog: Connector | None = None
+    domain_servers: dict[str, tuple[ServerUrl, ...]] = field(default_factory=dict)
+    _links: dict[str, Connector] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, name: str, settings: Settings) -> ADSource:
-        urls = settings.string_list("servers")
-        if not urls:
-            raise settings.error("servers", "a list of ldaps:// or ldap:// URLs")
-        servers = []
-        for url in urls:
+        servers = _server_urls(settings, "servers")
+        domain = _domain(settings, "domain")
+        if not servers and domain is None:
+            raise settings.error(
+                "servers",
+                'a list of ldaps:// or ldap:// URLs, or domain = "corp.example.com" to find '
+                "the domain controllers through DNS",
+            )
+        dns_servers = []
+        for entry in settings.string_list("dns_servers"):
             try:
-                servers.append(ServerUrl.parse(url))
+                dns_servers.append(NameServer.parse(entry))
             except ValueError as exc:
-                raise settings.item_error("servers", url, str(exc)) from None
+                raise settings.item_error("dns_servers", entry, str(exc)) from None
+        scheme: Scheme = (
+            "ldap"
+            if settings.choice("discovery_scheme", ("ldaps", "ldap"), "ldaps") == "ldap"
+            else "ldaps"
+        )
+        forest_root = _domain(settings, "forest") or domain
+        catalog_servers = _catalog_setting(settings, forest_root)
+        domain_servers = _domain_tables(settings)
         auth = settings.choice("auth", ("simple", "kerberos"), "simple")
         user = settings.string("user")
         if auth == "simple" and not user:
             raise settings.error("user", "a user name (UPN or DOMAIN\\user) for simple binds")
         ca_file = settings.existing_file("ca_file", "the CA bundle")
+        timeout = settings.integer("timeout", 10, minimum=1, maximum=MAX_TIMEOUT)
+        locator = Locator(tuple(dns_servers), timeout)
         connector = Connector(
             source=name,
-            servers=tuple(servers),
+            servers=servers,
             user=user,
             auth=auth,
             ca_file=ca_file,
             kerberos_host=settings.string("kerberos_host"),
-            timeout=settings.integer("timeout", 10, minimum=1, maximum=MAX_TIMEOUT),
+            timeout=timeout,
             allow_plaintext=settings.boolean("allow_plaintext", False),
+            discover=_discovery(locator, "dc", domain, scheme) if domain and not servers else None,
         )
+        global_catalog = None
+        if catalog_servers is not None:
+            discover = None
+            if not catalog_servers and forest_root is not None:
+                discover = _discovery(locator, "gc", forest_root, scheme)
+            global_catalog = connector.sibling(
+                catalog_servers, discover, same_hosts=bool(catalog_servers)
+            )
         source = cls(
             name=name,
             connector=connector,
-            base_dn=settings.string("base_dn"),
+            base_dn=settings.string("base_dn") or (domain_dn(domain) if domain else None),
             page_size=settings.integer("page_size", 1000, minimum=1, maximum=MAX_PAGE_SIZE),
+            domain=domain,
+            locator=locator,
+            scheme=scheme,
+            global_catalog=global_catalog,
+            domain_servers=domain_servers,
         )
         settings.reject_unknown()
         return source
@@ -140,7 +208,12 @@ class ADSource:
     def describe(self) -> str:
         link = self.connector
         who = "Kerberos ticket" if link.auth == "kerberos" else link.user
-        return f"{', '.join(s.url for s in link.servers)} as {who}"
+        where = ", ".join(s.url for s in link.servers) or f"DCs of {self.domain} from DNS"
+        catalog = self.global_catalog
+        if catalog is not None:
+            found = ", ".join(s.url for s in catalog.servers) or "Global Catalogs from DNS"
+            where += f" (forest-wide through {found})"
+        return f"{where} as {who}"
 
     @property
     def account(self) -> str:
@@ -153,6 +226,11 @@ class ADSource:
 
     def close(self) -> None:
         self.connector.close()
+        if self.global_catalog is not None:
+            self.global_catalog.close()
+        links, self._links = self._links, {}
+        for link in links.values():
+            link.close()
 
     # -- signing in once ----------------------------------------------------------------
 
@@ -284,22 +362,29 @@ class ADSource:
         entries = self._search(connection, base, search_filter, KEY_ATTRIBUTES)
         keys = [key for entry in entries if (key := self._key(entry, warn))]
         if include_deleted:
-            deleted = self._search(
-                connection,
-                self._deleted_container(base),
-                search_filter,
-                KEY_ATTRIBUTES + DELETED_ATTRIBUTES,
-                controls=[SHOW_DELETED],
-            )
-            origins: dict[str, str | None] = {}
-            for entry in deleted:
-                key = self._key(entry, warn)
-                if key is not None:
-                    # The tombstone's parent is the deleted computer; its parent is the OU.
-                    computer = entry.text("lastKnownParent") or ""
-                    if computer not in origins:
-                        origins[computer] = self._origin(connection, computer)
-                    keys.append(replace_location(key, origins[computer]))
+            keys += self._deleted_keys_by_id(connection, key_id, warn)
+        return [key for key in keys if key_id.matches(key.key_id)]
+
+    def _deleted_keys_by_id(
+        self, connection: Connection, key_id: KeyId, warn: Warn
+    ) -> list[RecoveryKey]:
+        deleted = self._search(
+            connection,
+            self._deleted_container(self._base_dn(connection)),
+            key_id_filter(key_id),
+            KEY_ATTRIBUTES + DELETED_ATTRIBUTES,
+            controls=[SHOW_DELETED],
+        )
+        keys = []
+        origins: dict[str, str | None] = {}
+        for entry in deleted:
+            key = self._key(entry, warn)
+            if key is not None:
+                # The tombstone's parent is the deleted computer; its parent is the OU.
+                computer = entry.text("lastKnownParent") or ""
+                if computer not in origins:
+                    origins[computer] = self._origin(connection, computer)
+                keys.append(replace_location(key, origins[computer]))
         return [key for key in keys if key_id.matches(key.key_id)]
 
     def _origin(self, connection: Connection, tombstone_dn: str) -> str | None:
@@ -372,12 +457,16 @@ class ADSource:
         return keys, names
 
     def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
-        connection = self._connect(warn)
-        if query.computer is not None:
-            keys, what = self._find_computer(connection, query.computer, query, warn)
+        unreached: set[KeyId] = set()
+        if self.global_catalog is not None:
+            keys, what = self._find_in_forest(query, unreached, warn)
+        elif query.computer is not None:
+            keys, what = self._find_computer(self._connect(warn), query.computer, query, warn)
         else:
-            keys, what = self._find_key_id(connection, query, warn)
-        unreadable = sum(1 for key in keys if key.recovery_password is None)
+            keys, what = self._find_key_id(self._connect(warn), query, warn)
+        unreadable = sum(
+            1 for key in keys if key.recovery_password is None and key.key_id not in unreached
+        )
         if unreadable:
             plural = "s" if unreadable != 1 else ""
             warn(
@@ -432,19 +521,215 @@ class ADSource:
             )
         return keys, what
 
+    # -- forest-wide, through the Global Catalog ------------------------------------------
+
+    def _catalog(self, warn: Warn) -> Connection:
+        if self.global_catalog is None:
+            raise SourceError("no global_catalog is configured")
+        return self.global_catalog.connect(warn)
+
+    def _run(self, connection: Connection, search: forest.Search) -> Iterator[Entry]:
+        return self._search(connection, search.base, search.filter, search.attributes, search.scope)
+
+    def _find_in_forest(
+        self, query: Query, unreached: set[KeyId], warn: Warn
+    ) -> tuple[list[RecoveryKey], str]:
+        """Locate in the Global Catalog, then read each password from its own domain."""
+        catalog = self._catalog(warn)
+        hits: list[tuple[Entry, RecoveryKey]] = []
+        names: list[str] = []
+        if query.computer is not None:
+            computers = list(self._run(catalog, forest.locate_computers(query.computer)))
+            names = [leaf_value(computer.dn) for computer in computers]
+            for computer in computers:
+                for entry in self._run(catalog, forest.locate_children(computer.dn)):
+                    if (key := self._key(entry, warn)) is not None:
+                        hits.append((entry, key))
+            what = ", ".join(sorted(set(names))) or query.computer.text
+        elif query.key_id is not None:
+            key_id = query.key_id
+            for entry in self._run(catalog, forest.locate_key_id(key_id)):
+                key = self._key(entry, warn)
+                if key is not None and key_id.matches(key.key_id):
+                    hits.append((entry, key))
+            what = f"Key ID {key_id}"
+        else:
+            raise InputError("a query needs a Key ID or a computer name")
+        keys = self._read_from_owners(hits, unreached, warn)
+        if query.include_deleted:
+            keys += self._own_deleted(query, bool(keys), warn)
+        if query.computer is not None and not names:
+            warn(
+                f"no computer matching {query.computer.text} in the forest is visible to "
+                f"{self.account} in the Global Catalog; an account without read rights on "
+                "computer objects sees none, so missing rights look the same as a missing "
+                "computer" + ("" if query.include_deleted else DELETED_HINT)
+            )
+        elif query.computer is not None and not keys:
+            warn(
+                f"{what}: no recovery objects visible to {self.account}: none were escrowed, "
+                "or this account may not list them"
+            )
+        elif not keys:
+            warn(
+                f"no recovery object with {what} is visible to {self.account} in the Global "
+                "Catalog; an account without read rights on recovery objects sees none, so "
+                "missing rights look the same as a missing key"
+                + ("" if query.include_deleted else DELETED_HINT)
+            )
+        return keys, what
+
+    def _read_from_owners(
+        self, hits: list[tuple[Entry, RecoveryKey]], unreached: set[KeyId], warn: Warn
+    ) -> list[RecoveryKey]:
+        """Each located key read again, password included, with a base-object search on a
+        DC of the domain its DN names; keys whose domain cannot be read stay as located
+        (no password), counted in ``unreached`` and named in one warning per domain."""
+        groups: dict[str | None, list[tuple[Entry, RecoveryKey]]] = {}
+        for entry, key in hits:
+            groups.setdefault(domain_of_dn(entry.dn), []).append((entry, key))
+        keys: list[RecoveryKey] = []
+        for domain, members in groups.items():
+            done = 0
+            try:
+                if domain is None:
+                    raise SourceError("the Global Catalog gave DNs that name no domain")
+                connection = self._domain_connection(domain, warn)
+                for entry, located in members:
+                    found = [
+                        self._key(e, warn) for e in self._run(connection, forest.read_key(entry.dn))
+                    ]
+                    read = next((key for key in found if key is not None), None)
+                    if read is None:
+                        warn(
+                            f"Key ID {located.key_id} is in the Global Catalog but not on the "
+                            f"domain controller of {domain} (not replicated yet, or deleted)"
+                        )
+                        unreached.add(located.key_id)
+                    keys.append(read or located)
+                    done += 1
+            except BitkeyError as exc:
+                left = [key for _, key in members[done:]]
+                unreached.update(key.key_id for key in left)
+                keys += left
+                plural = "s" if len(left) != 1 else ""
+                warn(
+                    f"{len(left)} key{plural} found in the Global Catalog belong to "
+                    f"{domain or 'an unnamed domain'}, whose passwords could not be read: "
+                    f"{exc.message}"
+                )
+        return keys
+
+    def _domain_connection(self, domain: str, warn: Warn) -> Connection:
+        """A connection to a DC of ``domain``: configured, the source's own, or from DNS."""
+        route = forest.route(domain, self.domain_servers, self._own_domain(warn))
+        if route.way == "own":
+            return self._connect(warn)
+        link = self._links.get(domain)
+        if link is None:
+            discover = (
+                None if route.servers else _discovery(self.locator, "dc", domain, self.scheme)
+            )
+            link = self._links[domain] = self.connector.sibling(route.servers, discover)
+        try:
+            return link.connect(warn)
+        except SourceError as exc:
+            raise SourceError(f"{domain}: {exc.message}") from None
+
+    def _own_domain(self, warn: Warn) -> str | None:
+        """The DNS name of the source's own domain: configured, from base_dn, or asked."""
+        if self.domain is not None:
+            return self.domain
+        if self.base_dn is None:
+            try:
+                self._base_dn(self._connect(warn))
+            except BitkeyError:
+                return None  # its own DCs are down: the domain is then found through DNS
+        return domain_of_dn(self.base_dn or "")
+
+    def _own_deleted(self, query: Query, live: bool, warn: Warn) -> list[RecoveryKey]:
+        """Keys of deleted computers, from the source's own domain's Deleted Objects."""
+        try:
+            connection = self._connect(warn)
+            if query.computer is not None:
+                base = self._base_dn(connection)
+                return self._deleted_computer_keys(connection, base, query.computer, warn)[0]
+            if query.key_id is None:
+                return []
+            return self._deleted_keys_by_id(connection, query.key_id, warn)
+        except BitkeyError as exc:
+            if not live:
+                raise
+            warn(f"keys of deleted computers were not searched: {exc.message}")
+            return []
+
+    def _forest_domains(self, warn: Warn) -> list[str]:
+        """The forest's domains, from the crossRef objects the Global Catalog holds."""
+        catalog = self._catalog(warn)
+        root = list(
+            self._search(catalog, "", "(objectClass=*)", ["configurationNamingContext"], "BASE")
+        )
+        configuration = root[0].text("configurationNamingContext") if root else None
+        if not configuration:
+            raise SourceError("the Global Catalog does not name its configuration partition")
+        domains: list[str] = []
+        for entry in self._run(catalog, forest.domain_partitions(configuration)):
+            domain = domain_of_dn(entry.text("nCName") or "")
+            if domain is None:
+                warn(f"{entry.dn}: skipped, a domain partition without a usable name")
+            elif domain not in domains:
+                domains.append(domain)
+        return domains
+
+    # -- listing ------------------------------------------------------------------------------
+
     def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
-        connection = self._connect(warn)
-        base = self._base_dn(connection)
-        for entry in self._search(
-            connection, base, f"(objectClass={RECOVERY_CLASS})", KEY_ATTRIBUTES
-        ):
+        """Every key of the source's domain (base_dn), or with a Global Catalog every key of
+        every domain of the forest, each read from a DC of its own domain."""
+        recovery = f"(objectClass={RECOVERY_CLASS})"
+        if self.global_catalog is None:
+            connection = self._connect(warn)
+            bases = [(connection, self._base_dn(connection))]
+        else:
+            bases = [
+                (self._domain_connection(domain, warn), domain_dn(domain))
+                for domain in self._forest_domains(warn)
+            ]
+        for connection, base in bases:
+            for entry in self._search(connection, base, recovery, KEY_ATTRIBUTES):
+                key = self._key(entry, warn)
+                if key is not None:
+                    yield key
+
+    def iter_key_entries(self, warn: Warn) -> Iterator[KeyEntry]:
+        """Every key iter_keys gives, and the deleted computers' keys (marked deleted), never
+        asking for a password: from the Global Catalog (the whole forest) when there is one,
+        else from the source's domain. Deleted keys come from the source's own domain; an
+        account that may not read Deleted Objects gets a warning, not a failure."""
+        if self.global_catalog is not None:
+            connection, base = self._catalog(warn), forest.FOREST
+        else:
+            connection = self._connect(warn)
+            base = self._base_dn(connection)
+        for entry in self._run(connection, forest.list_keys(base)):
             key = self._key(entry, warn)
             if key is not None:
-                yield key
+                yield KeyEntry.of(key)
+        try:
+            for key in self._deleted_keys(warn, LOCATE_ATTRIBUTES):
+                yield KeyEntry.of(key)
+        except SearchRefused as exc:
+            warn(
+                f"keys of deleted computers are not listed: {self.account} may not read "
+                f"Deleted Objects ({exc.message})"
+            )
 
     def iter_deleted_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
         """Recovery objects below deleted computers (Deleted Objects, with the Show Deleted
         control): two paged searches, tombstones first for the OU each computer left."""
+        return self._deleted_keys(warn, KEY_ATTRIBUTES)
+
+    def _deleted_keys(self, warn: Warn, attributes: list[str]) -> Iterator[RecoveryKey]:
         connection = self._connect(warn)
         container = self._deleted_container(self._base_dn(connection))
         origins: dict[str, str | None] = {}
@@ -460,7 +745,7 @@ class ADSource:
             connection,
             container,
             f"(objectClass={RECOVERY_CLASS})",
-            KEY_ATTRIBUTES + DELETED_ATTRIBUTES,
+            attributes + DELETED_ATTRIBUTES,
             controls=[SHOW_DELETED],
         ):
             key = self._key(entry, warn)
@@ -509,3 +794,71 @@ def invisible_keys(account: str, what: str) -> str:
 
 def replace_location(key: RecoveryKey, location: str | None) -> RecoveryKey:
     return replace(key, location=location)
+
+
+def _server_urls(settings: Settings, key: str) -> tuple[ServerUrl, ...]:
+    """A list of ldaps:// or ldap:// URLs; each bad one named in the error."""
+    servers = []
+    for url in settings.string_list(key):
+        try:
+            servers.append(ServerUrl.parse(url))
+        except ValueError as exc:
+            raise settings.item_error(key, url, str(exc)) from None
+    return tuple(servers)
+
+
+def _domain(settings: Settings, key: str) -> str | None:
+    text = settings.string(key)
+    if text is None:
+        return None
+    try:
+        return dns_name(text.strip())
+    except ValueError as exc:
+        raise settings.error(key, str(exc)) from None
+
+
+def _catalog_setting(settings: Settings, forest_root: str | None) -> tuple[ServerUrl, ...] | None:
+    """``global_catalog``: None when not set, its URLs, or () to find GCs through DNS."""
+    catalog = settings.value("global_catalog")
+    if catalog is True:
+        if forest_root is None:
+            raise settings.error(
+                "global_catalog",
+                "true together with forest (or domain): the forest root domain whose "
+                "_gc._tcp SRV records name the Global Catalogs",
+            )
+        return ()
+    if isinstance(catalog, str | list) and catalog:
+        return _server_urls(settings, "global_catalog")
+    if catalog is None or catalog is False:
+        return None
+    raise settings.error(
+        "global_catalog", "true, or a list of ldaps://host:3269 or ldap://host:3268 URLs"
+    )
+
+
+def _domain_tables(settings: Settings) -> dict[str, tuple[ServerUrl, ...]]:
+    """``[sources.NAME.domains."child.corp.example"] servers = [...]``, by domain name."""
+    found: dict[str, tuple[ServerUrl, ...]] = {}
+    for named, table in settings.tables("domains").items():
+        try:
+            domain = dns_name(named)
+        except ValueError as exc:
+            raise settings.item_error("domains", named, str(exc)) from None
+        urls = _server_urls(table, "servers")
+        if not urls:
+            raise table.error("servers", "a list of ldaps:// or ldap:// URLs")
+        table.reject_unknown()
+        found[domain] = urls
+    return found
+
+
+def _discovery(
+    locator: Locator, kind: Kind, domain: str, scheme: Scheme
+) -> Callable[[], tuple[ServerUrl, ...]]:
+    """Finds the servers when the first connection is made, never when the source is built."""
+
+    def discover() -> tuple[ServerUrl, ...]:
+        return locator.servers(kind, domain, scheme)
+
+    return discover
