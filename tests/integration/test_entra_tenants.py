@@ -1,0 +1,186 @@
+"""One Entra source over several tenants (`tenant_ids`), against the Graph emulator.
+
+A multi-tenant app is registered once and consented in each tenant; each tenant is then a
+source of its own, `cloud/TENANT`, with its own token cache. The tests check what a
+managed-service provider relies on: a key is found in whichever tenant holds it, a tenant
+that refuses the app does not hide the others' answers, 8 digits shared by keys in two
+tenants are reported as ambiguous, and the index narrows a lookup to the one tenant.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.command_line import Outcome
+from tests.integration.graph_emulator import App, GraphEmulator
+from tests.integration.test_entra import FULL, KEY_GET, KEY_LIST, SECRET, SOURCE, Entra
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
+
+
+class Estate:
+    def __init__(self, entra: Entra, graph: GraphEmulator) -> None:
+        self.entra = entra
+        self.graph = graph
+        self.app: App = graph.add_app(
+            "bitkey-dir msp", public_client=False, secret=SECRET, app_roles=FULL, multi_tenant=True
+        )
+        entra.client_id = self.app.client_id
+        entra.monkeypatch.setenv("BITKEY_DIR_CLIENT_SECRET", SECRET)
+        self.fabrikam = graph.add_tenant("fabrikam.onmicrosoft.com")
+        self.northwind = graph.add_tenant("northwind.onmicrosoft.com")
+        for tenant in (self.fabrikam, self.northwind):
+            tenant.consent(self.app, app_roles=list(FULL))
+        self.home_key = graph.add_recovery_key(graph.add_device("CONTOSO-01"))
+        self.fabrikam_key = self.fabrikam.add_recovery_key(self.fabrikam.add_device("FAB-01"))
+        self.northwind_key = self.northwind.add_recovery_key(self.northwind.add_device("NW-01"))
+        self.tenants = [graph.tenant_id, "fabrikam.onmicrosoft.com", "northwind.onmicrosoft.com"]
+
+    def name(self, tenant: str) -> str:
+        return f"{SOURCE}/{tenant}"
+
+    def settings(self) -> dict[str, Any]:
+        return {"tenant_id": None, "tenant_ids": self.tenants}
+
+    def find(self, *args: str) -> Outcome:
+        return self.entra.find(*args, **self.settings())
+
+    def find_in(self, tenant: str, *args: str) -> Outcome:
+        config = self.entra.config(**self.settings())
+        return self.entra.run(
+            "--config", str(config), "find", *args, "--source", self.name(tenant), "-f", "json"
+        )
+
+    def run(self, *args: str) -> Outcome:
+        config = self.entra.config(**self.settings())
+        return self.entra.run("--config", str(config), *args)
+
+    def statuses(self, outcome: Outcome) -> dict[str, str]:
+        return {row["name"]: row["status"] for row in outcome.document["sources"]}
+
+
+@pytest.fixture
+def estate(entra: Entra, graph: GraphEmulator) -> Estate:
+    return Estate(entra, graph)
+
+
+def test_a_key_is_found_in_the_tenant_that_holds_it(estate: Estate) -> None:
+    outcome = estate.find("--key-id", estate.fabrikam_key.id[:8])
+    assert outcome.code == 0, outcome.err
+    (key,) = outcome.keys
+    assert key["key_id"] == estate.fabrikam_key.id.upper()
+    assert key["recovery_password"] == estate.fabrikam_key.key
+    assert key["computer"] == "FAB-01"
+    assert key["source"] == estate.name("fabrikam.onmicrosoft.com")
+    assert estate.statuses(outcome) == {estate.name(t): "ok" for t in estate.tenants}
+    # The other tenants' keys were never read.
+    assert [read.key_id for read in estate.fabrikam.key_reads] == [estate.fabrikam_key.id]
+    assert estate.northwind.key_reads == []
+    assert estate.graph.key_reads == []
+
+
+def test_a_tenant_that_refuses_the_app_hides_no_other_answer(estate: Estate) -> None:
+    estate.northwind.remove_consent(estate.app)
+    found = estate.find("--key-id", estate.fabrikam_key.id[:8])
+    assert found.code == 0, found.err
+    assert [key["key_id"] for key in found.keys] == [estate.fabrikam_key.id.upper()]
+    statuses = estate.statuses(found)
+    assert statuses[estate.name("northwind.onmicrosoft.com")] == "denied"
+    assert statuses[estate.name("fabrikam.onmicrosoft.com")] == "ok"
+    assert "northwind.onmicrosoft.com" in found.err
+    # Nothing found anywhere, and one tenant could not be asked: not "not found".
+    missing = estate.find("--key-id", "0BADC0DE")
+    assert missing.code == 3
+    assert missing.keys == []
+
+
+def test_the_same_8_digits_in_two_tenants_are_ambiguous(estate: Estate) -> None:
+    twin = estate.northwind.add_recovery_key(
+        estate.northwind.add_device("NW-02"), id_prefix=estate.fabrikam_key.id[:8]
+    )
+    for use_index in (False, True):
+        if use_index:
+            assert estate.run("index", "refresh").code == 0
+        outcome = estate.find("--key-id", estate.fabrikam_key.id[:8])
+        assert outcome.code == 0, outcome.err
+        assert outcome.document["ambiguous"] is True
+        assert sorted(outcome.key_ids) == sorted([estate.fabrikam_key.id.upper(), twin.id.upper()])
+        assert {key["source"] for key in outcome.keys} == {
+            estate.name("fabrikam.onmicrosoft.com"),
+            estate.name("northwind.onmicrosoft.com"),
+        }
+
+
+def test_the_index_narrows_a_lookup_to_one_tenant(estate: Estate) -> None:
+    refreshed = estate.run("index", "refresh", "-f", "json")
+    assert refreshed.code == 0, refreshed.err
+    assert sorted(done["source"] for done in refreshed.document["refreshed"]) == sorted(
+        estate.name(t) for t in estate.tenants
+    )
+    status = estate.run("index", "status", "--json")
+    assert {row["source"] for row in status.document["sources"]} == {
+        estate.name(t) for t in estate.tenants
+    }
+    for tenant in (estate.graph.home, estate.fabrikam, estate.northwind):
+        tenant.clear_requests()
+    outcome = estate.find("--key-id", estate.northwind_key.id[:8])
+    assert outcome.code == 0, outcome.err
+    assert outcome.key_ids == [estate.northwind_key.id.upper()]
+    assert estate.northwind.count(KEY_GET, method="GET") == 1
+    assert estate.northwind.count(KEY_LIST, method="GET") == 0
+    # The other tenants were not asked at all: no token, no listing.
+    assert estate.fabrikam.requests == []
+    assert estate.graph.home.requests == []
+
+
+def test_one_tenant_can_be_named(estate: Estate) -> None:
+    outcome = estate.find_in("northwind.onmicrosoft.com", "--computer", "NW-01")
+    assert outcome.code == 0, outcome.err
+    assert outcome.key_ids == [estate.northwind_key.id.upper()]
+    assert list(estate.statuses(outcome)) == [estate.name("northwind.onmicrosoft.com")]
+    unknown = estate.find_in("nowhere.onmicrosoft.com", "--computer", "NW-01")
+    assert unknown.code == 2
+    assert "its parts" in unknown.err
+
+
+def test_audit_and_export_cover_every_tenant(estate: Estate, tmp_path: Path) -> None:
+    audit = estate.run("audit", "--format", "json")
+    assert audit.code == 0, audit.err
+    computers = {row["computer"] for row in audit.document["computers"]}
+    assert {"CONTOSO-01", "FAB-01", "NW-01"} <= computers
+    out = tmp_path / "all.json"
+    export = estate.run("export", "-s", SOURCE, "-o", str(out), "--reason", "DR drill")
+    assert export.code == 0, export.err
+    exported = json.loads(out.read_text(encoding="utf-8"))
+    ids = {key["key_id"] for key in exported}
+    assert {
+        estate.home_key.id.upper(),
+        estate.fabrikam_key.id.upper(),
+        estate.northwind_key.id.upper(),
+    } <= ids
+    # An export must be whole: a tenant that refuses fails it, and nothing is written.
+    estate.fabrikam.remove_consent(estate.app)
+    partial = tmp_path / "partial.json"
+    failed = estate.run("export", "-s", SOURCE, "-o", str(partial), "--reason", "DR drill")
+    assert failed.code == 3
+    assert not partial.exists()
+
+
+def test_tenant_ids_are_checked(estate: Estate) -> None:
+    for value, expected in (
+        ([], "tenant_ids: expected a list of 1 to"),
+        (["fabrikam.onmicrosoft.com", "FABRIKAM.onmicrosoft.com"], "each tenant once"),
+        (["bad tenant"], "a tenant ID (a GUID) or domain name"),
+    ):
+        config = estate.entra.config(tenant_id=None, tenant_ids=value)
+        outcome = estate.entra.run("--config", str(config), "sources")
+        assert outcome.code == 2, value
+        assert expected in outcome.err, outcome.err
+    both = estate.entra.config(tenant_ids=["fabrikam.onmicrosoft.com"])
+    outcome = estate.entra.run("--config", str(both), "sources")
+    assert outcome.code == 2
+    assert "tenant_id or tenant_ids, not both" in outcome.err
