@@ -21,6 +21,7 @@ docstrings of _identity and _graph for the contract and where each behaviour com
 
 from ._crypto import ClientCertificate, make_client_certificate
 from ._emulator import GraphEmulator
+from ._generated import GeneratedKeys
 from ._model import (
     BITLOCKER_ROLES,
     GRAPH_APP_ID,
@@ -32,11 +33,13 @@ from ._model import (
     KeyRead,
     RecoveryKey,
     RequestRecord,
+    ServicePrincipal,
     User,
     generate_recovery_password,
     is_valid_recovery_password,
 )
 from ._odata import quote as odata_quote
+from ._tenant import Tenant
 
 __all__ = [
     "BITLOCKER_ROLES",
@@ -47,10 +50,13 @@ __all__ = [
     "Device",
     "DeviceCode",
     "Fault",
+    "GeneratedKeys",
     "GraphEmulator",
     "KeyRead",
     "RecoveryKey",
     "RequestRecord",
+    "ServicePrincipal",
+    "Tenant",
     "User",
     "generate_recovery_password",
     "is_valid_recovery_password",
