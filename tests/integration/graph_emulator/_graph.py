@@ -134,6 +134,29 @@ def segment_not_found(segment: str) -> GraphError:
 class Graph:
     def __init__(self, emulator: GraphEmulator) -> None:
         self.emu = emulator
+        # Bearer tokens whose signature verified, with their claims. A signature check is a
+        # pure function of the token and the emulator's key, so it is done once per token
+        # (an RSA verification per request would cap paging speed); every other check
+        # (audience, issuer, lifetime, user) runs on each request.
+        self._verified: dict[str, dict[str, Any]] = {}
+
+    def _verified_claims(self, token: str) -> dict[str, Any]:
+        claims = self._verified.get(token)
+        if claims is not None:
+            return claims
+        header, claims, signing_input, signature = unverified_parts(token)
+        if header.get("kid") != self.emu.pki.signing_kid:
+            raise JwtError("unknown signing key")
+        verify_signature(
+            str(header.get("alg")),
+            self.emu.pki.signing_cert.public_key(),
+            signing_input,
+            signature,
+        )
+        if len(self._verified) >= 1024:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
 
     # -- envelope ---------------------------------------------------------------------------
 
@@ -218,10 +241,13 @@ class Graph:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer":
             return None
-        try:
-            _, claims, _, _ = unverified_parts(token.strip())
-        except JwtError:
-            return None
+        token = token.strip()
+        claims = self._verified.get(token)
+        if claims is None:
+            try:
+                _, claims, _, _ = unverified_parts(token)
+            except JwtError:
+                return None
         tid = claims.get("tid")
         return self.emu.tenants.get(tid.lower()) if isinstance(tid, str) else None
 
@@ -231,15 +257,7 @@ class Graph:
             raise self.unauthorized("Access token is empty.")
         emu = self.emu
         try:
-            header, claims, signing_input, signature = unverified_parts(token.strip())
-            if header.get("kid") != emu.pki.signing_kid:
-                raise JwtError("unknown signing key")
-            verify_signature(
-                str(header.get("alg")),
-                emu.pki.signing_cert.public_key(),
-                signing_input,
-                signature,
-            )
+            claims = self._verified_claims(token.strip())
         except JwtError as exc:
             raise self.unauthorized("Access token validation failure.") from exc
         audiences = {emu.base_url.lower(), f"{emu.base_url}/".lower(), GRAPH_APP_ID}
