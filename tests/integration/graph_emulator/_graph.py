@@ -35,6 +35,7 @@ fingerprint of the query it belongs to.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import uuid
@@ -652,8 +653,14 @@ def device_candidates(
 
 
 def query_fingerprint(path: str, params: dict[str, str]) -> str:
-    stable = sorted((k, v) for k, v in params.items() if k != "$skiptoken")
-    return hashlib.sha256(json.dumps([path.lower(), stable]).encode()).hexdigest()[:16]
+    stable = tuple(sorted((k, v) for k, v in params.items() if k != "$skiptoken"))
+    return _fingerprint(path.lower(), stable)
+
+
+@functools.lru_cache(maxsize=256)
+def _fingerprint(path: str, stable: tuple[tuple[str, str], ...]) -> str:
+    # Every page of a listing has the same fingerprint: computed once, not twice a page.
+    return hashlib.sha256(json.dumps([path, stable]).encode()).hexdigest()[:16]
 
 
 def encode_skiptoken(offset: int, fingerprint: str) -> str:
