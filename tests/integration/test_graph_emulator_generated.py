@@ -179,6 +179,12 @@ def test_generated_devices_are_listed_filtered_and_read(graph: GraphEmulator) ->
         found, _ = list_all(graph, f"/v1.0/devices?$filter={quote(query)}", token)
         return [str(row["displayName"]) for row in found]
 
+    top = call(graph, "GET", "/v1.0/devices?$top=10&$select=id", token=token).body
+    assert len(top["value"]) == 10
+    rest = call(graph, "GET", top["@odata.nextLink"].removeprefix(graph.base_url), token=token)
+    assert [row["id"] for row in rest.body["value"]] == [
+        block.device_object_id(n) for n in range(9, 15)
+    ]
     assert names("displayName eq 'pc-000007'") == ["PC-000007"]
     assert names("displayName in ('PC-000001','PC-1','PC-000099')") == ["PC-1", "PC-000001"]
     assert names(f"deviceId eq '{block.device_id(3)}' or id eq '{block.device_object_id(4)}'") == [
@@ -249,6 +255,10 @@ def test_key_id_prefixes_and_collisions_across_tenants(graph: GraphEmulator) -> 
     assert graph.keys_sharing_prefix(target) == [(graph.home, target), (fabrikam, twin.id)]
     assert fabrikam.keys_with_prefix(target[:8].upper()) == [twin.id]
 
+    prefixes = list(fabrikam.key_id_prefixes())
+    assert prefixes == [key_id[:8] for key_id in fabrikam.key_ids()]
+    assert prefixes[0] == twin.id[:8]  # explicit keys come first, generated ones after
+    assert len(prefixes) == 20_001
     # Shorter prefixes, checked against every ID.
     for prefix in ("a", "0f", "beef"):
         expected = [k for k in graph.home.key_ids() if k.startswith(prefix)]

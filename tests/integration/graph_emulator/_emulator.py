@@ -181,7 +181,7 @@ class GraphEmulator:
     # -- tenants ----------------------------------------------------------------------------
 
     def add_tenant(
-        self, domain: str = "fabrikam.onmicrosoft.com", *, tenant_id: str | None = None
+        self, domain: str = "fabrikam.onmicrosoft.com", tenant_id: str | None = None
     ) -> Tenant:
         """Another tenant, served under /{tenant_id}/ and /{domain}/ by the identity
         platform, and by Graph to access tokens it issued (their `tid`)."""

@@ -334,6 +334,12 @@ class Tenant:
         for block in list(self.generated):
             yield from block.key_ids()
 
+    def key_id_prefixes(self) -> Iterator[str]:
+        """The first 8 hex digits of every key ID, in the order of `key_ids`."""
+        yield from (key.id[:8].lower() for key in list(self.recovery_keys.values()))
+        for block in list(self.generated):
+            yield from (f"{value:08x}" for value in block.prefixes())
+
     def keys_with_prefix(self, prefix: str) -> list[str]:
         """IDs of this tenant's keys that start with `prefix` (case ignored): explicit keys,
         then generated ones through a 4-bytes-a-key table built on first use."""
@@ -366,9 +372,6 @@ class Tenant:
             if index is not None:
                 return block.device(index)
         return None
-
-    def user(self, user_id: str) -> User | None:
-        return self.users.get(user_id)
 
     # -- tokens, faults and counters for this tenant ----------------------------------------
 
