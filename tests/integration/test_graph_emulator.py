@@ -1,7 +1,9 @@
 """The Graph emulator, proven against raw HTTP and the real msal / msgraph-sdk / kiota clients.
 
 The emulator (tests/integration/graph_emulator) serves Microsoft Graph v1.0 and the
-Microsoft identity platform for one tenant over HTTPS on 127.0.0.1 with its own test CA.
+Microsoft identity platform over HTTPS on 127.0.0.1 with its own test CA. The tests here use
+its home tenant; test_graph_emulator_tenants.py and test_graph_emulator_generated.py cover
+several tenants and generated keys.
 The client libraries are driven through configuration only; nothing is patched.
 
 How a client must be configured to talk to it (also how the Entra source must be

@@ -1,6 +1,7 @@
 """An HTTPS emulator of Microsoft Graph v1.0 and the Microsoft identity platform, for tests.
 
-One tenant, served in a thread on 127.0.0.1 at a free port, with its own test CA::
+Served in a thread on 127.0.0.1 at a free port, with its own test CA. It starts with one
+tenant, its home tenant, whose directory the emulator's own methods fill::
 
     with GraphEmulator(tmp_path / "graph") as graph:
         app = graph.add_app(delegated_scopes=["BitlockerKey.Read.All", "Device.Read.All"])
@@ -13,6 +14,36 @@ One tenant, served in a thread on 127.0.0.1 at a free port, with its own test CA
         assert graph.count(r"/recoveryKeys/", method="GET") == 1
         assert [read.key_id for read in graph.key_reads] == [key.id]
 
+More tenants, and an app registered once that works in each tenant that consents to it::
+
+    fabrikam = graph.add_tenant("fabrikam.onmicrosoft.com")    # -> Tenant
+    daemon = graph.add_app(public_client=False, secret="s", multi_tenant=True,
+                           app_roles=["BitlockerKey.Read.All"])    # consented at home
+    fabrikam.consent(daemon, app_roles=["BitlockerKey.Read.All", "Device.Read.All"])
+    ...  # msal with authority=fabrikam.authority: a token whose tid is fabrikam's
+    fabrikam.add_recovery_key(fabrikam.add_device("PC-01"))  # seen by fabrikam's tokens only
+
+A Tenant has the directory methods (add_app, add_user, add_device, add_recovery_key, consent,
+remove_consent), its state (users, devices, recovery_keys, service_principals, key_reads),
+its addresses (authority, access_token_issuer, issuer), settings that default to the
+emulator's (recovery_keys_page_size, devices_page_size, latency), and add_fault / count /
+requests / mint_access_token for itself alone. The identity platform serves every tenant under
+/{tenant ID or domain}/ (and /common, /organizations); Graph serves the tenant named by the
+access token's `tid`. A client of a tenant where the app has no service principal gets
+AADSTS700016, as from Entra.
+
+Large tenants, derived from (seed, index) when a request needs them (see _generated)::
+
+    block = fabrikam.add_generated_keys(100_000, seed=2, keys_per_device=2)  # GeneratedKeys
+    fabrikam.generated_key_id(12_345)        # an ID, without building the other 99,999
+    block.password(12_345), block.device_id(block.device_of(12_345))
+    fabrikam.key_ids()                       # every key ID in list order, no passwords
+    graph.keys_sharing_prefix(key_id)        # (tenant, id) pairs with the same 8 hex digits
+    fabrikam.add_recovery_key(pc, id_prefix=key_id[:8])  # a key that collides on purpose
+
+Generated keys and devices are listed (paged, $filter, $select), read by ID (audited in
+key_reads) and batched like explicit ones; listings return explicit items first.
+
 Served: OpenID discovery, JWKS, devicecode and token (device code, client credentials with a
 secret or a certificate assertion, refresh token) under /{tenant}/; under /v1.0: devices,
 informationProtection/bitlocker/recoveryKeys (list and by id) and $batch. See the module
@@ -21,6 +52,7 @@ docstrings of _identity and _graph for the contract and where each behaviour com
 
 from ._crypto import ClientCertificate, make_client_certificate
 from ._emulator import GraphEmulator
+from ._generated import GeneratedKeys
 from ._model import (
     BITLOCKER_ROLES,
     GRAPH_APP_ID,
@@ -32,11 +64,13 @@ from ._model import (
     KeyRead,
     RecoveryKey,
     RequestRecord,
+    ServicePrincipal,
     User,
     generate_recovery_password,
     is_valid_recovery_password,
 )
 from ._odata import quote as odata_quote
+from ._tenant import Tenant
 
 __all__ = [
     "BITLOCKER_ROLES",
@@ -47,10 +81,13 @@ __all__ = [
     "Device",
     "DeviceCode",
     "Fault",
+    "GeneratedKeys",
     "GraphEmulator",
     "KeyRead",
     "RecoveryKey",
     "RequestRecord",
+    "ServicePrincipal",
+    "Tenant",
     "User",
     "generate_recovery_password",
     "is_valid_recovery_password",

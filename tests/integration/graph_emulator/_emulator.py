@@ -21,12 +21,11 @@ from typing import Any
 from cryptography import x509
 
 from ._crypto import ClientCertificate, shared_pki, sign_jwt
+from ._generated import GeneratedKeys
 from ._graph import Graph, GraphError
 from ._http import HttpsServer, Request, Response
 from ._identity import Identity, OAuthError
 from ._model import (
-    ROLE_TEMPLATE_IDS,
-    VOLUME_TYPES,
     App,
     Device,
     DeviceCode,
@@ -36,18 +35,20 @@ from ._model import (
     RefreshGrant,
     RequestRecord,
     User,
-    canonical_permission,
-    generate_recovery_password,
 )
+from ._tenant import Tenant
 
 RetryAfter = int | float | str | dt.datetime | dt.timedelta
 
 
 class GraphEmulator:
-    """Microsoft Graph v1.0 and the identity platform for one tenant, over HTTPS on loopback.
+    """Microsoft Graph v1.0 and the identity platform over HTTPS on loopback.
 
-    Use it as a context manager (or `start()` / `stop()`); `base_url`, `ca_file` and
-    `authority` are valid once started. Every public method is thread-safe.
+    It starts with one tenant, `home`, whose directory methods and state it also offers
+    itself (`add_user`, `add_device`, `recovery_keys`, `key_reads`, `tenant_id`, ...), so a
+    single-tenant test never names a tenant; `add_tenant` adds more. Use it as a context
+    manager (or `start()` / `stop()`); `base_url`, `ca_file` and `authority` are valid once
+    started. Every public method is thread-safe.
     """
 
     def __init__(
@@ -58,8 +59,6 @@ class GraphEmulator:
         tenant_domain: str = "contoso.onmicrosoft.com",
         host: str = "127.0.0.1",
     ) -> None:
-        self.tenant_id = tenant_id or str(uuid.uuid4())
-        self.tenant_domains = [tenant_domain]
         self.host = host
         self.pki = shared_pki()
         self.lock = threading.RLock()
@@ -71,18 +70,16 @@ class GraphEmulator:
         self.device_code_lifetime = 900  # v2-oauth2-device-code: 15 minutes
         self.device_code_interval = 5
         self.clock_skew = 300  # Graph accepts tokens up to 5 minutes past `exp`
+        # Defaults for every tenant; a Tenant may override each (Tenant.latency, ...).
         self.latency = 0.0  # seconds added to every HTTP request (not to $batch items)
         self.recovery_keys_page_size = 20  # undocumented on Graph; small pages exercise paging
         self.devices_page_size = 100  # Graph's default page size for directory objects
 
         # State.
-        self.apps: dict[str, App] = {}
-        self.users: dict[str, User] = {}
-        self.devices: list[Device] = []
-        self.recovery_keys: dict[str, RecoveryKey] = {}
+        self.tenants: dict[str, Tenant] = {}  # by lower-case tenant ID
+        self.apps: dict[str, App] = {}  # every app registration, by lower-case client ID
         self.device_codes: dict[str, DeviceCode] = {}
         self.refresh_grants: dict[str, RefreshGrant] = {}
-        self.key_reads: list[KeyRead] = []
         self.faults: list[Fault] = []
         self.errors: list[str] = []  # tracebacks of emulator bugs (answered with 500)
         self._requests: list[RequestRecord] = []
@@ -91,6 +88,7 @@ class GraphEmulator:
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="graph-emulator-"))
         self._server: HttpsServer | None = None
+        self.home = self.add_tenant(tenant_domain, tenant_id=tenant_id)
         self.identity = Identity(self)
         self.graph = Graph(self)
 
@@ -152,7 +150,8 @@ class GraphEmulator:
 
     @property
     def authority(self) -> str:
-        return f"{self.base_url}/{self.tenant_id}"
+        """The home tenant's authority; `Tenant.authority` for the others."""
+        return self.home.authority
 
     @property
     def ca_file(self) -> Path:
@@ -160,7 +159,7 @@ class GraphEmulator:
 
     @property
     def access_token_issuer(self) -> str:
-        return f"{self.base_url}/{self.tenant_id}/"
+        return self.home.access_token_issuer
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts only the emulator's CA."""
@@ -179,7 +178,77 @@ class GraphEmulator:
         with self.lock:
             self._clock_offset += seconds
 
-    # -- directory --------------------------------------------------------------------------
+    # -- tenants ----------------------------------------------------------------------------
+
+    def add_tenant(
+        self, domain: str = "fabrikam.onmicrosoft.com", tenant_id: str | None = None
+    ) -> Tenant:
+        """Another tenant, served under /{tenant_id}/ and /{domain}/ by the identity
+        platform, and by Graph to access tokens it issued (their `tid`)."""
+        tenant = Tenant(self, tenant_id or str(uuid.uuid4()), domain)
+        with self.lock:
+            for other in self.tenants.values():
+                if other.is_named(tenant.tenant_id) or other.is_named(domain):
+                    raise ValueError(f"{other!r} already has that tenant ID or domain")
+            self.tenants[tenant.tenant_id.lower()] = tenant
+        return tenant
+
+    def tenant(self, name: str) -> Tenant:
+        """A tenant by ID or domain (case ignored)."""
+        found = self.find_tenant(name)
+        if found is None:
+            raise KeyError(f"no tenant {name!r}")
+        return found
+
+    def find_tenant(self, name: str) -> Tenant | None:
+        found = self.tenants.get(name.lower())
+        if found is not None:
+            return found
+        return next((t for t in list(self.tenants.values()) if t.is_named(name)), None)
+
+    def keys_sharing_prefix(self, key_id: str, digits: int = 8) -> list[tuple[Tenant, str]]:
+        """Every key, in every tenant, whose ID starts with the first `digits` characters of
+        `key_id` (case ignored), `key_id` itself included when it exists."""
+        prefix = key_id[:digits]
+        return [
+            (tenant, found)
+            for tenant in list(self.tenants.values())
+            for found in tenant.keys_with_prefix(prefix)
+        ]
+
+    # -- the home tenant --------------------------------------------------------------------
+
+    @property
+    def tenant_id(self) -> str:
+        return self.home.tenant_id
+
+    @property
+    def tenant_domains(self) -> list[str]:
+        return self.home.domains
+
+    @property
+    def users(self) -> dict[str, User]:
+        return self.home.users
+
+    @property
+    def devices(self) -> list[Device]:
+        return self.home.devices
+
+    @property
+    def recovery_keys(self) -> dict[str, RecoveryKey]:
+        """The home tenant's explicit keys (generated ones: `home.generated`)."""
+        return self.home.recovery_keys
+
+    @property
+    def key_reads(self) -> list[KeyRead]:
+        """The home tenant's audit log of password reads (`all_key_reads`: every tenant's)."""
+        return self.home.key_reads
+
+    @property
+    def all_key_reads(self) -> list[KeyRead]:
+        with self.lock:
+            reads = [read for t in self.tenants.values() for read in t.key_reads]
+        return sorted(reads, key=lambda read: read.time)
 
     def add_app(
         self,
@@ -191,23 +260,20 @@ class GraphEmulator:
         certificate: x509.Certificate | ClientCertificate | None = None,
         delegated_scopes: Iterable[str] = (),
         app_roles: Iterable[str] = (),
+        multi_tenant: bool = False,
     ) -> App:
-        """Register an app; `delegated_scopes` / `app_roles` are admin-consented Graph
-        permissions (e.g. "BitlockerKey.Read.All", "Device.Read.All")."""
-        if isinstance(certificate, ClientCertificate):
-            certificate = certificate.certificate
-        app = App(
-            client_id=client_id or str(uuid.uuid4()),
-            display_name=display_name,
+        """Register an app in the home tenant (see Tenant.add_app); `delegated_scopes` /
+        `app_roles` are admin-consented Graph permissions (e.g. "BitlockerKey.Read.All")."""
+        return self.home.add_app(
+            display_name,
+            client_id=client_id,
             public_client=public_client,
-            secrets=[secret] if secret else [],
-            certificates=[certificate] if certificate is not None else [],
-            delegated_scopes={_permission(p) for p in delegated_scopes},
-            app_roles={_permission(p) for p in app_roles},
+            secret=secret,
+            certificate=certificate,
+            delegated_scopes=delegated_scopes,
+            app_roles=app_roles,
+            multi_tenant=multi_tenant,
         )
-        with self.lock:
-            self.apps[app.client_id.lower()] = app
-        return app
 
     def add_user(
         self,
@@ -217,22 +283,11 @@ class GraphEmulator:
         roles: Iterable[str] = (),
         user_id: str | None = None,
     ) -> User:
-        """Add a user; `roles` are directory role names such as "Helpdesk Administrator"."""
-        role_set = set(roles)
-        unknown = role_set - set(ROLE_TEMPLATE_IDS)
-        if unknown:
-            raise ValueError(
-                f"unknown directory roles {sorted(unknown)}; known: {ROLE_TEMPLATE_IDS}"
-            )
-        user = User(
-            id=user_id or str(uuid.uuid4()),
-            user_principal_name=user_principal_name,
-            display_name=display_name or user_principal_name.split("@", maxsplit=1)[0],
-            roles=role_set,
+        """Add a user to the home tenant; `roles` are directory role names such as
+        "Helpdesk Administrator"."""
+        return self.home.add_user(
+            user_principal_name, display_name=display_name, roles=roles, user_id=user_id
         )
-        with self.lock:
-            self.users[user.id] = user
-        return user
 
     def add_device(
         self,
@@ -243,17 +298,14 @@ class GraphEmulator:
         operating_system: str | None = "Windows",
         owners: Iterable[User] = (),
     ) -> Device:
-        """Add a device object. Display names need not be unique, as in Entra ID."""
-        device = Device(
-            id=object_id or str(uuid.uuid4()),
-            device_id=device_id or str(uuid.uuid4()),
-            display_name=display_name,
+        """Add a device object to the home tenant. Display names need not be unique."""
+        return self.home.add_device(
+            display_name,
+            device_id=device_id,
+            object_id=object_id,
             operating_system=operating_system,
-            registered_owners={user.id for user in owners},
+            owners=owners,
         )
-        with self.lock:
-            self.devices.append(device)
-        return device
 
     def add_recovery_key(
         self,
@@ -261,23 +313,30 @@ class GraphEmulator:
         *,
         key: str | None = None,
         key_id: str | None = None,
+        id_prefix: str | None = None,
         created: dt.datetime | None = None,
         volume_type: str = "operatingSystemVolume",
     ) -> RecoveryKey:
-        """Escrow a recovery key for `device` (a Device or a deviceId); the password is
-        generated when not given."""
-        if volume_type not in (*VOLUME_TYPES, "unknownFutureValue", "1"):
-            raise ValueError(f"volume_type must be one of {VOLUME_TYPES}")
-        recovery_key = RecoveryKey(
-            id=key_id or str(uuid.uuid4()),
-            device_id=device.device_id if isinstance(device, Device) else device,
-            key=key or generate_recovery_password(),
-            created=created or self.now_datetime().replace(microsecond=0),
+        """Escrow a recovery key in the home tenant (see Tenant.add_recovery_key)."""
+        return self.home.add_recovery_key(
+            device,
+            key=key,
+            key_id=key_id,
+            id_prefix=id_prefix,
+            created=created,
             volume_type=volume_type,
         )
-        with self.lock:
-            self.recovery_keys[recovery_key.id.lower()] = recovery_key
-        return recovery_key
+
+    def add_generated_keys(
+        self, count: int, *, seed: int = 0, keys_per_device: int = 1, name_prefix: str = "GEN"
+    ) -> GeneratedKeys:
+        """Generated keys in the home tenant (see Tenant.add_generated_keys)."""
+        return self.home.add_generated_keys(
+            count, seed=seed, keys_per_device=keys_per_device, name_prefix=name_prefix
+        )
+
+    def generated_key_id(self, index: int) -> str:
+        return self.home.generated_key_id(index)
 
     # -- device code flow -------------------------------------------------------------------
 
@@ -307,6 +366,12 @@ class GraphEmulator:
             flow = self._flow(user_code)
             if flow.state != "pending":
                 raise ValueError(f"device code is {flow.state}, not pending")
+            if flow.tenant_id is not None and user.tenant_id != flow.tenant_id:
+                # Entra stops such a user on the sign-in page (AADSTS50020); no token follows.
+                raise ValueError(
+                    f"{user.user_principal_name} is not in tenant {flow.tenant_id}, where the "
+                    "code was asked for"
+                )
             flow.state, flow.user = "approved", user
 
     def decline_device_code(self, user_code: str | DeviceCode) -> None:
@@ -328,22 +393,29 @@ class GraphEmulator:
         roles: Iterable[str] = (),
         lifetime: float | None = None,
         audience: str | None = None,
+        tenant: Tenant | None = None,
     ) -> str:
         """An access token as the token endpoint issues it (v1.0 format, like Graph's):
-        delegated when `user` is given (claim `scp`), app-only otherwise (claim `roles`)."""
+        delegated when `user` is given (claim `scp`), app-only otherwise (claim `roles`).
+        Issued by `tenant`, else by the user's tenant, else by the home tenant: `tid` and
+        `iss` name it, and an app-only token's `oid` is the app's service principal there."""
+        if tenant is None:
+            tenant = self.find_tenant(user.tenant_id) if user and user.tenant_id else None
+        tenant = tenant or self.home
+        principal = tenant.service_principal(app)
         now = int(self.now())
         life = self.access_token_lifetime if lifetime is None else lifetime
         claims: dict[str, Any] = {
             "aud": audience or self.graph_url,
-            "iss": self.access_token_issuer,
+            "iss": tenant.access_token_issuer,
             "iat": now,
             "nbf": now,
             "exp": int(now + life),
             "app_displayname": app.display_name,
             "appid": app.client_id,
             "appidacr": "0" if app.public_client and not app.confidential else "1",
-            "idp": self.access_token_issuer,
-            "tid": self.tenant_id,
+            "idp": tenant.access_token_issuer,
+            "tid": tenant.tenant_id,
             "uti": secrets.token_urlsafe(16),
             "ver": "1.0",
         }
@@ -359,15 +431,17 @@ class GraphEmulator:
                 wids=user.role_template_ids,
             )
         else:
-            claims.update(idtyp="app", oid=app.object_id, sub=app.object_id, roles=list(roles))
+            object_id = principal.object_id if principal is not None else app.object_id
+            claims.update(idtyp="app", oid=object_id, sub=object_id, roles=list(roles))
         kid = self.pki.signing_kid
         return sign_jwt(claims, self.pki.signing_key, {"kid": kid, "x5t": kid})
 
-    def mint_id_token(self, app: App, user: User) -> str:
+    def mint_id_token(self, app: App, user: User, tenant: Tenant | None = None) -> str:
+        tenant = tenant or self.find_tenant(user.tenant_id or self.tenant_id) or self.home
         now = int(self.now())
         claims = {
             "aud": app.client_id,
-            "iss": self.identity.issuer(),
+            "iss": tenant.issuer,
             "iat": now,
             "nbf": now,
             "exp": now + 3600,
@@ -375,7 +449,7 @@ class GraphEmulator:
             "oid": user.id,
             "preferred_username": user.user_principal_name,
             "sub": uuid.uuid5(uuid.NAMESPACE_URL, f"{user.id}/{app.client_id}").hex,
-            "tid": self.tenant_id,
+            "tid": tenant.tenant_id,
             "uti": secrets.token_urlsafe(16),
             "ver": "2.0",
         }
@@ -400,11 +474,13 @@ class GraphEmulator:
         method: str | None = None,
         retry_after: RetryAfter | None = None,
         in_batch: bool | None = None,
+        tenant: Tenant | str | None = None,
     ) -> Fault:
         """Answer the next `times` requests whose path matches the regex `path` with
         `status`. `retry_after`: seconds (int or float, sent as given, e.g. 2.128), a
         datetime or timedelta (sent as an HTTP date), or a raw header string. `in_batch`:
-        True for $batch items only, False for top-level requests only, None for both."""
+        True for $batch items only, False for top-level requests only, None for both.
+        `tenant` (a Tenant, ID or domain): only requests for that tenant, None for any."""
         fault = Fault(
             path=re.compile(path),
             method=method.upper() if method else None,
@@ -412,6 +488,7 @@ class GraphEmulator:
             times=times,
             retry_after=None if retry_after is None else _retry_after_header(retry_after, self),
             in_batch=in_batch,
+            tenant_id=None if tenant is None else self._tenant_of(tenant).tenant_id,
         )
         with self.lock:
             self.faults.append(fault)
@@ -423,17 +500,28 @@ class GraphEmulator:
             return list(self._requests)
 
     def count(
-        self, path: str | None = None, *, method: str | None = None, via_batch: bool | None = None
+        self,
+        path: str | None = None,
+        *,
+        method: str | None = None,
+        via_batch: bool | None = None,
+        tenant: Tenant | str | None = None,
     ) -> int:
-        """How many requests matched: `path` is a regex searched in the URL path."""
+        """How many requests matched: `path` is a regex searched in the URL path; `tenant`
+        (a Tenant, ID or domain) counts only requests for that tenant."""
         pattern = re.compile(path) if path is not None else None
+        tenant_id = None if tenant is None else self._tenant_of(tenant).tenant_id
         return sum(
             1
             for record in self.requests
             if (pattern is None or pattern.search(record.path))
             and (method is None or record.method == method.upper())
             and (via_batch is None or record.via_batch == via_batch)
+            and (tenant_id is None or record.tenant_id == tenant_id)
         )
+
+    def _tenant_of(self, tenant: Tenant | str) -> Tenant:
+        return tenant if isinstance(tenant, Tenant) else self.tenant(tenant)
 
     def clear_requests(self) -> None:
         with self.lock:
@@ -442,21 +530,39 @@ class GraphEmulator:
     # -- dispatch ---------------------------------------------------------------------------
 
     def _serve(self, request: Request) -> Response:
-        if self.latency:
-            time.sleep(self.latency)
         try:
-            return self.dispatch(request)
+            tenant = self.request_tenant(request)
+            latency = self.latency if tenant is None else tenant.latency
+            if latency:
+                time.sleep(latency)
+            return self._dispatch(request, tenant)
         except Exception:
             with self.lock:
                 self.errors.append(traceback.format_exc())
             return Response(500, b"graph emulator bug; see GraphEmulator.errors")
 
+    def request_tenant(self, request: Request) -> Tenant | None:
+        """The tenant a request is for: on Graph the `tid` of its access token (not yet
+        validated), on the identity platform the tenant its path names (None for /common,
+        /organizations and unknown tenants)."""
+        if request.path.startswith("/v1.0/"):
+            return self.graph.token_tenant(request)
+        return self.identity.path_tenant(request)
+
     def dispatch(self, request: Request) -> Response:
         """Answer one request (top-level or a $batch item), apply faults, record it."""
+        return self._dispatch(request, self.request_tenant(request))
+
+    def _dispatch(self, request: Request, tenant: Tenant | None) -> Response:
         path = request.path
+        tenant_id = tenant.tenant_id if tenant is not None else None
         with self.lock:
             fault = next(
-                (f for f in self.faults if f.matches(request.method, path, request.via_batch)),
+                (
+                    f
+                    for f in self.faults
+                    if f.matches(request.method, path, request.via_batch, tenant_id)
+                ),
                 None,
             )
             if fault is not None:
@@ -481,6 +587,7 @@ class GraphEmulator:
                     grant_type=request.form().get("grant_type")
                     if path.endswith("/oauth2/v2.0/token")
                     else None,
+                    tenant_id=tenant_id,
                 )
             )
         return response
@@ -522,13 +629,6 @@ class GraphEmulator:
         response = self.identity.error_response(request, error)
         response.headers.update(headers)
         return response
-
-
-def _permission(name: str) -> str:
-    canonical = canonical_permission(name)
-    if canonical is None:
-        raise ValueError(f"unknown Graph permission {name!r}")
-    return canonical
 
 
 def _retry_after_header(value: RetryAfter, emulator: GraphEmulator) -> str:

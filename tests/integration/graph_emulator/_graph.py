@@ -24,11 +24,18 @@ Sources, by behaviour:
 - 429 body: the sample in "Microsoft Graph throttling guidance".
 Where no source gives the exact words (unknown recovery key id, too many batch requests,
 unsupported BitLocker query options), the message is the emulator's own and says so here.
+
+Tenants: a request is served from the directory of the tenant whose ID is its access token's
+`tid` (the token's `iss` must be that tenant's issuer), so a token from one tenant never sees
+another tenant's devices or keys. Lists page over a tenant's explicit items, then its
+generated blocks (see _generated); `$skiptoken` carries a position in that sequence and a
+fingerprint of the query it belongs to.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import uuid
@@ -37,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote as urlquote
 
 from ._crypto import JwtError, unverified_parts, verify_signature
+from ._generated import Chain, DeviceSegment, GeneratedKeys, KeySegment, ListSegment
 from ._http import Request, Response, json_response
 from ._model import (
     BITLOCKER_READ,
@@ -44,6 +52,7 @@ from ._model import (
     BITLOCKER_ROLES,
     DEVICE_READERS,
     GRAPH_APP_ID,
+    Device,
     KeyRead,
     RecoveryKey,
     User,
@@ -52,6 +61,7 @@ from ._odata import Clause, FilterSyntaxError, UnsupportedFilter, parse_filter
 
 if TYPE_CHECKING:
     from ._emulator import GraphEmulator
+    from ._tenant import Tenant
 
 ODATA_JSON = (
     "application/json;odata.metadata=minimal;odata.streaming=true;"
@@ -107,6 +117,7 @@ class Principal:
     scopes: frozenset[str]  # `scp` of a delegated token
     roles: frozenset[str]  # `roles` of an app-only token
     user: User | None
+    tenant: Tenant  # the token's `tid`: the only directory the caller sees
 
     def has(self, *permissions: str) -> bool:
         granted = self.scopes if self.delegated else self.roles
@@ -124,6 +135,29 @@ def segment_not_found(segment: str) -> GraphError:
 class Graph:
     def __init__(self, emulator: GraphEmulator) -> None:
         self.emu = emulator
+        # Bearer tokens whose signature verified, with their claims. A signature check is a
+        # pure function of the token and the emulator's key, so it is done once per token
+        # (an RSA verification per request would cap paging speed); every other check
+        # (audience, issuer, lifetime, user) runs on each request.
+        self._verified: dict[str, dict[str, Any]] = {}
+
+    def _verified_claims(self, token: str) -> dict[str, Any]:
+        claims = self._verified.get(token)
+        if claims is not None:
+            return claims
+        header, claims, signing_input, signature = unverified_parts(token)
+        if header.get("kid") != self.emu.pki.signing_kid:
+            raise JwtError("unknown signing key")
+        verify_signature(
+            str(header.get("alg")),
+            self.emu.pki.signing_cert.public_key(),
+            signing_input,
+            signature,
+        )
+        if len(self._verified) >= 1024:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
 
     # -- envelope ---------------------------------------------------------------------------
 
@@ -202,27 +236,37 @@ class Graph:
             401, "InvalidAuthenticationToken", message, {"WWW-Authenticate": challenge}
         )
 
+    def token_tenant(self, request: Request) -> Tenant | None:
+        """The tenant named by the `tid` of the request's bearer token, unverified (for
+        faults, latency and the request log; `authenticate` checks the token)."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        token = token.strip()
+        claims = self._verified.get(token)
+        if claims is None:
+            try:
+                _, claims, _, _ = unverified_parts(token)
+            except JwtError:
+                return None
+        tid = claims.get("tid")
+        return self.emu.tenants.get(tid.lower()) if isinstance(tid, str) else None
+
     def authenticate(self, request: Request) -> Principal:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise self.unauthorized("Access token is empty.")
         emu = self.emu
         try:
-            header, claims, signing_input, signature = unverified_parts(token.strip())
-            if header.get("kid") != emu.pki.signing_kid:
-                raise JwtError("unknown signing key")
-            verify_signature(
-                str(header.get("alg")),
-                emu.pki.signing_cert.public_key(),
-                signing_input,
-                signature,
-            )
+            claims = self._verified_claims(token.strip())
         except JwtError as exc:
             raise self.unauthorized("Access token validation failure.") from exc
         audiences = {emu.base_url.lower(), f"{emu.base_url}/".lower(), GRAPH_APP_ID}
         if str(claims.get("aud", "")).lower() not in audiences:
             raise self.unauthorized("Access token validation failure. Invalid audience.")
-        if claims.get("tid") != emu.tenant_id or claims.get("iss") != emu.access_token_issuer:
+        tid = claims.get("tid")
+        tenant = emu.tenants.get(tid.lower()) if isinstance(tid, str) else None
+        if tenant is None or claims.get("iss") != tenant.access_token_issuer:
             raise self.unauthorized("Access token validation failure. Invalid issuer.")
         now = emu.now()
         if float(claims.get("exp", 0)) + emu.clock_skew <= now:
@@ -230,7 +274,7 @@ class Graph:
         if float(claims.get("nbf", 0)) - emu.clock_skew > now:
             raise self.unauthorized("Lifetime validation failed, the token is not yet valid.")
         delegated = claims.get("idtyp") == "user"
-        user = emu.users.get(str(claims.get("oid"))) if delegated else None
+        user = tenant.users.get(str(claims.get("oid"))) if delegated else None
         if delegated and user is None:
             raise self.unauthorized("Access token validation failure. User not found.")
         return Principal(
@@ -239,6 +283,7 @@ class Graph:
             scopes=frozenset(str(claims.get("scp", "")).split()),
             roles=frozenset(claims.get("roles") or ()),
             user=user,
+            tenant=tenant,
         )
 
     # -- devices ----------------------------------------------------------------------------
@@ -246,9 +291,14 @@ class Graph:
     def devices(self, request: Request, principal: Principal) -> Response:
         if not principal.has(*DEVICE_READERS):
             raise insufficient_privileges()
+        tenant = principal.tenant
         params = query_options(request, {"$filter", "$select", "$top", "$skiptoken"})
         select = parse_select(params.get("$select"), DEVICE_PROPERTIES, "device")
-        rows = [device.to_graph() for device in self.emu.devices]
+        explicit = list(tenant.devices)
+        blocks = list(tenant.generated)
+        chain = Chain([ListSegment(explicit, Device.to_graph), *(DeviceSegment(b) for b in blocks)])
+        predicate = None
+        candidates = None
         if "$filter" in params:
             try:
                 predicate, clauses = parse_filter(params["$filter"], DEVICE_PROPERTIES)
@@ -259,8 +309,8 @@ class Graph:
             for clause in clauses:
                 if clause.op not in DEVICE_FILTERS.get(clause.prop, set()):
                     raise unsupported_filter(clause.prop)
-            rows = [row for row in rows if predicate(row)]
-        top = self.emu.devices_page_size
+            candidates = device_candidates(chain, len(explicit), blocks, clauses)
+        top = tenant.devices_page_size
         if "$top" in params:
             value = params["$top"]
             if not value.isdigit() or not 1 <= int(value) <= 999:
@@ -269,53 +319,59 @@ class Graph:
                     code="Request_BadRequest",
                 )
             top = int(value)
+        start = self.start_position(request, params)
+        rows, next_position = chain.page(start, top, predicate=predicate, candidates=candidates)
         context = f"{self.emu.base_url}/v1.0/$metadata#devices"
         if select:
             context += "(" + ",".join(select) + ")"
             rows = [{name: row[name] for name in select} for row in rows]
-        return self.page(request, params, rows, top, context)
+        return self.page(request, params, rows, next_position, context)
 
     def device(self, request: Request, principal: Principal, object_id: str) -> Response:
         if not principal.has(*DEVICE_READERS):
             raise insufficient_privileges()
         params = query_options(request, {"$select"})
         select = parse_select(params.get("$select"), DEVICE_PROPERTIES, "device")
-        for device in self.emu.devices:
-            if device.id.lower() == object_id.lower():
-                row = device.to_graph()
-                if select:
-                    row = {name: row[name] for name in select}
-                context = f"{self.emu.base_url}/v1.0/$metadata#devices/$entity"
-                return self.ok({"@odata.context": context, **row})
-        raise GraphError(
-            404,
-            "Request_ResourceNotFound",
-            f"Resource '{object_id}' does not exist or one of its queried reference-property "
-            "objects are not present.",
-        )
+        device = principal.tenant.find_device(object_id)
+        if device is None:
+            raise GraphError(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{object_id}' does not exist or one of its queried "
+                "reference-property objects are not present.",
+            )
+        row = device.to_graph()
+        if select:
+            row = {name: row[name] for name in select}
+        context = f"{self.emu.base_url}/v1.0/$metadata#devices/$entity"
+        return self.ok({"@odata.context": context, **row})
 
     # -- paging -----------------------------------------------------------------------------
+
+    def start_position(self, request: Request, params: dict[str, str]) -> int:
+        """Where the page starts: 0, or the position the request's $skiptoken carries."""
+        if "$skiptoken" not in params:
+            return 0
+        return decode_skiptoken(params["$skiptoken"], query_fingerprint(request.path, params))
 
     def page(
         self,
         request: Request,
         params: dict[str, str],
         rows: list[dict[str, Any]],
-        size: int,
+        next_position: int | None,
         context: str,
     ) -> Response:
-        fingerprint = query_fingerprint(request.path, params)
-        offset = 0
-        if "$skiptoken" in params:
-            offset = decode_skiptoken(params["$skiptoken"], fingerprint)
+        """A collection page; with `@odata.nextLink` (the same query, a new $skiptoken) when
+        more follows."""
         payload: dict[str, Any] = {"@odata.context": context}
-        if offset + size < len(rows):
-            token = encode_skiptoken(offset + size, fingerprint)
+        if next_position is not None:
+            token = encode_skiptoken(next_position, query_fingerprint(request.path, params))
             kept = [(k, v) for k, v in request.query_params() if k != "$skiptoken"]
             query = "&".join(f"{k}={urlquote(v, safe='')}" for k, v in kept)
             query = f"{query}&$skiptoken={token}" if query else f"$skiptoken={token}"
             payload["@odata.nextLink"] = f"{self.emu.base_url}{request.path}?{query}"
-        payload["value"] = rows[offset : offset + size]
+        payload["value"] = rows
         return self.ok(payload)
 
     # -- BitLocker --------------------------------------------------------------------------
@@ -327,35 +383,48 @@ class Graph:
             return True
         if user.roles & BITLOCKER_ROLES:
             return True
-        return any(
-            device.device_id.lower() == device_id.lower() and user.id in device.registered_owners
-            for device in self.emu.devices
-        )
+        return device_id.lower() in owned_device_ids(principal.tenant, user)
 
     def recovery_keys(self, request: Request, principal: Principal) -> Response:
         if not principal.has(BITLOCKER_READ, BITLOCKER_READ_BASIC):
             raise bitlocker_denied()
+        tenant = principal.tenant
         # bitlocker-list-recoverykeys: "$filter ... by the deviceId"; "does not support $top".
         # The 400 texts below are the emulator's own; the service's are not documented.
         params = query_options(
             request, {"$filter", "$select", "$skiptoken"}, code="invalid_request"
         )
         select = parse_select(params.get("$select"), KEY_PROPERTIES, "bitlockerRecoveryKey")
-        keys = list(self.emu.recovery_keys.values())
+        explicit = list(tenant.recovery_keys.values())
+        blocks = list(tenant.generated)
+        chain = Chain(
+            [ListSegment(explicit, RecoveryKey.metadata), *(KeySegment(b) for b in blocks)]
+        )
+        candidates: list[int] | None = None  # None: every key
+        user = principal.user
         if "$filter" in params:
-            device_id = bitlocker_filter(params["$filter"])
+            device_id = bitlocker_filter(params["$filter"]).lower()
             if not self._may_read_device_keys(principal, device_id):
                 raise bitlocker_denied()
-            keys = [k for k in keys if k.device_id.lower() == device_id.lower()]
-        else:
-            keys = [k for k in keys if self._may_read_device_keys(principal, k.device_id)]
-        rows = [key.metadata() for key in keys]  # the list never returns `key`
-        context = f"{self.emu.base_url}/v1.0/$metadata#informationProtection/bitlocker/recoveryKeys"
-        # `$select=key` alone behaves as on GET by id (every property comes back), minus the
-        # key itself, which the list never returns; other selections project the metadata.
+            candidates = [i for i, k in enumerate(explicit) if k.device_id.lower() == device_id]
+            for number, block in enumerate(blocks, start=1):
+                device_index = block.device_index(device_id)
+                if device_index is not None:
+                    base = chain.start_of(number)
+                    candidates += [base + i for i in block.keys_of(device_index)]
+        elif principal.delegated and user is not None and not user.roles & BITLOCKER_ROLES:
+            # Only the keys of devices the caller owns; generated devices have no owners.
+            owned = owned_device_ids(tenant, user)
+            candidates = [i for i, k in enumerate(explicit) if k.device_id.lower() in owned]
+        start = self.start_position(request, params)
+        page_size = tenant.recovery_keys_page_size
+        rows, next_position = chain.page(start, page_size, candidates=candidates)
+        # The list never returns `key`. `$select=key` alone behaves as on GET by id (every
+        # property comes back), minus the key itself; other selections project the metadata.
         if select and select != ["key"]:
             rows = [{name: row[name] for name in select if name in row} for row in rows]
-        return self.page(request, params, rows, self.emu.recovery_keys_page_size, context)
+        context = f"{self.emu.base_url}/v1.0/$metadata#informationProtection/bitlocker/recoveryKeys"
+        return self.page(request, params, rows, next_position, context)
 
     def recovery_key(
         self, request: Request, principal: Principal, key_id: str, request_id: str
@@ -367,7 +436,7 @@ class Graph:
         wants_key = select == ["key"]
         if wants_key and not principal.has(BITLOCKER_READ):
             raise bitlocker_denied()
-        key = self.emu.recovery_keys.get(key_id.lower())
+        key = principal.tenant.find_recovery_key(key_id)
         if key is None:
             raise GraphError(404, "itemNotFound", f"Recovery key with id '{key_id}' was not found.")
         if not self._may_read_device_keys(principal, key.device_id):
@@ -386,7 +455,7 @@ class Graph:
 
     def audit(self, principal: Principal, key: RecoveryKey, request_id: str) -> None:
         user = principal.user
-        self.emu.key_reads.append(
+        principal.tenant.key_reads.append(
             KeyRead(
                 key_id=key.id,
                 device_id=key.device_id,
@@ -395,6 +464,7 @@ class Graph:
                 user_principal_name=user.user_principal_name if user else None,
                 time=self.emu.now_datetime(),
                 request_id=request_id,
+                tenant_id=principal.tenant.tenant_id,
             )
         )
 
@@ -545,9 +615,52 @@ def bitlocker_filter(text: str) -> str:
     return clauses[0].values[0]
 
 
+def owned_device_ids(tenant: Tenant, user: User) -> set[str]:
+    """deviceIds (lower case) of the tenant's devices `user` is a registered owner of."""
+    return {d.device_id.lower() for d in tenant.devices if user.id in d.registered_owners}
+
+
+_NARROWING = {"id": "object", "deviceId": "device", "displayName": "name"}
+
+
+def device_candidates(
+    chain: Chain, explicit_count: int, blocks: list[GeneratedKeys], clauses: list[Clause]
+) -> list[int] | None:
+    """Positions that can match a device $filter, or None (test every device).
+
+    The grammar has no negation, so a row that matches has at least one clause true: when
+    every clause is an `eq`/`in` on id, deviceId or displayName, the rows those clauses pick
+    out of generated blocks (one lookup each) and every explicit device are all that can
+    match. The predicate still decides; this only spares scanning generated blocks.
+    """
+    if not clauses or any(c.op not in ("eq", "in") or c.prop not in _NARROWING for c in clauses):
+        return None
+    positions = set(range(explicit_count))
+    for number, block in enumerate(blocks, start=1):
+        base = chain.start_of(number)
+        for clause in clauses:
+            for value in clause.values:
+                kind = _NARROWING[clause.prop]
+                if kind == "object":
+                    index = block.device_index_by_object_id(value)
+                elif kind == "device":
+                    index = block.device_index(value)
+                else:
+                    index = block.device_index_by_name(value)
+                if index is not None:
+                    positions.add(base + index)
+    return sorted(positions)
+
+
 def query_fingerprint(path: str, params: dict[str, str]) -> str:
-    stable = sorted((k, v) for k, v in params.items() if k != "$skiptoken")
-    return hashlib.sha256(json.dumps([path.lower(), stable]).encode()).hexdigest()[:16]
+    stable = tuple(sorted((k, v) for k, v in params.items() if k != "$skiptoken"))
+    return _fingerprint(path.lower(), stable)
+
+
+@functools.lru_cache(maxsize=256)
+def _fingerprint(path: str, stable: tuple[tuple[str, str], ...]) -> str:
+    # Every page of a listing has the same fingerprint: computed once, not twice a page.
+    return hashlib.sha256(json.dumps([path, stable]).encode()).hexdigest()[:16]
 
 
 def encode_skiptoken(offset: int, fingerprint: str) -> str:

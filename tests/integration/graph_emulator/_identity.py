@@ -1,4 +1,4 @@
-"""The Microsoft identity platform (v2.0 endpoints) for one tenant.
+"""The Microsoft identity platform (v2.0 endpoints) for the emulator's tenants.
 
 Sources: "OpenID Connect on the Microsoft identity platform", "OAuth 2.0 device authorization
 grant", "client credentials flow", "certificate credentials" and "AADSTS error codes" pages
@@ -11,6 +11,17 @@ other OAuth error 400, as Entra does.
 Only what MSAL needs with ``instance_discovery=False`` is served: OpenID discovery, JWKS,
 devicecode and token. ``/common/discovery/instance`` is deliberately absent (404), so a
 client that still asks for it shows up in the request log.
+
+Tenants: every endpoint is served under /{tenant ID or domain}/ for each tenant, and under
+/common/ and /organizations/. An app is found in a tenant when it has a service principal
+there (it is registered there, or it is multi-tenant and the tenant consented to it);
+otherwise a client authenticating in that tenant gets AADSTS700016 (unauthorized_client,
+"Application with identifier ... was not found in the directory ..."), as documented in
+"AADSTS error codes". A multi-tenant app may start a device code flow in a tenant that has not
+consented; the token is then refused with AADSTS65001 (consent_required), which is where a
+user without the right to consent ends. On /common and /organizations the tenant is the
+signed-in user's (device code, refresh token); a single-tenant app is refused there with
+AADSTS50194, and client credentials, which name no user, with AADSTS50059.
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ from ._model import (
 
 if TYPE_CHECKING:
     from ._emulator import GraphEmulator
+    from ._tenant import Tenant
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -90,17 +102,17 @@ class Identity:
         match = _ROUTE.match(request.path)
         if match is None:
             return None
-        tenant = match.group("tenant")
+        segment = match.group("tenant")
         try:
-            self._check_tenant(tenant)
+            tenant = self._tenant(segment)
             if match.group("discovery") and request.method == "GET":
-                return json_response(200, self.openid_configuration(tenant))
+                return json_response(200, self.openid_configuration(segment, tenant))
             if match.group("keys") and request.method == "GET":
                 return json_response(200, self.jwks())
             if match.group("devicecode") and request.method == "POST":
-                return self.devicecode(request)
+                return self.devicecode(request, tenant)
             if match.group("token") and request.method == "POST":
-                return self.token(request)
+                return self.token(request, tenant)
             raise OAuthError(
                 "invalid_request",
                 900561,
@@ -110,15 +122,22 @@ class Identity:
         except OAuthError as error:
             return self.error_response(request, error)
 
-    def _check_tenant(self, tenant: str) -> None:
-        known = {self.emu.tenant_id.lower(), *(d.lower() for d in self.emu.tenant_domains)}
-        if tenant.lower() not in known | {"organizations", "common"}:
+    def path_tenant(self, request: Request) -> Tenant | None:
+        """The tenant the path names, None for /common, /organizations or an unknown one."""
+        match = _ROUTE.match(request.path)
+        return self.emu.find_tenant(match.group("tenant")) if match else None
+
+    def _tenant(self, segment: str) -> Tenant | None:
+        """The tenant `segment` names; None for the /common and /organizations aliases."""
+        tenant = self.emu.find_tenant(segment)
+        if tenant is None and segment.lower() not in ("organizations", "common"):
             raise OAuthError(
                 "invalid_tenant",
                 90002,
-                f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant "
+                f"Tenant '{segment}' not found. Check to make sure you have the correct tenant "
                 "ID and are signing into the correct cloud.",
             )
+        return tenant
 
     def error_response(self, request: Request, error: OAuthError) -> Response:
         now = self.emu.now_datetime()
@@ -142,17 +161,16 @@ class Identity:
 
     # -- discovery ------------------------------------------------------------------------
 
-    def issuer(self) -> str:
-        return f"{self.emu.base_url}/{self.emu.tenant_id}/v2.0"
+    def issuer(self, tenant: Tenant | None = None) -> str:
+        return (tenant or self.emu.home).issuer
 
-    def openid_configuration(self, tenant: str) -> dict[str, Any]:
+    def openid_configuration(self, requested: str, tenant: Tenant | None) -> dict[str, Any]:
         base = self.emu.base_url
         # Tenant-specific metadata names the tenant GUID in every endpoint (MSAL takes the
         # tenant for its cache from token_endpoint); /common and /organizations keep their
         # alias and publish a "{tenantid}" issuer template, as Entra does.
-        alias = tenant.lower() in ("common", "organizations")
-        segment = tenant if alias else self.emu.tenant_id
-        issuer = f"{base}/{{tenantid}}/v2.0" if alias else self.issuer()
+        segment = requested if tenant is None else tenant.tenant_id
+        issuer = f"{base}/{{tenantid}}/v2.0" if tenant is None else tenant.issuer
         return {
             "token_endpoint": f"{base}/{segment}/oauth2/v2.0/token",
             "token_endpoint_auth_methods_supported": [
@@ -206,7 +224,7 @@ class Identity:
         base = self.emu.base_url
         return {base.lower(), f"{base}/".lower(), GRAPH_APP_ID}
 
-    def parse_scope(self, scope: str) -> ScopeRequest:
+    def parse_scope(self, scope: str, tenant: Tenant | None = None) -> ScopeRequest:
         resources: set[str] = set()
         spelled: str | None = None
         names: list[str] = []
@@ -224,7 +242,7 @@ class Identity:
                     "invalid_resource",
                     500011,
                     f"The resource principal named {resource} was not found in the tenant "
-                    f"named {self.emu.tenant_domains[0]}. This can happen if the application "
+                    f"named {(tenant or self.emu.home).domain}. This can happen if the application "
                     "has not been installed by the administrator of the tenant or consented "
                     "to by any user in the tenant. You might have sent your authentication "
                     "request to the wrong tenant.",
@@ -259,9 +277,9 @@ class Identity:
 
     # -- device code --------------------------------------------------------------------------
 
-    def devicecode(self, request: Request) -> Response:
+    def devicecode(self, request: Request, tenant: Tenant | None) -> Response:
         form = request.form()
-        app = self._app(form.get("client_id"))
+        app = self._app(form.get("client_id"), tenant, consent_at_sign_in=True)
         scope = form.get("scope", "")
         if not scope.strip():
             raise OAuthError(
@@ -269,7 +287,7 @@ class Identity:
                 900144,
                 "The request body must contain the following parameter: 'scope'.",
             )
-        self.parse_scope(scope)
+        self.parse_scope(scope, tenant)
         if not app.public_client:
             # What Entra answers when "Allow public client flows" is off for the app.
             raise OAuthError(
@@ -290,6 +308,7 @@ class Identity:
             issued_at=now,
             expires_at=now + emu.device_code_lifetime,
             interval=emu.device_code_interval,
+            tenant_id=tenant.tenant_id if tenant is not None else None,
         )
         emu.device_codes[flow.device_code] = flow
         emu.device_code_issued.notify_all()
@@ -311,15 +330,15 @@ class Identity:
 
     # -- token ------------------------------------------------------------------------------
 
-    def token(self, request: Request) -> Response:
+    def token(self, request: Request, tenant: Tenant | None) -> Response:
         form = request.form()
         grant_type = form.get("grant_type", "")
         if grant_type == DEVICE_CODE_GRANT:
-            return self._device_code_grant(request, form)
+            return self._device_code_grant(request, form, tenant)
         if grant_type == "client_credentials":
-            return self._client_credentials_grant(request, form)
+            return self._client_credentials_grant(request, form, tenant)
         if grant_type == "refresh_token":
-            return self._refresh_token_grant(request, form)
+            return self._refresh_token_grant(request, form, tenant)
         if not grant_type:
             raise OAuthError(
                 "invalid_request",
@@ -332,7 +351,12 @@ class Identity:
             f"The app requested an unsupported grant type '{grant_type}'.",
         )
 
-    def _app(self, client_id: str | None) -> App:
+    def _app(
+        self, client_id: str | None, tenant: Tenant | None, *, consent_at_sign_in: bool
+    ) -> App:
+        """The app `client_id` names, as the tenant sees it. `consent_at_sign_in`: a user
+        signs in next (device code, refresh token), so a multi-tenant app that the tenant has
+        not consented to yet is let through to the consent check at token issuance."""
         if not client_id:
             raise OAuthError(
                 "invalid_request",
@@ -340,20 +364,39 @@ class Identity:
                 "The request body must contain the following parameter: 'client_id'.",
             )
         app = self.emu.apps.get(client_id.lower())
-        if app is None:
-            raise OAuthError(
-                "unauthorized_client",
-                700016,
-                f"Application with identifier '{client_id}' was not found in the directory "
-                f"'{self.emu.tenant_domains[0]}'. This can happen if the application has not "
-                "been installed by the administrator of the tenant or consented to by any "
-                "user in the tenant. You may have sent your authentication request to the "
-                "wrong tenant.",
-            )
-        return app
+        if app is not None and tenant is None:
+            if not app.multi_tenant:
+                raise OAuthError(
+                    "invalid_request",
+                    50194,
+                    f"Application '{app.client_id}'({app.display_name}) is not configured as a "
+                    "multi-tenant application. Usage of the /common endpoint is not supported "
+                    "for such applications created after '10/15/2018'. Use a tenant-specific "
+                    "endpoint or configure the application to be multi-tenant.",
+                )
+            return app
+        if app is not None and tenant is not None:
+            if tenant.service_principal(app) is not None:
+                return app
+            if consent_at_sign_in and app.multi_tenant:
+                return app
+        directory = tenant.domain if tenant is not None else "common"
+        raise OAuthError(
+            "unauthorized_client",
+            700016,
+            f"Application with identifier '{client_id}' was not found in the directory "
+            f"'{directory}'. This can happen if the application has not been installed by "
+            "the administrator of the tenant or consented to by any user in the tenant. You "
+            "may have sent your authentication request to the wrong tenant.",
+        )
 
     def _authenticate_client(
-        self, request: Request, form: dict[str, str], *, required: bool
+        self,
+        request: Request,
+        form: dict[str, str],
+        tenant: Tenant | None,
+        *,
+        required: bool,
     ) -> App:
         client_id = form.get("client_id")
         basic = request.headers.get("authorization", "")
@@ -361,7 +404,7 @@ class Identity:
         if basic.lower().startswith("basic "):
             decoded = base64.b64decode(basic[6:]).decode("utf-8", "replace")
             client_id, _, secret = decoded.partition(":")
-        app = self._app(client_id)
+        app = self._app(client_id, tenant, consent_at_sign_in=not required)
         assertion = form.get("client_assertion")
         if app.public_client and not app.confidential and (secret or assertion):
             raise OAuthError(
@@ -378,7 +421,7 @@ class Identity:
                     "The request body must contain the following parameter: "
                     "'client_assertion_type'.",
                 )
-            self._verify_assertion(app, assertion, request)
+            self._verify_assertion(app, assertion, request, tenant)
         elif secret is not None:
             if not any(secrets.compare_digest(secret, known) for known in app.secrets):
                 raise OAuthError(
@@ -399,7 +442,9 @@ class Identity:
             )
         return app
 
-    def _verify_assertion(self, app: App, assertion: str, request: Request) -> None:
+    def _verify_assertion(
+        self, app: App, assertion: str, request: Request, tenant: Tenant | None
+    ) -> None:
         try:
             header, claims, signing_input, signature = unverified_parts(assertion)
         except JwtError as exc:
@@ -437,7 +482,7 @@ class Identity:
             ) from exc
         now = self.emu.now()
         token_endpoint = f"{self.emu.base_url}{request.path}"
-        audiences = {token_endpoint.lower(), self.issuer().lower()}
+        audiences = {token_endpoint.lower(), self.issuer(tenant).lower()}
         if str(claims.get("aud", "")).lower() not in audiences:
             raise OAuthError(
                 "invalid_client",
@@ -461,10 +506,16 @@ class Identity:
                 status=401,
             )
 
-    def _device_code_grant(self, request: Request, form: dict[str, str]) -> Response:
-        app = self._authenticate_client(request, form, required=False)
+    def _device_code_grant(
+        self, request: Request, form: dict[str, str], tenant: Tenant | None
+    ) -> Response:
+        app = self._authenticate_client(request, form, tenant, required=False)
         flow = self.emu.device_codes.get(form.get("device_code", ""))
-        if flow is None or flow.client_id.lower() != app.client_id.lower():
+        if (
+            flow is None
+            or flow.client_id.lower() != app.client_id.lower()
+            or (tenant is not None and flow.tenant_id not in (None, tenant.tenant_id))
+        ):
             raise OAuthError(
                 "bad_verification_code",
                 70018,
@@ -494,9 +545,19 @@ class Identity:
         flow.state = "redeemed"
         return self._delegated_tokens(app, flow.user, flow.scope, form)
 
-    def _client_credentials_grant(self, request: Request, form: dict[str, str]) -> Response:
-        app = self._authenticate_client(request, form, required=True)
-        scopes = self.parse_scope(form.get("scope", ""))
+    def _client_credentials_grant(
+        self, request: Request, form: dict[str, str], tenant: Tenant | None
+    ) -> Response:
+        if tenant is None:
+            raise OAuthError(
+                "invalid_request",
+                50059,
+                "No tenant-identifying information found in either the request or implied by "
+                "any provided credentials.",
+            )
+        app = self._authenticate_client(request, form, tenant, required=True)
+        principal = tenant.service_principal(app)  # there: _app let only consented apps by
+        scopes = self.parse_scope(form.get("scope", ""), tenant)
         if not scopes.is_default or scopes.oidc:
             raise OAuthError(
                 "invalid_scope",
@@ -506,7 +567,12 @@ class Identity:
                 "resource identifier (application ID URI).",
             )
         lifetime = self.emu.access_token_lifetime
-        token = self.emu.mint_access_token(app, roles=sorted(app.app_roles), lifetime=lifetime)
+        token = self.emu.mint_access_token(
+            app,
+            roles=sorted(principal.app_roles if principal else ()),
+            lifetime=lifetime,
+            tenant=tenant,
+        )
         return json_response(
             200,
             {
@@ -517,11 +583,17 @@ class Identity:
             },
         )
 
-    def _refresh_token_grant(self, request: Request, form: dict[str, str]) -> Response:
-        app = self._authenticate_client(request, form, required=False)
+    def _refresh_token_grant(
+        self, request: Request, form: dict[str, str], tenant: Tenant | None
+    ) -> Response:
+        app = self._authenticate_client(request, form, tenant, required=False)
         token = form.get("refresh_token", "")
         grant = self.emu.refresh_grants.get(token)
-        if grant is None or grant.client_id.lower() != app.client_id.lower():
+        if (
+            grant is None
+            or grant.client_id.lower() != app.client_id.lower()
+            or (tenant is not None and grant.tenant_id != tenant.tenant_id)
+        ):
             raise OAuthError(
                 "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."
             )
@@ -542,19 +614,24 @@ class Identity:
                 "inactive for too long.",
                 suberror="bad_token",
             )
-        user = self.emu.users[grant.user_id]
+        user = self.emu.tenant(grant.tenant_id).users[grant.user_id]
         scope = form.get("scope") or "openid profile offline_access"
         return self._delegated_tokens(app, user, scope, form)
 
     # -- issuing ------------------------------------------------------------------------------
 
     def _delegated_tokens(self, app: App, user: User, scope: str, form: dict[str, str]) -> Response:
-        request = self.parse_scope(scope)
-        if request.is_default:
-            granted = sorted(app.delegated_scopes)
+        """Tokens for `user` in the user's tenant, with what that tenant consented to."""
+        emu = self.emu
+        tenant = emu.tenant(user.tenant_id)
+        request = self.parse_scope(scope, tenant)
+        principal = tenant.service_principal(app)
+        consented = principal.delegated_scopes if principal is not None else set()
+        if request.is_default and principal is not None:
+            granted = sorted(consented)
         else:
-            missing = [name for name in request.names if name not in app.delegated_scopes]
-            if missing:
+            missing = [name for name in request.names if name not in consented]
+            if missing or principal is None:
                 raise OAuthError(
                     "invalid_grant",
                     65001,
@@ -564,7 +641,6 @@ class Identity:
                     suberror="consent_required",
                 )
             granted = list(request.names)
-        emu = self.emu
         lifetime = emu.access_token_lifetime
         body: dict[str, Any] = {
             "token_type": "Bearer",
@@ -576,7 +652,7 @@ class Identity:
             "expires_in": lifetime,
             "ext_expires_in": lifetime,
             "access_token": emu.mint_access_token(
-                app, user=user, scopes=granted, lifetime=lifetime
+                app, user=user, scopes=granted, lifetime=lifetime, tenant=tenant
             ),
         }
         if "offline_access" in request.oidc:
@@ -587,10 +663,11 @@ class Identity:
                 user_id=user.id,
                 issued_at=now,
                 expires_at=now + emu.refresh_token_lifetime,
+                tenant_id=tenant.tenant_id,
             )
             body["refresh_token"] = refresh_token
         if "openid" in request.oidc:
-            body["id_token"] = emu.mint_id_token(app, user)
+            body["id_token"] = emu.mint_id_token(app, user, tenant)
         if form.get("client_info") == "1":
-            body["client_info"] = b64url_json({"uid": user.id, "utid": emu.tenant_id})
+            body["client_info"] = b64url_json({"uid": user.id, "utid": tenant.tenant_id})
         return json_response(200, body)

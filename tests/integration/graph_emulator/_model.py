@@ -1,4 +1,5 @@
-"""The emulated directory: apps, users, devices, recovery keys, and what tests inspect."""
+"""The emulated directory: apps, service principals, users, devices, recovery keys, and
+what tests inspect."""
 
 from __future__ import annotations
 
@@ -81,7 +82,14 @@ def _guid() -> str:
 
 @dataclass
 class App:
-    """An app registration with its service principal in the emulated tenant."""
+    """An app registration, and its service principal in the tenant it is registered in.
+
+    `delegated_scopes`, `app_roles` and `object_id` are those of the home tenant's service
+    principal (the same set objects: changing them changes what that tenant grants). A
+    multi-tenant app (signInAudience AzureADMultipleOrgs) gets a service principal of its own
+    in every other tenant that consents to it (`Tenant.consent`); its client ID, secrets and
+    certificates are the registration's, so they work in each of those tenants.
+    """
 
     client_id: str
     display_name: str
@@ -91,10 +99,27 @@ class App:
     delegated_scopes: set[str] = field(default_factory=set)  # admin-consented Graph scopes
     app_roles: set[str] = field(default_factory=set)  # Graph application permissions
     object_id: str = field(default_factory=_guid)
+    tenant_id: str = ""  # the tenant the app is registered in
+    multi_tenant: bool = False
 
     @property
     def confidential(self) -> bool:
         return bool(self.secrets or self.certificates)
+
+    @property
+    def sign_in_audience(self) -> str:
+        return "AzureADMultipleOrgs" if self.multi_tenant else "AzureADMyOrg"
+
+
+@dataclass
+class ServicePrincipal:
+    """An app's enterprise application in one tenant, with what that tenant consented to."""
+
+    app: App
+    tenant_id: str
+    delegated_scopes: set[str] = field(default_factory=set)
+    app_roles: set[str] = field(default_factory=set)
+    object_id: str = field(default_factory=_guid)
 
 
 @dataclass
@@ -103,6 +128,7 @@ class User:
     user_principal_name: str
     display_name: str
     roles: set[str] = field(default_factory=set)  # directory role names (ROLE_TEMPLATE_IDS)
+    tenant_id: str = ""
 
     @property
     def role_template_ids(self) -> list[str]:
@@ -164,6 +190,7 @@ class KeyRead:
     user_principal_name: str | None
     time: dt.datetime
     request_id: str
+    tenant_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,6 +206,7 @@ class RequestRecord:
     request_id: str
     headers: dict[str, str]
     grant_type: str | None = None  # token endpoint requests only
+    tenant_id: str | None = None  # the tenant the request was for, when it names a known one
 
 
 @dataclass
@@ -192,9 +220,14 @@ class Fault:
     retry_after: str | None
     in_batch: bool | None
     served: int = 0
+    tenant_id: str | None = None  # None: requests for any tenant
 
-    def matches(self, method: str, path: str, via_batch: bool) -> bool:
+    def matches(
+        self, method: str, path: str, via_batch: bool, tenant_id: str | None = None
+    ) -> bool:
         if self.served >= self.times:
+            return False
+        if self.tenant_id is not None and self.tenant_id != tenant_id:
             return False
         if self.method is not None and self.method != method:
             return False
@@ -218,6 +251,7 @@ class DeviceCode:
     state: DeviceCodeState = "pending"
     user: User | None = None
     polls: int = 0
+    tenant_id: str | None = None  # None: asked at /common or /organizations
 
 
 @dataclass
@@ -227,3 +261,4 @@ class RefreshGrant:
     issued_at: float
     expires_at: float
     revoked: bool = False
+    tenant_id: str = ""

@@ -1,0 +1,436 @@
+"""One Entra tenant of the emulator: its directory, consents, audit log and settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+
+from ._crypto import ClientCertificate
+from ._generated import GeneratedKeys
+from ._model import (
+    ROLE_TEMPLATE_IDS,
+    VOLUME_TYPES,
+    App,
+    Device,
+    Fault,
+    KeyRead,
+    RecoveryKey,
+    RequestRecord,
+    ServicePrincipal,
+    User,
+    canonical_permission,
+    generate_recovery_password,
+)
+
+if TYPE_CHECKING:
+    from ._emulator import GraphEmulator, RetryAfter
+
+_HEX_PREFIX = re.compile(r"^[0-9a-fA-F]{1,8}(-[0-9a-fA-F]{0,4}){0,4}$")
+
+
+class Tenant:
+    """A directory with its own ID and domains, served under /{tenant ID or domain}/ by the
+    identity platform and, for Graph, to access tokens whose `tid` is its ID.
+
+    Get one from `GraphEmulator.add_tenant()` (or `GraphEmulator.home`, the tenant the
+    emulator starts with). Settings left at None (`recovery_keys_page_size`,
+    `devices_page_size`, `latency`) follow the emulator's.
+    """
+
+    def __init__(self, emulator: GraphEmulator, tenant_id: str, domain: str) -> None:
+        self.emulator = emulator
+        self.tenant_id = tenant_id
+        self.domains = [domain]
+        self.users: dict[str, User] = {}
+        self.devices: list[Device] = []
+        self.recovery_keys: dict[str, RecoveryKey] = {}  # explicit keys, by lower-case ID
+        self.generated: list[GeneratedKeys] = []  # generated blocks, in the order added
+        self.service_principals: dict[str, ServicePrincipal] = {}  # by lower-case client ID
+        self.key_reads: list[KeyRead] = []  # this tenant's audit log of password reads
+        self._recovery_keys_page_size: int | None = None
+        self._devices_page_size: int | None = None
+        self._latency: float | None = None
+
+    def __repr__(self) -> str:
+        return f"Tenant({self.domain!r}, tenant_id={self.tenant_id!r})"
+
+    # -- names and addresses ----------------------------------------------------------------
+
+    @property
+    def domain(self) -> str:
+        """The initial domain, e.g. contoso.onmicrosoft.com."""
+        return self.domains[0]
+
+    def is_named(self, name: str) -> bool:
+        """True for this tenant's ID or one of its domains (case ignored)."""
+        lowered = name.lower()
+        return lowered == self.tenant_id.lower() or lowered in (d.lower() for d in self.domains)
+
+    @property
+    def authority(self) -> str:
+        """What MSAL's `authority` must be to sign in to this tenant."""
+        return f"{self.emulator.base_url}/{self.tenant_id}"
+
+    @property
+    def access_token_issuer(self) -> str:
+        """`iss` of v1.0 access tokens (Graph's), as https://sts.windows.net/{tid}/ is."""
+        return f"{self.emulator.base_url}/{self.tenant_id}/"
+
+    @property
+    def issuer(self) -> str:
+        """`iss` of v2.0 tokens (ID tokens) and of the OpenID metadata."""
+        return f"{self.emulator.base_url}/{self.tenant_id}/v2.0"
+
+    # -- settings ---------------------------------------------------------------------------
+
+    @property
+    def recovery_keys_page_size(self) -> int:
+        size = self._recovery_keys_page_size
+        return self.emulator.recovery_keys_page_size if size is None else size
+
+    @recovery_keys_page_size.setter
+    def recovery_keys_page_size(self, value: int | None) -> None:
+        self._recovery_keys_page_size = value
+
+    @property
+    def devices_page_size(self) -> int:
+        size = self._devices_page_size
+        return self.emulator.devices_page_size if size is None else size
+
+    @devices_page_size.setter
+    def devices_page_size(self, value: int | None) -> None:
+        self._devices_page_size = value
+
+    @property
+    def latency(self) -> float:
+        """Seconds added to every HTTP request for this tenant (by token `tid` on Graph,
+        by path on the identity platform)."""
+        return self.emulator.latency if self._latency is None else self._latency
+
+    @latency.setter
+    def latency(self, value: float | None) -> None:
+        self._latency = value
+
+    # -- apps and consent -------------------------------------------------------------------
+
+    def add_app(
+        self,
+        display_name: str = "bitkey-dir",
+        *,
+        client_id: str | None = None,
+        public_client: bool = True,
+        secret: str | None = None,
+        certificate: x509.Certificate | ClientCertificate | None = None,
+        delegated_scopes: Iterable[str] = (),
+        app_roles: Iterable[str] = (),
+        multi_tenant: bool = False,
+    ) -> App:
+        """Register an app in this tenant, with its service principal here; `delegated_scopes`
+        / `app_roles` are admin-consented Graph permissions (e.g. "BitlockerKey.Read.All").
+        A `multi_tenant` app can be consented to in other tenants with `consent`."""
+        if isinstance(certificate, ClientCertificate):
+            certificate = certificate.certificate
+        app = App(
+            client_id=client_id or str(uuid.uuid4()),
+            display_name=display_name,
+            public_client=public_client,
+            secrets=[secret] if secret else [],
+            certificates=[certificate] if certificate is not None else [],
+            delegated_scopes={permission(p) for p in delegated_scopes},
+            app_roles={permission(p) for p in app_roles},
+            tenant_id=self.tenant_id,
+            multi_tenant=multi_tenant,
+        )
+        emulator = self.emulator
+        with emulator.lock:
+            if app.client_id.lower() in emulator.apps:
+                raise ValueError(f"an app with client ID {app.client_id} is registered already")
+            emulator.apps[app.client_id.lower()] = app
+            # The home service principal shares the registration's permission sets.
+            self.service_principals[app.client_id.lower()] = ServicePrincipal(
+                app=app,
+                tenant_id=self.tenant_id,
+                delegated_scopes=app.delegated_scopes,
+                app_roles=app.app_roles,
+                object_id=app.object_id,
+            )
+        return app
+
+    def consent(
+        self, app: App, *, app_roles: Iterable[str] = (), delegated_scopes: Iterable[str] = ()
+    ) -> ServicePrincipal:
+        """An administrator of this tenant consents to `app`: its service principal is created
+        here (once) and granted these Graph permissions, on top of any granted before."""
+        if app.tenant_id != self.tenant_id and not app.multi_tenant:
+            raise ValueError(
+                f"{app.display_name!r} is a single-tenant app of {app.tenant_id}: only "
+                "multi-tenant apps (add_app(multi_tenant=True)) can be used in other tenants"
+            )
+        roles = {permission(p) for p in app_roles}
+        scopes = {permission(p) for p in delegated_scopes}
+        with self.emulator.lock:
+            principal = self.service_principals.get(app.client_id.lower())
+            if principal is None:
+                principal = ServicePrincipal(app=app, tenant_id=self.tenant_id)
+                self.service_principals[app.client_id.lower()] = principal
+            principal.app_roles.update(roles)
+            principal.delegated_scopes.update(scopes)
+        return principal
+
+    def remove_consent(self, app: App) -> None:
+        """Delete `app`'s service principal here (Enterprise applications > Delete): its
+        tokens for this tenant stop being issued (AADSTS700016)."""
+        with self.emulator.lock:
+            self.service_principals.pop(app.client_id.lower(), None)
+
+    def service_principal(self, app: App | str) -> ServicePrincipal | None:
+        client_id = app.client_id if isinstance(app, App) else app
+        return self.service_principals.get(client_id.lower())
+
+    # -- directory --------------------------------------------------------------------------
+
+    def add_user(
+        self,
+        user_principal_name: str,
+        *,
+        display_name: str | None = None,
+        roles: Iterable[str] = (),
+        user_id: str | None = None,
+    ) -> User:
+        """Add a user; `roles` are directory role names such as "Helpdesk Administrator"."""
+        role_set = set(roles)
+        unknown = role_set - set(ROLE_TEMPLATE_IDS)
+        if unknown:
+            raise ValueError(
+                f"unknown directory roles {sorted(unknown)}; known: {ROLE_TEMPLATE_IDS}"
+            )
+        user = User(
+            id=user_id or str(uuid.uuid4()),
+            user_principal_name=user_principal_name,
+            display_name=display_name or user_principal_name.split("@", maxsplit=1)[0],
+            roles=role_set,
+            tenant_id=self.tenant_id,
+        )
+        with self.emulator.lock:
+            self.users[user.id] = user
+        return user
+
+    def add_device(
+        self,
+        display_name: str,
+        *,
+        device_id: str | None = None,
+        object_id: str | None = None,
+        operating_system: str | None = "Windows",
+        owners: Iterable[User] = (),
+    ) -> Device:
+        """Add a device object. Display names need not be unique, as in Entra ID."""
+        device = Device(
+            id=object_id or str(uuid.uuid4()),
+            device_id=device_id or str(uuid.uuid4()),
+            display_name=display_name,
+            operating_system=operating_system,
+            registered_owners={user.id for user in owners},
+        )
+        with self.emulator.lock:
+            self.devices.append(device)
+        return device
+
+    def add_recovery_key(
+        self,
+        device: Device | str,
+        *,
+        key: str | None = None,
+        key_id: str | None = None,
+        id_prefix: str | None = None,
+        created: dt.datetime | None = None,
+        volume_type: str = "operatingSystemVolume",
+    ) -> RecoveryKey:
+        """Escrow a recovery key for `device` (a Device or a deviceId); the password is
+        generated when not given. `id_prefix` (e.g. another key's ID[:8]): a random ID that
+        starts with it, for Key ID prefix collisions."""
+        if volume_type not in (*VOLUME_TYPES, "unknownFutureValue", "1"):
+            raise ValueError(f"volume_type must be one of {VOLUME_TYPES}")
+        if key_id is not None and id_prefix is not None:
+            raise ValueError("give key_id or id_prefix, not both")
+        if id_prefix is not None:
+            if not _HEX_PREFIX.match(id_prefix):
+                raise ValueError(f"id_prefix {id_prefix!r} is not the start of a GUID")
+            random_id = str(uuid.uuid4())
+            key_id = id_prefix.lower() + random_id[len(id_prefix) :]
+        recovery_key = RecoveryKey(
+            id=key_id or str(uuid.uuid4()),
+            device_id=device.device_id if isinstance(device, Device) else device,
+            key=key or generate_recovery_password(),
+            created=created or self.emulator.now_datetime().replace(microsecond=0),
+            volume_type=volume_type,
+        )
+        with self.emulator.lock:
+            self.recovery_keys[recovery_key.id.lower()] = recovery_key
+        return recovery_key
+
+    def add_generated_keys(
+        self, count: int, *, seed: int = 0, keys_per_device: int = 1, name_prefix: str = "GEN"
+    ) -> GeneratedKeys:
+        """Add `count` keys on ceil(count / keys_per_device) Windows devices named
+        f"{name_prefix}-000000"..., all derived from (seed, index) when a request needs them
+        (see _generated). Same seed, same IDs: give each block of a tenant its own seed, and
+        tenants that must not share IDs different seeds."""
+        block = GeneratedKeys(
+            count, seed=seed, keys_per_device=keys_per_device, name_prefix=name_prefix
+        )
+        with self.emulator.lock:
+            if any(other.seed == seed for other in self.generated):
+                raise ValueError(f"this tenant has a generated block with seed {seed} already")
+            self.generated.append(block)
+        return block
+
+    # -- what tests and benchmarks inspect --------------------------------------------------
+
+    @property
+    def generated_key_count(self) -> int:
+        return sum(block.count for block in self.generated)
+
+    @property
+    def key_count(self) -> int:
+        """Explicit and generated recovery keys."""
+        return len(self.recovery_keys) + self.generated_key_count
+
+    @property
+    def device_count(self) -> int:
+        return len(self.devices) + sum(block.device_count for block in self.generated)
+
+    def _generated_at(self, index: int) -> tuple[GeneratedKeys, int]:
+        if index >= 0:
+            for block in self.generated:
+                if index < block.count:
+                    return block, index
+                index -= block.count
+        raise IndexError(f"generated key index out of range 0..{self.generated_key_count - 1}")
+
+    def generated_key_id(self, index: int) -> str:
+        """The ID of generated key `index`, counting across blocks in the order added."""
+        block, local = self._generated_at(index)
+        return block.key_id(local)
+
+    def generated_key_prefix(self, index: int) -> str:
+        """The first 8 hex digits of generated key `index`'s ID."""
+        block, local = self._generated_at(index)
+        return block.key_prefix(local)
+
+    def generated_key(self, index: int) -> RecoveryKey:
+        """Generated key `index`, password included (built on each call)."""
+        block, local = self._generated_at(index)
+        return block.recovery_key(local)
+
+    def key_ids(self) -> Iterator[str]:
+        """Every key ID, in the order the list endpoint returns them, without passwords."""
+        yield from (key.id for key in list(self.recovery_keys.values()))
+        for block in list(self.generated):
+            yield from block.key_ids()
+
+    def key_id_prefixes(self) -> Iterator[str]:
+        """The first 8 hex digits of every key ID, in the order of `key_ids`."""
+        yield from (key.id[:8].lower() for key in list(self.recovery_keys.values()))
+        for block in list(self.generated):
+            yield from (f"{value:08x}" for value in block.prefixes())
+
+    def keys_with_prefix(self, prefix: str) -> list[str]:
+        """IDs of this tenant's keys that start with `prefix` (case ignored): explicit keys,
+        then generated ones through a 4-bytes-a-key table built on first use."""
+        lowered = prefix.lower()
+        found = [
+            key.id for key in self.recovery_keys.values() if key.id.lower().startswith(lowered)
+        ]
+        for block in self.generated:
+            found += [block.key_id(i) for i in block.indexes_with_prefix(lowered)]
+        return found
+
+    def find_recovery_key(self, key_id: str) -> RecoveryKey | None:
+        """An explicit or generated key by ID (case ignored)."""
+        key = self.recovery_keys.get(key_id.lower())
+        if key is not None:
+            return key
+        for block in self.generated:
+            index = block.key_index(key_id)
+            if index is not None:
+                return block.recovery_key(index)
+        return None
+
+    def find_device(self, object_id: str) -> Device | None:
+        """An explicit or generated device by directory object ID (case ignored)."""
+        for device in self.devices:
+            if device.id.lower() == object_id.lower():
+                return device
+        for block in self.generated:
+            index = block.device_index_by_object_id(object_id)
+            if index is not None:
+                return block.device(index)
+        return None
+
+    # -- tokens, faults and counters for this tenant ----------------------------------------
+
+    def mint_access_token(
+        self,
+        app: App,
+        *,
+        user: User | None = None,
+        scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        lifetime: float | None = None,
+        audience: str | None = None,
+    ) -> str:
+        """An access token for Graph issued by this tenant (`tid`, `iss`): see
+        GraphEmulator.mint_access_token."""
+        return self.emulator.mint_access_token(
+            app,
+            user=user,
+            scopes=scopes,
+            roles=roles,
+            lifetime=lifetime,
+            audience=audience,
+            tenant=self,
+        )
+
+    def add_fault(
+        self,
+        path: str,
+        *,
+        status: int = 429,
+        times: int = 1,
+        method: str | None = None,
+        retry_after: RetryAfter | None = None,
+        in_batch: bool | None = None,
+    ) -> Fault:
+        """GraphEmulator.add_fault for requests to this tenant only."""
+        return self.emulator.add_fault(
+            path,
+            status=status,
+            times=times,
+            method=method,
+            retry_after=retry_after,
+            in_batch=in_batch,
+            tenant=self,
+        )
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        return [r for r in self.emulator.requests if r.tenant_id == self.tenant_id]
+
+    def count(
+        self, path: str | None = None, *, method: str | None = None, via_batch: bool | None = None
+    ) -> int:
+        """GraphEmulator.count for requests to this tenant only."""
+        return self.emulator.count(path, method=method, via_batch=via_batch, tenant=self)
+
+
+def permission(name: str) -> str:
+    canonical = canonical_permission(name)
+    if canonical is None:
+        raise ValueError(f"unknown Graph permission {name!r}")
+    return canonical
