@@ -227,7 +227,7 @@ def free_port() -> int:
 # -- Key ID ---------------------------------------------------------------------------------------
 
 
-def test_full_key_id_is_one_graph_request(
+def test_full_key_id_reads_one_key_and_names_its_device(
     entra: Entra, graph: GraphEmulator, trail_file: Path
 ) -> None:
     entra.daemon()
@@ -236,11 +236,13 @@ def test_full_key_id_is_one_graph_request(
     others = [graph.add_recovery_key(pc, created=day(n)) for n in (1, 2)]
     found = entra.find("--key-id", key.id.upper())
     assert found.code == 0, found.err
-    # One request: no device name for it, so computer is null.
-    assert found.keys == [record(key, None)]
+    # One read of the key, one small query for its device's name.
+    assert found.keys == [record(key, "PC-0042")]
     assert tuple(found.keys[0]) == KEY_FIELDS
     assert found.source == {"name": SOURCE, "status": "ok", "error": None}
-    assert graph.count(GRAPH) == 1
+    assert graph.count(GRAPH) == 2
+    (naming,) = only(graph, DEVICES)
+    assert query_of(naming)["$filter"] == f"deviceId eq '{key.device_id}'"
     (request,) = only(graph, KEYS)
     assert request.method == "GET"
     assert request.path.endswith("/" + key.id)
@@ -255,7 +257,7 @@ def test_full_key_id_is_one_graph_request(
     graph.clear_requests()
     again = entra.find("--key-id", "{" + key.id.lower() + "}")
     assert again.keys == found.keys
-    assert graph.count(GRAPH) == 1
+    assert graph.count(GRAPH) == 2
 
 
 def test_unknown_full_key_id_is_exit_1(entra: Entra, graph: GraphEmulator) -> None:
@@ -779,7 +781,7 @@ def test_client_certificate_sign_in(
     key = graph.add_recovery_key(graph.add_device("PC-0042"))
     found = entra.find("--key-id", key.id, auth="client-certificate", certificate_file=str(pem))
     assert found.code == 0, found.err
-    assert found.keys == [record(key, None)]
+    assert found.keys == [record(key, "PC-0042")]
     (token,) = only(graph, TOKEN)
     assert (token.grant_type, token.status) == ("client_credentials", 200)
     assert credential.private_key_pem.splitlines()[1] not in found.out + found.err
@@ -802,7 +804,7 @@ def test_device_code_instructions_go_to_stderr(entra: Entra, graph: GraphEmulato
         f"{SOURCE}: signed in as {agent.user_principal_name}; the tokens are stored ({backend})\n"
     )
     found = entra.find("--key-id", key.id, auth="device-code")
-    assert json.loads(found.out)["keys"] == [record(key, None)]  # stdout is only the JSON
+    assert json.loads(found.out)["keys"] == [record(key, "PC-0042")]  # stdout is only the JSON
     # Delegated scopes are built from graph_url.
     (flow,) = graph.device_codes.values()
     assert {
@@ -976,3 +978,15 @@ def test_a_token_the_server_considers_expired_is_exit_3_with_the_request_id(
     assert found.code == 3, found.err
     assert "refused the token" in found.err
     assert "request-id" in found.err
+
+
+def test_a_key_found_by_id_without_the_right_to_read_devices_is_shown_unnamed(
+    entra: Entra, graph: GraphEmulator
+) -> None:
+    entra.daemon("BitlockerKey.Read.All")
+    key = graph.add_recovery_key(graph.add_device("PC-0042"))
+    found = entra.find("--key-id", key.id[:8])
+    assert found.code == 0, found.err
+    assert found.keys == [record(key, None)]
+    assert "the computer names are not shown" in found.err
+    assert "Device.Read.All" in found.err

@@ -84,9 +84,10 @@ def test_warm_prefix_lookup_reads_one_key_and_lists_nothing(
     assert document["keys"][0]["recovery_password"] == wanted.key
     assert document["index"] == {"used": ["cloud"], "stale": []}
     assert graph.count(KEY_LIST, method="GET") == 0
-    assert graph.count(DEVICES, method="GET") == 0
+    assert graph.count(DEVICES, method="GET") == 1  # its device's name, by device ID
     assert graph.count(KEY_GET, method="GET") == 1
     assert [read.key_id for read in graph.key_reads] == [wanted.id]
+    assert document["keys"][0]["computer"].startswith("PC-")
     assert document["warnings"] == []
 
 

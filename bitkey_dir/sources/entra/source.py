@@ -22,7 +22,7 @@ import os
 import re
 import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import urlsplit
@@ -252,13 +252,44 @@ class EntraSource:
             key = await self._read_key(graph, str(key_id).lower(), {}, warn)
             if key is None:
                 warn(self._not_found_hint(f"Key ID {key_id}"))
-            return [key] if key is not None else []
+            return await self._named(graph, [key] if key is not None else [], warn)
         listed = await self._list_keys(graph, None)
         wanted = [meta for meta in listed if key_id.matches(KeyId.parse(meta["id"]))]
         if not wanted:
             warn(self._not_found_hint(f"Key ID {key_id}"))
             return []
-        return await self._read_keys(graph, wanted, {}, warn)
+        return await self._named(graph, await self._read_keys(graph, wanted, {}, warn), warn)
+
+    async def _named(self, graph: Graph, keys: list[RecoveryKey], warn: Warn) -> list[RecoveryKey]:
+        """Keys found by ID, with their devices' names: one small query per device, so the
+        agent can check the computer with the user. Without the right to read devices the
+        keys are still shown, unnamed."""
+        from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
+
+        device_ids = {key.device_id for key in keys if key.device_id and not key.computer}
+        if not device_ids:
+            return keys
+
+        async def name_of(device_id: str) -> tuple[str, str | None]:
+            parameters = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
+                filter=f"deviceId eq {odata_quote(device_id)}", select=["displayName"]
+            )
+            builder = DevicesRequestBuilder(graph.adapter, {})
+            async for device in graph.pages(builder, parameters, "naming the device", LIST_DEVICES):
+                shown = device.get("displayName")
+                if isinstance(shown, str):
+                    return device_id, shown
+            return device_id, None
+
+        try:
+            names = dict(await asyncio.gather(*(name_of(d) for d in sorted(device_ids))))
+        except BitkeyError as exc:
+            warn(f"the computer names are not shown: {exc.message}")
+            return keys
+        return [
+            replace(key, computer=names.get(key.device_id or "")) if not key.computer else key
+            for key in keys
+        ]
 
     def _not_found_hint(self, what: str) -> str:
         from bitkey_dir.sources.entra.graph import ROLES
