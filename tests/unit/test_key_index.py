@@ -197,3 +197,18 @@ def test_index_max_age_refuses_what_is_not_a_duration(value: object) -> None:
             {"sources": {"share": {"type": "file", "path": ["x"], "index_max_age": value}}},
             Path("c.toml"),
         )
+
+
+@given(st.integers(1, 10**6), st.sampled_from(["", "s", "m", "h", "d"]), st.sampled_from(["", " "]))
+def test_any_duration_in_range_is_read_and_others_are_one_line_errors(
+    number: int, unit: str, space: str
+) -> None:
+    seconds = number * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    table = {"type": "file", "path": ["x"], "index_max_age": f"{number}{space}{unit.upper()}"}
+    if seconds <= 366 * 86400:
+        config = parse_config({"sources": {"share": table}}, Path("c.toml"))
+        assert config.sources["share"].index_max_age == seconds
+    else:
+        with pytest.raises(ConfigError) as refused:
+            parse_config({"sources": {"share": table}}, Path("c.toml"))
+        assert "\n" not in refused.value.message
