@@ -304,6 +304,12 @@ def open_index(path: Path | None = None, *, create: bool = False) -> KeyIndex | 
     path = path or index_path()
     if not create and not path.exists():
         return None
+    if path.exists() and not path.is_file():
+        # A FIFO or a device would hang or feed SQLite garbage: only a regular file is opened.
+        raise SourceError(
+            f"the Key ID index {path} is not a regular file: point BITKEY_DIR_INDEX at a "
+            "file, or use --no-index"
+        )
     try:
         if create and not path.exists():
             _create_private(path)

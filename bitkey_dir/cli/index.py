@@ -130,8 +130,9 @@ def _status_table(result: IndexReport) -> None:
         else:
             state = row.state
             deleted = f", {state.deleted:,} of deleted computers" if state.deleted else ""
+            keys = "key" if state.keys == 1 else "keys"
             what = (
-                f"{state.keys:,} keys{deleted}, refreshed {describe_age(state.age())} ago "
+                f"{state.keys:,} {keys}{deleted}, refreshed {describe_age(state.age())} ago "
                 f"({state.refreshed:%Y-%m-%d %H:%M} UTC, took {state.took:.1f} s)"
             )
         if not row.configured:

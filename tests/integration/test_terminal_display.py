@@ -116,3 +116,13 @@ def test_verify_does_not_echo_the_password_typed() -> None:
     assert "valid: all 8 groups pass their checksum" in output
     assert PASSWORD not in output
     assert PASSWORD.split("-")[2] not in output
+
+
+def test_index_refresh_shows_its_progress_on_a_terminal_and_clears_it(hostile: Path) -> None:
+    output = on_terminal("--config", str(hostile), "index", "refresh", colour=False)
+    assert "\rkeys listed: 1" in output
+    assert "\r\x1b[K" in output  # the progress line is cleared before the result
+    assert re.search(r"share: 1 key in [0-9.]+ s", output)
+    # The same escaping as everywhere: a name from data cannot reach the terminal raw.
+    status = on_terminal("--config", str(hostile), "index", "status", colour=False)
+    assert "share  1 key, refreshed" in status

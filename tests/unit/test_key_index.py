@@ -212,3 +212,13 @@ def test_any_duration_in_range_is_read_and_others_are_one_line_errors(
         with pytest.raises(ConfigError) as refused:
             parse_config({"sources": {"share": table}}, Path("c.toml"))
         assert "\n" not in refused.value.message
+
+
+def test_a_fifo_or_a_folder_is_refused_without_waiting(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path):
+        with pytest.raises(SourceError, match="not a regular file"):
+            open_index(path)
+        with pytest.raises(SourceError, match="not a regular file"):
+            open_index(path, create=True)
