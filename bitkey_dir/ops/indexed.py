@@ -89,22 +89,19 @@ def _ask(
     reopen: Reopen,
 ) -> list[Answer[list[RecoveryKey]]]:
     refreshed = index_ops.refresh_due(run, index, opened)
-    if refreshed is not None:
-        # Reopened: a refresh closes the sources it lists.
-        opened = [reopen(source.name) for source in opened]
+    if refreshed is not None:  # said with the lookup's warnings, before its own
+        use.warnings += refreshed.warnings
+        use.warnings += [
+            f"{status.name}: the Key ID index was not refreshed ({status.error})"
+            for status in refreshed.sources
+            if status.status != "ok"
+        ]
     plans = _plans(run, index, query, opened)
     if query.key_id is not None:
         answers = _by_key_id(query, opened, plans, use, reopen)
     else:
         answers = _by_computer(query, opened, plans, use)
     _learn(index, query, plans, answers, use)
-    if refreshed is not None:
-        answers = [
-            Answer(answer.status, answer.value, [*refreshed.warnings, *answer.warnings])
-            if i == 0
-            else answer
-            for i, answer in enumerate(answers)
-        ]
     return answers
 
 

@@ -213,3 +213,12 @@ def test_a_source_that_fails_keeps_its_previous_index(share: Share) -> None:
         row["source"]: row for row in share.run("index", "status", "--json").document["sources"]
     }
     assert rows["other"]["keys"] == 1
+
+
+def test_an_automatic_refresh_that_fails_is_said_and_the_lookup_goes_on(tmp_path: Path) -> None:
+    share = Share(tmp_path, index_max_age="1h")
+    shutil.rmtree(share.share)
+    outcome = share.find("--key-id", OTHER_KEY_ID[:8])
+    assert outcome.key_ids == [OTHER_KEY_ID]
+    assert "share: the Key ID index was not refreshed" in outcome.err
+    assert outcome.code == 0
