@@ -24,6 +24,7 @@ from typing import Literal, TypedDict
 from bitkey_dir.env import TRAIL_ENV
 from bitkey_dir.errors import SourceError
 from bitkey_dir.model import RecoveryKey
+from bitkey_dir.rotation import Rotation
 
 
 class RevealEntry(TypedDict):
@@ -54,7 +55,23 @@ class ExportEntry(TypedDict):
     command: list[str]
 
 
-Entry = RevealEntry | ExportEntry
+class RotateEntry(TypedDict):
+    """One device whose disclosed keys were rotated, or are to be rotated by hand."""
+
+    time: str
+    os_user: str
+    principal: str | None
+    source: str
+    action: Literal["rotate"]
+    computer: str | None
+    device_id: str | None
+    key_ids: list[str]
+    outcome: str  # "requested" (asked of Intune) or "by hand"
+    reason: str | None
+    command: list[str]
+
+
+Entry = RevealEntry | ExportEntry | RotateEntry
 Line = dict[str, object]  # a line read back: whatever the file holds
 
 
@@ -124,6 +141,33 @@ def export_entry(
         "reason": reason,
         "command": list(command),
     }
+
+
+def rotation_entries(
+    rotations: Iterable[Rotation],
+    reason: str | None,
+    command: Sequence[str],
+    principals: Mapping[str, str | None] | None = None,
+) -> list[RotateEntry]:
+    """One entry per device: what was asked of the directory, or left to be done by hand."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    user = _os_user()
+    return [
+        {
+            "time": now,
+            "os_user": user,
+            "principal": (principals or {}).get(rotation.source),
+            "source": rotation.source,
+            "action": "rotate",
+            "computer": rotation.computer,
+            "device_id": rotation.device_id,
+            "key_ids": [str(key_id) for key_id in rotation.key_ids],
+            "outcome": rotation.outcome,
+            "reason": reason,
+            "command": list(command),
+        }
+        for rotation in rotations
+    ]
 
 
 def append(entries: Sequence[Entry], path: Path | None = None) -> None:

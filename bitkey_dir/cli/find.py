@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bitkey_dir.cli.common import report, run_for, stdout_is_terminal, use_color, warn
 from bitkey_dir.errors import InputError
+
+if TYPE_CHECKING:
+    from bitkey_dir.ops.lookup import LookupResult
 
 
 class Format(StrEnum):
@@ -71,6 +74,13 @@ def find(
             help="age or SSH private key that decrypts encrypted exports. Repeatable.",
         ),
     ] = None,
+    then_rotate: Annotated[
+        bool,
+        typer.Option(
+            "--rotate",
+            help="Then have the keys shown replaced (see `bitkey-dir rotate`).",
+        ),
+    ] = False,
     no_index: Annotated[
         bool,
         typer.Option(
@@ -119,4 +129,28 @@ def find(
         typer.echo(summary(result))
     elif not result.keys or result.ambiguous:
         typer.echo(summary(result), err=True)
-    raise typer.Exit(result.exit_code)
+    code: int = result.exit_code
+    if then_rotate and code == 0:
+        code = _rotate_shown(ctx, result, reason)
+    raise typer.Exit(code)
+
+
+def _rotate_shown(ctx: typer.Context, result: LookupResult, reason: str | None) -> int:
+    """After a reveal: rotate exactly the keys shown, in the sources that held them; the
+    rotation's lines go to stderr so that stdout stays the lookup's output."""
+    from bitkey_dir.cli.common import Listing
+    from bitkey_dir.cli.rotate import show
+    from bitkey_dir.model import Query
+    from bitkey_dir.ops import rotate
+
+    codes = []
+    run = run_for(ctx)
+    for key in result.keys:
+        if key.recovery_password is None:
+            continue
+        rotated = rotate.rotate(run, Query(key_id=key.key_id), [key.source], reason=reason)
+        show(rotated, Listing.table, err=True)
+        codes.append(int(rotated.exit_code))
+    # A device to rotate by hand is not a failure here: the key was found, the steps shown.
+    failures = [code for code in codes if code in (3, 4)]
+    return 3 if 3 in failures else max(failures, default=0)

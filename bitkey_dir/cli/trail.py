@@ -41,6 +41,13 @@ def trail(
         reason = mask_passwords(str(entry.get("reason") or "")) or "(no reason given)"
         if entry.get("action") == "export":
             what = f"export of {entry.get('keys')} keys to {entry.get('output')}"
+        elif entry.get("action") == "rotate":
+            ids = entry.get("key_ids")
+            count = len(ids) if isinstance(ids, list) else "?"
+            what = (
+                f"rotation ({entry.get('outcome')}) of {count} key(s) of "
+                f"{entry.get('computer') or entry.get('device_id') or '-'}"
+            )
         else:
             what = f"{entry.get('key_id')}  {entry.get('computer') or '-'}"
         line = (

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from bitkey_dir.config import Settings
     from bitkey_dir.credentials import Secret, Wanted
     from bitkey_dir.model import KeyEntry, Query, RecoveryKey
+    from bitkey_dir.rotation import Rotation
 
 Warn = Callable[[str], None]
 
@@ -202,6 +203,17 @@ class HasParts(Protocol):
 
     def parts(self) -> list[Source]:
         """The parts, each named ``NAME/PART``; closing them is the caller's."""
+        ...
+
+
+@runtime_checkable
+class Rotates(Protocol):
+    """Optional: a directory that can have a device replace its recovery password (Entra
+    through Intune). Sources without it are rotated by hand, with the steps given."""
+
+    def rotate(self, query: Query, warn: Warn) -> list[Rotation]:
+        """Ask each device whose keys answer ``query`` to rotate them, without reading a
+        password; one Rotation per device. Missing rights raise AuthError."""
         ...
 
 

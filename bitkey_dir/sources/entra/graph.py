@@ -109,6 +109,27 @@ class Graph:
 
     # -- key values -----------------------------------------------------------------------
 
+    async def key_metadata(self, key_id: str) -> list[Record]:
+        """One key's ID, device and date, not its value (not an audited read); [] if none."""
+        from msgraph.generated.information_protection.bitlocker.recovery_keys.item import (
+            bitlocker_recovery_key_item_request_builder as item,
+        )
+
+        builder = item.BitlockerRecoveryKeyItemRequestBuilder(
+            self.adapter, {"bitlockerRecoveryKey%2Did": key_id}
+        )
+        parameters = builder.BitlockerRecoveryKeyItemRequestBuilderGetQueryParameters(
+            select=["id", "deviceId", "createdDateTime", "volumeType"]
+        )
+        info = builder.to_get_request_information(configuration(parameters))
+        try:
+            found = await self.get_json(
+                info, "reading the key's metadata", "BitlockerKey.ReadBasic.All", missing_ok=True
+            )
+        except NotFound:
+            return []
+        return [{**found, "id": found.get("id") or key_id}]
+
     async def key_value(self, key_id: str) -> Record | None:
         """One key with its value (exactly one request); None when Graph has no such key."""
         from msgraph.generated.information_protection.bitlocker.recovery_keys.item import (
@@ -268,7 +289,15 @@ class Graph:
                 need = "BitlockerKey.Read.All (BitlockerKey.ReadBasic.All reads metadata only)"
             else:
                 need = permission
-            roles = "" if self.sign_in.auth in APP_AUTH else f", and one of the roles {ROLES}"
+            if self.sign_in.auth in APP_AUTH:
+                roles = ""
+            elif permission.startswith("DeviceManagement"):
+                roles = (
+                    ", and an Intune role that may rotate BitLocker keys (Intune "
+                    "Administrator, or a custom role with Remote tasks: Rotate BitLocker keys)"
+                )
+            else:
+                roles = f", and one of the roles {ROLES}"
             return AuthError(
                 f"{who} may not do this while {doing}: it needs the {need} permission{roles}{where}"
             )

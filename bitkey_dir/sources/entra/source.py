@@ -18,6 +18,7 @@ msal, msgraph-sdk and httpx are imported only when a lookup runs (graph.py, sign
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import sys
@@ -38,6 +39,7 @@ from bitkey_dir.model import (
     RecoveryKey,
     RecoveryPassword,
 )
+from bitkey_dir.rotation import Rotation
 from bitkey_dir.sources.base import AuthStatus, Escrow, TokenStatus, Warn
 from bitkey_dir.sources.entra.odata import (
     KEY_ID_SHAPE,
@@ -264,11 +266,22 @@ class EntraSource:
         """Keys found by ID, with their devices' names: one small query per device, so the
         agent can check the computer with the user. Without the right to read devices the
         keys are still shown, unnamed."""
-        from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
-
         device_ids = {key.device_id for key in keys if key.device_id and not key.computer}
         if not device_ids:
             return keys
+        try:
+            names = await self._names_of(graph, device_ids)
+        except BitkeyError as exc:
+            warn(f"the computer names are not shown: {exc.message}")
+            return keys
+        return [
+            replace(key, computer=names.get(key.device_id or "")) if not key.computer else key
+            for key in keys
+        ]
+
+    async def _names_of(self, graph: Graph, device_ids: set[str]) -> dict[str, str]:
+        """Device ID → display name, one query per device, all at once."""
+        from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
 
         async def name_of(device_id: str) -> tuple[str, str | None]:
             parameters = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
@@ -281,15 +294,77 @@ class EntraSource:
                     return device_id, shown
             return device_id, None
 
-        try:
-            names = dict(await asyncio.gather(*(name_of(d) for d in sorted(device_ids))))
-        except BitkeyError as exc:
-            warn(f"the computer names are not shown: {exc.message}")
-            return keys
-        return [
-            replace(key, computer=names.get(key.device_id or "")) if not key.computer else key
-            for key in keys
-        ]
+        found = await asyncio.gather(*(name_of(d) for d in sorted(device_ids)))
+        return {device_id: name for device_id, name in found if name is not None}
+
+    # -- rotation -----------------------------------------------------------------------
+
+    def rotate(self, query: Query, warn: Warn) -> list[Rotation]:
+        """Ask Intune to rotate the keys of each device answering ``query``. No key value
+        is read (nothing is audited as a read): devices come from names or key metadata."""
+        if query.computer is not None:
+            device_filter(query.computer)
+        self.sign_in.token()
+        return asyncio.run(self._session(lambda graph: self._rotate(graph, query, warn)))
+
+    async def _rotate(self, graph: Graph, query: Query, warn: Warn) -> list[Rotation]:
+        from bitkey_dir.rotation import manage_bde_steps
+        from bitkey_dir.sources.entra import intune
+
+        keys_of: dict[str, list[KeyId]] = {}
+        names: dict[str, str] = {}
+        if query.computer is not None:
+            for device in await self._devices(graph, query.computer):
+                names[device["deviceId"]] = device["displayName"]
+                keys_of[device["deviceId"]] = [
+                    KeyId.parse(meta["id"])
+                    for meta in await self._list_keys(graph, device["deviceId"])
+                ]
+        elif query.key_id is not None:
+            listed = (
+                await graph.key_metadata(str(query.key_id).lower())
+                if query.key_id.is_full
+                else await self._list_keys(graph, None)
+            )
+            for meta in listed:
+                key_id = KeyId.parse(meta["id"])
+                device_id = meta.get("deviceId")
+                if query.key_id.matches(key_id) and isinstance(device_id, str):
+                    keys_of.setdefault(device_id, []).append(key_id)
+            if keys_of:
+                with contextlib.suppress(BitkeyError):  # names are for people: optional
+                    names = await self._names_of(graph, set(keys_of))
+        rotations = []
+        for device_id, key_ids in keys_of.items():
+            managed = await intune.managed_devices(graph, device_id)
+            computer = names.get(device_id)
+            if not managed:
+                rotations.append(
+                    Rotation(
+                        self.name,
+                        computer,
+                        device_id,
+                        tuple(key_ids),
+                        "by hand",
+                        "not managed by Intune: rotate the keys on the device",
+                        manage_bde_steps(tuple(key_ids), backup="entra"),
+                    )
+                )
+                continue
+            for device in managed:
+                await intune.rotate(graph, device["id"])
+                rotations.append(
+                    Rotation(
+                        self.name,
+                        computer or device.get("deviceName"),
+                        device_id,
+                        tuple(key_ids),
+                        "requested",
+                        f"Intune was asked to rotate the keys (managed device {device['id']}); "
+                        f"{intune.POLICY}",
+                    )
+                )
+        return rotations
 
     def _not_found_hint(self, what: str) -> str:
         from bitkey_dir.sources.entra.graph import ROLES

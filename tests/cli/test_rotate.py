@@ -1,0 +1,80 @@
+"""`bitkey-dir rotate` and `find --rotate` where no directory can rotate: key files.
+
+The steps printed must replace the disclosed password without ever leaving the volume
+without an escrowed one (add, keep, then delete), name the disclosed key by its ID, and the
+access trail must say that a rotation is owed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.command_line import invoke
+from tests.unit.helpers import EXAMPLE_KEYS, KEY_ID, PASSWORD
+
+
+def trail_lines() -> list[dict[str, object]]:
+    path = Path(os.environ["BITKEY_DIR_TRAIL"])
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_rotate_a_key_file_by_hand() -> None:
+    outcome = invoke(
+        "rotate", "-k", KEY_ID[:8], "-s", str(EXAMPLE_KEYS), "-r", "INC-4711", secrets=[PASSWORD]
+    )
+    assert outcome.code == 1  # nothing was rotated: it must be done on the device
+    assert PASSWORD not in outcome.out
+    lines = outcome.out.splitlines()
+    assert lines[0].startswith("PC-0042") or "by hand" in lines[0]
+    steps = [line.strip() for line in lines if "manage-bde" in line]
+    assert steps[0].startswith("manage-bde -protectors -add C: -RecoveryPassword")
+    assert steps[-1] == f"manage-bde -protectors -delete C: -id {{{KEY_ID}}}"
+    (entry,) = trail_lines()
+    assert entry["action"] == "rotate"
+    assert entry["outcome"] == "by hand"
+    assert entry["key_ids"] == [KEY_ID]
+    assert entry["reason"] == "INC-4711"
+
+
+def test_rotate_json_and_bad_input() -> None:
+    outcome = invoke("rotate", "-k", KEY_ID, "-s", str(EXAMPLE_KEYS), "-f", "json")
+    document = json.loads(outcome.out)
+    (rotation,) = document["rotations"]
+    assert rotation["outcome"] == "by hand"
+    assert rotation["key_ids"] == [KEY_ID]
+    assert rotation["steps"][-1].endswith(f"{{{KEY_ID}}}")
+    assert invoke("rotate", "-s", str(EXAMPLE_KEYS)).code == 2
+    assert invoke("rotate", "-k", KEY_ID, "-c", "PC-1", "-s", str(EXAMPLE_KEYS)).code == 2
+    nothing = invoke("rotate", "-k", "0BADC0DE", "-s", str(EXAMPLE_KEYS))
+    assert nothing.code == 1
+    assert "No key found" in nothing.err
+
+
+def test_find_then_rotate_keeps_stdout_for_the_key() -> None:
+    outcome = invoke(
+        "find",
+        "-k",
+        KEY_ID[:8],
+        "-s",
+        str(EXAMPLE_KEYS),
+        "-f",
+        "key",
+        "--rotate",
+        secrets=[PASSWORD],
+    )
+    assert outcome.code == 0
+    assert outcome.out == PASSWORD + "\n"
+    assert "manage-bde -protectors -delete C:" in outcome.err
+    actions = [entry.get("action") for entry in trail_lines()]
+    assert actions == [None, "rotate"]  # the reveal, then the rotation owed
+
+
+def test_the_trail_listing_shows_rotations() -> None:
+    invoke("rotate", "-k", KEY_ID, "-s", str(EXAMPLE_KEYS), "-r", "INC-1")
+    listed = invoke("trail")
+    assert (
+        "rotation (by hand) of 1 key(s) of PC-0042" in listed.out
+        or "rotation (by hand) of 1 key(s)" in listed.out
+    )
