@@ -52,6 +52,14 @@ def audit(
     show_all: Annotated[
         bool, typer.Option("--all", help="Table: list every computer, not only problems.")
     ] = False,
+    disclosed: Annotated[
+        bool,
+        typer.Option(
+            "--disclosed",
+            help="Instead: every key the access trail says was revealed, rotated since or "
+            "still valid (with --fail-on-missing: exit 1 when one is still valid).",
+        ),
+    ] = False,
 ) -> None:
     """Escrow coverage: per computer, how many keys and the newest one's date.
 
@@ -63,15 +71,32 @@ def audit(
     from bitkey_dir.ops import audit as auditing
     from bitkey_dir.render import escrow
 
+    fmt = output_format.value if output_format else "table" if stdout_is_terminal() else "json"
+    if disclosed:
+        _disclosed(ctx, source or [], fmt, fail_on_missing)
     result = auditing.audit(
         run_for(ctx), source or [], stale_days=stale_days, fail_on_missing=fail_on_missing
     )
     report(result.warnings, result.sources)
-    fmt = output_format.value if output_format else "table" if stdout_is_terminal() else "json"
     if fmt == "json":
         echo_chunks(escrow.json_chunks(result.coverage))
     elif fmt == "csv":
         echo_chunks(escrow.csv_chunks(result.coverage))
     else:
         typer.echo(escrow.render_table(result.coverage, show_ok=show_all), nl=False)
+    raise typer.Exit(result.exit_code)
+
+
+def _disclosed(ctx: typer.Context, sources: list[str], fmt: str, fail_on_valid: bool) -> None:
+    from bitkey_dir.ops import disclosure
+    from bitkey_dir.render import disclosure as rendering
+
+    result = disclosure.disclosed(run_for(ctx), sources, fail_on_valid=fail_on_valid)
+    report(result.warnings, result.sources)
+    if fmt == "json":
+        typer.echo(rendering.json_document(result), nl=False)
+    elif fmt == "csv":
+        echo_chunks(rendering.csv_rows(result))
+    else:
+        typer.echo(rendering.render_table(result), nl=False)
     raise typer.Exit(result.exit_code)

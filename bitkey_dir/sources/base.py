@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from bitkey_dir.config import Settings
     from bitkey_dir.credentials import Secret, Wanted
-    from bitkey_dir.model import KeyEntry, Query, RecoveryKey
+    from bitkey_dir.model import KeyEntry, KeyId, Query, RecoveryKey
     from bitkey_dir.rotation import Rotation
 
 Warn = Callable[[str], None]
@@ -214,6 +214,18 @@ class Rotates(Protocol):
     def rotate(self, query: Query, warn: Warn) -> list[Rotation]:
         """Ask each device whose keys answer ``query`` to rotate them, without reading a
         password; one Rotation per device. Missing rights raise AuthError."""
+        ...
+
+
+@runtime_checkable
+class KnowsVolumes(Protocol):
+    """Optional: a directory that can say which keys belong to the same volume, so that a
+    disclosed key can be checked for a newer one (`audit --disclosed`)."""
+
+    def volume_keys(self, key_id: KeyId, warn: Warn) -> list[RecoveryKey] | None:
+        """The key with this full ID and the other keys escrowed for its volume, read
+        without their passwords (``recovery_password`` None); None when the directory no
+        longer holds the key."""
         ...
 
 

@@ -3,12 +3,17 @@ and Entra ID through Intune (the emulator's managed devices and rotate action)."
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from examples.lab.samba_dc import RecoveryKey as LabKey
 from tests.integration.conftest import Directory
 from tests.integration.test_ad import ADMIN, SECRETS, Lab, run
 
@@ -35,3 +40,62 @@ def test_an_ad_computer_is_rotated_by_hand_with_adbackup(lab: Lab, samba_dc: Dir
     (entry,) = trail_lines()
     assert entry["action"] == "rotate"
     assert entry["computer"] == "WS002"
+
+
+@pytest.fixture
+def fresh_computer(samba_dc: Directory) -> Iterator[tuple[str, LabKey]]:
+    """A computer of its own with one key, removed after the test (the session's DC is
+    shared: audits elsewhere count its computers)."""
+    dc = samba_dc.dc
+    name = f"ROT{uuid.uuid4().hex[:8].upper()}"
+    key = LabKey.derive(name, dt.datetime(2025, 1, 1, 9, 0, tzinfo=dt.UTC))
+    conn = dc.connect()
+    created: list[str] = []
+    try:
+        computer_dn = dc.add_computer(conn, name, "OU=Lab")
+        created.append(computer_dn)
+        created.append(dc.add_recovery_key(conn, computer_dn, key))
+        yield name, key
+    finally:
+        for dn in reversed(created):
+            conn.delete(dn)
+        conn.unbind()
+
+
+def test_audit_disclosed_tells_rotated_from_still_valid(
+    lab: Lab, samba_dc: Directory, fresh_computer: tuple[str, LabKey]
+) -> None:
+    name, key = fresh_computer
+    config = lab.config(user=ADMIN)
+    shown = run("--config", str(config), "find", "-k", key.key_id, "-s", "lab", "-f", "key")
+    assert shown.code == 0, shown.err
+    first = run("--config", str(config), "audit", "--disclosed", "-f", "json")
+    assert first.code == 0, first.err
+    (item,) = [d for d in first.document["disclosed"] if d["key_id"] == key.key_id]
+    assert item["status"] == "still valid"
+    assert item["computer"] == name
+    assert item["exposed_days"] == 0.0
+    failing = run(
+        "--config", str(config), "audit", "--disclosed", "--fail-on-missing", "-f", "json"
+    )
+    assert failing.code == 1
+    # The device replaces it: a new key for the same volume, escrowed after the reveal.
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+    newer = dataclasses.replace(
+        key, created=later, recovery_guid=uuid.uuid4(), password=key.password[::-1]
+    )
+    dc = samba_dc.dc
+    conn = dc.connect()
+    computer_dn = f"CN={name},{dc.dn('OU=Lab')}"
+    newer_dn = dc.add_recovery_key(conn, computer_dn, newer)
+    try:
+        second = run("--config", str(config), "audit", "--disclosed", "-f", "json")
+        (item,) = [d for d in second.document["disclosed"] if d["key_id"] == key.key_id]
+        assert item["status"] == "rotated"
+        assert item["rotated"].startswith(later.strftime("%Y-%m-%dT%H:%M"))
+        table = run("--config", str(config), "audit", "--disclosed", "-f", "table")
+        assert "rotated" in table.out
+        assert key.password not in table.out + table.err
+    finally:
+        conn.delete(newer_dn)
+        conn.unbind()

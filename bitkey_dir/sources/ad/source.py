@@ -724,6 +724,31 @@ class ADSource:
                 f"Deleted Objects ({exc.message})"
             )
 
+    def volume_keys(self, key_id: KeyId, warn: Warn) -> list[RecoveryKey] | None:
+        """The key and the other keys of its volume (the same msFVE-VolumeGuid below the
+        same computer), without passwords; None when the domain no longer has the key.
+        Two searches, neither asking for a password."""
+        connection = self._connect(warn)
+        base = self._base_dn(connection)
+        found = [
+            (entry.dn, key)
+            for entry in self._search(connection, base, key_id_filter(key_id), LOCATE_ATTRIBUTES)
+            if (key := self._key(entry, warn)) is not None and key.key_id == key_id
+        ]
+        if not found:
+            return None
+        dn, key = found[0]
+        computer = parent_dn(dn)
+        recovery = f"(objectClass={RECOVERY_CLASS})"
+        siblings = [
+            sibling
+            for entry in self._search(connection, computer, recovery, LOCATE_ATTRIBUTES, "LEVEL")
+            if (sibling := self._key(entry, warn)) is not None
+        ]
+        if key.volume_id is None:
+            return siblings
+        return [sibling for sibling in siblings if sibling.volume_id in (None, key.volume_id)]
+
     def iter_deleted_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
         """Recovery objects below deleted computers (Deleted Objects, with the Show Deleted
         control): two paged searches, tombstones first for the OU each computer left."""

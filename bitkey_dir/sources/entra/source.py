@@ -297,6 +297,25 @@ class EntraSource:
         found = await asyncio.gather(*(name_of(d) for d in sorted(device_ids)))
         return {device_id: name for device_id, name in found if name is not None}
 
+    def volume_keys(self, key_id: KeyId, warn: Warn) -> list[RecoveryKey] | None:
+        """The key and the other keys of its device's volume of the same type, metadata only
+        (no value is read, so nothing is audited); None when Entra no longer has the key."""
+        self.sign_in.token()
+
+        async def listed(graph: Graph) -> list[RecoveryKey] | None:
+            found = await graph.key_metadata(str(key_id).lower())
+            if not found or not isinstance(found[0].get("deviceId"), str):
+                return None
+            volume = found[0].get("volumeType")
+            return [
+                key
+                for meta in await self._list_keys(graph, found[0]["deviceId"])
+                if meta.get("volumeType") == volume
+                and (key := self._key({**meta, "key": None}, {}, warn)) is not None
+            ]
+
+        return asyncio.run(self._session(listed))  # type: ignore[no-any-return]
+
     # -- rotation -----------------------------------------------------------------------
 
     def rotate(self, query: Query, warn: Warn) -> list[Rotation]:
