@@ -12,7 +12,18 @@ import typer
 from typer.core import TyperGroup
 
 from bitkey_dir import __version__
-from bitkey_dir.cli import audit, auth, configure, export, find, index, rotate, trail, verify
+from bitkey_dir.cli import (
+    audit,
+    auth,
+    configure,
+    export,
+    find,
+    index,
+    reads,
+    rotate,
+    trail,
+    verify,
+)
 from bitkey_dir.cli.common import State, fail
 from bitkey_dir.env import CONFIG_ENV
 from bitkey_dir.errors import BitkeyError, ExitCode
@@ -91,6 +102,7 @@ app.command("trail")(trail.trail)
 app.command("audit")(audit.audit)
 app.command("export")(export.export)
 app.command("rotate")(rotate.rotate)
+app.command("reads")(reads.reads)
 app.command("login")(auth.login)
 app.command("logout")(auth.logout)
 app.add_typer(auth.auth_app, name="auth")

@@ -229,6 +229,29 @@ class KnowsVolumes(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class KeyRead:
+    """One read of a key value as the directory's own audit log records it."""
+
+    source: str
+    time: datetime
+    actor: str | None  # a user's UPN, or an app's ID
+    actor_kind: str  # "user", "app" or "unknown"
+    key_id: KeyId | None  # None when the event does not say which key
+    device: str | None
+    succeeded: bool
+    event_id: str | None
+
+
+@runtime_checkable
+class ReportsReads(Protocol):
+    """Optional: a directory that audits every key read (Entra), for `bitkey-dir reads`."""
+
+    def iter_key_reads(self, since: datetime, warn: Warn) -> Iterator[KeyRead]:
+        """Every key read recorded at or after ``since``, newest first."""
+        ...
+
+
 @runtime_checkable
 class Audits(Protocol):
     """Optional: a directory that knows every computer, so escrow coverage can be audited."""

@@ -29,9 +29,11 @@ SHARED = (
     "errors",
     "export_file",
     "interaction",
+    "key_index",
     "keystore",
     "model",
     "records",
+    "rotation",
     "small_files",
     "trail",
 )

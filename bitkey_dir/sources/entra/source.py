@@ -40,7 +40,7 @@ from bitkey_dir.model import (
     RecoveryPassword,
 )
 from bitkey_dir.rotation import Rotation
-from bitkey_dir.sources.base import AuthStatus, Escrow, TokenStatus, Warn
+from bitkey_dir.sources.base import AuthStatus, Escrow, KeyRead, TokenStatus, Warn
 from bitkey_dir.sources.entra.odata import (
     KEY_ID_SHAPE,
     device_filter,
@@ -315,6 +315,33 @@ class EntraSource:
             ]
 
         return asyncio.run(self._session(listed))  # type: ignore[no-any-return]
+
+    def iter_key_reads(self, since: datetime, warn: Warn) -> Iterator[KeyRead]:
+        """Entra's "Read BitLocker key" audit events since ``since`` (AuditLog.Read.All),
+        page after page, newest first, whoever read the key and however."""
+        from msgraph.generated.audit_logs.directory_audits.directory_audits_request_builder import (
+            DirectoryAuditsRequestBuilder,
+        )
+
+        from bitkey_dir.sources.entra.audit_log import READ_AUDIT, events_filter, parse_event
+        from bitkey_dir.sources.entra.graph import drive, open_graph
+
+        self.sign_in.token()
+
+        async def reads() -> AsyncIterator[KeyRead]:
+            async with open_graph(self.sign_in, self.timeout) as graph:
+                builder = DirectoryAuditsRequestBuilder(graph.adapter, {})
+                query = (
+                    DirectoryAuditsRequestBuilder.DirectoryAuditsRequestBuilderGetQueryParameters(
+                        filter=events_filter(since)
+                    )
+                )
+                async for event in graph.pages(builder, query, "reading the audit log", READ_AUDIT):
+                    read = parse_event(event, self.name)
+                    if read is not None:
+                        yield read
+
+        yield from drive(reads())
 
     # -- rotation -----------------------------------------------------------------------
 

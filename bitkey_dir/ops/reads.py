@@ -1,0 +1,151 @@
+"""Who read keys, from the directory's side, matched with the access trail.
+
+The directory's audit log sees every read of a key value, from the portal, PowerShell, other
+scripts or bitkey-dir; the trail sees only bitkey-dir's, with the OS user and the reason.
+A read is bitkey-dir's when the trail has a reveal of the same key from the same source by
+the same directory account within a few minutes of it; every other read was made elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final
+
+from bitkey_dir import trail
+from bitkey_dir.errors import ExitCode, InputError
+from bitkey_dir.ops.outcome import SourceStatus, exit_code
+from bitkey_dir.ops.run import Run, ask_all
+from bitkey_dir.sources.base import KeyRead, ReportsReads, Source, Warn
+
+MATCH_WITHIN: Final = timedelta(minutes=10)  # clock skew and the time between trail and read
+TRAIL_LINES: Final = 1_000_000
+
+
+@dataclass(frozen=True)
+class Read:
+    """One read, and the trail line that says bitkey-dir made it (None: made elsewhere)."""
+
+    read: KeyRead
+    trail: trail.Line | None
+
+    @property
+    def through_bitkey_dir(self) -> bool:
+        return self.trail is not None
+
+    def to_record(self) -> dict[str, object]:
+        read = self.read
+        return {
+            "source": read.source,
+            "time": read.time.isoformat(timespec="seconds"),
+            "actor": read.actor,
+            "actor_kind": read.actor_kind,
+            "key_id": str(read.key_id) if read.key_id else None,
+            "device": read.device,
+            "succeeded": read.succeeded,
+            "via": "bitkey-dir" if self.trail is not None else "elsewhere",
+            "os_user": self.trail.get("os_user") if self.trail else None,
+            "reason": self.trail.get("reason") if self.trail else None,
+        }
+
+
+@dataclass
+class ReadsResult:
+    since: datetime
+    reads: list[Read] = field(default_factory=list)
+    sources: list[SourceStatus] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return exit_code(ExitCode.FOUND, self.sources, every_source_needed=True)
+
+
+def reads(run: Run, sources: Sequence[str], since: datetime) -> ReadsResult:
+    """Key reads recorded by ``sources`` (default: the config's that audit reads) since
+    ``since``, newest first, each matched with the trail."""
+    result = ReadsResult(since)
+    with run.active():
+        opened = run.open(sources)
+        auditing = [source for source in opened if isinstance(source, ReportsReads)]
+        for source in opened:
+            if not isinstance(source, ReportsReads):
+                source.close()
+                if sources:
+                    raise InputError(
+                        f"{source.name}: this source keeps no audit log of key reads "
+                        "(Entra ID does; an AD domain's are in each DC's security log)"
+                    )
+                result.warnings.append(
+                    f"{source.name}: skipped, it keeps no audit log of key reads"
+                )
+        lines, broken = trail.recent(TRAIL_LINES)
+        if broken:
+            result.warnings.append(f"{trail.trail_path()}: {broken} unreadable line(s) skipped")
+        for answer in ask_all(auditing, _lister(since)):
+            result.sources.append(answer.status)
+            result.warnings += answer.warnings
+            result.reads += [Read(read, _matching(read, lines)) for read in answer.value or []]
+    result.reads.sort(key=lambda item: item.read.time, reverse=True)
+    return result
+
+
+def _lister(since: datetime) -> Callable[[Source, Warn], list[KeyRead]]:
+    def list_reads(source: Source, warn: Warn) -> list[KeyRead]:
+        assert isinstance(source, ReportsReads)  # noqa: S101 - filtered above
+        return list(source.iter_key_reads(since, warn))
+
+    return list_reads
+
+
+def _matching(read: KeyRead, lines: Sequence[trail.Line]) -> trail.Line | None:
+    if read.key_id is None:
+        return None
+    for line in lines:
+        if line.get("action") is not None or line.get("source") != read.source:
+            continue
+        if str(line.get("key_id") or "").upper() != str(read.key_id):
+            continue
+        if not _same_account(line.get("principal"), read):
+            continue
+        try:
+            when = datetime.fromisoformat(str(line.get("time")))
+        except ValueError:
+            continue
+        if when.utcoffset() is not None and abs(when - read.time) <= MATCH_WITHIN:
+            return line
+    return None
+
+
+def _same_account(principal: object, read: KeyRead) -> bool:
+    if not isinstance(principal, str) or read.actor is None:
+        return False
+    if read.actor_kind == "app":
+        return principal.casefold() == f"app {read.actor}".casefold()
+    return principal.casefold() == read.actor.casefold()
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """``--since``: a span back from now ("7d", "24h", "90m") or a date or time
+    ("2026-12-01", "2026-12-01T08:00:00+01:00"; UTC when no offset is given)."""
+    import re
+
+    from bitkey_dir.model import shown
+
+    spans = {"m": 60, "h": 3600, "d": 86400}
+    match = re.fullmatch(r"\s*([0-9]{1,5})\s*([mhd])\s*", text.lower())
+    if match:
+        return now - timedelta(seconds=int(match[1]) * spans[match[2]])
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(
+            f"--since {shown(text)}: expected a span such as 7d, 24h or 90m, or a date such "
+            "as 2026-12-01"
+        ) from None
+    if moment.utcoffset() is None:
+        moment = moment.replace(tzinfo=now.tzinfo)
+    if moment > now:
+        raise InputError(f"--since {shown(text)} is in the future")
+    return moment
