@@ -28,23 +28,32 @@ from pathlib import Path
 
 from bitkey_dir.interaction import QUIET, Interaction
 from bitkey_dir.ops.audit import AuditResult
+from bitkey_dir.ops.disclosure import DisclosureResult
 from bitkey_dir.ops.export import ExportResult, Format
 from bitkey_dir.ops.index import IndexReport, RefreshResult
 from bitkey_dir.ops.lookup import LookupResult
+from bitkey_dir.ops.reads import ReadsResult
+from bitkey_dir.ops.rotate import RotateResult
 from bitkey_dir.ops.run import Run
 
 __all__ = [
     "AuditResult",
+    "DisclosureResult",
     "ExportResult",
     "IndexReport",
     "LookupResult",
+    "ReadsResult",
     "RefreshResult",
+    "RotateResult",
     "audit_escrow",
     "clear_index",
+    "disclosed_keys",
     "export_keys",
     "find_keys",
     "index_status",
+    "key_reads",
     "refresh_index",
+    "rotate_keys",
 ]
 
 
@@ -173,3 +182,56 @@ def clear_index(
     from bitkey_dir.ops import index
 
     return index.clear(_run(config, interaction, "clear_index"), sources)
+
+
+def rotate_keys(
+    *,
+    key_id: str | None = None,
+    computer: str | None = None,
+    sources: Sequence[str] = (),
+    reason: str | None = None,
+    config: Path | None = None,
+    interaction: Interaction | None = None,
+) -> RotateResult:
+    """Have disclosed keys replaced: Intune for Entra devices, manage-bde steps elsewhere
+    (``result.rotations``); one trail line per device, as `bitkey-dir rotate` writes."""
+    from bitkey_dir.model import ComputerName, KeyId, Query
+    from bitkey_dir.ops import rotate
+
+    query = Query(
+        key_id=KeyId.parse(key_id) if key_id is not None else None,
+        computer=ComputerName.parse(computer) if computer is not None else None,
+    )
+    run = _run(config, interaction, "rotate_keys")
+    return rotate.rotate(run, query, sources, reason=reason)
+
+
+def disclosed_keys(
+    *,
+    sources: Sequence[str] = (),
+    fail_on_valid: bool = False,
+    config: Path | None = None,
+    interaction: Interaction | None = None,
+) -> DisclosureResult:
+    """Every key the trail says was revealed: rotated since, or still valid."""
+    from bitkey_dir.ops import disclosure
+
+    run = _run(config, interaction, "disclosed_keys")
+    return disclosure.disclosed(run, sources, fail_on_valid=fail_on_valid)
+
+
+def key_reads(
+    *,
+    since: str = "7d",
+    sources: Sequence[str] = (),
+    config: Path | None = None,
+    interaction: Interaction | None = None,
+) -> ReadsResult:
+    """Key reads the directory recorded since ``since`` ("7d", "24h", a date), each
+    matched with the trail."""
+    from datetime import UTC, datetime
+
+    from bitkey_dir.ops import reads
+
+    start = reads.parse_since(since, datetime.now(UTC))
+    return reads.reads(_run(config, interaction, "key_reads"), sources, start)
