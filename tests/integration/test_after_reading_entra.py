@@ -1,0 +1,147 @@
+"""After a key is read, in Entra ID: rotation through Intune, disclosed keys, and who read
+keys according to Entra's own audit log (the Graph emulator's Intune and audit endpoints)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.integration.graph_emulator import GraphEmulator
+from tests.integration.test_entra import FULL, SOURCE, Entra
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
+
+ROTATE = "DeviceManagementManagedDevices.ReadWrite.All"
+AUDIT = "AuditLog.Read.All"
+ROTATE_PATH = r"^/beta/deviceManagement/managedDevices/[^/]+/rotateBitLockerKeys$"
+
+
+def trail_lines() -> list[dict[str, object]]:
+    path = Path(os.environ["BITKEY_DIR_TRAIL"])
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def run(entra: Entra, *args: str) -> object:
+    config = entra.config()
+    return entra.run("--config", str(config), *args)
+
+
+def test_rotate_asks_intune_and_reads_no_key(entra: Entra, graph: GraphEmulator) -> None:
+    entra.daemon(*FULL, ROTATE)
+    pc = graph.add_device("PC-0042")
+    old = graph.add_recovery_key(pc, created=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    managed = graph.home.add_managed_device(pc, rotation_policy=True)
+    outcome = run(entra, "rotate", "-k", old.id[:8], "-r", "INC-1", "-f", "json")
+    assert outcome.code == 0, outcome.err
+    (rotation,) = outcome.document["rotations"]
+    assert rotation["outcome"] == "requested"
+    assert rotation["computer"] == "PC-0042"
+    assert managed.id in rotation["detail"]
+    assert [r.managed_device_id for r in graph.home.rotations] == [managed.id]
+    assert graph.count(ROTATE_PATH, method="POST") == 1
+    assert graph.key_reads == []  # no key value was read to rotate it
+    (entry,) = trail_lines()
+    assert (entry["action"], entry["outcome"], entry["reason"]) == ("rotate", "requested", "INC-1")
+    # The device escrowed a new key for the volume: the disclosure is now "rotated".
+    shown = run(entra, "find", "-k", old.id, "-f", "json")
+    assert shown.code == 0
+    disclosed = run(entra, "audit", "--disclosed", "-f", "json")
+    (item,) = [d for d in disclosed.document["disclosed"] if d["key_id"] == old.id.upper()]
+    assert item["status"] in ("rotated", "still valid")
+
+
+def test_rotate_without_the_permission_is_exit_3_naming_it(
+    entra: Entra, graph: GraphEmulator
+) -> None:
+    entra.daemon(*FULL, "DeviceManagementManagedDevices.Read.All")
+    pc = graph.add_device("PC-0042")
+    key = graph.add_recovery_key(pc)
+    graph.home.add_managed_device(pc)
+    outcome = run(entra, "rotate", "-k", key.id)
+    assert outcome.code == 3
+    assert ROTATE in outcome.err
+    assert graph.home.rotations == []
+    assert key.key not in outcome.out + outcome.err
+
+
+def test_a_device_not_in_intune_is_rotated_by_hand(entra: Entra, graph: GraphEmulator) -> None:
+    entra.daemon(*FULL, ROTATE)
+    key = graph.add_recovery_key(graph.add_device("PC-0043"))
+    outcome = run(entra, "rotate", "-c", "PC-0043", "-f", "json")
+    assert outcome.code == 1
+    (rotation,) = outcome.document["rotations"]
+    assert rotation["outcome"] == "by hand"
+    assert "not managed by Intune" in rotation["detail"]
+    assert "BackupToAAD-BitLockerKeyProtector" in rotation["steps"][1]
+    assert rotation["steps"][-1].endswith(f"{{{key.id.upper()}}}")
+
+
+def test_disclosed_keys_rotated_and_still_valid(entra: Entra, graph: GraphEmulator) -> None:
+    entra.daemon()
+    a = graph.add_device("PC-A")
+    b = graph.add_device("PC-B")
+    old_a = graph.add_recovery_key(a, created=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    old_b = graph.add_recovery_key(b, created=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    for key in (old_a, old_b):
+        assert run(entra, "find", "-k", key.id, "-f", "key").code == 0
+    graph.advance_clock(120)
+    graph.add_recovery_key(a)  # PC-A's volume got a new key after the reveal
+    outcome = run(entra, "audit", "--disclosed", "-f", "json")
+    assert outcome.code == 0, outcome.err
+    status = {d["key_id"]: d["status"] for d in outcome.document["disclosed"]}
+    assert status == {old_a.id.upper(): "rotated", old_b.id.upper(): "still valid"}
+    assert len(graph.key_reads) == 2  # only the two reveals read a key
+    failing = run(entra, "audit", "--disclosed", "--fail-on-missing", "-f", "json")
+    assert failing.code == 1
+
+
+def test_reads_pages_the_audit_log_and_marks_reads_made_elsewhere(
+    entra: Entra, graph: GraphEmulator
+) -> None:
+    entra.daemon(*FULL, AUDIT)
+    key = graph.add_recovery_key(graph.add_device("PC-0042"))
+    other = graph.add_recovery_key(graph.add_device("PC-0043"))
+    assert run(entra, "find", "-k", key.id, "-f", "key", "-r", "INC-7").code == 0
+    portal_user = graph.add_user("admin@contoso.onmicrosoft.com", roles=["Global Administrator"])
+    for _ in range(6):  # several pages of events made elsewhere
+        graph.home.add_audit_event("Read BitLocker key", user=portal_user, key=other)
+    graph.home.audit_page_size = 3
+    outcome = run(entra, "reads", "--since", "1d", "-f", "json")
+    assert outcome.code == 0, outcome.err
+    reads = outcome.document["reads"]
+    ours = [r for r in reads if r["via"] == "bitkey-dir"]
+    elsewhere = [r for r in reads if r["via"] == "elsewhere"]
+    assert [(r["key_id"], r["reason"]) for r in ours] == [(key.id.upper(), "INC-7")]
+    assert len(elsewhere) == 6
+    assert {r["actor"] for r in elsewhere} == {"admin@contoso.onmicrosoft.com"}
+    assert {r["key_id"] for r in elsewhere} == {other.id.upper()}
+    assert graph.count(r"^/v1\.0/auditLogs/directoryAudits", method="GET") >= 3
+    assert key.key not in outcome.out + outcome.err
+
+
+def test_reads_without_the_permission_is_exit_3(entra: Entra, graph: GraphEmulator) -> None:
+    entra.daemon()
+    outcome = run(entra, "reads")
+    assert outcome.code == 3
+    assert AUDIT in outcome.err
+
+
+def test_reads_of_a_source_without_an_audit_log_is_bad_input(tmp_path: Path) -> None:
+    from tests.command_line import invoke
+    from tests.unit.helpers import EXAMPLE_KEYS
+
+    outcome = invoke("reads", "-s", str(EXAMPLE_KEYS))
+    assert outcome.code == 2
+    assert "keeps no audit log" in outcome.err
+
+
+def test_json_names_the_source(entra: Entra, graph: GraphEmulator) -> None:
+    entra.daemon(*FULL, AUDIT)
+    key = graph.add_recovery_key(graph.add_device("PC-0042"))
+    assert run(entra, "find", "-k", key.id, "-f", "key").code == 0
+    outcome = run(entra, "reads", "-f", "json")
+    assert {r["source"] for r in outcome.document["reads"]} == {SOURCE}
