@@ -74,6 +74,8 @@ class GraphEmulator:
         self.latency = 0.0  # seconds added to every HTTP request (not to $batch items)
         self.recovery_keys_page_size = 20  # undocumented on Graph; small pages exercise paging
         self.devices_page_size = 100  # Graph's default page size for directory objects
+        self.managed_devices_page_size = 1000  # undocumented for Intune lists
+        self.audit_page_size = 100  # undocumented for directoryAudits
 
         # State.
         self.tenants: dict[str, Tenant] = {}  # by lower-case tenant ID
