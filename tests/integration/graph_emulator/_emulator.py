@@ -570,7 +570,9 @@ class GraphEmulator:
             if fault is not None:
                 fault.served += 1
                 response = self._fault_response(fault, request)
-            elif path.startswith("/v1.0/"):
+            elif is_graph_path(path):
+                if tenant is not None:
+                    tenant.escrow_due_rotations()
                 response = self.graph.handle(request)
             else:
                 response = self.identity.handle(request) or Response(
@@ -596,7 +598,7 @@ class GraphEmulator:
 
     def _fault_response(self, fault: Fault, request: Request) -> Response:
         headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-        if request.path.startswith("/v1.0/"):
+        if is_graph_path(request.path):
             code, message = {
                 429: ("TooManyRequests", "Please retry again later."),
                 503: (
@@ -631,6 +633,11 @@ class GraphEmulator:
         response = self.identity.error_response(request, error)
         response.headers.update(headers)
         return response
+
+
+def is_graph_path(path: str) -> bool:
+    """Graph serves v1.0 and beta; every other path is the identity platform's."""
+    return path.startswith(("/v1.0/", "/beta/"))
 
 
 def _retry_after_header(value: RetryAfter, emulator: GraphEmulator) -> str:

@@ -191,11 +191,15 @@ class Graph:
             headers=dict(error.headers),
         )
 
+    def metadata(self, request: Request) -> str:
+        """The service root's $metadata for the request's version (v1.0 or beta)."""
+        return f"{self.emu.base_url}/{api_version(request)}/$metadata"
+
     def ok(self, payload: dict[str, Any]) -> Response:
         return json_response(200, payload, {"OData-Version": "4.0"}, content_type=ODATA_JSON)
 
     def _route(self, request: Request, request_id: str) -> Response:
-        segments = request.path.split("/")[2:]  # after "", "v1.0"
+        segments = request.path.split("/")[2:]  # after "", "v1.0" (or "beta")
         lowered = [s.lower() for s in segments]
         if lowered == ["$batch"]:
             if request.via_batch:
@@ -321,7 +325,7 @@ class Graph:
             top = int(value)
         start = self.start_position(request, params)
         rows, next_position = chain.page(start, top, predicate=predicate, candidates=candidates)
-        context = f"{self.emu.base_url}/v1.0/$metadata#devices"
+        context = f"{self.metadata(request)}#devices"
         if select:
             context += "(" + ",".join(select) + ")"
             rows = [{name: row[name] for name in select} for row in rows]
@@ -343,7 +347,7 @@ class Graph:
         row = device.to_graph()
         if select:
             row = {name: row[name] for name in select}
-        context = f"{self.emu.base_url}/v1.0/$metadata#devices/$entity"
+        context = f"{self.metadata(request)}#devices/$entity"
         return self.ok({"@odata.context": context, **row})
 
     # -- paging -----------------------------------------------------------------------------
@@ -423,7 +427,7 @@ class Graph:
         # property comes back), minus the key itself; other selections project the metadata.
         if select and select != ["key"]:
             rows = [{name: row[name] for name in select if name in row} for row in rows]
-        context = f"{self.emu.base_url}/v1.0/$metadata#informationProtection/bitlocker/recoveryKeys"
+        context = f"{self.metadata(request)}#informationProtection/bitlocker/recoveryKeys"
         return self.page(request, params, rows, next_position, context)
 
     def recovery_key(
@@ -529,7 +533,7 @@ class Graph:
         raw = json.dumps(body).encode() if isinstance(body, dict | list) else b""
         inner = Request(
             method=item["method"].upper(),
-            target="/v1.0/" + url.lstrip("/"),
+            target=f"/{api_version(outer)}/" + url.lstrip("/"),
             headers=headers,
             body=raw,
             via_batch=True,
@@ -541,6 +545,11 @@ class Graph:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def api_version(request: Request) -> str:
+    """ "v1.0" or "beta": the first segment of a Graph request's path."""
+    return request.path.split("/")[1]
 
 
 def require_get(request: Request) -> None:
