@@ -1,4 +1,8 @@
-"""Microsoft Graph v1.0: devices, BitLocker recovery keys and JSON batching.
+"""Microsoft Graph v1.0: devices, BitLocker recovery keys and JSON batching; the routes to
+Intune managed devices (_intune) and the directory audit log (_audit).
+
+Graph serves /beta as well as /v1.0: the same resources, plus the beta-only
+rotateBitLockerKeys action; `@odata.context` and `@odata.nextLink` name the request's version.
 
 Sources, by behaviour:
 - error envelope, request-id / client-request-id headers: "Microsoft Graph error responses
@@ -43,6 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote as urlquote
 
+from . import _audit, _intune
 from ._crypto import JwtError, unverified_parts, verify_signature
 from ._generated import Chain, DeviceSegment, GeneratedKeys, KeySegment, ListSegment
 from ._http import Request, Response, json_response
@@ -52,12 +57,14 @@ from ._model import (
     BITLOCKER_ROLES,
     DEVICE_READERS,
     GRAPH_APP_ID,
+    AuditEvent,
     Device,
     KeyRead,
     RecoveryKey,
     User,
 )
 from ._odata import Clause, FilterSyntaxError, UnsupportedFilter, parse_filter
+from ._tenant import device_target, key_detail
 
 if TYPE_CHECKING:
     from ._emulator import GraphEmulator
@@ -227,7 +234,36 @@ class Graph:
                 return self.recovery_keys(request, principal)
             if len(segments) == 4:
                 return self.recovery_key(request, principal, segments[3], request_id)
+        answer = self._route_intune_and_audit(request, principal, segments, request_id)
+        if answer is not None:
+            return answer
         raise segment_not_found(first_unknown_segment(segments))
+
+    def _route_intune_and_audit(
+        self, request: Request, principal: Principal, segments: list[str], request_id: str
+    ) -> Response | None:
+        """deviceManagement/managedDevices (and the beta rotate action), auditLogs."""
+        lowered = [s.lower() for s in segments]
+        if lowered[:2] == ["devicemanagement", "manageddevices"] and len(lowered) <= 4:
+            if len(segments) == 4 and lowered[3] == "rotatebitlockerkeys":
+                if api_version(request) != "beta":
+                    raise segment_not_found(segments[3])  # a beta-only action
+                if request.method != "POST":
+                    raise method_not_allowed()
+                return _intune.rotate_bitlocker_keys(
+                    self, request, principal, segments[2], request_id
+                )
+            if len(segments) <= 3:
+                require_get(request)
+                if len(segments) == 3:
+                    return _intune.managed_device(self, request, principal, segments[2])
+                return _intune.managed_devices(self, request, principal)
+        if lowered[:2] == ["auditlogs", "directoryaudits"] and len(lowered) <= 3:
+            require_get(request)
+            if len(segments) == 3:
+                return _audit.directory_audit(self, request, principal, segments[2])
+            return _audit.directory_audits(self, request, principal)
+        return None
 
     # -- authentication ---------------------------------------------------------------------
 
@@ -451,14 +487,24 @@ class Graph:
             self.audit(principal, key, request_id)
         elif select:
             row = {name: row[name] for name in select if name in row}
-        context = (
-            f"{self.emu.base_url}/v1.0/$metadata#informationProtection/bitlocker/"
-            "recoveryKeys/$entity"
-        )
+        context = f"{self.metadata(request)}#informationProtection/bitlocker/recoveryKeys/$entity"
         return self.ok({"@odata.context": context, **row})
 
     def audit(self, principal: Principal, key: RecoveryKey, request_id: str) -> None:
+        """A password was served: the KeyRead log, and the "Read BitLocker key" event the
+        directory audit log (GET /auditLogs/directoryAudits) shows."""
         user = principal.user
+        tenant = principal.tenant
+        device = tenant.device_by_device_id(key.device_id)
+        tenant.audit_events.append(
+            AuditEvent(
+                activity_display_name="Read BitLocker key",
+                activity_date_time=self.emu.now_datetime(),
+                initiated_by=tenant.initiator(user=user, app_id=principal.app_id),
+                target_resources=[device_target(device)] if device is not None else [],
+                additional_details=[key_detail(key.id, device, key.device_id)],
+            )
+        )
         principal.tenant.key_reads.append(
             KeyRead(
                 key_id=key.id,
@@ -692,6 +738,8 @@ def first_unknown_segment(segments: list[str]) -> str:
     tree = {
         "devices": {"*": {}},
         "informationprotection": {"bitlocker": {"recoverykeys": {"*": {}}}},
+        "devicemanagement": {"manageddevices": {"*": {"rotatebitlockerkeys": {}}}},
+        "auditlogs": {"directoryaudits": {"*": {}}},
     }
     node: dict[str, Any] = tree
     for segment in segments:
