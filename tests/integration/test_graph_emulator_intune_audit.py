@@ -186,6 +186,25 @@ def test_rotation_waits_for_the_rotation_delay(graph: GraphEmulator) -> None:
     assert graph.home.escrow_due_rotations() == []  # escrowed once only
 
 
+def test_a_rotation_can_replace_the_old_keys(graph: GraphEmulator) -> None:
+    pc = graph.add_device("PC-01")
+    old = graph.add_recovery_key(pc)
+    usb = graph.add_recovery_key(pc, volume_type="removableDataVolume")
+    managed = graph.add_managed_device(pc)
+    graph.home.rotation_replaces_keys = True
+    token = app_token(graph, WRITE, "BitlockerKey.Read.All", AUDIT)
+    assert call(graph, "POST", rotate_url(managed), token=token).status == 204
+    rows = key_ids_of(graph, token, pc.device_id)
+    assert old.id not in {row["id"] for row in rows}
+    assert usb.id in {row["id"] for row in rows}  # removable drives are not rotated
+    assert [row["volumeType"] for row in rows if row["id"] != usb.id] == ["operatingSystemVolume"]
+    gone = call(graph, "GET", key_url(old, "key"), token=token)
+    assert_graph_error(gone, 404, "itemNotFound")
+    deletes = filter_query("activityDisplayName eq 'Delete BitLocker key'")
+    (event,) = call(graph, "GET", f"{AUDITS}?{deletes}", token=token).body["value"]
+    assert event["targetResources"][0]["displayName"] == old.id
+
+
 def test_a_device_without_rotation_policy_accepts_the_action_and_does_nothing(
     graph: GraphEmulator,
 ) -> None:

@@ -55,6 +55,7 @@ Intune managed devices, the beta rotateBitLockerKeys action, and the directory a
     fabrikam.rotations            # [Rotation]: who asked, when, for which managed device
     fabrikam.rotation_delay = 60  # new keys escrowed 60 s of emulator clock later (0: at once)
     graph.advance_clock(61)       # the device's next key listing shows its new keys
+    fabrikam.rotation_replaces_keys = True  # ... and no longer the old ones (Delete events)
     fabrikam.audit_events         # [AuditEvent]: every key read served logs "Read BitLocker key"
     fabrikam.add_audit_event("Read BitLocker key", user=agent, key=key, time=when)  # elsewhere
     fabrikam.audit_page_size = 5  # GET /v1.0/auditLogs/directoryAudits pages (newest first)

@@ -31,7 +31,9 @@ The emulator's own choices, where no source says:
   emulator does not serve. So a device added with rotation_policy=False answers 204, is
   recorded in `Tenant.rotations` (escrow_due None), and escrows nothing.
 - A device with a rotation policy escrows new keys (Tenant.escrow_due_rotations) once
-  `Tenant.rotation_delay` seconds of emulator clock have passed; the old keys stay.
+  `Tenant.rotation_delay` seconds of emulator clock have passed. The old keys stay unless
+  `Tenant.rotation_replaces_keys` is set: then they are deleted with a "Delete BitLocker key"
+  audit event each, which is what published runbooks look for to confirm a rotation.
 - Only `$filter` eq on azureADDeviceId, deviceName, id or userPrincipalName (or of such
   clauses) is accepted; the 400 for anything else is worded by the emulator.
 """

@@ -44,7 +44,8 @@ class Tenant:
     emulator starts with). Settings left at None (`recovery_keys_page_size`,
     `devices_page_size`, `managed_devices_page_size`, `audit_page_size`, `latency`) follow
     the emulator's. `rotation_delay`: seconds of emulator clock between an accepted
-    rotateBitLockerKeys and the device escrowing its new keys (0: at once).
+    rotateBitLockerKeys and the device escrowing its new keys (0: at once);
+    `rotation_replaces_keys`: whether the rotated old keys are then deleted.
     """
 
     def __init__(self, emulator: GraphEmulator, tenant_id: str, domain: str) -> None:
@@ -61,6 +62,10 @@ class Tenant:
         self.rotations: list[Rotation] = []  # accepted rotateBitLockerKeys calls
         self.audit_events: list[AuditEvent] = []  # directoryAudits, in the order logged
         self.rotation_delay: float = 0.0
+        # True: a rotation also deletes the rotated volumes' old keys from Entra, logging
+        # "Delete BitLocker key" for each (what published runbooks watch for after a
+        # rotation); False (default): the old keys stay beside the new ones.
+        self.rotation_replaces_keys = False
         self._pending_escrows: list[Rotation] = []
         self._recovery_keys_page_size: int | None = None
         self._managed_devices_page_size: int | None = None
@@ -391,13 +396,44 @@ class Tenant:
                     for key in self.recovery_keys.values()
                     if key.device_id.lower() == lowered and key.volume_type != "removableDataVolume"
                 }
+                replaced = [
+                    key
+                    for key in self.recovery_keys.values()
+                    if key.device_id.lower() == lowered and key.volume_type in volumes
+                ]
                 for volume in sorted(volumes or {"operatingSystemVolume"}):
                     escrowed.append(
                         self.add_recovery_key(
                             rotation.device_id, volume_type=volume, created=rotation.escrow_due
                         )
                     )
+                if self.rotation_replaces_keys:
+                    for key in replaced:
+                        self.delete_recovery_key(key, time=rotation.escrow_due)
         return escrowed
+
+    def delete_recovery_key(self, key: RecoveryKey, *, time: dt.datetime | None = None) -> None:
+        """Remove an explicit key from Entra and log "Delete BitLocker key", whose
+        targetResources[0].displayName is the key ID (as the reference notes say)."""
+        with self.emulator.lock:
+            self.recovery_keys.pop(key.id.lower(), None)
+            self.audit_events.append(
+                AuditEvent(
+                    activity_display_name="Delete BitLocker key",
+                    activity_date_time=time or self.emulator.now_datetime(),
+                    operation_type="Delete",
+                    target_resources=[
+                        {
+                            "id": key.id,
+                            "displayName": key.id,
+                            "type": "Other",
+                            "userPrincipalName": None,
+                            "groupType": None,
+                            "modifiedProperties": [],
+                        }
+                    ],
+                )
+            )
 
     # -- directory audit log ----------------------------------------------------------------
 
