@@ -3,7 +3,8 @@
 The emulator (tests/integration/graph_emulator) serves Microsoft Graph v1.0 and the
 Microsoft identity platform over HTTPS on 127.0.0.1 with its own test CA. The tests here use
 its home tenant; test_graph_emulator_tenants.py and test_graph_emulator_generated.py cover
-several tenants and generated keys.
+several tenants and generated keys, test_graph_emulator_intune_audit.py Intune managed
+devices, key rotation (beta) and the directory audit log.
 The client libraries are driven through configuration only; nothing is patched.
 
 How a client must be configured to talk to it (also how the Entra source must be

@@ -1,4 +1,5 @@
-"""An HTTPS emulator of Microsoft Graph v1.0 and the Microsoft identity platform, for tests.
+"""An HTTPS emulator of Microsoft Graph (v1.0, some beta) and the Microsoft identity platform,
+for tests.
 
 Served in a thread on 127.0.0.1 at a free port, with its own test CA. It starts with one
 tenant, its home tenant, whose directory the emulator's own methods fill::
@@ -24,9 +25,11 @@ More tenants, and an app registered once that works in each tenant that consents
     fabrikam.add_recovery_key(fabrikam.add_device("PC-01"))  # seen by fabrikam's tokens only
 
 A Tenant has the directory methods (add_app, add_user, add_device, add_recovery_key, consent,
-remove_consent), its state (users, devices, recovery_keys, service_principals, key_reads),
-its addresses (authority, access_token_issuer, issuer), settings that default to the
-emulator's (recovery_keys_page_size, devices_page_size, latency), and add_fault / count /
+remove_consent, add_managed_device, add_audit_event), its state (users, devices,
+recovery_keys, service_principals, key_reads, managed_devices, rotations, audit_events), its
+addresses (authority, access_token_issuer, issuer), settings that default to the emulator's
+(recovery_keys_page_size, devices_page_size, managed_devices_page_size, audit_page_size,
+latency; rotation_delay is the tenant's own), and add_fault / count /
 requests / mint_access_token for itself alone. The identity platform serves every tenant under
 /{tenant ID or domain}/ (and /common, /organizations); Graph serves the tenant named by the
 access token's `tid`. A client of a tenant where the app has no service principal gets
@@ -44,26 +47,54 @@ Large tenants, derived from (seed, index) when a request needs them (see _genera
 Generated keys and devices are listed (paged, $filter, $select), read by ID (audited in
 key_reads) and batched like explicit ones; listings return explicit items first.
 
+Intune managed devices, the beta rotateBitLockerKeys action, and the directory audit log::
+
+    managed = fabrikam.add_managed_device(pc, rotation_policy=True)   # -> ManagedDevice
+    # GET /v1.0 (or /beta)/deviceManagement/managedDevices?$filter=azureADDeviceId eq '...'
+    # POST /beta/deviceManagement/managedDevices/{managed.id}/rotateBitLockerKeys -> 204
+    fabrikam.rotations            # [Rotation]: who asked, when, for which managed device
+    fabrikam.rotation_delay = 60  # new keys escrowed 60 s of emulator clock later (0: at once)
+    graph.advance_clock(61)       # the device's next key listing shows its new keys
+    fabrikam.rotation_replaces_keys = True  # ... and no longer the old ones (Delete events)
+    fabrikam.audit_events         # [AuditEvent]: every key read served logs "Read BitLocker key"
+    fabrikam.add_audit_event("Read BitLocker key", user=agent, key=key, time=when)  # elsewhere
+    fabrikam.audit_page_size = 5  # GET /v1.0/auditLogs/directoryAudits pages (newest first)
+
+A managed device added with rotation_policy=False answers the action with 204 too (Graph only
+queues it) and never escrows anything. Throttle the audit log like any endpoint:
+`add_fault(r"/auditLogs/directoryAudits", status=429, retry_after=5)`.
+
 Served: OpenID discovery, JWKS, devicecode and token (device code, client credentials with a
-secret or a certificate assertion, refresh token) under /{tenant}/; under /v1.0: devices,
-informationProtection/bitlocker/recoveryKeys (list and by id) and $batch. See the module
-docstrings of _identity and _graph for the contract and where each behaviour comes from.
+secret or a certificate assertion, refresh token) under /{tenant}/; under /v1.0 (and /beta):
+devices, informationProtection/bitlocker/recoveryKeys (list and by id), $batch,
+deviceManagement/managedDevices (list and by id), auditLogs/directoryAudits (list and by id);
+under /beta only: deviceManagement/managedDevices/{id}/rotateBitLockerKeys. Permissions the
+emulator knows: BitlockerKey.Read.All, BitlockerKey.ReadBasic.All, Device.Read(Write).All,
+Directory.Read(Write).All, User.Read(.All), DeviceManagementManagedDevices.Read.All,
+DeviceManagementManagedDevices.ReadWrite.All and AuditLog.Read.All. See the module
+docstrings of _identity, _graph, _intune and _audit for the contract and where each
+behaviour comes from.
 """
 
 from ._crypto import ClientCertificate, make_client_certificate
 from ._emulator import GraphEmulator
 from ._generated import GeneratedKeys
 from ._model import (
+    AUDIT_ROLES,
     BITLOCKER_ROLES,
     GRAPH_APP_ID,
+    INTUNE_ROLES,
     ROLE_TEMPLATE_IDS,
     App,
+    AuditEvent,
     Device,
     DeviceCode,
     Fault,
     KeyRead,
+    ManagedDevice,
     RecoveryKey,
     RequestRecord,
+    Rotation,
     ServicePrincipal,
     User,
     generate_recovery_password,
@@ -73,10 +104,13 @@ from ._odata import quote as odata_quote
 from ._tenant import Tenant
 
 __all__ = [
+    "AUDIT_ROLES",
     "BITLOCKER_ROLES",
     "GRAPH_APP_ID",
+    "INTUNE_ROLES",
     "ROLE_TEMPLATE_IDS",
     "App",
+    "AuditEvent",
     "ClientCertificate",
     "Device",
     "DeviceCode",
@@ -84,8 +118,10 @@ __all__ = [
     "GeneratedKeys",
     "GraphEmulator",
     "KeyRead",
+    "ManagedDevice",
     "RecoveryKey",
     "RequestRecord",
+    "Rotation",
     "ServicePrincipal",
     "Tenant",
     "User",

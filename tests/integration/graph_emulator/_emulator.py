@@ -27,13 +27,16 @@ from ._http import HttpsServer, Request, Response
 from ._identity import Identity, OAuthError
 from ._model import (
     App,
+    AuditEvent,
     Device,
     DeviceCode,
     Fault,
     KeyRead,
+    ManagedDevice,
     RecoveryKey,
     RefreshGrant,
     RequestRecord,
+    Rotation,
     User,
 )
 from ._tenant import Tenant
@@ -42,7 +45,8 @@ RetryAfter = int | float | str | dt.datetime | dt.timedelta
 
 
 class GraphEmulator:
-    """Microsoft Graph v1.0 and the identity platform over HTTPS on loopback.
+    """Microsoft Graph (v1.0, and beta for Intune) and the identity platform over HTTPS on
+    loopback.
 
     It starts with one tenant, `home`, whose directory methods and state it also offers
     itself (`add_user`, `add_device`, `recovery_keys`, `key_reads`, `tenant_id`, ...), so a
@@ -74,6 +78,8 @@ class GraphEmulator:
         self.latency = 0.0  # seconds added to every HTTP request (not to $batch items)
         self.recovery_keys_page_size = 20  # undocumented on Graph; small pages exercise paging
         self.devices_page_size = 100  # Graph's default page size for directory objects
+        self.managed_devices_page_size = 1000  # undocumented for Intune lists
+        self.audit_page_size = 100  # undocumented for directoryAudits
 
         # State.
         self.tenants: dict[str, Tenant] = {}  # by lower-case tenant ID
@@ -338,6 +344,49 @@ class GraphEmulator:
     def generated_key_id(self, index: int) -> str:
         return self.home.generated_key_id(index)
 
+    def add_managed_device(
+        self,
+        device: Device | str,
+        *,
+        rotation_policy: bool = True,
+        managed_device_id: str | None = None,
+        user_principal_name: str | None = None,
+    ) -> ManagedDevice:
+        """Enrol a home-tenant device in Intune (see Tenant.add_managed_device)."""
+        return self.home.add_managed_device(
+            device,
+            rotation_policy=rotation_policy,
+            managed_device_id=managed_device_id,
+            user_principal_name=user_principal_name,
+        )
+
+    @property
+    def managed_devices(self) -> list[ManagedDevice]:
+        return self.home.managed_devices
+
+    @property
+    def rotations(self) -> list[Rotation]:
+        """The home tenant's accepted rotateBitLockerKeys calls."""
+        return self.home.rotations
+
+    @property
+    def rotation_delay(self) -> float:
+        """The home tenant's delay between a rotation and its new keys (Tenant.rotation_delay)."""
+        return self.home.rotation_delay
+
+    @rotation_delay.setter
+    def rotation_delay(self, value: float) -> None:
+        self.home.rotation_delay = value
+
+    @property
+    def audit_events(self) -> list[AuditEvent]:
+        """The home tenant's directory audit log (GET /auditLogs/directoryAudits)."""
+        return self.home.audit_events
+
+    def add_audit_event(self, activity: str = "Read BitLocker key", **kwargs: Any) -> AuditEvent:
+        """Log an event in the home tenant's audit log (see Tenant.add_audit_event)."""
+        return self.home.add_audit_event(activity, **kwargs)
+
     # -- device code flow -------------------------------------------------------------------
 
     def wait_for_device_code(self, timeout: float = 10.0) -> DeviceCode:
@@ -545,7 +594,7 @@ class GraphEmulator:
         """The tenant a request is for: on Graph the `tid` of its access token (not yet
         validated), on the identity platform the tenant its path names (None for /common,
         /organizations and unknown tenants)."""
-        if request.path.startswith("/v1.0/"):
+        if is_graph_path(request.path):
             return self.graph.token_tenant(request)
         return self.identity.path_tenant(request)
 
@@ -568,7 +617,9 @@ class GraphEmulator:
             if fault is not None:
                 fault.served += 1
                 response = self._fault_response(fault, request)
-            elif path.startswith("/v1.0/"):
+            elif is_graph_path(path):
+                if tenant is not None:
+                    tenant.escrow_due_rotations()
                 response = self.graph.handle(request)
             else:
                 response = self.identity.handle(request) or Response(
@@ -594,7 +645,7 @@ class GraphEmulator:
 
     def _fault_response(self, fault: Fault, request: Request) -> Response:
         headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-        if request.path.startswith("/v1.0/"):
+        if is_graph_path(request.path):
             code, message = {
                 429: ("TooManyRequests", "Please retry again later."),
                 503: (
@@ -629,6 +680,11 @@ class GraphEmulator:
         response = self.identity.error_response(request, error)
         response.headers.update(headers)
         return response
+
+
+def is_graph_path(path: str) -> bool:
+    """Graph serves v1.0 and beta; every other path is the identity platform's."""
+    return path.startswith(("/v1.0/", "/beta/"))
 
 
 def _retry_after_header(value: RetryAfter, emulator: GraphEmulator) -> str:

@@ -1,4 +1,8 @@
-"""Microsoft Graph v1.0: devices, BitLocker recovery keys and JSON batching.
+"""Microsoft Graph v1.0: devices, BitLocker recovery keys and JSON batching; the routes to
+Intune managed devices (_intune) and the directory audit log (_audit).
+
+Graph serves /beta as well as /v1.0: the same resources, plus the beta-only
+rotateBitLockerKeys action; `@odata.context` and `@odata.nextLink` name the request's version.
 
 Sources, by behaviour:
 - error envelope, request-id / client-request-id headers: "Microsoft Graph error responses
@@ -43,6 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote as urlquote
 
+from . import _audit, _intune
 from ._crypto import JwtError, unverified_parts, verify_signature
 from ._generated import Chain, DeviceSegment, GeneratedKeys, KeySegment, ListSegment
 from ._http import Request, Response, json_response
@@ -52,12 +57,14 @@ from ._model import (
     BITLOCKER_ROLES,
     DEVICE_READERS,
     GRAPH_APP_ID,
+    AuditEvent,
     Device,
     KeyRead,
     RecoveryKey,
     User,
 )
 from ._odata import Clause, FilterSyntaxError, UnsupportedFilter, parse_filter
+from ._tenant import device_target, key_detail
 
 if TYPE_CHECKING:
     from ._emulator import GraphEmulator
@@ -191,11 +198,15 @@ class Graph:
             headers=dict(error.headers),
         )
 
+    def metadata(self, request: Request) -> str:
+        """The service root's $metadata for the request's version (v1.0 or beta)."""
+        return f"{self.emu.base_url}/{api_version(request)}/$metadata"
+
     def ok(self, payload: dict[str, Any]) -> Response:
         return json_response(200, payload, {"OData-Version": "4.0"}, content_type=ODATA_JSON)
 
     def _route(self, request: Request, request_id: str) -> Response:
-        segments = request.path.split("/")[2:]  # after "", "v1.0"
+        segments = request.path.split("/")[2:]  # after "", "v1.0" (or "beta")
         lowered = [s.lower() for s in segments]
         if lowered == ["$batch"]:
             if request.via_batch:
@@ -223,7 +234,36 @@ class Graph:
                 return self.recovery_keys(request, principal)
             if len(segments) == 4:
                 return self.recovery_key(request, principal, segments[3], request_id)
+        answer = self._route_intune_and_audit(request, principal, segments, request_id)
+        if answer is not None:
+            return answer
         raise segment_not_found(first_unknown_segment(segments))
+
+    def _route_intune_and_audit(
+        self, request: Request, principal: Principal, segments: list[str], request_id: str
+    ) -> Response | None:
+        """deviceManagement/managedDevices (and the beta rotate action), auditLogs."""
+        lowered = [s.lower() for s in segments]
+        if lowered[:2] == ["devicemanagement", "manageddevices"] and len(lowered) <= 4:
+            if len(segments) == 4 and lowered[3] == "rotatebitlockerkeys":
+                if api_version(request) != "beta":
+                    raise segment_not_found(segments[3])  # a beta-only action
+                if request.method != "POST":
+                    raise method_not_allowed()
+                return _intune.rotate_bitlocker_keys(
+                    self, request, principal, segments[2], request_id
+                )
+            if len(segments) <= 3:
+                require_get(request)
+                if len(segments) == 3:
+                    return _intune.managed_device(self, request, principal, segments[2])
+                return _intune.managed_devices(self, request, principal)
+        if lowered[:2] == ["auditlogs", "directoryaudits"] and len(lowered) <= 3:
+            require_get(request)
+            if len(segments) == 3:
+                return _audit.directory_audit(self, request, principal, segments[2])
+            return _audit.directory_audits(self, request, principal)
+        return None
 
     # -- authentication ---------------------------------------------------------------------
 
@@ -321,7 +361,7 @@ class Graph:
             top = int(value)
         start = self.start_position(request, params)
         rows, next_position = chain.page(start, top, predicate=predicate, candidates=candidates)
-        context = f"{self.emu.base_url}/v1.0/$metadata#devices"
+        context = f"{self.metadata(request)}#devices"
         if select:
             context += "(" + ",".join(select) + ")"
             rows = [{name: row[name] for name in select} for row in rows]
@@ -343,7 +383,7 @@ class Graph:
         row = device.to_graph()
         if select:
             row = {name: row[name] for name in select}
-        context = f"{self.emu.base_url}/v1.0/$metadata#devices/$entity"
+        context = f"{self.metadata(request)}#devices/$entity"
         return self.ok({"@odata.context": context, **row})
 
     # -- paging -----------------------------------------------------------------------------
@@ -423,7 +463,7 @@ class Graph:
         # property comes back), minus the key itself; other selections project the metadata.
         if select and select != ["key"]:
             rows = [{name: row[name] for name in select if name in row} for row in rows]
-        context = f"{self.emu.base_url}/v1.0/$metadata#informationProtection/bitlocker/recoveryKeys"
+        context = f"{self.metadata(request)}#informationProtection/bitlocker/recoveryKeys"
         return self.page(request, params, rows, next_position, context)
 
     def recovery_key(
@@ -447,14 +487,24 @@ class Graph:
             self.audit(principal, key, request_id)
         elif select:
             row = {name: row[name] for name in select if name in row}
-        context = (
-            f"{self.emu.base_url}/v1.0/$metadata#informationProtection/bitlocker/"
-            "recoveryKeys/$entity"
-        )
+        context = f"{self.metadata(request)}#informationProtection/bitlocker/recoveryKeys/$entity"
         return self.ok({"@odata.context": context, **row})
 
     def audit(self, principal: Principal, key: RecoveryKey, request_id: str) -> None:
+        """A password was served: the KeyRead log, and the "Read BitLocker key" event the
+        directory audit log (GET /auditLogs/directoryAudits) shows."""
         user = principal.user
+        tenant = principal.tenant
+        device = tenant.device_by_device_id(key.device_id)
+        tenant.audit_events.append(
+            AuditEvent(
+                activity_display_name="Read BitLocker key",
+                activity_date_time=self.emu.now_datetime(),
+                initiated_by=tenant.initiator(user=user, app_id=principal.app_id),
+                target_resources=[device_target(device)] if device is not None else [],
+                additional_details=[key_detail(key.id, device, key.device_id)],
+            )
+        )
         principal.tenant.key_reads.append(
             KeyRead(
                 key_id=key.id,
@@ -529,7 +579,7 @@ class Graph:
         raw = json.dumps(body).encode() if isinstance(body, dict | list) else b""
         inner = Request(
             method=item["method"].upper(),
-            target="/v1.0/" + url.lstrip("/"),
+            target=f"/{api_version(outer)}/" + url.lstrip("/"),
             headers=headers,
             body=raw,
             via_batch=True,
@@ -541,6 +591,11 @@ class Graph:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def api_version(request: Request) -> str:
+    """ "v1.0" or "beta": the first segment of a Graph request's path."""
+    return request.path.split("/")[1]
 
 
 def require_get(request: Request) -> None:
@@ -683,6 +738,8 @@ def first_unknown_segment(segments: list[str]) -> str:
     tree = {
         "devices": {"*": {}},
         "informationprotection": {"bitlocker": {"recoverykeys": {"*": {}}}},
+        "devicemanagement": {"manageddevices": {"*": {"rotatebitlockerkeys": {}}}},
+        "auditlogs": {"directoryaudits": {"*": {}}},
     }
     node: dict[str, Any] = tree
     for segment in segments:

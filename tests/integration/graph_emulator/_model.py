@@ -34,15 +34,29 @@ BITLOCKER_ROLES = frozenset(ROLE_TEMPLATE_IDS)
 # Graph permission names the emulator knows, canonical case (scopes are case-insensitive).
 BITLOCKER_READ = "BitlockerKey.Read.All"
 BITLOCKER_READ_BASIC = "BitlockerKey.ReadBasic.All"
+MANAGED_DEVICES_READ = "DeviceManagementManagedDevices.Read.All"
+MANAGED_DEVICES_WRITE = "DeviceManagementManagedDevices.ReadWrite.All"
+AUDIT_LOG_READ = "AuditLog.Read.All"
 KNOWN_PERMISSIONS = (
     BITLOCKER_READ,
     BITLOCKER_READ_BASIC,
+    MANAGED_DEVICES_READ,
+    MANAGED_DEVICES_WRITE,
+    AUDIT_LOG_READ,
     "Device.Read.All",
     "Device.ReadWrite.All",
     "Directory.Read.All",
     "Directory.ReadWrite.All",
     "User.Read",
     "User.Read.All",
+)
+# rotateBitLockerKeys: a delegated caller also needs an Intune role that allows remote
+# actions; the emulator takes these two directory roles for it (Intune RBAC is not modelled).
+INTUNE_ROLES = frozenset({"Intune Service Administrator", "Global Administrator"})
+# directoryAudit-list: a delegated caller needs a role that may read audit logs; of the roles
+# the page lists, those the emulator knows.
+AUDIT_ROLES = frozenset(
+    {"Global Administrator", "Security Administrator", "Security Reader", "Global Reader"}
 )
 DEVICE_READERS = frozenset(
     {"Device.Read.All", "Device.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
@@ -262,3 +276,107 @@ class RefreshGrant:
     expires_at: float
     revoked: bool = False
     tenant_id: str = ""
+
+
+def graph_datetime(value: dt.datetime) -> str:
+    """Graph's DateTimeOffset format: UTC, seven fractional digits and Z."""
+    return f"{value.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S.%f}0Z"
+
+
+@dataclass
+class ManagedDevice:
+    """An Intune managed device: `id` is the managed device ID, `azure_ad_device_id` the
+    Entra deviceId of the device object it is joined as (what recovery keys refer to).
+    `rotation_policy`: the device has client-driven recovery password rotation enabled and
+    saves keys to Entra ID, so rotateBitLockerKeys makes it escrow new keys."""
+
+    id: str
+    device: Device
+    rotation_policy: bool = True
+    user_principal_name: str | None = None
+    enrolled: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    serial_number: str = field(default_factory=lambda: secrets.token_hex(6).upper())
+
+    @property
+    def azure_ad_device_id(self) -> str:
+        return self.device.device_id
+
+    def to_graph(self) -> dict[str, Any]:
+        enrolled = graph_datetime(self.enrolled)
+        return {
+            "@odata.type": "#microsoft.graph.managedDevice",
+            "id": self.id,
+            "userId": None,
+            "deviceName": self.device.display_name,
+            "managedDeviceOwnerType": "company",
+            "enrolledDateTime": enrolled,
+            "lastSyncDateTime": enrolled,
+            "operatingSystem": self.device.operating_system,
+            "complianceState": "compliant",
+            "managementAgent": "mdm",
+            "osVersion": self.device.operating_system_version,
+            "azureADRegistered": True,
+            "deviceEnrollmentType": "windowsAzureADJoin",
+            "azureADDeviceId": self.device.device_id,
+            "deviceRegistrationState": "registered",
+            "isEncrypted": True,
+            "userPrincipalName": self.user_principal_name,
+            "model": "Emulated PC",
+            "manufacturer": "Emulator",
+            "serialNumber": self.serial_number,
+            "userDisplayName": None,
+            "managedDeviceName": f"{self.device.display_name}_Windows",
+        }
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """One rotateBitLockerKeys call that Intune accepted (204)."""
+
+    managed_device_id: str
+    device_id: str  # the Entra deviceId of the managed device
+    app_id: str
+    user_id: str | None
+    user_principal_name: str | None
+    time: dt.datetime
+    request_id: str
+    tenant_id: str = ""
+    escrow_due: dt.datetime | None = None  # None: the device has no rotation policy
+
+
+@dataclass
+class AuditEvent:
+    """One Entra directory audit event (directoryAudit), as GET /auditLogs/directoryAudits
+    returns it. `initiated_by` is {"user": {...}} or {"app": {...}}."""
+
+    activity_display_name: str
+    activity_date_time: dt.datetime
+    category: str = "KeyManagement"
+    result: str = "success"
+    result_reason: str = ""
+    logged_by_service: str = "Core Directory"
+    operation_type: str = "Read"
+    initiated_by: dict[str, Any] = field(default_factory=dict)
+    target_resources: list[dict[str, Any]] = field(default_factory=list)
+    additional_details: list[dict[str, str]] = field(default_factory=list)
+    id: str = field(default_factory=_guid)
+    correlation_id: str = field(default_factory=_guid)
+
+    def to_graph(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "category": self.category,
+            "correlationId": self.correlation_id,
+            "result": self.result,
+            "resultReason": self.result_reason,
+            "activityDisplayName": self.activity_display_name,
+            "activityDateTime": graph_datetime(self.activity_date_time),
+            "loggedByService": self.logged_by_service,
+            "operationType": self.operation_type,
+            "initiatedBy": {
+                "user": self.initiated_by.get("user"),
+                "app": self.initiated_by.get("app"),
+            },
+            "targetResources": list(self.target_resources),
+            "additionalDetails": list(self.additional_details),
+        }

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
@@ -16,11 +16,14 @@ from ._model import (
     ROLE_TEMPLATE_IDS,
     VOLUME_TYPES,
     App,
+    AuditEvent,
     Device,
     Fault,
     KeyRead,
+    ManagedDevice,
     RecoveryKey,
     RequestRecord,
+    Rotation,
     ServicePrincipal,
     User,
     canonical_permission,
@@ -39,7 +42,10 @@ class Tenant:
 
     Get one from `GraphEmulator.add_tenant()` (or `GraphEmulator.home`, the tenant the
     emulator starts with). Settings left at None (`recovery_keys_page_size`,
-    `devices_page_size`, `latency`) follow the emulator's.
+    `devices_page_size`, `managed_devices_page_size`, `audit_page_size`, `latency`) follow
+    the emulator's. `rotation_delay`: seconds of emulator clock between an accepted
+    rotateBitLockerKeys and the device escrowing its new keys (0: at once);
+    `rotation_replaces_keys`: whether the rotated old keys are then deleted.
     """
 
     def __init__(self, emulator: GraphEmulator, tenant_id: str, domain: str) -> None:
@@ -52,7 +58,18 @@ class Tenant:
         self.generated: list[GeneratedKeys] = []  # generated blocks, in the order added
         self.service_principals: dict[str, ServicePrincipal] = {}  # by lower-case client ID
         self.key_reads: list[KeyRead] = []  # this tenant's audit log of password reads
+        self.managed_devices: list[ManagedDevice] = []  # Intune, in enrolment order
+        self.rotations: list[Rotation] = []  # accepted rotateBitLockerKeys calls
+        self.audit_events: list[AuditEvent] = []  # directoryAudits, in the order logged
+        self.rotation_delay: float = 0.0
+        # True: a rotation also deletes the rotated volumes' old keys from Entra, logging
+        # "Delete BitLocker key" for each (what published runbooks watch for after a
+        # rotation); False (default): the old keys stay beside the new ones.
+        self.rotation_replaces_keys = False
+        self._pending_escrows: list[Rotation] = []
         self._recovery_keys_page_size: int | None = None
+        self._managed_devices_page_size: int | None = None
+        self._audit_page_size: int | None = None
         self._devices_page_size: int | None = None
         self._latency: float | None = None
 
@@ -105,6 +122,25 @@ class Tenant:
     @devices_page_size.setter
     def devices_page_size(self, value: int | None) -> None:
         self._devices_page_size = value
+
+    @property
+    def managed_devices_page_size(self) -> int:
+        size = self._managed_devices_page_size
+        return self.emulator.managed_devices_page_size if size is None else size
+
+    @managed_devices_page_size.setter
+    def managed_devices_page_size(self, value: int | None) -> None:
+        self._managed_devices_page_size = value
+
+    @property
+    def audit_page_size(self) -> int:
+        """directoryAudits per page when the request has no $top."""
+        size = self._audit_page_size
+        return self.emulator.audit_page_size if size is None else size
+
+    @audit_page_size.setter
+    def audit_page_size(self, value: int | None) -> None:
+        self._audit_page_size = value
 
     @property
     def latency(self) -> float:
@@ -290,6 +326,183 @@ class Tenant:
             self.generated.append(block)
         return block
 
+    # -- Intune -----------------------------------------------------------------------------
+
+    def add_managed_device(
+        self,
+        device: Device | str,
+        *,
+        rotation_policy: bool = True,
+        managed_device_id: str | None = None,
+        user_principal_name: str | None = None,
+    ) -> ManagedDevice:
+        """Enrol `device` (a Device or a deviceId of this tenant) in Intune. With
+        `rotation_policy` the device rotates its recovery passwords when asked
+        (rotateBitLockerKeys); without it the action is accepted and nothing happens."""
+        found = self.device_by_device_id(device if isinstance(device, str) else device.device_id)
+        if found is None:
+            raise ValueError(f"no device with deviceId {device!r} in {self!r}")
+        managed = ManagedDevice(
+            id=managed_device_id or str(uuid.uuid4()),
+            device=found,
+            rotation_policy=rotation_policy,
+            user_principal_name=user_principal_name,
+            enrolled=self.emulator.now_datetime().replace(microsecond=0),
+        )
+        with self.emulator.lock:
+            if self.find_managed_device(managed.id) is not None:
+                raise ValueError(f"managed device {managed.id} exists already")
+            self.managed_devices.append(managed)
+        return managed
+
+    def find_managed_device(self, managed_device_id: str) -> ManagedDevice | None:
+        lowered = managed_device_id.lower()
+        return next((m for m in self.managed_devices if m.id.lower() == lowered), None)
+
+    def device_by_device_id(self, device_id: str) -> Device | None:
+        """An explicit or generated device by deviceId (case ignored)."""
+        lowered = device_id.lower()
+        for device in self.devices:
+            if device.device_id.lower() == lowered:
+                return device
+        for block in self.generated:
+            index = block.device_index(device_id)
+            if index is not None:
+                return block.device(index)
+        return None
+
+    def record_rotation(self, rotation: Rotation) -> None:
+        """Graph accepted a rotation: log it, and schedule the escrow when it will happen."""
+        with self.emulator.lock:
+            self.rotations.append(rotation)
+            if rotation.escrow_due is not None:
+                self._pending_escrows.append(rotation)
+        self.escrow_due_rotations()
+
+    def escrow_due_rotations(self) -> list[RecoveryKey]:
+        """Escrow the new keys of rotations whose delay has passed on the emulator's clock:
+        one new key per volume type the device has explicit keys for (operating system
+        and fixed data volumes; removable drives are not rotated), an OS volume key when
+        it has none. Runs before every Graph request; tests may call it too."""
+        now = self.emulator.now_datetime()
+        escrowed = []
+        with self.emulator.lock:
+            due = [r for r in self._pending_escrows if r.escrow_due and r.escrow_due <= now]
+            for rotation in due:
+                self._pending_escrows.remove(rotation)
+                lowered = rotation.device_id.lower()
+                volumes = {
+                    key.volume_type
+                    for key in self.recovery_keys.values()
+                    if key.device_id.lower() == lowered and key.volume_type != "removableDataVolume"
+                }
+                replaced = [
+                    key
+                    for key in self.recovery_keys.values()
+                    if key.device_id.lower() == lowered and key.volume_type in volumes
+                ]
+                for volume in sorted(volumes or {"operatingSystemVolume"}):
+                    escrowed.append(
+                        self.add_recovery_key(
+                            rotation.device_id, volume_type=volume, created=rotation.escrow_due
+                        )
+                    )
+                if self.rotation_replaces_keys:
+                    for key in replaced:
+                        self.delete_recovery_key(key, time=rotation.escrow_due)
+        return escrowed
+
+    def delete_recovery_key(self, key: RecoveryKey, *, time: dt.datetime | None = None) -> None:
+        """Remove an explicit key from Entra and log "Delete BitLocker key", whose
+        targetResources[0].displayName is the key ID (as the reference notes say)."""
+        with self.emulator.lock:
+            self.recovery_keys.pop(key.id.lower(), None)
+            self.audit_events.append(
+                AuditEvent(
+                    activity_display_name="Delete BitLocker key",
+                    activity_date_time=time or self.emulator.now_datetime(),
+                    operation_type="Delete",
+                    target_resources=[
+                        {
+                            "id": key.id,
+                            "displayName": key.id,
+                            "type": "Other",
+                            "userPrincipalName": None,
+                            "groupType": None,
+                            "modifiedProperties": [],
+                        }
+                    ],
+                )
+            )
+
+    # -- directory audit log ----------------------------------------------------------------
+
+    def add_audit_event(
+        self,
+        activity: str = "Read BitLocker key",
+        *,
+        time: dt.datetime | None = None,
+        user: User | None = None,
+        app: App | None = None,
+        key: RecoveryKey | None = None,
+        device: Device | None = None,
+        category: str = "KeyManagement",
+        result: str = "success",
+        operation_type: str = "Read",
+        additional_details: list[dict[str, str]] | None = None,
+        target_resources: list[dict[str, Any]] | None = None,
+    ) -> AuditEvent:
+        """Log a directory audit event made elsewhere (the portal, another script): by
+        `user` (delegated) or `app` (app-only), about `key` (its device is the target and the
+        detail sentence names both), at `time` (default: now on the emulator's clock)."""
+        if device is None and key is not None:
+            device = self.device_by_device_id(key.device_id)
+        details = additional_details
+        if details is None:
+            details = [key_detail(key.id, device, key.device_id)] if key is not None else []
+        event = AuditEvent(
+            activity_display_name=activity,
+            activity_date_time=time or self.emulator.now_datetime(),
+            category=category,
+            result=result,
+            operation_type=operation_type,
+            initiated_by=self.initiator(user=user, app_id=app.client_id if app else None),
+            target_resources=target_resources
+            if target_resources is not None
+            else ([device_target(device)] if device is not None else []),
+            additional_details=details,
+        )
+        with self.emulator.lock:
+            self.audit_events.append(event)
+        return event
+
+    def initiator(self, *, user: User | None, app_id: str | None) -> dict[str, Any]:
+        """initiatedBy: the user for delegated calls, else the app and its service principal
+        in this tenant."""
+        if user is not None:
+            return {
+                "user": {
+                    "id": user.id,
+                    "displayName": user.display_name,
+                    "userPrincipalName": user.user_principal_name,
+                    "ipAddress": "127.0.0.1",
+                    "userType": "Member",
+                    "homeTenantId": self.tenant_id,
+                    "homeTenantName": None,
+                }
+            }
+        if app_id is None:
+            return {}
+        principal = self.service_principal(app_id)
+        return {
+            "app": {
+                "appId": app_id,
+                "displayName": principal.app.display_name if principal else None,
+                "servicePrincipalId": principal.object_id if principal else None,
+                "servicePrincipalName": None,
+            }
+        }
+
     # -- what tests and benchmarks inspect --------------------------------------------------
 
     @property
@@ -427,6 +640,30 @@ class Tenant:
     ) -> int:
         """GraphEmulator.count for requests to this tenant only."""
         return self.emulator.count(path, method=method, via_batch=via_batch, tenant=self)
+
+
+def key_detail(key_id: str, device: Device | None, device_id: str) -> dict[str, str]:
+    """additionalDetails[0] of a "Read BitLocker key" event. Published Log Analytics queries
+    parse its value with `* "key ID: '" id "'. Backed up from device: '" name "'" *`; the
+    words before "key ID" are the emulator's own."""
+    name = device.display_name if device is not None else device_id
+    return {
+        "key": "AdditionalInfo",
+        "value": f"BitLocker key ID: '{key_id}'. Backed up from device: '{name}'",
+    }
+
+
+def device_target(device: Device | None) -> dict[str, Any]:
+    """targetResources entry for a device."""
+    assert device is not None
+    return {
+        "id": device.id,
+        "displayName": device.display_name,
+        "type": "Device",
+        "userPrincipalName": None,
+        "groupType": None,
+        "modifiedProperties": [],
+    }
 
 
 def permission(name: str) -> str:
