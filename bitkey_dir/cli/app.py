@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from bitkey_dir import __version__
-from bitkey_dir.cli import audit, auth, configure, export, find, index, trail, verify
+from bitkey_dir.cli import audit, auth, configure, doctor, export, find, index, trail, verify
 from bitkey_dir.cli.common import State, fail
 from bitkey_dir.env import CONFIG_ENV
 from bitkey_dir.errors import BitkeyError, ExitCode
@@ -90,6 +90,7 @@ app.command("sources")(configure.sources)
 app.command("trail")(trail.trail)
 app.command("audit")(audit.audit)
 app.command("export")(export.export)
+app.command("doctor")(doctor.doctor)
 app.command("login")(auth.login)
 app.command("logout")(auth.logout)
 app.add_typer(auth.auth_app, name="auth")
