@@ -6,6 +6,7 @@ The network parts are checked against the Samba DC, a TLS listener and the Graph
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from datetime import UTC, datetime
@@ -26,6 +27,13 @@ from bitkey_dir.sources.ad.diagnosis import (
     skew_words,
 )
 from bitkey_dir.sources.base import CHECK_STATUSES, Check
+from bitkey_dir.sources.entra.diagnosis import (
+    consent_url,
+    granted,
+    permission_checks,
+    role_check,
+    token_claims,
+)
 
 OK = SourceStatus.answered("lab")
 DENIED = SourceStatus.failed("lab", AuthError("no"))
@@ -211,3 +219,71 @@ def test_json_keeps_the_values_and_escapes_controls() -> None:
         "fix": "dsacls …",
     }
     assert cloud == {"source": "cloud", "status": "failed", "checks": [], "error": "down"}
+
+
+# -- Entra: the token's claims ---------------------------------------------------------------
+
+CLAIMS = st.dictionaries(
+    st.sampled_from(["roles", "scp", "wids", "tid", "upn", "exp"]),
+    st.one_of(st.lists(st.text(max_size=40), max_size=5), st.text(max_size=60), st.integers()),
+)
+
+
+def jwt(claims: object, header: bytes = b'{"alg":"RS256","typ":"JWT"}') -> str:
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+    return f"{part(header)}.{part(json.dumps(claims).encode())}.{part(b'signature')}"
+
+
+@given(CLAIMS)
+def test_claims_are_read_back_from_any_token(claims: dict[str, object]) -> None:
+    assert token_claims(jwt(claims)) == claims
+
+
+@given(st.text(max_size=200))
+def test_anything_that_is_not_a_token_has_no_claims_and_never_raises(text: str) -> None:
+    claims = token_claims(text)
+    assert isinstance(claims, dict)
+
+
+def test_a_payload_that_is_not_an_object_has_no_claims() -> None:
+    assert token_claims(jwt(["roles"])) == {}
+
+
+def test_app_roles_and_delegated_scopes_are_both_permissions() -> None:
+    claims = {"roles": ["BitlockerKey.Read.All"], "scp": "Device.Read.All  User.Read"}
+    assert granted(claims) == {"bitlockerkey.read.all", "device.read.all", "user.read"}
+    assert granted({"roles": "not a list", "scp": ["not a string"]}) == set()
+
+
+def test_each_permission_is_judged_with_what_else_grants_it() -> None:
+    consent = consent_url("https://login.microsoftonline.com", "contoso", "app-id")
+    found = {
+        c.subject: c
+        for c in permission_checks(
+            {"roles": ["BitlockerKey.Read.All", "Directory.Read.All"]}, app=True, consent=consent
+        )
+    }
+    assert found["BitlockerKey.ReadBasic.All"].status == "ok"
+    assert "through BitlockerKey.Read.All" in found["BitlockerKey.ReadBasic.All"].detail
+    assert "through Directory.Read.All" in found["Device.Read.All"].detail
+    assert found["AuditLog.Read.All"].status == "warn"
+    assert found["AuditLog.Read.All"].fix == (
+        "add the application permission AuditLog.Read.All to the app registration, then grant "
+        "consent: https://login.microsoftonline.com/contoso/adminconsent?client_id=app-id"
+    )
+    missing = permission_checks({}, app=False, consent=consent)
+    assert {c.subject for c in missing if c.status == "missing-right"} == {
+        "BitlockerKey.Read.All",
+        "BitlockerKey.ReadBasic.All",
+        "Device.Read.All",
+    }
+    assert all("delegated permission" in (c.fix or "") for c in missing)
+
+
+def test_roles_that_read_keys_come_from_wids() -> None:
+    helpdesk = {"wids": ["729827E3-9C14-49F7-BB1B-9608F156BBB8"]}
+    assert role_check(helpdesk, "agent").status == "ok"
+    assert role_check({"wids": []}, "plain").status == "missing-right"
+    assert role_check({}, "someone").status == "warn"
