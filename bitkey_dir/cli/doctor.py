@@ -14,7 +14,7 @@ def doctor(
     source: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Configured sources, key file paths or ldaps:// URLs (default: the defaults).",
+            help="Source names, key file paths or ldaps:// URLs (default: every configured one).",
             show_default=False,
         ),
     ] = None,

@@ -97,9 +97,10 @@ def _probe(source: Source, warn: Warn) -> list[Check]:
 
 
 def diagnose(run: Run, sources: Sequence[str] = ()) -> DoctorResult:
-    """Check ``sources`` (names, paths or URLs; default: the config's default sources)."""
+    """Check ``sources`` (names, paths or URLs; default: every configured source, so that
+    one not among the defaults is checked too)."""
     with run.active():
-        opened = run.open(sources)
+        opened = run.open(list(sources) or list(run.config.sources))
 
         def check(source: Source, warn: Warn) -> list[Check]:
             if isinstance(source, Diagnoses):
