@@ -310,3 +310,23 @@ def test_a_certificate_about_to_expire_is_a_warning(tls_listener: Any, tmp_path:
     assert found["certificate chain"].status == "ok"
     assert found["certificate expiry"].status == "warn"
     assert found["certificate expiry"].detail.endswith("in 12 days")
+
+
+def test_kerberos_binds_with_the_ticket_and_finds_the_same_rights(
+    lab: Lab, samba_dc: Directory, helpdesk_ccache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KRB5_CONFIG", str(samba_dc.dc.krb5_conf))
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{helpdesk_ccache}")
+    config = lab.config(user=None, auth="kerberos", kerberos_host=samba_dc.kerberos_host)
+    outcome = run("--config", str(config), "doctor", "-f", "json")
+    assert outcome.code == 3
+    document = outcome.document
+    (bind,) = checks(document, "bind")
+    assert bind["status"] == "ok"
+    assert bind["detail"].endswith("with Kerberos")
+    (clock,) = checks(document, "clock")
+    assert clock["status"] == "ok"
+    assert "Kerberos allows 5 minutes" in clock["detail"]
+    ous = by_ou(document, samba_dc)
+    assert ous[WORKSTATIONS]["status"] == "ok"
+    assert ous[SERVERS]["status"] == "missing-right"
