@@ -29,6 +29,7 @@ from pathlib import Path
 from bitkey_dir.interaction import QUIET, Interaction
 from bitkey_dir.ops.audit import AuditResult
 from bitkey_dir.ops.disclosure import DisclosureResult
+from bitkey_dir.ops.doctor import DoctorResult
 from bitkey_dir.ops.export import ExportResult, Format
 from bitkey_dir.ops.index import IndexReport, RefreshResult
 from bitkey_dir.ops.lookup import LookupResult
@@ -39,6 +40,7 @@ from bitkey_dir.ops.run import Run
 __all__ = [
     "AuditResult",
     "DisclosureResult",
+    "DoctorResult",
     "ExportResult",
     "IndexReport",
     "LookupResult",
@@ -47,6 +49,7 @@ __all__ = [
     "RotateResult",
     "audit_escrow",
     "clear_index",
+    "diagnose",
     "disclosed_keys",
     "export_keys",
     "find_keys",
@@ -147,6 +150,21 @@ def audit_escrow(
 
     run = _run(config, interaction, "audit_escrow")
     return audit.audit(run, sources, stale_days=stale_days, fail_on_missing=fail_on_missing)
+
+
+def diagnose(
+    *,
+    sources: Sequence[str] = (),
+    config: Path | None = None,
+    interaction: Interaction | None = None,
+) -> DoctorResult:
+    """What `bitkey-dir doctor` checks, per source (default: every configured one): servers,
+    certificates, sign-in, rights, files. Each ``result.diagnoses[n].checks`` is a list of
+    ``Check`` (area, subject, status, detail, fix); ``result.exit_code`` is 0 healthy, 3 a
+    right missing, 4 unreachable. Reads no recovery password into the result."""
+    from bitkey_dir.ops import doctor
+
+    return doctor.diagnose(_run(config, interaction, "diagnose"), sources)
 
 
 def refresh_index(

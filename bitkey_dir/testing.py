@@ -34,8 +34,11 @@ from bitkey_dir.config import Settings
 from bitkey_dir.errors import AuthError, BitkeyError, ConfigError, SourceError
 from bitkey_dir.model import ComputerName, KeyEntry, KeyId, Query, RecoveryKey
 from bitkey_dir.sources.base import (
+    CHECK_STATUSES,
     Audits,
     AuthStatus,
+    Check,
+    Diagnoses,
     Escrow,
     KeepsDeleted,
     SignsIn,
@@ -346,6 +349,20 @@ class SourceContract:
             status = source.auth_status()
         assert isinstance(status, AuthStatus)
         self.assert_nothing_secret_in(json.dumps(status.to_record()), "auth_status()")
+
+    def test_diagnose_gives_typed_checks_and_no_secret(self) -> None:
+        with self.opened() as source:
+            if not isinstance(source, Diagnoses):
+                pytest.skip("the source has no diagnosis of its own (optional)")
+            checks = source.diagnose(self.warn)
+        assert checks, "diagnose() made no check"
+        for check in checks:
+            assert isinstance(check, Check)
+            assert check.status in CHECK_STATUSES, check.status
+            assert check.fix is None or "\n" not in check.fix, "a fix is one line"
+        self.assert_nothing_secret_in(
+            json.dumps([check.to_record() for check in checks]), "diagnose()"
+        )
 
     def test_a_source_that_cannot_answer_raises_a_documented_error(self) -> None:
         table = self.failing_settings()

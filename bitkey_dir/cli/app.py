@@ -16,6 +16,7 @@ from bitkey_dir.cli import (
     audit,
     auth,
     configure,
+    doctor,
     export,
     find,
     index,
@@ -103,6 +104,7 @@ app.command("audit")(audit.audit)
 app.command("export")(export.export)
 app.command("rotate")(rotate.rotate)
 app.command("reads")(reads.reads)
+app.command("doctor")(doctor.doctor)
 app.command("login")(auth.login)
 app.command("logout")(auth.logout)
 app.add_typer(auth.auth_app, name="auth")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from bitkey_dir.config import Settings
@@ -28,6 +28,36 @@ if TYPE_CHECKING:
     from bitkey_dir.rotation import Rotation
 
 Warn = Callable[[str], None]
+CheckStatus = Literal["ok", "warn", "missing-right", "unreachable"]
+CHECK_STATUSES: tuple[CheckStatus, ...] = ("ok", "warn", "missing-right", "unreachable")
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One finding of `doctor`: what was checked, how it went, and the one line that fixes it.
+
+    ``area`` groups findings ("server", "certificate", "bind", "clock", "recovery objects",
+    "sign-in", "permission", "role", "path", "files"); ``subject`` is what was checked (a
+    server URL, an OU, a permission, a path). ``status``: ok; warn (works, but look at it);
+    missing-right (exit 3); unreachable (exit 4, also for a server whose certificate cannot
+    be trusted). ``fix`` is one command or URL: a dsacls line, a consent URL, a chmod.
+    Neither ``detail`` nor ``fix`` ever holds a password, a token or a credential.
+    """
+
+    area: str
+    subject: str
+    status: CheckStatus
+    detail: str
+    fix: str | None = None
+
+    def to_record(self) -> dict[str, object]:
+        return {
+            "area": self.area,
+            "subject": self.subject,
+            "status": self.status,
+            "detail": self.detail,
+            "fix": self.fix,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +184,17 @@ class SignsIn(Protocol):
 
     def auth_status(self) -> AuthStatus:
         """What is stored (account, secret, tokens and their expiry), never a secret."""
+        ...
+
+
+@runtime_checkable
+class Diagnoses(Protocol):
+    """Optional: a source that can say what stands between it and a working lookup
+    (`bitkey-dir doctor`): servers, certificates, sign-in, rights, files."""
+
+    def diagnose(self, warn: Warn) -> list[Check]:
+        """Every check made, in order; reads no recovery password into a result. Problems
+        are findings, not exceptions: raise only when not even a check could be made."""
         ...
 
 

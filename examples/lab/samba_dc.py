@@ -250,7 +250,7 @@ def make_test_pki(
     ip: str,
     dns_names: Sequence[str],
     ca_name: str = "Samba DC test CA",
-    days: int = 30,
+    days: int = 365,  # under 30 days, `bitkey-dir doctor` warns of the coming expiry
 ) -> TlsFiles:
     """Create a throw-away CA and a server certificate for ``ip`` and ``dns_names``."""
     from cryptography import x509

@@ -82,3 +82,22 @@ def test_an_export_never_drops_the_keys_it_cannot_read(share: Path, tmp_path: Pa
     assert done.returncode == 4, done.stderr
     assert "cannot read 2 files or folders" in done.stderr
     assert list(out.parent.iterdir()) == []
+
+
+def test_doctor_names_each_unreadable_file_and_folder_with_the_chmod(share: Path) -> None:
+    import json
+
+    done = run("doctor", share, "-f", "json")
+    assert done.returncode == 3, done.stderr
+    (source,) = json.loads(done.stdout)["sources"]
+    found = {(c["area"], c["subject"]): c for c in source["checks"]}
+    assert found["files", str(share)]["detail"] == "1 key file (1 key), 2 skipped"
+    unreadable = found["skipped", str(share / "PC-1" / "key.TXT")]
+    assert unreadable["status"] == "missing-right"
+    assert unreadable["detail"] == "cannot read it (Permission denied)"
+    assert unreadable["fix"] == f"chmod u+r {share / 'PC-1' / 'key.TXT'}"
+    unlisted = found["skipped", str(share / "PC-2")]
+    assert unlisted["status"] == "missing-right"
+    assert unlisted["fix"] == f"chmod u+rx {share / 'PC-2'}"
+    for password in (PASSWORD, OTHER_PASSWORD):
+        assert password not in done.stdout + done.stderr

@@ -284,3 +284,18 @@ def test_the_key_id_index_through_the_library_as_through_the_command(tmp_path: P
     assert [str(key.key_id) for key in found.keys] == command.key_ids == [KNOWN_ID]
     assert api.find_keys(key_id=KNOWN_ID[:8], config=config, use_index=False).index.used == []
     assert api.clear_index(config=config) == ["share"]
+
+
+def test_diagnose_gives_what_doctor_prints(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("no key here\n", encoding="utf-8")
+    result = api.diagnose(sources=[str(KEYS), str(tmp_path)])
+    command = invoke("doctor", KEYS, tmp_path, "--format", "json")
+    assert json.loads(command.out) == result.to_record()
+    assert (int(result.exit_code), command.code) == (0, 0)
+    mine = result.diagnoses[1].checks
+    assert [(c.area, c.status) for c in mine] == [
+        ("path", "ok"),
+        ("files", "warn"),
+        ("skipped", "warn"),
+    ]
+    assert KNOWN_PASSWORD not in json.dumps(result.to_record())

@@ -83,7 +83,7 @@ from bitkey_dir.sources.ad.names import (
 )
 from bitkey_dir.sources.ad.search import Control, Entry, Scope, SearchRefused, paged_search
 from bitkey_dir.sources.ad.servers import ServerUrl
-from bitkey_dir.sources.base import AuthStatus, Escrow, Warn
+from bitkey_dir.sources.base import AuthStatus, Check, Escrow, Warn
 
 if TYPE_CHECKING:
     from ldap3 import Connection
@@ -274,6 +274,14 @@ class ADSource:
             stored=keystore.current().has(self.connector.wanted.entry),
             environment=bool(os.environ.get(PASSWORD_ENV)),
         )
+
+    # -- doctor -------------------------------------------------------------------------
+
+    def diagnose(self, warn: Warn) -> list[Check]:
+        """Servers, certificates, bind, clock and the rights on recovery objects per OU."""
+        from bitkey_dir.sources.ad import diagnosis
+
+        return diagnosis.diagnose(self, warn)
 
     # -- searching ----------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ from bitkey_dir.model import (
     RecoveryPassword,
 )
 from bitkey_dir.rotation import Rotation
-from bitkey_dir.sources.base import AuthStatus, Escrow, KeyRead, TokenStatus, Warn
+from bitkey_dir.sources.base import AuthStatus, Check, Escrow, KeyRead, TokenStatus, Warn
 from bitkey_dir.sources.entra.odata import (
     KEY_ID_SHAPE,
     device_filter,
@@ -174,6 +174,14 @@ class EntraSource:
             environment=bool(wanted and os.environ.get(CLIENT_SECRET_ENV)),
             tokens=tokens,
         )
+
+    # -- doctor -------------------------------------------------------------------------
+
+    def diagnose(self, warn: Warn) -> list[Check]:
+        """Sign-in, the token's permissions (and roles, for a user) and Graph's answer."""
+        from bitkey_dir.sources.entra import diagnosis
+
+        return diagnosis.diagnose(self.sign_in, app_only=self.sign_in.auth in APP_AUTH)
 
     # -- running the async SDK from synchronous callers ---------------------------------
 

@@ -38,7 +38,7 @@ from bitkey_dir.config import Settings
 from bitkey_dir.encryption import is_encrypted
 from bitkey_dir.errors import AuthError, SourceError
 from bitkey_dir.model import Query, RecoveryKey
-from bitkey_dir.sources.base import Warn
+from bitkey_dir.sources.base import Check, Warn
 from bitkey_dir.sources.files.parsers import NotText, Parsed, parse_bytes
 
 DEFAULT_MAX_FILE_SIZE: Final = 64 * 1024 * 1024
@@ -123,6 +123,12 @@ class FileSource:
 
     def close(self) -> None:
         """Nothing stays open between files."""
+
+    def diagnose(self, warn: Warn) -> list[Check]:
+        """Each path readable, the key files found, the files skipped and why."""
+        from bitkey_dir.sources.files import diagnosis
+
+        return diagnosis.diagnose(self, warn)
 
     def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
         # A file without the first 8 digits of the Key ID cannot hold the key: skip parsing it.

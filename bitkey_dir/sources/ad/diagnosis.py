@@ -1,0 +1,579 @@
+"""`doctor` for Active Directory: servers, TLS, bind, clock, and the rights on recovery objects.
+
+Per server: does it answer, does its certificate chain to the configured CA, does it carry the
+host name of the URL, when does it expire. Then one bind (with failover, as a lookup binds),
+the DC's clock against ours (Kerberos refuses more than 5 minutes), and per OU a bounded
+sample of recovery objects: how many this account sees and how many of their passwords it
+could read. A password that comes back is dropped at once (only whether it came is kept),
+and never reaches a result. OUs that lack rights get the two ACEs to grant as dsacls lines.
+
+The pure parts (dsacls lines, host name match, GeneralizedTime) come first; the network
+parts use ldap3 and the standard library's ssl, and cryptography to read certificates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import itertools
+import re
+import socket
+import ssl
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from bitkey_dir.errors import AuthError, BitkeyError, SourceError
+from bitkey_dir.sources.ad.connection import describe_network_error
+from bitkey_dir.sources.ad.filters import RECOVERY_CLASS
+from bitkey_dir.sources.ad.search import paged_search
+from bitkey_dir.sources.ad.servers import ServerUrl
+from bitkey_dir.sources.base import Check, Warn
+
+if TYPE_CHECKING:
+    from ldap3 import Connection
+
+    from bitkey_dir.sources.ad.source import ADSource
+
+PASSWORD_ATTRIBUTE: Final = "msFVE-RecoveryPassword"  # noqa: S105 - a name, not a secret
+SAMPLE: Final = 10  # recovery objects sampled per OU (and computers looked into)
+MAX_OUS: Final = 500  # OUs looked at; beyond, a warning says the rest were not
+EXPIRY_WARNING_DAYS: Final = 30
+MAX_SKEW: Final = timedelta(minutes=5)  # Kerberos' default tolerance
+_STARTTLS_REQUEST: Final = bytes.fromhex(
+    "301d02017f77188016312e332e362e312e342e312e313436362e3230303337"
+)
+# Characters that change meaning on a Windows command line even inside double quotes (cmd's
+# %VAR% and !VAR!, PowerShell's $ and backtick, the quote itself), and every control or
+# bidi character: a DN holding one gets no ready-made command.
+_UNQUOTABLE: Final = re.compile(
+    r'["%!$`\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]'
+)
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+
+
+def cmd_quoted(text: str) -> str | None:
+    r"""``text`` in double quotes for cmd.exe and PowerShell, or None when no quoting keeps it
+    intact. Backslashes before the closing quote are doubled (the C runtime's rule).
+
+    >>> cmd_quoted("OU=Work stations,DC=corp,DC=example")
+    '"OU=Work stations,DC=corp,DC=example"'
+    >>> cmd_quoted('OU=50%,DC=x') is None, cmd_quoted('OU=a\\"b,DC=x') is None
+    (True, True)
+    """
+    if not text or _UNQUOTABLE.search(text):
+        return None
+    trailing = len(text) - len(text.rstrip("\\"))
+    return '"' + text + "\\" * trailing + '"'
+
+
+def dsacls_lines(ou_dn: str, principal: str) -> tuple[str, str] | None:
+    """The two inherited ACEs that let ``principal`` read the recovery passwords below
+    ``ou_dn``, as dsacls commands: Read Property + Control Access on msFVE-RecoveryPassword
+    (the attribute is confidential), and Read Property on the recovery objects themselves
+    (without it they cannot even be found). None when the DN or the name cannot be quoted.
+
+    >>> for line in dsacls_lines("OU=Laptops,DC=corp,DC=example", "CORP\\\\Helpdesk"):
+    ...     print(line)
+    dsacls "OU=Laptops,DC=corp,DC=example" /I:S /G "CORP\\Helpdesk:RPCA;msFVE-RecoveryPassword;msFVE-RecoveryInformation"
+    dsacls "OU=Laptops,DC=corp,DC=example" /I:S /G "CORP\\Helpdesk:RP;;msFVE-RecoveryInformation"
+    """  # noqa: E501
+    target = cmd_quoted(ou_dn)
+    if target is None or not principal or _UNQUOTABLE.search(principal) or ":" in principal:
+        return None
+    grant = f"{principal}:RPCA;{PASSWORD_ATTRIBUTE};{RECOVERY_CLASS}"
+    see = f"{principal}:RP;;{RECOVERY_CLASS}"
+    return (
+        f'dsacls {target} /I:S /G "{grant}"',
+        f'dsacls {target} /I:S /G "{see}"',
+    )
+
+
+def host_matches(host: str, dns_names: Iterable[str], addresses: Iterable[str]) -> bool:
+    """Whether a certificate with these subjectAltName entries is valid for ``host``
+    (RFC 6125: exact names, a wildcard for the whole left-most label, exact IP addresses).
+
+    >>> host_matches("dc1.corp.example", ["*.corp.example"], [])
+    True
+    >>> host_matches("a.dc1.corp.example", ["*.corp.example"], []), host_matches("10.0.0.1", [], ["10.0.0.1"])
+    (False, True)
+    """  # noqa: E501
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    if address is not None:
+        return any(_same_address(address, text) for text in addresses)
+    wanted = host.lower().rstrip(".")
+    for written in dns_names:
+        name = written.lower().rstrip(".")
+        if name == wanted:
+            return True
+        if name.startswith("*.") and "." in wanted:
+            first, rest = wanted.split(".", 1)
+            if first and rest == name[2:]:
+                return True
+    return False
+
+
+def _same_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text) == address
+    except ValueError:
+        return False
+
+
+def generalized_time(text: str) -> datetime | None:
+    """An LDAP GeneralizedTime (``20261204051000.0Z``) as an aware datetime, or None.
+
+    >>> generalized_time("20261204051000.0Z")
+    datetime.datetime(2026, 12, 4, 5, 10, tzinfo=datetime.timezone.utc)
+    """
+    found = re.fullmatch(r"(\d{14})(?:[.,]\d+)?Z", text.strip())
+    if found is None:
+        return None
+    try:
+        return datetime.strptime(found.group(1), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def skew_words(seconds: float) -> str:
+    """>>> skew_words(-400), skew_words(3)
+    ('6 min 40 s behind this machine', '3 s ahead of this machine')"""
+    amount = abs(round(seconds))
+    minutes, rest = divmod(amount, 60)
+    size = f"{minutes} min {rest} s" if minutes else f"{rest} s"
+    return f"{size} {'ahead of' if seconds >= 0 else 'behind'} this machine"
+
+
+# -- one server: reachability and its certificate -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Certificate:
+    subject: str
+    issuer: str
+    not_after: datetime
+    dns_names: tuple[str, ...]
+    addresses: tuple[str, ...]
+
+    @classmethod
+    def from_der(cls, der: bytes) -> Certificate:
+        from cryptography import x509
+
+        cert = x509.load_der_x509_certificate(der)
+        dns: list[str] = []
+        addresses: list[str] = []
+        with contextlib.suppress(x509.ExtensionNotFound):
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            dns = [str(name) for name in san.get_values_for_type(x509.DNSName)]
+            addresses = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+        return cls(
+            cert.subject.rfc4514_string(),
+            cert.issuer.rfc4514_string(),
+            cert.not_valid_after_utc,
+            tuple(dns),
+            tuple(addresses),
+        )
+
+
+@dataclass(frozen=True)
+class TlsProbe:
+    """What one TLS handshake with a server showed."""
+
+    reached: bool
+    problem: str | None = None  # why it could not be reached (then nothing else is known)
+    chain_error: str | None = None  # the verification result against the configured CA
+    certificate: Certificate | None = None
+
+
+def _starttls(sock: socket.socket) -> str | None:
+    """Ask for StartTLS on a plain LDAP connection; None when granted, else why not."""
+    sock.sendall(_STARTTLS_REQUEST)
+    reply = b""
+    while len(reply) < 2 or len(reply) < _ber_length(reply):
+        chunk = sock.recv(4096)
+        if not chunk:
+            return "the server closed the connection when asked for StartTLS"
+        reply += chunk
+    found = re.search(rb"\x78[\x00-\xff]{1,5}?\x0a\x01([\x00-\xff])", reply)
+    if found is None:
+        return "the server did not answer the StartTLS request"
+    code = found.group(1)[0]
+    return None if code == 0 else f"the server refused StartTLS (result {code})"
+
+
+def _ber_length(data: bytes) -> int:
+    """The full length of the BER element at the start of ``data`` (as far as known)."""
+    first = data[1]
+    if first < 0x80:
+        return 2 + first
+    count = first & 0x7F
+    if len(data) < 2 + count:
+        return len(data) + 1
+    return 2 + count + int.from_bytes(data[2 : 2 + count], "big")
+
+
+def probe_tls(server: ServerUrl, ca_file: Path | None, timeout: float) -> TlsProbe:
+    """Connect, start TLS (at once for ldaps://, by StartTLS for ldap://) and verify the chain
+    against ``ca_file`` (else the system's trust store); when it does not verify, connect
+    once more without verifying, only to read the certificate and say what is wrong with it."""
+    verifying = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    verifying.check_hostname = False  # the host name is judged apart, to say which failed
+    try:
+        der = _handshake(server, verifying, timeout)
+        chain_error = None
+    except ssl.SSLCertVerificationError as exc:
+        chain_error = str(exc.verify_message or exc.reason or "not trusted")
+        der = None
+    except (OSError, _NoTls) as exc:
+        return TlsProbe(False, describe_network_error(exc, int(timeout)))
+    if der is None:
+        looking = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        looking.check_hostname = False
+        looking.verify_mode = ssl.CERT_NONE
+        try:
+            der = _handshake(server, looking, timeout)
+        except (OSError, _NoTls) as exc:
+            return TlsProbe(True, None, chain_error or describe_network_error(exc, int(timeout)))
+    certificate = None
+    if der:
+        with contextlib.suppress(ValueError):
+            certificate = Certificate.from_der(der)
+    return TlsProbe(True, None, chain_error, certificate)
+
+
+class _NoTls(Exception):
+    """The server answered but would not start TLS."""
+
+
+def _handshake(server: ServerUrl, context: ssl.SSLContext, timeout: float) -> bytes | None:
+    with socket.create_connection((server.connect_to, server.port), timeout=timeout) as raw:
+        raw.settimeout(timeout)
+        if not server.ldaps:
+            refused = _starttls(raw)
+            if refused:
+                raise _NoTls(refused)
+        with context.wrap_socket(raw, server_hostname=server.host) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def server_checks(
+    server: ServerUrl, ca_file: Path | None, timeout: float, now: datetime | None = None
+) -> list[Check]:
+    """Reachability, chain, host name and expiry of one server, as checks. A server that
+    cannot be used is "unreachable" (the caller softens that when another one answers)."""
+    now = now or datetime.now(UTC)
+    probe = probe_tls(server, ca_file, timeout)
+    url = server.url
+    how = "LDAPS" if server.ldaps else "StartTLS"
+    if not probe.reached:
+        return [Check("server", url, "unreachable", probe.problem or "no answer")]
+    checks = [Check("server", url, "ok", f"answers on {server.connect_to}:{server.port} ({how})")]
+    cert = probe.certificate
+    trusted_by = f"the CA in {ca_file}" if ca_file else "the system's trust store"
+    if probe.chain_error:
+        issuer = f" (issued by {cert.issuer})" if cert else ""
+        checks.append(
+            Check(
+                "certificate chain",
+                url,
+                "unreachable",
+                f"not trusted by {trusted_by}: {probe.chain_error}{issuer}",
+                "set ca_file to the CA certificate that issued the DC's certificate"
+                if "expired" not in probe.chain_error
+                else "renew the DC's certificate",
+            )
+        )
+    else:
+        checks.append(Check("certificate chain", url, "ok", f"trusted by {trusted_by}"))
+    if cert is None:
+        return checks
+    names = [*cert.dns_names, *cert.addresses]
+    if host_matches(server.host, cert.dns_names, cert.addresses):
+        checks.append(Check("host name", url, "ok", f"the certificate names {server.host}"))
+    else:
+        other = next((n for n in cert.dns_names if not n.startswith("*")), None)
+        scheme = "ldaps" if server.ldaps else "ldap"
+        checks.append(
+            Check(
+                "host name",
+                url,
+                "unreachable",
+                f"the certificate does not name {server.host}; it names "
+                + (", ".join(names) or "no host (no subjectAltName)"),
+                f"use {scheme}://{other}:{server.port} in servers" if other else None,
+            )
+        )
+    left = cert.not_after - now
+    when = cert.not_after.date().isoformat()
+    if left <= timedelta(0):
+        checks.append(
+            Check(
+                "certificate expiry",
+                url,
+                "unreachable",
+                f"expired on {when} ({-left.days} days ago)",
+                "renew the DC's certificate",
+            )
+        )
+    elif left < timedelta(days=EXPIRY_WARNING_DAYS):
+        checks.append(
+            Check(
+                "certificate expiry",
+                url,
+                "warn",
+                f"expires on {when}, in {left.days} days",
+                "renew the DC's certificate",
+            )
+        )
+    else:
+        checks.append(
+            Check("certificate expiry", url, "ok", f"expires on {when}, in {left.days} days")
+        )
+    return checks
+
+
+# -- the whole source --------------------------------------------------------------------------
+
+
+@dataclass
+class OuSample:
+    """One OU's sample: computers looked into, recovery objects seen, passwords readable."""
+
+    dn: str
+    computers: int = 0
+    visible: int = 0
+    readable: int = 0
+
+
+def diagnose(source: ADSource, warn: Warn) -> list[Check]:
+    connector = source.connector
+    checks: list[Check] = []
+    servers: Sequence[ServerUrl] = connector.servers
+    if not servers and connector.discover is not None:
+        try:
+            servers = connector.servers = connector.discover()
+        except BitkeyError as exc:
+            return [Check("discovery", source.domain or source.name, "unreachable", exc.message)]
+        checks.append(
+            Check(
+                "discovery",
+                source.domain or source.name,
+                "ok",
+                "DNS names " + ", ".join(s.url for s in servers),
+            )
+        )
+    catalog = source.global_catalog.servers if source.global_catalog is not None else ()
+    per_server: list[Check] = []
+    for server in (*servers, *catalog):
+        per_server += server_checks(server, connector.ca_file, connector.timeout)
+    try:
+        connection = connector.connect(warn)
+    except AuthError as exc:
+        return [
+            *checks,
+            *per_server,
+            Check("bind", connector.account, "missing-right", exc.message),
+        ]
+    except SourceError as exc:
+        return [*checks, *per_server, Check("bind", connector.account, "unreachable", exc.message)]
+    used = connector.server.url if connector.server else "?"
+    # A server that failed while another answered is worth a look, not a failed source.
+    checks += [
+        Check(c.area, c.subject, "warn", c.detail + f" (lookups use {used})", c.fix)
+        if c.status == "unreachable"
+        else c
+        for c in per_server
+    ]
+    who = _who_am_i(connection)
+    account = who or connector.principal or connector.account
+    detail = f"bound to {used} as {account}"
+    if connector.auth == "kerberos":
+        detail += " with Kerberos"
+    checks.append(Check("bind", connector.account, "ok", detail))
+    root = _root_dse(source, connection)
+    checks.append(
+        _clock_check(used, root.get("currenttime"), kerberos=connector.auth == "kerberos")
+    )
+    base = source.base_dn or root.get("defaultnamingcontext")
+    if not base:
+        checks.append(
+            Check("recovery objects", used, "unreachable", "no naming context; set base_dn")
+        )
+        return checks
+    source.base_dn = base
+    principal = _grantee(who, connector.principal, connector.account)
+    checks += _rights_checks(source, connection, base, principal, warn)
+    return checks
+
+
+def _who_am_i(connection: Connection) -> str | None:
+    """The bound identity as the DC names it (``BITKEY\\helpdesk1``), by the Who am I?
+    extended operation; None when the DC does not say."""
+    try:
+        answer = connection.extend.standard.who_am_i()
+    except Exception:
+        return None
+    text = str(answer or "")
+    return text[2:] if text.startswith("u:") else (text or None)
+
+
+def _grantee(who: str | None, principal: str | None, account: str) -> str:
+    """Whom the dsacls lines name: DOMAIN\\user as the DC said it, else the bind name."""
+    return who or principal or account
+
+
+def _root_dse(source: ADSource, connection: Connection) -> dict[str, str]:
+    found = {}
+    wanted = ["currentTime", "defaultNamingContext"]
+    try:
+        for entry in paged_search(
+            connection,
+            "",
+            "(objectClass=*)",
+            wanted,
+            page_size=1,
+            timeout=source.connector.timeout,
+            scope="BASE",
+        ):
+            for name in wanted:
+                value = entry.text(name)
+                if value:
+                    found[name.lower()] = value
+    except BitkeyError:
+        pass
+    return found
+
+
+def _clock_check(server: str, current: str | None, *, kerberos: bool) -> Check:
+    theirs = generalized_time(current or "")
+    if theirs is None:
+        return Check("clock", server, "warn", "the DC does not say its time (rootDSE currentTime)")
+    offset = (theirs - datetime.now(UTC)).total_seconds()
+    words = f"the DC's clock is {skew_words(offset)}"
+    if abs(offset) > MAX_SKEW.total_seconds():
+        use = "Kerberos sign-in fails" if kerberos else "Kerberos would fail"
+        return Check(
+            "clock",
+            server,
+            "warn",
+            f"{words}: more than 5 minutes, {use}",
+            "synchronise this machine's clock with the domain (chronyc makestep, w32tm /resync)",
+        )
+    return Check("clock", server, "ok", f"{words} (Kerberos allows 5 minutes)")
+
+
+def _rights_checks(
+    source: ADSource, connection: Connection, base: str, principal: str, warn: Warn
+) -> list[Check]:
+    timeout = source.connector.timeout
+    ous = [
+        entry.dn
+        for entry in itertools.islice(
+            paged_search(
+                connection,
+                base,
+                "(objectClass=organizationalUnit)",
+                ["1.1"],
+                page_size=min(source.page_size, MAX_OUS + 1),
+                timeout=timeout,
+            ),
+            MAX_OUS + 1,
+        )
+    ]
+    if len(ous) > MAX_OUS:
+        warn(f"more than {MAX_OUS} OUs: the rights of the first {MAX_OUS} were checked")
+        ous = ous[:MAX_OUS]
+    ous.append(f"CN=Computers,{base}")  # where computers join by default
+    checks: list[Check] = []
+    for ou in ous:
+        sample = _sample(connection, ou, timeout)
+        if sample.computers == 0:
+            continue
+        checks.append(_ou_check(sample, principal))
+    if not checks:
+        checks.append(
+            Check(
+                "recovery objects",
+                base,
+                "warn",
+                "no computer is visible to this account in any OU",
+            )
+        )
+    return checks
+
+
+def _sample(connection: Connection, ou: str, timeout: int) -> OuSample:
+    """Up to SAMPLE computers right below ``ou``, and up to SAMPLE recovery objects below
+    them in all: how many are visible and how many come with their password. The password
+    itself is dropped as soon as its presence is known."""
+    sample = OuSample(ou)
+    computers = paged_search(
+        connection,
+        ou,
+        "(objectCategory=computer)",
+        ["1.1"],
+        page_size=SAMPLE,
+        timeout=timeout,
+        scope="LEVEL",
+    )
+    for computer in list(itertools.islice(computers, SAMPLE)):
+        sample.computers += 1
+        left = SAMPLE - sample.visible
+        if left <= 0:
+            break
+        children = paged_search(
+            connection,
+            computer.dn,
+            f"(objectClass={RECOVERY_CLASS})",
+            [PASSWORD_ATTRIBUTE],
+            page_size=left,
+            timeout=timeout,
+            scope="LEVEL",
+        )
+        for entry in itertools.islice(children, left):
+            sample.visible += 1
+            if entry.first(PASSWORD_ATTRIBUTE) is not None:
+                sample.readable += 1
+            del entry  # the password's bytes are not kept past this point
+    return sample
+
+
+def _ou_check(sample: OuSample, principal: str) -> Check:
+    counts = f"visible: {sample.visible}, readable: {sample.readable}"
+    plural = "s" if sample.computers != 1 else ""
+    of = f" (sampled below {sample.computers} computer{plural})"
+    if sample.visible == 0:
+        # Nothing to judge: no key escrowed, or the objects are hidden from this account.
+        return Check(
+            "recovery objects",
+            sample.dn,
+            "warn",
+            f"{counts}{of}: none escrowed here, or {principal} may not see recovery objects "
+            "(that takes Read Property on msFVE-RecoveryInformation objects)",
+        )
+    if sample.readable < sample.visible:
+        fix_lines = dsacls_lines(sample.dn, principal)
+        why = (
+            f"{principal} sees recovery objects but cannot read "
+            + ("their passwords" if sample.readable == 0 else "all their passwords")
+            + " (needs Read Property and Control Access on msFVE-RecoveryPassword;"
+            " grant them to a group it belongs to, or to it)"
+        )
+        return Check(
+            "recovery objects",
+            sample.dn,
+            "missing-right",
+            f"{counts}{of}: {why}",
+            " && ".join(fix_lines)
+            if fix_lines
+            else "grant Read Property and Control Access on msFVE-RecoveryPassword "
+            "(inherited by msFVE-RecoveryInformation objects) on this OU",
+        )
+    return Check("recovery objects", sample.dn, "ok", f"{counts}{of}")
