@@ -3,7 +3,9 @@
 Shared by the lab (``examples/lab/start``) and the integration tests
 (``tests/integration``): it provisions a domain (once, into a template cache), starts
 ``samba`` bound to one 127.0.0.x address with its own test CA, and seeds OUs, computers,
-BitLocker recovery objects (``msFVE-RecoveryInformation``) and delegated users.
+BitLocker recovery objects (``msFVE-RecoveryInformation``, with a stand-in key package in
+``msFVE-KeyPackage`` unless a key has none) and delegated users. Seeding happens after
+the template is copied, so it does not change TEMPLATE_RECIPE.
 
 Needs root (Samba binds ports 88, 389, 464, 636, 3268 and 3269, and DNS on 53 when it is
 free there, else on another port: :attr:`SambaDC.dns_server` says where), the Debian packages

@@ -31,6 +31,7 @@ SHARED = (
     "interaction",
     "keystore",
     "model",
+    "package_file",
     "records",
     "small_files",
     "trail",

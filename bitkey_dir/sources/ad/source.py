@@ -33,6 +33,10 @@ naming the domain. Listing without passwords (``iter_key_entries``) reads the GC
 reads every domain of the forest (CN=Partitions) from its own DCs. Keys of deleted computers
 are always those of the source's own domain.
 
+msFVE-KeyPackage is confidential like the password: it is requested only by the source that
+``with_key_packages()`` returns (``find --key-package``, ``export --key-packages``), always
+from a DC of the key's own domain, never from the Global Catalog.
+
 Binding lives in connection.py, paged searches in search.py, filters and names in filters.py
 and names.py, DNS in discovery.py (pure) and locate.py, the GC's plan in forest.py; this
 module turns what the searches find into keys and escrow figures. ldap3 and dnspython are
