@@ -99,7 +99,8 @@ def find(
 
     Exit codes: 0 found, 1 nothing found, 2 bad input (also: --key-package with a Key ID
     naming several keys, or a file that exists), 3 sign-in or rights problem (also: the key
-    was found without a readable key package), 4 a source failed (and nothing was found).
+    was found without a readable key package; then nothing is shown), 4 a source failed
+    (and nothing was found).
     """
     # Parsing happens before any source is touched, so bad input costs nothing and says why.
     from bitkey_dir.model import ComputerName, KeyId, Query
@@ -133,6 +134,13 @@ def find(
     )
     if result.trail_problem:
         warn(result.trail_problem)
+    if result.package_problem is not None:
+        report(result.warnings, result.sources)
+        error_line(
+            f"no key package written: {result.package_problem}. Nothing was revealed: "
+            "run without --key-package to read the recovery password"
+        )
+        raise typer.Exit(result.exit_code)
     if result.key_package is not None:
         notice(f"key package written to {result.key_package} (mode 0600)")
     default = "table" if stdout_is_terminal() else "json"
@@ -144,6 +152,4 @@ def find(
         typer.echo(summary(result))
     elif not result.keys or result.ambiguous:
         typer.echo(summary(result), err=True)
-    if result.package_problem is not None:
-        error_line(f"no key package written: {result.package_problem}")
     raise typer.Exit(result.exit_code)

@@ -12,7 +12,7 @@ then (sources/base.py, HoldsKeyPackages).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -94,7 +94,9 @@ def find(
 
     The Key ID index narrows the search unless ``use_index`` is false (ops/indexed.py).
     With ``key_package``, the key's package is written to that new file (mode 0600): the
-    query must name one key by Key ID, and the file must not exist.
+    query must name one key by Key ID, and the file must not exist. When that key has no
+    readable package, ``result.package_problem`` says so and nothing is revealed (its
+    password is dropped from the result; exit code 3).
     Raises InputError for a bad reason, a missing required reason, an unknown source, a
     ``key_package`` that exists or a Key ID that names several keys, and SourceError when
     ``require_reason`` is set and the trail cannot be written. Source failures are in
@@ -131,6 +133,12 @@ def find(
             result.warnings.append(used.problem)
         principals = {source.name: getattr(source, "principal", None) for source in opened}
         packaged = _packaged(result) if key_package is not None else None
+        if result.package_problem is not None:
+            # All or nothing: a failed --key-package reveals no password either, so that a
+            # non-zero exit always means nothing was revealed (and nothing goes in the trail).
+            result.keys = [
+                replace(key, recovery_password=None, key_package=None) for key in result.keys
+            ]
         entries = trail.entries_for(
             result.keys,
             reason,
