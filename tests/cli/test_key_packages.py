@@ -106,6 +106,8 @@ def test_the_package_of_an_export_is_written_and_the_password_shown(
     (entry,) = [json.loads(line) for line in trail_file.read_text().splitlines()]
     assert entry["key_package"] == str(out)
     assert PACKAGE.hex() not in found.err + trail_file.read_text()
+    listed = run("trail")
+    assert f"key package to {out}" in listed.out
 
 
 def test_different_packages_for_one_key_are_exit_2(tmp_path: Path) -> None:
