@@ -19,9 +19,10 @@ def check_target(target: Path) -> None:
     """Refuse, before any directory is asked, a target that exists or cannot be a new file."""
     if str(target) == "-":
         raise InputError("--key-package -: a key package is binary; give a file name")
-    if target.exists() or target.is_symlink():
+    path = target.expanduser()
+    if path.exists() or path.is_symlink():
         raise InputError(f"--key-package {target} exists: choose a new file name")
-    parent = target.expanduser().parent
+    parent = path.parent
     if not parent.is_dir():
         raise InputError(f"--key-package {target}: the folder {parent} does not exist")
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from bitkey_dir import trail
+from bitkey_dir import package_file, trail
 from bitkey_dir.errors import ExitCode, InputError
 from bitkey_dir.model import Query, RecoveryKey
 from bitkey_dir.ops import indexed, policy
@@ -102,8 +102,6 @@ def find(
     ``require_reason`` is set and the trail cannot be written. Source failures are in
     ``result.sources`` and ``result.exit_code``, not raised.
     """
-    from bitkey_dir import package_file
-
     policy.check_reason(reason)
     if key_package is not None:
         if query.key_id is None:
