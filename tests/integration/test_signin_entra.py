@@ -82,7 +82,7 @@ def test_login_stores_the_secret_and_the_next_run_asks_for_no_token(
     graph.clear_requests()
     found = entra.find("--key-id", key.id)  # no BITKEY_DIR_CLIENT_SECRET, no terminal
     assert found.code == 0, found.err
-    assert found.keys == [record(key, None)]
+    assert found.keys == [record(key, "PC-0042")]
     assert graph.count(TOKEN) == 0
     assert graph.count(DISCOVERY) == 0  # the discovery answer is cached with the tokens
     assert found.err == ""
