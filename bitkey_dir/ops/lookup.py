@@ -107,6 +107,7 @@ def find(
         if query.key_id is None:
             raise InputError("--key-package needs --key-id: a key package is one key's")
         package_file.check_target(key_package)
+        key_package = key_package.expanduser().resolve()  # the trail names it in full
     policy.demand_reason(run.config, reason, "revealing a key")
     packages = key_package is not None
 

@@ -132,3 +132,14 @@ def test_export_of_files_without_packages_says_how_many_lack_one(tmp_path: Path)
     assert records
     assert all(tuple(r) == PACKAGE_FIELDS and r["key_package"] is None for r in records)
     assert done.err.count("without a key package") == 1
+
+
+def test_a_relative_file_is_named_in_full_in_the_trail(
+    tmp_path: Path, trail_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = export_with(tmp_path / "keys.json", PACKAGE)
+    monkeypatch.chdir(tmp_path)
+    found = run("find", "-k", KNOWN_ID, "-s", str(export), "--key-package", "kp.bin", "-f", "key")
+    assert found.code == 0, found.err
+    (entry,) = [json.loads(line) for line in trail_file.read_text().splitlines()]
+    assert entry["key_package"] == str((tmp_path / "kp.bin").resolve())
