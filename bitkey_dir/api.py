@@ -78,6 +78,7 @@ def find_keys(
     reason: str | None = None,
     identities: Sequence[Path] = (),
     use_index: bool = True,
+    key_package: Path | None = None,
     interaction: Interaction | None = None,
 ) -> LookupResult:
     """Keys by Key ID (full or 8+ digit prefix) or computer name, from configured or given
@@ -85,6 +86,8 @@ def find_keys(
 
     ``config`` is the config file (default: as the CLI finds it). ``identities`` decrypt
     encrypted exports. The Key ID index narrows the search unless ``use_index`` is false.
+    With ``key_package`` (a new file), the one key ``key_id`` names has its key package
+    written there; ``result.key_package`` or ``result.package_problem`` says how it went.
     """
     from bitkey_dir.model import ComputerName, KeyId, Query
     from bitkey_dir.ops import lookup
@@ -96,7 +99,13 @@ def find_keys(
     )
     run = _run(config, interaction, "find_keys")
     return lookup.find(
-        run, query, sources, reason=reason, identities=identities, use_index=use_index
+        run,
+        query,
+        sources,
+        reason=reason,
+        identities=identities,
+        use_index=use_index,
+        key_package=Path(key_package) if key_package is not None else None,
     )
 
 
@@ -109,6 +118,7 @@ def export_keys(
     passphrase: str | None = None,
     force: bool = False,
     include_deleted: bool = False,
+    key_packages: bool = False,
     reason: str | None = None,
     config: Path | None = None,
     interaction: Interaction | None = None,
@@ -133,6 +143,7 @@ def export_keys(
         force=force,
         reason=reason,
         include_deleted=include_deleted,
+        key_packages=key_packages,
     )
 
 

@@ -21,7 +21,7 @@ from bitkey_dir import __version__
 from bitkey_dir.atomic import private_replacement
 from bitkey_dir.errors import InputError
 from bitkey_dir.model import RecoveryKey
-from bitkey_dir.records import KEY_FIELDS, csv_line, key_csv_row, key_json
+from bitkey_dir.records import KEY_FIELDS, PACKAGE_FIELDS, csv_line, key_csv_row, key_json
 
 
 @dataclass(frozen=True)
@@ -41,20 +41,26 @@ class Encryption:
 
 @dataclass
 class Tally:
-    """Keys written so far, and how many of them lack their recovery password."""
+    """Keys written so far, how many of them lack their recovery password, and how many
+    came with a key package."""
 
     keys: int = 0
     unreadable: int = 0
+    packages: int = 0
 
     def counting(self, keys: Iterable[RecoveryKey]) -> Iterator[RecoveryKey]:
         for key in keys:
             self.keys += 1
             if key.recovery_password is None:
                 self.unreadable += 1
+            if key.key_package is not None:
+                self.packages += 1
             yield key
 
 
-def _json_chunks(keys: Iterable[RecoveryKey], source: str) -> Iterator[bytes]:
+def _json_chunks(
+    keys: Iterable[RecoveryKey], source: str, key_packages: bool = False
+) -> Iterator[bytes]:
     # One record per line inside a JSON document: valid JSON, yet it streams.
     exported = datetime.now(UTC).isoformat(timespec="seconds")
     yield (
@@ -64,17 +70,17 @@ def _json_chunks(keys: Iterable[RecoveryKey], source: str) -> Iterator[bytes]:
     ).encode()
     first = True
     for key in keys:
-        line = key_json(key)
+        line = key_json(key, key_package=key_packages)
         yield ((b"" if first else b",\n") + line.encode())
         first = False
     yield b"\n]}\n"
 
 
-def _csv_chunks(keys: Iterable[RecoveryKey]) -> Iterator[bytes]:
-    rows = [csv_line(KEY_FIELDS)]
+def _csv_chunks(keys: Iterable[RecoveryKey], key_packages: bool = False) -> Iterator[bytes]:
+    rows = [csv_line(PACKAGE_FIELDS if key_packages else KEY_FIELDS)]
     size = 0
     for key in keys:
-        rows.append(key_csv_row(key))
+        rows.append(key_csv_row(key, key_package=key_packages))
         size += len(rows[-1])
         if size > 65536:
             yield "".join(rows).encode()
@@ -121,11 +127,13 @@ def write_export(
     encryption: Encryption | None = None,
     force: bool = False,
     before_commit: Callable[[int], None] | None = None,
+    key_packages: bool = False,
 ) -> Tally:
     """Write the export; say how many keys it holds, and how many without their password.
 
     ``before_commit`` gets the count once every key is written, before the file is renamed
-    into place; if it raises, no file appears (the access trail is written there).
+    into place; if it raises, no file appears (the access trail is written there). With
+    ``key_packages`` each record also holds its key package (records.PACKAGE_FIELDS).
     """
     if target.exists() and not force:
         raise InputError(f"{target} exists: give --force to replace it")
@@ -133,7 +141,11 @@ def write_export(
         raise InputError(f"{target} is a folder: give a file name")
     tally = Tally()
     counted = tally.counting(keys)
-    chunks = _json_chunks(counted, source) if fmt == "json" else _csv_chunks(counted)
+    chunks = (
+        _json_chunks(counted, source, key_packages)
+        if fmt == "json"
+        else _csv_chunks(counted, key_packages)
+    )
     try:
         with private_replacement(target) as handle:
             _write(chunks, handle, encryption)
@@ -152,13 +164,18 @@ def write_export_to_stream(
     source: str,
     encryption: Encryption | None = None,
     before_commit: Callable[[int], None] | None = None,
+    key_packages: bool = False,
 ) -> Tally:
     """The export to a stream (standard output, a pipe to another program). It is built in
     memory first (about 300 bytes a key), so that nothing reaches the stream before every
     key was read and ``before_commit`` (the trail) has agreed; no temporary file is written."""
     tally = Tally()
     counted = tally.counting(keys)
-    chunks = _json_chunks(counted, source) if fmt == "json" else _csv_chunks(counted)
+    chunks = (
+        _json_chunks(counted, source, key_packages)
+        if fmt == "json"
+        else _csv_chunks(counted, key_packages)
+    )
     buffer = io.BytesIO()
     _write(chunks, buffer, encryption)
     if before_commit is not None:

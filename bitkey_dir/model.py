@@ -301,6 +301,84 @@ class RecoveryPassword:
         raise TypeError("a RecoveryPassword is not serialised implicitly")
 
 
+# A key package holds the volume's full-volume encryption key sealed with the recovery
+# password: real ones are a few hundred bytes. The bound keeps a damaged export or a hostile
+# directory from making a lookup hold megabytes.
+KEY_PACKAGE_MAX: Final = 64 * 1024
+
+
+class KeyPackage:
+    """A BitLocker key package (AD's msFVE-KeyPackage): binary, and as sensitive as the
+    recovery password it is sealed with. Hides its bytes unless :meth:`reveal` is called.
+
+    >>> package = KeyPackage(bytes(range(8)))
+    >>> package, str(package), len(package)
+    (KeyPackage(hidden), '<key package hidden>', 8)
+    >>> KeyPackage.from_base64(package.to_base64()) == package
+    True
+    """
+
+    __slots__ = ("_data",)
+    _data: bytes
+
+    def __init__(self, data: bytes) -> None:
+        if not isinstance(data, bytes) or not 0 < len(data) <= KEY_PACKAGE_MAX:
+            raise ValueError(f"a key package is 1 to {KEY_PACKAGE_MAX} bytes")
+        object.__setattr__(self, "_data", data)
+
+    @classmethod
+    def from_base64(cls, text: str) -> KeyPackage:
+        """Parse the base64 form exports hold; InputError (without the data) when damaged."""
+        import base64
+        import binascii
+
+        if len(text) > KEY_PACKAGE_MAX * 2:
+            raise InputError("a key package longer than any real one")
+        try:
+            data = base64.b64decode(text.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise InputError("a key package that is not valid base64") from None
+        if not 0 < len(data) <= KEY_PACKAGE_MAX:
+            raise InputError(f"a key package must be 1 to {KEY_PACKAGE_MAX} bytes")
+        return cls(data)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("KeyPackage is immutable")
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def reveal(self) -> bytes:
+        """The bytes. Call only to write them where the user asked (a file, an export)."""
+        return self._data
+
+    def to_base64(self) -> str:
+        """The base64 form (RFC 4648, padded) exports hold. This reveals the package."""
+        import base64
+
+        return base64.b64encode(self._data).decode("ascii")
+
+    def __repr__(self) -> str:
+        return "KeyPackage(hidden)"
+
+    def __str__(self) -> str:
+        return "<key package hidden>"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, KeyPackage):
+            return NotImplemented
+        return hmac.compare_digest(self._data, other._data)
+
+    def __hash__(self) -> int:
+        return hash(self._data)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a KeyPackage is not serialised implicitly")
+
+
 # Volume types as Microsoft Graph names them; AD does not record one.
 VOLUME_TYPES: Final = (
     "operatingSystemVolume",
@@ -315,6 +393,8 @@ class RecoveryKey:
 
     ``recovery_password`` is None when the source proved the key exists but could not read the
     password (missing rights). ``created`` is timezone-aware or None when the source does not say.
+    ``key_package`` is read only when asked for (``find --key-package``, ``export
+    --key-packages``), and only sources that escrow one (AD, our own exports) fill it.
     """
 
     source: str
@@ -327,6 +407,7 @@ class RecoveryKey:
     device_id: str | None = None
     location: str | None = None
     deleted: bool = False
+    key_package: KeyPackage | None = None
 
     def __post_init__(self) -> None:
         if not self.key_id.is_full:

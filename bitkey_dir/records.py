@@ -1,6 +1,9 @@
 """The serialised form of a key: what `find --format json|csv` writes and the file source reads.
 
 Field names are a contract with runbooks and with old exports: add fields, never rename them.
+``export --key-packages`` adds one field after KEY_FIELDS, ``key_package``: the package in
+base64 (RFC 4648, padded), null in JSON and empty in CSV when the key has none. Without that
+option, and in `find` output, the field is absent; records without it read back as before.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Final
 
 from bitkey_dir.display import no_formula, safe_cell
 from bitkey_dir.errors import InputError
-from bitkey_dir.model import KeyId, RecoveryKey, RecoveryPassword, shown
+from bitkey_dir.model import KeyId, KeyPackage, RecoveryKey, RecoveryPassword, shown
 
 KEY_FIELDS: Final = (
     "source",
@@ -27,6 +30,10 @@ KEY_FIELDS: Final = (
     "location",
     "deleted",
 )
+
+KEY_PACKAGE_FIELD: Final = "key_package"
+# What `export --key-packages` writes: KEY_FIELDS, then the key package.
+PACKAGE_FIELDS: Final = (*KEY_FIELDS, KEY_PACKAGE_FIELD)
 
 Record = dict[str, str | bool | None]
 
@@ -66,20 +73,23 @@ DATA_TEXT_FIELDS: Final = (
 )
 
 
-def key_csv_row(key: RecoveryKey) -> str:
-    """A key as a CSV row of KEY_FIELDS: this reveals the password, so only output calls it."""
-    record = to_record(key)
+def key_csv_row(key: RecoveryKey, *, key_package: bool = False) -> str:
+    """A key as a CSV row of KEY_FIELDS (PACKAGE_FIELDS with ``key_package``): this reveals
+    the password and the package, so only output calls it."""
+    record = to_record(key, key_package=key_package)
     record["deleted"] = "true" if key.deleted else "false"
-    for name in DATA_TEXT_FIELDS:
+    # base64 may start with "+", which a spreadsheet would take for a formula.
+    for name in (*DATA_TEXT_FIELDS, KEY_PACKAGE_FIELD) if key_package else DATA_TEXT_FIELDS:
         value = record[name]
         if isinstance(value, str):
             record[name] = no_formula(value)
-    return csv_line(record[name] for name in KEY_FIELDS)
+    return csv_line(record[name] for name in (PACKAGE_FIELDS if key_package else KEY_FIELDS))
 
 
-def to_record(key: RecoveryKey) -> Record:
-    """The key as JSON-ready values; this reveals the password, so only output calls it."""
-    return {
+def to_record(key: RecoveryKey, *, key_package: bool = False) -> Record:
+    """The key as JSON-ready values (with its key package in base64 when ``key_package``);
+    this reveals the password, so only output calls it."""
+    record: Record = {
         "source": key.source,
         "computer": key.computer,
         "key_id": str(key.key_id),
@@ -91,19 +101,28 @@ def to_record(key: RecoveryKey) -> Record:
         "location": key.location,
         "deleted": key.deleted,
     }
+    if key_package:
+        record[KEY_PACKAGE_FIELD] = key.key_package.to_base64() if key.key_package else None
+    return record
 
 
-def key_json(key: RecoveryKey) -> str:
+def key_json(key: RecoveryKey, *, key_package: bool = False) -> str:
     """``json.dumps(to_record(key), ensure_ascii=False)``, written out: an export writes one per
-    key, and this takes a third of the time. This reveals the password: only output calls it."""
+    key, and this takes a third of the time. This reveals the password (and the key package
+    with ``key_package``): only output calls it."""
     password = f'"{key.recovery_password.reveal()}"' if key.recovery_password else "null"
     created = key.created.isoformat() if key.created else None
+    package = ""
+    if key_package:
+        sealed = f'"{key.key_package.to_base64()}"' if key.key_package else "null"
+        package = f', "{KEY_PACKAGE_FIELD}": {sealed}'
     return (
         f'{{"source": {_json_text(key.source)}, "computer": {_json_text(key.computer)}, '
         f'"key_id": "{key.key_id}", "recovery_password": {password}, '
         f'"created": {_json_text(created)}, "volume_type": {_json_text(key.volume_type)}, '
         f'"volume_id": {_json_text(key.volume_id)}, "device_id": {_json_text(key.device_id)}, '
-        f'"location": {_json_text(key.location)}, "deleted": {"true" if key.deleted else "false"}}}'
+        f'"location": {_json_text(key.location)}, "deleted": {"true" if key.deleted else "false"}'
+        f"{package}}}"
     )
 
 
@@ -171,8 +190,24 @@ def from_record(record: dict[str, object], source: str) -> tuple[RecoveryKey, li
         device_id=text("device_id"),
         location=text("location"),
         deleted=_deleted(record.get("deleted"), key_id, notes),
+        key_package=_key_package(record.get(KEY_PACKAGE_FIELD), key_id, notes),
     )
     return key, notes
+
+
+def _key_package(value: object, key_id: KeyId, notes: list[str]) -> KeyPackage | None:
+    """The base64 key package of an export made with --key-packages; a damaged one is
+    dropped with a note (never quoted: it is as secret as the password)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        notes.append(f"Key ID {key_id}: ignored key_package (not a string)")
+        return None
+    try:
+        return KeyPackage.from_base64(value)
+    except InputError as exc:
+        notes.append(f"Key ID {key_id}: ignored key_package ({exc.message})")
+        return None
 
 
 def _created(value: str | None, key_id: KeyId, notes: list[str]) -> datetime | None:

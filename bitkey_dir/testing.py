@@ -40,6 +40,7 @@ from bitkey_dir.sources.base import (
     Check,
     Diagnoses,
     Escrow,
+    HoldsKeyPackages,
     KeepsDeleted,
     SignsIn,
     Source,
@@ -140,6 +141,8 @@ class SourceContract:
             if key.recovery_password is not None:
                 digits = key.recovery_password.reveal()
                 shown += [digits, digits.replace("-", "")]
+            if key.key_package is not None:
+                shown += [key.key_package.to_base64(), key.key_package.reveal().hex()]
         return shown
 
     def assert_nothing_secret_in(self, text: str, what: str) -> None:
@@ -341,6 +344,25 @@ class SourceContract:
             if key.computer and not key.deleted:
                 named = [r for r in rows if r.computer.casefold() == key.computer.casefold()]
                 assert any(row.keys >= 1 for row in named), f"{key.computer} counts no key"
+
+    def test_key_packages_only_when_asked_and_never_shown(self) -> None:
+        with self.opened() as source:
+            if not isinstance(source, HoldsKeyPackages):
+                pytest.skip("the source holds no key packages (optional)")
+            plain = list(source.iter_keys(self.warn))
+            assert all(key.key_package is None for key in plain), "a package read unasked"
+            packaged = source.with_key_packages()
+            try:
+                assert isinstance(packaged, Source)
+                keys = list(packaged.iter_keys(self.warn))
+            finally:
+                packaged.close()
+        assert sorted(str(k.key_id) for k in keys) == sorted(str(k.key_id) for k in plain)
+        self.assert_nothing_secret_in(repr(keys) + str(keys), "a repr with key packages")
+        for expected in self.expected_keys():
+            if expected.key_package is not None:
+                held = [k.key_package for k in keys if k.key_id == expected.key_id]
+                assert expected.key_package in held, f"{expected.key_id}: not its key package"
 
     def test_auth_status_is_typed_and_shows_no_secret(self) -> None:
         with self.opened() as source:

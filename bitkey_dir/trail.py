@@ -4,7 +4,8 @@ and one per export (every key of a source, written to a file).
 The file lives in the platform's state folder (``BITKEY_DIR_TRAIL`` overrides the path), is
 created with mode 0600 and only ever appended to. Each run writes its lines with a single
 ``write`` on a descriptor opened with ``O_APPEND`` while holding an exclusive lock, so
-concurrent runs never interleave. It never holds a recovery password.
+concurrent runs never interleave. It never holds a recovery password or a key package: a
+written key package is recorded by its file's path.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 from bitkey_dir.env import TRAIL_ENV
 from bitkey_dir.errors import SourceError
@@ -38,6 +39,8 @@ class RevealEntry(TypedDict):
     computer: str | None
     reason: str | None
     command: list[str]
+    # Only when `find --key-package` wrote the key's package: the file it went to.
+    key_package: NotRequired[str]
 
 
 class ExportEntry(TypedDict):
@@ -53,6 +56,8 @@ class ExportEntry(TypedDict):
     protection: str  # "age recipients", "age passphrase" or "none"
     reason: str | None
     command: list[str]
+    # Only for `export --key-packages`: the file holds each key's key package too.
+    key_packages: NotRequired[bool]
 
 
 class RotateEntry(TypedDict):
@@ -96,15 +101,22 @@ def entries_for(
     reason: str | None,
     command: Sequence[str],
     principals: Mapping[str, str | None] | None = None,
+    key_package: tuple[RecoveryKey, Path] | None = None,
 ) -> list[RevealEntry]:
     """One entry per key whose password is being shown; unreadable keys reveal nothing.
 
     ``principals`` maps a source's name to the directory account it read the key as.
+    ``key_package`` is the key whose package is being written and the file: its entry says
+    so (``"key_package": path``), and it has one even when its password was not readable.
     """
     now = datetime.now(UTC).isoformat(timespec="seconds")
     user = _os_user()
-    return [
-        {
+    packaged, written = key_package if key_package else (None, None)
+    entries: list[RevealEntry] = []
+    for key in keys:
+        if key.recovery_password is None and key is not packaged:
+            continue
+        entry: RevealEntry = {
             "time": now,
             "os_user": user,
             "principal": (principals or {}).get(key.source),
@@ -114,9 +126,10 @@ def entries_for(
             "reason": reason,
             "command": list(command),
         }
-        for key in keys
-        if key.recovery_password is not None
-    ]
+        if key is packaged and written is not None:
+            entry["key_package"] = str(written)
+        entries.append(entry)
+    return entries
 
 
 def export_entry(
@@ -127,9 +140,11 @@ def export_entry(
     protection: str,
     reason: str | None,
     command: Sequence[str],
+    key_packages: bool = False,
 ) -> ExportEntry:
-    """One line for a whole export: which source, how many keys, to which file, how sealed."""
-    return {
+    """One line for a whole export: which source, how many keys, to which file, how sealed
+    (and ``"key_packages": true`` when the file holds key packages too)."""
+    entry: ExportEntry = {
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "os_user": _os_user(),
         "principal": principal,
@@ -141,6 +156,9 @@ def export_entry(
         "reason": reason,
         "command": list(command),
     }
+    if key_packages:
+        entry["key_packages"] = True
+    return entry
 
 
 def rotation_entries(

@@ -64,6 +64,14 @@ def export(
             help="Also keys of deleted computer objects (Active Directory's Deleted Objects).",
         ),
     ] = False,
+    key_packages: Annotated[
+        bool,
+        typer.Option(
+            "--key-packages",
+            help="Also each key's key package (AD msFVE-KeyPackage): base64 in a key_package "
+            "field or column, empty where a key has none. Entra ID stores none.",
+        ),
+    ] = False,
 ) -> None:
     """Write every recovery key of a source to a file, for disaster recovery.
 
@@ -100,6 +108,7 @@ def export(
         force=force,
         reason=reason,
         include_deleted=include_deleted,
+        key_packages=key_packages,
     )
     if result.trail_problem:
         warn(result.trail_problem)
@@ -108,9 +117,12 @@ def export(
         raise result.failure
     kind = "age-encrypted " if result.encrypted else ""
     done = f"{result.keys} keys from {result.source} written to {target} ({kind}{result.format})"
+    if result.key_packages:
+        done += f", {result.packages} with their key package"
     typer.echo(safe(done), err=to_stdout)  # standard output carries the export itself
     if not result.encrypted:
-        warn(f"{target} holds recovery passwords in clear text: keep it somewhere safe")
+        what = "recovery passwords and key packages" if result.packages else "recovery passwords"
+        warn(f"{target} holds {what} in clear text: keep it somewhere safe")
     if result.unreadable:
         # A backup that lacks passwords fails when it is needed: say so, and exit non-zero.
         error_line(

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bitkey_dir.cli.common import report, run_for, stdout_is_terminal, use_color, warn
+from bitkey_dir.cli.common import (
+    error_line,
+    notice,
+    report,
+    run_for,
+    stdout_is_terminal,
+    use_color,
+    warn,
+)
 from bitkey_dir.errors import InputError
 
 if TYPE_CHECKING:
@@ -88,11 +96,21 @@ def find(
             help="Search the directories without the Key ID index (see `bitkey-dir index`).",
         ),
     ] = False,
+    key_package: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-package",
+            help="Also write the key's key package (AD msFVE-KeyPackage, for repair-bde -kp) "
+            "to this new file (mode 0600; never replaces a file). Needs --key-id naming one key.",
+        ),
+    ] = None,
 ) -> None:
     """Find recovery keys by Key ID or computer name.
 
-    Exit codes: 0 found, 1 nothing found, 2 bad input, 3 sign-in or rights problem,
-    4 a source failed (and nothing was found).
+    Exit codes: 0 found, 1 nothing found, 2 bad input (also: --key-package with a Key ID
+    naming several keys, or a file that exists), 3 sign-in or rights problem (also: the key
+    was found without a readable key package; then nothing is shown), 4 a source failed
+    (and nothing was found).
     """
     # Parsing happens before any source is touched, so bad input costs nothing and says why.
     from bitkey_dir.model import ComputerName, KeyId, Query
@@ -105,6 +123,11 @@ def find(
             hint="bitkey-dir find --key-id 063EA4E1",
         )
     policy.check_reason(reason)
+    if key_package is not None and key_id is None:
+        raise InputError(
+            "--key-package needs --key-id: a key package belongs to one key",
+            hint="bitkey-dir find --key-id 063EA4E1 --key-package keypackage.bin",
+        )
     query = Query(
         key_id=KeyId.parse(key_id) if key_id is not None else None,
         computer=ComputerName.parse(computer) if computer is not None else None,
@@ -117,9 +140,19 @@ def find(
         reason=reason,
         identities=identity or [],
         use_index=not no_index,
+        key_package=key_package,
     )
     if result.trail_problem:
         warn(result.trail_problem)
+    if result.package_problem is not None:
+        report(result.warnings, result.sources)
+        error_line(
+            f"no key package written: {result.package_problem}. Nothing was revealed: "
+            "run without --key-package to read the recovery password"
+        )
+        raise typer.Exit(result.exit_code)
+    if result.key_package is not None:
+        notice(f"key package written to {result.key_package} (mode 0600)")
     default = "table" if stdout_is_terminal() else "json"
     fmt = output_format.value if output_format else default
     text = render(result, fmt, style=typer.style if use_color() else None)

@@ -41,6 +41,8 @@ def trail(
         reason = mask_passwords(str(entry.get("reason") or "")) or "(no reason given)"
         if entry.get("action") == "export":
             what = f"export of {entry.get('keys')} keys to {entry.get('output')}"
+            if entry.get("key_packages"):
+                what += " (with key packages)"
         elif entry.get("action") == "rotate":
             ids = entry.get("key_ids")
             count = len(ids) if isinstance(ids, list) else "?"
@@ -50,6 +52,8 @@ def trail(
             )
         else:
             what = f"{entry.get('key_id')}  {entry.get('computer') or '-'}"
+            if entry.get("key_package"):
+                what += f"  key package to {entry.get('key_package')}"
         line = (
             f"{entry.get('time')}  {entry.get('os_user')}  {what}  {entry.get('source')}  {reason}"
         )

@@ -2,7 +2,8 @@
 
 The file appears only when complete (export_file.py); the access trail gets one line for the
 whole export, written before the file appears, so a trail that cannot be written (with
-``require_reason``) means no file.
+``require_reason``) means no file. With ``key_packages`` each record holds the key's package
+too (records.PACKAGE_FIELDS), read only then from sources that hold them.
 """
 
 from __future__ import annotations
@@ -20,12 +21,18 @@ from bitkey_dir.model import RecoveryKey
 from bitkey_dir.ops import policy
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
 from bitkey_dir.ops.run import Run
-from bitkey_dir.sources.base import KeepsDeleted, ReadsFiles
+from bitkey_dir.sources.base import (
+    HoldsKeyPackages,
+    KeepsDeleted,
+    ReadsFiles,
+    StoresNoKeyPackages,
+)
 
 Format = Literal["json", "csv"]
 RIGHTS_TO_READ = (
     "AD: Read and Control Access on msFVE-RecoveryPassword; Entra ID: BitlockerKey.Read.All"
 )
+PACKAGE_RIGHTS = "AD: Read and Control Access on msFVE-KeyPackage"
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,8 @@ class ExportResult:
     encrypted: bool
     keys: int = 0
     unreadable: int = 0  # keys written without their recovery password
+    key_packages: bool = False  # the records hold key packages (export --key-packages)
+    packages: int = 0  # keys written with their key package
     warnings: list[str] = field(default_factory=list)
     trail_problem: str | None = None
     failure: BitkeyError | None = None  # the source or the file failed: nothing was written
@@ -88,6 +97,7 @@ def export(
     force: bool = False,
     reason: str | None = None,
     include_deleted: bool = False,
+    key_packages: bool = False,
 ) -> ExportResult:
     """Write every key of ``source`` to ``output``: a file (mode 0600, appearing only when
     complete), or a :class:`Stream`, written only once every key was read.
@@ -119,9 +129,15 @@ def export(
                     "(only Active Directory sources do)"
                 )
             result = ExportResult(opened.name, output, fmt, encryption is not None)
+            result.key_packages = key_packages
 
             def warn(message: str) -> None:
                 result.warnings.append(f"{opened.name}: {message}")
+
+            if key_packages and isinstance(opened, HoldsKeyPackages):
+                opened = opened.with_key_packages()
+            elif key_packages and isinstance(opened, StoresNoKeyPackages):
+                warn(f"{opened.no_key_packages}: every key_package field is empty")
 
             def record(count: int) -> None:
                 if count == 0:
@@ -140,6 +156,7 @@ def export(
                     encryption.label if encryption else "none",
                     reason,
                     run.command,
+                    key_packages=key_packages,
                 )
                 result.trail_problem = policy.record(
                     run.config, [entry], refusing="not writing the export"
@@ -158,6 +175,7 @@ def export(
                         source=opened.name,
                         encryption=encryption,
                         before_commit=record,
+                        key_packages=key_packages,
                     )
                 else:
                     tally = write_export(
@@ -168,11 +186,20 @@ def export(
                         encryption=encryption,
                         force=force,
                         before_commit=record,
+                        key_packages=key_packages,
                     )
             except BitkeyError as exc:
                 result.failure = exc
             else:
                 result.keys, result.unreadable = tally.keys, tally.unreadable
+                result.packages = tally.packages
+                missing = tally.keys - tally.packages
+                if missing and key_packages and not isinstance(opened, StoresNoKeyPackages):
+                    warn(
+                        f"{missing} of {tally.keys} keys were exported without a key package: "
+                        "none was escrowed with them, or the account may not read them "
+                        f"({PACKAGE_RIGHTS})"
+                    )
         finally:
             opened.close()
     return result

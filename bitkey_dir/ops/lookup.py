@@ -3,26 +3,34 @@
 The result says which sources answered, so that "nothing found" can be trusted: when a source
 failed and nothing was found, the exit code is that failure's, not "not found". Every key whose
 password is shown is in the access trail before the result is returned.
+
+With ``key_package``, the one key the query names has its key package written to a new file
+(package_file.py); its trail line names the file. Key packages are asked of the sources only
+then (sources/base.py, HoldsKeyPackages).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from bitkey_dir import trail
-from bitkey_dir.errors import ExitCode
+from bitkey_dir import package_file, trail
+from bitkey_dir.errors import ExitCode, InputError
 from bitkey_dir.model import Query, RecoveryKey
 from bitkey_dir.ops import indexed, policy
 from bitkey_dir.ops.indexed import IndexUse
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
 from bitkey_dir.ops.run import Answer, Run, ask_all
-from bitkey_dir.sources.base import Decrypts, Source, Warn
+from bitkey_dir.sources.base import Decrypts, HoldsKeyPackages, Source, Warn
 
 _OLDEST: Final = datetime.min.replace(tzinfo=UTC)
+PACKAGE_RIGHTS: Final = (
+    "Active Directory: Read and Control Access on msFVE-KeyPackage; "
+    "Microsoft Entra ID stores no key packages"
+)
 
 
 @dataclass
@@ -36,6 +44,8 @@ class LookupResult:
     sources: list[SourceStatus] = field(default_factory=list)
     trail_problem: str | None = None  # the trail could not be written (and that was allowed)
     index: IndexUse = field(default_factory=IndexUse)  # how the Key ID index took part
+    key_package: Path | None = None  # where the key package was written (find --key-package)
+    package_problem: str | None = None  # the key was found, its key package was not
 
     @property
     def distinct_key_ids(self) -> int:
@@ -53,7 +63,14 @@ class LookupResult:
     @property
     def exit_code(self) -> ExitCode:
         """0 if a password can be read out; 3 if keys exist but none is readable (rights);
-        else a failed source's code; 1 only when every source answered "no key"."""
+        else a failed source's code; 1 only when every source answered "no key". With
+        --key-package, a key found without a readable package is 3 (or a failed source's
+        code: it may have held the package)."""
+        if self.package_problem is not None:
+            failed = any(status.status != "ok" for status in self.sources)
+            if failed:
+                return exit_code(ExitCode.NOT_FOUND, self.sources, every_source_needed=False)
+            return ExitCode.AUTH
         if any(key.recovery_password is not None for key in self.keys):
             answer = ExitCode.FOUND
         elif self.keys:
@@ -71,21 +88,40 @@ def find(
     reason: str | None = None,
     identities: Sequence[Path] = (),
     use_index: bool = True,
+    key_package: Path | None = None,
 ) -> LookupResult:
     """Keys answering ``query`` from ``sources`` (names or paths; default: the config's).
 
     The Key ID index narrows the search unless ``use_index`` is false (ops/indexed.py).
-    Raises InputError for a bad reason, a missing required reason or an unknown source, and
-    SourceError when ``require_reason`` is set and the trail cannot be written. Source
-    failures are in ``result.sources`` and ``result.exit_code``, not raised.
+    With ``key_package``, the key's package is written to that new file (mode 0600): the
+    query must name one key by Key ID, and the file must not exist. When that key has no
+    readable package, ``result.package_problem`` says so and nothing is revealed (its
+    password is dropped from the result; exit code 3).
+    Raises InputError for a bad reason, a missing required reason, an unknown source, a
+    ``key_package`` that exists or a Key ID that names several keys, and SourceError when
+    ``require_reason`` is set and the trail cannot be written. Source failures are in
+    ``result.sources`` and ``result.exit_code``, not raised.
     """
     policy.check_reason(reason)
+    if key_package is not None:
+        if query.key_id is None:
+            raise InputError("--key-package needs --key-id: a key package is one key's")
+        package_file.check_target(key_package)
+        key_package = key_package.expanduser().resolve()  # the trail names it in full
     policy.demand_reason(run.config, reason, "revealing a key")
+    packages = key_package is not None
+
+    def prepared(source: Source) -> Source:
+        source = _decrypting(source, identities)
+        if packages and isinstance(source, HoldsKeyPackages):
+            return source.with_key_packages()
+        return source
+
     with run.active():
-        opened = [_decrypting(source, identities) for source in run.open(sources)]
+        opened = [prepared(source) for source in run.open(sources)]
         if use_index:
             answers, used = indexed.ask(
-                run, query, opened, lambda name: _decrypting(run.open_one(name), identities)
+                run, query, opened, lambda name: prepared(run.open_one(name))
             )
         else:
             answers, used = ask_all(opened, _finder(query)), IndexUse()
@@ -95,13 +131,62 @@ def find(
         if used.problem:
             result.warnings.append(used.problem)
         principals = {source.name: getattr(source, "principal", None) for source in opened}
-        # Written before any key is shown.
-        result.trail_problem = policy.record(
-            run.config,
-            trail.entries_for(result.keys, reason, run.command, principals),
-            refusing="not revealing keys",
+        packaged = _packaged(result) if key_package is not None else None
+        if result.package_problem is not None:
+            # All or nothing: a failed --key-package reveals no password either, so that a
+            # non-zero exit always means nothing was revealed (and nothing goes in the trail).
+            result.keys = [
+                replace(key, recovery_password=None, key_package=None) for key in result.keys
+            ]
+        entries = trail.entries_for(
+            result.keys,
+            reason,
+            run.command,
+            principals,
+            key_package=(packaged, key_package) if packaged and key_package else None,
         )
+
+        def record() -> None:
+            # Written before any key is shown, and before the key package appears.
+            result.trail_problem = policy.record(run.config, entries, refusing="not revealing keys")
+
+        if packaged is not None and packaged.key_package is not None and key_package:
+            package_file.write_key_package(key_package, packaged.key_package, record)
+            result.key_package = key_package
+        else:
+            record()
     return result
+
+
+def _packaged(result: LookupResult) -> RecoveryKey | None:
+    """The key whose package ``find --key-package`` writes: the one key the Key ID names.
+    None when no key was found, or when it was found without a package (then
+    ``result.package_problem`` says why); InputError when the ID names several keys, or
+    the sources hold different packages for it."""
+    key_ids = sorted({str(key.key_id) for key in result.keys})
+    if not key_ids:
+        return None
+    if len(key_ids) > 1:
+        shown = ", ".join(key_ids[:5]) + (", …" if len(key_ids) > 5 else "")
+        raise InputError(
+            f"--key-package: {result.query.describe()} matches {len(key_ids)} keys "
+            f"({shown}): give the full Key ID of one",
+        )
+    holding = [key for key in result.keys if key.key_package is not None]
+    if not holding:
+        sources = ", ".join(sorted({key.source for key in result.keys}))
+        result.package_problem = (
+            f"Key ID {key_ids[0]} was found ({sources}) without a key package: none was "
+            f"escrowed with it, or the account may not read it ({PACKAGE_RIGHTS})"
+        )
+        return None
+    if len({key.key_package for key in holding}) > 1:
+        sources = ", ".join(sorted({key.source for key in holding}))
+        raise InputError(
+            f"--key-package: Key ID {key_ids[0]} has different key packages in {sources}: "
+            "choose one with --source"
+        )
+    return holding[0]
 
 
 def _decrypting(source: Source, identities: Sequence[Path]) -> Source:

@@ -317,6 +317,26 @@ class Decrypts(Protocol):
 
 
 @runtime_checkable
+class HoldsKeyPackages(Protocol):
+    """Optional: a directory that escrows key packages (AD's msFVE-KeyPackage). A key
+    package is as sensitive as the password, so it is read only when asked for."""
+
+    def with_key_packages(self) -> Source:
+        """The same source, also reading each key's key package (``RecoveryKey.key_package``)."""
+        ...
+
+
+@runtime_checkable
+class StoresNoKeyPackages(Protocol):
+    """Optional: a directory known never to escrow key packages (Entra ID)."""
+
+    @property
+    def no_key_packages(self) -> str:
+        """One sentence saying so, for the warning of ``export --key-packages``."""
+        ...
+
+
+@runtime_checkable
 class ReadsFiles(Protocol):
     """Optional: a source that reads files, so an export never writes where it reads."""
 

@@ -3,7 +3,9 @@
 Shared by the lab (``examples/lab/start``) and the integration tests
 (``tests/integration``): it provisions a domain (once, into a template cache), starts
 ``samba`` bound to one 127.0.0.x address with its own test CA, and seeds OUs, computers,
-BitLocker recovery objects (``msFVE-RecoveryInformation``) and delegated users.
+BitLocker recovery objects (``msFVE-RecoveryInformation``, with a stand-in key package in
+``msFVE-KeyPackage`` unless a key has none) and delegated users. Seeding happens after
+the template is copied, so it does not change TEMPLATE_RECIPE.
 
 Needs root (Samba binds ports 88, 389, 464, 636, 3268 and 3269, and DNS on 53 when it is
 free there, else on another port: :attr:`SambaDC.dns_server` says where), the Debian packages
@@ -417,6 +419,17 @@ def derived_guid(label: str, purpose: str = "guid") -> uuid.UUID:
     return uuid.UUID(bytes=_digest(label, purpose)[:16], version=4)
 
 
+KEY_PACKAGE_SIZE: Final = 576
+
+
+def derived_key_package(label: str) -> bytes:
+    """Bytes standing in for a key package (msFVE-KeyPackage): deterministic pseudo-random
+    data of a plausible size. bitkey-dir never parses a key package, it only hands the
+    directory's bytes to repair-bde, so their structure does not matter here."""
+    blocks = (_digest(label, f"key package {n}") for n in range(KEY_PACKAGE_SIZE // 32 + 1))
+    return b"".join(blocks)[:KEY_PACKAGE_SIZE]
+
+
 def derived_recovery_password(label: str) -> str:
     """48 digits in 8 groups, each 11 * n with n < 65536 like a real recovery password."""
     raw = _digest(label, "password")
@@ -434,6 +447,8 @@ class RecoveryKey:
     volume_guid: uuid.UUID
     # The GUID written into the name, if it should (oddly) differ from recovery_guid.
     name_guid: uuid.UUID | None = None
+    # msFVE-KeyPackage; None: the object has none (Group Policy backed up passwords only).
+    key_package: bytes | None = None
 
     @classmethod
     def derive(cls, label: str, created: dt.datetime, *, key_id: str | None = None) -> RecoveryKey:
@@ -445,6 +460,7 @@ class RecoveryKey:
             recovery_guid=uuid.UUID(key_id) if key_id else derived_guid(label),
             password=derived_recovery_password(label),
             volume_guid=derived_guid(label, "volume"),
+            key_package=derived_key_package(label),
         )
 
     @property
@@ -982,6 +998,8 @@ class SambaDC:
             "msFVE-RecoveryGuid": key.recovery_guid.bytes_le,
             "msFVE-VolumeGuid": key.volume_guid.bytes_le,
         }
+        if key.key_package is not None:
+            attributes["msFVE-KeyPackage"] = key.key_package
         conn.add(dn, ["msFVE-RecoveryInformation"], attributes)
         return dn
 

@@ -378,3 +378,21 @@ def silent_server() -> Iterator[int]:
         s.bind(("127.0.0.1", 0))
         s.listen(16)
         yield s.getsockname()[1]
+
+
+def test_with_a_gc_the_key_package_is_read_from_the_owning_dc_only(
+    lab: Lab, samba_dc: Directory, asked: list[Asked]
+) -> None:
+    path = config(lab, user=ADMIN, global_catalog=[samba_dc.dc.gc_url])
+    key = samba_dc.keys("SRV001")[0]  # a prefix unique in the forest
+    assert key.key_package is not None
+    out = lab.tmp_path / "keypackage.bin"
+    found = find(path, "--key-id", key.key_id[:8], "--key-package", str(out))
+    assert found.code == 0, found.err
+    assert out.read_bytes() == key.key_package
+    for search in gc_searches(asked):
+        assert "msfve-keypackage" not in search.attributes, search
+    assert_no_password_from_the_gc(asked)
+    (read,) = [a for a in asked if "msfve-keypackage" in a.attributes]
+    assert (read.port, read.scope) == (636, "BASE")
+    assert key.key_id in read.base

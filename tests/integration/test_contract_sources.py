@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from bitkey_dir.model import KeyId, RecoveryKey, RecoveryPassword
+from bitkey_dir.model import KeyId, KeyPackage, RecoveryKey, RecoveryPassword
 from bitkey_dir.testing import SourceContract
 from tests.integration.conftest import Directory
 from tests.integration.graph_emulator import GraphEmulator
@@ -17,13 +17,21 @@ from tests.integration.test_entra import SECRET
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
 
-def expected(key_id: str, password: str, computer: str, *, deleted: bool = False) -> RecoveryKey:
+def expected(
+    key_id: str,
+    password: str,
+    computer: str,
+    *,
+    deleted: bool = False,
+    key_package: bytes | None = None,
+) -> RecoveryKey:
     return RecoveryKey(
         SourceContract.name,
         KeyId.parse(key_id),
         RecoveryPassword.parse(password),
         computer=computer,
         deleted=deleted,
+        key_package=KeyPackage(key_package) if key_package else None,
     )
 
 
@@ -59,7 +67,12 @@ class TestADSource(SourceContract):
         (gone,) = [spec for spec in SPEC.computers if spec.delete]
         deleted = gone.keys[0]
         return [
-            expected(live.key_id, live.password, self.directory.seeded.computers["WS001"].name),
+            expected(
+                live.key_id,
+                live.password,
+                self.directory.seeded.computers["WS001"].name,
+                key_package=live.key_package,
+            ),
             expected(deleted.key_id, deleted.password, gone.name, deleted=True),
         ]
 

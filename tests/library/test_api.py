@@ -299,3 +299,46 @@ def test_diagnose_gives_what_doctor_prints(tmp_path: Path) -> None:
         ("skipped", "warn"),
     ]
     assert KNOWN_PASSWORD not in json.dumps(result.to_record())
+
+
+# -- key packages ---------------------------------------------------------------------------
+
+
+def test_key_packages_through_the_library_as_through_the_command(
+    tmp_path: Path, trail_file: Path
+) -> None:
+    from bitkey_dir.model import KeyId, KeyPackage, RecoveryKey, RecoveryPassword
+    from bitkey_dir.records import key_json
+
+    package = bytes(range(1, 200))
+    key = RecoveryKey(
+        source="corp-ad",
+        key_id=KeyId.parse(KNOWN_ID),
+        recovery_password=RecoveryPassword.parse(KNOWN_PASSWORD),
+        key_package=KeyPackage(package),
+    )
+    backup = tmp_path / "backup.json"
+    backup.write_text('{"keys": [' + key_json(key, key_package=True) + "]}")
+
+    written = tmp_path / "keypackage.bin"
+    result = api.find_keys(key_id="063EA4E1", sources=[str(backup)], key_package=written)
+    assert (result.exit_code, result.key_package) == (ExitCode.FOUND, written)
+    assert written.read_bytes() == package
+    assert take_entries(trail_file)[0]["key_package"] == str(written)
+    with pytest.raises(InputError, match="exists"):
+        api.find_keys(key_id="063EA4E1", sources=[str(backup)], key_package=written)
+
+    # A key file holds no package: 3, and the password is not handed over either.
+    missing = api.find_keys(key_id="063EA4E1", sources=[str(KEYS)], key_package=tmp_path / "k")
+    assert missing.exit_code == ExitCode.AUTH
+    assert missing.package_problem is not None
+    assert [k.recovery_password for k in missing.keys] == [None] * len(missing.keys)
+    assert take_entries(trail_file) == []
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'[sources.backup]\ntype = "file"\npath = "{backup}"\n', encoding="utf-8")
+    again = tmp_path / "again.json"
+    exported = api.export_keys(source="backup", output=again, key_packages=True, config=config)
+    assert (exported.exit_code, exported.packages) == (ExitCode.FOUND, 1)
+    (record,) = json.loads(again.read_text())["keys"]
+    assert record["key_package"] == KeyPackage(package).to_base64()

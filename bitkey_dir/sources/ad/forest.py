@@ -24,7 +24,9 @@ Scope = Literal["BASE", "LEVEL", "SUBTREE"]
 PASSWORD: Final = "msFVE-RecoveryPassword"  # noqa: S105 - an attribute name
 # Confidential (searchFlags 0x80), not in the GC's partial attribute set.
 CONFIDENTIAL: Final = frozenset({"msfve-recoverypassword", "msfve-keypackage"})
-# What a key is read with from its own domain's DC.
+KEY_PACKAGE: Final = "msFVE-KeyPackage"
+# What a key is read with from its own domain's DC; KEY_PACKAGE is added only when the
+# user asked for key packages (it is confidential too, and as sensitive as the password).
 KEY_ATTRIBUTES: Final = ("msFVE-RecoveryGuid", PASSWORD, "msFVE-VolumeGuid")
 # What a key is located with, in the GC or when keys are listed without passwords.
 LOCATE_ATTRIBUTES: Final = ("msFVE-RecoveryGuid", "msFVE-VolumeGuid")
@@ -86,9 +88,11 @@ def domain_partitions(configuration_dn: str) -> Search:
     )
 
 
-def read_key(dn: str) -> Search:
-    """The password read: a base-object search of one recovery object, on a DC of its domain."""
-    return Search(dn, RECOVERY_OBJECTS, KEY_ATTRIBUTES, "BASE")
+def read_key(dn: str, *, key_package: bool = False) -> Search:
+    """The password read: a base-object search of one recovery object, on a DC of its domain
+    (with its key package when ``key_package``)."""
+    attributes = (*KEY_ATTRIBUTES, KEY_PACKAGE) if key_package else KEY_ATTRIBUTES
+    return Search(dn, RECOVERY_OBJECTS, attributes, "BASE")
 
 
 def by_domain(dns: Iterable[str]) -> dict[str | None, list[str]]:

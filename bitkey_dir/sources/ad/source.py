@@ -33,6 +33,10 @@ naming the domain. Listing without passwords (``iter_key_entries``) reads the GC
 reads every domain of the forest (CN=Partitions) from its own DCs. Keys of deleted computers
 are always those of the source's own domain.
 
+msFVE-KeyPackage is confidential like the password: it is requested only by the source that
+``with_key_packages()`` returns (``find --key-package``, ``export --key-packages``), always
+from a DC of the key's own domain, never from the Global Catalog.
+
 Binding lives in connection.py, paged searches in search.py, filters and names in filters.py
 and names.py, DNS in discovery.py (pure) and locate.py, the GC's plan in forest.py; this
 module turns what the searches find into keys and escrow figures. ldap3 and dnspython are
@@ -52,7 +56,15 @@ from typing import TYPE_CHECKING, ClassVar, Final
 from bitkey_dir.config import Settings
 from bitkey_dir.env import CA_FILE_ENV, PASSWORD_ENV, USER_ENV
 from bitkey_dir.errors import BitkeyError, InputError, SourceError
-from bitkey_dir.model import ComputerName, KeyEntry, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.model import (
+    ComputerName,
+    KeyEntry,
+    KeyId,
+    KeyPackage,
+    Query,
+    RecoveryKey,
+    RecoveryPassword,
+)
 from bitkey_dir.sources.ad import forest
 from bitkey_dir.sources.ad.connection import Connector
 from bitkey_dir.sources.ad.discovery import (
@@ -116,6 +128,7 @@ class ADSource:
     scheme: Scheme = "ldaps"  # for servers found through DNS
     global_catalog: Connector | None = None
     domain_servers: dict[str, tuple[ServerUrl, ...]] = field(default_factory=dict)
+    key_packages: bool = False  # also read msFVE-KeyPackage (only when the user asked)
     _links: dict[str, Connector] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -204,6 +217,17 @@ class ADSource:
             source=url, servers=(server,), user=user, ca_file=Path(ca_file) if ca_file else None
         )
         return cls(name=url, connector=connector)
+
+    def with_key_packages(self) -> ADSource:
+        """This source, also reading each key's msFVE-KeyPackage from a DC of its domain
+        (never from a Global Catalog, which does not hold it)."""
+        return replace(self, key_packages=True, _links={})
+
+    def _key_attributes(self) -> list[str]:
+        """What a key is read with: its key package too only when it was asked for."""
+        if self.key_packages:
+            return [*KEY_ATTRIBUTES, forest.KEY_PACKAGE]
+        return list(KEY_ATTRIBUTES)
 
     def describe(self) -> str:
         link = self.connector
@@ -338,6 +362,13 @@ class ADSource:
             except BitkeyError as exc:
                 warn(f"Key ID {key_id}: the directory holds a damaged recovery password ({exc})")
                 return None
+        package = None
+        sealed = entry.first(forest.KEY_PACKAGE) if self.key_packages else None
+        if sealed:
+            try:
+                package = KeyPackage(sealed)
+            except ValueError:
+                warn(f"Key ID {key_id}: skipped its key package ({len(sealed)} bytes, too large)")
         deleted = entry.first("isDeleted") == b"TRUE"
         if deleted:
             last_parent = entry.text("lastKnownParent")
@@ -356,6 +387,7 @@ class ADSource:
             volume_id=volume,
             location=location,
             deleted=deleted,
+            key_package=package,
         )
 
     def _deleted_container(self, base: str) -> str:
@@ -367,7 +399,7 @@ class ADSource:
     ) -> list[RecoveryKey]:
         base = self._base_dn(connection)
         search_filter = key_id_filter(key_id)
-        entries = self._search(connection, base, search_filter, KEY_ATTRIBUTES)
+        entries = self._search(connection, base, search_filter, self._key_attributes())
         keys = [key for entry in entries if (key := self._key(entry, warn))]
         if include_deleted:
             keys += self._deleted_keys_by_id(connection, key_id, warn)
@@ -380,7 +412,7 @@ class ADSource:
             connection,
             self._deleted_container(self._base_dn(connection)),
             key_id_filter(key_id),
-            KEY_ATTRIBUTES + DELETED_ATTRIBUTES,
+            self._key_attributes() + DELETED_ATTRIBUTES,
             controls=[SHOW_DELETED],
         )
         keys = []
@@ -423,7 +455,7 @@ class ADSource:
                 connection,
                 computer.dn,
                 f"(objectClass={RECOVERY_CLASS})",
-                KEY_ATTRIBUTES,
+                self._key_attributes(),
                 "LEVEL",
             )
             keys += [key for entry in children if (key := self._key(entry, warn))]
@@ -455,7 +487,7 @@ class ADSource:
                 container,
                 f"(&(objectClass={RECOVERY_CLASS})"
                 f"(lastKnownParent={escape_filter_value(tombstone.dn)}))",
-                KEY_ATTRIBUTES + DELETED_ATTRIBUTES,
+                self._key_attributes() + DELETED_ATTRIBUTES,
                 controls=[SHOW_DELETED],
             )
             for entry in children:
@@ -605,7 +637,10 @@ class ADSource:
                 connection = self._domain_connection(domain, warn)
                 for entry, located in members:
                     found = [
-                        self._key(e, warn) for e in self._run(connection, forest.read_key(entry.dn))
+                        self._key(e, warn)
+                        for e in self._run(
+                            connection, forest.read_key(entry.dn, key_package=self.key_packages)
+                        )
                     ]
                     read = next((key for key in found if key is not None), None)
                     if read is None:
@@ -704,7 +739,7 @@ class ADSource:
                 for domain in self._forest_domains(warn)
             ]
         for connection, base in bases:
-            for entry in self._search(connection, base, recovery, KEY_ATTRIBUTES):
+            for entry in self._search(connection, base, recovery, self._key_attributes()):
                 key = self._key(entry, warn)
                 if key is not None:
                     yield key
@@ -760,7 +795,7 @@ class ADSource:
     def iter_deleted_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
         """Recovery objects below deleted computers (Deleted Objects, with the Show Deleted
         control): two paged searches, tombstones first for the OU each computer left."""
-        return self._deleted_keys(warn, KEY_ATTRIBUTES)
+        return self._deleted_keys(warn, self._key_attributes())
 
     def _deleted_keys(self, warn: Warn, attributes: list[str]) -> Iterator[RecoveryKey]:
         connection = self._connect(warn)

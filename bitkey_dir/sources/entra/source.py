@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 Record = dict[str, Any]
 LIST_KEYS: Final = "BitlockerKey.ReadBasic.All"
 LIST_DEVICES: Final = "Device.Read.All"
+NO_KEY_PACKAGES: Final = (
+    "Microsoft Entra ID stores no key packages (it escrows recovery passwords only)"
+)
 
 
 @dataclass
@@ -68,6 +71,11 @@ class EntraSource:
     name: str
     sign_in: SignIn
     timeout: int = 30
+
+    @property
+    def no_key_packages(self) -> str:
+        """Entra ID escrows recovery passwords only: there is no key package to read."""
+        return NO_KEY_PACKAGES
 
     @classmethod
     def from_settings(cls, name: str, settings: Settings) -> EntraSource | EntraTenants:

@@ -22,7 +22,7 @@ from bitkey_dir.credentials import Secret, Wanted
 from bitkey_dir.errors import AuthError, BitkeyError
 from bitkey_dir.model import KeyEntry, Query, RecoveryKey
 from bitkey_dir.sources.base import AuthStatus, Escrow, Source, Warn
-from bitkey_dir.sources.entra.source import EntraSource, identifier
+from bitkey_dir.sources.entra.source import NO_KEY_PACKAGES, EntraSource, identifier
 
 MAX_TENANTS: Final = 1000
 
@@ -35,6 +35,11 @@ class EntraTenants:
 
     name: str
     tenants: list[EntraSource]
+
+    @property
+    def no_key_packages(self) -> str:
+        """Entra ID escrows recovery passwords only: there is no key package to read."""
+        return NO_KEY_PACKAGES
 
     @classmethod
     def from_settings(cls, name: str, settings: Settings) -> EntraTenants:

@@ -23,7 +23,13 @@ from typing import Final, Literal
 from bitkey_dir.display import without_formula_guard
 from bitkey_dir.errors import InputError
 from bitkey_dir.model import KeyId, RecoveryKey, RecoveryPassword, check_password
-from bitkey_dir.records import DATA_TEXT_FIELDS, KEY_FIELDS, RecordProblem, from_record
+from bitkey_dir.records import (
+    DATA_TEXT_FIELDS,
+    KEY_FIELDS,
+    KEY_PACKAGE_FIELD,
+    RecordProblem,
+    from_record,
+)
 
 
 class NotText(Exception):
@@ -237,7 +243,8 @@ def parse_csv(text: str) -> Parsed:
             if None in row:
                 parsed.problems.append(f"{line}: more values than columns")
                 continue
-            for name in DATA_TEXT_FIELDS:  # as key_csv_row guarded them against formulas
+            # as key_csv_row guarded them against formulas
+            for name in (*DATA_TEXT_FIELDS, KEY_PACKAGE_FIELD):
                 value = row.get(name)
                 if value:
                     row[name] = without_formula_guard(value)

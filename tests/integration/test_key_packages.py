@@ -1,0 +1,304 @@
+"""Key packages (msFVE-KeyPackage) against the Samba DC and the Graph emulator.
+
+`find --key-package FILE` writes the bytes the lab seeded, once, mode 0600, recorded in the
+trail by path; `export --key-packages` carries them in base64 and reads back through the file
+source. Every search the AD source makes is recorded, to show that the confidential attribute
+is asked for only then. The package itself must never reach stdout, stderr or the trail.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bitkey_dir.records import KEY_FIELDS, PACKAGE_FIELDS
+from bitkey_dir.sources.ad import source as ad_source
+from examples.lab.samba_dc import RecoveryKey
+from tests.command_line import Outcome
+from tests.integration.conftest import Directory
+from tests.integration.graph_emulator import GraphEmulator
+from tests.integration.seed import COLLIDING_PREFIX, SPEC
+from tests.integration.test_ad import ADMIN, Lab, run
+from tests.integration.test_entra import SOURCE, Entra, day
+
+pytestmark = pytest.mark.integration
+
+KEY_PACKAGE = "msfve-keypackage"
+
+
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """The attributes of every search the AD source makes (lower case)."""
+    seen: list[tuple[str, ...]] = []
+    real = ad_source.paged_search
+
+    def spy(connection: Any, base: str, search_filter: str, attributes: Any, **kw: Any) -> Any:
+        seen.append(tuple(str(a).lower() for a in attributes))
+        return real(connection, base, search_filter, attributes, **kw)
+
+    monkeypatch.setattr(ad_source, "paged_search", spy)
+    return seen
+
+
+def asked_for_packages(asked: list[tuple[str, ...]]) -> int:
+    return sum(1 for attributes in asked if KEY_PACKAGE in attributes)
+
+
+def seeded(computer: str) -> list[RecoveryKey]:
+    """A computer's keys (original name) that carry a key package."""
+    for spec in SPEC.computers:
+        if spec.name == computer:
+            return [key for key in spec.keys if key.key_package is not None]
+    raise KeyError(computer)
+
+
+def every_package() -> list[bytes]:
+    return [
+        key.key_package
+        for computer in SPEC.computers
+        for key in computer.keys
+        if key.key_package is not None
+    ]
+
+
+def assert_never_shown(*texts: str) -> None:
+    """No key package, in base64 or hex, in any of ``texts``."""
+    joined = "\n".join(texts)
+    for package in every_package():
+        assert base64.b64encode(package).decode() not in joined
+        assert package.hex() not in joined.lower()
+        assert base64.b64encode(package[:30]).decode() not in joined
+
+
+def trail_lines(trail_file: Path) -> list[dict[str, Any]]:
+    if not trail_file.exists():
+        return []
+    return [json.loads(line) for line in trail_file.read_text().splitlines()]
+
+
+def find(lab: Lab, *args: str, user: str = ADMIN) -> Outcome:
+    return lab.find(*args, user=user)
+
+
+# -- find --key-package ---------------------------------------------------------------------------
+
+
+def test_the_written_file_holds_the_seeded_bytes_and_the_trail_says_where(
+    lab: Lab, samba_dc: Directory, trail_file: Path, tmp_path: Path, asked: list[tuple[str, ...]]
+) -> None:
+    key = seeded("WS001")[0]
+    out = tmp_path / "keypackage.bin"
+    found = find(lab, "--key-id", key.key_id, "--key-package", str(out))
+    assert found.code == 0, found.err
+    # The password shows as it always does.
+    computer = next(c for c in SPEC.computers if key in c.keys)
+    assert found.keys == [samba_dc.record(computer.name, key)]
+    assert out.read_bytes() == key.key_package
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert f"key package written to {out}" in found.err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+    (entry,) = trail_lines(trail_file)
+    assert (entry["key_id"], entry["key_package"]) == (key.key_id, str(out))
+    assert_never_shown(found.out, found.err, trail_file.read_text())
+    assert asked_for_packages(asked) >= 1
+
+
+def test_an_unambiguous_prefix_is_enough(lab: Lab, tmp_path: Path) -> None:
+    key = seeded("LT001")[0]
+    out = tmp_path / "lt001.bin"
+    found = find(lab, "--key-id", key.key_id[:8], "--key-package", str(out))
+    assert found.code == 0, found.err
+    assert out.read_bytes() == key.key_package
+
+
+def test_a_prefix_naming_two_keys_is_refused_and_reveals_nothing(
+    lab: Lab, trail_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "keypackage.bin"
+    found = find(lab, "--key-id", COLLIDING_PREFIX, "--key-package", str(out))
+    assert (found.code, found.out) == (2, "")
+    (line,) = found.err.splitlines()
+    assert line.startswith("bitkey-dir: error: --key-package:")
+    assert "matches 2 keys" in line
+    assert not out.exists()
+    assert trail_lines(trail_file) == []
+
+
+def test_an_existing_file_is_never_replaced_and_the_directory_is_not_asked(
+    lab: Lab, trail_file: Path, tmp_path: Path, asked: list[tuple[str, ...]]
+) -> None:
+    out = tmp_path / "keypackage.bin"
+    out.write_bytes(b"kept")
+    found = find(lab, "--key-id", seeded("WS001")[0].key_id, "--key-package", str(out))
+    assert (found.code, found.out) == (2, "")
+    assert "exists" in found.err
+    assert out.read_bytes() == b"kept"
+    assert asked == []
+    assert trail_lines(trail_file) == []
+
+
+def test_without_rights_on_the_package_it_is_3_and_nothing_is_revealed(
+    lab: Lab, trail_file: Path, tmp_path: Path
+) -> None:
+    # The helpdesk may read passwords below OU=Workstations, not key packages.
+    out = tmp_path / "keypackage.bin"
+    found = find(
+        lab, "--key-id", seeded("WS001")[0].key_id, "--key-package", str(out), user="helpdesk"
+    )
+    assert (found.code, found.out) == (3, "")
+    assert "msFVE-KeyPackage" in found.err
+    assert "without --key-package" in found.err
+    assert not out.exists()
+    assert trail_lines(trail_file) == []
+
+
+def test_a_key_escrowed_without_a_package_is_3(lab: Lab, tmp_path: Path) -> None:
+    (odd,) = next(c for c in SPEC.computers if c.name == "ODD01").keys
+    assert odd.key_package is None
+    out = tmp_path / "keypackage.bin"
+    found = find(lab, "--key-id", odd.key_id, "--key-package", str(out))
+    assert (found.code, found.out) == (3, "")
+    assert "without a key package" in found.err
+    assert not out.exists()
+
+
+def test_ordinary_lookups_and_exports_never_ask_for_the_package(
+    lab: Lab, tmp_path: Path, asked: list[tuple[str, ...]]
+) -> None:
+    key = seeded("WS001")[0]
+    assert find(lab, "--key-id", key.key_id).code == 0
+    assert find(lab, "--key-id", key.key_id[:8], "--include-deleted").code == 0
+    assert find(lab, "--computer", "LT00*", "--include-deleted").code == 0
+    out = tmp_path / "plain.json"
+    config = lab.config(user=ADMIN)
+    done = run("--config", str(config), "export", "-s", "lab", "-o", str(out), "--include-deleted")
+    assert done.code == 0, done.err
+    assert asked
+    assert asked_for_packages(asked) == 0
+    assert all(tuple(record) == KEY_FIELDS for record in json.loads(out.read_text())["keys"])
+
+
+# -- export --key-packages ------------------------------------------------------------------------
+
+
+def export(lab: Lab, out: Path, *args: str) -> Outcome:
+    config = lab.config(user=ADMIN)
+    return run(
+        "--config", str(config), "export", "-s", "lab", "-o", str(out), "--key-packages", *args
+    )
+
+
+def expected_packages(*, include_deleted: bool = False) -> dict[str, str | None]:
+    return {
+        key.key_id: base64.b64encode(key.key_package).decode() if key.key_package else None
+        for computer in SPEC.computers
+        if include_deleted or not computer.delete
+        for key in computer.keys
+    }
+
+
+def check_export(records: Iterable[dict[str, Any]], *, include_deleted: bool = False) -> None:
+    got = {record["key_id"]: record["key_package"] or None for record in records}
+    assert got == expected_packages(include_deleted=include_deleted)
+
+
+def test_json_export_holds_the_packages_and_reads_back(
+    lab: Lab, trail_file: Path, tmp_path: Path, asked: list[tuple[str, ...]]
+) -> None:
+    out = tmp_path / "keys.json"
+    done = export(lab, out, "--include-deleted")
+    assert done.code == 0, done.err
+    assert "with their key package" in done.out
+    # ODD01's key has none: said once, with the count.
+    assert done.err.count("without a key package") == 1
+    assert "1 of " in done.err
+    records = json.loads(out.read_text())["keys"]
+    assert all(tuple(record) == PACKAGE_FIELDS for record in records)
+    check_export(records, include_deleted=True)
+    assert asked_for_packages(asked) >= 1
+    (entry,) = trail_lines(trail_file)
+    assert (entry["action"], entry["key_packages"]) == ("export", True)
+    assert_never_shown(done.out, done.err, trail_file.read_text())
+
+    # The export is a source: find writes the same bytes from it.
+    key = seeded("SRV001")[0]
+    package = tmp_path / "from-export.bin"
+    found = run(
+        "find",
+        "--source",
+        str(out),
+        "--key-id",
+        key.key_id,
+        "--key-package",
+        str(package),
+        "--format",
+        "json",
+    )
+    assert found.code == 0, found.err
+    assert package.read_bytes() == key.key_package
+
+
+def test_csv_export_holds_the_packages_and_reads_back(lab: Lab, tmp_path: Path) -> None:
+    out = tmp_path / "keys.csv"
+    done = export(lab, out, "--format", "csv")
+    assert done.code == 0, done.err
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert tuple(rows[0]) == PACKAGE_FIELDS
+    # A base64 cell that starts with "+" is guarded against spreadsheets; the file source
+    # takes the guard off again.
+    for row in rows:
+        row["key_package"] = row["key_package"].removeprefix("'")
+    check_export(rows)
+    key = seeded("LAB001")[0]
+    package = tmp_path / "from-csv.bin"
+    found = run(
+        "find",
+        "--source",
+        str(out),
+        "--key-id",
+        key.key_id,
+        "--key-package",
+        str(package),
+        "--format",
+        "json",
+    )
+    assert found.code == 0, found.err
+    assert package.read_bytes() == key.key_package
+
+
+# -- Entra ID ---------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("fresh_kiota_registries")
+def test_entra_stores_no_packages_and_says_so_once(
+    entra: Entra, graph: GraphEmulator, tmp_path: Path
+) -> None:
+    entra.daemon()
+    device = graph.add_device("PC-0001")
+    for n in range(3):
+        graph.add_recovery_key(device, created=day(n))
+    out = tmp_path / "entra.json"
+    config = entra.config()
+    done = entra.run(
+        "--config", str(config), "export", "-s", SOURCE, "-o", str(out), "--key-packages"
+    )
+    assert done.code == 0, done.err
+    assert done.err.count("stores no key packages") == 1
+    records = json.loads(out.read_text())["keys"]
+    assert len(records) == 3
+    assert [record["key_package"] for record in records] == [None, None, None]
+
+    key = records[0]["key_id"]
+    package = tmp_path / "entra.bin"
+    found = entra.run("--config", str(config), "find", "-k", key, "--key-package", str(package))
+    assert (found.code, found.out) == (3, "")
+    assert "Microsoft Entra ID stores no key packages" in found.err
+    assert not package.exists()
