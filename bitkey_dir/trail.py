@@ -279,14 +279,21 @@ def _locked(fd: int) -> Iterator[None]:
 
 def recent(limit: int, path: Path | None = None) -> tuple[list[Line], int]:
     """The last ``limit`` entries, oldest first, and how many lines could not be read."""
-    target = path or trail_path()
     kept: deque[Line] = deque(maxlen=limit)
-    broken = 0
+    broken = [0]
+    kept.extend(read_lines(path, broken))
+    return list(kept), broken[0]
+
+
+def read_lines(path: Path | None = None, broken: list[int] | None = None) -> Iterator[Line]:
+    """Every entry, oldest first, streamed: a trail of millions of lines is never held in
+    memory. ``broken[0]`` counts the lines that could not be read."""
+    target = path or trail_path()
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(target, flags)
     except FileNotFoundError:
-        return [], 0
+        return
     except OSError as exc:
         raise SourceError(f"cannot read the access trail {target} ({exc.strerror})") from None
     try:
@@ -297,14 +304,12 @@ def recent(limit: int, path: Path | None = None) -> tuple[list[Line], int]:
                 try:
                     entry = json.loads(line)
                 except json.JSONDecodeError:
-                    broken += 1
-                    continue
+                    entry = None
                 if isinstance(entry, dict):
-                    kept.append(entry)
-                else:
-                    broken += 1
+                    yield entry
+                elif broken is not None:
+                    broken[0] += 1
     except OSError as exc:
         raise SourceError(f"cannot read the access trail {target} ({exc.strerror})") from None
     finally:
         os.close(fd)
-    return list(kept), broken

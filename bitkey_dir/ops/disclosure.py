@@ -10,10 +10,10 @@ longer configured, gives **unknown**.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Final, Literal
+from typing import Literal
 
 from bitkey_dir import trail
 from bitkey_dir.errors import ExitCode, InputError
@@ -22,7 +22,6 @@ from bitkey_dir.ops.outcome import SourceStatus, exit_code
 from bitkey_dir.ops.run import Run, ask_all
 from bitkey_dir.sources.base import KnowsVolumes, Source, Warn
 
-TRAIL_LINES: Final = 1_000_000  # the newest lines read from the trail, at most
 Status = Literal["rotated", "still valid", "gone", "unknown"]
 
 
@@ -83,10 +82,10 @@ def disclosed(
     """The keys the trail says were revealed (from ``sources``, default all), classified."""
     result = DisclosureResult(fail_on_valid=fail_on_valid)
     with run.active():
-        lines, broken = trail.recent(TRAIL_LINES)
-        if broken:
-            result.warnings.append(f"{trail.trail_path()}: {broken} unreadable line(s) skipped")
-        revealed = _reveals(lines)
+        broken = [0]
+        revealed = _reveals(trail.read_lines(broken=broken))
+        if broken[0]:
+            result.warnings.append(f"{trail.trail_path()}: {broken[0]} unreadable line(s) skipped")
         wanted = set(sources)
         by_source: dict[str, list[Disclosure]] = {}
         for one in revealed:
@@ -108,7 +107,7 @@ def disclosed(
     return result
 
 
-def _reveals(lines: list[trail.Line]) -> list[Disclosure]:
+def _reveals(lines: Iterable[trail.Line]) -> list[Disclosure]:
     """The latest reveal of each key, with how many times it was revealed."""
     latest: dict[tuple[str, str], Disclosure] = {}
     for line in lines:

@@ -8,7 +8,7 @@ the same directory account within a few minutes of it; every other read was made
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -20,7 +20,6 @@ from bitkey_dir.ops.run import Run, ask_all
 from bitkey_dir.sources.base import KeyRead, ReportsReads, Source, Warn
 
 MATCH_WITHIN: Final = timedelta(minutes=10)  # clock skew and the time between trail and read
-TRAIL_LINES: Final = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -80,13 +79,14 @@ def reads(run: Run, sources: Sequence[str], since: datetime) -> ReadsResult:
                 result.warnings.append(
                     f"{source.name}: skipped, it keeps no audit log of key reads"
                 )
-        lines, broken = trail.recent(TRAIL_LINES)
-        if broken:
-            result.warnings.append(f"{trail.trail_path()}: {broken} unreadable line(s) skipped")
+        broken = [0]
+        reveals = _reveals_by_key(trail.read_lines(broken=broken), since - MATCH_WITHIN)
+        if broken[0]:
+            result.warnings.append(f"{trail.trail_path()}: {broken[0]} unreadable line(s) skipped")
         for answer in ask_all(auditing, _lister(since)):
             result.sources.append(answer.status)
             result.warnings += answer.warnings
-            result.reads += [Read(read, _matching(read, lines)) for read in answer.value or []]
+            result.reads += [Read(read, _matching(read, reveals)) for read in answer.value or []]
     result.reads.sort(key=lambda item: item.read.time, reverse=True)
     return result
 
@@ -99,14 +99,31 @@ def _lister(since: datetime) -> Callable[[Source, Warn], list[KeyRead]]:
     return list_reads
 
 
-def _matching(read: KeyRead, lines: Sequence[trail.Line]) -> trail.Line | None:
+def _reveals_by_key(
+    lines: Iterable[trail.Line], since: datetime
+) -> dict[tuple[str, str], list[trail.Line]]:
+    """The trail's reveals since ``since`` by (source, Key ID): a long trail is read once,
+    streamed, and only the lines that can match a read are kept."""
+    reveals: dict[tuple[str, str], list[trail.Line]] = {}
+    for line in lines:
+        source, key_id, when = line.get("source"), line.get("key_id"), line.get("time")
+        if line.get("action") is not None or not isinstance(source, str):
+            continue
+        if not isinstance(key_id, str) or not isinstance(when, str):
+            continue
+        try:
+            if datetime.fromisoformat(when) < since:
+                continue
+        except (ValueError, TypeError):
+            continue
+        reveals.setdefault((source, key_id.upper()), []).append(line)
+    return reveals
+
+
+def _matching(read: KeyRead, reveals: dict[tuple[str, str], list[trail.Line]]) -> trail.Line | None:
     if read.key_id is None:
         return None
-    for line in lines:
-        if line.get("action") is not None or line.get("source") != read.source:
-            continue
-        if str(line.get("key_id") or "").upper() != str(read.key_id):
-            continue
+    for line in reveals.get((read.source, str(read.key_id)), []):
         if not _same_account(line.get("principal"), read):
             continue
         try:

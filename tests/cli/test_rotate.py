@@ -78,3 +78,19 @@ def test_the_trail_listing_shows_rotations() -> None:
         "rotation (by hand) of 1 key(s) of PC-0042" in listed.out
         or "rotation (by hand) of 1 key(s)" in listed.out
     )
+
+
+def test_disclosed_keys_of_a_source_that_cannot_tell_and_a_damaged_trail_line() -> None:
+    shown = invoke("find", "-k", KEY_ID, "-s", str(EXAMPLE_KEYS), "-f", "key", secrets=[PASSWORD])
+    assert shown.code == 0
+    trail = Path(os.environ["BITKEY_DIR_TRAIL"])
+    with trail.open("a", encoding="utf-8") as handle:
+        handle.write("{not json\n")
+    outcome = invoke("audit", "--disclosed", "-f", "json")
+    assert outcome.code == 0
+    (item,) = outcome.document["disclosed"]
+    assert (item["key_id"], item["status"], item["reveals"]) == (KEY_ID, "unknown", 1)
+    assert "cannot say which keys a volume has" in item["detail"]
+    assert "1 unreadable line(s) skipped" in outcome.err
+    table = invoke("audit", "--disclosed", "-f", "csv")
+    assert table.out.splitlines()[0].startswith("source,key_id,computer,revealed")
