@@ -68,16 +68,16 @@ def ask(
         index = key_index.open_index(create=wanted)
     except BitkeyError as exc:
         use.problem = f"{exc.message}; searched the directories instead"
-        return ask_all(opened, _live(query)), use
+        return ask_all(opened, live(query)), use
     if index is None:
-        return ask_all(opened, _live(query)), use
+        return ask_all(opened, live(query)), use
     with index:
         try:
             return _ask(run, index, query, opened, use, reopen), use
         except BitkeyError as exc:  # a damaged index: never worse than no index
             use.problem = f"{exc.message}; searched the directories instead"
             reopened = [reopen(source.name) for source in opened]
-            return ask_all(reopened, _live(query)), use
+            return ask_all(reopened, live(query)), use
 
 
 def _ask(
@@ -138,7 +138,7 @@ def _by_key_id(
 ) -> list[Answer[list[RecoveryKey]]]:
     narrowed = any(plan.candidates for plan in plans.values())
     if not narrowed:
-        return ask_all(opened, _live(query))
+        return ask_all(opened, live(query))
 
     def first(source: Source, warn: Warn) -> list[RecoveryKey]:
         plan = plans.get(source.name)
@@ -152,7 +152,7 @@ def _by_key_id(
         return answers
     # Every candidate is gone from its directory: search the indexed sources as usual.
     again = [reopen(name) for name in plans]
-    searched = {answer.status.name: answer for answer in ask_all(again, _live(query))}
+    searched = {answer.status.name: answer for answer in ask_all(again, live(query))}
     return [searched.get(answer.status.name, answer) for answer in answers]
 
 
@@ -237,7 +237,7 @@ def describe_age(seconds: float) -> str:
     return f"{int(seconds // 86400)} days"
 
 
-def _live(query: Query) -> Callable[[Source, Warn], list[RecoveryKey]]:
+def live(query: Query) -> Callable[[Source, Warn], list[RecoveryKey]]:
     def find_in(source: Source, warn: Warn) -> list[RecoveryKey]:
         return list(source.find(query, warn))
 

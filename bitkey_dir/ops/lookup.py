@@ -11,7 +11,7 @@ then (sources/base.py, HoldsKeyPackages).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ from bitkey_dir.ops import indexed, policy
 from bitkey_dir.ops.indexed import IndexUse
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
 from bitkey_dir.ops.run import Answer, Run, ask_all
-from bitkey_dir.sources.base import Decrypts, HoldsKeyPackages, Source, Warn
+from bitkey_dir.sources.base import Decrypts, HoldsKeyPackages, Source
 
 _OLDEST: Final = datetime.min.replace(tzinfo=UTC)
 PACKAGE_RIGHTS: Final = (
@@ -124,7 +124,7 @@ def find(
                 run, query, opened, lambda name: prepared(run.open_one(name))
             )
         else:
-            answers, used = ask_all(opened, _finder(query)), IndexUse()
+            answers, used = ask_all(opened, indexed.live(query)), IndexUse()
         result = merge(query, answers)
         result.index = used
         result.warnings.extend(used.warnings)
@@ -198,14 +198,7 @@ def _decrypting(source: Source, identities: Sequence[Path]) -> Source:
 def ask_sources(query: Query, sources: Sequence[Source]) -> LookupResult:
     """Ask already opened ``sources`` (concurrently when there are several) and merge their
     answers, closing each source. No trail: for callers that reveal nothing themselves."""
-    return merge(query, ask_all(sources, _finder(query)))
-
-
-def _finder(query: Query) -> Callable[[Source, Warn], list[RecoveryKey]]:
-    def find_in(source: Source, warn: Warn) -> list[RecoveryKey]:
-        return list(source.find(query, warn))
-
-    return find_in
+    return merge(query, ask_all(sources, indexed.live(query)))
 
 
 def merge(query: Query, answers: Sequence[Answer[list[RecoveryKey]]]) -> LookupResult:

@@ -77,10 +77,11 @@ def dsacls_lines(ou_dn: str, principal: str) -> tuple[str, str] | None:
     (the attribute is confidential), and Read Property on the recovery objects themselves
     (without it they cannot even be found). None when the DN or the name cannot be quoted.
 
-    >>> for line in dsacls_lines("OU=Laptops,DC=corp,DC=example", "CORP\\\\Helpdesk"):
-    ...     print(line)
-    dsacls "OU=Laptops,DC=corp,DC=example" /I:S /G "CORP\\Helpdesk:RPCA;msFVE-RecoveryPassword;msFVE-RecoveryInformation"
-    dsacls "OU=Laptops,DC=corp,DC=example" /I:S /G "CORP\\Helpdesk:RP;;msFVE-RecoveryInformation"
+    >>> grant, see = dsacls_lines("OU=Laptops,DC=corp,DC=example", "helpdesk@corp.example")
+    >>> grant
+    'dsacls "OU=Laptops,DC=corp,DC=example" /I:S /G "helpdesk@corp.example:RPCA;msFVE-RecoveryPassword;msFVE-RecoveryInformation"'
+    >>> see
+    'dsacls "OU=Laptops,DC=corp,DC=example" /I:S /G "helpdesk@corp.example:RP;;msFVE-RecoveryInformation"'
     """  # noqa: E501
     target = cmd_quoted(ou_dn)
     if target is None or not principal or _UNQUOTABLE.search(principal) or ":" in principal:

@@ -484,19 +484,7 @@ class EntraSource:
 
     async def _list_keys(self, graph: Graph, device_id: str | None) -> list[Record]:
         """Key metadata (never values): all keys, or a device's keys."""
-        from msgraph.generated.information_protection.bitlocker.recovery_keys import (
-            recovery_keys_request_builder as keys_module,
-        )
-
-        builder = keys_module.RecoveryKeysRequestBuilder(graph.adapter, {})
-        parameters = builder.RecoveryKeysRequestBuilderGetQueryParameters(
-            filter=f"deviceId eq {odata_quote(device_id)}" if device_id else None
-        )
-        return [
-            key
-            async for key in graph.pages(builder, parameters, "listing keys", LIST_KEYS)
-            if isinstance(key.get("id"), str) and KEY_ID_SHAPE.fullmatch(key["id"])
-        ]
+        return [key async for key in self._listed_keys(graph, device_id)]
 
     async def _read_key(
         self, graph: Graph, key_id: str, names: dict[str, str], warn: Warn
@@ -543,14 +531,18 @@ class EntraSource:
         finally:
             abandon([pending])
 
-    async def _listed_keys(self, graph: Graph) -> AsyncIterator[Record]:
-        """Every key's metadata, page after page (never a value)."""
+    async def _listed_keys(
+        self, graph: Graph, device_id: str | None = None
+    ) -> AsyncIterator[Record]:
+        """Key metadata (never a value), page after page: all keys, or a device's keys."""
         from msgraph.generated.information_protection.bitlocker.recovery_keys import (
             recovery_keys_request_builder as keys_module,
         )
 
         builder = keys_module.RecoveryKeysRequestBuilder(graph.adapter, {})
-        parameters = builder.RecoveryKeysRequestBuilderGetQueryParameters()
+        parameters = builder.RecoveryKeysRequestBuilderGetQueryParameters(
+            filter=f"deviceId eq {odata_quote(device_id)}" if device_id else None
+        )
         async for key in graph.pages(builder, parameters, "listing keys", LIST_KEYS):
             if isinstance(key.get("id"), str) and KEY_ID_SHAPE.fullmatch(key["id"]):
                 yield key
