@@ -14,7 +14,7 @@ to the ``bitkey_dir`` logger.
 
 (README.md, "Using it from Python", has the same example, run by the test suite.)
 
-Bad input and refused policy raise :class:`~bitkey_dir.errors.BitkeyError` subclasses
+Bad input and refused policy raise :class:`~bitkey_dir.core.errors.BitkeyError` subclasses
 (``InputError`` for a bad Key ID or a missing required reason); a source that fails is
 reported in ``result.sources`` and ``result.exit_code``, so one failing directory never hides
 another's answer.
@@ -26,7 +26,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bitkey_dir.interaction import QUIET, Interaction
 from bitkey_dir.ops.audit import AuditResult
 from bitkey_dir.ops.disclosure import DisclosureResult
 from bitkey_dir.ops.doctor import DoctorResult
@@ -36,6 +35,7 @@ from bitkey_dir.ops.lookup import LookupResult
 from bitkey_dir.ops.reads import ReadsResult
 from bitkey_dir.ops.rotate import RotateResult
 from bitkey_dir.ops.run import Run
+from bitkey_dir.runtime.interaction import QUIET, Interaction
 
 __all__ = [
     "AuditResult",
@@ -61,7 +61,7 @@ __all__ = [
 
 
 def _run(config: Path | None, interaction: Interaction | None, call: str) -> Run:
-    from bitkey_dir.config import load_config
+    from bitkey_dir.runtime.config import load_config
 
     # The trail's "command": which program called which function.
     caller = sys.argv[0] if sys.argv and sys.argv[0] else "python"
@@ -89,7 +89,7 @@ def find_keys(
     With ``key_package`` (a new file), the one key ``key_id`` names has its key package
     written there; ``result.key_package`` or ``result.package_problem`` says how it went.
     """
-    from bitkey_dir.model import ComputerName, KeyId, Query
+    from bitkey_dir.core.model import ComputerName, KeyId, Query
     from bitkey_dir.ops import lookup
 
     query = Query(
@@ -224,7 +224,7 @@ def rotate_keys(
 ) -> RotateResult:
     """Have disclosed keys replaced: Intune for Entra devices, manage-bde steps elsewhere
     (``result.rotations``); one trail line per device, as `bitkey-dir rotate` writes."""
-    from bitkey_dir.model import ComputerName, KeyId, Query
+    from bitkey_dir.core.model import ComputerName, KeyId, Query
     from bitkey_dir.ops import rotate
 
     query = Query(

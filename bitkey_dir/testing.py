@@ -30,9 +30,9 @@ from typing import ClassVar
 
 import pytest
 
-from bitkey_dir.config import Settings
-from bitkey_dir.errors import AuthError, BitkeyError, ConfigError, SourceError
-from bitkey_dir.model import ComputerName, KeyEntry, KeyId, Query, RecoveryKey
+from bitkey_dir.core.errors import AuthError, BitkeyError, ConfigError, SourceError
+from bitkey_dir.core.model import ComputerName, KeyEntry, KeyId, Query, RecoveryKey
+from bitkey_dir.runtime.config import Settings
 from bitkey_dir.sources.base import (
     CHECK_STATUSES,
     Audits,
@@ -44,6 +44,7 @@ from bitkey_dir.sources.base import (
     KeepsDeleted,
     SignsIn,
     Source,
+    entries_of,
 )
 from bitkey_dir.sources.registry import load_source_type
 
@@ -303,8 +304,6 @@ class SourceContract:
         assert all(any(self.same(key, wanted, named=False) for key in found) for found in results)
 
     def test_the_key_id_index_lists_every_key_and_no_password(self) -> None:
-        from bitkey_dir.key_index import entries_of
-
         with self.opened() as source:
             keys = list(source.iter_keys(self.warn))
             deleted = (

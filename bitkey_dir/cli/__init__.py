@@ -6,8 +6,8 @@ import os
 import sys
 import traceback
 
-from bitkey_dir.env import DEBUG_ENV
-from bitkey_dir.errors import ExitCode
+from bitkey_dir.core.env import DEBUG_ENV
+from bitkey_dir.core.errors import ExitCode
 
 
 class _Stopped(BaseException):

@@ -26,8 +26,8 @@ from bitkey_dir.cli import (
     verify,
 )
 from bitkey_dir.cli.common import State, fail
-from bitkey_dir.env import CONFIG_ENV
-from bitkey_dir.errors import BitkeyError, ExitCode
+from bitkey_dir.core.env import CONFIG_ENV
+from bitkey_dir.core.errors import BitkeyError, ExitCode
 
 
 class _Group(TyperGroup):
@@ -35,8 +35,8 @@ class _Group(TyperGroup):
     into one line on stderr and its documented exit code."""
 
     def invoke(self, ctx: Any) -> Any:
-        from bitkey_dir import interaction
         from bitkey_dir.cli.terminal import TERMINAL
+        from bitkey_dir.runtime import interaction
 
         try:
             with interaction.using(TERMINAL):

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bitkey_dir.cli.common import JsonFlag, Listing, ListingFormat, run_for, wants_json
-from bitkey_dir.errors import InputError
+from bitkey_dir.core.errors import InputError
 
 if TYPE_CHECKING:
-    from bitkey_dir.credentials import Secret, Wanted
     from bitkey_dir.ops.signin import SourceAuth
+    from bitkey_dir.runtime.credentials import Secret, Wanted
 
 auth_app = typer.Typer(help="What is stored for signing in.", no_args_is_help=True)
 
@@ -44,7 +44,7 @@ def login(
     of standard input. The credential is proved with a real bind or sign-in before it is
     stored. Exit codes: 0 stored, 2 bad input, 3 refused or no usable keyring, 4 unreachable.
     """
-    from bitkey_dir.display import safe
+    from bitkey_dir.core.display import safe
     from bitkey_dir.ops import signin
 
     done = signin.login(run_for(ctx), _one_source(source, source_option), read_for_login)
@@ -53,7 +53,7 @@ def login(
 
 def read_for_login(wanted: Wanted) -> Secret:
     """For `bitkey-dir login`: a hidden prompt on a terminal, else one line of stdin."""
-    from bitkey_dir import credentials
+    from bitkey_dir.runtime import credentials
 
     if sys.stdin.isatty():
         typed = credentials.ask(wanted)
@@ -83,7 +83,7 @@ def logout(
     ctx: typer.Context, source: SourceName = None, source_option: SourceOption = None
 ) -> None:
     """Remove the stored password or client secret and the saved tokens of a source."""
-    from bitkey_dir.display import safe
+    from bitkey_dir.core.display import safe
     from bitkey_dir.ops import signin
 
     source = _one_source(source, source_option)
@@ -110,7 +110,7 @@ def status(
 
     Also names the keyring backend in use. Never shows a secret.
     """
-    from bitkey_dir.display import safe
+    from bitkey_dir.core.display import safe
     from bitkey_dir.ops import signin
 
     found = signin.status(run_for(ctx), sources or [])

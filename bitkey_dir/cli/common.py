@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from bitkey_dir.errors import BitkeyError
+from bitkey_dir.core.errors import BitkeyError
 
 if TYPE_CHECKING:
     from bitkey_dir.ops.outcome import SourceStatus
@@ -49,7 +49,7 @@ def state(ctx: typer.Context) -> State:
 
 def error_line(message: str, hint: str | None = None) -> None:
     """One error line (and a hint), with any control or bidi character from data escaped."""
-    from bitkey_dir.display import safe
+    from bitkey_dir.core.display import safe
 
     typer.echo(f"bitkey-dir: error: {safe(message)}", err=True)
     if hint:
@@ -63,13 +63,13 @@ def fail(exc: BitkeyError) -> NoReturn:
 
 def warn(message: str) -> None:
     """One warning line: paths and names in it come from data, so controls are escaped."""
-    from bitkey_dir.display import safe
+    from bitkey_dir.core.display import safe
 
     typer.echo(f"warning: {safe(message)}", err=True)
 
 
 def notice(message: str) -> None:
-    from bitkey_dir.display import safe
+    from bitkey_dir.core.display import safe
 
     typer.echo(f"notice: {safe(message)}", err=True)
 
@@ -92,8 +92,8 @@ def run_for(ctx: typer.Context) -> Run:
     """The operation context of this command: its config, the terminal, and its command line
     (which the access trail records)."""
     from bitkey_dir.cli.terminal import TERMINAL
-    from bitkey_dir.config import load_config
     from bitkey_dir.ops.run import Run
+    from bitkey_dir.runtime.config import load_config
 
     return Run(load_config(state(ctx).config_path), TERMINAL, tuple(sys.argv[1:]))
 

@@ -12,8 +12,8 @@ config_app = typer.Typer(help="Configuration file commands.", no_args_is_help=Tr
 @config_app.command("path")
 def path(ctx: typer.Context) -> None:
     """Print the config file in use (from --config, BITKEY_DIR_CONFIG, or the platform default)."""
-    from bitkey_dir.config import config_path
-    from bitkey_dir.display import safe
+    from bitkey_dir.core.display import safe
+    from bitkey_dir.runtime.config import config_path
 
     where, _ = config_path(state(ctx).config_path)
     typer.echo(safe(where))
@@ -29,7 +29,7 @@ def sources(
     """List the configured sources, checking each one's settings."""
     from dataclasses import asdict
 
-    from bitkey_dir.display import safe
+    from bitkey_dir.core.display import safe
     from bitkey_dir.ops.inventory import configured_sources
 
     run = run_for(ctx)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from bitkey_dir.cli.common import error_line, report, run_for, warn
-from bitkey_dir.errors import InputError
+from bitkey_dir.core.errors import InputError
 
 
 class Format(StrEnum):
@@ -80,7 +80,7 @@ def export(
     line per export. Exit codes: 0 written, 2 bad input, 3 sign-in or rights, 4 the source
     or the trail failed (nothing written).
     """
-    from bitkey_dir.display import safe
+    from bitkey_dir.core.display import safe
     from bitkey_dir.ops import export as exporting
     from bitkey_dir.ops import policy
 
@@ -153,7 +153,7 @@ def _short_r(
 
 
 def _passphrase() -> str:
-    from bitkey_dir import encryption
+    from bitkey_dir.runtime import encryption
 
     secret = encryption.passphrase_from_env_or_prompt(confirm=True)
     if not secret:

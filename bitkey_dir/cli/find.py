@@ -17,7 +17,7 @@ from bitkey_dir.cli.common import (
     use_color,
     warn,
 )
-from bitkey_dir.errors import InputError
+from bitkey_dir.core.errors import InputError
 
 if TYPE_CHECKING:
     from bitkey_dir.ops.lookup import LookupResult
@@ -113,7 +113,7 @@ def find(
     (and nothing was found).
     """
     # Parsing happens before any source is touched, so bad input costs nothing and says why.
-    from bitkey_dir.model import ComputerName, KeyId, Query
+    from bitkey_dir.core.model import ComputerName, KeyId, Query
     from bitkey_dir.ops import lookup, policy
     from bitkey_dir.render.keys import render, summary
 
@@ -173,7 +173,7 @@ def _rotate_shown(ctx: typer.Context, result: LookupResult, reason: str | None) 
     rotation's lines go to stderr so that stdout stays the lookup's output."""
     from bitkey_dir.cli.common import Listing
     from bitkey_dir.cli.rotate import show
-    from bitkey_dir.model import Query
+    from bitkey_dir.core.model import Query
     from bitkey_dir.ops import rotate
 
     codes = []

@@ -59,7 +59,7 @@ def refresh(
 
 
 def _refresh_table(result: RefreshResult) -> None:
-    from bitkey_dir.display import safe
+    from bitkey_dir.core.display import safe
 
     if not result.sources:
         typer.echo("No source is due for a refresh.", err=True)
@@ -74,7 +74,7 @@ def _refresh_table(result: RefreshResult) -> None:
 def _refresh_json(result: RefreshResult) -> str:
     import json
 
-    from bitkey_dir.display import safe_json
+    from bitkey_dir.core.display import safe_json
 
     document = {
         "index": str(result.path),
@@ -114,7 +114,7 @@ def status(
 
 
 def _status_table(result: IndexReport) -> None:
-    from bitkey_dir.display import safe
+    from bitkey_dir.core.display import safe
     from bitkey_dir.ops.indexed import describe_age
 
     where = safe(result.path) if result.exists else f"{safe(result.path)} (not built yet)"
@@ -146,7 +146,7 @@ def _status_table(result: IndexReport) -> None:
 def _status_json(result: IndexReport) -> str:
     import json
 
-    from bitkey_dir.display import safe_json
+    from bitkey_dir.core.display import safe_json
 
     rows = []
     for row in result.rows:
@@ -173,7 +173,7 @@ def _status_json(result: IndexReport) -> str:
 def clear(ctx: typer.Context, source: Sources = None) -> None:
     """Drop sources from the index (all of it when none is named). Lookups still work: they
     search the directories until the next refresh."""
-    from bitkey_dir.display import safe
+    from bitkey_dir.core.display import safe
     from bitkey_dir.ops import index
 
     dropped = index.clear(run_for(ctx), source or [])

@@ -58,9 +58,9 @@ def reads(
     import json
     from datetime import UTC, datetime
 
-    from bitkey_dir.display import safe, safe_json
+    from bitkey_dir.core.display import safe, safe_json
+    from bitkey_dir.core.records import csv_line
     from bitkey_dir.ops import reads as reading
-    from bitkey_dir.records import csv_line
 
     start = reading.parse_since(since, datetime.now(UTC))
     result = reading.reads(run_for(ctx), source or [], start)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bitkey_dir.cli.common import Listing, ListingFormat, report, run_for, warn
-from bitkey_dir.errors import InputError
+from bitkey_dir.core.errors import InputError
 
 if TYPE_CHECKING:
     from bitkey_dir.ops.rotate import RotateResult
@@ -40,7 +40,7 @@ def rotate(
     Exit codes: 0 every device asked to rotate, 1 nothing found or a device must be rotated
     by hand, 2 bad input, 3 a permission is missing, 4 a source failed.
     """
-    from bitkey_dir.model import ComputerName, KeyId, Query
+    from bitkey_dir.core.model import ComputerName, KeyId, Query
     from bitkey_dir.ops import policy
     from bitkey_dir.ops import rotate as rotating
 
@@ -62,14 +62,14 @@ def rotate(
 def show(result: RotateResult, output_format: Listing, *, err: bool = False) -> None:
     """The rotations as JSON, or as lines for people: on stdout, or on stderr (``err``)
     after a lookup whose output stdout carries."""
-    from bitkey_dir.display import safe
+    from bitkey_dir.core.display import safe
 
     if result.trail_problem:
         warn(result.trail_problem)
     if output_format == Listing.json:
         import json
 
-        from bitkey_dir.display import safe_json
+        from bitkey_dir.core.display import safe_json
 
         document = {
             "rotations": [rotation.to_record() for rotation in result.rotations],

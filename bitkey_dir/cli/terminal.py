@@ -17,16 +17,16 @@ _EVERY = 0.2  # seconds between redraws: cheap even at thousands of items a seco
 
 
 class Terminal:
-    """What `bitkey-dir` gives every operation (see bitkey_dir.interaction)."""
+    """What `bitkey-dir` gives every operation (see bitkey_dir.runtime.interaction)."""
 
     def notice(self, message: str) -> None:
-        from bitkey_dir.display import safe
+        from bitkey_dir.core.display import safe
 
         sys.stderr.write(f"notice: {safe(message)}\n")
         sys.stderr.flush()
 
     def instructions(self, text: str) -> None:
-        from bitkey_dir.display import safe_lines
+        from bitkey_dir.core.display import safe_lines
 
         # The identity platform's words: several lines, but never a control sequence.
         sys.stderr.write(safe_lines(text) + "\n")

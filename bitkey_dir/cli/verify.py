@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bitkey_dir.errors import ExitCode, InputError
+from bitkey_dir.core.errors import ExitCode, InputError
 
 _MAX_INPUT = 4096
 
@@ -21,7 +21,7 @@ def verify(
     input (never from the command line, where it would land in shell history).
     Exit codes: 0 valid, 1 not valid, 2 no input.
     """
-    from bitkey_dir.model import check_password
+    from bitkey_dir.core.model import check_password
 
     if typed_on_command_line:
         # Refuse without echoing: click's own error would repeat the digits into logs.

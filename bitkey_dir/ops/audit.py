@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bitkey_dir.coverage import Coverage
-from bitkey_dir.errors import ExitCode, InputError
+from bitkey_dir.core.coverage import Coverage
+from bitkey_dir.core.errors import ExitCode, InputError
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
 from bitkey_dir.ops.run import Run, ask
 from bitkey_dir.sources.base import Audits, Warn

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from bitkey_dir import trail
-from bitkey_dir.errors import ExitCode, InputError
-from bitkey_dir.model import KeyId, RecoveryKey
+from bitkey_dir.core.errors import ExitCode, InputError
+from bitkey_dir.core.model import KeyId, RecoveryKey
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
 from bitkey_dir.ops.run import Run, ask_all
 from bitkey_dir.sources.base import KnowsVolumes, Source, Warn
+from bitkey_dir.store import trail
 
 Status = Literal["rotated", "still valid", "gone", "unknown"]
 

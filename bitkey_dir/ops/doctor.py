@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from bitkey_dir.errors import ExitCode
+from bitkey_dir.core.errors import ExitCode
 from bitkey_dir.ops.outcome import SourceStatus
 from bitkey_dir.ops.run import Run, ask_all
 from bitkey_dir.sources.base import Check, CheckStatus, Diagnoses, Source, Warn
@@ -82,7 +82,7 @@ def doctor_exit_code(checks: Iterable[CheckStatus], sources: Iterable[SourceStat
 
 def _probe(source: Source, warn: Warn) -> list[Check]:
     """A source that cannot diagnose itself: one lookup of an unused Key ID proves it answers."""
-    from bitkey_dir.model import KeyId, Query
+    from bitkey_dir.core.model import KeyId, Query
 
     unused = KeyId.parse(str(uuid.uuid4()))
     source.find(Query(key_id=unused), lambda message: None)

@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
-from bitkey_dir import trail
-from bitkey_dir.errors import BitkeyError, ExitCode, InputError, NothingFound
-from bitkey_dir.export_file import Encryption, write_export, write_export_to_stream
-from bitkey_dir.model import RecoveryKey
+from bitkey_dir.core.errors import BitkeyError, ExitCode, InputError, NothingFound
+from bitkey_dir.core.model import RecoveryKey
 from bitkey_dir.ops import policy
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
 from bitkey_dir.ops.run import Run
@@ -27,6 +25,8 @@ from bitkey_dir.sources.base import (
     ReadsFiles,
     StoresNoKeyPackages,
 )
+from bitkey_dir.store import trail
+from bitkey_dir.store.export_file import Encryption, write_export, write_export_to_stream
 
 Format = Literal["json", "csv"]
 RIGHTS_TO_READ = (
@@ -77,7 +77,7 @@ def sealing(recipients: Sequence[str] = (), passphrase: str | None = None) -> En
     if recipients and passphrase is not None:
         raise InputError("give --encrypt-to or --passphrase, not both")
     if recipients:
-        from bitkey_dir import encryption
+        from bitkey_dir.runtime import encryption
 
         return Encryption(recipients=tuple(encryption.parse_recipient(r) for r in recipients))
     if passphrase is not None:

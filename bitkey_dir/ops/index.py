@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from bitkey_dir import key_index
-from bitkey_dir.config import SourceConfig
-from bitkey_dir.errors import ExitCode, InputError, SourceError
-from bitkey_dir.key_index import KeyIndex, SourceState
-from bitkey_dir.model import KeyEntry
+from bitkey_dir.core.errors import ExitCode, InputError, SourceError
+from bitkey_dir.core.model import KeyEntry
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
 from bitkey_dir.ops.run import Answer, Run, ask_all
-from bitkey_dir.sources.base import Source, Warn
+from bitkey_dir.runtime.config import SourceConfig
+from bitkey_dir.sources.base import Source, Warn, entries_of
+from bitkey_dir.store import key_index
+from bitkey_dir.store.key_index import KeyIndex, SourceState
 
 _BATCH: Final = 1000  # entries a worker hands over at once
 _QUEUED: Final = 16  # batches waiting at most: a fast source waits for the writer
@@ -177,7 +177,7 @@ class _Listing:
     def list_into_queue(self, source: Source, warn: Warn) -> int:
         count = 0
         batch: list[KeyEntry] = []
-        for entry in key_index.entries_of(source, warn):
+        for entry in entries_of(source, warn):
             if self.stop.is_set():
                 raise SourceError("the refresh was stopped")
             batch.append(entry)

@@ -20,13 +20,13 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bitkey_dir import key_index
-from bitkey_dir.errors import BitkeyError
-from bitkey_dir.key_index import KeyIndex, SourceState
-from bitkey_dir.model import KeyEntry, KeyId, Query, RecoveryKey
+from bitkey_dir.core.errors import BitkeyError
+from bitkey_dir.core.model import KeyEntry, KeyId, Query, RecoveryKey
 from bitkey_dir.ops import index as index_ops
 from bitkey_dir.ops.run import Answer, Run, ask_all
 from bitkey_dir.sources.base import FindsOnDevices, Source, Warn
+from bitkey_dir.store import key_index
+from bitkey_dir.store.key_index import KeyIndex, SourceState
 
 
 @dataclass

@@ -17,14 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from bitkey_dir import package_file, trail
-from bitkey_dir.errors import ExitCode, InputError
-from bitkey_dir.model import Query, RecoveryKey
+from bitkey_dir.core.errors import ExitCode, InputError
+from bitkey_dir.core.model import Query, RecoveryKey
 from bitkey_dir.ops import indexed, policy
 from bitkey_dir.ops.indexed import IndexUse
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
 from bitkey_dir.ops.run import Answer, Run, ask_all
 from bitkey_dir.sources.base import Decrypts, HoldsKeyPackages, Source
+from bitkey_dir.store import package_file, trail
 
 _OLDEST: Final = datetime.min.replace(tzinfo=UTC)
 PACKAGE_RIGHTS: Final = (

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from bitkey_dir.errors import AuthError, BitkeyError, ExitCode
+from bitkey_dir.core.errors import AuthError, BitkeyError, ExitCode
 
 Status = Literal["ok", "denied", "failed"]
 
@@ -54,7 +54,7 @@ def exit_code(
     and otherwise unless something usable was found. Among failures, a sign-in or rights
     problem (3) wins over an unreachable source (4): it is the one the user can fix.
 
-    >>> from bitkey_dir.errors import SourceError
+    >>> from bitkey_dir.core.errors import SourceError
     >>> down = SourceStatus.failed("b", SourceError("unreachable"))
     >>> exit_code(ExitCode.FOUND, [down], every_source_needed=False)
     <ExitCode.FOUND: 0>

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from bitkey_dir import trail
-from bitkey_dir.config import Config
-from bitkey_dir.display import safe
-from bitkey_dir.errors import InputError, SourceError
-from bitkey_dir.model import holds_password
+from bitkey_dir.core.display import safe
+from bitkey_dir.core.errors import InputError, SourceError
+from bitkey_dir.core.model import holds_password
+from bitkey_dir.runtime.config import Config
+from bitkey_dir.store import trail
 
 REASON_MAX: Final = 500
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
-from bitkey_dir import trail
-from bitkey_dir.errors import ExitCode, InputError
+from bitkey_dir.core.errors import ExitCode, InputError
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
 from bitkey_dir.ops.run import Run, ask_all
 from bitkey_dir.sources.base import KeyRead, ReportsReads, Source, Warn
+from bitkey_dir.store import trail
 
 MATCH_WITHIN: Final = timedelta(minutes=10)  # clock skew and the time between trail and read
 
@@ -148,7 +148,7 @@ def parse_since(text: str, now: datetime) -> datetime:
     ("2026-12-01", "2026-12-01T08:00:00+01:00"; UTC when no offset is given)."""
     import re
 
-    from bitkey_dir.model import shown
+    from bitkey_dir.core.model import shown
 
     spans = {"m": 60, "h": 3600, "d": 86400}
     match = re.fullmatch(r"\s*([0-9]{1,5})\s*([mhd])\s*", text.lower())

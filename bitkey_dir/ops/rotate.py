@@ -11,14 +11,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bitkey_dir import trail
-from bitkey_dir.errors import ExitCode
-from bitkey_dir.model import KeyId, Query
+from bitkey_dir.core.errors import ExitCode
+from bitkey_dir.core.model import KeyId, Query
+from bitkey_dir.core.rotation import Rotation, manage_bde_steps
 from bitkey_dir.ops import policy
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
 from bitkey_dir.ops.run import Run, ask_all
-from bitkey_dir.rotation import Rotation, manage_bde_steps
 from bitkey_dir.sources.base import Rotates, Source, Warn
+from bitkey_dir.store import trail
 
 
 @dataclass

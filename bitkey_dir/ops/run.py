@@ -1,6 +1,6 @@
 """What every operation is given, and how it opens, asks and closes its sources.
 
-A :class:`Run` carries the configuration, the :class:`~bitkey_dir.interaction.Interaction`
+A :class:`Run` carries the configuration, the :class:`~bitkey_dir.runtime.interaction.Interaction`
 that reaches the person (the terminal for the CLI, Quiet for the library) and how the
 operation was asked for, which the access trail records. Sources are opened here, asked
 concurrently when there are several, and always closed.
@@ -15,12 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Final, Generic, Protocol, TypeVar
 
-from bitkey_dir import interaction as interactions
-from bitkey_dir.config import Config
-from bitkey_dir.env import DEBUG_ENV
-from bitkey_dir.errors import BitkeyError, SourceError
-from bitkey_dir.interaction import Interaction
+from bitkey_dir.core.env import DEBUG_ENV
+from bitkey_dir.core.errors import BitkeyError, SourceError
 from bitkey_dir.ops.outcome import SourceStatus
+from bitkey_dir.runtime import interaction as interactions
+from bitkey_dir.runtime.config import Config
+from bitkey_dir.runtime.interaction import Interaction
 from bitkey_dir.sources.base import Source, Warn
 
 T = TypeVar("T")
@@ -51,7 +51,7 @@ class Run:
     def active(self) -> Iterator[Run]:
         """The block runs with this run's interaction (prompts, notices, progress) and a
         fresh keystore (the keyring is checked once, and at most one notice is given)."""
-        from bitkey_dir import keystore
+        from bitkey_dir.runtime import keystore
 
         with interactions.using(self.interaction):
             keystore.begin_run(allow_plaintext=self.config.allow_plaintext_keyring)

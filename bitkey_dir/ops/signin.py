@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bitkey_dir.credentials import Secret, Wanted
-from bitkey_dir.errors import AuthError, InputError
-from bitkey_dir.keystore import BackendInfo
+from bitkey_dir.core.errors import AuthError, InputError
 from bitkey_dir.ops.run import Run
+from bitkey_dir.runtime.credentials import Secret, Wanted
+from bitkey_dir.runtime.keystore import BackendInfo
 from bitkey_dir.sources.base import AuthStatus, SignsIn, Source
 
 
@@ -52,7 +52,7 @@ def _signs_in(source: Source) -> SignsIn:
 def login(run: Run, name: str, read_secret: Callable[[Wanted], Secret]) -> Login:
     """Sign in to source ``name`` with the secret ``read_secret`` gives (when it needs one),
     proving it against the directory, then keep it in the keyring."""
-    from bitkey_dir import keystore
+    from bitkey_dir.runtime import keystore
 
     with run.active():
         source = run.open_one(name)
@@ -75,7 +75,7 @@ def login(run: Run, name: str, read_secret: Callable[[Wanted], Secret]) -> Login
 
 def logout(run: Run, name: str) -> Logout:
     """Remove the stored secret and the saved sign-in of source ``name``."""
-    from bitkey_dir import keystore
+    from bitkey_dir.runtime import keystore
 
     with run.active():
         source = run.open_one(name)
@@ -91,7 +91,7 @@ def logout(run: Run, name: str) -> Logout:
 
 def status(run: Run, names: Sequence[str] = ()) -> AuthReport:
     """Per source (default: every configured one): the account, what is stored, the tokens."""
-    from bitkey_dir import keystore
+    from bitkey_dir.runtime import keystore
 
     with run.active():
         rows = []

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from bitkey_dir.display import safe, safe_json
+from bitkey_dir.core.display import safe, safe_json
+from bitkey_dir.core.records import csv_line
 from bitkey_dir.ops.disclosure import DisclosureResult
-from bitkey_dir.records import csv_line
 
 FIELDS = (
     "source",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Final
 
-from bitkey_dir.display import safe, safe_json
+from bitkey_dir.core.display import safe, safe_json
 
 if TYPE_CHECKING:
     from bitkey_dir.ops.doctor import DoctorResult

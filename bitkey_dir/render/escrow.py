@@ -9,9 +9,9 @@ import json
 from collections.abc import Iterator
 from typing import Final
 
-from bitkey_dir.coverage import Coverage
-from bitkey_dir.display import no_formula, safe, safe_json
-from bitkey_dir.records import csv_line
+from bitkey_dir.core.coverage import Coverage
+from bitkey_dir.core.display import no_formula, safe, safe_json
+from bitkey_dir.core.records import csv_line
 from bitkey_dir.sources.base import Escrow
 
 AUDIT_FIELDS: Final = ("source", "computer", "location", "keys", "newest", "status")

@@ -11,10 +11,10 @@ import json
 from collections.abc import Callable
 from typing import Final
 
-from bitkey_dir.display import safe, safe_json
-from bitkey_dir.model import RecoveryKey
+from bitkey_dir.core.display import safe, safe_json
+from bitkey_dir.core.model import RecoveryKey
+from bitkey_dir.core.records import KEY_FIELDS, csv_line, key_csv_row, to_record
 from bitkey_dir.ops.lookup import LookupResult
-from bitkey_dir.records import KEY_FIELDS, csv_line, key_csv_row, to_record
 
 FORMATS: Final = ("table", "json", "csv", "key", "phone")
 Style = Callable[..., str]
@@ -54,7 +54,7 @@ def render_key(result: LookupResult) -> str:
 def phone_groups(key: RecoveryKey) -> str:
     """The password as numbered groups, four to a line, for reading aloud.
 
-    >>> from bitkey_dir.model import KeyId, RecoveryPassword
+    >>> from bitkey_dir.core.model import KeyId, RecoveryPassword
     >>> password = RecoveryPassword.parse("531058-303050-716078-383614-460922-106975-083446-139161")
     >>> key = RecoveryKey("s", KeyId.parse("063EA4E1-220C-4293-BA01-4754620A96E7"), password)
     >>> print(phone_groups(key))

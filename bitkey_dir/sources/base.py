@@ -4,9 +4,9 @@ docs/SOURCES.md explains it for plugin authors; ``bitkey_dir.testing`` checks it
 a source is built from its ``[sources.NAME]`` settings (``from_settings``), answers queries,
 and reports recoverable problems through ``warn`` instead of raising, so that one bad file or
 one odd object never hides the keys that were found. Failures that make the answer
-untrustworthy raise :class:`~bitkey_dir.errors.AuthError` (sign-in, rights: exit 3) or
-:class:`~bitkey_dir.errors.SourceError` (unreachable, failing: exit 4); bad settings raise
-:class:`~bitkey_dir.errors.ConfigError` from ``from_settings``.
+untrustworthy raise :class:`~bitkey_dir.core.errors.AuthError` (sign-in, rights: exit 3) or
+:class:`~bitkey_dir.core.errors.SourceError` (unreachable, failing: exit 4); bad settings raise
+:class:`~bitkey_dir.core.errors.ConfigError` from ``from_settings``.
 
 Operations may ask several sources at once, each from its own thread, but never one source
 from two threads: a source needs no locks of its own. ``close()`` is called once when an
@@ -16,121 +16,56 @@ operation is done with the source, also after a failure.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from bitkey_dir.core.model import KeyEntry
+from bitkey_dir.core.reports import (
+    CHECK_STATUSES,
+    AuthStatus,
+    Check,
+    CheckStatus,
+    Escrow,
+    KeyRead,
+    TokenStatus,
+)
 
 if TYPE_CHECKING:
-    from bitkey_dir.config import Settings
-    from bitkey_dir.credentials import Secret, Wanted
-    from bitkey_dir.model import KeyEntry, KeyId, Query, RecoveryKey
-    from bitkey_dir.rotation import Rotation
+    from bitkey_dir.core.model import KeyId, Query, RecoveryKey
+    from bitkey_dir.core.rotation import Rotation
+    from bitkey_dir.runtime.config import Settings
+    from bitkey_dir.runtime.credentials import Secret, Wanted
+
+__all__ = [
+    "CHECK_STATUSES",
+    "Audits",
+    "AuthStatus",
+    "Check",
+    "CheckStatus",
+    "Decrypts",
+    "Diagnoses",
+    "Escrow",
+    "FindsOnDevices",
+    "HasParts",
+    "HoldsKeyPackages",
+    "KeepsDeleted",
+    "KeyRead",
+    "KnowsVolumes",
+    "ListsKeys",
+    "ReadsFiles",
+    "ReportsReads",
+    "Rotates",
+    "SignsIn",
+    "Source",
+    "SourceFactory",
+    "StoresNoKeyPackages",
+    "TokenStatus",
+    "Warn",
+    "entries_of",
+]
 
 Warn = Callable[[str], None]
-CheckStatus = Literal["ok", "warn", "missing-right", "unreachable"]
-CHECK_STATUSES: tuple[CheckStatus, ...] = ("ok", "warn", "missing-right", "unreachable")
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One finding of `doctor`: what was checked, how it went, and the one line that fixes it.
-
-    ``area`` groups findings ("server", "certificate", "bind", "clock", "recovery objects",
-    "sign-in", "permission", "role", "path", "files"); ``subject`` is what was checked (a
-    server URL, an OU, a permission, a path). ``status``: ok; warn (works, but look at it);
-    missing-right (exit 3); unreachable (exit 4, also for a server whose certificate cannot
-    be trusted). ``fix`` is one command or URL: a dsacls line, a consent URL, a chmod.
-    Neither ``detail`` nor ``fix`` ever holds a password, a token or a credential.
-    """
-
-    area: str
-    subject: str
-    status: CheckStatus
-    detail: str
-    fix: str | None = None
-
-    def to_record(self) -> dict[str, object]:
-        return {
-            "area": self.area,
-            "subject": self.subject,
-            "status": self.status,
-            "detail": self.detail,
-            "fix": self.fix,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Escrow:
-    """One computer as a source sees it: its keys counted, the newest one's date."""
-
-    source: str
-    computer: str
-    location: str | None  # AD: the OU holding the computer; Entra: its operating system
-    keys: int
-    newest: datetime | None
-    group: str  # what the summary adds up by: the OU, or the operating system
-
-
-@dataclass(frozen=True)
-class TokenStatus:
-    """A saved sign-in (tokens) as `auth status` shows it: never a token itself."""
-
-    saved: bool
-    accounts: tuple[str, ...] = ()
-    access_token_expires: datetime | None = None
-    refresh_token: bool = False
-    summary: str | None = None
-    problem: str | None = None  # why a saved sign-in cannot be used
-
-    def to_record(self) -> dict[str, object]:
-        record: dict[str, object] = {"saved": self.saved}
-        if self.saved:
-            expires = self.access_token_expires
-            record.update(
-                {
-                    "accounts": list(self.accounts),
-                    "access_token_expires": (
-                        expires.isoformat(timespec="seconds") if expires else None
-                    ),
-                    "refresh_token": self.refresh_token,
-                    "summary": self.summary,
-                }
-            )
-        elif self.problem:
-            record["problem"] = self.problem
-        return record
-
-
-@dataclass(frozen=True)
-class AuthStatus:
-    """What a source keeps for signing in, for `auth status`: never a secret.
-
-    ``secret`` names the kind of secret ("password", "client secret") or is None when the
-    source has none (Kerberos, device code); ``stored`` is None when that cannot be known (no
-    usable keyring) or nothing is stored; ``environment`` is None when no environment variable
-    can stand in for the secret.
-    """
-
-    account: str | None = None
-    secret: str | None = None
-    stored: bool | None = None
-    environment: bool | None = None
-    tokens: TokenStatus | None = None
-    kerberos: bool = False  # signs in with the user's Kerberos ticket: nothing to store
-
-    def to_record(self) -> dict[str, object]:
-        record: dict[str, object] = {
-            "account": self.account,
-            "secret": self.secret,
-            "stored": self.stored,
-        }
-        if self.environment is not None:
-            record["environment"] = self.environment
-        record["tokens"] = self.tokens.to_record() if self.tokens is not None else None
-        if self.kerberos:
-            record["kerberos"] = True
-        return record
 
 
 @runtime_checkable
@@ -270,20 +205,6 @@ class KnowsVolumes(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class KeyRead:
-    """One read of a key value as the directory's own audit log records it."""
-
-    source: str
-    time: datetime
-    actor: str | None  # a user's UPN, or an app's ID
-    actor_kind: str  # "user", "app" or "unknown"
-    key_id: KeyId | None  # None when the event does not say which key
-    device: str | None
-    succeeded: bool
-    event_id: str | None
-
-
 @runtime_checkable
 class ReportsReads(Protocol):
     """Optional: a directory that audits every key read (Entra), for `bitkey-dir reads`."""
@@ -351,3 +272,17 @@ class SourceFactory(Protocol):
     def from_settings(self, name: str, settings: Settings) -> Source:
         """Validate the settings (ending with ``settings.reject_unknown()``) and build a source."""
         ...
+
+
+def entries_of(source: Source, warn: Warn) -> Iterator[KeyEntry]:
+    """What the index keeps of ``source``: its own listing without passwords
+    (``ListsKeys``), else its keys with the passwords dropped on the spot, and the keys of
+    deleted computers when it keeps them."""
+    if isinstance(source, ListsKeys):
+        yield from source.iter_key_entries(warn)
+        return
+    for key in source.iter_keys(warn):
+        yield KeyEntry.of(key)
+    if isinstance(source, KeepsDeleted):
+        for key in source.iter_deleted_keys(warn):
+            yield KeyEntry.of(key)

@@ -12,9 +12,9 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, cast
 
-from bitkey_dir.config import Config, Settings
-from bitkey_dir.errors import ConfigError, InputError
-from bitkey_dir.model import shown
+from bitkey_dir.core.errors import ConfigError, InputError
+from bitkey_dir.core.model import shown
+from bitkey_dir.runtime.config import Config, Settings
 
 if TYPE_CHECKING:
     from bitkey_dir.sources.base import Source, SourceFactory

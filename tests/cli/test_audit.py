@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bitkey_dir.errors import SourceError
+from bitkey_dir.core.errors import SourceError
 from bitkey_dir.render.escrow import AUDIT_FIELDS
 from bitkey_dir.sources.base import Audits, Escrow, Warn
 from tests.command_line import Outcome, invoke
@@ -125,7 +125,7 @@ def test_audit_help_imports_no_directory_client() -> None:
     heavy, mine, stdout = imported_by("audit", "--help")
     assert heavy == []
     # The command's body imports the audit module and the sources; --help runs none of it.
-    assert "bitkey_dir.coverage" not in mine
+    assert "bitkey_dir.core.coverage" not in mine
     assert not [m for m in mine if m.startswith("bitkey_dir.sources")]
     assert b"--stale-days" in stdout
 
@@ -269,7 +269,7 @@ def test_a_huge_stale_days_is_not_an_internal_error(directories: list[FakeDirect
 def test_key_files_among_the_default_sources_are_skipped_with_a_warning(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bitkey_dir.config import Settings
+    from bitkey_dir.runtime.config import Settings
     from bitkey_dir.sources.files.source import FileSource
 
     directory = corp()

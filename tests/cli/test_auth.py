@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bitkey_dir.keystore import Keystore, client_secret_entry, token_key_entry
+from bitkey_dir.runtime.keystore import Keystore, client_secret_entry, token_key_entry
 from bitkey_dir.sources.entra.token_cache import TokenCacheFile, cache_path
 from tests.command_line import Outcome, invoke
 from tests.conftest import EXAMPLES, KeyringFile

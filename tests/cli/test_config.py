@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bitkey_dir.config import load_config
-from bitkey_dir.errors import ConfigError
+from bitkey_dir.core.errors import ConfigError
+from bitkey_dir.runtime.config import load_config
 from tests.command_line import invoke
 from tests.conftest import EXAMPLES
 

@@ -29,12 +29,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bitkey_dir import __version__
-from bitkey_dir.encryption import AGE_BINARY, PASSPHRASE_ENV, parse_recipient, uses_passphrase
-from bitkey_dir.errors import AuthError, InputError, SourceError
-from bitkey_dir.export_file import Encryption, write_export
-from bitkey_dir.model import VOLUME_TYPES, KeyId, RecoveryKey, RecoveryPassword
-from bitkey_dir.records import KEY_FIELDS, key_json, to_record
+from bitkey_dir.core.errors import AuthError, InputError, SourceError
+from bitkey_dir.core.model import VOLUME_TYPES, KeyId, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.records import KEY_FIELDS, key_json, to_record
+from bitkey_dir.runtime.encryption import (
+    AGE_BINARY,
+    PASSPHRASE_ENV,
+    parse_recipient,
+    uses_passphrase,
+)
 from bitkey_dir.sources.files.source import FileSource
+from bitkey_dir.store.export_file import Encryption, write_export
 from tests.command_line import Outcome, invoke
 from tests.conftest import EXAMPLES, ROOT, example_key_data
 from tests.import_probe import imported_by
@@ -701,8 +706,8 @@ def test_export_needs_an_output() -> None:
 def test_export_help_imports_no_directory_client_and_no_pyrage() -> None:
     heavy, mine, stdout = imported_by("export", "--help")
     assert heavy == []
-    assert "bitkey_dir.export_file" not in mine
-    assert "bitkey_dir.encryption" not in mine
+    assert "bitkey_dir.store.export_file" not in mine
+    assert "bitkey_dir.runtime.encryption" not in mine
     assert not [m for m in mine if m.startswith("bitkey_dir.sources")]
     assert b"--encrypt-to" in stdout
 

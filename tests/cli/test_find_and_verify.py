@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bitkey_dir import __version__
-from bitkey_dir.records import KEY_FIELDS
+from bitkey_dir.core.records import KEY_FIELDS
 from tests.command_line import Outcome, invoke
 from tests.conftest import EXAMPLES, ROOT
 from tests.import_probe import imported_by

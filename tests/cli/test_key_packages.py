@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bitkey_dir.model import KeyId, KeyPackage, RecoveryKey, RecoveryPassword
-from bitkey_dir.records import PACKAGE_FIELDS, csv_line, key_csv_row, key_json
+from bitkey_dir.core.model import KeyId, KeyPackage, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.records import PACKAGE_FIELDS, csv_line, key_csv_row, key_json
 from tests.command_line import Outcome, invoke
 from tests.conftest import EXAMPLES
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from bitkey_dir.records import KEY_FIELDS
+from bitkey_dir.core.records import KEY_FIELDS
 from tests.command_line import Outcome, invoke, toml_value
 from tests.conftest import ROOT
 from tests.integration.conftest import Directory
@@ -687,7 +687,7 @@ def test_a_search_given_up_half_way_leaves_the_connection_usable(
 ) -> None:
     # With one entry a page, giving up after the first leaves the next page on its way; the
     # next search on the same connection must read past it, not take it for its own.
-    from bitkey_dir.config import load_config
+    from bitkey_dir.runtime.config import load_config
     from bitkey_dir.sources.ad.source import ADSource
     from bitkey_dir.sources.registry import open_sources
 

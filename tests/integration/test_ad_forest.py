@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bitkey_dir.config import load_config
+from bitkey_dir.runtime.config import load_config
 from bitkey_dir.sources.ad import source as ad_source
 from bitkey_dir.sources.ad.source import ADSource
 from bitkey_dir.sources.registry import open_sources

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from bitkey_dir.config import load_config
-from bitkey_dir.errors import SourceError
+from bitkey_dir.core.errors import SourceError
+from bitkey_dir.runtime.config import load_config
 from bitkey_dir.sources.ad import search, wire
 from bitkey_dir.sources.ad.source import ADSource
 from bitkey_dir.sources.registry import open_sources

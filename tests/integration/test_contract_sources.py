@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from bitkey_dir.model import KeyId, KeyPackage, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.model import KeyId, KeyPackage, RecoveryKey, RecoveryPassword
 from bitkey_dir.testing import SourceContract
 from tests.integration.conftest import Directory
 from tests.integration.graph_emulator import GraphEmulator

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 from bitkey_dir import __version__
-from bitkey_dir.records import KEY_FIELDS
+from bitkey_dir.core.records import KEY_FIELDS
 from tests.command_line import Outcome, invoke, toml_value
 from tests.conftest import EXAMPLES, ROOT
 from tests.integration.graph_emulator import (

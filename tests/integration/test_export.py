@@ -426,7 +426,7 @@ def test_entra_keys_stream_with_a_bounded_read_ahead(
 ) -> None:
     # Memory stays flat only if the reads run a bounded distance ahead of the writer: a
     # reader that stops after one key must leave most of a large tenant unread.
-    from bitkey_dir.config import load_config
+    from bitkey_dir.runtime.config import load_config
     from bitkey_dir.sources.entra.graph import BATCH_LIMIT, BATCHES_AHEAD, CONCURRENT_BATCHES
     from bitkey_dir.sources.registry import open_sources
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bitkey_dir.records import KEY_FIELDS, PACKAGE_FIELDS
+from bitkey_dir.core.records import KEY_FIELDS, PACKAGE_FIELDS
 from bitkey_dir.sources.ad import source as ad_source
 from examples.lab.samba_dc import RecoveryKey
 from tests.command_line import Outcome

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from bitkey_dir import api
-from bitkey_dir.errors import ExitCode
-from bitkey_dir.records import to_record
+from bitkey_dir.core.errors import ExitCode
+from bitkey_dir.core.records import to_record
 from bitkey_dir.render.escrow import render_json
 from tests.command_line import Outcome
 from tests.integration.conftest import Directory

@@ -17,7 +17,7 @@ PASSWORD = "531058-303050-716078-383614-460922-106975-083446-139161"
 
 PLUGIN = '''
 """A third-party source that knows one key, to prove the plugin contract end to end."""
-from bitkey_dir.model import KeyId, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.model import KeyId, RecoveryKey, RecoveryPassword
 
 IMPORTED = True
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bitkey_dir.keystore import password_entry
+from bitkey_dir.runtime.keystore import password_entry
 from tests.command_line import Outcome, invoke
 from tests.conftest import KeyringFile
 from tests.integration.conftest import Directory

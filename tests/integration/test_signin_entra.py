@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bitkey_dir.keystore import client_secret_entry, token_key_entry
+from bitkey_dir.runtime.keystore import client_secret_entry, token_key_entry
 from tests.command_line import invoke
 from tests.conftest import KeyringFile
 from tests.integration.graph_emulator import GraphEmulator, User

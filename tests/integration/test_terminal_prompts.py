@@ -27,7 +27,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from bitkey_dir.keystore import password_entry
+from bitkey_dir.runtime.keystore import password_entry
 from tests.conftest import ROOT, KeyringFile
 from tests.integration.conftest import Directory
 from tests.integration.seed import HELPDESK

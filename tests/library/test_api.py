@@ -16,7 +16,7 @@ import pytest
 
 import bitkey_dir
 from bitkey_dir import api
-from bitkey_dir.errors import AuthError, ExitCode, InputError, SourceError
+from bitkey_dir.core.errors import AuthError, ExitCode, InputError, SourceError
 from tests.command_line import invoke
 from tests.conftest import EXAMPLES
 
@@ -307,8 +307,8 @@ def test_diagnose_gives_what_doctor_prints(tmp_path: Path) -> None:
 def test_key_packages_through_the_library_as_through_the_command(
     tmp_path: Path, trail_file: Path
 ) -> None:
-    from bitkey_dir.model import KeyId, KeyPackage, RecoveryKey, RecoveryPassword
-    from bitkey_dir.records import key_json
+    from bitkey_dir.core.model import KeyId, KeyPackage, RecoveryKey, RecoveryPassword
+    from bitkey_dir.core.records import key_json
 
     package = bytes(range(1, 200))
     key = RecoveryKey(

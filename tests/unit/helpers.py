@@ -169,7 +169,7 @@ def assert_no_password(texts: Iterable[str], secrets: Iterable[str]) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # What people and spreadsheets must be shown instead of control and bidi characters: a second
-# statement of the rule in bitkey_dir/display.py, written independently of it.
+# statement of the rule in bitkey_dir/core/display.py, written independently of it.
 
 _C1_AND_BIDI = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _LINE_SEPARATORS = re.compile("[\u2028\u2029]")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir.model import ComputerName, KeyId
+from bitkey_dir.core.model import ComputerName, KeyId
 from bitkey_dir.sources.ad.filters import (
     computer_filter,
     escape_filter_value,

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir.config import Settings
-from bitkey_dir.errors import ConfigError, SourceError
-from bitkey_dir.model import ComputerName, KeyId
+from bitkey_dir.core.errors import ConfigError, SourceError
+from bitkey_dir.core.model import ComputerName, KeyId
+from bitkey_dir.runtime.config import Settings
 from bitkey_dir.sources.ad import forest
 from bitkey_dir.sources.ad.discovery import (
     NameServer,

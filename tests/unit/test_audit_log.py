@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir.errors import InputError
-from bitkey_dir.model import KeyId
+from bitkey_dir.core.errors import InputError
+from bitkey_dir.core.model import KeyId
 from bitkey_dir.ops.reads import parse_since
 from bitkey_dir.sources.entra.audit_log import events_filter, parse_event
 

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir.coverage import STATUSES, status_of
-from bitkey_dir.coverage import Coverage as Audit
-from bitkey_dir.errors import SourceError
+from bitkey_dir.core.coverage import STATUSES, status_of
+from bitkey_dir.core.coverage import Coverage as Audit
+from bitkey_dir.core.errors import SourceError
 from bitkey_dir.render.escrow import (
     AUDIT_FIELDS,
     csv_chunks,

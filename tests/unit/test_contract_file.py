@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bitkey_dir.model import KeyId, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.model import KeyId, RecoveryKey, RecoveryPassword
 from bitkey_dir.testing import SourceContract
 from tests.conftest import EXAMPLES
 

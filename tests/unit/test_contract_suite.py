@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bitkey_dir.model import Query, RecoveryKey
+from bitkey_dir.core.model import Query, RecoveryKey
 from bitkey_dir.sources.base import Source, Warn
 from tests.unit import test_contract_file as file_contract
 

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir import credentials, interaction, keystore
 from bitkey_dir.cli.auth import read_for_login
 from bitkey_dir.cli.terminal import Terminal
-from bitkey_dir.config import load_config
-from bitkey_dir.credentials import Secret, Wanted
-from bitkey_dir.errors import AuthError, ConfigError, ExitCode, InputError
-from bitkey_dir.keystore import client_secret_entry, password_entry
+from bitkey_dir.core.errors import AuthError, ConfigError, ExitCode, InputError
+from bitkey_dir.runtime import credentials, interaction, keystore
+from bitkey_dir.runtime.config import load_config
+from bitkey_dir.runtime.credentials import Secret, Wanted
+from bitkey_dir.runtime.keystore import client_secret_entry, password_entry
 from bitkey_dir.sources.ad.servers import bind_refusal
 from tests.conftest import KeyringFile
 

@@ -12,12 +12,18 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir.coverage import Coverage
-from bitkey_dir.display import FORMULA_STARTS, no_formula, safe, safe_json, without_formula_guard
-from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.coverage import Coverage
+from bitkey_dir.core.display import (
+    FORMULA_STARTS,
+    no_formula,
+    safe,
+    safe_json,
+    without_formula_guard,
+)
+from bitkey_dir.core.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.records import key_csv_row
 from bitkey_dir.ops.lookup import LookupResult
 from bitkey_dir.ops.outcome import SourceStatus
-from bitkey_dir.records import key_csv_row
 from bitkey_dir.render.escrow import render_csv as audit_csv
 from bitkey_dir.render.escrow import render_json as audit_json
 from bitkey_dir.render.escrow import render_table as audit_table

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir.errors import AuthError, ExitCode, SourceError
+from bitkey_dir.core.errors import AuthError, ExitCode, SourceError
 from bitkey_dir.ops.doctor import Diagnosis, DoctorResult, doctor_exit_code
 from bitkey_dir.ops.outcome import SourceStatus
 from bitkey_dir.render.doctor import render_json, render_table

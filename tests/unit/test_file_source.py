@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bitkey_dir.config import Settings
-from bitkey_dir.errors import ConfigError, SourceError
-from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.errors import ConfigError, SourceError
+from bitkey_dir.core.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
 from bitkey_dir.ops.lookup import ask_sources as find_keys
+from bitkey_dir.runtime.config import Settings
 from bitkey_dir.sources.files.parsers import parse_bytes
 from bitkey_dir.sources.files.source import DEFAULT_MAX_FILE_SIZE, FileSource
 from tests.unit.helpers import (

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir.config import parse_config
-from bitkey_dir.errors import ConfigError, SourceError
-from bitkey_dir.key_index import KeyIndex, open_index
-from bitkey_dir.model import ComputerName, KeyEntry, KeyId
+from bitkey_dir.core.errors import ConfigError, SourceError
+from bitkey_dir.core.model import ComputerName, KeyEntry, KeyId
+from bitkey_dir.runtime.config import parse_config
+from bitkey_dir.store.key_index import KeyIndex, open_index
 
 ID_A = KeyId.parse("063EA4E1-220C-4293-BA01-4754620A96E7")
 ID_B = KeyId.parse("063EA4E1-9D3A-4F5E-8B2C-ABCDEFABCDEF")

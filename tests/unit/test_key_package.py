@@ -12,11 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir import trail
-from bitkey_dir.atomic import write_new_private
-from bitkey_dir.errors import InputError
-from bitkey_dir.model import KEY_PACKAGE_MAX, KeyId, KeyPackage, RecoveryKey, RecoveryPassword
-from bitkey_dir.records import (
+from bitkey_dir.core.errors import InputError
+from bitkey_dir.core.model import KEY_PACKAGE_MAX, KeyId, KeyPackage, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.records import (
     KEY_FIELDS,
     PACKAGE_FIELDS,
     csv_line,
@@ -24,7 +22,9 @@ from bitkey_dir.records import (
     key_json,
     to_record,
 )
+from bitkey_dir.runtime.atomic import write_new_private
 from bitkey_dir.sources.files.parsers import parse_bytes
+from bitkey_dir.store import trail
 
 SECRET = bytes(range(256)) * 2
 KEY_ID = KeyId.parse("063EA4E1-220C-4293-BA01-4754620A96E7")

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir.model import KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.model import KeyId, Query, RecoveryKey, RecoveryPassword
 from bitkey_dir.ops.lookup import LookupResult
 from bitkey_dir.render.keys import render_csv, render_json
 from bitkey_dir.sources.files import parsers as keyfiles

@@ -18,10 +18,10 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.testing.backend import BackendBasicTests
 
-from bitkey_dir import interaction, keystore
 from bitkey_dir.cli.terminal import Terminal
-from bitkey_dir.errors import AuthError, ExitCode
-from bitkey_dir.keystore import (
+from bitkey_dir.core.errors import AuthError, ExitCode
+from bitkey_dir.runtime import interaction, keystore
+from bitkey_dir.runtime.keystore import (
     SERVICE,
     BackendInfo,
     Keystore,

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir.encryption import MAX_RECIPIENTS, check_header, uses_passphrase
-from bitkey_dir.errors import AuthError
-from bitkey_dir.model import ComputerName
+from bitkey_dir.core.errors import AuthError
+from bitkey_dir.core.model import ComputerName
+from bitkey_dir.runtime.encryption import MAX_RECIPIENTS, check_header, uses_passphrase
 
 PATTERN_CHARS = st.sampled_from(list("ab*.-Ää"))
 NAME_CHARS = st.sampled_from(list("ab.-ÄäB"))

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bitkey_dir.errors import AuthError, ExitCode, SourceError
-from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.errors import AuthError, ExitCode, SourceError
+from bitkey_dir.core.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
 from bitkey_dir.ops.lookup import ask_sources as find_keys
 from bitkey_dir.sources.base import Source, Warn
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from bitkey_dir.errors import InputError
-from bitkey_dir.model import (
+from bitkey_dir.core.errors import InputError
+from bitkey_dir.core.model import (
     ComputerName,
     KeyId,
     PasswordCheck,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bitkey_dir.errors import InputError
+from bitkey_dir.core.errors import InputError
 from bitkey_dir.ops.policy import check_reason
 from tests.unit.helpers import PASSWORD
 

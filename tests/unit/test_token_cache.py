@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir.keystore import Keystore, token_key_entry
+from bitkey_dir.runtime.keystore import Keystore, token_key_entry
 from bitkey_dir.sources.entra.token_cache import (
     MAGIC,
     CacheSummary,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bitkey_dir import trail
-from bitkey_dir.errors import SourceError
-from bitkey_dir.model import KeyId, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.errors import SourceError
+from bitkey_dir.core.model import KeyId, RecoveryKey, RecoveryPassword
+from bitkey_dir.store import trail
 
 PASSWORD = "531058-303050-716078-383614-460922-106975-083446-139161"
 

@@ -16,15 +16,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from bitkey_dir.env import PASSWORD_ENV
-from bitkey_dir.errors import AuthError, SourceError
+from bitkey_dir.core.env import PASSWORD_ENV
+from bitkey_dir.core.errors import AuthError, SourceError
 from bitkey_dir.sources.ad.servers import ServerUrl, bind_refusal
 from bitkey_dir.sources.base import Warn
 
 if TYPE_CHECKING:
     from ldap3 import Connection
 
-    from bitkey_dir.credentials import Secret, Wanted
+    from bitkey_dir.runtime.credentials import Secret, Wanted
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,8 @@ class Connector:
     @property
     def wanted(self) -> Wanted:
         """The bind password this source needs, and where it is kept."""
-        from bitkey_dir.credentials import Wanted
-        from bitkey_dir.keystore import password_entry
+        from bitkey_dir.runtime.credentials import Wanted
+        from bitkey_dir.runtime.keystore import password_entry
 
         user = self.user or ""
         return Wanted(
@@ -132,7 +132,7 @@ class Connector:
 
     def connect(self, warn: Warn, secret: Secret | None = None) -> Connection:
         """Bind to the first usable server; ``secret`` overrides the credential lookup."""
-        from bitkey_dir import credentials
+        from bitkey_dir.runtime import credentials
 
         if self._connection is not None:
             return self._connection
@@ -157,7 +157,7 @@ class Connector:
                 failures.append(f"{server.url}: {exc}")
                 pending.pop(0)
                 if pending:  # said now, not after the lookup: the wait was the user's too
-                    from bitkey_dir import interaction
+                    from bitkey_dir.runtime import interaction
 
                     interaction.current().notice(
                         f"{self.source}: {server.url} skipped ({exc}); trying {pending[0].url}"

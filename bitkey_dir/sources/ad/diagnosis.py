@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from bitkey_dir.errors import AuthError, BitkeyError, SourceError
+from bitkey_dir.core.errors import AuthError, BitkeyError, SourceError
 from bitkey_dir.sources.ad.connection import describe_network_error
 from bitkey_dir.sources.ad.filters import RECOVERY_CLASS
 from bitkey_dir.sources.ad.search import paged_search

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from bitkey_dir.model import ComputerName, KeyId
+from bitkey_dir.core.model import ComputerName, KeyId
 
 RECOVERY_CLASS: Final = "msFVE-RecoveryInformation"
 _FILTER_SPECIALS: Final = {"\\": r"\5c", "*": r"\2a", "(": r"\28", ")": r"\29", "\x00": r"\00"}

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from bitkey_dir.model import ComputerName, KeyId
+from bitkey_dir.core.model import ComputerName, KeyId
 from bitkey_dir.sources.ad.discovery import domain_of_dn
 from bitkey_dir.sources.ad.filters import RECOVERY_CLASS, computer_filter, key_id_filter
 from bitkey_dir.sources.ad.servers import ServerUrl

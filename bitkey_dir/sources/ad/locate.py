@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from bitkey_dir.errors import SourceError
+from bitkey_dir.core.errors import SourceError
 from bitkey_dir.sources.ad.discovery import (
     Kind,
     NameServer,

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from bitkey_dir.errors import InputError
-from bitkey_dir.model import KeyId
+from bitkey_dir.core.errors import InputError
+from bitkey_dir.core.model import KeyId
 
 
 def key_id_from_bytes(value: bytes | None) -> KeyId | None:

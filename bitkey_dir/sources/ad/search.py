@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from bitkey_dir.errors import SourceError
+from bitkey_dir.core.errors import SourceError
 from bitkey_dir.sources.ad.connection import describe_network_error
 from bitkey_dir.sources.ad.wire import NO_SUCH_OBJECT, PAGED_RESULTS, SearchFailed, WireError
 

@@ -53,10 +53,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Final
 
-from bitkey_dir.config import Settings
-from bitkey_dir.env import CA_FILE_ENV, PASSWORD_ENV, USER_ENV
-from bitkey_dir.errors import BitkeyError, InputError, SourceError
-from bitkey_dir.model import (
+from bitkey_dir.core.env import CA_FILE_ENV, PASSWORD_ENV, USER_ENV
+from bitkey_dir.core.errors import BitkeyError, InputError, SourceError
+from bitkey_dir.core.model import (
     ComputerName,
     KeyEntry,
     KeyId,
@@ -65,6 +64,7 @@ from bitkey_dir.model import (
     RecoveryKey,
     RecoveryPassword,
 )
+from bitkey_dir.runtime.config import Settings
 from bitkey_dir.sources.ad import forest
 from bitkey_dir.sources.ad.connection import Connector
 from bitkey_dir.sources.ad.discovery import (
@@ -100,7 +100,7 @@ from bitkey_dir.sources.base import AuthStatus, Check, Escrow, Warn
 if TYPE_CHECKING:
     from ldap3 import Connection
 
-    from bitkey_dir.credentials import Secret, Wanted
+    from bitkey_dir.runtime.credentials import Secret, Wanted
 
 SHOW_DELETED: Final = ("1.2.840.113556.1.4.417", True, None)
 KEY_ATTRIBUTES: Final = list(forest.KEY_ATTRIBUTES)
@@ -210,7 +210,7 @@ class ADSource:
             )
         ca_file = os.environ.get(CA_FILE_ENV)
         if ca_file:
-            from bitkey_dir.small_files import check_regular_file
+            from bitkey_dir.runtime.small_files import check_regular_file
 
             check_regular_file(Path(ca_file), what=f"{CA_FILE_ENV}:")
         connector = Connector(
@@ -265,7 +265,7 @@ class ADSource:
 
     def login(self, secret: Secret | None) -> str:
         """Prove ``secret`` with a real bind, then store it (for `bitkey-dir login`)."""
-        from bitkey_dir import keystore
+        from bitkey_dir.runtime import keystore
 
         if self.connector.auth == "kerberos" or secret is None:
             raise InputError(
@@ -280,7 +280,7 @@ class ADSource:
         return f"bound to {where} as {self.connector.user}; the password is stored in the keyring"
 
     def logout(self) -> list[str]:
-        from bitkey_dir import keystore
+        from bitkey_dir.runtime import keystore
 
         if self.connector.auth == "kerberos":
             return []
@@ -288,7 +288,7 @@ class ADSource:
         return [wanted.label] if keystore.current().delete(wanted.entry) else []
 
     def auth_status(self) -> AuthStatus:
-        from bitkey_dir import keystore
+        from bitkey_dir.runtime import keystore
 
         if self.connector.auth == "kerberos":
             return AuthStatus(account=self.principal, kerberos=True)

@@ -13,7 +13,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from bitkey_dir.model import KeyId
+from bitkey_dir.core.model import KeyId
 from bitkey_dir.sources.base import KeyRead
 from bitkey_dir.sources.entra.odata import odata_quote, timestamp
 

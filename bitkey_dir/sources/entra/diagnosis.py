@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from bitkey_dir import __version__
-from bitkey_dir.errors import AuthError, SourceError
+from bitkey_dir.core.errors import AuthError, SourceError
 from bitkey_dir.sources.base import Check, CheckStatus
 
 if TYPE_CHECKING:

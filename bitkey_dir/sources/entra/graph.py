@@ -19,7 +19,7 @@ from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 from bitkey_dir import __version__
-from bitkey_dir.errors import AuthError, BitkeyError, SourceError
+from bitkey_dir.core.errors import AuthError, BitkeyError, SourceError
 from bitkey_dir.sources.entra.odata import parse_retry_after
 from bitkey_dir.sources.entra.signin import APP_AUTH, SignIn
 

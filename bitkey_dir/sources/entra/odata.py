@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
-from bitkey_dir.errors import InputError
-from bitkey_dir.model import ComputerName
+from bitkey_dir.core.errors import InputError
+from bitkey_dir.core.model import ComputerName
 
 MAX_RETRY_AFTER: Final = 60.0
 KEY_ID_SHAPE: Final = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")

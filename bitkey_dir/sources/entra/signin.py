@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from bitkey_dir import credentials, interaction, keystore
-from bitkey_dir.credentials import Secret, Wanted
-from bitkey_dir.env import CLIENT_SECRET_ENV
-from bitkey_dir.errors import AuthError, SourceError
-from bitkey_dir.keystore import client_secret_entry
+from bitkey_dir.core.env import CLIENT_SECRET_ENV
+from bitkey_dir.core.errors import AuthError, SourceError
+from bitkey_dir.runtime import credentials, interaction, keystore
+from bitkey_dir.runtime.credentials import Secret, Wanted
+from bitkey_dir.runtime.keystore import client_secret_entry
 from bitkey_dir.sources.entra.token_cache import TokenCacheFile
 
 DELEGATED_AUTH: Final = ("device-code", "browser")
@@ -131,7 +131,7 @@ class SignIn:
 
         if self.certificate_file is None:
             raise AuthError('auth = "client-certificate" needs certificate_file')
-        from bitkey_dir.small_files import NotReadable, read_small_file
+        from bitkey_dir.runtime.small_files import NotReadable, read_small_file
 
         try:
             pem = read_small_file(self.certificate_file, limit=1 << 20, what="the certificate")

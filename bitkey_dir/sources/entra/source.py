@@ -28,10 +28,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import urlsplit
 
-from bitkey_dir.config import Settings
-from bitkey_dir.credentials import Secret, Wanted
-from bitkey_dir.errors import BitkeyError, InputError
-from bitkey_dir.model import (
+from bitkey_dir.core.errors import BitkeyError, InputError
+from bitkey_dir.core.model import (
     ComputerName,
     KeyEntry,
     KeyId,
@@ -39,7 +37,9 @@ from bitkey_dir.model import (
     RecoveryKey,
     RecoveryPassword,
 )
-from bitkey_dir.rotation import Rotation
+from bitkey_dir.core.rotation import Rotation
+from bitkey_dir.runtime.config import Settings
+from bitkey_dir.runtime.credentials import Secret, Wanted
 from bitkey_dir.sources.base import AuthStatus, Check, Escrow, KeyRead, TokenStatus, Warn
 from bitkey_dir.sources.entra.odata import (
     KEY_ID_SHAPE,
@@ -134,7 +134,7 @@ class EntraSource:
 
     def login(self, secret: Secret | None) -> str:
         """Sign in afresh and keep the tokens (and the client secret) for later runs."""
-        from bitkey_dir import keystore
+        from bitkey_dir.runtime import keystore
 
         principal = self.sign_in.login(secret)
         wanted = self.sign_in.wanted
@@ -147,8 +147,8 @@ class EntraSource:
         return self.sign_in.forget()
 
     def auth_status(self) -> AuthStatus:
-        from bitkey_dir import keystore
-        from bitkey_dir.env import CLIENT_SECRET_ENV
+        from bitkey_dir.core.env import CLIENT_SECRET_ENV
+        from bitkey_dir.runtime import keystore
         from bitkey_dir.sources.entra.token_cache import summarize
 
         cache = self.sign_in.cache_file()
@@ -370,7 +370,7 @@ class EntraSource:
         return asyncio.run(self._session(lambda graph: self._rotate(graph, query, warn)))
 
     async def _rotate(self, graph: Graph, query: Query, warn: Warn) -> list[Rotation]:
-        from bitkey_dir.rotation import manage_bde_steps
+        from bitkey_dir.core.rotation import manage_bde_steps
         from bitkey_dir.sources.entra import intune
 
         keys_of: dict[str, list[KeyId]] = {}

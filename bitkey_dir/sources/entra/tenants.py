@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
-from bitkey_dir.config import Settings
-from bitkey_dir.credentials import Secret, Wanted
-from bitkey_dir.errors import AuthError, BitkeyError
-from bitkey_dir.model import KeyEntry, Query, RecoveryKey
+from bitkey_dir.core.errors import AuthError, BitkeyError
+from bitkey_dir.core.model import KeyEntry, Query, RecoveryKey
+from bitkey_dir.runtime.config import Settings
+from bitkey_dir.runtime.credentials import Secret, Wanted
 from bitkey_dir.sources.base import AuthStatus, Escrow, Source, Warn
 from bitkey_dir.sources.entra.source import NO_KEY_PACKAGES, EntraSource, identifier
 

@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from bitkey_dir.atomic import private_replacement
-from bitkey_dir.keystore import Keystore, token_key_entry
+from bitkey_dir.runtime.atomic import private_replacement
+from bitkey_dir.runtime.keystore import Keystore, token_key_entry
 
 MAGIC: Final = b"bitkey-dir token cache 1\n"
 _NONCE: Final = 12
 
 
 def tokens_dir() -> Path:
-    from bitkey_dir.config import state_dir
+    from bitkey_dir.runtime.config import state_dir
 
     return state_dir() / "tokens"
 
@@ -174,7 +174,7 @@ class TokenCacheFile:
 
     def save(self, serialized: str, http_cache: dict[Any, Any] | None = None) -> bool:
         """Encrypt and replace the file atomically; False if there is no keyring to hold the key."""
-        from bitkey_dir.errors import AuthError
+        from bitkey_dir.core.errors import AuthError
 
         try:
             key = self._key(create=True)
@@ -217,7 +217,7 @@ def _unpickle(text: object) -> dict[Any, Any]:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    from bitkey_dir.config import private_folder
+    from bitkey_dir.runtime.config import private_folder
 
     private_folder(path.parent)  # 0700, whatever the umask: nobody else may swap the file
     with private_replacement(path) as handle:

@@ -14,8 +14,8 @@ import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from bitkey_dir.encryption import is_encrypted
-from bitkey_dir.errors import BitkeyError
+from bitkey_dir.core.errors import BitkeyError
+from bitkey_dir.runtime.encryption import is_encrypted
 from bitkey_dir.sources.base import Check, CheckStatus, Warn
 from bitkey_dir.sources.files.parsers import NotText, parse_bytes
 

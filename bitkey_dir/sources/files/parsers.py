@@ -20,10 +20,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from bitkey_dir.display import without_formula_guard
-from bitkey_dir.errors import InputError
-from bitkey_dir.model import KeyId, RecoveryKey, RecoveryPassword, check_password
-from bitkey_dir.records import (
+from bitkey_dir.core.display import without_formula_guard
+from bitkey_dir.core.errors import InputError
+from bitkey_dir.core.model import KeyId, RecoveryKey, RecoveryPassword, check_password
+from bitkey_dir.core.records import (
     DATA_TEXT_FIELDS,
     KEY_FIELDS,
     KEY_PACKAGE_FIELD,

@@ -34,10 +34,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from bitkey_dir.config import Settings
-from bitkey_dir.encryption import is_encrypted
-from bitkey_dir.errors import AuthError, SourceError
-from bitkey_dir.model import Query, RecoveryKey
+from bitkey_dir.core.errors import AuthError, SourceError
+from bitkey_dir.core.model import Query, RecoveryKey
+from bitkey_dir.runtime.config import Settings
+from bitkey_dir.runtime.encryption import is_encrypted
 from bitkey_dir.sources.base import Check, Warn
 from bitkey_dir.sources.files.parsers import NotText, Parsed, parse_bytes
 
@@ -256,7 +256,7 @@ class FileSource:
         return data
 
     def _decrypt(self, data: bytes) -> bytes:
-        from bitkey_dir import encryption
+        from bitkey_dir.runtime import encryption
 
         unlocking = self._unlocking
         if unlocking.identities is None:

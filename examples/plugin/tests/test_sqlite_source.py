@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from bitkey_dir_sqlite import SqliteSource
 
-from bitkey_dir.config import Settings
-from bitkey_dir.errors import ConfigError
-from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.errors import ConfigError
+from bitkey_dir.core.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.runtime.config import Settings
 from bitkey_dir.testing import SourceContract
 
 ROWS = [

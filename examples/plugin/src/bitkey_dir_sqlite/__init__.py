@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import ClassVar, Final
 from urllib.parse import quote
 
-from bitkey_dir.config import Settings
-from bitkey_dir.errors import InputError, SourceError
-from bitkey_dir.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.errors import InputError, SourceError
+from bitkey_dir.core.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.runtime.config import Settings
 from bitkey_dir.sources.base import Warn
 
 __all__ = ["SqliteSource"]

@@ -1,7 +1,7 @@
 """The shapes every part of bitkey-dir agrees on: Key IDs, recovery passwords, keys and queries.
 
 Pure code, no I/O. Parsers take what a person types or a file holds and either return a
-canonical value or raise :class:`~bitkey_dir.errors.InputError` with a message that shows the
+canonical value or raise :class:`~bitkey_dir.core.errors.InputError` with a message that shows the
 expected forms. Recovery passwords hide their digits from ``repr()`` and ``str()`` so that a
 key can be logged, put in an exception or a container, and printed without leaking.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from bitkey_dir.errors import InputError
+from bitkey_dir.core.errors import InputError
 
 _HEX: Final = frozenset("0123456789ABCDEF")
 # Dashes may only sit where a GUID has them, counted in hex digits from the start.

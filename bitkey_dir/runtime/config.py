@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
 
-from bitkey_dir.env import CONFIG_ENV
-from bitkey_dir.errors import ConfigError
+from bitkey_dir.core.env import CONFIG_ENV
+from bitkey_dir.core.errors import ConfigError
 
 APP_NAME: Final = "bitkey-dir"
 CONFIG_LIMIT: Final = 1024 * 1024  # a config of sources is a few KiB; far more is a mistake
@@ -160,7 +160,7 @@ class Settings:
         """A path to an existing regular file (relative: from the config file's folder), or
         None when the key is absent; checked now, so that a typo is a config error, not a
         failure in the middle of a lookup."""
-        from bitkey_dir.small_files import NotReadable, check_regular_file
+        from bitkey_dir.runtime.small_files import NotReadable, check_regular_file
 
         text = self.string(key)
         if text is None:
@@ -235,7 +235,7 @@ def _describe(value: object) -> str:
 
 def load_config(explicit: Path | None = None) -> Config:
     """Read and validate the config; a missing default file means an empty configuration."""
-    from bitkey_dir.small_files import NotReadable, read_small_file
+    from bitkey_dir.runtime.small_files import NotReadable, read_small_file
 
     path, named = config_path(explicit)
     try:

@@ -1,6 +1,6 @@
 """Escrow coverage: which computers have a recovery key in the directory, and how recent.
 
-Sources report one :class:`~bitkey_dir.sources.base.Escrow` per computer (without reading any
+Sources report one :class:`~bitkey_dir.core.reports.Escrow` per computer (without reading any
 password); this module gives each a status and sums them up per OU or operating system.
 Pure code: the audit operation feeds it, the renderers read it.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, TypedDict
 
-from bitkey_dir.sources.base import Escrow
+from bitkey_dir.core.reports import Escrow
 
 STATUSES: Final = ("missing", "stale", "ok")  # worst first: the order of the report
 

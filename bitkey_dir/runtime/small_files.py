@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Final, Literal
 
-from bitkey_dir.errors import InputError
+from bitkey_dir.core.errors import InputError
 
 MiB: Final = 1024 * 1024
 

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bitkey_dir.errors import AuthError
-from bitkey_dir.model import shown
+from bitkey_dir.core.errors import AuthError
+from bitkey_dir.core.model import shown
 
 SERVICE: Final = "bitkey-dir"
 # Backends that say what they are in their class name. keyrings.alt's PlaintextKeyring is
@@ -68,7 +68,7 @@ def _failure(exc: BaseException, hide: str | None = None) -> str:
 
 
 def _notice(message: str) -> None:
-    from bitkey_dir import interaction
+    from bitkey_dir.runtime import interaction
 
     interaction.current().notice(message)
 

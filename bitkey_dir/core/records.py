@@ -14,9 +14,9 @@ from datetime import datetime
 from json.encoder import encode_basestring  # what ensure_ascii=False encodes strings with
 from typing import Final
 
-from bitkey_dir.display import no_formula, safe_cell
-from bitkey_dir.errors import InputError
-from bitkey_dir.model import KeyId, KeyPackage, RecoveryKey, RecoveryPassword, shown
+from bitkey_dir.core.display import no_formula, safe_cell
+from bitkey_dir.core.errors import InputError
+from bitkey_dir.core.model import KeyId, KeyPackage, RecoveryKey, RecoveryPassword, shown
 
 KEY_FIELDS: Final = (
     "source",

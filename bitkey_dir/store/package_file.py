@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bitkey_dir.atomic import write_new_private
-from bitkey_dir.errors import InputError
-from bitkey_dir.model import KeyPackage
+from bitkey_dir.core.errors import InputError
+from bitkey_dir.core.model import KeyPackage
+from bitkey_dir.runtime.atomic import write_new_private
 
 
 def check_target(target: Path) -> None:

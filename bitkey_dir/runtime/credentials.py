@@ -8,7 +8,8 @@
 A stored secret that the directory rejects is never tried again, because repeated failures
 lock accounts: it is removed from the keyring, the user is told, and on a terminal asked once.
 Secrets are never taken from command-line arguments and never written anywhere but the keyring.
-Prompts and notices go through :mod:`bitkey_dir.interaction`; nothing here touches a terminal.
+Prompts and notices go through :mod:`bitkey_dir.runtime.interaction`; nothing here touches a
+terminal.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from bitkey_dir import interaction, keystore
-from bitkey_dir.errors import AuthError
+from bitkey_dir.core.errors import AuthError
+from bitkey_dir.runtime import interaction, keystore
 
 LONGEST: Final = 1024  # far above any real password; a bigger input is a mistake, not a secret
 _PROMPTING = threading.Lock()

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
-from bitkey_dir.errors import AuthError, InputError
-from bitkey_dir.small_files import NotReadable, read_small_file
+from bitkey_dir.core.errors import AuthError, InputError
+from bitkey_dir.runtime.small_files import NotReadable, read_small_file
 
 AGE_BINARY: Final = b"age-encryption.org/v1\n"
 AGE_ARMORED: Final = b"-----BEGIN AGE ENCRYPTED FILE-----"
@@ -196,7 +196,7 @@ def passphrase_from_env_or_prompt(*, confirm: bool) -> str | None:
     from_env = os.environ.get(PASSPHRASE_ENV)
     if from_env:
         return from_env
-    from bitkey_dir import interaction
+    from bitkey_dir.runtime import interaction
 
     asking = interaction.current()
     if not asking.can_prompt():

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, NotRequired, TypedDict
 
-from bitkey_dir.env import TRAIL_ENV
-from bitkey_dir.errors import SourceError
-from bitkey_dir.model import RecoveryKey
-from bitkey_dir.rotation import Rotation
+from bitkey_dir.core.env import TRAIL_ENV
+from bitkey_dir.core.errors import SourceError
+from bitkey_dir.core.model import RecoveryKey
+from bitkey_dir.core.rotation import Rotation
 
 
 class RevealEntry(TypedDict):
@@ -84,7 +84,7 @@ def trail_path() -> Path:
     override = os.environ.get(TRAIL_ENV)
     if override:
         return Path(override)
-    from bitkey_dir.config import state_dir
+    from bitkey_dir.runtime.config import state_dir
 
     return state_dir() / "trail.jsonl"
 
@@ -204,7 +204,7 @@ def append(entries: Sequence[Entry], path: Path | None = None) -> None:
     for extra in ("O_NOFOLLOW", "O_NONBLOCK", "O_CLOEXEC"):
         flags |= getattr(os, extra, 0)
     try:
-        from bitkey_dir.config import private_folder
+        from bitkey_dir.runtime.config import private_folder
 
         private_folder(target.parent)
         try:

@@ -3,7 +3,7 @@
 An embedded SQLite file in the state folder (mode 0600, ``BITKEY_DIR_INDEX`` overrides the
 path) holds, per configured source, each key's ID, computer or device name, device ID,
 creation date, location and deleted flag. It never holds a recovery password: the rows are
-built from :class:`~bitkey_dir.model.KeyEntry`, which has no field for one.
+built from :class:`~bitkey_dir.core.model.KeyEntry`, which has no field for one.
 
 The index narrows a search, it never answers one: a lookup reads each key it names from the
 directory by its full ID (see ``ops/lookup.py``). Each source's rows carry the source's
@@ -26,10 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from bitkey_dir.env import INDEX_ENV
-from bitkey_dir.errors import SourceError
-from bitkey_dir.model import ComputerName, KeyEntry, KeyId
-from bitkey_dir.sources.base import KeepsDeleted, ListsKeys, Source, Warn
+from bitkey_dir.core.env import INDEX_ENV
+from bitkey_dir.core.errors import SourceError
+from bitkey_dir.core.model import ComputerName, KeyEntry, KeyId
 
 _SCHEMA_VERSION: Final = 1
 _BATCH: Final = 2000  # rows per executemany: memory stays flat whatever the source's size
@@ -75,7 +74,7 @@ def index_path() -> Path:
     override = os.environ.get(INDEX_ENV)
     if override:
         return Path(override)
-    from bitkey_dir.config import state_dir
+    from bitkey_dir.runtime.config import state_dir
 
     return state_dir() / "key-index.sqlite3"
 
@@ -335,20 +334,6 @@ def open_index(path: Path | None = None, *, create: bool = False) -> KeyIndex | 
     return KeyIndex(path, connection)
 
 
-def entries_of(source: Source, warn: Warn) -> Iterator[KeyEntry]:
-    """What the index keeps of ``source``: its own listing without passwords
-    (``ListsKeys``), else its keys with the passwords dropped on the spot, and the keys of
-    deleted computers when it keeps them."""
-    if isinstance(source, ListsKeys):
-        yield from source.iter_key_entries(warn)
-        return
-    for key in source.iter_keys(warn):
-        yield KeyEntry.of(key)
-    if isinstance(source, KeepsDeleted):
-        for key in source.iter_deleted_keys(warn):
-            yield KeyEntry.of(key)
-
-
 def remove_index(path: Path | None = None) -> None:
     """Delete the index file (and SQLite's journal beside it): lookups search the
     directories until the next refresh. Raises SourceError naming what cannot be removed."""
@@ -361,7 +346,7 @@ def remove_index(path: Path | None = None) -> None:
 
 
 def _create_private(path: Path) -> None:
-    from bitkey_dir.config import private_folder
+    from bitkey_dir.runtime.config import private_folder
 
     private_folder(path.parent)
     # O_EXCL: a file (or link) another user placed there meanwhile is never written through.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from bitkey_dir.model import KeyId
+from bitkey_dir.core.model import KeyId
 
 Outcome = Literal["requested", "by hand"]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from bitkey_dir import __version__
-from bitkey_dir.atomic import private_replacement
-from bitkey_dir.errors import InputError
-from bitkey_dir.model import RecoveryKey
-from bitkey_dir.records import KEY_FIELDS, PACKAGE_FIELDS, csv_line, key_csv_row, key_json
+from bitkey_dir.core.errors import InputError
+from bitkey_dir.core.model import RecoveryKey
+from bitkey_dir.core.records import KEY_FIELDS, PACKAGE_FIELDS, csv_line, key_csv_row, key_json
+from bitkey_dir.runtime.atomic import private_replacement
 
 
 @dataclass(frozen=True)
