@@ -363,7 +363,9 @@ def test_the_rules_can_see_a_violation() -> None:
     ]
 
 
-@pytest.mark.parametrize("module", [m for m in MODULES if m.within("bitkey_dir.cli")], ids=str)
+@pytest.mark.parametrize(
+    "module", [m for m in MODULES if m.within("bitkey_dir.cli")], ids=lambda m: m.name
+)
 def test_command_modules_import_the_library_inside_their_functions(module: Module) -> None:
     # `bitkey-dir --help` must stay cheap: at the top, a command module imports only the
     # CLI's own modules, errors, env and Typer (tests/cli check the modules --help loads).
