@@ -1,8 +1,9 @@
 """bitkey_dir.api: find, export and audit with the command line's trail and reason policy.
 
 Each test runs the same thing twice, once as `bitkey-dir` and once through the library, and
-compares what users and auditors rely on: the trail lines, the refusals and their messages,
-the results and the exit codes.
+compares what users and auditors rely on: the trail lines, the refusals and their messages
+(in the library, parameters where the command names its options), the results and the exit
+codes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 import bitkey_dir
 from bitkey_dir import api
 from bitkey_dir.core.errors import AuthError, ExitCode, InputError, SourceError
+from bitkey_dir.core.wording import for_python
 from tests.command_line import invoke
 from tests.conftest import EXAMPLES
 
@@ -61,6 +63,11 @@ def error_of(err: str) -> str:
     return first.removeprefix("bitkey-dir: error: ")
 
 
+def in_python(err: str) -> str:
+    """The CLI's error message as the library words it: parameters where it names options."""
+    return for_python(error_of(err))
+
+
 # -- find ---------------------------------------------------------------------------------------
 
 
@@ -90,7 +97,8 @@ def test_a_required_reason_is_refused_with_the_commands_message(
     with pytest.raises(InputError) as refused:
         api.find_keys(key_id="063EA4E1", config=config)
     assert refused.value.exit_code == cli.code
-    assert refused.value.message == error_of(cli.err)
+    assert refused.value.message == in_python(cli.err)
+    assert refused.value.message.endswith("add reason=TEXT (a ticket number, for example)")
     with pytest.raises(InputError, match="requires a reason"):
         api.find_keys(key_id="063EA4E1", config=config, reason="   ")
     assert trail_entries(trail_file) == []
@@ -107,7 +115,8 @@ def test_a_reason_that_is_not_one_short_line_is_refused_like_the_command(reason:
     assert cli.code == 2
     with pytest.raises(InputError) as refused:
         api.find_keys(key_id="063EA4E1", sources=[str(KEYS)], reason=reason)
-    assert refused.value.message == error_of(cli.err)
+    assert refused.value.message == in_python(cli.err)
+    assert refused.value.message.startswith("reason must be one printable line")
 
 
 def test_an_unwritable_trail_blocks_the_reveal_when_a_reason_is_required(
@@ -190,7 +199,7 @@ def test_export_refuses_without_a_required_reason_like_the_command(
     assert cli.code == 2
     with pytest.raises(InputError) as refused:
         api.export_keys(source="samples", output=out, config=config)
-    assert refused.value.message == error_of(cli.err)
+    assert refused.value.message == in_python(cli.err)
     assert not out.exists()
     assert trail_entries(trail_file) == []
 
