@@ -26,8 +26,9 @@ answer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from bitkey_dir.client import Client, PathName
 from bitkey_dir.ops.audit import AuditResult
@@ -39,6 +40,8 @@ from bitkey_dir.ops.lookup import LookupResult
 from bitkey_dir.ops.reads import ReadsResult
 from bitkey_dir.ops.rotate import RotateResult
 from bitkey_dir.runtime.interaction import Interaction
+
+T = TypeVar("T")
 
 __all__ = [
     "AuditResult",
@@ -76,6 +79,16 @@ class _Once(Client):
         return f"bitkey_dir.api.{self._function}"
 
 
+def _once(function: str, method: Callable[..., T], arguments: Mapping[str, Any]) -> T:
+    """``method`` called with ``arguments`` (a function's own, from ``locals()``: its
+    parameters are the method's, and ``config`` and ``interaction``) by a Client made for
+    this one call. tests/library/test_api.py checks that the parameters match."""
+    given = dict(arguments)
+    config, interaction = given.pop("config"), given.pop("interaction")
+    with _Once(function, config, interaction) as client:
+        return method(client, **given)
+
+
 def find_keys(
     *,
     key_id: str | None = None,
@@ -97,17 +110,7 @@ def find_keys(
     With ``key_package`` (a new file), the one key ``key_id`` names has its key package
     written there; ``result.key_package`` or ``result.package_problem`` says how it went.
     """
-    with _Once("find_keys", config, interaction) as client:
-        return client.find(
-            key_id=key_id,
-            computer=computer,
-            sources=sources,
-            include_deleted=include_deleted,
-            reason=reason,
-            identities=identities,
-            use_index=use_index,
-            key_package=key_package,
-        )
+    return _once("find_keys", Client.find, locals())
 
 
 def export_keys(
@@ -130,18 +133,7 @@ def export_keys(
     A source or file that fails is ``result.failure`` (nothing written); a key exported
     without its password makes ``result.exit_code`` 3.
     """
-    with _Once("export_keys", config, interaction) as client:
-        return client.export(
-            source=source,
-            output=output,
-            fmt=fmt,
-            encrypt_to=encrypt_to,
-            passphrase=passphrase,
-            force=force,
-            include_deleted=include_deleted,
-            key_packages=key_packages,
-            reason=reason,
-        )
+    return _once("export_keys", Client.export, locals())
 
 
 def audit_escrow(
@@ -154,8 +146,7 @@ def audit_escrow(
 ) -> AuditResult:
     """Escrow coverage of directory sources: per computer, its keys and the newest one's date
     (``result.coverage``); reads no password."""
-    with _Once("audit_escrow", config, interaction) as client:
-        return client.audit(sources=sources, stale_days=stale_days, fail_on_missing=fail_on_missing)
+    return _once("audit_escrow", Client.audit, locals())
 
 
 def diagnose(
@@ -168,8 +159,7 @@ def diagnose(
     certificates, sign-in, rights, files. Each ``result.diagnoses[n].checks`` is a list of
     ``Check`` (area, subject, status, detail, fix); ``result.exit_code`` is 0 healthy, 3 a
     right missing, 4 unreachable. Reads no recovery password into the result."""
-    with _Once("diagnose", config, interaction) as client:
-        return client.diagnose(sources=sources)
+    return _once("diagnose", Client.diagnose, locals())
 
 
 def refresh_index(
@@ -181,16 +171,14 @@ def refresh_index(
 ) -> RefreshResult:
     """List every key of the configured ``sources`` (default: all) into the Key ID index,
     never a password; with ``due_only``, only those older than their ``index_max_age``."""
-    with _Once("refresh_index", config, interaction) as client:
-        return client.refresh_index(sources=sources, due_only=due_only)
+    return _once("refresh_index", Client.refresh_index, locals())
 
 
 def index_status(
     *, config: PathName | None = None, interaction: Interaction | None = None
 ) -> IndexReport:
     """Each configured source's part of the Key ID index: when refreshed, how many keys."""
-    with _Once("index_status", config, interaction) as client:
-        return client.index_status()
+    return _once("index_status", Client.index_status, locals())
 
 
 def clear_index(
@@ -200,8 +188,7 @@ def clear_index(
     interaction: Interaction | None = None,
 ) -> list[str]:
     """Drop ``sources`` from the Key ID index (all of it when none is named)."""
-    with _Once("clear_index", config, interaction) as client:
-        return client.clear_index(sources=sources)
+    return _once("clear_index", Client.clear_index, locals())
 
 
 def rotate_keys(
@@ -215,8 +202,7 @@ def rotate_keys(
 ) -> RotateResult:
     """Have disclosed keys replaced: Intune for Entra devices, manage-bde steps elsewhere
     (``result.rotations``); one trail line per device, as `bitkey-dir rotate` writes."""
-    with _Once("rotate_keys", config, interaction) as client:
-        return client.rotate(key_id=key_id, computer=computer, sources=sources, reason=reason)
+    return _once("rotate_keys", Client.rotate, locals())
 
 
 def disclosed_keys(
@@ -227,8 +213,7 @@ def disclosed_keys(
     interaction: Interaction | None = None,
 ) -> DisclosureResult:
     """Every key the trail says was revealed: rotated since, or still valid."""
-    with _Once("disclosed_keys", config, interaction) as client:
-        return client.disclosed(sources=sources, fail_on_valid=fail_on_valid)
+    return _once("disclosed_keys", Client.disclosed, locals())
 
 
 def key_reads(
@@ -240,5 +225,4 @@ def key_reads(
 ) -> ReadsResult:
     """Key reads the directory recorded since ``since`` ("7d", "24h", a date), each
     matched with the trail."""
-    with _Once("key_reads", config, interaction) as client:
-        return client.reads(since=since, sources=sources)
+    return _once("key_reads", Client.reads, locals())

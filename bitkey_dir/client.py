@@ -173,12 +173,12 @@ class Client:
         source: str,
         output: PathName,
         fmt: Format = "json",
+        reason: str | None = None,
         encrypt_to: Iterable[str] = (),
         passphrase: str | None = None,
         force: bool = False,
-        include_deleted: bool = False,
         key_packages: bool = False,
-        reason: str | None = None,
+        include_deleted: bool = False,
     ) -> ExportResult:
         """Every key of ``source`` to the file ``output`` (mode 0600, appearing only when
         complete), encrypted to age or SSH public keys (``encrypt_to``: keys or files

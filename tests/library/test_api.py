@@ -8,8 +8,10 @@ codes.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +260,34 @@ def test_the_library_prints_nothing_and_asks_nobody(
     assert status.status == "denied"
     assert "could not be decrypted" in (status.error or "")
     assert capsys.readouterr() == ("", "")
+
+
+# Each function and the Client method it is one call of.
+METHODS = {
+    "audit_escrow": "audit",
+    "clear_index": "clear_index",
+    "diagnose": "diagnose",
+    "disclosed_keys": "disclosed",
+    "export_keys": "export",
+    "find_keys": "find",
+    "index_status": "index_status",
+    "key_reads": "reads",
+    "refresh_index": "refresh_index",
+    "rotate_keys": "rotate",
+}
+
+
+@pytest.mark.parametrize(("function", "method"), sorted(METHODS.items()))
+def test_each_function_takes_what_its_client_method_takes(function: str, method: str) -> None:
+    # The functions hand their own arguments on (locals()): the names and defaults must match.
+    def keywords(call: Callable[..., object], *left_out: str) -> dict[str, object]:
+        parameters = inspect.signature(call).parameters.values()
+        return {p.name: p.default for p in parameters if p.name not in ("self", *left_out)}
+
+    assert keywords(getattr(api, function), "config", "interaction") == keywords(
+        getattr(api.Client, method)
+    )
+    assert {name for name in api.__all__ if name.islower()} == set(METHODS)
 
 
 def test_the_package_offers_the_library_lazily() -> None:
