@@ -34,16 +34,6 @@ def trail_entries(trail: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in trail.read_text(encoding="utf-8").splitlines()]
 
 
-@pytest.fixture
-def ledger(monkeypatch: pytest.MonkeyPatch) -> Ledger:
-    return stand_ins.registered(monkeypatch)
-
-
-@pytest.fixture
-def stand_in_config(tmp_path: Path, ledger: Ledger) -> Path:
-    return stand_ins.config_file(tmp_path)
-
-
 def samples_config(folder: Path, *, require_reason: bool = False) -> Path:
     path = folder / "samples.toml"
     path.write_text(

@@ -20,33 +20,25 @@ from tests.library.stand_ins import KNOWN_ID, Ledger
 QUERY = Query(key_id=KeyId.parse(KNOWN_ID[:8]))
 
 
-@pytest.fixture
-def ledger(monkeypatch: pytest.MonkeyPatch) -> Ledger:
-    return stand_ins.registered(monkeypatch)
-
-
-@pytest.fixture
-def config_path(tmp_path: Path, ledger: Ledger) -> Path:
-    return stand_ins.config_file(tmp_path)
-
-
 def find(pool: SourcePool, *sources: str) -> list[str]:
     with pool.lend() as lending:
         result = lookup.find(Run(pool.config, pool=lending), QUERY, sources, use_index=False)
     return [status.status for status in result.sources]
 
 
-def test_without_a_pool_each_operation_opens_and_closes(config_path: Path, ledger: Ledger) -> None:
-    run = Run(load_config(config_path))
+def test_without_a_pool_each_operation_opens_and_closes(
+    stand_in_config: Path, ledger: Ledger
+) -> None:
+    run = Run(load_config(stand_in_config))
     for _ in range(2):
         lookup.find(run, QUERY, ["one"], use_index=False)
     assert [(source.asked, source.closed) for source in ledger.opened] == [(1, 1), (1, 1)]
 
 
 def test_a_lent_source_goes_back_at_the_end_of_the_operation(
-    config_path: Path, ledger: Ledger
+    stand_in_config: Path, ledger: Ledger
 ) -> None:
-    pool = SourcePool(load_config(config_path))
+    pool = SourcePool(load_config(stand_in_config))
     assert find(pool, "one") == ["ok"]
     assert find(pool, "one") == ["ok"]
     (one,) = ledger.opened
@@ -59,9 +51,9 @@ def test_a_lent_source_goes_back_at_the_end_of_the_operation(
 
 
 def test_a_source_idle_too_long_is_closed_and_another_opened(
-    config_path: Path, ledger: Ledger
+    stand_in_config: Path, ledger: Ledger
 ) -> None:
-    pool = SourcePool(load_config(config_path), keep_idle=0.0)
+    pool = SourcePool(load_config(stand_in_config), keep_idle=0.0)
     find(pool, "one")
     find(pool, "one")
     first, second = ledger.opened
@@ -69,8 +61,10 @@ def test_a_source_idle_too_long_is_closed_and_another_opened(
     pool.close()
 
 
-def test_after_a_sign_in_change_nothing_kept_is_reused(config_path: Path, ledger: Ledger) -> None:
-    pool = SourcePool(load_config(config_path))
+def test_after_a_sign_in_change_nothing_kept_is_reused(
+    stand_in_config: Path, ledger: Ledger
+) -> None:
+    pool = SourcePool(load_config(stand_in_config))
     find(pool, "one")
     with pool.lend() as lending:
         (lent,) = Run(pool.config, pool=lending).open(["one"])
@@ -84,9 +78,9 @@ def test_after_a_sign_in_change_nothing_kept_is_reused(config_path: Path, ledger
 
 
 def test_a_source_lent_when_the_pool_closes_is_closed_when_it_comes_back(
-    config_path: Path, ledger: Ledger
+    stand_in_config: Path, ledger: Ledger
 ) -> None:
-    pool = SourcePool(load_config(config_path))
+    pool = SourcePool(load_config(stand_in_config))
     with pool.lend() as lending:
         Run(pool.config, pool=lending).open_one("one")
         pool.close()
@@ -94,8 +88,8 @@ def test_a_source_lent_when_the_pool_closes_is_closed_when_it_comes_back(
     assert ledger.opened[0].closed == 1
 
 
-def test_sources_are_the_defaults_unless_named(config_path: Path) -> None:
-    pool = SourcePool(load_config(config_path))
+def test_sources_are_the_defaults_unless_named(stand_in_config: Path) -> None:
+    pool = SourcePool(load_config(stand_in_config))
     with pool.lend() as lending:
         run = Run(pool.config, pool=lending)
         assert [source.name for source in run.open([])] == ["one"]
@@ -105,7 +99,7 @@ def test_sources_are_the_defaults_unless_named(config_path: Path) -> None:
             "parted/b",
         ]
     pool.close()
-    empty = stand_ins.config_file(config_path.parent, defaults=())
+    empty = stand_ins.config_file(stand_in_config.parent, defaults=())
     pool = SourcePool(load_config(empty))
     with pytest.raises(InputError, match="no source to search"), pool.lend() as lending:
         Run(pool.config, pool=lending).open([])
