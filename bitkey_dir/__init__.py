@@ -1,7 +1,10 @@
 """bitkey-dir: find BitLocker recovery keys wherever an organisation escrowed them.
 
-The library is :mod:`bitkey_dir.api` (``find_keys``, ``export_keys``, ``audit_escrow``); its
-functions are also reachable from here, imported lazily so that ``import bitkey_dir`` (and so
+The library is :class:`Client` (``with Client(config=...) as client: client.find(...)``: every
+command as a method, sources kept open between calls), with the values it deals in
+(``RecoveryKey``, ``KeyId``), its errors (``BitkeyError``, each with an ``ExitCode``) and the
+one-call functions of :mod:`bitkey_dir.api` (``find_keys``, ``export_keys``, ``audit_escrow``).
+All are imported lazily, when first named, so that ``import bitkey_dir`` (and so
 ``bitkey-dir --version``) stays cheap.
 
 The package is layered (docs/ARCHITECTURE.md): ``core`` (pure values and rules), ``runtime``
@@ -27,9 +30,32 @@ if TYPE_CHECKING:
     from importlib.abc import Loader
 
     from bitkey_dir.api import audit_escrow, export_keys, find_keys
+    from bitkey_dir.client import Client
+    from bitkey_dir.core.errors import BitkeyError, ExitCode
+    from bitkey_dir.core.model import KeyId, RecoveryKey
 
-__all__ = ["__version__", "audit_escrow", "export_keys", "find_keys"]
-_API = frozenset({"audit_escrow", "export_keys", "find_keys"})
+__all__ = [
+    "BitkeyError",
+    "Client",
+    "ExitCode",
+    "KeyId",
+    "RecoveryKey",
+    "__version__",
+    "audit_escrow",
+    "export_keys",
+    "find_keys",
+]
+# Each name of the library offered here → the module that defines it, imported when first used.
+_LAZY: Final = {
+    "BitkeyError": "bitkey_dir.core.errors",
+    "Client": "bitkey_dir.client",
+    "ExitCode": "bitkey_dir.core.errors",
+    "KeyId": "bitkey_dir.core.model",
+    "RecoveryKey": "bitkey_dir.core.model",
+    "audit_escrow": "bitkey_dir.api",
+    "export_keys": "bitkey_dir.api",
+    "find_keys": "bitkey_dir.api",
+}
 
 #: Where each module that used to sit at the top of the package lives now.
 MOVED: Final = {
@@ -81,10 +107,8 @@ if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):
 
 
 def __getattr__(name: str) -> Any:
-    if name in _API:
-        from bitkey_dir import api
-
-        return getattr(api, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     if f"bitkey_dir.{name}" in MOVED:
         # ``from bitkey_dir import model``: the moved module, through the finder above.
         return importlib.import_module(f"bitkey_dir.{name}")

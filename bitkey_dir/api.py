@@ -1,10 +1,13 @@
-"""The library: find, export and audit without the command line, with the same policy.
+"""The library's one-call functions: find, export and audit without the command line, with the
+same policy.
 
-These call the same operations as `bitkey-dir find`, `export` and `audit`: a revealed key
-or an export is recorded in the access trail first, ``require_reason`` is enforced the same
-way, and each result carries the exit code the command would have ended with. Nothing is
-printed and nobody is prompted unless an ``interaction`` that prompts is passed: notices go
-to the ``bitkey_dir`` logger.
+Each function is one call of a :class:`bitkey_dir.Client` made for it and closed after it
+(reading the config each time, opening and closing its sources); a program that makes many
+calls, or signs in, reads the trail or verifies a password, uses a Client itself. As with the
+commands, a revealed key or an export is recorded in the access trail first,
+``require_reason`` is enforced the same way, and each result carries the exit code the command
+would have ended with. Nothing is printed and nobody is prompted unless an ``interaction``
+that prompts is passed: notices go to the ``bitkey_dir`` logger.
 
 >>> from bitkey_dir import api
 >>> result = api.find_keys(key_id="063EA4E1", sources=["examples/keys"], reason="INC-4711")
@@ -15,17 +18,19 @@ to the ``bitkey_dir`` logger.
 (README.md, "Using it from Python", has the same example, run by the test suite.)
 
 Bad input and refused policy raise :class:`~bitkey_dir.core.errors.BitkeyError` subclasses
-(``InputError`` for a bad Key ID or a missing required reason); a source that fails is
-reported in ``result.sources`` and ``result.exit_code``, so one failing directory never hides
-another's answer.
+(``InputError`` for a bad Key ID or a missing required reason), worded with parameters
+(``reason=TEXT``) where the command names its options; a source that fails is reported in
+``result.sources`` and ``result.exit_code``, so one failing directory never hides another's
+answer.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
+from bitkey_dir.client import Client, PathName
 from bitkey_dir.ops.audit import AuditResult
 from bitkey_dir.ops.disclosure import DisclosureResult
 from bitkey_dir.ops.doctor import DoctorResult
@@ -34,8 +39,9 @@ from bitkey_dir.ops.index import IndexReport, RefreshResult
 from bitkey_dir.ops.lookup import LookupResult
 from bitkey_dir.ops.reads import ReadsResult
 from bitkey_dir.ops.rotate import RotateResult
-from bitkey_dir.ops.run import Run
-from bitkey_dir.runtime.interaction import QUIET, Interaction
+from bitkey_dir.runtime.interaction import Interaction
+
+T = TypeVar("T")
 
 __all__ = [
     "AuditResult",
@@ -60,12 +66,27 @@ __all__ = [
 ]
 
 
-def _run(config: Path | None, interaction: Interaction | None, call: str) -> Run:
-    from bitkey_dir.runtime.config import load_config
+class _Once(Client):
+    """The Client of one function call; the trail's lines name the function, as before."""
 
-    # The trail's "command": which program called which function.
-    caller = sys.argv[0] if sys.argv and sys.argv[0] else "python"
-    return Run(load_config(config), interaction or QUIET, (caller, f"bitkey_dir.api.{call}"))
+    def __init__(
+        self, function: str, config: PathName | None, interaction: Interaction | None
+    ) -> None:
+        super().__init__(config=config, interaction=interaction)
+        self._function = function
+
+    def _trail_name(self, method: str) -> str:
+        return f"bitkey_dir.api.{self._function}"
+
+
+def _once(function: str, method: Callable[..., T], arguments: Mapping[str, Any]) -> T:
+    """``method`` called with ``arguments`` (a function's own, from ``locals()``: its
+    parameters are the method's, and ``config`` and ``interaction``) by a Client made for
+    this one call. tests/library/test_api.py checks that the parameters match."""
+    given = dict(arguments)
+    config, interaction = given.pop("config"), given.pop("interaction")
+    with _Once(function, config, interaction) as client:
+        return method(client, **given)
 
 
 def find_keys(
@@ -73,7 +94,7 @@ def find_keys(
     key_id: str | None = None,
     computer: str | None = None,
     sources: Sequence[str] = (),
-    config: Path | None = None,
+    config: PathName | None = None,
     include_deleted: bool = False,
     reason: str | None = None,
     identities: Sequence[Path] = (),
@@ -89,24 +110,7 @@ def find_keys(
     With ``key_package`` (a new file), the one key ``key_id`` names has its key package
     written there; ``result.key_package`` or ``result.package_problem`` says how it went.
     """
-    from bitkey_dir.core.model import ComputerName, KeyId, Query
-    from bitkey_dir.ops import lookup
-
-    query = Query(
-        key_id=KeyId.parse(key_id) if key_id is not None else None,
-        computer=ComputerName.parse(computer) if computer is not None else None,
-        include_deleted=include_deleted,
-    )
-    run = _run(config, interaction, "find_keys")
-    return lookup.find(
-        run,
-        query,
-        sources,
-        reason=reason,
-        identities=identities,
-        use_index=use_index,
-        key_package=Path(key_package) if key_package is not None else None,
-    )
+    return _once("find_keys", Client.find, locals())
 
 
 def export_keys(
@@ -120,7 +124,7 @@ def export_keys(
     include_deleted: bool = False,
     key_packages: bool = False,
     reason: str | None = None,
-    config: Path | None = None,
+    config: PathName | None = None,
     interaction: Interaction | None = None,
 ) -> ExportResult:
     """Every key of ``source`` to ``output`` (mode 0600, appears only when complete),
@@ -129,22 +133,7 @@ def export_keys(
     A source or file that fails is ``result.failure`` (nothing written); a key exported
     without its password makes ``result.exit_code`` 3.
     """
-    from bitkey_dir.ops import export
-
-    run = _run(config, interaction, "export_keys")
-    with run.active():
-        sealed = export.sealing(encrypt_to, passphrase)
-    return export.export(
-        run,
-        source,
-        Path(output),
-        fmt=fmt,
-        encryption=sealed,
-        force=force,
-        reason=reason,
-        include_deleted=include_deleted,
-        key_packages=key_packages,
-    )
+    return _once("export_keys", Client.export, locals())
 
 
 def audit_escrow(
@@ -152,65 +141,54 @@ def audit_escrow(
     sources: Sequence[str] = (),
     stale_days: int | None = None,
     fail_on_missing: bool = False,
-    config: Path | None = None,
+    config: PathName | None = None,
     interaction: Interaction | None = None,
 ) -> AuditResult:
     """Escrow coverage of directory sources: per computer, its keys and the newest one's date
     (``result.coverage``); reads no password."""
-    from bitkey_dir.ops import audit
-
-    run = _run(config, interaction, "audit_escrow")
-    return audit.audit(run, sources, stale_days=stale_days, fail_on_missing=fail_on_missing)
+    return _once("audit_escrow", Client.audit, locals())
 
 
 def diagnose(
     *,
     sources: Sequence[str] = (),
-    config: Path | None = None,
+    config: PathName | None = None,
     interaction: Interaction | None = None,
 ) -> DoctorResult:
     """What `bitkey-dir doctor` checks, per source (default: every configured one): servers,
     certificates, sign-in, rights, files. Each ``result.diagnoses[n].checks`` is a list of
     ``Check`` (area, subject, status, detail, fix); ``result.exit_code`` is 0 healthy, 3 a
     right missing, 4 unreachable. Reads no recovery password into the result."""
-    from bitkey_dir.ops import doctor
-
-    return doctor.diagnose(_run(config, interaction, "diagnose"), sources)
+    return _once("diagnose", Client.diagnose, locals())
 
 
 def refresh_index(
     *,
     sources: Sequence[str] = (),
     due_only: bool = False,
-    config: Path | None = None,
+    config: PathName | None = None,
     interaction: Interaction | None = None,
 ) -> RefreshResult:
     """List every key of the configured ``sources`` (default: all) into the Key ID index,
     never a password; with ``due_only``, only those older than their ``index_max_age``."""
-    from bitkey_dir.ops import index
-
-    return index.refresh(_run(config, interaction, "refresh_index"), sources, due_only=due_only)
+    return _once("refresh_index", Client.refresh_index, locals())
 
 
 def index_status(
-    *, config: Path | None = None, interaction: Interaction | None = None
+    *, config: PathName | None = None, interaction: Interaction | None = None
 ) -> IndexReport:
     """Each configured source's part of the Key ID index: when refreshed, how many keys."""
-    from bitkey_dir.ops import index
-
-    return index.status(_run(config, interaction, "index_status"))
+    return _once("index_status", Client.index_status, locals())
 
 
 def clear_index(
     *,
     sources: Sequence[str] = (),
-    config: Path | None = None,
+    config: PathName | None = None,
     interaction: Interaction | None = None,
 ) -> list[str]:
     """Drop ``sources`` from the Key ID index (all of it when none is named)."""
-    from bitkey_dir.ops import index
-
-    return index.clear(_run(config, interaction, "clear_index"), sources)
+    return _once("clear_index", Client.clear_index, locals())
 
 
 def rotate_keys(
@@ -219,48 +197,32 @@ def rotate_keys(
     computer: str | None = None,
     sources: Sequence[str] = (),
     reason: str | None = None,
-    config: Path | None = None,
+    config: PathName | None = None,
     interaction: Interaction | None = None,
 ) -> RotateResult:
     """Have disclosed keys replaced: Intune for Entra devices, manage-bde steps elsewhere
     (``result.rotations``); one trail line per device, as `bitkey-dir rotate` writes."""
-    from bitkey_dir.core.model import ComputerName, KeyId, Query
-    from bitkey_dir.ops import rotate
-
-    query = Query(
-        key_id=KeyId.parse(key_id) if key_id is not None else None,
-        computer=ComputerName.parse(computer) if computer is not None else None,
-    )
-    run = _run(config, interaction, "rotate_keys")
-    return rotate.rotate(run, query, sources, reason=reason)
+    return _once("rotate_keys", Client.rotate, locals())
 
 
 def disclosed_keys(
     *,
     sources: Sequence[str] = (),
     fail_on_valid: bool = False,
-    config: Path | None = None,
+    config: PathName | None = None,
     interaction: Interaction | None = None,
 ) -> DisclosureResult:
     """Every key the trail says was revealed: rotated since, or still valid."""
-    from bitkey_dir.ops import disclosure
-
-    run = _run(config, interaction, "disclosed_keys")
-    return disclosure.disclosed(run, sources, fail_on_valid=fail_on_valid)
+    return _once("disclosed_keys", Client.disclosed, locals())
 
 
 def key_reads(
     *,
     since: str = "7d",
     sources: Sequence[str] = (),
-    config: Path | None = None,
+    config: PathName | None = None,
     interaction: Interaction | None = None,
 ) -> ReadsResult:
     """Key reads the directory recorded since ``since`` ("7d", "24h", a date), each
     matched with the trail."""
-    from datetime import UTC, datetime
-
-    from bitkey_dir.ops import reads
-
-    start = reads.parse_since(since, datetime.now(UTC))
-    return reads.reads(_run(config, interaction, "key_reads"), sources, start)
+    return _once("key_reads", Client.reads, locals())

@@ -3,7 +3,8 @@
 A :class:`Run` carries the configuration, the :class:`~bitkey_dir.runtime.interaction.Interaction`
 that reaches the person (the terminal for the CLI, Quiet for the library) and how the
 operation was asked for, which the access trail records. Sources are opened here, asked
-concurrently when there are several, and always closed.
+concurrently when there are several, and always closed; under a :class:`~bitkey_dir.Client` a
+run borrows them from a pool instead (ops/pool.py), and closing gives them back.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Final, Generic, Protocol, TypeVar
 from bitkey_dir.core.env import DEBUG_ENV
 from bitkey_dir.core.errors import BitkeyError, SourceError
 from bitkey_dir.ops.outcome import SourceStatus
+from bitkey_dir.ops.pool import Lending, spoil
 from bitkey_dir.runtime import interaction as interactions
 from bitkey_dir.runtime.config import Config
 from bitkey_dir.runtime.interaction import Interaction
@@ -46,6 +48,7 @@ class Run:
     config: Config
     interaction: Interaction = field(default=interactions.QUIET)
     command: tuple[str, ...] = ()
+    pool: Lending | None = None  # sources borrowed and given back, not opened and closed
 
     @contextlib.contextmanager
     def active(self) -> Iterator[Run]:
@@ -59,11 +62,15 @@ class Run:
 
     def open(self, specs: Sequence[str]) -> list[Source]:
         """The sources named (names, paths or ldaps:// URLs), or the config's defaults."""
+        if self.pool is not None:
+            return self.pool.open(specs)
         from bitkey_dir.sources import registry
 
         return registry.open_sources(self.config, list(specs))
 
     def open_one(self, spec: str) -> Source:
+        if self.pool is not None:
+            return self.pool.open_one(spec)
         from bitkey_dir.sources import registry
 
         return registry.open_source(self.config, spec)
@@ -83,12 +90,14 @@ def ask(source: S, work: Callable[[S, Warn], T]) -> Answer[T]:
     """Run ``work`` against one source and close it; failures become its status, so that one
     failing source never hides what the others found."""
     warnings: list[str] = []
+    answered = False
 
     def warn(message: str) -> None:
         warnings.append(f"{source.name}: {message}")
 
     try:
         value = work(source, warn)
+        answered = True
     except BitkeyError as exc:
         return Answer(SourceStatus.failed(source.name, exc), None, warnings)
     except ModuleNotFoundError as exc:
@@ -103,6 +112,8 @@ def ask(source: S, work: Callable[[S, Warn], T]) -> Answer[T]:
             raise
         return Answer(SourceStatus.crashed(source.name, exc), None, warnings)
     finally:
+        if not answered:
+            spoil(source)  # lent from a pool: closed, not kept, for its connection may be broken
         source.close()
     return Answer(SourceStatus.answered(source.name), value, warnings)
 

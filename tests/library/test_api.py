@@ -1,14 +1,17 @@
 """bitkey_dir.api: find, export and audit with the command line's trail and reason policy.
 
 Each test runs the same thing twice, once as `bitkey-dir` and once through the library, and
-compares what users and auditors rely on: the trail lines, the refusals and their messages,
-the results and the exit codes.
+compares what users and auditors rely on: the trail lines, the refusals and their messages
+(in the library, parameters where the command names its options), the results and the exit
+codes.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import pytest
 import bitkey_dir
 from bitkey_dir import api
 from bitkey_dir.core.errors import AuthError, ExitCode, InputError, SourceError
+from bitkey_dir.core.wording import for_python
 from tests.command_line import invoke
 from tests.conftest import EXAMPLES
 
@@ -61,6 +65,11 @@ def error_of(err: str) -> str:
     return first.removeprefix("bitkey-dir: error: ")
 
 
+def in_python(err: str) -> str:
+    """The CLI's error message as the library words it: parameters where it names options."""
+    return for_python(error_of(err))
+
+
 # -- find ---------------------------------------------------------------------------------------
 
 
@@ -90,7 +99,8 @@ def test_a_required_reason_is_refused_with_the_commands_message(
     with pytest.raises(InputError) as refused:
         api.find_keys(key_id="063EA4E1", config=config)
     assert refused.value.exit_code == cli.code
-    assert refused.value.message == error_of(cli.err)
+    assert refused.value.message == in_python(cli.err)
+    assert refused.value.message.endswith("add reason=TEXT (a ticket number, for example)")
     with pytest.raises(InputError, match="requires a reason"):
         api.find_keys(key_id="063EA4E1", config=config, reason="   ")
     assert trail_entries(trail_file) == []
@@ -107,7 +117,8 @@ def test_a_reason_that_is_not_one_short_line_is_refused_like_the_command(reason:
     assert cli.code == 2
     with pytest.raises(InputError) as refused:
         api.find_keys(key_id="063EA4E1", sources=[str(KEYS)], reason=reason)
-    assert refused.value.message == error_of(cli.err)
+    assert refused.value.message == in_python(cli.err)
+    assert refused.value.message.startswith("reason must be one printable line")
 
 
 def test_an_unwritable_trail_blocks_the_reveal_when_a_reason_is_required(
@@ -190,7 +201,7 @@ def test_export_refuses_without_a_required_reason_like_the_command(
     assert cli.code == 2
     with pytest.raises(InputError) as refused:
         api.export_keys(source="samples", output=out, config=config)
-    assert refused.value.message == error_of(cli.err)
+    assert refused.value.message == in_python(cli.err)
     assert not out.exists()
     assert trail_entries(trail_file) == []
 
@@ -249,6 +260,34 @@ def test_the_library_prints_nothing_and_asks_nobody(
     assert status.status == "denied"
     assert "could not be decrypted" in (status.error or "")
     assert capsys.readouterr() == ("", "")
+
+
+# Each function and the Client method it is one call of.
+METHODS = {
+    "audit_escrow": "audit",
+    "clear_index": "clear_index",
+    "diagnose": "diagnose",
+    "disclosed_keys": "disclosed",
+    "export_keys": "export",
+    "find_keys": "find",
+    "index_status": "index_status",
+    "key_reads": "reads",
+    "refresh_index": "refresh_index",
+    "rotate_keys": "rotate",
+}
+
+
+@pytest.mark.parametrize(("function", "method"), sorted(METHODS.items()))
+def test_each_function_takes_what_its_client_method_takes(function: str, method: str) -> None:
+    # The functions hand their own arguments on (locals()): the names and defaults must match.
+    def keywords(call: Callable[..., object], *left_out: str) -> dict[str, object]:
+        parameters = inspect.signature(call).parameters.values()
+        return {p.name: p.default for p in parameters if p.name not in ("self", *left_out)}
+
+    assert keywords(getattr(api, function), "config", "interaction") == keywords(
+        getattr(api.Client, method)
+    )
+    assert {name for name in api.__all__ if name.islower()} == set(METHODS)
 
 
 def test_the_package_offers_the_library_lazily() -> None:
