@@ -17,6 +17,7 @@ from bitkey_dir.core.errors import BitkeyError
 if TYPE_CHECKING:
     from bitkey_dir.ops.outcome import SourceStatus
     from bitkey_dir.ops.run import Run
+    from bitkey_dir.render.output import Part
 
 
 class Listing(StrEnum):
@@ -86,6 +87,13 @@ def echo_chunks(chunks: Iterable[str], size: int = 65536) -> None:
             pending, held = [], 0
     if pending:
         typer.echo("".join(pending), nl=False)
+
+
+def echo_parts(parts: Iterable[Part], *, notes_only: bool = False) -> None:
+    """A renderer's parts, the result on standard output and notes on standard error; with
+    ``notes_only``, all on standard error (when standard output carries something else)."""
+    for part in parts:
+        typer.echo(part.text, nl=False, err=part.note or notes_only)
 
 
 def run_for(ctx: typer.Context) -> Run:

@@ -15,6 +15,7 @@ from bitkey_dir.core.display import safe, safe_json
 from bitkey_dir.core.model import RecoveryKey
 from bitkey_dir.core.records import KEY_FIELDS, csv_line, key_csv_row, to_record
 from bitkey_dir.ops.lookup import LookupResult
+from bitkey_dir.render.output import source_records
 
 FORMATS: Final = ("table", "json", "csv", "key", "phone")
 Style = Callable[..., str]
@@ -33,10 +34,7 @@ def render_json(result: LookupResult) -> str:
         "ambiguous": result.ambiguous,
         "warnings": warnings,
         "index": {"used": result.index.used, "stale": result.index.stale},
-        "sources": [
-            {"name": status.name, "status": status.status, "error": status.error}
-            for status in result.sources
-        ],
+        "sources": source_records(result.sources),
     }
     return safe_json(json.dumps(document, indent=2, ensure_ascii=False)) + "\n"
 
