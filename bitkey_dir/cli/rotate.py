@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bitkey_dir.cli.common import Listing, ListingFormat, report, run_for, warn
+from bitkey_dir.cli.common import Listing, ListingFormat, echo_parts, report, run_for, warn
 from bitkey_dir.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -60,36 +60,11 @@ def rotate(
 
 
 def show(result: RotateResult, output_format: Listing, *, err: bool = False) -> None:
-    """The rotations as JSON, or as lines for people: on stdout, or on stderr (``err``)
-    after a lookup whose output stdout carries."""
-    from bitkey_dir.core.display import safe
+    """The rotations: on stdout, or on stderr (``err``) after a lookup whose output stdout
+    carries."""
+    from bitkey_dir.render import rotation
 
     if result.trail_problem:
         warn(result.trail_problem)
-    if output_format == Listing.json:
-        import json
-
-        from bitkey_dir.core.display import safe_json
-
-        document = {
-            "rotations": [rotation.to_record() for rotation in result.rotations],
-            "warnings": result.warnings,
-            "sources": [
-                {"name": status.name, "status": status.status, "error": status.error}
-                for status in result.sources
-            ],
-        }
-        typer.echo(safe_json(json.dumps(document, indent=2, ensure_ascii=False)), err=err)
-    else:
-        for rotation in result.rotations:
-            what = rotation.computer or rotation.device_id or "(computer unknown)"
-            ids = ", ".join(str(key_id) for key_id in rotation.key_ids)
-            typer.echo(
-                safe(f"{what} ({rotation.source}): {rotation.outcome}: {rotation.detail}"), err=err
-            )
-            typer.echo(safe(f"  disclosed: {ids}"), err=err)
-            for step in rotation.steps:
-                typer.echo(safe(f"  {step}"), err=err)
-        if not result.rotations:
-            typer.echo(f"No key found for {safe(result.query.describe())}.", err=True)
+    echo_parts(rotation.render(result, output_format.value), notes_only=err)
     report(result.warnings, result.sources)
