@@ -6,8 +6,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bitkey_dir.cli.common import Listing, ListingFormat, echo_parts, report, run_for, warn
-from bitkey_dir.core.errors import InputError
+from bitkey_dir.cli.common import (
+    Listing,
+    ListingFormat,
+    echo_parts,
+    query_from,
+    report,
+    run_for,
+    warn,
+)
 
 if TYPE_CHECKING:
     from bitkey_dir.ops.rotate import RotateResult
@@ -40,20 +47,10 @@ def rotate(
     Exit codes: 0 every device asked to rotate, 1 nothing found or a device must be rotated
     by hand, 2 bad input, 3 a permission is missing, 4 a source failed.
     """
-    from bitkey_dir.core.model import ComputerName, KeyId, Query
-    from bitkey_dir.ops import policy
     from bitkey_dir.ops import rotate as rotating
 
-    if (key_id is None) == (computer is None):
-        raise InputError(
-            "give exactly one of --key-id ID and --computer NAME",
-            hint="bitkey-dir rotate --key-id 063EA4E1 --reason INC-4711",
-        )
-    policy.check_reason(reason)
-    query = Query(
-        key_id=KeyId.parse(key_id) if key_id is not None else None,
-        computer=ComputerName.parse(computer) if computer is not None else None,
-    )
+    example = "bitkey-dir rotate --key-id 063EA4E1 --reason INC-4711"
+    query = query_from(key_id, computer, example=example)
     result = rotating.rotate(run_for(ctx), query, source or [], reason=reason)
     show(result, output_format)
     raise typer.Exit(result.exit_code)

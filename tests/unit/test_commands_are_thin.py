@@ -19,9 +19,6 @@ from tests.conftest import ROOT
 CLI = ROOT / "bitkey_dir" / "cli"
 LONGEST_BODY = 40  # lines
 REGISTERS = ("command", "callback")
-# Commands still longer than that while their work moves into ops/ and render/: this list
-# only shrinks (a test fails when an entry fits).
-TOO_LONG_FOR_NOW = {"find.find"}
 
 
 @dataclass(frozen=True)
@@ -124,9 +121,7 @@ def test_every_command_only_parses_and_renders() -> None:
         for command in COMMANDS
         if command.body_lines > LONGEST_BODY
     }
-    grown = set(too_long) - TOO_LONG_FOR_NOW
-    assert not grown, f"move checks into ops/ and text into render/: {too_long}"
-    assert set(too_long) >= TOO_LONG_FOR_NOW, f"{TOO_LONG_FOR_NOW - set(too_long)} now fit"
+    assert too_long == {}, f"move checks into ops/ and text into render/: {too_long}"
 
 
 def test_the_check_can_see_a_long_command() -> None:
