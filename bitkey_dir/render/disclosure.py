@@ -62,3 +62,13 @@ def csv_rows(result: DisclosureResult) -> Iterator[str]:
     for item in result.disclosures:
         record = item.to_record(result.checked)
         yield csv_line(record[name] for name in FIELDS)
+
+
+def render(result: DisclosureResult, fmt: str) -> Iterator[str]:
+    """`audit --disclosed` in ``fmt`` (table, json or csv), in pieces to write as they come."""
+    if fmt == "json":
+        yield json_document(result)
+    elif fmt == "csv":
+        yield from csv_rows(result)
+    else:
+        yield render_table(result)
