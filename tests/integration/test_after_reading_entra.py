@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.test_entra import FULL, SOURCE, Entra
+from tests.command_line import invoke
+from tests.integration.graph_emulator import GraphEmulator, RecoveryKey
+from tests.integration.test_entra import FULL, SECRET, SOURCE, WRONG_SECRET, Entra
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
@@ -60,13 +61,19 @@ def test_rotate_asks_intune_and_reads_no_key(entra: Entra, graph: GraphEmulator)
     assert item["status"] == "rotated"
 
 
-def test_rotate_without_the_permission_is_exit_3_naming_it(
-    entra: Entra, graph: GraphEmulator
-) -> None:
+def managed_without_the_right_to_rotate(entra: Entra, graph: GraphEmulator) -> RecoveryKey:
+    """A key of a device in Intune, and an app that may find the device but not rotate."""
     entra.daemon(*FULL, "DeviceManagementManagedDevices.Read.All")
     pc = graph.add_device("PC-0042")
     key = graph.add_recovery_key(pc)
     graph.home.add_managed_device(pc)
+    return key
+
+
+def test_rotate_without_the_permission_is_exit_3_naming_it(
+    entra: Entra, graph: GraphEmulator
+) -> None:
+    key = managed_without_the_right_to_rotate(entra, graph)
     outcome = run(entra, "rotate", "-k", key.id)
     assert outcome.code == 3
     assert ROTATE in outcome.err
@@ -94,13 +101,7 @@ def test_find_then_rotate_shows_the_key_then_asks_intune(
 def test_find_then_rotate_without_the_permission_shows_the_key_and_exits_3(
     entra: Entra, graph: GraphEmulator
 ) -> None:
-    from tests.command_line import invoke
-    from tests.integration.test_entra import SECRET, WRONG_SECRET
-
-    entra.daemon(*FULL, "DeviceManagementManagedDevices.Read.All")
-    pc = graph.add_device("PC-0042")
-    key = graph.add_recovery_key(pc)
-    graph.home.add_managed_device(pc)
+    key = managed_without_the_right_to_rotate(entra, graph)
     # The key was revealed before the rotation failed, so it is on stdout of a run that
     # exits 3: invoke's "no password unless exit 0" does not hold here, and is checked so.
     config = entra.config()
