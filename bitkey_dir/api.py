@@ -100,6 +100,7 @@ def find_keys(
     identities: Sequence[Path] = (),
     use_index: bool = True,
     key_package: Path | None = None,
+    then_rotate: bool = False,
     interaction: Interaction | None = None,
 ) -> LookupResult:
     """Keys by Key ID (full or 8+ digit prefix) or computer name, from configured or given
@@ -109,6 +110,14 @@ def find_keys(
     encrypted exports. The Key ID index narrows the search unless ``use_index`` is false.
     With ``key_package`` (a new file), the one key ``key_id`` names has its key package
     written there; ``result.key_package`` or ``result.package_problem`` says how it went.
+
+    With ``then_rotate`` (as `bitkey-dir find --rotate`), once the keys are found and their
+    reveal is in the trail, exactly the keys whose password was revealed are rotated, each
+    in the source that held it: ``result.rotations`` holds one
+    :class:`~bitkey_dir.ops.rotate.RotateResult` per key and source (Intune asked, or the
+    manage-bde steps; a trail line per device), and ``result.exit_code`` stays the lookup's
+    unless a rotation failed: 3 for a missing right, else 4. Nothing is rotated unless a
+    password was found (exit code 0).
     """
     return _once("find_keys", Client.find, locals())
 

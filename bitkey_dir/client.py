@@ -135,6 +135,7 @@ class Client:
         identities: Iterable[PathName] = (),
         use_index: bool = True,
         key_package: PathName | None = None,
+        then_rotate: bool = False,
     ) -> LookupResult:
         """Keys by Key ID (full, or 8 or more digits) or computer name (``*`` matches any
         characters), from ``sources`` (names, key file paths, ldaps:// URLs; default: the
@@ -144,6 +145,12 @@ class Client:
         unless ``use_index`` is false. With ``key_package`` (a new file), the one key
         ``key_id`` names has its key package written there (``result.key_package``, or
         ``result.package_problem`` saying why not).
+
+        With ``then_rotate`` (as `bitkey-dir find --rotate`), once the reveal is in the
+        trail, exactly the keys whose password was revealed are rotated, each in the source
+        that held it: ``result.rotations`` holds one RotateResult per key and source, and
+        ``result.exit_code`` stays the lookup's unless a rotation failed (3 for a missing
+        right, else 4). Nothing is rotated unless a password was found.
         """
         from bitkey_dir.ops import lookup
 
@@ -161,6 +168,7 @@ class Client:
                 identities=keys,
                 use_index=use_index,
                 key_package=package,
+                then_rotate=then_rotate,
             )
 
         # Identities and key packages make a new source from the one opened (with_identities,

@@ -78,12 +78,7 @@ def audit(
         run_for(ctx), source or [], stale_days=stale_days, fail_on_missing=fail_on_missing
     )
     report(result.warnings, result.sources)
-    if fmt == "json":
-        echo_chunks(escrow.json_chunks(result.coverage))
-    elif fmt == "csv":
-        echo_chunks(escrow.csv_chunks(result.coverage))
-    else:
-        typer.echo(escrow.render_table(result.coverage, show_ok=show_all), nl=False)
+    echo_chunks(escrow.render(result.coverage, fmt, show_ok=show_all))
     raise typer.Exit(result.exit_code)
 
 
@@ -93,10 +88,5 @@ def _disclosed(ctx: typer.Context, sources: list[str], fmt: str, fail_on_valid: 
 
     result = disclosure.disclosed(run_for(ctx), sources, fail_on_valid=fail_on_valid)
     report(result.warnings, result.sources)
-    if fmt == "json":
-        typer.echo(rendering.json_document(result), nl=False)
-    elif fmt == "csv":
-        echo_chunks(rendering.csv_rows(result))
-    else:
-        typer.echo(rendering.render_table(result), nl=False)
+    echo_chunks(rendering.render(result, fmt))
     raise typer.Exit(result.exit_code)

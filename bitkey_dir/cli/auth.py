@@ -11,7 +11,6 @@ from bitkey_dir.cli.common import JsonFlag, Listing, ListingFormat, run_for, wan
 from bitkey_dir.core.errors import InputError
 
 if TYPE_CHECKING:
-    from bitkey_dir.ops.signin import SourceAuth
     from bitkey_dir.runtime.credentials import Secret, Wanted
 
 auth_app = typer.Typer(help="What is stored for signing in.", no_args_is_help=True)
@@ -44,11 +43,11 @@ def login(
     of standard input. The credential is proved with a real bind or sign-in before it is
     stored. Exit codes: 0 stored, 2 bad input, 3 refused or no usable keyring, 4 unreachable.
     """
-    from bitkey_dir.core.display import safe
     from bitkey_dir.ops import signin
+    from bitkey_dir.render.signin import login_line
 
     done = signin.login(run_for(ctx), _one_source(source, source_option), read_for_login)
-    typer.echo(safe(f"{done.source}: {done.message} ({done.keyring})"))
+    typer.echo(login_line(done), nl=False)
 
 
 def read_for_login(wanted: Wanted) -> Secret:
@@ -83,17 +82,11 @@ def logout(
     ctx: typer.Context, source: SourceName = None, source_option: SourceOption = None
 ) -> None:
     """Remove the stored password or client secret and the saved tokens of a source."""
-    from bitkey_dir.core.display import safe
     from bitkey_dir.ops import signin
+    from bitkey_dir.render.signin import logout_line
 
     source = _one_source(source, source_option)
-    done = signin.logout(run_for(ctx), source)
-    if done.removed:
-        typer.echo(safe(f"{source}: removed {', '.join(done.removed)}"))
-    elif done.keyring_usable:
-        typer.echo(f"{source}: nothing was stored")
-    else:
-        typer.echo(f"{source}: nothing removed (the keyring could not be checked)")
+    typer.echo(logout_line(source, signin.logout(run_for(ctx), source)), nl=False)
 
 
 @auth_app.command("status")
@@ -110,53 +103,9 @@ def status(
 
     Also names the keyring backend in use. Never shows a secret.
     """
-    from bitkey_dir.core.display import safe
     from bitkey_dir.ops import signin
+    from bitkey_dir.render.signin import status_json, status_table
 
     found = signin.status(run_for(ctx), sources or [])
-    info = found.keyring
-    if wants_json(output_format, as_json):
-        import json
-
-        document = {
-            "keyring": {
-                "backend": info.name,
-                "usable": info.usable,
-                "plaintext": info.plaintext,
-                "problem": info.problem,
-            },
-            "sources": [
-                {"source": row.source, "type": row.type, **row.status.to_record()}
-                for row in found.sources
-            ],
-        }
-        typer.echo(json.dumps(document, indent=2))
-        return
-    typer.echo(safe(f"keyring: {info.describe()}"))
-    for row in found.sources:
-        typer.echo(safe(_line(row)))
-
-
-def _line(row: SourceAuth) -> str:
-    status = row.status
-    parts = [status.account] if status.account else []
-    if status.secret:
-        where = {True: "stored", False: "not stored", None: "unknown (no keyring)"}
-        parts.append(f"{status.secret} {where[status.stored]}")
-        if status.environment:
-            parts.append("the environment variable is set and takes precedence")
-    tokens = status.tokens
-    if tokens is not None:
-        if tokens.summary:
-            parts.append(f"tokens: {tokens.summary}")
-        elif tokens.problem:
-            parts.append(f"tokens unusable: {tokens.problem}")
-        else:
-            parts.append("no saved sign-in")
-    if status.kerberos:
-        if not status.account:
-            parts.append("no Kerberos ticket (run kinit)")
-        parts.append("signs in with a Kerberos ticket: nothing stored")
-    if not parts:
-        parts.append("nothing to store (keys are read directly)")
-    return f"{row.source} ({row.type}): " + "; ".join(parts)
+    render = status_json if wants_json(output_format, as_json) else status_table
+    typer.echo(render(found), nl=False)

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from bitkey_dir.core.errors import BitkeyError
+from bitkey_dir.core.errors import BitkeyError, InputError
 
 if TYPE_CHECKING:
+    from bitkey_dir.core.model import Query
     from bitkey_dir.ops.outcome import SourceStatus
     from bitkey_dir.ops.run import Run
+    from bitkey_dir.render.output import Part
 
 
 class Listing(StrEnum):
@@ -88,6 +90,13 @@ def echo_chunks(chunks: Iterable[str], size: int = 65536) -> None:
         typer.echo("".join(pending), nl=False)
 
 
+def echo_parts(parts: Iterable[Part], *, notes_only: bool = False) -> None:
+    """A renderer's parts, the result on standard output and notes on standard error; with
+    ``notes_only``, all on standard error (when standard output carries something else)."""
+    for part in parts:
+        typer.echo(part.text, nl=False, err=part.note or notes_only)
+
+
 def run_for(ctx: typer.Context) -> Run:
     """The operation context of this command: its config, the terminal, and its command line
     (which the access trail records)."""
@@ -105,6 +114,22 @@ def report(warnings: Iterable[str], statuses: Iterable[SourceStatus] = ()) -> No
     for status in statuses:
         if status.status != "ok":
             error_line(f"{status.name}: {status.error}", status.hint)
+
+
+def query_from(
+    key_id: str | None, computer: str | None, *, include_deleted: bool = False, example: str
+) -> Query:
+    """The query of --key-id or --computer (exactly one), parsed before any source is
+    touched, so that bad input costs nothing and says why (``example`` shows the way)."""
+    from bitkey_dir.core.model import ComputerName, KeyId, Query
+
+    if (key_id is None) == (computer is None):
+        raise InputError("give exactly one of --key-id ID and --computer NAME", hint=example)
+    return Query(
+        key_id=KeyId.parse(key_id) if key_id is not None else None,
+        computer=ComputerName.parse(computer) if computer is not None else None,
+        include_deleted=include_deleted,
+    )
 
 
 def stdout_is_terminal() -> bool:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from bitkey_dir.cli.common import JsonFlag, Listing, ListingFormat, run_for, state, wants_json
+from bitkey_dir.cli.common import (
+    JsonFlag,
+    Listing,
+    ListingFormat,
+    echo_parts,
+    run_for,
+    state,
+    wants_json,
+)
 
 config_app = typer.Typer(help="Configuration file commands.", no_args_is_help=True)
 
@@ -27,24 +35,12 @@ def sources(
     as_json: JsonFlag = False,
 ) -> None:
     """List the configured sources, checking each one's settings."""
-    from dataclasses import asdict
-
-    from bitkey_dir.core.display import safe
     from bitkey_dir.ops.inventory import configured_sources
+    from bitkey_dir.render import inventory
 
     run = run_for(ctx)
     rows = configured_sources(run)
     if wants_json(output_format, as_json):
-        import json
-
-        document = {"config": str(run.config.path), "sources": [asdict(row) for row in rows]}
-        typer.echo(json.dumps(document, indent=2))
-        return
-    if not rows:
-        typer.echo(f"No sources configured in {run.config.path}.", err=True)
-        return
-    width = max(len(row.name) for row in rows)
-    for row in rows:
-        mark = "*" if row.default else " "
-        typer.echo(f"{mark} {row.name:<{width}}  {safe(row.type):<6} {safe(row.where)}")
-    typer.echo("(* = searched when find has no --source)", err=True)
+        typer.echo(inventory.render_json(run.config.path, rows), nl=False)
+    else:
+        echo_parts(inventory.render_table(run.config.path, rows))

@@ -37,8 +37,6 @@ def doctor(
     result = doctoring.diagnose(run_for(ctx), source or [])
     for message in result.warnings:
         warn(message)
-    if wants_json(output_format, as_json):
-        typer.echo(rendering.render_json(result), nl=False)
-    else:
-        typer.echo(rendering.render_table(result), nl=False)
+    fmt = "json" if wants_json(output_format, as_json) else "table"
+    typer.echo(rendering.render(result, fmt), nl=False)
     raise typer.Exit(result.exit_code)

@@ -80,27 +80,23 @@ def export(
     line per export. Exit codes: 0 written, 2 bad input, 3 sign-in or rights, 4 the source
     or the trail failed (nothing written).
     """
-    from bitkey_dir.core.display import safe
     from bitkey_dir.ops import export as exporting
-    from bitkey_dir.ops import policy
+    from bitkey_dir.render import export as rendering
 
-    reason, encrypt_to = _short_r(short_r or [], reason, list(encrypt_to or []))
-    policy.check_reason(reason)
-    if encrypt_to and passphrase:
-        raise InputError("give --encrypt-to or --passphrase, not both")
+    reason, recipients = _short_r(short_r or [], reason, list(encrypt_to or []))
     to_stdout = str(output) == "-"
-    if to_stdout and sys.stdout.isatty() and not (encrypt_to or passphrase):
-        raise InputError(
-            "-o -: not printing clear-text recovery passwords to a terminal: pipe it, "
-            "or encrypt it (--encrypt-to, --passphrase)"
-        )
-    if not to_stdout and output.exists() and not force:
-        raise InputError(f"{output} exists: give --force to replace it")
-    # Asked for before the directory is: a typo in the passphrase costs no directory work.
-    sealed = exporting.sealing(encrypt_to or [], _passphrase() if passphrase else None)
     target = exporting.Stream(sys.stdout.buffer) if to_stdout else output
+    run = run_for(ctx)
+    sealed = exporting.prepare(
+        run,
+        target,
+        recipients=recipients,
+        passphrase=_passphrase if passphrase else None,
+        force=force,
+        reason=reason,
+    )
     result = exporting.export(
-        run_for(ctx),
+        run,
         source,
         target,
         fmt=output_format.value,
@@ -115,21 +111,12 @@ def export(
     report(result.warnings)
     if result.failure is not None:
         raise result.failure
-    kind = "age-encrypted " if result.encrypted else ""
-    done = f"{result.keys} keys from {result.source} written to {target} ({kind}{result.format})"
-    if result.key_packages:
-        done += f", {result.packages} with their key package"
-    typer.echo(safe(done), err=to_stdout)  # standard output carries the export itself
-    if not result.encrypted:
-        what = "recovery passwords and key packages" if result.packages else "recovery passwords"
-        warn(f"{target} holds {what} in clear text: keep it somewhere safe")
-    if result.unreadable:
-        # A backup that lacks passwords fails when it is needed: say so, and exit non-zero.
-        error_line(
-            f"{result.unreadable} of {result.keys} keys were exported WITHOUT their recovery "
-            f"password: the account used for {result.source} may not read them "
-            f"({exporting.RIGHTS_TO_READ})"
-        )
+    # Standard output carries the export itself: then the closing line is a note.
+    typer.echo(rendering.written(result), nl=False, err=to_stdout)
+    if clear := rendering.clear_text(result):
+        warn(clear)
+    if missing := rendering.without_passwords(result):
+        error_line(missing)
     raise typer.Exit(result.exit_code)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -9,15 +10,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bitkey_dir.cli.common import (
+    Listing,
+    echo_parts,
     error_line,
     notice,
+    query_from,
     report,
     run_for,
     stdout_is_terminal,
     use_color,
     warn,
 )
-from bitkey_dir.core.errors import InputError
 
 if TYPE_CHECKING:
     from bitkey_dir.ops.lookup import LookupResult
@@ -110,29 +113,14 @@ def find(
     Exit codes: 0 found, 1 nothing found, 2 bad input (also: --key-package with a Key ID
     naming several keys, or a file that exists), 3 sign-in or rights problem (also: the key
     was found without a readable key package; then nothing is shown), 4 a source failed
-    (and nothing was found).
+    (and nothing was found). With --rotate, 3 or 4 when the rotation failed.
     """
-    # Parsing happens before any source is touched, so bad input costs nothing and says why.
-    from bitkey_dir.core.model import ComputerName, KeyId, Query
-    from bitkey_dir.ops import lookup, policy
-    from bitkey_dir.render.keys import render, summary
+    from bitkey_dir.cli.rotate import show as show_rotation
+    from bitkey_dir.ops import lookup
 
-    if (key_id is None) == (computer is None):
-        raise InputError(
-            "give exactly one of --key-id ID and --computer NAME",
-            hint="bitkey-dir find --key-id 063EA4E1",
-        )
-    policy.check_reason(reason)
-    if key_package is not None and key_id is None:
-        raise InputError(
-            "--key-package needs --key-id: a key package belongs to one key",
-            hint="bitkey-dir find --key-id 063EA4E1 --key-package keypackage.bin",
-        )
-    query = Query(
-        key_id=KeyId.parse(key_id) if key_id is not None else None,
-        computer=ComputerName.parse(computer) if computer is not None else None,
-        include_deleted=include_deleted,
-    )
+    example = "bitkey-dir find --key-id 063EA4E1"
+    query = query_from(key_id, computer, include_deleted=include_deleted, example=example)
+    fmt = output_format.value if output_format else "table" if stdout_is_terminal() else "json"
     result = lookup.find(
         run_for(ctx),
         query,
@@ -141,49 +129,29 @@ def find(
         identities=identity or [],
         use_index=not no_index,
         key_package=key_package,
+        then_rotate=then_rotate,
+        shown=_shower(fmt),
     )
-    if result.trail_problem:
-        warn(result.trail_problem)
-    if result.package_problem is not None:
+    for rotated in result.rotations:
+        # After the keys: on stderr, so that stdout stays the lookup's output.
+        show_rotation(rotated, Listing.table, err=True)
+    raise typer.Exit(result.exit_code)
+
+
+def _shower(fmt: str) -> Callable[[LookupResult], None]:
+    """What find shows once the trail holds the reveal: the notes, then the keys (or, when
+    --key-package failed, why nothing is shown)."""
+    from bitkey_dir.render import keys
+
+    def show(result: LookupResult) -> None:
+        if result.trail_problem:
+            warn(result.trail_problem)
+        if result.key_package is not None:
+            notice(keys.package_written(result))
         report(result.warnings, result.sources)
-        error_line(
-            f"no key package written: {result.package_problem}. Nothing was revealed: "
-            "run without --key-package to read the recovery password"
-        )
-        raise typer.Exit(result.exit_code)
-    if result.key_package is not None:
-        notice(f"key package written to {result.key_package} (mode 0600)")
-    default = "table" if stdout_is_terminal() else "json"
-    fmt = output_format.value if output_format else default
-    text = render(result, fmt, style=typer.style if use_color() else None)
-    report(result.warnings, result.sources)
-    typer.echo(text, nl=False)
-    if fmt == "table":
-        typer.echo(summary(result))
-    elif not result.keys or result.ambiguous:
-        typer.echo(summary(result), err=True)
-    code: int = result.exit_code
-    if then_rotate and code == 0:
-        code = _rotate_shown(ctx, result, reason)
-    raise typer.Exit(code)
+        if result.package_problem is not None:
+            error_line(keys.package_refused(result))
+        else:
+            echo_parts(keys.shown(result, fmt, style=typer.style if use_color() else None))
 
-
-def _rotate_shown(ctx: typer.Context, result: LookupResult, reason: str | None) -> int:
-    """After a reveal: rotate exactly the keys shown, in the sources that held them; the
-    rotation's lines go to stderr so that stdout stays the lookup's output."""
-    from bitkey_dir.cli.common import Listing
-    from bitkey_dir.cli.rotate import show
-    from bitkey_dir.core.model import Query
-    from bitkey_dir.ops import rotate
-
-    codes = []
-    run = run_for(ctx)
-    for key in result.keys:
-        if key.recovery_password is None:
-            continue
-        rotated = rotate.rotate(run, Query(key_id=key.key_id), [key.source], reason=reason)
-        show(rotated, Listing.table, err=True)
-        codes.append(int(rotated.exit_code))
-    # A device to rotate by hand is not a failure here: the key was found, the steps shown.
-    failures = [code for code in codes if code in (3, 4)]
-    return 3 if 3 in failures else max(failures, default=0)
+    return show

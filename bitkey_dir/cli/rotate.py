@@ -6,8 +6,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bitkey_dir.cli.common import Listing, ListingFormat, report, run_for, warn
-from bitkey_dir.core.errors import InputError
+from bitkey_dir.cli.common import (
+    Listing,
+    ListingFormat,
+    echo_parts,
+    query_from,
+    report,
+    run_for,
+    warn,
+)
 
 if TYPE_CHECKING:
     from bitkey_dir.ops.rotate import RotateResult
@@ -40,56 +47,21 @@ def rotate(
     Exit codes: 0 every device asked to rotate, 1 nothing found or a device must be rotated
     by hand, 2 bad input, 3 a permission is missing, 4 a source failed.
     """
-    from bitkey_dir.core.model import ComputerName, KeyId, Query
-    from bitkey_dir.ops import policy
     from bitkey_dir.ops import rotate as rotating
 
-    if (key_id is None) == (computer is None):
-        raise InputError(
-            "give exactly one of --key-id ID and --computer NAME",
-            hint="bitkey-dir rotate --key-id 063EA4E1 --reason INC-4711",
-        )
-    policy.check_reason(reason)
-    query = Query(
-        key_id=KeyId.parse(key_id) if key_id is not None else None,
-        computer=ComputerName.parse(computer) if computer is not None else None,
-    )
+    example = "bitkey-dir rotate --key-id 063EA4E1 --reason INC-4711"
+    query = query_from(key_id, computer, example=example)
     result = rotating.rotate(run_for(ctx), query, source or [], reason=reason)
     show(result, output_format)
     raise typer.Exit(result.exit_code)
 
 
 def show(result: RotateResult, output_format: Listing, *, err: bool = False) -> None:
-    """The rotations as JSON, or as lines for people: on stdout, or on stderr (``err``)
-    after a lookup whose output stdout carries."""
-    from bitkey_dir.core.display import safe
+    """The rotations: on stdout, or on stderr (``err``) after a lookup whose output stdout
+    carries."""
+    from bitkey_dir.render import rotation
 
     if result.trail_problem:
         warn(result.trail_problem)
-    if output_format == Listing.json:
-        import json
-
-        from bitkey_dir.core.display import safe_json
-
-        document = {
-            "rotations": [rotation.to_record() for rotation in result.rotations],
-            "warnings": result.warnings,
-            "sources": [
-                {"name": status.name, "status": status.status, "error": status.error}
-                for status in result.sources
-            ],
-        }
-        typer.echo(safe_json(json.dumps(document, indent=2, ensure_ascii=False)), err=err)
-    else:
-        for rotation in result.rotations:
-            what = rotation.computer or rotation.device_id or "(computer unknown)"
-            ids = ", ".join(str(key_id) for key_id in rotation.key_ids)
-            typer.echo(
-                safe(f"{what} ({rotation.source}): {rotation.outcome}: {rotation.detail}"), err=err
-            )
-            typer.echo(safe(f"  disclosed: {ids}"), err=err)
-            for step in rotation.steps:
-                typer.echo(safe(f"  {step}"), err=err)
-        if not result.rotations:
-            typer.echo(f"No key found for {safe(result.query.describe())}.", err=True)
+    echo_parts(rotation.render(result, output_format.value), notes_only=err)
     report(result.warnings, result.sources)

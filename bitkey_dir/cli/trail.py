@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bitkey_dir.cli.common import JsonFlag, Listing, ListingFormat, wants_json, warn
+from bitkey_dir.cli.common import JsonFlag, Listing, ListingFormat, echo_parts, wants_json, warn
 
 LIMIT_MAX = 100_000
 
@@ -20,18 +20,10 @@ def trail(
     as_json: JsonFlag = False,
 ) -> None:
     """Show the most recent entries of the access trail (revealed keys), oldest first."""
-    from bitkey_dir.core.display import safe
     from bitkey_dir.ops.trail import recent
-    from bitkey_dir.render.trail import json_lines, table_lines
+    from bitkey_dir.render import trail as rendering
 
     listing = recent(limit)
     if listing.broken:
         warn(f"{listing.path}: {listing.broken} unreadable line(s) skipped")
-    if wants_json(output_format, as_json):
-        for line in json_lines(listing):
-            typer.echo(line)
-    elif not listing.entries:
-        typer.echo(f"No entries in {safe(listing.path)}.", err=True)
-    else:
-        for line in table_lines(listing):
-            typer.echo(line)
+    echo_parts(rendering.render(listing, "json" if wants_json(output_format, as_json) else "table"))

@@ -9,7 +9,7 @@ too (records.PACKAGE_FIELDS), read only then from sources that hold them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
@@ -71,20 +71,61 @@ class ExportResult:
         return exit_code(answer, statuses, every_source_needed=True)
 
 
-def sealing(recipients: Sequence[str] = (), passphrase: str | None = None) -> Encryption | None:
+def sealing(
+    recipients: Sequence[str] = (), passphrase: str | Callable[[], str] | None = None
+) -> Encryption | None:
     """The export's encryption: to age or SSH public keys (or files holding one), or with a
-    passphrase; None for a clear-text file."""
+    passphrase (or a function that asks for it, called only when both are not given); None
+    for a clear-text file."""
     if recipients and passphrase is not None:
         raise InputError("give --encrypt-to or --passphrase, not both")
     if recipients:
         from bitkey_dir.runtime import encryption
 
         return Encryption(recipients=tuple(encryption.parse_recipient(r) for r in recipients))
+    if callable(passphrase):
+        passphrase = passphrase()
     if passphrase is not None:
         if not passphrase:
             raise InputError("--passphrase: an empty passphrase protects nothing")
         return Encryption(passphrase=passphrase)
     return None
+
+
+def prepare(
+    run: Run,
+    output: Path | Stream,
+    *,
+    recipients: Sequence[str] = (),
+    passphrase: str | Callable[[], str] | None = None,
+    force: bool = False,
+    reason: str | None = None,
+) -> Encryption | None:
+    """Check an export's input and make its encryption, before any directory is asked.
+
+    Raises InputError for what :func:`export` refuses, and for ``recipients`` with a
+    passphrase. ``passphrase`` may be a function that asks for it: it is called once every
+    other check has passed, so bad input costs no typing and a typo no directory work.
+    """
+    encrypted = bool(recipients) or passphrase is not None
+    _check(run, output, force=force, encrypted=encrypted, reason=reason)
+    with run.active():
+        return sealing(recipients, passphrase)
+
+
+def _check(
+    run: Run, output: Path | Stream, *, force: bool, encrypted: bool, reason: str | None
+) -> None:
+    """What every export checks before it opens its source."""
+    policy.check_reason(reason)
+    if isinstance(output, Path) and output.exists() and not force:
+        raise InputError(f"{output} exists: give --force to replace it")
+    if isinstance(output, Stream) and not encrypted and output.handle.isatty():
+        raise InputError(
+            "-o -: not printing clear-text recovery passwords to a terminal: pipe it, "
+            "or encrypt it (--encrypt-to, --passphrase)"
+        )
+    policy.demand_reason(run.config, reason, "exporting keys")
 
 
 def export(
@@ -102,14 +143,12 @@ def export(
     """Write every key of ``source`` to ``output``: a file (mode 0600, appearing only when
     complete), or a :class:`Stream`, written only once every key was read.
 
-    Raises InputError for bad input (an existing file without ``force``, a missing required
-    reason, ``include_deleted`` for a source without deleted computers, a file inside what
-    the source reads). A source or file that fails while exporting is ``result.failure``.
+    Raises InputError for bad input (an existing file without ``force``, clear text to a
+    stream that is a terminal, a missing required reason, ``include_deleted`` for a source
+    without deleted computers, a file inside what the source reads). A source or file that
+    fails while exporting is ``result.failure``.
     """
-    policy.check_reason(reason)
-    if isinstance(output, Path) and output.exists() and not force:
-        raise InputError(f"{output} exists: give --force to replace it")
-    policy.demand_reason(run.config, reason, "exporting keys")
+    _check(run, output, force=force, encrypted=encryption is not None, reason=reason)
     with run.active():
         opened = run.open_one(source)  # a source with parts (tenants) is exported whole
         try:

@@ -7,11 +7,14 @@ password is shown is in the access trail before the result is returned.
 With ``key_package``, the one key the query names has its key package written to a new file
 (package_file.py); its trail line names the file. Key packages are asked of the sources only
 then (sources/base.py, HoldsKeyPackages).
+
+With ``then_rotate`` (find --rotate), the keys revealed are rotated once they were shown,
+each in the source that held it (ops/rotate.py); the result carries those rotations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,9 +22,10 @@ from typing import Final
 
 from bitkey_dir.core.errors import ExitCode, InputError
 from bitkey_dir.core.model import Query, RecoveryKey
-from bitkey_dir.ops import indexed, policy
+from bitkey_dir.ops import indexed, policy, rotate
 from bitkey_dir.ops.indexed import IndexUse
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
+from bitkey_dir.ops.rotate import RotateResult
 from bitkey_dir.ops.run import Answer, Run, ask_all
 from bitkey_dir.sources.base import Decrypts, HoldsKeyPackages, Source
 from bitkey_dir.store import package_file, trail
@@ -46,6 +50,7 @@ class LookupResult:
     index: IndexUse = field(default_factory=IndexUse)  # how the Key ID index took part
     key_package: Path | None = None  # where the key package was written (find --key-package)
     package_problem: str | None = None  # the key was found, its key package was not
+    rotations: list[RotateResult] = field(default_factory=list)  # asked after the reveal
 
     @property
     def distinct_key_ids(self) -> int:
@@ -65,7 +70,8 @@ class LookupResult:
         """0 if a password can be read out; 3 if keys exist but none is readable (rights);
         else a failed source's code; 1 only when every source answered "no key". With
         --key-package, a key found without a readable package is 3 (or a failed source's
-        code: it may have held the package)."""
+        code: it may have held the package). Rotations after the reveal change a 0 only
+        when one failed: 3 for a missing right, else 4."""
         if self.package_problem is not None:
             failed = any(status.status != "ok" for status in self.sources)
             if failed:
@@ -77,7 +83,8 @@ class LookupResult:
             answer = ExitCode.AUTH
         else:
             answer = ExitCode.NOT_FOUND
-        return exit_code(answer, self.sources, every_source_needed=False)
+        then = [status for rotated in self.rotations for status in rotated.sources]
+        return exit_code(answer, self.sources, every_source_needed=False, then=then)
 
 
 def find(
@@ -89,6 +96,8 @@ def find(
     identities: Sequence[Path] = (),
     use_index: bool = True,
     key_package: Path | None = None,
+    then_rotate: bool = False,
+    shown: Callable[[LookupResult], None] | None = None,
 ) -> LookupResult:
     """Keys answering ``query`` from ``sources`` (names or paths; default: the config's).
 
@@ -97,6 +106,10 @@ def find(
     query must name one key by Key ID, and the file must not exist. When that key has no
     readable package, ``result.package_problem`` says so and nothing is revealed (its
     password is dropped from the result; exit code 3).
+    ``shown`` is called with the result once the trail holds the reveal: the caller shows
+    the keys there. With ``then_rotate``, when a password was found (exit code 0), exactly
+    the keys revealed are then rotated, each in the source that held it, after ``shown``
+    returns: ``result.rotations`` (ops/rotate.py, rotate_revealed).
     Raises InputError for a bad reason, a missing required reason, an unknown source, a
     ``key_package`` that exists or a Key ID that names several keys, and SourceError when
     ``require_reason`` is set and the trail cannot be written. Source failures are in
@@ -105,7 +118,10 @@ def find(
     policy.check_reason(reason)
     if key_package is not None:
         if query.key_id is None:
-            raise InputError("--key-package needs --key-id: a key package is one key's")
+            raise InputError(
+                "--key-package needs --key-id: a key package belongs to one key",
+                hint="bitkey-dir find --key-id 063EA4E1 --key-package keypackage.bin",
+            )
         package_file.check_target(key_package)
         key_package = key_package.expanduser().resolve()  # the trail names it in full
     policy.demand_reason(run.config, reason, "revealing a key")
@@ -155,6 +171,10 @@ def find(
             result.key_package = key_package
         else:
             record()
+    if shown is not None:
+        shown(result)
+    if then_rotate and result.exit_code == ExitCode.FOUND:
+        result.rotations = rotate.rotate_revealed(run, result.keys, reason=reason)
     return result
 
 

@@ -43,7 +43,11 @@ class SourceStatus:
 
 
 def exit_code(
-    answer: ExitCode, statuses: Iterable[SourceStatus], *, every_source_needed: bool
+    answer: ExitCode,
+    statuses: Iterable[SourceStatus],
+    *,
+    every_source_needed: bool,
+    then: Iterable[SourceStatus] = (),
 ) -> ExitCode:
     """The exit code of an operation.
 
@@ -54,6 +58,11 @@ def exit_code(
     and otherwise unless something usable was found. Among failures, a sign-in or rights
     problem (3) wins over an unreachable source (4): it is the one the user can fix.
 
+    ``then`` is how the sources fared in what was asked of them after the answer was shown
+    (find --rotate: the rotation of the keys revealed). What was shown stays shown, so it
+    changes a FOUND code only, and only by a failure: a refusal (3) or a source unreachable
+    or failing (4), 3 winning again. Work left to do by hand is not a failure.
+
     >>> from bitkey_dir.core.errors import SourceError
     >>> down = SourceStatus.failed("b", SourceError("unreachable"))
     >>> exit_code(ExitCode.FOUND, [down], every_source_needed=False)
@@ -62,10 +71,24 @@ def exit_code(
     <ExitCode.SOURCE_FAILED: 4>
     >>> exit_code(ExitCode.FOUND, [down], every_source_needed=True)
     <ExitCode.SOURCE_FAILED: 4>
+    >>> denied = SourceStatus.failed("a", AuthError("no right to rotate"))
+    >>> exit_code(ExitCode.FOUND, [], every_source_needed=False, then=[down, denied])
+    <ExitCode.AUTH: 3>
+    >>> exit_code(ExitCode.FOUND, [], every_source_needed=False, then=[down])
+    <ExitCode.SOURCE_FAILED: 4>
+    >>> exit_code(ExitCode.FOUND, [], every_source_needed=False, then=[SourceStatus.answered("a")])
+    <ExitCode.FOUND: 0>
+    >>> exit_code(ExitCode.NOT_FOUND, [], every_source_needed=False, then=[denied])
+    <ExitCode.NOT_FOUND: 1>
     """
     if answer == ExitCode.AUTH:
         return ExitCode.AUTH
     failures = [status.exit_code for status in statuses if status.status != "ok"]
     if failures and (every_source_needed or answer != ExitCode.FOUND):
         return ExitCode.AUTH if ExitCode.AUTH in failures else max(failures)
+    if answer == ExitCode.FOUND:
+        later = {status.exit_code for status in then if status.status != "ok"}
+        for failed in (ExitCode.AUTH, ExitCode.SOURCE_FAILED):
+            if failed in later:
+                return failed
     return answer

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bitkey_dir.core.errors import ExitCode
-from bitkey_dir.core.model import KeyId, Query
+from bitkey_dir.core.model import KeyId, Query, RecoveryKey
 from bitkey_dir.core.rotation import Rotation, manage_bde_steps
 from bitkey_dir.ops import policy
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
@@ -60,6 +60,18 @@ def rotate(
             refusing="rotation was asked for, but",
         )
     return result
+
+
+def rotate_revealed(
+    run: Run, keys: Sequence[RecoveryKey], *, reason: str | None = None
+) -> list[RotateResult]:
+    """After a reveal (find --rotate): rotate exactly the keys whose password was shown, each
+    in the source that held it; one result per key and source, asked once however many
+    times the lookup listed it."""
+    shown = dict.fromkeys(
+        (key.key_id, key.source) for key in keys if key.recovery_password is not None
+    )
+    return [rotate(run, Query(key_id=key_id), [source], reason=reason) for key_id, source in shown]
 
 
 def _rotator(query: Query) -> Callable[[Source, Warn], list[Rotation]]:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from bitkey_dir.core.display import safe, safe_json
 from bitkey_dir.core.records import csv_line
 from bitkey_dir.ops.disclosure import DisclosureResult
+from bitkey_dir.render.output import source_records
 
 FIELDS = (
     "source",
@@ -51,10 +52,7 @@ def json_document(result: DisclosureResult) -> str:
         "checked": result.checked.isoformat(timespec="seconds"),
         "disclosed": [item.to_record(result.checked) for item in result.disclosures],
         "warnings": result.warnings,
-        "sources": [
-            {"name": status.name, "status": status.status, "error": status.error}
-            for status in result.sources
-        ],
+        "sources": source_records(result.sources),
     }
     return safe_json(json.dumps(document, indent=2, ensure_ascii=False)) + "\n"
 
@@ -64,3 +62,13 @@ def csv_rows(result: DisclosureResult) -> Iterator[str]:
     for item in result.disclosures:
         record = item.to_record(result.checked)
         yield csv_line(record[name] for name in FIELDS)
+
+
+def render(result: DisclosureResult, fmt: str) -> Iterator[str]:
+    """`audit --disclosed` in ``fmt`` (table, json or csv), in pieces to write as they come."""
+    if fmt == "json":
+        yield json_document(result)
+    elif fmt == "csv":
+        yield from csv_rows(result)
+    else:
+        yield render_table(result)

@@ -49,3 +49,8 @@ def render_table(result: DoctorResult) -> str:
     code = int(result.exit_code)
     lines.append(VERDICTS.get(code, f"exit {code}"))
     return "\n".join(lines) + "\n"
+
+
+def render(result: DoctorResult, fmt: str) -> str:
+    """``fmt`` "json" for scripts, anything else the table."""
+    return render_json(result) if fmt == "json" else render_table(result)

@@ -90,6 +90,16 @@ def render_table(audit: Coverage, *, show_ok: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render(audit: Coverage, fmt: str, *, show_ok: bool = False) -> Iterator[str]:
+    """The audit in ``fmt`` (table, json or csv), in pieces to write as they come."""
+    if fmt == "json":
+        yield from json_chunks(audit)
+    elif fmt == "csv":
+        yield from csv_chunks(audit)
+    else:
+        yield render_table(audit, show_ok=show_ok)
+
+
 def _percent(value: float | None) -> str:
     return "unknown" if value is None else f"{value}%"
 

@@ -8,13 +8,14 @@ only here, because this is the one place whose job is to show them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from bitkey_dir.core.display import safe, safe_json
 from bitkey_dir.core.model import RecoveryKey
 from bitkey_dir.core.records import KEY_FIELDS, csv_line, key_csv_row, to_record
 from bitkey_dir.ops.lookup import LookupResult
+from bitkey_dir.render.output import Part, note, source_records
 
 FORMATS: Final = ("table", "json", "csv", "key", "phone")
 Style = Callable[..., str]
@@ -33,10 +34,7 @@ def render_json(result: LookupResult) -> str:
         "ambiguous": result.ambiguous,
         "warnings": warnings,
         "index": {"used": result.index.used, "stale": result.index.stale},
-        "sources": [
-            {"name": status.name, "status": status.status, "error": status.error}
-            for status in result.sources
-        ],
+        "sources": source_records(result.sources),
     }
     return safe_json(json.dumps(document, indent=2, ensure_ascii=False)) + "\n"
 
@@ -147,6 +145,29 @@ def render(result: LookupResult, fmt: str, *, style: Style | None = None) -> str
     if fmt == "table":
         return render_table(result, style or _plain)
     return _RENDERERS[fmt](result)
+
+
+def shown(result: LookupResult, fmt: str, *, style: Style | None = None) -> Iterator[Part]:
+    """What `find` shows: the keys in ``fmt``, then the summary, which a table ends with;
+    with other formats it is a note, given only when nothing was found or the Key ID is
+    ambiguous, so that a pipe gets the keys alone."""
+    yield Part(render(result, fmt, style=style))
+    if fmt == "table":
+        yield Part(summary(result) + "\n")
+    elif not result.keys or result.ambiguous:
+        yield note(summary(result))
+
+
+def package_written(result: LookupResult) -> str:
+    return f"key package written to {result.key_package} (mode 0600)"
+
+
+def package_refused(result: LookupResult) -> str:
+    """Why ``find --key-package`` showed nothing: the key was found, its package was not."""
+    return (
+        f"no key package written: {result.package_problem}. Nothing was revealed: "
+        "run without --key-package to read the recovery password"
+    )
 
 
 _RENDERERS: Final[dict[str, Callable[[LookupResult], str]]] = {

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from bitkey_dir.core.display import safe, safe_json
 from bitkey_dir.core.model import mask_passwords
 from bitkey_dir.ops.trail import TrailListing
+from bitkey_dir.render.output import Part, note
 
 
 def json_lines(listing: TrailListing) -> Iterator[str]:
@@ -21,6 +22,15 @@ def table_lines(listing: TrailListing) -> Iterator[str]:
         reason = mask_passwords(str(entry.get("reason") or "")) or "(no reason given)"
         line = f"{entry.get('time')}  {entry.get('os_user')}  {_what(entry)}  {entry.get('source')}"
         yield safe(f"{line}  {reason}")
+
+
+def render(listing: TrailListing, fmt: str) -> Iterator[Part]:
+    """JSON lines (``fmt`` "json"), or a line per entry for people; a note when the trail
+    holds none."""
+    if fmt != "json" and not listing.entries:
+        yield note(f"No entries in {safe(listing.path)}.")
+    for line in json_lines(listing) if fmt == "json" else table_lines(listing):
+        yield Part(line + "\n")
 
 
 def _what(entry: dict[str, object]) -> str:

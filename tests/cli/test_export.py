@@ -661,6 +661,57 @@ def test_passphrase_without_environment_or_terminal_is_exit_2(tmp_path: Path) ->
     assert files_in(tmp_path) == []
 
 
+def test_bad_input_costs_no_typing_and_a_typo_no_directory_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The operation's order, for the command and the library: every check, then the
+    # passphrase, then the source.
+    from bitkey_dir.ops import export as exporting
+    from bitkey_dir.ops.run import Run
+    from bitkey_dir.runtime import encryption
+    from bitkey_dir.runtime.config import parse_config
+
+    asked: list[str] = []
+
+    def typed() -> str:
+        asked.append("asked")
+        return PASSPHRASE
+
+    strict = Run(parse_config({"defaults": {"require_reason": True}}, tmp_path / "c.toml"))
+    existing = tmp_path / "keys.json"
+    existing.write_text("kept", encoding="utf-8")
+    new = tmp_path / "new.json"
+    for output, reason, recipients in (
+        (existing, "INC-1", []),  # exists, no --force
+        (new, None, []),  # the config requires a reason
+        (new, f"read {PASSWORD}", []),  # a password is no reason
+        (new, "INC-1", ["age1x"]),  # a recipient and a passphrase
+    ):
+        with pytest.raises(InputError):
+            exporting.prepare(
+                strict, output, recipients=recipients, passphrase=typed, reason=reason
+            )
+    assert asked == []
+    sealed = exporting.prepare(strict, new, passphrase=typed, reason="INC-1")
+    assert asked == ["asked"]
+    assert sealed is not None
+    assert PASSPHRASE not in repr(sealed)
+
+    # The command: a typo in the second typing ends it before any source is opened.
+    opened: list[str] = []
+    monkeypatch.setattr(Run, "open_one", lambda run, spec: opened.append(spec))
+
+    def typo(*, confirm: bool) -> str:
+        raise InputError("the two passphrases differ; nothing written")
+
+    monkeypatch.setattr(encryption, "passphrase_from_env_or_prompt", typo)
+    code, stdout, stderr = export(new, "--passphrase")
+    assert (code, stdout) == (2, "")
+    assert error_lines(stderr) == ["bitkey-dir: error: the two passphrases differ; nothing written"]
+    assert opened == []
+    assert not new.exists()
+
+
 def test_an_empty_passphrase_in_the_environment_is_not_a_passphrase(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.test_entra import FULL, SOURCE, Entra
+from tests.command_line import invoke
+from tests.integration.graph_emulator import GraphEmulator, RecoveryKey
+from tests.integration.test_entra import FULL, SECRET, SOURCE, WRONG_SECRET, Entra
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
@@ -60,18 +61,58 @@ def test_rotate_asks_intune_and_reads_no_key(entra: Entra, graph: GraphEmulator)
     assert item["status"] == "rotated"
 
 
-def test_rotate_without_the_permission_is_exit_3_naming_it(
-    entra: Entra, graph: GraphEmulator
-) -> None:
+def managed_without_the_right_to_rotate(entra: Entra, graph: GraphEmulator) -> RecoveryKey:
+    """A key of a device in Intune, and an app that may find the device but not rotate."""
     entra.daemon(*FULL, "DeviceManagementManagedDevices.Read.All")
     pc = graph.add_device("PC-0042")
     key = graph.add_recovery_key(pc)
     graph.home.add_managed_device(pc)
+    return key
+
+
+def test_rotate_without_the_permission_is_exit_3_naming_it(
+    entra: Entra, graph: GraphEmulator
+) -> None:
+    key = managed_without_the_right_to_rotate(entra, graph)
     outcome = run(entra, "rotate", "-k", key.id)
     assert outcome.code == 3
     assert ROTATE in outcome.err
     assert graph.home.rotations == []
     assert key.key not in outcome.out + outcome.err
+
+
+def test_find_then_rotate_shows_the_key_then_asks_intune(
+    entra: Entra, graph: GraphEmulator
+) -> None:
+    entra.daemon(*FULL, ROTATE)
+    pc = graph.add_device("PC-0042")
+    key = graph.add_recovery_key(pc)
+    managed = graph.home.add_managed_device(pc, rotation_policy=True)
+    outcome = run(entra, "find", "-k", key.id[:8], "-f", "key", "-r", "INC-3", "--rotate")
+    assert outcome.code == 0, outcome.err
+    assert outcome.out == key.key + "\n"  # stdout stays the key; the rotation is on stderr
+    assert f"PC-0042 ({SOURCE}): requested: " in outcome.err
+    assert [r.managed_device_id for r in graph.home.rotations] == [managed.id]
+    reveal, rotation = trail_lines()
+    assert (reveal["key_id"], reveal["reason"]) == (key.id.upper(), "INC-3")
+    assert (rotation["action"], rotation["outcome"]) == ("rotate", "requested")
+
+
+def test_find_then_rotate_without_the_permission_shows_the_key_and_exits_3(
+    entra: Entra, graph: GraphEmulator
+) -> None:
+    key = managed_without_the_right_to_rotate(entra, graph)
+    # The key was revealed before the rotation failed, so it is on stdout of a run that
+    # exits 3: invoke's "no password unless exit 0" does not hold here, and is checked so.
+    config = entra.config()
+    args = ("--config", str(config), "find", "-k", key.id, "-f", "key", "--rotate")
+    outcome = invoke(*args, never_shown=[SECRET, WRONG_SECRET])
+    assert outcome.code == 3, outcome.err
+    assert outcome.out == key.key + "\n"
+    assert key.key not in outcome.err
+    assert ROTATE in outcome.err
+    assert graph.home.rotations == []
+    assert [entry.get("action") for entry in trail_lines()] == [None]  # the reveal only
 
 
 def test_a_device_not_in_intune_is_rotated_by_hand(entra: Entra, graph: GraphEmulator) -> None:

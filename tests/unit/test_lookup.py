@@ -1,16 +1,23 @@
-"""Merging answers from several sources: order, duplicates, conflicts, and failures."""
+"""Merging answers from several sources: order, duplicates, conflicts, and failures; and
+find --rotate, which rotates exactly the keys revealed, over the same stand-in sources."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from bitkey_dir.core.errors import AuthError, ExitCode, SourceError
 from bitkey_dir.core.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.rotation import Rotation
+from bitkey_dir.ops import lookup
+from bitkey_dir.ops.lookup import LookupResult
 from bitkey_dir.ops.lookup import ask_sources as find_keys
+from bitkey_dir.ops.run import Run
+from bitkey_dir.runtime.config import parse_config
 from bitkey_dir.sources.base import Source, Warn
 
 P1 = RecoveryPassword.parse("531058-303050-716078-383614-460922-106975-083446-139161")
@@ -138,3 +145,89 @@ def test_keys_found_but_none_readable_is_a_rights_problem() -> None:
         Query(key_id=ID_A), [ListSource("a", [unreadable]), ListSource("b", [readable])]
     )
     assert result.exit_code == ExitCode.FOUND
+
+
+# -- find --rotate: the keys revealed, then rotated, with one exit rule ------------------------
+
+
+class RotatingSource(ListSource):
+    """A stand-in for a directory that can ask devices to rotate (Entra through Intune)."""
+
+    def __init__(
+        self, name: str, keys: list[RecoveryKey], events: list[str], error: Exception | None
+    ):
+        super().__init__(name, keys)
+        self.events = events
+        self.rotate_error = error
+
+    def rotate(self, query: Query, warn: Warn) -> list[Rotation]:
+        self.events.append(f"rotate {query.key_id} in {self.name}")
+        if self.rotate_error:
+            raise self.rotate_error
+        key_id = query.key_id
+        assert key_id is not None
+        return [Rotation(self.name, "PC-1", "device-1", (key_id,), "requested", "asked")]
+
+
+def stand_in_run(monkeypatch: pytest.MonkeyPatch, make: dict[str, Callable[[], Source]]) -> Run:
+    """A run whose sources are built by ``make`` (fresh each time: asking closes them)."""
+    monkeypatch.setattr(Run, "open", lambda run, specs: [make[n]() for n in specs or make])
+    return Run(parse_config({}, Path("stand-in.toml")))
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (None, ExitCode.FOUND),
+        (AuthError("no right to rotate"), ExitCode.AUTH),
+        (SourceError("Intune unreachable"), ExitCode.SOURCE_FAILED),
+    ],
+)
+def test_find_then_rotate_shows_then_rotates_exactly_the_keys_revealed(
+    monkeypatch: pytest.MonkeyPatch, error: Exception | None, code: ExitCode
+) -> None:
+    events: list[str] = []
+    unreadable = RecoveryKey("intune", ID_B, None, computer="PC-1")
+    run = stand_in_run(
+        monkeypatch,
+        {
+            "files": lambda: ListSource("files", [key("files", ID_A, P1, 1)]),
+            "intune": lambda: RotatingSource(
+                "intune", [key("intune", ID_A, P1, 1), unreadable], events, error
+            ),
+        },
+    )
+
+    def shown(result: LookupResult) -> None:
+        events.append(f"shown {len(result.keys)} keys")
+
+    result = lookup.find(
+        run, Query(key_id=KeyId.parse("063EA4E1")), use_index=False, then_rotate=True, shown=shown
+    )
+    # Shown first; then the readable key in each source that held it, the unreadable not.
+    assert events == ["shown 3 keys", f"rotate {ID_A} in intune"]
+    assert [(r.query.key_id, [s.name for s in r.sources]) for r in result.rotations] == [
+        (ID_A, ["files"]),
+        (ID_A, ["intune"]),
+    ]
+    by_hand, asked = result.rotations
+    assert [r.outcome for r in by_hand.rotations] == ["by hand"]  # not a failure: exit 0
+    assert [r.outcome for r in asked.rotations] == ([] if error else ["requested"])
+    assert result.exit_code == code
+    assert [key.key_id for key in result.keys] == [ID_A, ID_A, ID_B]  # still shown
+
+
+def test_nothing_is_rotated_unless_a_password_was_revealed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events: list[str] = []
+    unreadable = RecoveryKey("intune", ID_A, None, computer="PC-1")
+    run = stand_in_run(
+        monkeypatch, {"intune": lambda: RotatingSource("intune", [unreadable], events, None)}
+    )
+    result = lookup.find(run, Query(key_id=ID_A), use_index=False, then_rotate=True)
+    assert (result.exit_code, result.rotations, events) == (ExitCode.AUTH, [], [])
+    nothing = lookup.find(run, Query(key_id=ID_B), use_index=False, then_rotate=True)
+    assert (nothing.exit_code, nothing.rotations, events) == (ExitCode.NOT_FOUND, [], [])
+    shown = lookup.find(run, Query(key_id=ID_A), use_index=False)  # no --rotate
+    assert (shown.rotations, events) == ([], [])
