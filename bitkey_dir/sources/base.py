@@ -15,6 +15,7 @@ operation is done with the source, also after a failure.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ __all__ = [
     "Decrypts",
     "Diagnoses",
     "Escrow",
+    "FindsByScanning",
     "FindsOnDevices",
     "HasParts",
     "HoldsKeyPackages",
@@ -272,6 +274,28 @@ class SourceFactory(Protocol):
     def from_settings(self, name: str, settings: Settings) -> Source:
         """Validate the settings (ending with ``settings.reject_unknown()``) and build a source."""
         ...
+
+
+class FindsByScanning:
+    """A ``find`` for a source that can list its keys and has no quicker way to look them up:
+    inherit it, write ``iter_keys`` (and ``iter_deleted_keys`` if the source keeps deleted
+    computers' keys), and the source is complete.
+
+    It reads every key and keeps those the query itself accepts (``Query.matches``: a Key ID
+    or its prefix, a computer name in any case, ``*``, a short name against a DNS name), so
+    the answer is exactly what the built-in sources give; keys of deleted computers only when
+    ``query.include_deleted``. What ``iter_keys`` warns about is passed on: on a lookup, any
+    row it could not read might have been the key asked for. Override ``find`` for the
+    queries the store answers faster (a lookup by Key ID in an indexed table) and call this
+    one for the rest.
+    """
+
+    def find(self: Source, query: Query, warn: Warn) -> list[RecoveryKey]:
+        """The matching keys, held as a list (a lookup answers few; the scan is streamed)."""
+        keys: Iterable[RecoveryKey] = self.iter_keys(warn)
+        if query.include_deleted and isinstance(self, KeepsDeleted):
+            keys = itertools.chain(keys, self.iter_deleted_keys(warn))
+        return [key for key in keys if query.matches(key)]
 
 
 def entries_of(source: Source, warn: Warn) -> Iterator[KeyEntry]:

@@ -121,3 +121,23 @@ def test_another_table_name(tmp_path: Path) -> None:
     database = make_database(tmp_path / "db.sqlite", table="bitlocker")
     keys = list(source(database, table="bitlocker").iter_keys(lambda message: None))
     assert len(keys) == 4
+
+
+def test_a_name_is_matched_as_bitkey_dirs_own_sources_match_it(tmp_path: Path) -> None:
+    database = tmp_path / "db.sqlite"
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "CREATE TABLE recovery_keys (computer, key_id, recovery_password, created, deleted)"
+        )
+        connection.executemany(
+            "INSERT INTO recovery_keys VALUES (?, ?, ?, NULL, 0)",
+            [
+                ("ÅSA-PC$", ROWS[0][1], ROWS[0][2]),  # the sAMAccountName form, not ASCII
+                ("LAB-07.corp.example.com", ROWS[2][1], ROWS[2][2]),
+            ],
+        )
+    connection.close()
+    inventory = source(database)
+    for asked, computer in [("åsa-pc", "ÅSA-PC$"), ("lab-07", "LAB-07.corp.example.com")]:
+        found = inventory.find(Query(computer=ComputerName.parse(asked)), lambda message: None)
+        assert [key.computer for key in found] == [computer]
