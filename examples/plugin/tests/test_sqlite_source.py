@@ -43,7 +43,9 @@ ROWS = [
 ]
 
 
-def make_database(path: Path, table: str = "recovery_keys") -> Path:
+def make_database(
+    path: Path, table: str = "recovery_keys", rows: Sequence[tuple[object, ...]] = ROWS
+) -> Path:
     with sqlite3.connect(path) as connection:
         connection.execute(
             f"CREATE TABLE {table} (computer TEXT, key_id TEXT, recovery_password TEXT, "
@@ -51,7 +53,7 @@ def make_database(path: Path, table: str = "recovery_keys") -> Path:
         )
         connection.executemany(
             f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, 'it')",  # noqa: S608 - a test's own
-            ROWS,
+            rows,
         )
     connection.close()
     return path
@@ -124,20 +126,11 @@ def test_another_table_name(tmp_path: Path) -> None:
 
 
 def test_a_name_is_matched_as_bitkey_dirs_own_sources_match_it(tmp_path: Path) -> None:
-    database = tmp_path / "db.sqlite"
-    with sqlite3.connect(database) as connection:
-        connection.execute(
-            "CREATE TABLE recovery_keys (computer, key_id, recovery_password, created, deleted)"
-        )
-        connection.executemany(
-            "INSERT INTO recovery_keys VALUES (?, ?, ?, NULL, 0)",
-            [
-                ("ÅSA-PC$", ROWS[0][1], ROWS[0][2]),  # the sAMAccountName form, not ASCII
-                ("LAB-07.corp.example.com", ROWS[2][1], ROWS[2][2]),
-            ],
-        )
-    connection.close()
-    inventory = source(database)
+    named = [
+        ("ÅSA-PC$", *ROWS[0][1:3], None, 0),  # the sAMAccountName form, not ASCII
+        ("LAB-07.corp.example.com", *ROWS[2][1:3], None, 0),
+    ]
+    inventory = source(make_database(tmp_path / "db.sqlite", rows=named))
     for asked, computer in [("åsa-pc", "ÅSA-PC$"), ("lab-07", "LAB-07.corp.example.com")]:
         found = inventory.find(Query(computer=ComputerName.parse(asked)), lambda message: None)
         assert [key.computer for key in found] == [computer]
