@@ -15,6 +15,13 @@ from tests.integration.seed import SPEC
 from tests.integration.test_entra import SECRET
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
+# Reading keys, and what rotate (Intune) and iter_key_reads (the audit log) need.
+ROLES = (
+    "BitlockerKey.Read.All",
+    "Device.Read.All",
+    "DeviceManagementManagedDevices.ReadWrite.All",
+    "AuditLog.Read.All",
+)
 
 
 def expected(
@@ -88,7 +95,7 @@ class TestEntraSource(SourceContract):
             "bitkey-dir daemon",
             public_client=False,
             secret=SECRET,
-            app_roles=("BitlockerKey.Read.All", "Device.Read.All"),
+            app_roles=ROLES,
         )
         self.client_id = app.client_id
         monkeypatch.setenv("BITKEY_DIR_CLIENT_SECRET", SECRET)
@@ -98,6 +105,8 @@ class TestEntraSource(SourceContract):
             for _ in range(2):
                 made = graph.add_recovery_key(device)
                 self.keys.append(expected(made.id, made.key, name))
+            if name == "PC-0042":  # the key rotate is asked about: Intune manages it
+                graph.add_managed_device(device)
 
     def table(self, url: str) -> dict[str, object]:
         return {
