@@ -131,3 +131,30 @@ class TestEntraSource(SourceContract):
 
     def expected_keys(self) -> Sequence[RecoveryKey]:
         return self.keys
+
+
+class TestEntraTenants(TestEntraSource):
+    """One source over two tenants (``tenant_ids``): the whole source, and its parts."""
+
+    @pytest.fixture(autouse=True)
+    def _tenant(self, graph: GraphEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.graph = graph
+        app = graph.add_app(
+            "bitkey-dir msp", public_client=False, secret=SECRET, app_roles=ROLES, multi_tenant=True
+        )
+        self.client_id = app.client_id
+        monkeypatch.setenv("BITKEY_DIR_CLIENT_SECRET", SECRET)
+        fabrikam = graph.add_tenant("fabrikam.onmicrosoft.com")
+        fabrikam.consent(app, app_roles=list(ROLES))
+        self.tenants = [graph.tenant_id, "fabrikam.onmicrosoft.com"]
+        self.keys = []
+        for directory, name in ((graph, "PC-0042"), (fabrikam, "FAB-01")):
+            device = directory.add_device(name)
+            for _ in range(2):
+                made = directory.add_recovery_key(device)
+                self.keys.append(expected(made.id, made.key, name))
+
+    def table(self, url: str) -> dict[str, object]:
+        table = super().table(url)
+        del table["tenant_id"]
+        return {**table, "tenant_ids": self.tenants}
