@@ -15,6 +15,7 @@ operation is done with the source, also after a failure.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ __all__ = [
     "Decrypts",
     "Diagnoses",
     "Escrow",
+    "FindsByScanning",
     "FindsOnDevices",
     "HasParts",
     "HoldsKeyPackages",
@@ -138,7 +140,8 @@ class KeepsDeleted(Protocol):
     """Optional: a directory that still holds the keys of deleted computers (AD)."""
 
     def iter_deleted_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
-        """Keys whose computer object was deleted, marked deleted, with its last OU."""
+        """Keys whose computer object was deleted, marked deleted, with its last OU; none of
+        them also given by ``iter_keys`` (an export with them writes both streams)."""
         ...
 
 
@@ -166,7 +169,8 @@ class FindsOnDevices(Protocol):
         self, devices: Mapping[str, str], query: Query, warn: Warn
     ) -> list[RecoveryKey]:
         """The keys of these devices (device ID → name) that answer ``query``, as ``find``
-        would give them for the name; an empty answer sends the lookup to ``find``."""
+        would give them for the name; none for a device the directory does not have. An
+        empty answer sends the lookup to ``find``."""
         ...
 
 
@@ -178,7 +182,9 @@ class HasParts(Protocol):
     whole source is still what an export or `login` uses."""
 
     def parts(self) -> list[Source]:
-        """The parts, each named ``NAME/PART``; closing them is the caller's."""
+        """The parts, each named ``NAME/PART`` (no two alike in any case, none with parts of
+        its own), together holding every key of the whole; closing them is the caller's.
+        The whole source's keys may carry the name of the part that holds them."""
         ...
 
 
@@ -189,7 +195,8 @@ class Rotates(Protocol):
 
     def rotate(self, query: Query, warn: Warn) -> list[Rotation]:
         """Ask each device whose keys answer ``query`` to rotate them, without reading a
-        password; one Rotation per device. Missing rights raise AuthError."""
+        password; one Rotation per device, none when no key answers. Missing rights raise
+        AuthError."""
         ...
 
 
@@ -199,9 +206,9 @@ class KnowsVolumes(Protocol):
     disclosed key can be checked for a newer one (`audit --disclosed`)."""
 
     def volume_keys(self, key_id: KeyId, warn: Warn) -> list[RecoveryKey] | None:
-        """The key with this full ID and the other keys escrowed for its volume, read
-        without their passwords (``recovery_password`` None); None when the directory no
-        longer holds the key."""
+        """The key with this full ID (once) and the other keys escrowed for its volume, of
+        the same computer, read without their passwords (``recovery_password`` None) or key
+        packages; None when the directory no longer holds the key."""
         ...
 
 
@@ -210,7 +217,8 @@ class ReportsReads(Protocol):
     """Optional: a directory that audits every key read (Entra), for `bitkey-dir reads`."""
 
     def iter_key_reads(self, since: datetime, warn: Warn) -> Iterator[KeyRead]:
-        """Every key read recorded at or after ``since``, newest first."""
+        """Every key read recorded at or after ``since``, newest first, each with a
+        timezone-aware time."""
         ...
 
 
@@ -233,7 +241,8 @@ class Decrypts(Protocol):
     """Optional: a source that reads encrypted exports (``find --identity``)."""
 
     def with_identities(self, identities: Sequence[Path]) -> Source:
-        """The same source, also trying these age or SSH identity files."""
+        """The same source (its name, its keys), also trying these age or SSH identity
+        files; the source it was asked of is left as it was."""
         ...
 
 
@@ -249,7 +258,8 @@ class HoldsKeyPackages(Protocol):
 
 @runtime_checkable
 class StoresNoKeyPackages(Protocol):
-    """Optional: a directory known never to escrow key packages (Entra ID)."""
+    """Optional: a directory known never to escrow key packages (Entra ID); such a source
+    is not also :class:`HoldsKeyPackages`."""
 
     @property
     def no_key_packages(self) -> str:
@@ -262,7 +272,8 @@ class ReadsFiles(Protocol):
     """Optional: a source that reads files, so an export never writes where it reads."""
 
     def folder_holding(self, path: Path) -> Path | None:
-        """The file or folder this source reads that is or holds ``path``, else None."""
+        """The file or folder this source reads that is or holds ``path`` (which need not
+        exist yet), else None. Paths are compared as paths: ``/keys-old`` is not in ``/keys``."""
         ...
 
 
@@ -272,6 +283,28 @@ class SourceFactory(Protocol):
     def from_settings(self, name: str, settings: Settings) -> Source:
         """Validate the settings (ending with ``settings.reject_unknown()``) and build a source."""
         ...
+
+
+class FindsByScanning:
+    """A ``find`` for a source that can list its keys and has no quicker way to look them up:
+    inherit it, write ``iter_keys`` (and ``iter_deleted_keys`` if the source keeps deleted
+    computers' keys), and the source is complete.
+
+    It reads every key and keeps those the query itself accepts (``Query.matches``: a Key ID
+    or its prefix, a computer name in any case, ``*``, a short name against a DNS name), so
+    the answer is exactly what the built-in sources give; keys of deleted computers only when
+    ``query.include_deleted``. What ``iter_keys`` warns about is passed on: on a lookup, any
+    row it could not read might have been the key asked for. Override ``find`` for the
+    queries the store answers faster (a lookup by Key ID in an indexed table) and call this
+    one for the rest.
+    """
+
+    def find(self: Source, query: Query, warn: Warn) -> list[RecoveryKey]:
+        """The matching keys, held as a list (a lookup answers few; the scan is streamed)."""
+        keys: Iterable[RecoveryKey] = self.iter_keys(warn)
+        if query.include_deleted and isinstance(self, KeepsDeleted):
+            keys = itertools.chain(keys, self.iter_deleted_keys(warn))
+        return [key for key in keys if query.matches(key)]
 
 
 def entries_of(source: Source, warn: Warn) -> Iterator[KeyEntry]:

@@ -1,14 +1,22 @@
 """Find source implementations by type name, importing only the one that is asked for.
 
 Built-in types live in this package. Third-party types register under the entry-point group
-``bitkey_dir.sources`` (``mytype = "my_package.module:MySource"``); their packages are imported
-only when a configured source names that type, so a broken or slow plugin costs nothing to
-users who do not use it.
+``bitkey_dir.sources.v1`` (``mytype = "my_package.module:MySource"``), which names the version
+of the contract (docs/SOURCES.md) they were written for; their packages are imported only when
+a configured source names that type, so a broken or slow plugin costs nothing to users who do
+not use it.
+
+Plugins written before the groups had versions register under ``bitkey_dir.sources``. That
+group still works, the same way, but is asked second: a type named in both is the versioned
+group's (a plugin that also supports older bitkey-dir releases registers its class in both),
+and one found only in the old group loads with a DeprecationWarning, which Python shows to
+the plugin's own tests and hides from people running the command line.
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, cast
 
@@ -17,9 +25,14 @@ from bitkey_dir.core.model import shown
 from bitkey_dir.runtime.config import Config, Settings
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     from bitkey_dir.sources.base import Source, SourceFactory
 
-ENTRY_POINT_GROUP: Final = "bitkey_dir.sources"
+#: The group plugins register under: version 1 of the source contract.
+ENTRY_POINT_GROUP: Final = "bitkey_dir.sources.v1"
+#: The group of plugins written before the contract had a version; asked after the other.
+LEGACY_ENTRY_POINT_GROUP: Final = "bitkey_dir.sources"
 BUILTIN_TYPES: Final = {
     "ad": "bitkey_dir.sources.ad.source:ADSource",
     "entra": "bitkey_dir.sources.entra.source:EntraSource",
@@ -36,16 +49,13 @@ def load_source_type(type_name: str, where: str) -> SourceFactory:
     """The factory for ``type_name``; ``where`` says which config table asked, for errors."""
     if type_name in BUILTIN_TYPES:
         return cast("SourceFactory", _import(BUILTIN_TYPES[type_name]))
-    from importlib.metadata import entry_points  # scanning installed packages is slow: only here
-
-    found = entry_points(group=ENTRY_POINT_GROUP, name=type_name)
-    if not found:
+    entry = _registered(type_name)
+    if entry is None:
         known = ", ".join(f'"{t}"' for t in BUILTIN_TYPES)
         raise ConfigError(
             f"{where}.type: unknown source type {shown(type_name)} (built in: {known}; "
             f"plugins register under the entry-point group {ENTRY_POINT_GROUP})"
         )
-    entry = next(iter(found))
     try:
         factory = entry.load()
     except Exception as exc:  # a plugin's import error must not become a traceback
@@ -59,6 +69,30 @@ def load_source_type(type_name: str, where: str) -> SourceFactory:
             "from_settings(name, settings) method"
         )
     return cast("SourceFactory", factory)
+
+
+def _registered(type_name: str) -> EntryPoint | None:
+    """The installed entry point for ``type_name``: the versioned group's, else the old
+    group's (with a DeprecationWarning for the plugin's author), else None."""
+    from importlib.metadata import entry_points  # scanning installed packages is slow: only here
+
+    installed = entry_points()  # one scan serves both groups
+    found = installed.select(group=ENTRY_POINT_GROUP, name=type_name)
+    if found:
+        return next(iter(found))
+    found = installed.select(group=LEGACY_ENTRY_POINT_GROUP, name=type_name)
+    if not found:
+        return None
+    entry = next(iter(found))
+    plugin = entry.dist.name if entry.dist is not None else entry.value
+    warnings.warn(
+        f"the source type {shown(type_name)} ({plugin}) is registered under the entry-point "
+        f"group {LEGACY_ENTRY_POINT_GROUP}; register it under {ENTRY_POINT_GROUP}, the group "
+        "of the contract it is tested against",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return entry
 
 
 def open_source(config: Config, spec: str) -> Source:

@@ -15,6 +15,13 @@ from tests.integration.seed import SPEC
 from tests.integration.test_entra import SECRET
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
+# Reading keys, and what rotate (Intune) and iter_key_reads (the audit log) need.
+ROLES = (
+    "BitlockerKey.Read.All",
+    "Device.Read.All",
+    "DeviceManagementManagedDevices.ReadWrite.All",
+    "AuditLog.Read.All",
+)
 
 
 def expected(
@@ -88,7 +95,7 @@ class TestEntraSource(SourceContract):
             "bitkey-dir daemon",
             public_client=False,
             secret=SECRET,
-            app_roles=("BitlockerKey.Read.All", "Device.Read.All"),
+            app_roles=ROLES,
         )
         self.client_id = app.client_id
         monkeypatch.setenv("BITKEY_DIR_CLIENT_SECRET", SECRET)
@@ -98,6 +105,8 @@ class TestEntraSource(SourceContract):
             for _ in range(2):
                 made = graph.add_recovery_key(device)
                 self.keys.append(expected(made.id, made.key, name))
+            if name == "PC-0042":  # the key rotate is asked about: Intune manages it
+                graph.add_managed_device(device)
 
     def table(self, url: str) -> dict[str, object]:
         return {
@@ -122,3 +131,30 @@ class TestEntraSource(SourceContract):
 
     def expected_keys(self) -> Sequence[RecoveryKey]:
         return self.keys
+
+
+class TestEntraTenants(TestEntraSource):
+    """One source over two tenants (``tenant_ids``): the whole source, and its parts."""
+
+    @pytest.fixture(autouse=True)
+    def _tenant(self, graph: GraphEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.graph = graph
+        app = graph.add_app(
+            "bitkey-dir msp", public_client=False, secret=SECRET, app_roles=ROLES, multi_tenant=True
+        )
+        self.client_id = app.client_id
+        monkeypatch.setenv("BITKEY_DIR_CLIENT_SECRET", SECRET)
+        fabrikam = graph.add_tenant("fabrikam.onmicrosoft.com")
+        fabrikam.consent(app, app_roles=list(ROLES))
+        self.tenants = [graph.tenant_id, "fabrikam.onmicrosoft.com"]
+        self.keys = []
+        for directory, name in ((graph, "PC-0042"), (fabrikam, "FAB-01")):
+            device = directory.add_device(name)
+            for _ in range(2):
+                made = directory.add_recovery_key(device)
+                self.keys.append(expected(made.id, made.key, name))
+
+    def table(self, url: str) -> dict[str, object]:
+        table = super().table(url)
+        del table["tenant_id"]
+        return {**table, "tenant_ids": self.tenants}

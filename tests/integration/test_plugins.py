@@ -56,22 +56,50 @@ class StaticSource:
 '''
 
 
+def install(site: Path, distribution: str, entry_points: str) -> None:
+    """Leave what pip leaves for an installed distribution: its dist-info metadata."""
+    info = site / f"{distribution.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
+
+
 @pytest.fixture
 def plugin_path(tmp_path: Path) -> Path:
-    """An installed distribution, as pip would leave it: a module plus dist-info metadata."""
+    """Installed plugins: one under the versioned group, one written before it (the old
+    group), one registered under both, and one whose old entry names a type the versioned
+    group also names."""
     site = tmp_path / "site"
-    (site / "static_plugin.py").parent.mkdir(parents=True)
-    (site / "static_plugin.py").write_text(PLUGIN)
+    site.mkdir()
+    for module in ("static_plugin", "legacy_plugin", "bridge_plugin", "shadow_plugin"):
+        (site / f"{module}.py").write_text(PLUGIN)
     (site / "broken_plugin.py").write_text("raise ImportError('needs a missing library')\n")
-    info = site / "static_plugin-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: static-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[bitkey_dir.sources]\n"
-        "static = static_plugin:StaticSource\n"
-        "broken = broken_plugin:Nothing\n"
+    install(
+        site,
+        "static-plugin",
+        """
+        [bitkey_dir.sources.v1]
+        static = static_plugin:StaticSource
+        broken = broken_plugin:Nothing
+        """,
     )
+    install(site, "legacy-plugin", "[bitkey_dir.sources]\nold = legacy_plugin:StaticSource\n")
+    install(
+        site,
+        "bridge-plugin",
+        """
+        [bitkey_dir.sources.v1]
+        bridged = bridge_plugin:StaticSource
+        [bitkey_dir.sources]
+        bridged = bridge_plugin:StaticSource
+        """,
+    )
+    install(site, "shadow-plugin", "[bitkey_dir.sources]\nstatic = shadow_plugin:StaticSource\n")
     return site
+
+
+def environment(site: Path) -> dict[str, str]:
+    return {"PYTHONPATH": f"{ROOT}:{site}", "PATH": "/usr/bin:/bin", "HOME": str(site.parent)}
 
 
 def run(site: Path, config: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -90,18 +118,51 @@ def run(site: Path, config: str, *args: str) -> subprocess.CompletedProcess[str]
         [sys.executable, "-c", probe],
         capture_output=True,
         text=True,
-        env={"PYTHONPATH": f"{ROOT}:{site}", "PATH": "/usr/bin:/bin", "HOME": str(site.parent)},
+        env=environment(site),
         timeout=60,
         check=False,
     )
 
 
-def test_a_plugin_source_answers_find(plugin_path: Path) -> None:
+LOAD = """
+import json, sys, warnings
+from bitkey_dir.sources.registry import load_source_type
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    factory = load_source_type(sys.argv[1], "probe")
+print(json.dumps({
+    "factory": f"{factory.__module__}:{factory.__qualname__}",
+    "warnings": [[w.category.__name__, str(w.message)] for w in caught],
+}))
+"""
+
+
+def load(site: Path, type_name: str) -> dict[str, object]:
+    """What the registry loads for ``type_name``, and every warning it gives on the way."""
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD, type_name],
+        capture_output=True,
+        text=True,
+        env=environment(site),
+        timeout=60,
+        check=True,
+    )
+    loaded: dict[str, object] = json.loads(proc.stdout)
+    return loaded
+
+
+@pytest.mark.parametrize(
+    ("type_name", "module"),
+    [("static", "static_plugin"), ("old", "legacy_plugin")],
+    ids=["versioned group", "old group"],
+)
+def test_a_plugin_source_answers_find(plugin_path: Path, type_name: str, module: str) -> None:
     proc = run(
         plugin_path,
-        """
+        f"""
         [sources.vault]
-        type = "static"
+        type = "{type_name}"
         computer = "PC-9"
         """,
         "find",
@@ -114,6 +175,39 @@ def test_a_plugin_source_answers_find(plugin_path: Path) -> None:
     (key,) = json.loads(proc.stdout)["keys"]
     assert (key["source"], key["computer"]) == ("vault", "PC-9")
     assert "warning: vault: static source consulted" in proc.stderr
+    assert f"LOADED={module}\n" in proc.stderr
+    assert "Deprecat" not in proc.stderr  # for the plugin's author, not for its users
+
+
+def test_the_versioned_group_needs_no_warning(plugin_path: Path) -> None:
+    assert load(plugin_path, "static") == {
+        "factory": "static_plugin:StaticSource",
+        "warnings": [],
+    }
+
+
+def test_the_old_group_works_and_tells_the_plugins_author(plugin_path: Path) -> None:
+    loaded = load(plugin_path, "old")
+    assert loaded["factory"] == "legacy_plugin:StaticSource"
+    assert loaded["warnings"] == [
+        [
+            "DeprecationWarning",
+            "the source type 'old' (legacy-plugin) is registered under the entry-point group "
+            "bitkey_dir.sources; register it under bitkey_dir.sources.v1, the group of the "
+            "contract it is tested against",
+        ]
+    ]
+
+
+def test_a_type_in_both_groups_is_the_versioned_groups(plugin_path: Path) -> None:
+    # One plugin in both groups (to load in older releases too): no warning.
+    assert load(plugin_path, "bridged") == {
+        "factory": "bridge_plugin:StaticSource",
+        "warnings": [],
+    }
+    # Two plugins naming one type: the old group's is neither used nor imported.
+    proc = run(plugin_path, '[sources.v]\ntype = "static"\ncomputer = "PC-9"\n', "sources")
+    assert proc.returncode == 0, proc.stderr
     assert "LOADED=static_plugin\n" in proc.stderr
 
 
@@ -146,6 +240,12 @@ def test_a_broken_plugin_is_a_config_error_not_a_traceback(plugin_path: Path) ->
     )
 
 
+def test_an_unknown_type_names_the_group_to_register_under(plugin_path: Path) -> None:
+    proc = run(plugin_path, '[sources.v]\ntype = "nosuch"\n', "sources")
+    assert proc.returncode == 2
+    assert "plugins register under the entry-point group bitkey_dir.sources.v1)" in proc.stderr
+
+
 def test_plugin_settings_are_validated(plugin_path: Path) -> None:
     proc = run(plugin_path, '[sources.v]\ntype = "static"\n', "sources")
     assert proc.returncode == 2
@@ -160,7 +260,7 @@ def example_plugin() -> str:
 
     from tests.integration.conftest import unavailable
 
-    found = entry_points(group="bitkey_dir.sources", name="sqlite")
+    found = entry_points(group="bitkey_dir.sources.v1", name="sqlite")
     if not found:
         unavailable("examples/plugin is not installed: .venv/bin/pip install ./examples/plugin")
     (entry,) = found

@@ -62,7 +62,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "bitkey_dir.client",
         "bitkey_dir.api",
     ),
-    "bitkey_dir.testing": (CORE, RUNTIME, CONTRACT, REGISTRY),
+    "bitkey_dir.testing": (CORE, RUNTIME, CONTRACT, REGISTRY, "bitkey_dir.testing"),
     "bitkey_dir.cli": (
         CORE,
         RUNTIME,
@@ -411,7 +411,7 @@ def test_command_modules_import_the_library_inside_their_functions(module: Modul
 
 
 def test_only_output_reveals_a_password() -> None:
-    # testing.py reveals the expected keys' passwords to look for them where they must not be.
+    # testing/ reveals the expected keys' passwords to look for them where they must not be.
     allowed = (
         "bitkey_dir.core.records",
         "bitkey_dir.render",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from bitkey_dir.core.model import KeyId, RecoveryKey, RecoveryPassword
-from bitkey_dir.testing import SourceContract
+from bitkey_dir.testing import Sealed, SourceContract
 from tests.conftest import EXAMPLES
 
 
@@ -44,3 +45,23 @@ class TestFileSource(SourceContract):
 
     def failing_settings(self) -> dict[str, object]:
         return {"type": "file", "path": str(EXAMPLES / "no-such-folder")}
+
+    def read_paths(self) -> Sequence[Path]:
+        return [EXAMPLES / "keys", EXAMPLES / "exports"]
+
+    def sealed(self, folder: Path) -> Sealed:
+        """One record of the bundled CSV export, encrypted to a new age key."""
+        import pyrage
+
+        header, record = (EXAMPLES / "exports" / "keys-2025-10.csv").read_text().splitlines()[:2]
+        identity = pyrage.x25519.Identity.generate()
+        (folder / "identity.txt").write_text(f"# a test's own key\n{identity}\n")
+        (folder / "exports").mkdir()
+        sealed = pyrage.encrypt(f"{header}\n{record}\n".encode(), [identity.to_public()])
+        (folder / "exports" / "keys.csv.age").write_bytes(sealed)
+        computer, key_id, password = record.split(",")[1:4]
+        return Sealed(
+            {"type": "file", "path": str(folder / "exports")},
+            [folder / "identity.txt"],
+            [key(key_id, password, computer)],
+        )

@@ -1,31 +1,44 @@
-"""The contract suite itself: a source that breaks the contract fails the test that says so."""
+"""The contract suite itself: a source that breaks the contract fails the test that says so,
+and every protocol in sources/base.py has a test, proven by such a source."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+import inspect
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bitkey_dir.core.model import Query, RecoveryKey
-from bitkey_dir.sources.base import Source, Warn
+from bitkey_dir.core.model import KeyEntry, KeyId, KeyPackage, Query, RecoveryKey
+from bitkey_dir.core.rotation import Rotation
+from bitkey_dir.ops.rotate import by_hand
+from bitkey_dir.runtime.credentials import Secret, Wanted
+from bitkey_dir.sources import base
+from bitkey_dir.sources.base import AuthStatus, Check, Escrow, KeyRead, Source, Warn
+from bitkey_dir.sources.files.source import FileSource
+from bitkey_dir.testing import SourceContract
 from tests.unit import test_contract_file as file_contract
 
 # Not imported by name: pytest would collect the whole suite again in this module.
 FileContract = file_contract.TestFileSource
+# Shaped like a recovery password and one of the file contract's: never to be shown.
+PASSWORD = "531058-303050-716078-383614-460922-106975-083446-139161"
 
 
 class Wrapped:
     """The file source, with one way of breaking the contract switched on."""
 
-    def __init__(self, inner: Source, fault: str) -> None:
+    def __init__(self, inner: FileSource, fault: str) -> None:
         self.inner = inner
         self.fault = fault
 
     @property
     def name(self) -> str:
-        return self.inner.name
+        return "elsewhere" if self.fault == "answers to another name" else self.inner.name
 
     def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
         if self.fault == "ignores the query":
@@ -54,42 +67,359 @@ class Wrapped:
 
     def describe(self) -> str:
         if self.fault == "describes with the password":
-            return "keys: 531058-303050-716078-383614-460922-106975-083446-139161"
+            return f"keys: {PASSWORD}"
         return self.inner.describe()
 
     def close(self) -> None:
         self.inner.close()
 
 
-def broken(fault: str) -> FileContract:
+# -- stand-ins: each adds one optional protocol, kept unless its fault is switched on ---------
+
+
+class Escrowing(Wrapped):
+    def iter_escrow(self, warn: Warn) -> Iterator[Escrow]:
+        per_computer: dict[str, list[RecoveryKey]] = {}
+        for key in self.inner.iter_keys(warn):
+            if key.computer and not key.deleted:
+                per_computer.setdefault(key.computer, []).append(key)
+        for computer, keys in per_computer.items():
+            # A directory dates every key; a key file may not say when it was made.
+            dates = [key.created or datetime(2025, 1, 1, tzinfo=UTC) for key in keys]
+            counted = 0 if self.fault == "counts no key" else len(keys)
+            newest = max(dates) if counted else None
+            yield Escrow(self.name, computer, None, counted, newest, "files")
+
+
+class Packaging(Wrapped):
+    packaged = False
+
+    def with_key_packages(self) -> Packaging:
+        packaging = Packaging(self.inner, self.fault)
+        packaging.packaged = True
+        return packaging
+
+    def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
+        for key in super().iter_keys(warn):
+            if self.packaged or self.fault == "reads key packages unasked":
+                yield dataclasses.replace(key, key_package=KeyPackage(key.key_id.hex.encode()))
+            else:
+                yield key
+
+
+class SigningIn(Wrapped):
+    @property
+    def login_secret(self) -> Wanted | None:
+        return Wanted(self.name, "the password of helpdesk", "BITKEY_DIR_PASSWORD", self.name)
+
+    def login(self, secret: Secret | None) -> str:
+        return "signed in"
+
+    def logout(self) -> list[str]:
+        return []
+
+    def auth_status(self) -> AuthStatus:
+        shown = PASSWORD if self.fault == "shows the password in its status" else None
+        return AuthStatus(account="helpdesk@corp.example", secret=shown or "password")
+
+
+class Diagnosing(Wrapped):
+    def diagnose(self, warn: Warn) -> list[Check]:
+        if self.fault == "makes no check":
+            return []
+        checks = self.inner.diagnose(warn)
+        if self.fault == "gives a fix of two lines":
+            checks.append(Check("files", "x", "warn", "odd", "chmod 600 x\nchmod 700 ."))
+        return checks
+
+
+class KeepingApart(Wrapped):
+    """Deleted computers' keys apart from the others, as Active Directory keeps them."""
+
+    def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
+        for key in super().iter_keys(warn):
+            if not key.deleted or self.fault == "gives deleted keys in both streams":
+                yield key
+
+    def iter_deleted_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
+        for key in self.inner.iter_keys(warn):
+            if key.deleted:
+                unmarked = self.fault == "gives deleted keys unmarked"
+                yield dataclasses.replace(key, deleted=False) if unmarked else key
+
+
+class Listing(Wrapped):
+    def iter_key_entries(self, warn: Warn) -> Iterator[KeyEntry]:
+        entries = [KeyEntry.of(key) for key in self.inner.iter_keys(warn)]
+        yield from entries[1:] if self.fault == "lists too few keys" else entries
+
+
+class Decrypting(Wrapped):
+    def with_identities(self, identities: Sequence[Path]) -> Source:
+        if self.fault == "ignores the identities":
+            return Decrypting(self.inner, self.fault)
+        opened = self.inner.with_identities(identities)
+        if self.fault == "renames itself with identities":
+            opened = dataclasses.replace(opened, name=f"{self.name} decrypting")
+        return Decrypting(opened, self.fault)
+
+
+class Reading(Wrapped):
+    def folder_holding(self, path: Path) -> Path | None:
+        if self.fault == "holds none of its files":
+            return None
+        if self.fault == "compares paths as text":
+            return next((p for p in self.inner.paths if str(path).startswith(str(p))), None)
+        return self.inner.folder_holding(path)
+
+
+def device_of(key: RecoveryKey) -> RecoveryKey:
+    """The key as a directory of devices gives it: one device per computer name."""
+    if key.computer is None:
+        return key
+    device = uuid.uuid5(uuid.NAMESPACE_OID, key.computer.casefold().split(".")[0])
+    return dataclasses.replace(key, device_id=str(device))
+
+
+class OnDevices(Wrapped):
+    def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
+        return [device_of(key) for key in super().find(query, warn)]
+
+    def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
+        return (device_of(key) for key in super().iter_keys(warn))
+
+    def find_on_devices(
+        self, devices: Mapping[str, str], query: Query, warn: Warn
+    ) -> list[RecoveryKey]:
+        keys = [key for key in self.iter_keys(warn) if query.matches(key)]
+        if self.fault == "ignores the devices":
+            return keys
+        return [key for key in keys if key.device_id in devices]
+
+
+class InParts(Wrapped):
+    def parts(self) -> list[Source]:
+        parts: list[Source] = []
+        for path in self.inner.paths:
+            name = f"{self.name}/{path.name}"
+            if self.fault == "names its parts without its own name":
+                name = path.name
+            parts.append(Wrapped(dataclasses.replace(self.inner, name=name, paths=(path,)), ""))
+        return parts[:1] if self.fault == "loses keys in its parts" else parts
+
+
+class Rotating(Wrapped):
+    def rotate(self, query: Query, warn: Warn) -> list[Rotation]:
+        if self.fault == "rotates every device":
+            return by_hand(Wrapped(self.inner, "ignores the query"), query, warn)
+        return by_hand(self, query, warn)
+
+
+class Volumes(Wrapped):
+    def volume_keys(self, key_id: KeyId, warn: Warn) -> list[RecoveryKey] | None:
+        keys = {key.key_id: key for key in self.inner.iter_keys(warn)}
+        itself = keys.get(key_id)
+        if itself is None:
+            return [] if self.fault == "gives an empty volume for a key it lacks" else None
+        volume = [key for key in keys.values() if key.computer == itself.computer]
+        if self.fault == "shows passwords with the volume":
+            return volume
+        return [dataclasses.replace(key, recovery_password=None) for key in volume]
+
+
+class Reads(Wrapped):
+    def __init__(self, inner: FileSource, fault: str) -> None:
+        super().__init__(inner, fault)
+        now = datetime.now(UTC)
+        self.reads = [self._read(now - timedelta(days=900)), self._read(now - timedelta(minutes=1))]
+
+    def _read(self, time: datetime, key_id: KeyId | None = None) -> KeyRead:
+        return KeyRead(self.name, time, "helpdesk@corp.example", "user", key_id, None, True, None)
+
+    def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
+        found = super().find(query, warn)
+        if self.fault != "forgets its reads":
+            self.reads += [self._read(datetime.now(UTC), key.key_id) for key in found]
+        return found
+
+    def iter_key_reads(self, since: datetime, warn: Warn) -> Iterator[KeyRead]:
+        reads = sorted(self.reads, key=lambda read: read.time)
+        if self.fault != "reports reads before the time asked":
+            reads = [read for read in reads if read.time >= since]
+        yield from reads if self.fault == "reports reads oldest first" else reversed(reads)
+
+
+class NoPackages(Wrapped):
+    @property
+    def no_key_packages(self) -> str:
+        if self.fault == "says it in two lines":
+            return "This directory escrows\nno key packages."
+        return "This directory escrows recovery passwords only, never key packages."
+
+    # None blocks a protocol's method (typing's rule): only the fault holds key packages.
+    with_key_packages: Callable[[], Source] | None = None
+
+    def __init__(self, inner: FileSource, fault: str) -> None:
+        super().__init__(inner, fault)
+        if fault == "also holds key packages":
+            self.with_key_packages = lambda: self
+
+
+def broken(fault: str, wrapper: type[Wrapped] = Wrapped) -> FileContract:
     class Broken(FileContract):
         def build(self, table: dict[str, object] | None = None, name: str | None = None) -> Any:
-            return Wrapped(super().build(table, name), fault)
+            return wrapper(super().build(table, name), fault)
 
     suite = Broken()
     suite.warned = []
     return suite
 
 
-CASES: Sequence[tuple[str, Callable[[FileContract], None]]] = [
-    ("ignores the query", FileContract.test_an_unknown_key_is_an_empty_answer_not_an_error),
-    ("shows deleted keys unasked", FileContract.test_deleted_computers_keys_only_when_asked),
-    ("names another source", FileContract.test_find_by_full_key_id),
-    ("yields a key twice", FileContract.test_iter_keys_yields_every_key_once),
-    ("loses keys", FileContract.test_iter_keys_yields_every_key_once),
-    ("describes with the password", FileContract.test_describe_is_one_line_without_a_secret),
+Test = Callable[[FileContract], None]
+CASES: Sequence[tuple[str, Test, type[Wrapped]]] = [
+    ("answers to another name", FileContract.test_it_is_built_from_its_settings, Wrapped),
+    (
+        "ignores the query",
+        FileContract.test_an_unknown_key_is_an_empty_answer_not_an_error,
+        Wrapped,
+    ),
+    (
+        "shows deleted keys unasked",
+        FileContract.test_deleted_computers_keys_only_when_asked,
+        Wrapped,
+    ),
+    ("names another source", FileContract.test_find_by_full_key_id, Wrapped),
+    ("yields a key twice", FileContract.test_iter_keys_yields_every_key_once, Wrapped),
+    ("loses keys", FileContract.test_iter_keys_yields_every_key_once, Wrapped),
+    (
+        "describes with the password",
+        FileContract.test_describe_is_one_line_without_a_secret,
+        Wrapped,
+    ),
+    # one for each optional protocol
+    ("counts no key", FileContract.test_escrow_counts_the_computers_that_hold_keys, Escrowing),
+    (
+        "reads key packages unasked",
+        FileContract.test_key_packages_only_when_asked_and_never_shown,
+        Packaging,
+    ),
+    (
+        "shows the password in its status",
+        FileContract.test_auth_status_is_typed_and_shows_no_secret,
+        SigningIn,
+    ),
+    ("makes no check", FileContract.test_diagnose_gives_typed_checks_and_no_secret, Diagnosing),
+    (
+        "gives a fix of two lines",
+        FileContract.test_diagnose_gives_typed_checks_and_no_secret,
+        Diagnosing,
+    ),
+    (
+        "gives deleted keys unmarked",
+        FileContract.test_deleted_keys_are_marked_deleted_and_given_apart,
+        KeepingApart,
+    ),
+    (
+        "gives deleted keys in both streams",
+        FileContract.test_deleted_keys_are_marked_deleted_and_given_apart,
+        KeepingApart,
+    ),
+    (
+        "lists too few keys",
+        FileContract.test_the_key_id_index_lists_every_key_and_no_password,
+        Listing,
+    ),
+    (
+        "renames itself with identities",
+        FileContract.test_with_identities_is_the_same_source,
+        Decrypting,
+    ),
+    (
+        "ignores the identities",
+        FileContract.test_with_identities_opens_what_the_source_alone_cannot,
+        Decrypting,
+    ),
+    (
+        "holds none of its files",
+        FileContract.test_folder_holding_answers_for_its_files_and_no_others,
+        Reading,
+    ),
+    (
+        "compares paths as text",
+        FileContract.test_folder_holding_answers_for_its_files_and_no_others,
+        Reading,
+    ),
+    (
+        "ignores the devices",
+        FileContract.test_find_on_devices_gives_what_find_gives_for_those_devices,
+        OnDevices,
+    ),
+    (
+        "names its parts without its own name",
+        FileContract.test_parts_are_named_name_slash_part_and_hold_every_key,
+        InParts,
+    ),
+    (
+        "loses keys in its parts",
+        FileContract.test_parts_are_named_name_slash_part_and_hold_every_key,
+        InParts,
+    ),
+    ("rotates every device", FileContract.test_rotate_asks_only_for_the_keys_asked_for, Rotating),
+    (
+        "shows passwords with the volume",
+        FileContract.test_volume_keys_give_the_key_and_its_volume_without_passwords,
+        Volumes,
+    ),
+    (
+        "gives an empty volume for a key it lacks",
+        FileContract.test_volume_keys_give_the_key_and_its_volume_without_passwords,
+        Volumes,
+    ),
+    (
+        "reports reads oldest first",
+        FileContract.test_key_reads_are_typed_newest_first_and_since_the_time_asked,
+        Reads,
+    ),
+    (
+        "reports reads before the time asked",
+        FileContract.test_key_reads_are_typed_newest_first_and_since_the_time_asked,
+        Reads,
+    ),
+    (
+        "forgets its reads",
+        FileContract.test_key_reads_are_typed_newest_first_and_since_the_time_asked,
+        Reads,
+    ),
+    (
+        "says it in two lines",
+        FileContract.test_no_key_packages_is_one_sentence_and_no_key_has_one,
+        NoPackages,
+    ),
+    (
+        "also holds key packages",
+        FileContract.test_no_key_packages_is_one_sentence_and_no_key_has_one,
+        NoPackages,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("fault", "test"), CASES, ids=[fault for fault, _ in CASES])
-def test_a_broken_source_fails_the_test_for_its_fault(
-    fault: str, test: Callable[[FileContract], None]
-) -> None:
-    suite = broken(fault)
-    with pytest.raises(AssertionError):
+def run(test: Test, suite: FileContract) -> None:
+    """The test, where a skip is a failure: each case's source implements what it checks."""
+    try:
         test(suite)
-    healthy = broken("none")
-    test(healthy)  # the same test passes for the source that keeps the contract
+    except pytest.skip.Exception as skipped:
+        pytest.fail(f"{test.__name__} was skipped: {skipped}")
+
+
+@pytest.mark.parametrize(("fault", "test", "wrapper"), CASES, ids=[case[0] for case in CASES])
+def test_a_broken_source_fails_the_test_for_its_fault(
+    fault: str, test: Test, wrapper: type[Wrapped]
+) -> None:
+    with pytest.raises(AssertionError):
+        run(test, broken(fault, wrapper))
+    healthy = broken("none", wrapper)
+    run(test, healthy)  # the same test passes for the source that keeps the contract
+    healthy.check_warnings()
 
 
 def test_a_warning_with_a_password_fails_at_the_end_of_the_test() -> None:
@@ -103,3 +433,31 @@ def test_a_crash_instead_of_a_documented_error_fails() -> None:
     suite = broken("crashes instead of failing")
     with pytest.raises(RuntimeError):
         suite.test_a_source_that_cannot_answer_raises_a_documented_error()
+
+
+# -- nothing in sources/base.py goes unchecked ---------------------------------------------------
+
+
+def protocol_tests() -> dict[str, list[str]]:
+    """Each protocol the suite checks, and the tests that check it."""
+    checked: dict[str, list[str]] = {}
+    for name, test in inspect.getmembers(SourceContract, inspect.isfunction):
+        for protocol in getattr(test, "contract_protocols", ()):
+            checked.setdefault(protocol.__name__, []).append(name)
+    return checked
+
+
+def test_every_protocol_in_sources_base_has_a_contract_test() -> None:
+    defined = {
+        name
+        for name, value in inspect.getmembers(base, inspect.isclass)
+        if value.__module__ == base.__name__ and getattr(value, "_is_protocol", False)
+    }
+    assert len(defined) >= 16, sorted(defined)  # Source, SourceFactory and the optional ones
+    assert sorted(defined - protocol_tests().keys()) == []
+
+
+def test_every_protocol_test_is_proven_by_a_source_that_breaks_it() -> None:
+    proven = {test.__name__ for _, test, _ in CASES}
+    unproven = {name for names in protocol_tests().values() for name in names} - proven
+    assert sorted(unproven) == []

@@ -43,7 +43,9 @@ ROWS = [
 ]
 
 
-def make_database(path: Path, table: str = "recovery_keys") -> Path:
+def make_database(
+    path: Path, table: str = "recovery_keys", rows: Sequence[tuple[object, ...]] = ROWS
+) -> Path:
     with sqlite3.connect(path) as connection:
         connection.execute(
             f"CREATE TABLE {table} (computer TEXT, key_id TEXT, recovery_password TEXT, "
@@ -51,7 +53,7 @@ def make_database(path: Path, table: str = "recovery_keys") -> Path:
         )
         connection.executemany(
             f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, 'it')",  # noqa: S608 - a test's own
-            ROWS,
+            rows,
         )
     connection.close()
     return path
@@ -121,3 +123,14 @@ def test_another_table_name(tmp_path: Path) -> None:
     database = make_database(tmp_path / "db.sqlite", table="bitlocker")
     keys = list(source(database, table="bitlocker").iter_keys(lambda message: None))
     assert len(keys) == 4
+
+
+def test_a_name_is_matched_as_bitkey_dirs_own_sources_match_it(tmp_path: Path) -> None:
+    named = [
+        ("ÅSA-PC$", *ROWS[0][1:3], None, 0),  # the sAMAccountName form, not ASCII
+        ("LAB-07.corp.example.com", *ROWS[2][1:3], None, 0),
+    ]
+    inventory = source(make_database(tmp_path / "db.sqlite", rows=named))
+    for asked, computer in [("åsa-pc", "ÅSA-PC$"), ("lab-07", "LAB-07.corp.example.com")]:
+        found = inventory.find(Query(computer=ComputerName.parse(asked)), lambda message: None)
+        assert [key.computer for key in found] == [computer]

