@@ -130,3 +130,9 @@ def newest_first(keys: tuple[RecoveryKey, ...] | list[RecoveryKey]) -> list[Reco
 def every_password() -> list[str]:
     """Every seeded recovery password, deleted computers' included: none may ever leak."""
     return [key.password for computer in SPEC.computers for key in computer.keys]
+
+
+# The name prefix of computers a test makes for itself and deletes after it: AD keeps them,
+# with their keys, in Deleted Objects, where an export of deleted computers' keys later in
+# the session meets them too.
+TEMPORARY_COMPUTER = "ROT"

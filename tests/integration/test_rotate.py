@@ -15,6 +15,7 @@ import pytest
 
 from examples.lab.samba_dc import RecoveryKey as LabKey
 from tests.integration.conftest import Directory
+from tests.integration.seed import TEMPORARY_COMPUTER
 from tests.integration.test_ad import ADMIN, SECRETS, Lab, run
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ def fresh_computer(samba_dc: Directory) -> Iterator[tuple[str, LabKey]]:
     """A computer of its own with one key, removed after the test (the session's DC is
     shared: audits elsewhere count its computers)."""
     dc = samba_dc.dc
-    name = f"ROT{uuid.uuid4().hex[:8].upper()}"
+    name = f"{TEMPORARY_COMPUTER}{uuid.uuid4().hex[:8].upper()}"
     key = LabKey.derive(name, dt.datetime(2025, 1, 1, 9, 0, tzinfo=dt.UTC))
     conn = dc.connect()
     created: list[str] = []
