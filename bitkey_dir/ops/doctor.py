@@ -85,7 +85,9 @@ def _probe(source: Source, warn: Warn) -> list[Check]:
     from bitkey_dir.core.model import KeyId, Query
 
     unused = KeyId.parse(str(uuid.uuid4()))
-    source.find(Query(key_id=unused), lambda message: None)
+    # find may be a generator (the contract allows it): only reading it asks the source.
+    for _ in source.find(Query(key_id=unused), warn):
+        pass
     return [
         Check(
             "lookup",
@@ -100,16 +102,20 @@ def diagnose(run: Run, sources: Sequence[str] = ()) -> DoctorResult:
     """Check ``sources`` (names, paths or URLs; default: every configured source, so that
     one not among the defaults is checked too)."""
     with run.active():
-        opened = run.open(list(sources) or list(run.config.sources))
+        return check_sources(run.open(list(sources) or list(run.config.sources)))
 
-        def check(source: Source, warn: Warn) -> list[Check]:
-            if isinstance(source, Diagnoses):
-                return source.diagnose(warn)
-            return _probe(source, warn)
 
-        answers = ask_all(opened, check)
-        result = DoctorResult()
-        for source, answer in zip(opened, answers, strict=True):
-            result.warnings.extend(answer.warnings)
-            result.diagnoses.append(Diagnosis(source.name, answer.value or [], answer.status))
-        return result
+def check_sources(opened: Sequence[Source]) -> DoctorResult:
+    """Each source's own diagnosis, or a lookup that proves it answers; asked at once."""
+
+    def check(source: Source, warn: Warn) -> list[Check]:
+        if isinstance(source, Diagnoses):
+            return source.diagnose(warn)
+        return _probe(source, warn)
+
+    answers = ask_all(opened, check)
+    result = DoctorResult()
+    for source, answer in zip(opened, answers, strict=True):
+        result.warnings.extend(answer.warnings)
+        result.diagnoses.append(Diagnosis(source.name, answer.value or [], answer.status))
+    return result

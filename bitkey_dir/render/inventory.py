@@ -20,7 +20,7 @@ def render_json(config: Path, rows: Sequence[SourceInfo]) -> str:
 def render_table(config: Path, rows: Sequence[SourceInfo]) -> Iterator[Part]:
     """One line per source, the default ones marked, and what the mark means."""
     if not rows:
-        yield note(f"No sources configured in {config}.")
+        yield note(f"No sources configured in {safe(config)}.")
         return
     width = max(len(row.name) for row in rows)
     yield Part(
