@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from bitkey_dir.core.coverage import Coverage
 from bitkey_dir.core.errors import ExitCode, InputError
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
+from bitkey_dir.ops.pool import release
 from bitkey_dir.ops.run import Run, ask
 from bitkey_dir.sources.base import Audits, Warn
 
@@ -54,12 +55,12 @@ def audit(
         auditable = [source for source in opened if isinstance(source, Audits)]
         skipped = [source for source in opened if not isinstance(source, Audits)]
         for source in skipped:
-            source.close()
+            release(source)
         if skipped and (sources or not auditable):
             # Named on the command line, a key file source is a mistake; among the config's
             # defaults it is only not what an audit reads.
             for source in auditable:
-                source.close()
+                release(source)
             raise InputError(
                 f"{skipped[0].name}: only directory sources (ad, entra) can be audited; key "
                 "files know only the computers that have keys"

@@ -18,6 +18,7 @@ from bitkey_dir.core.errors import BitkeyError, ExitCode, InputError, NothingFou
 from bitkey_dir.core.model import RecoveryKey
 from bitkey_dir.ops import policy
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
+from bitkey_dir.ops.pool import release
 from bitkey_dir.ops.run import Run
 from bitkey_dir.sources.base import (
     HoldsKeyPackages,
@@ -240,5 +241,5 @@ def export(
                         f"({PACKAGE_RIGHTS})"
                     )
         finally:
-            opened.close()
+            release(opened)
     return result

@@ -21,6 +21,7 @@ from typing import Final
 from bitkey_dir.core.errors import ExitCode, InputError, SourceError
 from bitkey_dir.core.model import KeyEntry
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
+from bitkey_dir.ops.pool import release
 from bitkey_dir.ops.run import Answer, Run, ask_all
 from bitkey_dir.runtime.config import SourceConfig
 from bitkey_dir.sources.base import Source, Warn, entries_of
@@ -256,7 +257,7 @@ def _rows(run: Run, index: KeyIndex) -> list[IndexRow]:
             try:
                 directory = fingerprint(source)
             finally:
-                source.close()
+                release(source)
             state = states.pop(source.name, None)
             other = state is not None and state.fingerprint != directory
             rows.append(

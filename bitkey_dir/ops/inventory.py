@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bitkey_dir.ops.pool import release
 from bitkey_dir.ops.run import Run
 
 
@@ -27,7 +28,7 @@ def configured_sources(run: Run) -> list[SourceInfo]:
             try:
                 where = source.describe()
             finally:
-                source.close()
+                release(source)
             infos.append(
                 SourceInfo(name, source_config.type, name in config.default_sources, where)
             )

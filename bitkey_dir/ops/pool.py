@@ -8,13 +8,12 @@ operation reuses its LDAP connection or its sign-in. Operations running at once 
 threads each get sources of their own (another is opened when every kept one is lent out):
 the contract (sources/base.py) lets a source assume it is never used from two threads at once.
 
-Operations close a source when they are done with it, and some still read its name or
-principal afterwards; so while a source is lent its ``close`` is shadowed by one that does
-nothing, and the source goes back only when the whole operation is over. A source is closed
-rather than kept when it failed or its operation raised (its connection may be broken), when
-it sat unused longer than ``keep_idle`` (directories drop idle connections), or when sign-in
-changed (:meth:`SourcePool.forget`). A source whose ``close`` cannot be shadowed (a class with
-``__slots__``) is never kept: its operation closes it, as without a pool.
+Operations never close a source themselves: they :func:`release` it when they are done with
+it, which closes a source of their own and leaves a lent one to go back to its pool when the
+whole operation is over (some operations still read a source's name or principal after
+releasing it). A source is closed rather than kept when it failed or its operation raised
+(its connection may be broken), when it sat unused longer than ``keep_idle`` (directories
+drop idle connections), or when sign-in changed (:meth:`SourcePool.forget`).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from bitkey_dir.runtime.config import Config
 from bitkey_dir.sources.base import HasParts, Source
@@ -35,17 +34,6 @@ log = logging.getLogger(__name__)
 # Below Active Directory's MaxConnIdleTime (900 s by default), after which a DC drops an idle
 # connection: a kept connection is then never a dead one.
 KEEP_IDLE: Final = 300.0
-
-
-class Lent:
-    """A lent source's ``close`` while it is lent: the operation is done with the source,
-    which goes back to the pool when the operation ends."""
-
-    def __init__(self, kept: Kept) -> None:
-        self.kept = kept
-
-    def __call__(self) -> None:
-        """Nothing to do yet: see the class."""
 
 
 @dataclass(eq=False)
@@ -61,26 +49,8 @@ class Kept:
     idle_since: float = field(default_factory=time.monotonic)
     spoiled: bool = False  # failed, or its operation raised: closed instead of kept
 
-    def shadow(self) -> bool:
-        """Shadow each piece's ``close`` for the loan; False (and none shadowed) when one
-        cannot be."""
-        for piece in self.pieces:
-            closing = Lent(self)
-            with contextlib.suppress(AttributeError, TypeError):
-                object.__setattr__(piece, "close", closing)
-            if getattr(piece, "close", None) is not closing:
-                self.unshadow()
-                return False
-        return True
-
-    def unshadow(self) -> None:
-        for piece in self.pieces:
-            if isinstance(getattr(piece, "close", None), Lent):
-                object.__delattr__(piece, "close")
-
     def close(self) -> None:
         """Close it as an operation would have: each part, or the source itself."""
-        self.unshadow()
         for source in self.pieces if self.as_parts else [self.whole]:
             try:
                 source.close()
@@ -88,12 +58,36 @@ class Kept:
                 log.info("%s: closing failed (%s)", source.name, type(exc).__name__)
 
 
-def spoil(source: object) -> None:
-    """A lent source that failed is closed when its operation ends, not kept. Nothing for a
-    source that is not lent."""
-    closing = getattr(source, "close", None)
-    if isinstance(closing, Lent):
-        closing.kept.spoiled = True
+class Closes(Protocol):
+    def close(self) -> None: ...
+
+
+# Every source lent now, by identity, whichever pool lent it: release() needs no pool at hand.
+_lent: dict[int, Kept] = {}
+_lent_lock = threading.Lock()
+
+
+def release(source: Closes, *, failed: bool = False) -> None:
+    """The operation is done with ``source``. One it opened itself is closed now; one lent
+    from a pool goes back when the operation ends, or is closed then if it ``failed``."""
+    with _lent_lock:
+        kept = _lent.get(id(source))
+        if kept is not None and failed:
+            kept.spoiled = True
+    if kept is None:
+        source.close()
+
+
+def _lend(kept: Kept) -> None:
+    with _lent_lock:
+        for piece in kept.pieces:
+            _lent[id(piece)] = kept
+
+
+def _unlend(kept: Kept) -> None:
+    with _lent_lock:
+        for piece in kept.pieces:
+            _lent.pop(id(piece), None)
 
 
 class SourcePool:
@@ -166,8 +160,7 @@ class SourcePool:
         for kept in stale:
             kept.close()
         if found is not None:
-            if not found.shadow():  # never seen: it was shadowed when first lent
-                found.spoiled = True
+            _lend(found)
             return found.pieces
         return self._open(spec, as_parts, lending)
 
@@ -177,14 +170,13 @@ class SourcePool:
         source = registry.open_source(self.config, spec)
         pieces = source.parts() if as_parts and isinstance(source, HasParts) else [source]
         kept = Kept(spec, as_parts, source, pieces, self._generation)
-        if not kept.shadow():
-            return pieces  # closed by its operation, as without a pool
         with self._lock:
             if self._closed:
                 kept.close()
                 self._check_open()
             self._lent.add(kept)
             lending.taken.append(kept)
+        _lend(kept)
         return pieces
 
     def _check_open(self) -> None:
@@ -196,7 +188,7 @@ class SourcePool:
         with self._lock:
             for kept in taken:
                 self._lent.discard(kept)
-                kept.unshadow()
+                _unlend(kept)
                 if kept.spoiled or self._closed or kept.generation != self._generation:
                     closing.append(kept)
                 else:

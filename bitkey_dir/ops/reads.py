@@ -15,6 +15,7 @@ from typing import Final
 
 from bitkey_dir.core.errors import ExitCode, InputError
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
+from bitkey_dir.ops.pool import release
 from bitkey_dir.ops.run import Run, ask_all
 from bitkey_dir.sources.base import KeyRead, ReportsReads, Source, Warn
 from bitkey_dir.store import trail
@@ -70,7 +71,7 @@ def reads(run: Run, sources: Sequence[str], since: datetime) -> ReadsResult:
         auditing = [source for source in opened if isinstance(source, ReportsReads)]
         for source in opened:
             if not isinstance(source, ReportsReads):
-                source.close()
+                release(source)
                 if sources:
                     raise InputError(
                         f"{source.name}: this source keeps no audit log of key reads "

@@ -3,8 +3,8 @@
 A :class:`Run` carries the configuration, the :class:`~bitkey_dir.runtime.interaction.Interaction`
 that reaches the person (the terminal for the CLI, Quiet for the library) and how the
 operation was asked for, which the access trail records. Sources are opened here, asked
-concurrently when there are several, and always closed; under a :class:`~bitkey_dir.Client` a
-run borrows them from a pool instead (ops/pool.py), and closing gives them back.
+concurrently when there are several, and always released (ops/pool.py): closed, or under a
+:class:`~bitkey_dir.Client` given back to the pool they were borrowed from.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Final, Generic, Protocol, TypeVar
 from bitkey_dir.core.env import DEBUG_ENV
 from bitkey_dir.core.errors import BitkeyError, SourceError
 from bitkey_dir.ops.outcome import SourceStatus
-from bitkey_dir.ops.pool import Lending, spoil
+from bitkey_dir.ops.pool import Lending, release
 from bitkey_dir.runtime import interaction as interactions
 from bitkey_dir.runtime.config import Config
 from bitkey_dir.runtime.interaction import Interaction
@@ -30,7 +30,7 @@ AT_ONCE: Final = 16  # sources asked at the same time: tenants by the hundred mu
 
 
 class Asked(Protocol):
-    """What :func:`ask` needs of a source: its name, and closing it."""
+    """What :func:`ask` needs of a source: its name, and closing it (when it is released)."""
 
     @property
     def name(self) -> str: ...
@@ -112,9 +112,8 @@ def ask(source: S, work: Callable[[S, Warn], T]) -> Answer[T]:
             raise
         return Answer(SourceStatus.crashed(source.name, exc), None, warnings)
     finally:
-        if not answered:
-            spoil(source)  # lent from a pool: closed, not kept, for its connection may be broken
-        source.close()
+        # A source that failed may hold a broken connection: a pool closes it, not keeps it.
+        release(source, failed=not answered)
     return Answer(SourceStatus.answered(source.name), value, warnings)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bitkey_dir.core.errors import AuthError, InputError
+from bitkey_dir.ops.pool import release
 from bitkey_dir.ops.run import Run
 from bitkey_dir.runtime.credentials import Secret, Wanted
 from bitkey_dir.runtime.keystore import BackendInfo
@@ -70,7 +71,7 @@ def login(run: Run, name: str, read_secret: Callable[[Wanted], Secret]) -> Login
             message = signs_in.login(secret)
             return Login(name, message, store.info().name)
         finally:
-            source.close()
+            release(source)
 
 
 def logout(run: Run, name: str) -> Logout:
@@ -82,7 +83,7 @@ def logout(run: Run, name: str) -> Logout:
         try:
             removed = _signs_in(source).logout()
         finally:
-            source.close()
+            release(source)
         store = keystore.current()
         if not store.usable:
             store.announce()
@@ -100,6 +101,6 @@ def status(run: Run, names: Sequence[str] = ()) -> AuthReport:
                 try:
                     found = source.auth_status() if isinstance(source, SignsIn) else AuthStatus()
                 finally:
-                    source.close()
+                    release(source)
                 rows.append(SourceAuth(source.name, getattr(source, "type_name", None), found))
         return AuthReport(keystore.current().info(), rows)

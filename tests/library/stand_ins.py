@@ -103,7 +103,7 @@ class Counting:
 
 
 class Slotted:
-    """A source whose ``close`` cannot be shadowed: it has no instance dictionary."""
+    """A source with no instance dictionary: nothing can be set on it."""
 
     __slots__ = ("closed", "name")
     type_name: ClassVar[str] = "slotted"

@@ -332,6 +332,31 @@ def test_the_cycle_check_can_see_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": set()}) == set()
 
 
+def closes(module: Module) -> list[str]:
+    return [
+        f"{module.name}:{node.lineno}"
+        for node in ast.walk(module.tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "close"
+    ]
+
+
+def test_operations_release_sources_rather_than_close_them() -> None:
+    # A Client lends its sources to operations: closing one would end its connection while
+    # the pool still holds it. ops/pool.py's release() closes a source only when it is the
+    # operation's own.
+    found = [
+        place
+        for module in MODULES
+        if module.within("bitkey_dir.ops") and module.name != "bitkey_dir.ops.pool"
+        for place in closes(module)
+    ]
+    assert found == []
+    bad = Module("bitkey_dir.ops.x", PACKAGE / "ops" / "x.py", ast.parse("source.close()"))
+    assert closes(bad) == ["bitkey_dir.ops.x:1"]
+
+
 def test_the_library_does_not_go_through_the_command_line() -> None:
     library = ("bitkey_dir.api", "bitkey_dir.client")
     assert violations(lambda m, t: m.within(*library) and under(t, "bitkey_dir.cli")) == []
