@@ -86,7 +86,6 @@ TOO_LONG_FOR_NOW = {
     "bitkey_dir.sources.ad.source",
     "bitkey_dir.sources.ad.diagnosis",
     "bitkey_dir.sources.entra.source",
-    "bitkey_dir.core.model",
 }
 CYCLES_FOR_NOW: set[frozenset[str]] = {
     frozenset({"bitkey_dir.sources.files.source", "bitkey_dir.sources.files.diagnosis"}),
