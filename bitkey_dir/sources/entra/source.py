@@ -22,10 +22,10 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 from urllib.parse import urlsplit
 
 from bitkey_dir.core.errors import BitkeyError, InputError
@@ -41,6 +41,7 @@ from bitkey_dir.core.rotation import Rotation
 from bitkey_dir.runtime.config import Settings
 from bitkey_dir.runtime.credentials import Secret, Wanted
 from bitkey_dir.sources.base import AuthStatus, Check, Escrow, KeyRead, TokenStatus, Warn
+from bitkey_dir.sources.entra.bridge import drive, run_sync
 from bitkey_dir.sources.entra.odata import (
     KEY_ID_SHAPE,
     device_filter,
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from bitkey_dir.sources.entra.graph import Graph
     from bitkey_dir.sources.entra.tenants import EntraTenants
 
+T = TypeVar("T")
 Record = dict[str, Any]
 LIST_KEYS: Final = "BitlockerKey.ReadBasic.All"
 LIST_DEVICES: Final = "Device.Read.All"
@@ -197,7 +199,7 @@ class EntraSource:
         if query.computer is not None:
             device_filter(query.computer)  # bad input is refused before anyone signs in
         self.sign_in.token()  # sign in first, so that a sign-in problem is reported as one
-        return asyncio.run(self._session(lambda graph: self._find(graph, query, warn)))
+        return self._session(lambda graph: self._find(graph, query, warn))
 
     def find_on_devices(
         self, devices: Mapping[str, str], query: Query, warn: Warn
@@ -208,40 +210,28 @@ class EntraSource:
             return []
         self.sign_in.token()
         asked = query.computer.text
-        found = asyncio.run(
-            self._session(lambda graph: self._keys_of_devices(graph, devices, asked, warn))
-        )
+        found = self._session(lambda graph: self._keys_of_devices(graph, devices, asked, warn))
         return [key for key in found if query.matches(key)]
 
     def iter_key_entries(self, warn: Warn) -> Iterator[KeyEntry]:
         """Every key's ID, device and date for the Key ID index: listings only, so no key
         is read (nothing is audited) and BitlockerKey.ReadBasic.All is enough."""
-        from bitkey_dir.sources.entra.graph import abandon, drive, open_graph
+        from bitkey_dir.sources.entra.graph import abandon
+
+        async def entries(graph: Graph) -> AsyncIterator[KeyEntry]:
+            names = asyncio.create_task(self._device_names(graph))
+            try:
+                async for meta in self._listed_keys(graph):
+                    yield self._entry(meta, await names)
+            finally:
+                abandon([names])
 
         self.sign_in.token()
-
-        async def entries() -> AsyncIterator[KeyEntry]:
-            async with open_graph(self.sign_in, self.timeout) as graph:
-                names = asyncio.create_task(self._device_names(graph))
-                try:
-                    async for meta in self._listed_keys(graph):
-                        yield self._entry(meta, await names)
-                finally:
-                    abandon([names])
-
-        yield from drive(entries())
+        yield from self._stream(entries)
 
     def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
-        from bitkey_dir.sources.entra.graph import drive, open_graph
-
         self.sign_in.token()
-
-        async def keys() -> AsyncIterator[RecoveryKey]:
-            async with open_graph(self.sign_in, self.timeout) as graph:
-                async for key in self._all_keys(graph, warn):
-                    yield key
-
-        yield from drive(keys())
+        yield from self._stream(lambda graph: self._all_keys(graph, warn))
 
     def iter_escrow(self, warn: Warn) -> Iterator[Escrow]:
         """Every Windows device with its number of keys and the newest key's date.
@@ -250,13 +240,28 @@ class EntraSource:
         read is audited. Devices are listed once and keys once, then joined here.
         """
         self.sign_in.token()
-        yield from asyncio.run(self._session(lambda graph: self._escrow(graph, warn)))
+        yield from self._session(lambda graph: self._escrow(graph, warn))
 
-    async def _session(self, work: Any) -> Any:
+    def _session(self, work: Callable[[Graph], Awaitable[T]]) -> T:
+        """``work``'s result, in a session with Graph of its own."""
         from bitkey_dir.sources.entra.graph import open_graph
 
-        async with open_graph(self.sign_in, self.timeout) as graph:
-            return await work(graph)
+        async def session() -> T:
+            async with open_graph(self.sign_in, self.timeout) as graph:
+                return await work(graph)
+
+        return run_sync(session())
+
+    def _stream(self, work: Callable[[Graph], AsyncIterator[T]]) -> Iterator[T]:
+        """``work``'s items, in a session with Graph kept open while they are asked for."""
+        from bitkey_dir.sources.entra.graph import open_graph
+
+        async def items() -> AsyncIterator[T]:
+            async with open_graph(self.sign_in, self.timeout) as graph:
+                async for item in work(graph):
+                    yield item
+
+        return drive(items())
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -330,7 +335,7 @@ class EntraSource:
                 and (key := self._key({**meta, "key": None}, {}, warn)) is not None
             ]
 
-        return asyncio.run(self._session(listed))  # type: ignore[no-any-return]
+        return self._session(listed)
 
     def iter_key_reads(self, since: datetime, warn: Warn) -> Iterator[KeyRead]:
         """Entra's "Read BitLocker key" audit events since ``since`` (AuditLog.Read.All),
@@ -340,24 +345,19 @@ class EntraSource:
         )
 
         from bitkey_dir.sources.entra.audit_log import READ_AUDIT, events_filter, parse_event
-        from bitkey_dir.sources.entra.graph import drive, open_graph
+
+        async def reads(graph: Graph) -> AsyncIterator[KeyRead]:
+            builder = DirectoryAuditsRequestBuilder(graph.adapter, {})
+            query = DirectoryAuditsRequestBuilder.DirectoryAuditsRequestBuilderGetQueryParameters(
+                filter=events_filter(since)
+            )
+            async for event in graph.pages(builder, query, "reading the audit log", READ_AUDIT):
+                read = parse_event(event, self.name)
+                if read is not None:
+                    yield read
 
         self.sign_in.token()
-
-        async def reads() -> AsyncIterator[KeyRead]:
-            async with open_graph(self.sign_in, self.timeout) as graph:
-                builder = DirectoryAuditsRequestBuilder(graph.adapter, {})
-                query = (
-                    DirectoryAuditsRequestBuilder.DirectoryAuditsRequestBuilderGetQueryParameters(
-                        filter=events_filter(since)
-                    )
-                )
-                async for event in graph.pages(builder, query, "reading the audit log", READ_AUDIT):
-                    read = parse_event(event, self.name)
-                    if read is not None:
-                        yield read
-
-        yield from drive(reads())
+        yield from self._stream(reads)
 
     # -- rotation -----------------------------------------------------------------------
 
@@ -367,7 +367,7 @@ class EntraSource:
         if query.computer is not None:
             device_filter(query.computer)
         self.sign_in.token()
-        return asyncio.run(self._session(lambda graph: self._rotate(graph, query, warn)))
+        return self._session(lambda graph: self._rotate(graph, query, warn))
 
     async def _rotate(self, graph: Graph, query: Query, warn: Warn) -> list[Rotation]:
         from bitkey_dir.core.rotation import manage_bde_steps
