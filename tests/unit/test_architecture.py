@@ -64,7 +64,6 @@ LAYERS: dict[str, tuple[str, ...]] = {
 TOO_LONG_FOR_NOW = {
     "bitkey_dir.sources.ad.source",
     "bitkey_dir.sources.ad.diagnosis",
-    "bitkey_dir.sources.entra.source",
     "bitkey_dir.core.model",
 }
 CYCLES_FOR_NOW: set[frozenset[str]] = {
