@@ -68,7 +68,6 @@ TOO_LONG_FOR_NOW = {
 }
 CYCLES_FOR_NOW: set[frozenset[str]] = {
     frozenset({"bitkey_dir.sources.files.source", "bitkey_dir.sources.files.diagnosis"}),
-    frozenset({"bitkey_dir.sources.entra.source", "bitkey_dir.sources.entra.tenants"}),
     frozenset({"bitkey_dir.sources.ad.source", "bitkey_dir.sources.ad.diagnosis"}),
 }
 

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, ClassVar, Final, TypeVar
-from urllib.parse import urlsplit
+from typing import ClassVar, Final, TypeVar
 
 from bitkey_dir.core.errors import BitkeyError, InputError
 from bitkey_dir.core.model import (
@@ -45,10 +43,8 @@ from bitkey_dir.sources.entra import intune, listings
 from bitkey_dir.sources.entra.bridge import drive, run_sync
 from bitkey_dir.sources.entra.graph import ROLES, Graph, Record, abandon, open_graph
 from bitkey_dir.sources.entra.odata import device_filter, timestamp, volume_type
-from bitkey_dir.sources.entra.signin import APP_AUTH, DELEGATED_AUTH, SignIn
-
-if TYPE_CHECKING:
-    from bitkey_dir.sources.entra.tenants import EntraTenants
+from bitkey_dir.sources.entra.signin import APP_AUTH, SignIn, identifier
+from bitkey_dir.sources.entra.tenants import EntraTenants
 
 T = TypeVar("T")
 NO_KEY_PACKAGES: Final = (
@@ -76,37 +72,15 @@ class EntraSource:
         """One tenant (``tenant_id``), or several (``tenant_ids``) served by one
         multi-tenant app: each tenant is then a source of its own, NAME/TENANT."""
         if "tenant_ids" in settings:
-            from bitkey_dir.sources.entra.tenants import EntraTenants
-
-            return EntraTenants.from_settings(name, settings)
+            return EntraTenants.from_settings(name, settings, cls.build)
         return cls.build(name, settings, identifier(settings, "tenant_id"))
 
     @classmethod
     def build(
         cls, name: str, settings: Settings, tenant_id: str, secret_owner: str | None = None
     ) -> EntraSource:
-        auth = settings.choice("auth", DELEGATED_AUTH + APP_AUTH, "device-code")
-        certificate = settings.existing_file("certificate_file", "the certificate file")
-        ca_file = settings.existing_file("ca_file", "the CA bundle")
-        graph_url = _https_url(settings, "graph_url", "https://graph.microsoft.com")
-        authority_host = _https_url(settings, "authority_host", "https://login.microsoftonline.com")
-        timeout = settings.integer("timeout", 30, minimum=1, maximum=3600)
-        sign_in = SignIn(
-            tenant_id=tenant_id,
-            client_id=identifier(settings, "client_id"),
-            auth=auth,
-            authority_host=authority_host,
-            graph_url=graph_url,
-            ca_file=ca_file,
-            certificate_file=certificate,
-            timeout=timeout,
-            source=name,
-            secret_owner=secret_owner,
-        )
-        if auth == "client-certificate" and certificate is None:
-            raise settings.error("certificate_file", "a PEM file for client-certificate sign-in")
-        settings.reject_unknown()
-        return cls(name=name, sign_in=sign_in, timeout=timeout)
+        sign_in = SignIn.from_settings(name, settings, tenant_id, secret_owner)
+        return cls(name=name, sign_in=sign_in, timeout=sign_in.timeout)
 
     def describe(self) -> str:
         return f"{self.sign_in.graph_url} tenant {self.sign_in.tenant_id} ({self.sign_in.auth})"
@@ -414,22 +388,3 @@ class EntraSource:
             volume_type=volume_type(record.get("volumeType")),
             device_id=device_id,
         )
-
-
-def _https_url(settings: Settings, key: str, default: str) -> str:
-    value = settings.string(key, default) or default
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
-        raise settings.error(key, "an https:// URL with only a host (and port)")
-    return value.rstrip("/")
-
-
-def identifier(settings: Settings, key: str, item: str | None = None) -> str:
-    """A GUID or, for a tenant, a domain name: ``key``'s value, or one ``item`` of its list."""
-    expected = "a GUID or, for tenant_id, a domain name"
-    value = item if item is not None else settings.required_string(key, expected)
-    if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", value):
-        if item is not None:
-            raise settings.item_error(key, item, "a tenant ID (a GUID) or domain name")
-        raise settings.error(key, expected)
-    return value
