@@ -85,11 +85,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
 TOO_LONG_FOR_NOW = {
     "bitkey_dir.sources.ad.source",
     "bitkey_dir.sources.ad.diagnosis",
-    "bitkey_dir.sources.entra.source",
 }
 CYCLES_FOR_NOW: set[frozenset[str]] = {
     frozenset({"bitkey_dir.sources.files.source", "bitkey_dir.sources.files.diagnosis"}),
-    frozenset({"bitkey_dir.sources.entra.source", "bitkey_dir.sources.entra.tenants"}),
     frozenset({"bitkey_dir.sources.ad.source", "bitkey_dir.sources.ad.diagnosis"}),
 }
 

@@ -4,7 +4,7 @@ Every read of a key value (the portal, PowerShell, Graph, bitkey-dir) writes one
 Key ID is not a field of its own: it is in the sentence of ``additionalDetails[0].value``
 (``… key ID: '<id>'. Backed up from device: '<name>'``), which published Log Analytics
 queries take apart the same way; an event whose sentence does not say it keeps a None key.
-Everything here is pure; the requests are in source.py (they need AuditLog.Read.All).
+Everything here is pure; the requests are in listings.py (they need AuditLog.Read.All).
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ import contextlib
 import json
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any, Final, TypeVar
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from bitkey_dir import __version__
@@ -32,7 +32,6 @@ ROLES: Final = (
     "Security Administrator, Security Reader or Global Reader"
 )
 READ_KEYS: Final = "BitlockerKey.Read.All"
-T = TypeVar("T")
 Record = dict[str, Any]
 
 
@@ -393,29 +392,3 @@ def abandon(tasks: Iterable[asyncio.Task[Any]]) -> None:
                 task.exception()
         else:
             task.cancel()
-
-
-def drive(stream: AsyncIterator[T]) -> Iterator[T]:
-    """An async generator consumed from synchronous code, on an event loop of its own: its
-    work goes on only while the caller asks for the next item."""
-
-    async def step() -> T:
-        return await anext(stream)
-
-    with asyncio.Runner() as runner:
-        try:
-            while True:
-                try:
-                    item = runner.run(step())
-                except StopAsyncIteration:
-                    return
-                yield item
-        finally:
-            # Also when the caller stops early: the stream's own clean-up runs on this loop.
-            runner.run(_close(stream))
-
-
-async def _close(stream: AsyncIterator[Any]) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()

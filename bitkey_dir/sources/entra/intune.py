@@ -1,4 +1,5 @@
-"""Intune's managed devices, and its "rotate BitLocker keys" device action.
+"""Intune's managed devices, its "rotate BitLocker keys" device action, and the rotation of
+the devices a query names (Intune where it manages them, manage-bde steps elsewhere).
 
 An Entra device (``deviceId``) is found among Intune's managed devices by
 ``azureADDeviceId``; the action is ``POST /beta/deviceManagement/managedDevices/{id}/
@@ -11,12 +12,15 @@ said with every request.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+import contextlib
+from typing import Any, Final
 
+from bitkey_dir.core.errors import BitkeyError
+from bitkey_dir.core.model import KeyId, Query
+from bitkey_dir.core.rotation import Rotation, manage_bde_steps
+from bitkey_dir.sources.entra import listings
+from bitkey_dir.sources.entra.graph import Graph
 from bitkey_dir.sources.entra.odata import odata_quote
-
-if TYPE_CHECKING:
-    from bitkey_dir.sources.entra.graph import Graph
 
 READ_MANAGED: Final = "DeviceManagementManagedDevices.Read.All"
 ROTATE: Final = "DeviceManagementManagedDevices.ReadWrite.All"
@@ -62,3 +66,62 @@ async def rotate(graph: Graph, managed_device_id: str) -> None:
         "asking Intune to rotate the device's keys",
         ROTATE,
     )
+
+
+async def rotations(graph: Graph, source: str, query: Query) -> list[Rotation]:
+    """Ask Intune to rotate the keys of each device answering ``query``. No key value is
+    read (nothing is audited as a read): devices come from names or key metadata."""
+    keys_of: dict[str, list[KeyId]] = {}
+    names: dict[str, str] = {}
+    if query.computer is not None:
+        for device in await listings.devices_named(graph, query.computer):
+            names[device["deviceId"]] = device["displayName"]
+            keys_of[device["deviceId"]] = [
+                KeyId.parse(meta["id"])
+                for meta in await listings.list_keys(graph, device["deviceId"])
+            ]
+    elif query.key_id is not None:
+        listed = (
+            await graph.key_metadata(str(query.key_id).lower())
+            if query.key_id.is_full
+            else await listings.list_keys(graph)
+        )
+        for meta in listed:
+            key_id = KeyId.parse(meta["id"])
+            device_id = meta.get("deviceId")
+            if query.key_id.matches(key_id) and isinstance(device_id, str):
+                keys_of.setdefault(device_id, []).append(key_id)
+        if keys_of:
+            with contextlib.suppress(BitkeyError):  # names are for people: optional
+                names = await listings.names_of(graph, set(keys_of))
+    found = []
+    for device_id, key_ids in keys_of.items():
+        managed = await managed_devices(graph, device_id)
+        computer = names.get(device_id)
+        if not managed:
+            found.append(
+                Rotation(
+                    source,
+                    computer,
+                    device_id,
+                    tuple(key_ids),
+                    "by hand",
+                    "not managed by Intune: rotate the keys on the device",
+                    manage_bde_steps(tuple(key_ids), backup="entra"),
+                )
+            )
+            continue
+        for device in managed:
+            await rotate(graph, device["id"])
+            found.append(
+                Rotation(
+                    source,
+                    computer or device.get("deviceName"),
+                    device_id,
+                    tuple(key_ids),
+                    "requested",
+                    f"Intune was asked to rotate the keys (managed device {device['id']}); "
+                    f"{POLICY}",
+                )
+            )
+    return found

@@ -7,21 +7,43 @@ an Entra source runs.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from bitkey_dir.core.env import CLIENT_SECRET_ENV
 from bitkey_dir.core.errors import AuthError, SourceError
 from bitkey_dir.runtime import credentials, interaction, keystore
+from bitkey_dir.runtime.config import Settings
 from bitkey_dir.runtime.credentials import Secret, Wanted
 from bitkey_dir.runtime.keystore import client_secret_entry
 from bitkey_dir.sources.entra.token_cache import TokenCacheFile
 
 DELEGATED_AUTH: Final = ("device-code", "browser")
 APP_AUTH: Final = ("client-secret", "client-certificate")
+
+
+def identifier(settings: Settings, key: str, item: str | None = None) -> str:
+    """A GUID or, for a tenant, a domain name: ``key``'s value, or one ``item`` of its list."""
+    expected = "a GUID or, for tenant_id, a domain name"
+    value = item if item is not None else settings.required_string(key, expected)
+    if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", value):
+        if item is not None:
+            raise settings.item_error(key, item, "a tenant ID (a GUID) or domain name")
+        raise settings.error(key, expected)
+    return value
+
+
+def _https_url(settings: Settings, key: str, default: str) -> str:
+    value = settings.string(key, default) or default
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
+        raise settings.error(key, "an https:// URL with only a host (and port)")
+    return value.rstrip("/")
 
 
 def _ca_session(ca_file: Path | None, timeout: int) -> Any:
@@ -87,6 +109,34 @@ class SignIn:
     _http_keys: frozenset[Any] = field(default=frozenset(), repr=False)
     _interactive_allowed: bool = field(default=False, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @classmethod
+    def from_settings(
+        cls, source: str, settings: Settings, tenant_id: str, secret_owner: str | None = None
+    ) -> SignIn:
+        """The sign-in a source's table describes, for one tenant (checked by the caller)."""
+        auth = settings.choice("auth", DELEGATED_AUTH + APP_AUTH, "device-code")
+        certificate = settings.existing_file("certificate_file", "the certificate file")
+        ca_file = settings.existing_file("ca_file", "the CA bundle")
+        graph_url = _https_url(settings, "graph_url", "https://graph.microsoft.com")
+        authority_host = _https_url(settings, "authority_host", "https://login.microsoftonline.com")
+        timeout = settings.integer("timeout", 30, minimum=1, maximum=3600)
+        sign_in = cls(
+            tenant_id=tenant_id,
+            client_id=identifier(settings, "client_id"),
+            auth=auth,
+            authority_host=authority_host,
+            graph_url=graph_url,
+            ca_file=ca_file,
+            certificate_file=certificate,
+            timeout=timeout,
+            source=source,
+            secret_owner=secret_owner,
+        )
+        if auth == "client-certificate" and certificate is None:
+            raise settings.error("certificate_file", "a PEM file for client-certificate sign-in")
+        settings.reject_unknown()
+        return sign_in
 
     @property
     def scopes(self) -> list[str]:

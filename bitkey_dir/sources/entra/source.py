@@ -12,21 +12,19 @@ Config (``type = "entra"``):
 ``timeout``            seconds per request (default 30)
 
 Key values are read only for the keys a lookup returns, because Entra audits every read.
-msal, msgraph-sdk and httpx are imported only when a lookup runs (graph.py, signin.py).
+msal, msgraph-sdk and httpx are imported only when a lookup runs (graph.py, signin.py). The
+requests are made by listings.py (metadata), graph.py (key values) and intune.py (rotation);
+bridge.py runs them from this synchronous class.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import re
-import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Final
-from urllib.parse import urlsplit
+from typing import ClassVar, Final, TypeVar
 
 from bitkey_dir.core.errors import BitkeyError, InputError
 from bitkey_dir.core.model import (
@@ -41,22 +39,14 @@ from bitkey_dir.core.rotation import Rotation
 from bitkey_dir.runtime.config import Settings
 from bitkey_dir.runtime.credentials import Secret, Wanted
 from bitkey_dir.sources.base import AuthStatus, Check, Escrow, KeyRead, TokenStatus, Warn
-from bitkey_dir.sources.entra.odata import (
-    KEY_ID_SHAPE,
-    device_filter,
-    odata_quote,
-    timestamp,
-    volume_type,
-)
-from bitkey_dir.sources.entra.signin import APP_AUTH, DELEGATED_AUTH, SignIn
+from bitkey_dir.sources.entra import intune, listings
+from bitkey_dir.sources.entra.bridge import drive, run_sync
+from bitkey_dir.sources.entra.graph import ROLES, Graph, Record, abandon, open_graph
+from bitkey_dir.sources.entra.odata import device_filter, timestamp, volume_type
+from bitkey_dir.sources.entra.signin import APP_AUTH, SignIn, identifier
+from bitkey_dir.sources.entra.tenants import EntraTenants
 
-if TYPE_CHECKING:
-    from bitkey_dir.sources.entra.graph import Graph
-    from bitkey_dir.sources.entra.tenants import EntraTenants
-
-Record = dict[str, Any]
-LIST_KEYS: Final = "BitlockerKey.ReadBasic.All"
-LIST_DEVICES: Final = "Device.Read.All"
+T = TypeVar("T")
 NO_KEY_PACKAGES: Final = (
     "Microsoft Entra ID stores no key packages (it escrows recovery passwords only)"
 )
@@ -82,37 +72,15 @@ class EntraSource:
         """One tenant (``tenant_id``), or several (``tenant_ids``) served by one
         multi-tenant app: each tenant is then a source of its own, NAME/TENANT."""
         if "tenant_ids" in settings:
-            from bitkey_dir.sources.entra.tenants import EntraTenants
-
-            return EntraTenants.from_settings(name, settings)
+            return EntraTenants.from_settings(name, settings, cls.build)
         return cls.build(name, settings, identifier(settings, "tenant_id"))
 
     @classmethod
     def build(
         cls, name: str, settings: Settings, tenant_id: str, secret_owner: str | None = None
     ) -> EntraSource:
-        auth = settings.choice("auth", DELEGATED_AUTH + APP_AUTH, "device-code")
-        certificate = settings.existing_file("certificate_file", "the certificate file")
-        ca_file = settings.existing_file("ca_file", "the CA bundle")
-        graph_url = _https_url(settings, "graph_url", "https://graph.microsoft.com")
-        authority_host = _https_url(settings, "authority_host", "https://login.microsoftonline.com")
-        timeout = settings.integer("timeout", 30, minimum=1, maximum=3600)
-        sign_in = SignIn(
-            tenant_id=tenant_id,
-            client_id=identifier(settings, "client_id"),
-            auth=auth,
-            authority_host=authority_host,
-            graph_url=graph_url,
-            ca_file=ca_file,
-            certificate_file=certificate,
-            timeout=timeout,
-            source=name,
-            secret_owner=secret_owner,
-        )
-        if auth == "client-certificate" and certificate is None:
-            raise settings.error("certificate_file", "a PEM file for client-certificate sign-in")
-        settings.reject_unknown()
-        return cls(name=name, sign_in=sign_in, timeout=timeout)
+        sign_in = SignIn.from_settings(name, settings, tenant_id, secret_owner)
+        return cls(name=name, sign_in=sign_in, timeout=sign_in.timeout)
 
     def describe(self) -> str:
         return f"{self.sign_in.graph_url} tenant {self.sign_in.tenant_id} ({self.sign_in.auth})"
@@ -197,7 +165,7 @@ class EntraSource:
         if query.computer is not None:
             device_filter(query.computer)  # bad input is refused before anyone signs in
         self.sign_in.token()  # sign in first, so that a sign-in problem is reported as one
-        return asyncio.run(self._session(lambda graph: self._find(graph, query, warn)))
+        return self._session(lambda graph: self._find(graph, query, warn))
 
     def find_on_devices(
         self, devices: Mapping[str, str], query: Query, warn: Warn
@@ -208,55 +176,79 @@ class EntraSource:
             return []
         self.sign_in.token()
         asked = query.computer.text
-        found = asyncio.run(
-            self._session(lambda graph: self._keys_of_devices(graph, devices, asked, warn))
-        )
+        found = self._session(lambda graph: self._keys_of_devices(graph, devices, asked, warn))
         return [key for key in found if query.matches(key)]
 
     def iter_key_entries(self, warn: Warn) -> Iterator[KeyEntry]:
         """Every key's ID, device and date for the Key ID index: listings only, so no key
         is read (nothing is audited) and BitlockerKey.ReadBasic.All is enough."""
-        from bitkey_dir.sources.entra.graph import abandon, drive, open_graph
-
         self.sign_in.token()
-
-        async def entries() -> AsyncIterator[KeyEntry]:
-            async with open_graph(self.sign_in, self.timeout) as graph:
-                names = asyncio.create_task(self._device_names(graph))
-                try:
-                    async for meta in self._listed_keys(graph):
-                        yield self._entry(meta, await names)
-                finally:
-                    abandon([names])
-
-        yield from drive(entries())
+        yield from self._stream(listings.key_entries)
 
     def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
-        from bitkey_dir.sources.entra.graph import drive, open_graph
-
         self.sign_in.token()
-
-        async def keys() -> AsyncIterator[RecoveryKey]:
-            async with open_graph(self.sign_in, self.timeout) as graph:
-                async for key in self._all_keys(graph, warn):
-                    yield key
-
-        yield from drive(keys())
+        yield from self._stream(lambda graph: self._all_keys(graph, warn))
 
     def iter_escrow(self, warn: Warn) -> Iterator[Escrow]:
         """Every Windows device with its number of keys and the newest key's date.
 
         Key metadata only: BitlockerKey.ReadBasic.All and Device.Read.All suffice, and no key
-        read is audited. Devices are listed once and keys once, then joined here.
+        read is audited.
         """
         self.sign_in.token()
-        yield from asyncio.run(self._session(lambda graph: self._escrow(graph, warn)))
+        yield from self._session(lambda graph: listings.escrow(graph, self.name, warn))
 
-    async def _session(self, work: Any) -> Any:
-        from bitkey_dir.sources.entra.graph import open_graph
+    def volume_keys(self, key_id: KeyId, warn: Warn) -> list[RecoveryKey] | None:
+        """The key and the other keys of its device's volume of the same type, metadata only
+        (no value is read, so nothing is audited); None when Entra no longer has the key."""
 
-        async with open_graph(self.sign_in, self.timeout) as graph:
-            return await work(graph)
+        async def listed(graph: Graph) -> list[RecoveryKey] | None:
+            found = await graph.key_metadata(str(key_id).lower())
+            if not found or not isinstance(found[0].get("deviceId"), str):
+                return None
+            volume = found[0].get("volumeType")
+            return [
+                key
+                for meta in await listings.list_keys(graph, found[0]["deviceId"])
+                if meta.get("volumeType") == volume
+                and (key := self._key({**meta, "key": None}, {}, warn)) is not None
+            ]
+
+        self.sign_in.token()
+        return self._session(listed)
+
+    def iter_key_reads(self, since: datetime, warn: Warn) -> Iterator[KeyRead]:
+        """Entra's "Read BitLocker key" audit events since ``since`` (AuditLog.Read.All),
+        page after page, newest first, whoever read the key and however."""
+        self.sign_in.token()
+        yield from self._stream(lambda graph: listings.key_reads(graph, since, self.name))
+
+    def rotate(self, query: Query, warn: Warn) -> list[Rotation]:
+        """Ask Intune to rotate the keys of each device answering ``query``. No key value
+        is read (nothing is audited as a read): devices come from names or key metadata."""
+        if query.computer is not None:
+            device_filter(query.computer)
+        self.sign_in.token()
+        return self._session(lambda graph: intune.rotations(graph, self.name, query))
+
+    def _session(self, work: Callable[[Graph], Awaitable[T]]) -> T:
+        """``work``'s result, in a session with Graph of its own."""
+
+        async def session() -> T:
+            async with open_graph(self.sign_in, self.timeout) as graph:
+                return await work(graph)
+
+        return run_sync(session())
+
+    def _stream(self, work: Callable[[Graph], AsyncIterator[T]]) -> Iterator[T]:
+        """``work``'s items, in a session with Graph kept open while they are asked for."""
+
+        async def items() -> AsyncIterator[T]:
+            async with open_graph(self.sign_in, self.timeout) as graph:
+                async for item in work(graph):
+                    yield item
+
+        return drive(items())
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -271,7 +263,7 @@ class EntraSource:
             if key is None:
                 warn(self._not_found_hint(f"Key ID {key_id}"))
             return await self._named(graph, [key] if key is not None else [], warn)
-        listed = await self._list_keys(graph, None)
+        listed = await listings.list_keys(graph)
         wanted = [meta for meta in listed if key_id.matches(KeyId.parse(meta["id"]))]
         if not wanted:
             warn(self._not_found_hint(f"Key ID {key_id}"))
@@ -286,7 +278,7 @@ class EntraSource:
         if not device_ids:
             return keys
         try:
-            names = await self._names_of(graph, device_ids)
+            names = await listings.names_of(graph, device_ids)
         except BitkeyError as exc:
             warn(f"the computer names are not shown: {exc.message}")
             return keys
@@ -295,142 +287,7 @@ class EntraSource:
             for key in keys
         ]
 
-    async def _names_of(self, graph: Graph, device_ids: set[str]) -> dict[str, str]:
-        """Device ID → display name, one query per device, all at once."""
-        from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
-
-        async def name_of(device_id: str) -> tuple[str, str | None]:
-            parameters = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
-                filter=f"deviceId eq {odata_quote(device_id)}", select=["displayName"]
-            )
-            builder = DevicesRequestBuilder(graph.adapter, {})
-            async for device in graph.pages(builder, parameters, "naming the device", LIST_DEVICES):
-                shown = device.get("displayName")
-                if isinstance(shown, str):
-                    return device_id, shown
-            return device_id, None
-
-        found = await asyncio.gather(*(name_of(d) for d in sorted(device_ids)))
-        return {device_id: name for device_id, name in found if name is not None}
-
-    def volume_keys(self, key_id: KeyId, warn: Warn) -> list[RecoveryKey] | None:
-        """The key and the other keys of its device's volume of the same type, metadata only
-        (no value is read, so nothing is audited); None when Entra no longer has the key."""
-        self.sign_in.token()
-
-        async def listed(graph: Graph) -> list[RecoveryKey] | None:
-            found = await graph.key_metadata(str(key_id).lower())
-            if not found or not isinstance(found[0].get("deviceId"), str):
-                return None
-            volume = found[0].get("volumeType")
-            return [
-                key
-                for meta in await self._list_keys(graph, found[0]["deviceId"])
-                if meta.get("volumeType") == volume
-                and (key := self._key({**meta, "key": None}, {}, warn)) is not None
-            ]
-
-        return asyncio.run(self._session(listed))  # type: ignore[no-any-return]
-
-    def iter_key_reads(self, since: datetime, warn: Warn) -> Iterator[KeyRead]:
-        """Entra's "Read BitLocker key" audit events since ``since`` (AuditLog.Read.All),
-        page after page, newest first, whoever read the key and however."""
-        from msgraph.generated.audit_logs.directory_audits.directory_audits_request_builder import (
-            DirectoryAuditsRequestBuilder,
-        )
-
-        from bitkey_dir.sources.entra.audit_log import READ_AUDIT, events_filter, parse_event
-        from bitkey_dir.sources.entra.graph import drive, open_graph
-
-        self.sign_in.token()
-
-        async def reads() -> AsyncIterator[KeyRead]:
-            async with open_graph(self.sign_in, self.timeout) as graph:
-                builder = DirectoryAuditsRequestBuilder(graph.adapter, {})
-                query = (
-                    DirectoryAuditsRequestBuilder.DirectoryAuditsRequestBuilderGetQueryParameters(
-                        filter=events_filter(since)
-                    )
-                )
-                async for event in graph.pages(builder, query, "reading the audit log", READ_AUDIT):
-                    read = parse_event(event, self.name)
-                    if read is not None:
-                        yield read
-
-        yield from drive(reads())
-
-    # -- rotation -----------------------------------------------------------------------
-
-    def rotate(self, query: Query, warn: Warn) -> list[Rotation]:
-        """Ask Intune to rotate the keys of each device answering ``query``. No key value
-        is read (nothing is audited as a read): devices come from names or key metadata."""
-        if query.computer is not None:
-            device_filter(query.computer)
-        self.sign_in.token()
-        return asyncio.run(self._session(lambda graph: self._rotate(graph, query, warn)))
-
-    async def _rotate(self, graph: Graph, query: Query, warn: Warn) -> list[Rotation]:
-        from bitkey_dir.core.rotation import manage_bde_steps
-        from bitkey_dir.sources.entra import intune
-
-        keys_of: dict[str, list[KeyId]] = {}
-        names: dict[str, str] = {}
-        if query.computer is not None:
-            for device in await self._devices(graph, query.computer):
-                names[device["deviceId"]] = device["displayName"]
-                keys_of[device["deviceId"]] = [
-                    KeyId.parse(meta["id"])
-                    for meta in await self._list_keys(graph, device["deviceId"])
-                ]
-        elif query.key_id is not None:
-            listed = (
-                await graph.key_metadata(str(query.key_id).lower())
-                if query.key_id.is_full
-                else await self._list_keys(graph, None)
-            )
-            for meta in listed:
-                key_id = KeyId.parse(meta["id"])
-                device_id = meta.get("deviceId")
-                if query.key_id.matches(key_id) and isinstance(device_id, str):
-                    keys_of.setdefault(device_id, []).append(key_id)
-            if keys_of:
-                with contextlib.suppress(BitkeyError):  # names are for people: optional
-                    names = await self._names_of(graph, set(keys_of))
-        rotations = []
-        for device_id, key_ids in keys_of.items():
-            managed = await intune.managed_devices(graph, device_id)
-            computer = names.get(device_id)
-            if not managed:
-                rotations.append(
-                    Rotation(
-                        self.name,
-                        computer,
-                        device_id,
-                        tuple(key_ids),
-                        "by hand",
-                        "not managed by Intune: rotate the keys on the device",
-                        manage_bde_steps(tuple(key_ids), backup="entra"),
-                    )
-                )
-                continue
-            for device in managed:
-                await intune.rotate(graph, device["id"])
-                rotations.append(
-                    Rotation(
-                        self.name,
-                        computer or device.get("deviceName"),
-                        device_id,
-                        tuple(key_ids),
-                        "requested",
-                        f"Intune was asked to rotate the keys (managed device {device['id']}); "
-                        f"{intune.POLICY}",
-                    )
-                )
-        return rotations
-
     def _not_found_hint(self, what: str) -> str:
-        from bitkey_dir.sources.entra.graph import ROLES
-
         return (
             f"no recovery key with {what} is visible to {self.sign_in.principal}; keys of "
             f"devices outside its reach (without one of the roles {ROLES}, or ownership of "
@@ -440,11 +297,11 @@ class EntraSource:
     async def _keys_of_computer(
         self, graph: Graph, name: ComputerName, warn: Warn
     ) -> list[RecoveryKey]:
-        devices = await self._devices(graph, name)
+        devices = await listings.devices_named(graph, name)
         if not devices:
             warn(f"no device named {name.text} is visible to {self.sign_in.principal}")
             return []
-        by_name: dict[str, list[dict[str, str]]] = {}
+        by_name: dict[str, list[listings.Device]] = {}
         for device in devices:
             by_name.setdefault(device["displayName"].lower(), []).append(device)
         for same in by_name.values():
@@ -462,29 +319,11 @@ class EntraSource:
     ) -> list[RecoveryKey]:
         listed: list[Record] = []
         for device_id in names:
-            listed += await self._list_keys(graph, device_id)
+            listed += await listings.list_keys(graph, device_id)
         if not listed:
             warn(f"{asked}: no recovery keys escrowed in Entra ID for the matching devices")
             return []
         return await self._read_keys(graph, listed, dict(names), warn)
-
-    async def _devices(self, graph: Graph, name: ComputerName) -> list[dict[str, str]]:
-        from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
-
-        parameters = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
-            filter=device_filter(name), select=["id", "deviceId", "displayName"]
-        )
-        builder = DevicesRequestBuilder(graph.adapter, {})
-        found: list[dict[str, str]] = []
-        async for device in graph.pages(builder, parameters, "listing devices", LIST_DEVICES):
-            device_id, shown = device.get("deviceId"), device.get("displayName")
-            if isinstance(device_id, str) and isinstance(shown, str) and name.matches(shown):
-                found.append({"deviceId": device_id, "displayName": shown})
-        return found
-
-    async def _list_keys(self, graph: Graph, device_id: str | None) -> list[Record]:
-        """Key metadata (never values): all keys, or a device's keys."""
-        return [key async for key in self._listed_keys(graph, device_id)]
 
     async def _read_key(
         self, graph: Graph, key_id: str, names: dict[str, str], warn: Warn
@@ -514,15 +353,12 @@ class EntraSource:
         ]
 
     async def _all_keys(self, graph: Graph, warn: Warn) -> AsyncIterator[RecoveryKey]:
-
-        from bitkey_dir.sources.entra.graph import abandon
-
         # Device names come from one listing of devices, read while the keys are, and
         # awaited before the first key is handed on.
-        pending = asyncio.create_task(self._device_names(graph))
+        pending = asyncio.create_task(listings.device_names(graph))
         names: dict[str, str] | None = None
         try:
-            async for meta, value in graph.read_ahead(self._listed_keys(graph)):
+            async for meta, value in graph.read_ahead(listings.listed_keys(graph)):
                 if names is None:
                     names = await pending
                 key = self._key({**meta, "key": value}, names, warn)
@@ -530,84 +366,6 @@ class EntraSource:
                     yield key
         finally:
             abandon([pending])
-
-    async def _listed_keys(
-        self, graph: Graph, device_id: str | None = None
-    ) -> AsyncIterator[Record]:
-        """Key metadata (never a value), page after page: all keys, or a device's keys."""
-        from msgraph.generated.information_protection.bitlocker.recovery_keys import (
-            recovery_keys_request_builder as keys_module,
-        )
-
-        builder = keys_module.RecoveryKeysRequestBuilder(graph.adapter, {})
-        parameters = builder.RecoveryKeysRequestBuilderGetQueryParameters(
-            filter=f"deviceId eq {odata_quote(device_id)}" if device_id else None
-        )
-        async for key in graph.pages(builder, parameters, "listing keys", LIST_KEYS):
-            if isinstance(key.get("id"), str) and KEY_ID_SHAPE.fullmatch(key["id"]):
-                yield key
-
-    async def _device_names(self, graph: Graph) -> dict[str, str]:
-        from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
-
-        builder = DevicesRequestBuilder(graph.adapter, {})
-        parameters = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
-            select=["deviceId", "displayName"], top=999
-        )
-        names: dict[str, str] = {}
-        async for device in graph.pages(builder, parameters, "listing devices", LIST_DEVICES):
-            device_id, shown = device.get("deviceId"), device.get("displayName")
-            if isinstance(device_id, str) and isinstance(shown, str):
-                names[device_id] = shown
-        return names
-
-    # -- audit --------------------------------------------------------------------------
-
-    async def _escrow(self, graph: Graph, warn: Warn) -> list[Escrow]:
-        from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
-        from msgraph.generated.information_protection.bitlocker.recovery_keys import (
-            recovery_keys_request_builder as keys_module,
-        )
-
-        counts: dict[str, tuple[int, datetime | None]] = {}
-        keys = keys_module.RecoveryKeysRequestBuilder(graph.adapter, {})
-        key_query = keys.RecoveryKeysRequestBuilderGetQueryParameters(
-            select=["id", "createdDateTime", "deviceId"]
-        )
-        async for key in graph.pages(keys, key_query, "listing keys", LIST_KEYS):
-            device_id = str(key.get("deviceId") or "").lower()
-            created = timestamp(key.get("createdDateTime"))
-            count, newest = counts.get(device_id, (0, None))
-            if created is not None and (newest is None or created > newest):
-                newest = created
-            counts[device_id] = (count + 1, newest)
-        devices = DevicesRequestBuilder(graph.adapter, {})
-        device_query = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
-            filter="operatingSystem eq 'Windows'",
-            select=["deviceId", "displayName", "operatingSystem", "operatingSystemVersion"],
-            top=999,
-        )
-        found = []
-        async for device in graph.pages(devices, device_query, "listing devices", LIST_DEVICES):
-            device_id = str(device.get("deviceId") or "").lower()
-            name = str(device.get("displayName") or device_id)
-            system = " ".join(
-                str(device[part])
-                for part in ("operatingSystem", "operatingSystemVersion")
-                if device.get(part)
-            )
-            count, newest = counts.get(device_id, (0, None))
-            # A handful of versions among thousands of devices: one string each.
-            location = sys.intern(system) if system else None
-            found.append(Escrow(self.name, name, location, count, newest, location or "?"))
-        if found and not counts:
-            warn(
-                f"{len(found)} Windows devices, and not one recovery key visible to "
-                f"{self.sign_in.principal}: keys of devices outside its reach are not listed, "
-                "so these devices look unescrowed whether or not they are (the coverage is "
-                "then not to be trusted)"
-            )
-        return found
 
     # -- results ------------------------------------------------------------------------
 
@@ -630,32 +388,3 @@ class EntraSource:
             volume_type=volume_type(record.get("volumeType")),
             device_id=device_id,
         )
-
-    def _entry(self, record: Record, names: dict[str, str]) -> KeyEntry:
-        device_id = record.get("deviceId")
-        device_id = device_id if isinstance(device_id, str) else None
-        return KeyEntry(
-            key_id=KeyId.parse(record["id"]),
-            computer=names.get(device_id) if device_id else None,
-            device_id=device_id,
-            created=timestamp(record.get("createdDateTime")),
-        )
-
-
-def _https_url(settings: Settings, key: str, default: str) -> str:
-    value = settings.string(key, default) or default
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
-        raise settings.error(key, "an https:// URL with only a host (and port)")
-    return value.rstrip("/")
-
-
-def identifier(settings: Settings, key: str, item: str | None = None) -> str:
-    """A GUID or, for a tenant, a domain name: ``key``'s value, or one ``item`` of its list."""
-    expected = "a GUID or, for tenant_id, a domain name"
-    value = item if item is not None else settings.required_string(key, expected)
-    if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", value):
-        if item is not None:
-            raise settings.item_error(key, item, "a tenant ID (a GUID) or domain name")
-        raise settings.error(key, expected)
-    return value

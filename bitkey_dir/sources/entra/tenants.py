@@ -13,36 +13,60 @@ fails when one of them does, since an export or a sign-in must cover them all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import ClassVar, Final, Protocol
 
 from bitkey_dir.core.errors import AuthError, BitkeyError
 from bitkey_dir.core.model import KeyEntry, Query, RecoveryKey
 from bitkey_dir.runtime.config import Settings
 from bitkey_dir.runtime.credentials import Secret, Wanted
-from bitkey_dir.sources.base import AuthStatus, Escrow, Source, Warn
-from bitkey_dir.sources.entra.source import NO_KEY_PACKAGES, EntraSource, identifier
+from bitkey_dir.sources.base import (
+    Audits,
+    AuthStatus,
+    Escrow,
+    ListsKeys,
+    SignsIn,
+    Source,
+    StoresNoKeyPackages,
+    Warn,
+)
+from bitkey_dir.sources.entra.signin import SignIn, identifier
 
 MAX_TENANTS: Final = 1000
 
 
+class Tenant(Source, SignsIn, ListsKeys, Audits, StoresNoKeyPackages, Protocol):
+    """What EntraTenants needs of each tenant: an EntraSource, made by the ``build`` that
+    source.py passes in, since source.py imports this module and not the other way round."""
+
+    @property
+    def sign_in(self) -> SignIn: ...
+
+    @property
+    def principal(self) -> str: ...
+
+
+# (source name, settings, tenant, whose client secret) → the tenant's source
+BuildTenant = Callable[[str, Settings, str, str], Tenant]
+
+
 @dataclass
 class EntraTenants:
-    """The tenants of one multi-tenant app, each an :class:`EntraSource` of its own."""
+    """The tenants of one multi-tenant app, each an EntraSource of its own."""
 
     type_name: ClassVar[str] = "entra"
 
     name: str
-    tenants: list[EntraSource]
+    tenants: list[Tenant]
 
     @property
     def no_key_packages(self) -> str:
         """Entra ID escrows recovery passwords only: there is no key package to read."""
-        return NO_KEY_PACKAGES
+        return self.tenants[0].no_key_packages
 
     @classmethod
-    def from_settings(cls, name: str, settings: Settings) -> EntraTenants:
+    def from_settings(cls, name: str, settings: Settings, build: BuildTenant) -> EntraTenants:
         if "tenant_id" in settings:
             raise settings.error("tenant_id", "tenant_id or tenant_ids, not both")
         ids = settings.string_list("tenant_ids", allow_single=False)
@@ -57,7 +81,7 @@ class EntraTenants:
             if tenant_id.lower() in seen:
                 raise settings.item_error("tenant_ids", tenant, "each tenant once")
             seen.add(tenant_id.lower())
-            tenants.append(EntraSource.build(f"{name}/{tenant_id}", settings, tenant_id, name))
+            tenants.append(build(f"{name}/{tenant_id}", settings, tenant_id, name))
         return cls(name=name, tenants=tenants)
 
     def parts(self) -> list[Source]:
