@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from bitkey_dir.sources.ad.diagnosis import server_checks
+from bitkey_dir.sources.ad.probe import server_checks
 from bitkey_dir.sources.ad.servers import ServerUrl
 from examples.lab.samba_dc import make_test_pki
 from tests.command_line import Outcome

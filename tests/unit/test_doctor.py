@@ -23,9 +23,9 @@ from bitkey_dir.sources.ad.diagnosis import (
     cmd_quoted,
     dsacls_lines,
     generalized_time,
-    host_matches,
     skew_words,
 )
+from bitkey_dir.sources.ad.probe import host_matches
 from bitkey_dir.sources.base import CHECK_STATUSES, Check
 from bitkey_dir.sources.entra.diagnosis import (
     consent_url,
