@@ -114,6 +114,21 @@ def test_the_domain_admin_is_healthy(lab: Lab, samba_dc: Directory) -> None:
     assert statuses == dict.fromkeys((WORKSTATIONS, LAPTOPS, SERVERS, LAB), "ok")
 
 
+def test_the_ous_are_reported_in_tree_order(lab: Lab, samba_dc: Directory) -> None:
+    # The directory's own order differs between two DCs provisioned alike. (OU=Corp holds
+    # no computer of its own, so it has no check.)
+    _, document = as_json(lab, "admin")
+    subjects = [c["subject"] for c in checks(document, "recovery objects")]
+    suffix = "," + samba_dc.base_dn
+    assert [s.removesuffix(suffix) for s in subjects if s.startswith("OU=")] == [
+        SERVERS,
+        WORKSTATIONS,
+        LAPTOPS,
+        "OU=Domain Controllers",
+        LAB,
+    ]
+
+
 def test_the_table_shows_the_fix_for_people(lab: Lab, samba_dc: Directory) -> None:
     code, out, _ = doctor(lab, user="plain")
     assert code == 3

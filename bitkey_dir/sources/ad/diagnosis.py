@@ -3,25 +3,28 @@
 Per server, probe.py's checks: does it answer, does its certificate chain to the configured
 CA, does it carry the host name of the URL, when does it expire. Then one bind (with
 failover, as a lookup binds), the DC's clock against ours (Kerberos refuses more than 5
-minutes), and per OU a bounded sample of recovery objects: how many this account sees and
-how many of their passwords it could read. A password that comes back is dropped at once
-(only whether it came is kept), and never reaches a result. OUs that lack rights get the two
-ACEs to grant as dsacls lines.
+minutes), and per OU, in the order of the tree, a bounded sample of recovery objects: how
+many this account sees and how many of their passwords it could read. A password that comes
+back is dropped at once (only whether it came is kept), and never reaches a result. OUs that
+lack rights get the two ACEs to grant as dsacls lines.
 
-The pure parts (dsacls lines, GeneralizedTime) come first; the network parts use ldap3.
+The pure parts (dsacls lines, GeneralizedTime, the OUs' order) come first; the network parts
+use ldap3.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from bitkey_dir.core.errors import AuthError, BitkeyError, SourceError
 from bitkey_dir.sources.ad.filters import RECOVERY_CLASS
+from bitkey_dir.sources.ad.names import split_dn
 from bitkey_dir.sources.ad.probe import server_checks
 from bitkey_dir.sources.ad.search import paged_search
 from bitkey_dir.sources.ad.servers import ServerUrl
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
 
 PASSWORD_ATTRIBUTE: Final = "msFVE-RecoveryPassword"  # noqa: S105 - a name, not a secret
 SAMPLE: Final = 10  # recovery objects sampled per OU (and computers looked into)
-MAX_OUS: Final = 500  # OUs looked at; beyond, a warning says the rest were not
+MAX_OUS: Final = 500  # OUs looked at, the first in the tree's order; a warning names the cap
 MAX_SKEW: Final = timedelta(minutes=5)  # Kerberos' default tolerance
 # Characters that change meaning on a Windows command line even inside double quotes (cmd's
 # %VAR% and !VAR!, PowerShell's $ and backtick, the quote itself), and every control or
@@ -107,6 +110,27 @@ def skew_words(seconds: float) -> str:
     minutes, rest = divmod(amount, 60)
     size = f"{minutes} min {rest} s" if minutes else f"{rest} s"
     return f"{size} {'ahead of' if seconds >= 0 else 'behind'} this machine"
+
+
+def tree_order(dn: str) -> tuple[tuple[str, str], ...]:
+    """Where ``dn`` sits in the tree, to sort by: its RDNs from the root down, compared
+    without regard to case, so that an OU comes right before the OUs below it.
+
+    >>> sorted(["OU=b,DC=x", "OU=c,OU=A,DC=x", "ou=a,DC=X"], key=tree_order)
+    ['ou=a,DC=X', 'OU=c,OU=A,DC=x', 'OU=b,DC=x']
+    """
+    return tuple((name.casefold(), value.casefold()) for name, value in reversed(split_dn(dn)))
+
+
+def ous_in_tree_order(dns: Iterable[str], limit: int) -> tuple[list[str], bool]:
+    """The first ``limit`` of these DNs in tree order, and whether there were more.
+
+    The directory's own order differs between DCs provisioned alike; this one does not, so
+    the same directory gives the same report, and a cap checks the same OUs every time.
+    Only ``limit + 1`` DNs are held at once, however many the directory has.
+    """
+    first = heapq.nsmallest(limit + 1, dns, key=lambda dn: (tree_order(dn), dn))
+    return first[:limit], len(first) > limit
 
 
 # -- the whole source --------------------------------------------------------------------------
@@ -243,23 +267,19 @@ def _rights_checks(
     source: ADSource, connection: Connection, base: str, principal: str, warn: Warn
 ) -> list[Check]:
     timeout = source.connector.timeout
-    ous = [
-        entry.dn
-        for entry in itertools.islice(
-            paged_search(
-                connection,
-                base,
-                "(objectClass=organizationalUnit)",
-                ["1.1"],
-                page_size=min(source.page_size, MAX_OUS + 1),
-                timeout=timeout,
-            ),
-            MAX_OUS + 1,
+    found = paged_search(
+        connection,
+        base,
+        "(objectClass=organizationalUnit)",
+        ["1.1"],
+        page_size=source.page_size,
+        timeout=timeout,
+    )
+    ous, more = ous_in_tree_order((entry.dn for entry in found), MAX_OUS)
+    if more:
+        warn(
+            f"more than {MAX_OUS} OUs: the rights of the first {MAX_OUS} in tree order were checked"
         )
-    ]
-    if len(ous) > MAX_OUS:
-        warn(f"more than {MAX_OUS} OUs: the rights of the first {MAX_OUS} were checked")
-        ous = ous[:MAX_OUS]
     ous.append(f"CN=Computers,{base}")  # where computers join by default
     checks: list[Check] = []
     for ou in ous:
