@@ -95,6 +95,7 @@ from bitkey_dir.sources.ad.names import (
 )
 from bitkey_dir.sources.ad.search import Control, Entry, Scope, SearchRefused, paged_search
 from bitkey_dir.sources.ad.servers import ServerUrl
+from bitkey_dir.sources.ad.unseen import no_keys_below, unreadable, unseen
 from bitkey_dir.sources.base import AuthStatus, Check, Escrow, Warn
 
 if TYPE_CHECKING:
@@ -107,8 +108,6 @@ KEY_ATTRIBUTES: Final = list(forest.KEY_ATTRIBUTES)
 LOCATE_ATTRIBUTES: Final = list(forest.LOCATE_ATTRIBUTES)  # no password
 DELETED_ATTRIBUTES: Final = ["isDeleted", "lastKnownParent"]
 NO_ATTRIBUTES: Final = "1.1"  # RFC 4511: the DNs only
-RIGHTS_NEEDED: Final = "it needs Read and Control Access on msFVE-RecoveryPassword"
-DELETED_HINT: Final = " (keys of deleted computers are searched only with --include-deleted)"
 MAX_TIMEOUT: Final = 3600  # seconds; beyond an hour a wait is a hang
 MAX_PAGE_SIZE: Final = 100_000  # AD answers at most its MaxPageSize (1,000) anyway
 
@@ -504,15 +503,11 @@ class ADSource:
             keys, what = self._find_computer(self._connect(warn), query.computer, query, warn)
         else:
             keys, what = self._find_key_id(self._connect(warn), query, warn)
-        unreadable = sum(
+        count = sum(
             1 for key in keys if key.recovery_password is None and key.key_id not in unreached
         )
-        if unreadable:
-            plural = "s" if unreadable != 1 else ""
-            warn(
-                f"found {unreadable} recovery object{plural} for {what} but {self.account} "
-                f"cannot read {'their passwords' if plural else 'its password'} ({RIGHTS_NEEDED})"
-            )
+        if count:
+            warn(unreadable(count, what, self.account))
         return keys
 
     def _find_key_id(
@@ -526,11 +521,8 @@ class ADSource:
         if not keys and not query.include_deleted and self._deleted_holds(connection, key_id):
             warn(f"{what} belongs to a deleted computer: add --include-deleted to see its key")
         elif not keys:
-            warn(
-                f"no recovery object with {what} is visible to {self.account}; an account "
-                "without read rights on recovery objects sees none, so missing rights look "
-                "the same as a missing key" + ("" if query.include_deleted else DELETED_HINT)
-            )
+            searched = query.include_deleted
+            warn(unseen("key", what, self.account, deleted_searched=searched))
         return keys, what
 
     def _deleted_holds(self, connection: Connection, key_id: KeyId) -> bool:
@@ -548,17 +540,11 @@ class ADSource:
         keys, names = self._keys_by_computer(connection, name, query.include_deleted, warn)
         what = ", ".join(sorted(set(names))) or name.text
         if not names:
-            warn(
-                f"no computer matching {name.text} under {self.base_dn} is visible to "
-                f"{self.account}; an account without read rights on computer objects sees "
-                "none, so missing rights look the same as a missing computer"
-                + ("" if query.include_deleted else DELETED_HINT)
-            )
+            subject = f"{name.text} under {self.base_dn}"
+            searched = query.include_deleted
+            warn(unseen("computer", subject, self.account, deleted_searched=searched))
         elif not keys:
-            warn(
-                f"{what}: no recovery objects visible to {self.account}: none were escrowed, "
-                "or this account may not list them"
-            )
+            warn(no_keys_below(what, self.account))
         return keys, what
 
     # -- forest-wide, through the Global Catalog ------------------------------------------
@@ -598,25 +584,14 @@ class ADSource:
         keys = self._read_from_owners(hits, unreached, warn)
         if query.include_deleted:
             keys += self._own_deleted(query, bool(keys), warn)
+        where, searched = " in the Global Catalog", query.include_deleted
         if query.computer is not None and not names:
-            warn(
-                f"no computer matching {query.computer.text} in the forest is visible to "
-                f"{self.account} in the Global Catalog; an account without read rights on "
-                "computer objects sees none, so missing rights look the same as a missing "
-                "computer" + ("" if query.include_deleted else DELETED_HINT)
-            )
+            subject = f"{query.computer.text} in the forest"
+            warn(unseen("computer", subject, self.account, where=where, deleted_searched=searched))
         elif query.computer is not None and not keys:
-            warn(
-                f"{what}: no recovery objects visible to {self.account}: none were escrowed, "
-                "or this account may not list them"
-            )
+            warn(no_keys_below(what, self.account))
         elif not keys:
-            warn(
-                f"no recovery object with {what} is visible to {self.account} in the Global "
-                "Catalog; an account without read rights on recovery objects sees none, so "
-                "missing rights look the same as a missing key"
-                + ("" if query.include_deleted else DELETED_HINT)
-            )
+            warn(unseen("key", what, self.account, where=where, deleted_searched=searched))
         return keys, what
 
     def _read_from_owners(
@@ -848,16 +823,7 @@ class ADSource:
             computers += 1
             yield Escrow(self.name, leaf_value(dn), location, count, newest, location)
         if computers and not seen_keys:
-            warn(invisible_keys(self.account, f"{computers} computers"))
-
-
-def invisible_keys(account: str, what: str) -> str:
-    """Why an audit that sees no recovery object at all may be wrong about every computer."""
-    return (
-        f"{what}, and not one recovery object visible to {account}: an account that may not "
-        "list recovery objects sees none, so these computers look unescrowed whether or not "
-        "they are (the coverage is then not to be trusted)"
-    )
+            warn(unseen("escrow", f"{computers} computers", self.account))
 
 
 def replace_location(key: RecoveryKey, location: str | None) -> RecoveryKey:
