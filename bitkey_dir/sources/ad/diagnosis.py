@@ -28,12 +28,11 @@ from bitkey_dir.sources.ad.names import split_dn
 from bitkey_dir.sources.ad.probe import server_checks
 from bitkey_dir.sources.ad.search import paged_search
 from bitkey_dir.sources.ad.servers import ServerUrl
+from bitkey_dir.sources.ad.settings import ADConfig
 from bitkey_dir.sources.base import Check, Warn
 
 if TYPE_CHECKING:
     from ldap3 import Connection
-
-    from bitkey_dir.sources.ad.source import ADSource
 
 PASSWORD_ATTRIBUTE: Final = "msFVE-RecoveryPassword"  # noqa: S105 - a name, not a secret
 SAMPLE: Final = 10  # recovery objects sampled per OU (and computers looked into)
@@ -146,7 +145,7 @@ class OuSample:
     readable: int = 0
 
 
-def diagnose(source: ADSource, warn: Warn) -> list[Check]:
+def diagnose(source: ADConfig, warn: Warn) -> list[Check]:
     connector = source.connector
     checks: list[Check] = []
     servers: Sequence[ServerUrl] = connector.servers
@@ -223,7 +222,7 @@ def _grantee(who: str | None, principal: str | None, account: str) -> str:
     return who or principal or account
 
 
-def _root_dse(source: ADSource, connection: Connection) -> dict[str, str]:
+def _root_dse(source: ADConfig, connection: Connection) -> dict[str, str]:
     found = {}
     wanted = ["currentTime", "defaultNamingContext"]
     try:
@@ -264,7 +263,7 @@ def _clock_check(server: str, current: str | None, *, kerberos: bool) -> Check:
 
 
 def _rights_checks(
-    source: ADSource, connection: Connection, base: str, principal: str, warn: Warn
+    source: ADConfig, connection: Connection, base: str, principal: str, warn: Warn
 ) -> list[Check]:
     timeout = source.connector.timeout
     found = paged_search(
