@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bitkey_dir.runtime.config import load_config
-from bitkey_dir.sources.ad import source as ad_source
+from bitkey_dir.sources.ad import reader as ad_reader
 from bitkey_dir.sources.ad.source import ADSource
 from bitkey_dir.sources.registry import open_sources
 from tests.command_line import Outcome, toml_value
@@ -45,7 +45,7 @@ class Asked:
 def asked(monkeypatch: pytest.MonkeyPatch) -> list[Asked]:
     """Every search the AD source makes, with the port of the server it went to."""
     seen: list[Asked] = []
-    real = ad_source.paged_search
+    real = ad_reader.paged_search
 
     def spy(connection: Any, base: str, search_filter: str, attributes: Any, **kw: Any) -> Any:
         names = tuple(str(a).lower() for a in attributes)
@@ -53,7 +53,7 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[Asked]:
         seen.append(Asked(connection.server.port, base, search_filter, names, scope))
         return real(connection, base, search_filter, attributes, **kw)
 
-    monkeypatch.setattr(ad_source, "paged_search", spy)
+    monkeypatch.setattr(ad_reader, "paged_search", spy)
     return seen
 
 

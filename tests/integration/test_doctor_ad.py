@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from bitkey_dir.sources.ad.diagnosis import server_checks
+from bitkey_dir.sources.ad.probe import server_checks
 from bitkey_dir.sources.ad.servers import ServerUrl
 from examples.lab.samba_dc import make_test_pki
 from tests.command_line import Outcome
@@ -112,6 +112,21 @@ def test_the_domain_admin_is_healthy(lab: Lab, samba_dc: Directory) -> None:
     ous = by_ou(document, samba_dc)
     statuses = {ou: c["status"] for ou, c in ous.items() if ou != "OU=Domain Controllers"}
     assert statuses == dict.fromkeys((WORKSTATIONS, LAPTOPS, SERVERS, LAB), "ok")
+
+
+def test_the_ous_are_reported_in_tree_order(lab: Lab, samba_dc: Directory) -> None:
+    # The directory's own order differs between two DCs provisioned alike. (OU=Corp holds
+    # no computer of its own, so it has no check.)
+    _, document = as_json(lab, "admin")
+    subjects = [c["subject"] for c in checks(document, "recovery objects")]
+    suffix = "," + samba_dc.base_dn
+    assert [s.removesuffix(suffix) for s in subjects if s.startswith("OU=")] == [
+        SERVERS,
+        WORKSTATIONS,
+        LAPTOPS,
+        "OU=Domain Controllers",
+        LAB,
+    ]
 
 
 def test_the_table_shows_the_fix_for_people(lab: Lab, samba_dc: Directory) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from bitkey_dir.core.records import KEY_FIELDS, PACKAGE_FIELDS
-from bitkey_dir.sources.ad import source as ad_source
+from bitkey_dir.sources.ad import reader as ad_reader
 from examples.lab.samba_dc import RecoveryKey
 from tests.command_line import Outcome
 from tests.integration.conftest import Directory
@@ -38,13 +38,13 @@ KEY_PACKAGE = "msfve-keypackage"
 def asked(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
     """The attributes of every search the AD source makes (lower case)."""
     seen: list[tuple[str, ...]] = []
-    real = ad_source.paged_search
+    real = ad_reader.paged_search
 
     def spy(connection: Any, base: str, search_filter: str, attributes: Any, **kw: Any) -> Any:
         seen.append(tuple(str(a).lower() for a in attributes))
         return real(connection, base, search_filter, attributes, **kw)
 
-    monkeypatch.setattr(ad_source, "paged_search", spy)
+    monkeypatch.setattr(ad_reader, "paged_search", spy)
     return seen
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from bitkey_dir.core.errors import ConfigError, SourceError
 from bitkey_dir.core.model import ComputerName, KeyId
 from bitkey_dir.runtime.config import Settings
-from bitkey_dir.sources.ad import forest
+from bitkey_dir.sources.ad import forest, reader
 from bitkey_dir.sources.ad.discovery import (
     NameServer,
     SrvRecord,
@@ -443,6 +443,7 @@ class FakeSearches:
         attributes: Any,
         scope: str = "SUBTREE",
         controls: Any = (),
+        **paging: Any,
     ) -> Iterator[Entry]:
         self.asked.append((base, tuple(attributes)))
         if base.startswith("CN=Deleted Objects"):
@@ -455,13 +456,15 @@ class FakeSearches:
         yield Entry(dn, {"msfve-recoveryguid": [guid]})
 
 
-def test_listing_without_rights_on_deleted_objects_warns_and_goes_on() -> None:
+def test_listing_without_rights_on_deleted_objects_warns_and_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     source = build(
         '[sources.corp]\ntype = "ad"\nuser = "a@corp.example"\ndomain = "corp.example"\n'
     )
     searches = FakeSearches()
     source._connect = lambda warn: object()  # type: ignore[method-assign]
-    source._search = searches  # type: ignore[method-assign]
+    monkeypatch.setattr(reader, "paged_search", searches)
     warnings: list[str] = []
     entries = list(source.iter_key_entries(warnings.append))
     assert [str(e.key_id) for e in entries] == ["063EA4E1-220C-4293-BA01-4754620A96E7"]

@@ -20,12 +20,15 @@ from bitkey_dir.ops.doctor import Diagnosis, DoctorResult, doctor_exit_code
 from bitkey_dir.ops.outcome import SourceStatus
 from bitkey_dir.render.doctor import render_json, render_table
 from bitkey_dir.sources.ad.diagnosis import (
+    MAX_OUS,
     cmd_quoted,
     dsacls_lines,
     generalized_time,
-    host_matches,
+    ous_in_tree_order,
     skew_words,
+    tree_order,
 )
+from bitkey_dir.sources.ad.probe import host_matches
 from bitkey_dir.sources.base import CHECK_STATUSES, Check
 from bitkey_dir.sources.entra.diagnosis import (
     consent_url,
@@ -169,6 +172,49 @@ def test_generalized_time_never_raises(text: str) -> None:
 def test_skew_in_words() -> None:
     assert skew_words(301) == "5 min 1 s ahead of this machine"
     assert skew_words(-2) == "2 s behind this machine"
+
+
+# -- the OUs' order --------------------------------------------------------------------------
+BASE = "DC=bitkey,DC=test"
+# The lab's OUs (tests/integration/seed.py) in two orders two DCs provisioned alike gave.
+ONE_DC = ["OU=Laptops,OU=Workstations,OU=Corp", "OU=Lab", "OU=Servers,OU=Corp", "OU=Corp"]
+OTHER_DC = ["OU=Workstations,OU=Corp", "OU=Lab", "OU=Domain Controllers", "OU=Corp"]
+LAB_OUS = [f"{ou},{BASE}" for ou in dict.fromkeys([*ONE_DC, *OTHER_DC])]
+
+
+def test_the_ous_come_in_tree_order_whatever_order_the_dc_gives() -> None:
+    expected = [
+        f"{ou},{BASE}"
+        for ou in (
+            "OU=Corp",
+            "OU=Servers,OU=Corp",
+            "OU=Workstations,OU=Corp",
+            "OU=Laptops,OU=Workstations,OU=Corp",
+            "OU=Domain Controllers",
+            "OU=Lab",
+        )
+    ]
+    assert ous_in_tree_order(LAB_OUS, MAX_OUS) == (expected, False)
+    assert ous_in_tree_order(reversed(LAB_OUS), MAX_OUS) == (expected, False)
+
+
+@given(st.permutations(LAB_OUS), st.integers(min_value=0, max_value=len(LAB_OUS) + 1))
+def test_a_cap_checks_the_same_ous_every_time(given_order: list[str], limit: int) -> None:
+    first, more = ous_in_tree_order(given_order, limit)
+    assert first == ous_in_tree_order(sorted(LAB_OUS), limit)[0]
+    assert first == sorted(LAB_OUS, key=tree_order)[:limit]
+    assert more is (len(LAB_OUS) > limit)
+
+
+def test_tree_order_ignores_case_and_puts_a_parent_before_its_children() -> None:
+    dns = ["ou=b,dc=X", "OU=a\\,z,DC=x", "OU=C,OU=A,DC=x", "OU=A,DC=x", "OU=A,DC=w"]
+    assert sorted(dns, key=tree_order) == [
+        "OU=A,DC=w",
+        "OU=A,DC=x",
+        "OU=C,OU=A,DC=x",
+        "OU=a\\,z,DC=x",
+        "ou=b,dc=X",
+    ]
 
 
 # -- output --------------------------------------------------------------------------------

@@ -1,50 +1,43 @@
 """`doctor` for Active Directory: servers, TLS, bind, clock, and the rights on recovery objects.
 
-Per server: does it answer, does its certificate chain to the configured CA, does it carry the
-host name of the URL, when does it expire. Then one bind (with failover, as a lookup binds),
-the DC's clock against ours (Kerberos refuses more than 5 minutes), and per OU a bounded
-sample of recovery objects: how many this account sees and how many of their passwords it
-could read. A password that comes back is dropped at once (only whether it came is kept),
-and never reaches a result. OUs that lack rights get the two ACEs to grant as dsacls lines.
+Per server, probe.py's checks: does it answer, does its certificate chain to the configured
+CA, does it carry the host name of the URL, when does it expire. Then one bind (with
+failover, as a lookup binds), the DC's clock against ours (Kerberos refuses more than 5
+minutes), and per OU, in the order of the tree, a bounded sample of recovery objects: how
+many this account sees and how many of their passwords it could read. A password that comes
+back is dropped at once (only whether it came is kept), and never reaches a result. OUs that
+lack rights get the two ACEs to grant as dsacls lines.
 
-The pure parts (dsacls lines, host name match, GeneralizedTime) come first; the network
-parts use ldap3 and the standard library's ssl, and cryptography to read certificates.
+The pure parts (dsacls lines, GeneralizedTime, the OUs' order) come first; the network parts
+use ldap3.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
+import heapq
 import itertools
 import re
-import socket
-import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from bitkey_dir.core.errors import AuthError, BitkeyError, SourceError
-from bitkey_dir.sources.ad.connection import describe_network_error
 from bitkey_dir.sources.ad.filters import RECOVERY_CLASS
+from bitkey_dir.sources.ad.names import split_dn
+from bitkey_dir.sources.ad.probe import server_checks
 from bitkey_dir.sources.ad.search import paged_search
 from bitkey_dir.sources.ad.servers import ServerUrl
+from bitkey_dir.sources.ad.settings import ADConfig
 from bitkey_dir.sources.base import Check, Warn
 
 if TYPE_CHECKING:
     from ldap3 import Connection
 
-    from bitkey_dir.sources.ad.source import ADSource
-
 PASSWORD_ATTRIBUTE: Final = "msFVE-RecoveryPassword"  # noqa: S105 - a name, not a secret
 SAMPLE: Final = 10  # recovery objects sampled per OU (and computers looked into)
-MAX_OUS: Final = 500  # OUs looked at; beyond, a warning says the rest were not
-EXPIRY_WARNING_DAYS: Final = 30
+MAX_OUS: Final = 500  # OUs looked at, the first in the tree's order; a warning names the cap
 MAX_SKEW: Final = timedelta(minutes=5)  # Kerberos' default tolerance
-_STARTTLS_REQUEST: Final = bytes.fromhex(
-    "301d02017f77188016312e332e362e312e342e312e313436362e3230303337"
-)
 # Characters that change meaning on a Windows command line even inside double quotes (cmd's
 # %VAR% and !VAR!, PowerShell's $ and backtick, the quote itself), and every control or
 # bidi character: a DN holding one gets no ready-made command.
@@ -94,40 +87,6 @@ def dsacls_lines(ou_dn: str, principal: str) -> tuple[str, str] | None:
     )
 
 
-def host_matches(host: str, dns_names: Iterable[str], addresses: Iterable[str]) -> bool:
-    """Whether a certificate with these subjectAltName entries is valid for ``host``
-    (RFC 6125: exact names, a wildcard for the whole left-most label, exact IP addresses).
-
-    >>> host_matches("dc1.corp.example", ["*.corp.example"], [])
-    True
-    >>> host_matches("a.dc1.corp.example", ["*.corp.example"], []), host_matches("10.0.0.1", [], ["10.0.0.1"])
-    (False, True)
-    """  # noqa: E501
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        address = None
-    if address is not None:
-        return any(_same_address(address, text) for text in addresses)
-    wanted = host.lower().rstrip(".")
-    for written in dns_names:
-        name = written.lower().rstrip(".")
-        if name == wanted:
-            return True
-        if name.startswith("*.") and "." in wanted:
-            first, rest = wanted.split(".", 1)
-            if first and rest == name[2:]:
-                return True
-    return False
-
-
-def _same_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str) -> bool:
-    try:
-        return ipaddress.ip_address(text) == address
-    except ValueError:
-        return False
-
-
 def generalized_time(text: str) -> datetime | None:
     """An LDAP GeneralizedTime (``20261204051000.0Z``) as an aware datetime, or None.
 
@@ -152,192 +111,25 @@ def skew_words(seconds: float) -> str:
     return f"{size} {'ahead of' if seconds >= 0 else 'behind'} this machine"
 
 
-# -- one server: reachability and its certificate -------------------------------------------------
+def tree_order(dn: str) -> tuple[tuple[str, str], ...]:
+    """Where ``dn`` sits in the tree, to sort by: its RDNs from the root down, compared
+    without regard to case, so that an OU comes right before the OUs below it.
+
+    >>> sorted(["OU=b,DC=x", "OU=c,OU=A,DC=x", "ou=a,DC=X"], key=tree_order)
+    ['ou=a,DC=X', 'OU=c,OU=A,DC=x', 'OU=b,DC=x']
+    """
+    return tuple((name.casefold(), value.casefold()) for name, value in reversed(split_dn(dn)))
 
 
-@dataclass(frozen=True)
-class Certificate:
-    subject: str
-    issuer: str
-    not_after: datetime
-    dns_names: tuple[str, ...]
-    addresses: tuple[str, ...]
+def ous_in_tree_order(dns: Iterable[str], limit: int) -> tuple[list[str], bool]:
+    """The first ``limit`` of these DNs in tree order, and whether there were more.
 
-    @classmethod
-    def from_der(cls, der: bytes) -> Certificate:
-        from cryptography import x509
-
-        cert = x509.load_der_x509_certificate(der)
-        dns: list[str] = []
-        addresses: list[str] = []
-        with contextlib.suppress(x509.ExtensionNotFound):
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            dns = [str(name) for name in san.get_values_for_type(x509.DNSName)]
-            addresses = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
-        return cls(
-            cert.subject.rfc4514_string(),
-            cert.issuer.rfc4514_string(),
-            cert.not_valid_after_utc,
-            tuple(dns),
-            tuple(addresses),
-        )
-
-
-@dataclass(frozen=True)
-class TlsProbe:
-    """What one TLS handshake with a server showed."""
-
-    reached: bool
-    problem: str | None = None  # why it could not be reached (then nothing else is known)
-    chain_error: str | None = None  # the verification result against the configured CA
-    certificate: Certificate | None = None
-
-
-def _starttls(sock: socket.socket) -> str | None:
-    """Ask for StartTLS on a plain LDAP connection; None when granted, else why not."""
-    sock.sendall(_STARTTLS_REQUEST)
-    reply = b""
-    while len(reply) < 2 or len(reply) < _ber_length(reply):
-        chunk = sock.recv(4096)
-        if not chunk:
-            return "the server closed the connection when asked for StartTLS"
-        reply += chunk
-    found = re.search(rb"\x78[\x00-\xff]{1,5}?\x0a\x01([\x00-\xff])", reply)
-    if found is None:
-        return "the server did not answer the StartTLS request"
-    code = found.group(1)[0]
-    return None if code == 0 else f"the server refused StartTLS (result {code})"
-
-
-def _ber_length(data: bytes) -> int:
-    """The full length of the BER element at the start of ``data`` (as far as known)."""
-    first = data[1]
-    if first < 0x80:
-        return 2 + first
-    count = first & 0x7F
-    if len(data) < 2 + count:
-        return len(data) + 1
-    return 2 + count + int.from_bytes(data[2 : 2 + count], "big")
-
-
-def probe_tls(server: ServerUrl, ca_file: Path | None, timeout: float) -> TlsProbe:
-    """Connect, start TLS (at once for ldaps://, by StartTLS for ldap://) and verify the chain
-    against ``ca_file`` (else the system's trust store); when it does not verify, connect
-    once more without verifying, only to read the certificate and say what is wrong with it."""
-    verifying = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    verifying.check_hostname = False  # the host name is judged apart, to say which failed
-    try:
-        der = _handshake(server, verifying, timeout)
-        chain_error = None
-    except ssl.SSLCertVerificationError as exc:
-        chain_error = str(exc.verify_message or exc.reason or "not trusted")
-        der = None
-    except (OSError, _NoTls) as exc:
-        return TlsProbe(False, describe_network_error(exc, int(timeout)))
-    if der is None:
-        looking = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        looking.check_hostname = False
-        looking.verify_mode = ssl.CERT_NONE
-        try:
-            der = _handshake(server, looking, timeout)
-        except (OSError, _NoTls) as exc:
-            return TlsProbe(True, None, chain_error or describe_network_error(exc, int(timeout)))
-    certificate = None
-    if der:
-        with contextlib.suppress(ValueError):
-            certificate = Certificate.from_der(der)
-    return TlsProbe(True, None, chain_error, certificate)
-
-
-class _NoTls(Exception):
-    """The server answered but would not start TLS."""
-
-
-def _handshake(server: ServerUrl, context: ssl.SSLContext, timeout: float) -> bytes | None:
-    with socket.create_connection((server.connect_to, server.port), timeout=timeout) as raw:
-        raw.settimeout(timeout)
-        if not server.ldaps:
-            refused = _starttls(raw)
-            if refused:
-                raise _NoTls(refused)
-        with context.wrap_socket(raw, server_hostname=server.host) as tls:
-            return tls.getpeercert(binary_form=True)
-
-
-def server_checks(
-    server: ServerUrl, ca_file: Path | None, timeout: float, now: datetime | None = None
-) -> list[Check]:
-    """Reachability, chain, host name and expiry of one server, as checks. A server that
-    cannot be used is "unreachable" (the caller softens that when another one answers)."""
-    now = now or datetime.now(UTC)
-    probe = probe_tls(server, ca_file, timeout)
-    url = server.url
-    how = "LDAPS" if server.ldaps else "StartTLS"
-    if not probe.reached:
-        return [Check("server", url, "unreachable", probe.problem or "no answer")]
-    checks = [Check("server", url, "ok", f"answers on {server.connect_to}:{server.port} ({how})")]
-    cert = probe.certificate
-    trusted_by = f"the CA in {ca_file}" if ca_file else "the system's trust store"
-    if probe.chain_error:
-        issuer = f" (issued by {cert.issuer})" if cert else ""
-        checks.append(
-            Check(
-                "certificate chain",
-                url,
-                "unreachable",
-                f"not trusted by {trusted_by}: {probe.chain_error}{issuer}",
-                "set ca_file to the CA certificate that issued the DC's certificate"
-                if "expired" not in probe.chain_error
-                else "renew the DC's certificate",
-            )
-        )
-    else:
-        checks.append(Check("certificate chain", url, "ok", f"trusted by {trusted_by}"))
-    if cert is None:
-        return checks
-    names = [*cert.dns_names, *cert.addresses]
-    if host_matches(server.host, cert.dns_names, cert.addresses):
-        checks.append(Check("host name", url, "ok", f"the certificate names {server.host}"))
-    else:
-        other = next((n for n in cert.dns_names if not n.startswith("*")), None)
-        scheme = "ldaps" if server.ldaps else "ldap"
-        checks.append(
-            Check(
-                "host name",
-                url,
-                "unreachable",
-                f"the certificate does not name {server.host}; it names "
-                + (", ".join(names) or "no host (no subjectAltName)"),
-                f"use {scheme}://{other}:{server.port} in servers" if other else None,
-            )
-        )
-    left = cert.not_after - now
-    when = cert.not_after.date().isoformat()
-    if left <= timedelta(0):
-        checks.append(
-            Check(
-                "certificate expiry",
-                url,
-                "unreachable",
-                f"expired on {when} ({-left.days} days ago)",
-                "renew the DC's certificate",
-            )
-        )
-    elif left < timedelta(days=EXPIRY_WARNING_DAYS):
-        checks.append(
-            Check(
-                "certificate expiry",
-                url,
-                "warn",
-                f"expires on {when}, in {left.days} days",
-                "renew the DC's certificate",
-            )
-        )
-    else:
-        checks.append(
-            Check("certificate expiry", url, "ok", f"expires on {when}, in {left.days} days")
-        )
-    return checks
+    The directory's own order differs between DCs provisioned alike; this one does not, so
+    the same directory gives the same report, and a cap checks the same OUs every time.
+    Only ``limit + 1`` DNs are held at once, however many the directory has.
+    """
+    first = heapq.nsmallest(limit + 1, dns, key=lambda dn: (tree_order(dn), dn))
+    return first[:limit], len(first) > limit
 
 
 # -- the whole source --------------------------------------------------------------------------
@@ -353,7 +145,7 @@ class OuSample:
     readable: int = 0
 
 
-def diagnose(source: ADSource, warn: Warn) -> list[Check]:
+def diagnose(source: ADConfig, warn: Warn) -> list[Check]:
     connector = source.connector
     checks: list[Check] = []
     servers: Sequence[ServerUrl] = connector.servers
@@ -430,7 +222,7 @@ def _grantee(who: str | None, principal: str | None, account: str) -> str:
     return who or principal or account
 
 
-def _root_dse(source: ADSource, connection: Connection) -> dict[str, str]:
+def _root_dse(source: ADConfig, connection: Connection) -> dict[str, str]:
     found = {}
     wanted = ["currentTime", "defaultNamingContext"]
     try:
@@ -471,26 +263,22 @@ def _clock_check(server: str, current: str | None, *, kerberos: bool) -> Check:
 
 
 def _rights_checks(
-    source: ADSource, connection: Connection, base: str, principal: str, warn: Warn
+    source: ADConfig, connection: Connection, base: str, principal: str, warn: Warn
 ) -> list[Check]:
     timeout = source.connector.timeout
-    ous = [
-        entry.dn
-        for entry in itertools.islice(
-            paged_search(
-                connection,
-                base,
-                "(objectClass=organizationalUnit)",
-                ["1.1"],
-                page_size=min(source.page_size, MAX_OUS + 1),
-                timeout=timeout,
-            ),
-            MAX_OUS + 1,
+    found = paged_search(
+        connection,
+        base,
+        "(objectClass=organizationalUnit)",
+        ["1.1"],
+        page_size=source.page_size,
+        timeout=timeout,
+    )
+    ous, more = ous_in_tree_order((entry.dn for entry in found), MAX_OUS)
+    if more:
+        warn(
+            f"more than {MAX_OUS} OUs: the rights of the first {MAX_OUS} in tree order were checked"
         )
-    ]
-    if len(ous) > MAX_OUS:
-        warn(f"more than {MAX_OUS} OUs: the rights of the first {MAX_OUS} were checked")
-        ous = ous[:MAX_OUS]
     ous.append(f"CN=Computers,{base}")  # where computers join by default
     checks: list[Check] = []
     for ou in ous:

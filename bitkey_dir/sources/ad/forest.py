@@ -5,7 +5,7 @@ and the objects' names for every domain, but not msFVE-RecoveryPassword, which i
 confidential and read only from a writable DC of the domain holding the object. This module
 builds both kinds of search, and refuses to build a Global Catalog search that would ask
 for a confidential attribute (the GC does not hold them; asking would only hide the fact
-that the read went to the wrong server). source.py runs the searches.
+that the read went to the wrong server). catalog.py runs the searches.
 """
 
 from __future__ import annotations

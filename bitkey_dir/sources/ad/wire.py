@@ -10,6 +10,8 @@ replies are framed and decoded in this module (RFC 4511 section 4.5.2, BER as re
 section 5.1), and each page is decoded only after the next one has been asked for, so that
 the caller's work overlaps with the server preparing that next page.
 
+doctor's StartTLS probe (probe.py) reads its one reply with the same decoding.
+
 ldap3 2.9 binds Kerberos without a SASL security layer (TLS protects the connection), and
 bitkey-dir binds no other SASL mechanism, so every reply is a plain LDAP message.
 """
@@ -28,6 +30,7 @@ Control = tuple[str, bool, bytes | None]
 
 PAGED_RESULTS: Final = "1.2.840.113556.1.4.319"
 NO_SUCH_OBJECT: Final = 32
+EXTENDED_RESPONSE: Final = 0x78  # [APPLICATION 24]: message 0 is a notice of disconnection
 
 _SEQUENCE: Final = 0x30
 _SET: Final = 0x31
@@ -37,7 +40,6 @@ _ENUMERATED: Final = 0x0A
 _SEARCH_ENTRY: Final = 0x64  # [APPLICATION 4], constructed
 _SEARCH_DONE: Final = 0x65  # [APPLICATION 5]
 _SEARCH_REFERENCE: Final = 0x73  # [APPLICATION 19]
-_EXTENDED_RESPONSE: Final = 0x78  # [APPLICATION 24]: message 0 is a notice of disconnection
 _PROTOCOL_ERROR: Final = 2
 _CONTROLS: Final = 0xA0  # [0]
 _READ_SIZE: Final = 65536
@@ -313,7 +315,7 @@ def read_page(replies: Any, message_id: int) -> Page:
                 value = controls.get(PAGED_RESULTS)
                 cookie = paged_cookie(value) if value and code == 0 else b""
                 return Page(entries, code, message, cookie)
-            elif tag == _EXTENDED_RESPONSE:
+            elif tag == EXTENDED_RESPONSE:
                 # Samba answers a search it refuses outright (an unknown critical control)
                 # with an ExtendedResponse; it carries an LDAPResult all the same.
                 code, message = decode_done(data, start, stop)
@@ -323,7 +325,7 @@ def read_page(replies: Any, message_id: int) -> Page:
 
 
 def _notice(data: bytes, tag: int, start: int, stop: int) -> str:
-    if tag != _EXTENDED_RESPONSE:
+    if tag != EXTENDED_RESPONSE:
         return "an unsolicited reply"
     code, message = decode_done(data, start, stop)
     return message or f"result code {code}"

@@ -11,16 +11,16 @@ import errno
 import os
 import shlex
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from pathlib import Path
+from typing import Final
 
 from bitkey_dir.core.errors import BitkeyError
 from bitkey_dir.runtime.encryption import is_encrypted
-from bitkey_dir.sources.base import Check, CheckStatus, Warn
+from bitkey_dir.sources.base import Check, CheckStatus
+from bitkey_dir.sources.files import walk
 from bitkey_dir.sources.files.parsers import NotText, parse_bytes
-
-if TYPE_CHECKING:
-    from bitkey_dir.sources.files.source import FileSource
 
 SHOWN_SKIPPED: Final = 20  # skipped files named one by one; the rest are counted
 
@@ -37,16 +37,18 @@ def _mib(size: int) -> str:
     return f"{size / 1024**2:.1f} MiB" if size >= 1024**2 else f"{size} bytes"
 
 
-def diagnose(source: FileSource, warn: Warn) -> list[Check]:
+def diagnose(paths: Sequence[Path], *, max_file_size: int, identity_files: bool) -> list[Check]:
+    """The checks of a file source reading ``paths``, with its max_file_size, and whether it
+    has identity files to decrypt exports with."""
     checks: list[Check] = []
-    for root in source.paths:
+    for root in paths:
         check = _path_check(str(root))
         checks.append(check)
         if check.status != "ok":
             continue
         tally = Tally()
-        _count(source, str(root), tally)
-        checks += _tally_checks(source, str(root), tally)
+        _count(paths, max_file_size, str(root), tally)
+        checks += _tally_checks(identity_files, str(root), tally)
     return checks
 
 
@@ -79,38 +81,37 @@ def _os_problem(path: str, exc: OSError) -> Check:
     return Check("path", path, "unreachable", why)
 
 
-def _count(source: FileSource, root: str, tally: Tally) -> None:
+def _count(paths: Sequence[Path], max_file_size: int, root: str, tally: Tally) -> None:
     def skipped(message: str) -> None:
         path, _, why = message.partition(": skipped, ")
         tally.skipped.append((path or root, "warn", why or message, None))
 
+    unlisted: list[tuple[str, str]] = []  # folders that could not be listed
     try:
-        files = list(source._files(skipped))
+        files = list(walk.files(paths, skipped, lambda path, why: unlisted.append((path, why))))
     except BitkeyError as exc:
         tally.skipped.append((root, "unreachable", exc.message, None))
         return
-    for path, why in source._troubles.take()[1]:  # folders that could not be listed
+    for path, why in unlisted:
         fix = f"chmod u+rx {shlex.quote(path)}"
         tally.skipped.append((path, "missing-right", f"cannot list it ({why})", fix))
     for path in files:
-        _count_file(source, path, tally)
+        _count_file(path, max_file_size, tally)
 
 
-def _count_file(source: FileSource, path: str, tally: Tally) -> None:
-    from bitkey_dir.sources.files.source import _NotRegular, _TooBig
-
+def _count_file(path: str, max_file_size: int, tally: Tally) -> None:
     try:
-        data = source._read(path)
-    except _NotRegular:
+        data = walk.read(path, max_file_size)
+    except walk.NotRegular:
         tally.skipped.append((path, "warn", "not a regular file", None))
         return
-    except _TooBig:
+    except walk.TooBig:
         size = os.stat(path).st_size
         tally.skipped.append(
             (
                 path,
                 "warn",
-                f"larger than max_file_size ({_mib(size)} > {_mib(source.max_file_size)})",
+                f"larger than max_file_size ({_mib(size)} > {_mib(max_file_size)})",
                 f"max_file_size = {size} in the source's config, if it holds keys",
             )
         )
@@ -146,12 +147,12 @@ def _count_file(source: FileSource, path: str, tally: Tally) -> None:
         tally.skipped.append((path, "warn", f"not a key file: {why}", None))
 
 
-def _tally_checks(source: FileSource, root: str, tally: Tally) -> list[Check]:
+def _tally_checks(identity_files: bool, root: str, tally: Tally) -> list[Check]:
     files = "s" if tally.key_files != 1 else ""
     keys = "s" if tally.keys != 1 else ""
     found = f"{tally.key_files} key file{files} ({tally.keys} key{keys})"
     if tally.encrypted:
-        unlock = "identity_file" if source.identity_files else "an identity or passphrase"
+        unlock = "identity_file" if identity_files else "an identity or passphrase"
         found += f", {tally.encrypted} encrypted export(s), read with {unlock}"
     found += f", {len(tally.skipped)} skipped"
     status: CheckStatus = "ok" if tally.key_files or tally.encrypted else "warn"

@@ -25,10 +25,8 @@ malformed files only when they could hold the key asked for.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,6 +37,7 @@ from bitkey_dir.core.model import Query, RecoveryKey
 from bitkey_dir.runtime.config import Settings
 from bitkey_dir.runtime.encryption import is_encrypted
 from bitkey_dir.sources.base import Check, Warn
+from bitkey_dir.sources.files import walk
 from bitkey_dir.sources.files.parsers import NotText, Parsed, parse_bytes
 
 DEFAULT_MAX_FILE_SIZE: Final = 64 * 1024 * 1024
@@ -67,6 +66,9 @@ class _Troubles:
 
     undecrypted: list[tuple[str, str]] = field(default_factory=list)  # path, why
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # path, why
+
+    def cannot_read(self, path: str, why: str) -> None:
+        self.unreadable.append((path, why))
 
     def take(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         taken = (self.undecrypted, self.unreadable)
@@ -128,7 +130,9 @@ class FileSource:
         """Each path readable, the key files found, the files skipped and why."""
         from bitkey_dir.sources.files import diagnosis
 
-        return diagnosis.diagnose(self, warn)
+        return diagnosis.diagnose(
+            self.paths, max_file_size=self.max_file_size, identity_files=bool(self.identity_files)
+        )
 
     def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
         # A file without the first 8 digits of the Key ID cannot hold the key: skip parsing it.
@@ -198,7 +202,7 @@ class FileSource:
     def _parse_all(
         self, warn: Warn, wanted: re.Pattern[str] | None = None
     ) -> Iterator[tuple[str, Parsed]]:
-        for path in self._files(warn):
+        for path in walk.files(self.paths, warn, self._troubles.cannot_read):
             parsed = self._parse_file(path, warn, wanted)
             if parsed is None:
                 continue
@@ -208,18 +212,18 @@ class FileSource:
 
     def _parse_file(self, path: str, warn: Warn, wanted: re.Pattern[str] | None) -> Parsed | None:
         try:
-            data = self._read(path)
-        except _NotRegular:
+            data = walk.read(path, self.max_file_size)
+        except walk.NotRegular:
             warn(f"{path}: skipped, not a regular file")
             return None
-        except _TooBig:
+        except walk.TooBig:
             warn(
                 f"{path}: skipped, larger than {_size(self.max_file_size)} "
                 f"(raise max_file_size in the source's config to read it)"
             )
             return None
         except OSError as exc:
-            self._troubles.unreadable.append((path, exc.strerror or type(exc).__name__))
+            self._troubles.cannot_read(path, exc.strerror or type(exc).__name__)
             return None
         if is_encrypted(data):
             try:
@@ -233,27 +237,6 @@ class FileSource:
             hint = " (a .BEK startup key is not a recovery password)" if _is_bek(path) else ""
             warn(f"{path}: skipped, {exc}{hint}")
             return None
-
-    def _read(self, path: str) -> bytes:
-        """The file's bytes; opened without blocking (a FIFO put in its place must not hang
-        the lookup), its size judged before reading: on a network share, reading is the cost."""
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise _NotRegular
-            if info.st_size > self.max_file_size:
-                raise _TooBig
-            chunks, left = [], self.max_file_size + 1
-            while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
-                chunks.append(chunk)
-                left -= len(chunk)
-        finally:
-            os.close(fd)
-        data = b"".join(chunks)
-        if len(data) > self.max_file_size:
-            raise _TooBig
-        return data
 
     def _decrypt(self, data: bytes) -> bytes:
         from bitkey_dir.runtime import encryption
@@ -273,72 +256,6 @@ class FileSource:
                 unlocking.asked = True
             passphrase = unlocking.passphrase
         return encryption.decrypt(data, unlocking.identities, passphrase, origin=unlocking.origin)
-
-    def _files(self, warn: Warn) -> Iterator[str]:
-        seen: set[tuple[int, int]] = set()
-        for root in self.paths:
-            try:
-                info = root.stat()
-            except OSError as exc:
-                raise SourceError(
-                    f"cannot open {root} ({exc.strerror or type(exc).__name__})"
-                ) from None
-            if stat.S_ISDIR(info.st_mode):
-                yield from self._walk(str(root), seen, warn)
-            elif stat.S_ISREG(info.st_mode):
-                yield str(root)
-            else:
-                raise SourceError(f"{root} is neither a file nor a folder")
-
-    def _walk(self, top: str, seen: set[tuple[int, int]], warn: Warn) -> Iterator[str]:
-        """Every file below ``top``, depth first in name order. A loop, not recursion: a
-        share may be nested deeper than Python's recursion allows."""
-        first = self._list(top, seen)
-        stack = [iter(first)] if first is not None else []
-        while stack:
-            entry = next(stack[-1], None)
-            if entry is None:
-                stack.pop()
-                continue
-            try:
-                if entry.is_dir():
-                    below = self._list(entry.path, seen)
-                    if below is not None:
-                        stack.append(iter(below))
-                elif entry.is_file():
-                    yield entry.path
-                elif entry.is_symlink() and not os.path.exists(entry.path):
-                    warn(f"{entry.path}: skipped, a link to something that does not exist")
-                else:
-                    warn(f"{entry.path}: skipped, not a regular file")
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:  # a link in a circle leads to no file
-                    warn(f"{entry.path}: skipped, a link that leads back to itself")
-                else:
-                    self._troubles.unreadable.append((entry.path, exc.strerror or "unknown"))
-
-    def _list(self, folder: str, seen: set[tuple[int, int]]) -> list[os.DirEntry[str]] | None:
-        """A folder's entries in name order; None when it was seen before (a link back up
-        the tree) or cannot be listed (remembered: it may hold keys)."""
-        # Plain strings, not Path objects: on a share of 10,000 files the difference shows.
-        try:
-            identity = os.stat(folder)
-            if (identity.st_dev, identity.st_ino) in seen:
-                return None
-            seen.add((identity.st_dev, identity.st_ino))
-            with os.scandir(folder) as scan:
-                return sorted(scan, key=lambda entry: entry.name)
-        except OSError as exc:
-            self._troubles.unreadable.append((folder, exc.strerror or "unknown"))
-            return None
-
-
-class _NotRegular(Exception):
-    pass
-
-
-class _TooBig(Exception):
-    pass
 
 
 def _undecrypted(troubles: list[tuple[str, str]]) -> str:
