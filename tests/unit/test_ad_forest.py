@@ -257,11 +257,24 @@ computer_names = st.text(min_size=1, max_size=40).filter(
 )
 
 
+def _filter_attributes(search_filter: str) -> set[str]:
+    """The attributes a filter tests; a value (a computer named KEYPACKAGE) is not one."""
+    return {name.lower() for name in re.findall(r"\(([A-Za-z0-9;-]+)[~<>:]?=", search_filter)}
+
+
 def _never_a_password(search: forest.Search) -> None:
     assert not search.reads_confidential
     assert all(a.lower() not in forest.CONFIDENTIAL and a != "*" for a in search.attributes)
-    assert "recoverypassword" not in search.filter.lower()
-    assert "keypackage" not in search.filter.lower()
+    tested = _filter_attributes(search.filter)
+    assert not {"msfve-recoverypassword", "msfve-keypackage"} & tested
+
+
+def test_the_filter_check_tells_attributes_from_values() -> None:
+    assert _filter_attributes("(&(objectCategory=computer)(cn=KEYPACKAGE))") == {
+        "objectcategory",
+        "cn",
+    }
+    assert "msfve-keypackage" in _filter_attributes("(msFVE-KeyPackage=*)")
 
 
 @given(key_ids)
