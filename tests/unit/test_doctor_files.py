@@ -96,3 +96,28 @@ def test_a_missing_path_is_unreachable(tmp_path: Path) -> None:
     assert code == 4
     statuses = {c["subject"]: c["status"] for c in checks(document) if c["area"] == "path"}
     assert statuses == {str(tmp_path): "ok", str(tmp_path / "gone"): "unreachable"}
+
+
+def test_each_configured_path_counts_its_own_files(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, key_id, password in (
+        (first, KEY_ID, PASSWORD),
+        (second, OTHER_KEY_ID, OTHER_PASSWORD),
+    ):
+        folder.mkdir()
+        (folder / f"BitLocker Recovery Key {key_id}.TXT").write_bytes(
+            utf16_le_bom(windows_key_file(key_id, password))
+        )
+    missing = tmp_path / "gone"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[sources.keys]\ntype = "file"\npath = ["{first}", "{second}", "{missing}"]\n',
+        encoding="utf-8",
+    )
+    code, document = doctor(config=config)
+    assert code == 4  # the missing path
+    found = {(c["area"], c["subject"]): c for c in checks(document)}
+    assert found["files", str(first)]["detail"] == "1 key file (1 key), 0 skipped"
+    assert found["files", str(second)]["detail"] == "1 key file (1 key), 0 skipped"
+    # The missing path is reported once, as itself, not again under the others.
+    assert [subject for area, subject in found if str(missing) in str(subject)] == [str(missing)]

@@ -47,7 +47,7 @@ def diagnose(paths: Sequence[Path], *, max_file_size: int, identity_files: bool)
         if check.status != "ok":
             continue
         tally = Tally()
-        _count(paths, max_file_size, str(root), tally)
+        _count(root, max_file_size, tally)
         checks += _tally_checks(identity_files, str(root), tally)
     return checks
 
@@ -81,16 +81,18 @@ def _os_problem(path: str, exc: OSError) -> Check:
     return Check("path", path, "unreachable", why)
 
 
-def _count(paths: Sequence[Path], max_file_size: int, root: str, tally: Tally) -> None:
+def _count(root: Path, max_file_size: int, tally: Tally) -> None:
+    """What ``root`` holds (each configured path is checked and counted on its own)."""
+
     def skipped(message: str) -> None:
         path, _, why = message.partition(": skipped, ")
-        tally.skipped.append((path or root, "warn", why or message, None))
+        tally.skipped.append((path or str(root), "warn", why or message, None))
 
     unlisted: list[tuple[str, str]] = []  # folders that could not be listed
     try:
-        files = list(walk.files(paths, skipped, lambda path, why: unlisted.append((path, why))))
+        files = list(walk.files([root], skipped, lambda path, why: unlisted.append((path, why))))
     except BitkeyError as exc:
-        tally.skipped.append((root, "unreachable", exc.message, None))
+        tally.skipped.append((str(root), "unreachable", exc.message, None))
         return
     for path, why in unlisted:
         fix = f"chmod u+rx {shlex.quote(path)}"
