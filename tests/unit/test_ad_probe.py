@@ -88,3 +88,25 @@ def test_a_server_that_hangs_up_is_said_to(
     ours, theirs = pair
     answer(theirs, sent, close=True)
     assert ask_starttls(ours) == "the server closed the connection when asked for StartTLS"
+
+
+def test_a_refusal_reaches_doctor_in_the_servers_words() -> None:
+    # A plain LDAP listener that refuses StartTLS: the probe's finding names the refusal and
+    # its result code, not a network failure ("connection refused" would send the admin to
+    # the firewall).
+    from bitkey_dir.sources.ad.probe import probe_tls
+    from bitkey_dir.sources.ad.servers import ServerUrl
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(extended_response(52))
+
+        threading.Thread(target=serve, daemon=True).start()
+        found = probe_tls(ServerUrl.parse(f"ldap://127.0.0.1:{port}"), None, 5)
+    assert not found.reached
+    assert found.problem == "the server refused StartTLS (result 52)"

@@ -141,7 +141,9 @@ def probe_tls(server: ServerUrl, ca_file: Path | None, timeout: float) -> TlsPro
     except ssl.SSLCertVerificationError as exc:
         chain_error = str(exc.verify_message or exc.reason or "not trusted")
         der = None
-    except (OSError, _NoTls) as exc:
+    except _NoTls as exc:  # the server's own answer, already in words: kept whole
+        return TlsProbe(False, str(exc))
+    except OSError as exc:
         return TlsProbe(False, describe_network_error(exc, int(timeout)))
     if der is None:
         looking = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -149,7 +151,9 @@ def probe_tls(server: ServerUrl, ca_file: Path | None, timeout: float) -> TlsPro
         looking.verify_mode = ssl.CERT_NONE
         try:
             der = _handshake(server, looking, timeout)
-        except (OSError, _NoTls) as exc:
+        except _NoTls as exc:
+            return TlsProbe(True, None, chain_error or str(exc))
+        except OSError as exc:
             return TlsProbe(True, None, chain_error or describe_network_error(exc, int(timeout)))
     certificate = None
     if der:
