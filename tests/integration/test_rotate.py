@@ -82,8 +82,11 @@ def test_audit_disclosed_tells_rotated_from_still_valid(
     assert failing.code == 1
     # The device replaces it: a new key for the same volume, escrowed after the reveal.
     later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+    # A valid password of its own: a damaged one would be left out of listings that read
+    # passwords, and a later test in the session would meet that difference.
+    replacement = LabKey.derive(f"{name}/rotated", later)
     newer = dataclasses.replace(
-        key, created=later, recovery_guid=uuid.uuid4(), password=key.password[::-1]
+        key, created=later, recovery_guid=uuid.uuid4(), password=replacement.password
     )
     dc = samba_dc.dc
     conn = dc.connect()
