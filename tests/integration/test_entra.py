@@ -16,7 +16,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ import pytest
 
 from bitkey_dir import __version__
 from bitkey_dir.core.records import KEY_FIELDS
-from tests.command_line import Outcome, invoke, toml_value
+from tests.command_line import Checks, Outcome, invoke_with, run_process, toml_value, trail_entries
 from tests.conftest import EXAMPLES, ROOT
 from tests.integration.graph_emulator import (
     App,
@@ -114,13 +113,13 @@ class Entra:
 
     def find(self, *args: str, **settings: object) -> Outcome:
         config = self.config(**settings)
-        return self.run("--config", str(config), "find", *args, "--source", SOURCE, "-f", "json")
+        return invoke_with(config, "find", *args, "--source", SOURCE, "-f", "json", **self.checks)
 
     def login(self, **settings: object) -> Outcome:
-        config = self.config(**settings)
-        return self.run("--config", str(config), "login", SOURCE)
+        return invoke_with(self.config(**settings), "login", SOURCE, **self.checks)
 
     def secrets(self) -> list[str]:
+        """The client secrets, and the emulator's recovery passwords as typed or not."""
         passwords = [key.key for key in self.graph.recovery_keys.values()]
         return [
             SECRET,
@@ -129,11 +128,11 @@ class Entra:
             *(password.replace("-", "") for password in passwords),
         ]
 
-    def run(self, *args: str) -> Outcome:
-        """The CLI in-process, with the checks every run must pass."""
-        outcome = invoke(*args, secrets=self.secrets(), never_shown=[SECRET, WRONG_SECRET])
-        assert "eyJ" not in outcome.out + outcome.err  # no token (a JWT) is ever shown
-        return outcome
+    @property
+    def checks(self) -> Checks:
+        """What no run may show: a recovery password but on a success's stdout; a client
+        secret or a token (a JWT: its header is base64 JSON, "eyJ...") ever."""
+        return Checks(secrets=self.secrets(), never_shown=[SECRET, WRONG_SECRET, "eyJ"])
 
 
 @contextmanager
@@ -250,7 +249,7 @@ def test_full_key_id_reads_one_key_and_names_its_device(
     assert read_ids(graph) == [key.id]
     assert others[0].key not in found.out
     # The trail names the revealed key (the run() checks say: and never its password).
-    entries = [json.loads(line) for line in trail_file.read_text().splitlines()]
+    entries = trail_entries()
     assert [entry["key_id"] for entry in entries] == [key.id.upper()]
     assert [entry["principal"] for entry in entries] == [f"app {entra.client_id}"]
 
@@ -930,16 +929,13 @@ def test_an_unused_entra_source_loads_no_graph_library(entra: Entra, tmp_path: P
         "sys.stderr.write('PROBE ' + repr((code, sorted(roots & {'msal', 'msgraph', "
         "'msgraph_core', 'kiota_abstractions', 'kiota_http', 'azure', 'httpx'}))))\n"
     )
-    args = ["find", "--key-id", "063EA4E1", "--source", str(EXAMPLES / "keys"), "-f", "json"]
-    proc = subprocess.run(
-        [sys.executable, "-c", probe, *args],
-        capture_output=True,
+    proc = run_process(
+        *("find", "--key-id", "063EA4E1", "--source", EXAMPLES / "keys", "-f", "json"),
+        command=(sys.executable, "-c", probe),
         env={**os.environ, "PYTHONPATH": str(ROOT), "BITKEY_DIR_CONFIG": str(config)},
-        check=False,
-        timeout=60,
     )
-    code, heavy = eval(proc.stderr.decode().split("PROBE ", 1)[1])  # noqa: S307 - our own repr
-    assert (code, heavy) == (0, []), proc.stderr.decode()
+    code, heavy = eval(proc.err.split("PROBE ", 1)[1])  # noqa: S307 - our own repr
+    assert (code, heavy) == (0, []), proc.err
 
 
 # -- expired tokens -------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ ask for a token, ask the user, or leave a secret on disk.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bitkey_dir.runtime.keystore import client_secret_entry, token_key_entry
-from tests.command_line import invoke
+from tests.command_line import invoke, invoke_with, trail_entries
 from tests.conftest import KeyringFile
 from tests.integration.graph_emulator import GraphEmulator, User
 from tests.integration.test_entra import (
@@ -203,7 +202,7 @@ def test_after_device_code_login_find_neither_signs_in_nor_prompts(
     assert found.err == ""  # no device-code instructions, no notice
     assert graph.count(TOKEN) == 0
     assert len(graph.device_codes) == 1  # only login's
-    (entry,) = [json.loads(line) for line in trail_file.read_text().splitlines()]
+    (entry,) = trail_entries()
     assert entry["principal"] == agent_signed_in.user_principal_name
 
 
@@ -242,7 +241,7 @@ def test_auth_status_shows_account_and_expiry_and_logout_removes_everything(
     entra: Entra, graph: GraphEmulator, agent_signed_in: User, file_keyring: KeyringFile
 ) -> None:
     config = entra.config(auth="device-code")
-    status = entra.run("--config", str(config), "auth", "status", "--json")
+    status = invoke_with(config, "auth", "status", "--json", **entra.checks)
     assert status.code == 0, status.err
     document = status.document
     assert document["keyring"] == {
@@ -259,16 +258,16 @@ def test_auth_status_shows_account_and_expiry_and_logout_removes_everything(
     assert row["tokens"]["accounts"] == [upn]
     assert row["tokens"]["refresh_token"] is True
     assert row["tokens"]["access_token_expires"].endswith("+00:00")
-    text = entra.run("--config", str(config), "auth", "status")
+    text = invoke_with(config, "auth", "status", **entra.checks)
     assert f"{SOURCE} (entra): {upn}; tokens: account {upn}" in text.out
     assert "access token valid for" in text.out
 
     cache = token_file()
-    gone = entra.run("--config", str(config), "logout", SOURCE)
+    gone = invoke_with(config, "logout", SOURCE, **entra.checks)
     assert gone.out == f"{SOURCE}: removed the saved sign-in (token cache)\n"
     assert not cache.exists()
     assert file_keyring.entries() == {}
-    again = entra.run("--config", str(config), "logout", SOURCE)
+    again = invoke_with(config, "logout", SOURCE, **entra.checks)
     assert again.out == f"{SOURCE}: nothing was stored\n"
     key = graph.add_recovery_key(graph.add_device("PC-0042"))
     after = entra.find("--key-id", key.id, auth="device-code")
