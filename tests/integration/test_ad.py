@@ -20,17 +20,18 @@ from typing import Any
 import pytest
 
 from bitkey_dir.core.records import KEY_FIELDS
-from tests.command_line import (
-    Checks,
-    Outcome,
-    invoke,
-    invoke_with,
-    run_process,
-    toml_value,
-    trail_entries,
-)
+from tests.command_line import invoke, invoke_with, run_process, trail_entries
 from tests.conftest import ROOT
-from tests.integration.conftest import Directory
+from tests.integration.fixtures import (
+    ADMIN,
+    PASSWORDS,
+    WRONG_PASSWORD,
+    Directory,
+    Lab,
+    ad_checks,
+    free_port,
+    records,
+)
 from tests.integration.seed import (
     COLLIDING_LT001,
     COLLIDING_PREFIX,
@@ -38,93 +39,9 @@ from tests.integration.seed import (
     HELPDESK,
     LAPTOPS,
     ODD_NAME_GUID,
-    PLAIN,
-    computer_spec,
-    every_password,
 )
 
 pytestmark = pytest.mark.integration
-
-PASSWORDS = every_password()
-SECRETS = [*PASSWORDS, *(p.replace("-", "") for p in PASSWORDS)]
-ADMIN = "admin"
-WRONG_PASSWORD = "Wr0ng!Secret-4242"  # must never be echoed
-
-
-def ad_checks() -> Checks:
-    """What no run against the DC may show: a seeded password but on a success's stdout, the
-    bind password it was given ever."""
-    bind_password = os.environ.get("BITKEY_DIR_PASSWORD")
-    return Checks(secrets=SECRETS, never_shown=[bind_password] if bind_password else [])
-
-
-class Lab:
-    """Writes `[sources.lab]` configs for the DC and runs `find` with them."""
-
-    def __init__(self, directory: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-        self.directory = directory
-        self.tmp_path = tmp_path
-        self.monkeypatch = monkeypatch
-        self.accounts = {
-            "helpdesk": (directory.upn(HELPDESK.name), HELPDESK.password),
-            "plain": (directory.upn(PLAIN.name), PLAIN.password),
-            ADMIN: (directory.dc.admin_principal, directory.dc.admin_password),
-        }
-        for name in ("BITKEY_DIR_PASSWORD", "BITKEY_DIR_USER", "BITKEY_DIR_CA_FILE"):
-            monkeypatch.delenv(name, raising=False)
-
-    def config(
-        self, *, user: str | None = "helpdesk", set_password: bool = True, **settings: object
-    ) -> Path:
-        """A config whose only source is `lab`; sets BITKEY_DIR_PASSWORD for ``user``.
-
-        ``user`` is "helpdesk", "plain", "admin", None (no user key) or a literal user name.
-        """
-        table: dict[str, object] = {
-            "type": "ad",
-            "servers": [self.directory.url],
-            "ca_file": str(self.directory.ca_file),
-            "timeout": 5,
-        }
-        if user is not None:
-            upn, password = self.accounts.get(user, (user, None))
-            table["user"] = upn
-            if password is not None and set_password:
-                self.monkeypatch.setenv("BITKEY_DIR_PASSWORD", password)
-        table.update(settings)
-        lines = ["[defaults]", 'sources = ["lab"]', "", "[sources.lab]"]
-        lines += [
-            f"{key} = {toml_value(value)}" for key, value in table.items() if value is not None
-        ]
-        path = self.tmp_path / "config.toml"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return path
-
-    def find(
-        self,
-        *args: str,
-        user: str | None = "helpdesk",
-        set_password: bool = True,
-        **settings: object,
-    ) -> Outcome:
-        config = self.config(user=user, set_password=set_password, **settings)
-        return invoke_with(
-            config, "find", *args, "--source", "lab", "--format", "json", **ad_checks()
-        )
-
-
-def records(directory: Directory, *computers: str) -> list[dict[str, Any]]:
-    """Expected JSON records of these computers' keys, newest first over all of them."""
-    pairs = [(c, key) for c in computers for key in computer_spec(c).keys]
-    pairs.sort(key=lambda pair: pair[1].created, reverse=True)
-    return [directory.record(c, key) for c, key in pairs]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @pytest.fixture

@@ -22,9 +22,8 @@ from bitkey_dir.sources.ad import reader as ad_reader
 from bitkey_dir.sources.ad.source import ADSource
 from bitkey_dir.sources.registry import open_sources
 from tests.command_line import Outcome, invoke_with, toml_value
-from tests.integration.conftest import Directory
+from tests.integration.fixtures import ADMIN, Directory, Lab, ad_checks, free_port, records
 from tests.integration.seed import COLLIDING_LT001, COLLIDING_PREFIX, COLLIDING_WS002, DNS_DOMAIN
-from tests.integration.test_ad import ADMIN, Lab, ad_checks, free_port, records
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,7 @@ from bitkey_dir.sources.ad import search, wire
 from bitkey_dir.sources.ad.source import ADSource
 from bitkey_dir.sources.registry import open_sources
 from tests.command_line import Outcome, invoke_with
-from tests.integration.conftest import Directory
-from tests.integration.test_ad import ADMIN, Lab, ad_checks
+from tests.integration.fixtures import ADMIN, Directory, Lab, ad_checks
 
 pytestmark = pytest.mark.integration
 

@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 
 from tests.command_line import Outcome, invoke_with
-from tests.integration.conftest import Directory
-from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.seed import LAB, LAPTOPS, SERVERS, SPEC, WORKSTATIONS
-from tests.integration.test_ad import Lab, ad_checks
-from tests.integration.test_entra import (
+from tests.integration.fixtures import (
     GRAPH,
     KEY_GET,
     SOURCE,
+    Directory,
     Entra,
+    Lab,
+    ad_checks,
 )
+from tests.integration.graph_emulator import GraphEmulator
+from tests.integration.seed import LAB, LAPTOPS, SERVERS, SPEC, WORKSTATIONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 

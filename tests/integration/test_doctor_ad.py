@@ -24,13 +24,10 @@ from bitkey_dir.sources.ad.probe import server_checks
 from bitkey_dir.sources.ad.servers import ServerUrl
 from examples.lab.samba_dc import make_test_pki
 from tests.command_line import Outcome, invoke_with
-from tests.integration.conftest import Directory
-from tests.integration.seed import LAB, LAPTOPS, SERVERS, WORKSTATIONS, every_password
-from tests.integration.test_ad import Lab, ad_checks, free_port
+from tests.integration.fixtures import PASSWORDS, Directory, Lab, ad_checks, free_port
+from tests.integration.seed import LAB, LAPTOPS, SERVERS, WORKSTATIONS
 
 pytestmark = pytest.mark.integration
-
-PASSWORDS = every_password()
 
 
 def doctor(lab: Lab, *args: str, user: str = "helpdesk", **settings: object) -> Outcome:

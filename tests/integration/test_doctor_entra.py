@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.command_line import Outcome, invoke_with
+from tests.integration.fixtures import ROLE_NAMES, SOURCE, Entra, device_code_answered
 from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.test_entra import ROLE_NAMES, SOURCE, Entra, device_code_answered
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.command_line import Outcome, invoke_with
+from tests.integration.fixtures import FULL, KEY_GET, KEY_LIST, SECRET, SOURCE, Entra
 from tests.integration.graph_emulator import App, GraphEmulator
-from tests.integration.test_entra import FULL, KEY_GET, KEY_LIST, SECRET, SOURCE, Entra
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 

@@ -15,21 +15,23 @@ from typing import Any
 import pytest
 
 from tests.command_line import Outcome, invoke, invoke_with, trail_entries
-from tests.integration.conftest import Directory
-from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.graph_emulator import RecoveryKey as GraphKey
-from tests.integration.seed import HELPDESK, SPEC, TEMPORARY_COMPUTER, WORKSTATIONS
-from tests.integration.test_ad import ADMIN, Lab, ad_checks
-from tests.integration.test_entra import (
+from tests.integration.fixtures import (
+    ADMIN,
     BATCH,
     KEY_GET,
     KEY_LIST,
     SOURCE,
+    Directory,
     Entra,
+    Lab,
+    ad_checks,
     day,
     only,
     read_ids,
 )
+from tests.integration.graph_emulator import GraphEmulator
+from tests.integration.graph_emulator import RecoveryKey as GraphKey
+from tests.integration.seed import HELPDESK, SPEC, TEMPORARY_COMPUTER, WORKSTATIONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 

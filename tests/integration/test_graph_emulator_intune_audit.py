@@ -11,13 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.integration.graph_emulator import (
-    AuditEvent,
-    GraphEmulator,
-    ManagedDevice,
-    Tenant,
-)
-from tests.integration.test_graph_emulator import (
+from tests.integration.graph_clients import (
     KEYS,
     Answer,
     Sdk,
@@ -32,6 +26,12 @@ from tests.integration.test_graph_emulator import (
     require_clients,
     run_sdk,
     user_token,
+)
+from tests.integration.graph_emulator import (
+    AuditEvent,
+    GraphEmulator,
+    ManagedDevice,
+    Tenant,
 )
 
 pytestmark = pytest.mark.integration

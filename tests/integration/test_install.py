@@ -15,10 +15,8 @@ import pytest
 
 from tests.command_line import run_process
 from tests.conftest import ROOT
-from tests.integration.conftest import Directory, unavailable
+from tests.integration.fixtures import SECRET, Directory, Entra, Lab, ad_checks, unavailable
 from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.test_ad import Lab, ad_checks
-from tests.integration.test_entra import SECRET, Entra
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 

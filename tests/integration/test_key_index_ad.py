@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.command_line import Outcome, invoke_with
-from tests.integration.conftest import Directory
+from tests.integration.fixtures import ADMIN, PASSWORDS, SECRETS, Directory, Lab, ad_checks
 from tests.integration.seed import COLLIDING_LT001, COLLIDING_PREFIX, COLLIDING_WS002
-from tests.integration.test_ad import ADMIN, PASSWORDS, SECRETS, Lab, ad_checks
 
 pytestmark = pytest.mark.integration
 

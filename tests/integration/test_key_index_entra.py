@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.command_line import Outcome, invoke_with
+from tests.integration.fixtures import DEVICES, KEY_GET, KEY_LIST, KEYS, Entra
 from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.test_entra import DEVICES, KEY_GET, KEY_LIST, KEYS, Entra
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 

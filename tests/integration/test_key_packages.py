@@ -23,11 +23,17 @@ from bitkey_dir.core.records import KEY_FIELDS, PACKAGE_FIELDS
 from bitkey_dir.sources.ad import reader as ad_reader
 from examples.lab.samba_dc import RecoveryKey
 from tests.command_line import Outcome, invoke, invoke_with, trail_entries
-from tests.integration.conftest import Directory
+from tests.integration.fixtures import (
+    ADMIN,
+    SOURCE,
+    Directory,
+    Entra,
+    Lab,
+    ad_checks,
+    day,
+)
 from tests.integration.graph_emulator import GraphEmulator
 from tests.integration.seed import COLLIDING_PREFIX, SPEC, TEMPORARY_COMPUTER
-from tests.integration.test_ad import ADMIN, Lab, ad_checks
-from tests.integration.test_entra import SOURCE, Entra, day
 
 pytestmark = pytest.mark.integration
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.integration.conftest import _require_samba
+from tests.integration.fixtures import require_samba
 
 pytestmark = pytest.mark.integration
 
 
 def test_the_lab_runs_with_stdin_closed_until_sigterm(tmp_path: Path) -> None:
-    _require_samba()
+    require_samba()
     config = tmp_path / "lab.toml"
     lab = subprocess.Popen(
         [

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.command_line import invoke, run_process, trail_entries
+from tests.command_line import invoke_with, run_process, trail_entries
 from tests.conftest import ROOT
+from tests.integration.fixtures import unavailable
 
 pytestmark = pytest.mark.integration
 PASSWORD = "531058-303050-716078-383614-460922-106975-083446-139161"
@@ -279,8 +280,6 @@ def test_plugin_settings_are_validated(plugin_path: Path) -> None:
 def example_plugin() -> str:
     from importlib.metadata import entry_points
 
-    from tests.integration.conftest import unavailable
-
     found = entry_points(group="bitkey_dir.sources.v1", name="sqlite")
     if not found:
         unavailable("examples/plugin is not installed: .venv/bin/pip install ./examples/plugin")
@@ -311,17 +310,8 @@ def test_the_command_line_finds_a_key_through_the_example_plugin(
     connection.close()
     config = tmp_path / "config.toml"
     config.write_text(f'[sources.inventory]\ntype = "sqlite"\npath = "{database}"\n')
-    found = invoke(
-        "--config",
-        config,
-        "find",
-        "-k",
-        "063EA4E1",
-        "-s",
-        "inventory",
-        "-f",
-        "json",
-        secrets=[PASSWORD],
+    found = invoke_with(
+        config, "find", "-k", "063EA4E1", "-s", "inventory", "-f", "json", secrets=[PASSWORD]
     )
     assert found.code == 0, found.err
     (key,) = found.keys

@@ -12,9 +12,8 @@ import pytest
 
 from examples.lab.samba_dc import RecoveryKey as LabKey
 from tests.command_line import invoke_with, trail_entries
-from tests.integration.conftest import Directory
+from tests.integration.fixtures import ADMIN, SECRETS, Directory, Lab, ad_checks
 from tests.integration.seed import TEMPORARY_COMPUTER
-from tests.integration.test_ad import ADMIN, SECRETS, Lab, ad_checks
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,8 @@ import pytest
 from bitkey_dir.runtime.keystore import password_entry
 from tests.command_line import Outcome, invoke, invoke_with
 from tests.conftest import KeyringFile
-from tests.integration.conftest import Directory
+from tests.integration.fixtures import SECRETS, WRONG_PASSWORD, Directory, Lab, ad_checks
 from tests.integration.seed import HELPDESK
-from tests.integration.test_ad import SECRETS, WRONG_PASSWORD, Lab, ad_checks
 
 pytestmark = pytest.mark.integration
 
@@ -39,13 +38,8 @@ def keyring_config(lab: Lab, **settings: object) -> Path:
 
 
 def login(config: Path, stdin: str) -> Outcome:
-    return invoke(
-        "--config",
-        config,
-        "login",
-        "lab",
-        stdin=stdin,
-        never_shown=[HELPDESK.password, WRONG_PASSWORD],
+    return invoke_with(
+        config, "login", "lab", stdin=stdin, never_shown=[HELPDESK.password, WRONG_PASSWORD]
     )
 
 

@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from bitkey_dir.runtime.keystore import client_secret_entry, token_key_entry
-from tests.command_line import invoke, invoke_with, trail_entries
+from tests.command_line import invoke_with, trail_entries
 from tests.conftest import KeyringFile
-from tests.integration.graph_emulator import GraphEmulator, User
-from tests.integration.test_entra import (
+from tests.integration.fixtures import (
     GRAPH,
     SECRET,
     SECRET_ENV,
@@ -28,8 +27,9 @@ from tests.integration.test_entra import (
     WRONG_SECRET,
     Entra,
     device_code_answered,
-    record,
+    entra_record,
 )
+from tests.integration.graph_emulator import GraphEmulator, User
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
@@ -42,7 +42,7 @@ def login_with_secret(entra: Entra, monkeypatch: pytest.MonkeyPatch, secret: str
     monkeypatch.delenv(SECRET_ENV, raising=False)
     config = entra.config()
 
-    result = invoke("--config", config, "login", SOURCE, stdin=secret + "\n")
+    result = invoke_with(config, "login", SOURCE, stdin=secret + "\n")
     assert secret not in result.out + result.err
     assert result.code == 0, result.err
     return result.out
@@ -81,7 +81,7 @@ def test_login_stores_the_secret_and_the_next_run_asks_for_no_token(
     graph.clear_requests()
     found = entra.find("--key-id", key.id)  # no BITKEY_DIR_CLIENT_SECRET, no terminal
     assert found.code == 0, found.err
-    assert found.keys == [record(key, "PC-0042")]
+    assert found.keys == [entra_record(key, "PC-0042")]
     assert graph.count(TOKEN) == 0
     assert graph.count(DISCOVERY) == 0  # the discovery answer is cached with the tokens
     assert found.err == ""
@@ -136,7 +136,7 @@ def test_login_with_a_wrong_secret_stores_nothing(
     monkeypatch.delenv(SECRET_ENV)
     config = entra.config()
 
-    result = invoke("--config", config, "login", SOURCE, stdin=WRONG_SECRET + "\n")
+    result = invoke_with(config, "login", SOURCE, stdin=WRONG_SECRET + "\n")
     assert result.code == 3, result.err
     assert "AADSTS7000215" in result.err
     assert WRONG_SECRET not in result.out + result.err
@@ -317,7 +317,7 @@ def test_login_refuses_a_plaintext_keyring_unless_the_config_allows_it(
         config.read_text().replace("allow_plaintext = true", "allow_plaintext = false")
     )
 
-    result = invoke("--config", str(config), "login", SOURCE, stdin=SECRET)
+    result = invoke_with(config, "login", SOURCE, stdin=SECRET)
     assert result.code == 3
     assert "plain text" in result.err
     assert "allow_plaintext = true" in result.err

@@ -21,7 +21,7 @@ import bitkey_dir
 from bitkey_dir import api
 from bitkey_dir.core.errors import AuthError, ExitCode, InputError, SourceError
 from bitkey_dir.core.wording import for_python
-from tests.command_line import invoke, take_trail_entries, trail_entries
+from tests.command_line import invoke, invoke_with, take_trail_entries, trail_entries
 from tests.conftest import EXAMPLES
 
 KEYS = EXAMPLES / "keys"
@@ -100,7 +100,7 @@ def test_a_required_reason_is_refused_with_the_commands_message(
     tmp_path: Path, trail_file: Path
 ) -> None:
     config = config_file(tmp_path, require_reason=True)
-    cli = invoke("--config", config, "find", "-k", "063EA4E1", secrets=SECRETS)
+    cli = invoke_with(config, "find", "-k", "063EA4E1", secrets=SECRETS)
     assert (cli.code, cli.out) == (2, "")
     with pytest.raises(InputError) as refused:
         api.find_keys(key_id="063EA4E1", config=config)
@@ -132,7 +132,7 @@ def test_an_unwritable_trail_blocks_the_reveal_when_a_reason_is_required(
 ) -> None:
     monkeypatch.setenv("BITKEY_DIR_TRAIL", str(tmp_path))  # a folder: no file can be appended
     strict = config_file(tmp_path, require_reason=True)
-    cli = invoke("--config", strict, "find", "-k", "063EA4E1", "-r", "T-1", secrets=SECRETS)
+    cli = invoke_with(strict, "find", "-k", "063EA4E1", "-r", "T-1", secrets=SECRETS)
     assert (cli.code, cli.out) == (4, "")
     with pytest.raises(SourceError) as refused:
         api.find_keys(key_id="063EA4E1", config=strict, reason="T-1")
@@ -176,7 +176,7 @@ def test_export_writes_the_trail_line_and_the_file_the_command_writes(
 ) -> None:
     config = config_file(tmp_path, require_reason=True)
     by_cli_file, by_library_file = tmp_path / "cli.json", tmp_path / "library.json"
-    cli = invoke("--config", config, "export", "-s", "samples", "-o", by_cli_file, "--reason", "DR")
+    cli = invoke_with(config, "export", "-s", "samples", "-o", by_cli_file, "--reason", "DR")
     assert cli.code == 0, cli.err
     by_cli = take_trail_entries()
 
@@ -203,7 +203,7 @@ def test_export_refuses_without_a_required_reason_like_the_command(
 ) -> None:
     config = config_file(tmp_path, require_reason=True)
     out = tmp_path / "keys.json"
-    cli = invoke("--config", config, "export", "-s", "samples", "-o", out)
+    cli = invoke_with(config, "export", "-s", "samples", "-o", out)
     assert cli.code == 2
     with pytest.raises(InputError) as refused:
         api.export_keys(source="samples", output=out, config=config)
@@ -323,7 +323,7 @@ def test_the_key_id_index_through_the_library_as_through_the_command(tmp_path: P
         ("share", 7)
     ]
     found = api.find_keys(key_id=KNOWN_ID[:8], config=config)
-    command = invoke("--config", config, "find", "-k", KNOWN_ID[:8], "-f", "json", secrets=SECRETS)
+    command = invoke_with(config, "find", "-k", KNOWN_ID[:8], "-f", "json", secrets=SECRETS)
     assert found.index.used == ["share"]
     assert command.document["index"] == {"used": ["share"], "stale": []}
     assert [str(key.key_id) for key in found.keys] == command.key_ids == [KNOWN_ID]
