@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from examples.lab.graph_emulator import GraphEmulator
 from examples.lab.samba_dc import SambaDC, free_loopback_host
 from tests.integration.fixtures import (
     DEBIAN_PACKAGES,
@@ -27,7 +28,6 @@ from tests.integration.fixtures import (
     require_samba,
     unavailable,
 )
-from tests.integration.graph_emulator import GraphEmulator
 from tests.integration.seed import DOMAIN, HELPDESK, HOSTNAME, REALM, SPEC
 
 TEMPLATE_CACHE_ENV = "BITKEY_DIR_TEST_SAMBA_CACHE"

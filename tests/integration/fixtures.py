@@ -27,10 +27,10 @@ from typing import Any, NoReturn
 
 import pytest
 
+from examples.lab.graph_emulator import App, GraphEmulator, RequestRecord, User
+from examples.lab.graph_emulator import RecoveryKey as EntraKey
 from examples.lab.samba_dc import RecoveryKey, SambaDC, SambaDCError, SeedResult, tool
 from tests.command_line import Checks, Outcome, invoke_with, toml_value
-from tests.integration.graph_emulator import App, GraphEmulator, RequestRecord, User
-from tests.integration.graph_emulator import RecoveryKey as EntraKey
 from tests.integration.seed import HELPDESK, PLAIN, computer_spec, every_password, newest_first
 
 DEBIAN_PACKAGES = (

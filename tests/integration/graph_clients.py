@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.integration.graph_emulator import App, GraphEmulator, RecoveryKey, User
+from examples.lab.graph_emulator import App, GraphEmulator, RecoveryKey, User
 
 T = TypeVar("T")
 DELEGATED = ("BitlockerKey.Read.All", "Device.Read.All")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from examples.lab.graph_emulator import GraphEmulator, RecoveryKey
 from tests.command_line import invoke, invoke_with, trail_entries
 from tests.integration.fixtures import FULL, SECRET, SOURCE, WRONG_SECRET, Entra
-from tests.integration.graph_emulator import GraphEmulator, RecoveryKey
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from examples.lab.graph_emulator import GraphEmulator
 from tests.command_line import Outcome, invoke_with
 from tests.integration.fixtures import (
     GRAPH,
@@ -18,7 +19,6 @@ from tests.integration.fixtures import (
     Lab,
     ad_checks,
 )
-from tests.integration.graph_emulator import GraphEmulator
 from tests.integration.seed import LAB, LAPTOPS, SERVERS, SPEC, WORKSTATIONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]

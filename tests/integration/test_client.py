@@ -18,8 +18,8 @@ from bitkey_dir.sources import registry
 from bitkey_dir.sources.ad.connection import Connector
 from bitkey_dir.sources.ad.source import ADSource
 from bitkey_dir.sources.base import Source
+from examples.lab.graph_emulator import GraphEmulator
 from tests.integration.fixtures import SOURCE, Directory, Entra, Lab
-from tests.integration.graph_emulator import GraphEmulator
 from tests.integration.seed import HELPDESK
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]

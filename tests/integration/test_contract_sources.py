@@ -9,8 +9,8 @@ import pytest
 
 from bitkey_dir.core.model import KeyId, KeyPackage, RecoveryKey, RecoveryPassword
 from bitkey_dir.testing import SourceContract
+from examples.lab.graph_emulator import GraphEmulator
 from tests.integration.fixtures import SECRET, Directory
-from tests.integration.graph_emulator import GraphEmulator
 from tests.integration.seed import SPEC
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from examples.lab.graph_emulator import GraphEmulator
 from tests.command_line import Outcome, invoke_with
 from tests.integration.fixtures import ROLE_NAMES, SOURCE, Entra, device_code_answered
-from tests.integration.graph_emulator import GraphEmulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 

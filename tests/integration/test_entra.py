@@ -1,7 +1,7 @@
 """The Entra ID source end to end: `bitkey-dir find` against the Graph emulator.
 
 Every test runs the CLI in-process with a config in tmp_path whose only source, `cloud`, points
-its authority_host and graph_url at the emulator (tests/integration/graph_emulator) and trusts
+its authority_host and graph_url at the emulator (examples/lab/graph_emulator) and trusts
 the emulator's CA. Most tests sign in app-only with a client secret; the delegated ones use the
 device-code flow, approved from a background thread as a person at the verification page
 would. Every run is also checked for what must never happen: a traceback, an internal error, a
@@ -22,6 +22,12 @@ import pytest
 
 from bitkey_dir import __version__
 from bitkey_dir.core.records import KEY_FIELDS
+from examples.lab.graph_emulator import (
+    GraphEmulator,
+    RecoveryKey,
+    RequestRecord,
+    make_client_certificate,
+)
 from tests.command_line import run_process, trail_entries
 from tests.conftest import EXAMPLES, ROOT
 from tests.integration.fixtures import (
@@ -45,12 +51,6 @@ from tests.integration.fixtures import (
     free_port,
     only,
     read_ids,
-)
-from tests.integration.graph_emulator import (
-    GraphEmulator,
-    RecoveryKey,
-    RequestRecord,
-    make_client_certificate,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from examples.lab.graph_emulator import App, GraphEmulator
 from tests.command_line import Outcome, invoke_with
 from tests.integration.fixtures import FULL, KEY_GET, KEY_LIST, SECRET, SOURCE, Entra
-from tests.integration.graph_emulator import App, GraphEmulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 

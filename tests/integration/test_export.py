@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from examples.lab.graph_emulator import GraphEmulator
+from examples.lab.graph_emulator import RecoveryKey as GraphKey
 from tests.command_line import Outcome, invoke, invoke_with, trail_entries
 from tests.integration.fixtures import (
     ADMIN,
@@ -29,8 +31,6 @@ from tests.integration.fixtures import (
     only,
     read_ids,
 )
-from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.graph_emulator import RecoveryKey as GraphKey
 from tests.integration.seed import HELPDESK, SPEC, TEMPORARY_COMPUTER, WORKSTATIONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]

@@ -1,6 +1,6 @@
 """The Graph emulator, proven against raw HTTP and the real msal / msgraph-sdk / kiota clients.
 
-The emulator (tests/integration/graph_emulator) serves Microsoft Graph v1.0 and the
+The emulator (examples/lab/graph_emulator) serves Microsoft Graph v1.0 and the
 Microsoft identity platform over HTTPS on 127.0.0.1 with its own test CA. The tests here use
 its home tenant; test_graph_emulator_tenants.py and test_graph_emulator_generated.py cover
 several tenants and generated keys, test_graph_emulator_intune_audit.py Intune managed
@@ -61,8 +61,9 @@ configurable, since national clouds differ in the same places)::
     adapter.base_url = f"{graph_url}/v1.0"  # forgetting it sends requests to the public cloud
     client = GraphServiceClient(request_adapter=adapter)
 
-The emulator's own Python API is in graph_emulator/__init__.py. Tests below that need the
-client libraries skip when msal / msgraph-sdk are not installed.
+The emulator's own Python API is in examples/lab/graph_emulator/__init__.py; graph_clients.py
+builds the clients as shown here. Tests below that need the client libraries skip when msal /
+msgraph-sdk are not installed.
 """
 
 from __future__ import annotations
@@ -82,6 +83,18 @@ from urllib.parse import quote
 
 import pytest
 
+from examples.lab.graph_emulator import (
+    ROLE_TEMPLATE_IDS,
+    App,
+    Device,
+    GraphEmulator,
+    RecoveryKey,
+    User,
+    generate_recovery_password,
+    is_valid_recovery_password,
+    make_client_certificate,
+    odata_quote,
+)
 from tests.integration.graph_clients import (
     DELEGATED,
     KEYS,
@@ -102,18 +115,6 @@ from tests.integration.graph_clients import (
     run_sdk,
     sign_in,
     user_token,
-)
-from tests.integration.graph_emulator import (
-    ROLE_TEMPLATE_IDS,
-    App,
-    Device,
-    GraphEmulator,
-    RecoveryKey,
-    User,
-    generate_recovery_password,
-    is_valid_recovery_password,
-    make_client_certificate,
-    odata_quote,
 )
 
 pytestmark = pytest.mark.integration

@@ -11,6 +11,12 @@ from urllib.parse import quote
 
 import pytest
 
+from examples.lab.graph_emulator import (
+    AuditEvent,
+    GraphEmulator,
+    ManagedDevice,
+    Tenant,
+)
 from tests.integration.graph_clients import (
     KEYS,
     Answer,
@@ -26,12 +32,6 @@ from tests.integration.graph_clients import (
     require_clients,
     run_sdk,
     user_token,
-)
-from tests.integration.graph_emulator import (
-    AuditEvent,
-    GraphEmulator,
-    ManagedDevice,
-    Tenant,
 )
 
 pytestmark = pytest.mark.integration

@@ -10,6 +10,13 @@ from urllib.parse import quote
 
 import pytest
 
+from examples.lab.graph_emulator import (
+    App,
+    GraphEmulator,
+    Tenant,
+    make_client_certificate,
+)
+from examples.lab.graph_emulator._crypto import sign_jwt, unverified_parts
 from tests.integration.graph_clients import (
     KEYS,
     Sdk,
@@ -22,13 +29,6 @@ from tests.integration.graph_clients import (
     require_clients,
     run_sdk,
 )
-from tests.integration.graph_emulator import (
-    App,
-    GraphEmulator,
-    Tenant,
-    make_client_certificate,
-)
-from tests.integration.graph_emulator._crypto import sign_jwt, unverified_parts
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from examples.lab.graph_emulator import GraphEmulator
 from tests.command_line import run_process
 from tests.conftest import ROOT
 from tests.integration.fixtures import SECRET, Directory, Entra, Lab, ad_checks, unavailable
-from tests.integration.graph_emulator import GraphEmulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from examples.lab.graph_emulator import GraphEmulator
 from tests.command_line import Outcome, invoke_with
 from tests.integration.fixtures import DEVICES, KEY_GET, KEY_LIST, KEYS, Entra
-from tests.integration.graph_emulator import GraphEmulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 

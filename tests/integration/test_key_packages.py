@@ -21,6 +21,7 @@ import pytest
 
 from bitkey_dir.core.records import KEY_FIELDS, PACKAGE_FIELDS
 from bitkey_dir.sources.ad import reader as ad_reader
+from examples.lab.graph_emulator import GraphEmulator
 from examples.lab.samba_dc import RecoveryKey
 from tests.command_line import Outcome, invoke, invoke_with, trail_entries
 from tests.integration.fixtures import (
@@ -32,7 +33,6 @@ from tests.integration.fixtures import (
     ad_checks,
     day,
 )
-from tests.integration.graph_emulator import GraphEmulator
 from tests.integration.seed import COLLIDING_PREFIX, SPEC, TEMPORARY_COMPUTER
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ from bitkey_dir import api
 from bitkey_dir.core.errors import ExitCode
 from bitkey_dir.core.records import to_record
 from bitkey_dir.render.escrow import render_json
+from examples.lab.graph_emulator import GraphEmulator
 from tests.command_line import Outcome, invoke_with, take_trail_entries
 from tests.integration.fixtures import ADMIN, SOURCE, Directory, Entra, Lab, ad_checks
-from tests.integration.graph_emulator import GraphEmulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 

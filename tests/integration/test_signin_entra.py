@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bitkey_dir.runtime.keystore import client_secret_entry, token_key_entry
+from examples.lab.graph_emulator import GraphEmulator, User
 from tests.command_line import invoke_with, trail_entries
 from tests.conftest import KeyringFile
 from tests.integration.fixtures import (
@@ -29,7 +30,6 @@ from tests.integration.fixtures import (
     device_code_answered,
     entra_record,
 )
-from tests.integration.graph_emulator import GraphEmulator, User
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
