@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.keyring_env import file_keyring_env, login  # noqa: E402
 from bitkey_dir.core.model import ComputerName, KeyId  # noqa: E402
 from bitkey_dir.sources.ad.filters import computer_filter, key_id_filter  # noqa: E402
+from examples.lab.ad import HELPDESK, PC_0042_NEW, SAMPLE  # noqa: E402
 from examples.lab.samba_dc import SambaDC, free_loopback_host  # noqa: E402
-from examples.lab.start import HELPDESK, PC_0042_NEW, SAMPLE  # noqa: E402
 
 CLI = Path(sys.executable).with_name("bitkey-dir")
 OPERATIONS = re.compile(r"(\d+) bind, (\d+) search, (\d+) extended")

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.graph_emulator import GraphEmulator  # noqa: E402
+from examples.lab.graph_emulator import GraphEmulator  # noqa: E402
 
 CLI = Path(sys.executable).with_name("bitkey-dir")
 SAMPLE = 100

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.keyring_env import file_keyring_env, login  # noqa: E402
-from tests.integration.graph_emulator import GraphEmulator  # noqa: E402
+from examples.lab.graph_emulator import GraphEmulator  # noqa: E402
 
 CLI = Path(sys.executable).with_name("bitkey-dir")
 SECRET = "bench-secret"

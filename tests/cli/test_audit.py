@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,16 +15,12 @@ import pytest
 from bitkey_dir.core.errors import SourceError
 from bitkey_dir.render.escrow import AUDIT_FIELDS
 from bitkey_dir.sources.base import Audits, Escrow, Warn
-from tests.command_line import Outcome, invoke
+from tests.command_line import invoke, invoke_with, run_process
 from tests.conftest import EXAMPLES, ROOT
 from tests.import_probe import imported_by
 
 KEYS = str(EXAMPLES / "keys")
 NOT_AUDITABLE = "only directory sources (ad, entra) can be audited"
-
-
-def run(*args: str) -> Outcome:
-    return invoke(*args)
 
 
 def one_error_line(err: str) -> str:
@@ -40,7 +34,7 @@ def one_error_line(err: str) -> str:
 
 
 def test_a_key_file_source_cannot_be_audited() -> None:
-    code, out, err = run("audit", "--source", KEYS)
+    code, out, err = invoke("audit", "--source", KEYS)
     assert code == 2
     assert out == ""
     assert one_error_line(err) == (
@@ -51,14 +45,14 @@ def test_a_key_file_source_cannot_be_audited() -> None:
 
 def test_a_relative_key_file_source_from_the_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    code, out, err = run("audit", "-s", "examples/keys", "--format", "json")
+    code, out, err = invoke("audit", "-s", "examples/keys", "--format", "json")
     assert code == 2
     assert out == ""
     assert f"examples/keys: {NOT_AUDITABLE}" in one_error_line(err)
 
 
 def test_configured_file_sources_cannot_be_audited(in_examples: Path) -> None:
-    code, out, err = run("--config", "config.toml", "audit")
+    code, out, err = invoke_with("config.toml", "audit")
     assert code == 2
     assert out == ""
     # The first of the [defaults] sources is named, by its name in the config.
@@ -66,14 +60,14 @@ def test_configured_file_sources_cannot_be_audited(in_examples: Path) -> None:
 
 
 def test_no_source_configured() -> None:
-    code, out, err = run("audit")
+    code, out, err = invoke("audit")
     assert code == 2
     assert out == ""
     assert one_error_line(err).startswith("bitkey-dir: error: no source to search: give --source")
 
 
 def test_an_unknown_source() -> None:
-    code, out, err = run("audit", "-s", "no-such-source")
+    code, out, err = invoke("audit", "-s", "no-such-source")
     assert code == 2
     assert out == ""
     assert "unknown source" in one_error_line(err)
@@ -81,7 +75,7 @@ def test_an_unknown_source() -> None:
 
 @pytest.mark.parametrize("days", ["0", "-1", "many"])
 def test_stale_days_must_be_a_positive_number(days: str) -> None:
-    code, out, err = run("audit", "--stale-days", days, "-s", KEYS)
+    code, out, err = invoke("audit", "--stale-days", days, "-s", KEYS)
     assert code == 2
     assert out == ""
     assert "--stale-days" in err
@@ -90,7 +84,7 @@ def test_stale_days_must_be_a_positive_number(days: str) -> None:
 
 @pytest.mark.parametrize("fmt", ["xml", "key", "phone", ""])
 def test_an_unknown_format(fmt: str) -> None:
-    code, out, err = run("audit", "--format", fmt, "-s", KEYS)
+    code, out, err = invoke("audit", "--format", fmt, "-s", KEYS)
     assert code == 2
     assert out == ""
     assert "--format" in err
@@ -98,7 +92,7 @@ def test_an_unknown_format(fmt: str) -> None:
 
 
 def test_an_unknown_option() -> None:
-    code, out, err = run("audit", "--stale", "30")
+    code, out, err = invoke("audit", "--stale", "30")
     assert code == 2
     assert out == ""
     assert "--stale" in err
@@ -108,14 +102,14 @@ def test_an_unknown_option() -> None:
 
 
 def test_help_lists_audit() -> None:
-    code, out, _ = run("--help")
+    code, out, _ = invoke("--help")
     assert code == 0
     assert " audit " in out
     assert "Escrow coverage" in out
 
 
 def test_audit_help_names_its_options() -> None:
-    code, out, _ = run("audit", "--help")
+    code, out, _ = invoke("audit", "--help")
     assert code == 0
     for option in ("--source", "--stale-days", "--format", "--fail-on-missing", "--all"):
         assert option in out
@@ -132,17 +126,13 @@ def test_audit_help_imports_no_directory_client() -> None:
 
 def test_audit_help_in_a_real_process_imports_no_directory_client() -> None:
     """The same, seen from outside: -X importtime lists every module the process imported."""
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "bitkey_dir", "audit", "--help"],
-        capture_output=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=False,
-        timeout=60,
+    proc = run_process(
+        "audit", "--help", command=(sys.executable, "-X", "importtime", "-m", "bitkey_dir")
     )
-    assert proc.returncode == 0
+    assert proc.code == 0
     imported = {
         line.rsplit("|", 1)[-1].strip().split(".")[0]
-        for line in proc.stderr.decode().splitlines()
+        for line in proc.err.splitlines()
         if line.startswith("import time:") and "|" in line
     }
     assert "bitkey_dir" in imported  # the listing is there at all
@@ -206,7 +196,7 @@ def test_the_stand_in_is_an_auditable_source() -> None:
 
 
 def test_json_is_the_default_when_piped(directories: list[FakeDirectory]) -> None:
-    code, out, err = run("audit", "-s", "corp", "--stale-days", "90")
+    code, out, err = invoke("audit", "-s", "corp", "--stale-days", "90")
     assert code == 0
     document = json.loads(out)
     assert [(c["computer"], c["status"]) for c in document["computers"]] == [
@@ -222,7 +212,7 @@ def test_json_is_the_default_when_piped(directories: list[FakeDirectory]) -> Non
 
 
 def test_csv_output(directories: list[FakeDirectory]) -> None:
-    code, out, _ = run("audit", "-s", "corp", "-f", "CSV")
+    code, out, _ = invoke("audit", "-s", "corp", "-f", "CSV")
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out, newline="")))
     assert [(r["computer"], r["status"]) for r in rows] == [
@@ -233,19 +223,19 @@ def test_csv_output(directories: list[FakeDirectory]) -> None:
 
 
 def test_table_output_problems_only_unless_all(directories: list[FakeDirectory]) -> None:
-    code, out, _ = run("audit", "-s", "corp", "-f", "table", "--stale-days", "30")
+    code, out, _ = invoke("audit", "-s", "corp", "-f", "table", "--stale-days", "30")
     assert code == 0
     assert "PC-NONE" in out
     assert "=PC-OLD" in out
     assert "PC-OK" not in out
     assert "3 computers: 1 ok, 1 stale, 1 without a key (66.7% escrowed)\n" in out
-    code, out, _ = run("audit", "-s", "corp", "-f", "table", "--all")
+    code, out, _ = invoke("audit", "-s", "corp", "-f", "table", "--all")
     assert code == 0
     assert "PC-OK" in out
 
 
 def test_fail_on_missing_is_exit_1(directories: list[FakeDirectory]) -> None:
-    code, out, _ = run("audit", "-s", "corp", "--fail-on-missing")
+    code, out, _ = invoke("audit", "-s", "corp", "--fail-on-missing")
     assert code == 1
     assert json.loads(out)["summary"]["missing"] == 1
 
@@ -253,7 +243,7 @@ def test_fail_on_missing_is_exit_1(directories: list[FakeDirectory]) -> None:
 def test_a_failing_source_is_exit_4_and_the_others_are_still_reported(
     directories: list[FakeDirectory],
 ) -> None:
-    code, out, err = run("audit", "-s", "broken", "-s", "corp", "--fail-on-missing")
+    code, out, err = invoke("audit", "-s", "broken", "-s", "corp", "--fail-on-missing")
     assert code == 4  # a failed source outranks --fail-on-missing
     assert "bitkey-dir: error: broken: ldaps://dc1: timed out\n" in err
     assert json.loads(out)["summary"]["computers"] == 3
@@ -261,7 +251,7 @@ def test_a_failing_source_is_exit_4_and_the_others_are_still_reported(
 
 
 def test_a_huge_stale_days_is_not_an_internal_error(directories: list[FakeDirectory]) -> None:
-    code, _, err = run("audit", "-s", "corp", "--stale-days", "1000000")
+    code, _, err = invoke("audit", "-s", "corp", "--stale-days", "1000000")
     assert code in (0, 2)
     assert "internal error" not in err
 
@@ -281,12 +271,12 @@ def test_key_files_among_the_default_sources_are_skipped_with_a_warning(
         return [files, directory] if not specs else [files]
 
     monkeypatch.setattr("bitkey_dir.sources.registry.open_sources", open_sources)
-    code, out, err = run("audit", "-f", "json")  # the config's defaults
+    code, out, err = invoke("audit", "-f", "json")  # the config's defaults
     assert code == 0, err
     assert json.loads(out)["summary"]["computers"] == 3
     assert "warning: usb-keys: skipped: key files know only the computers" in err
     assert directory.closed
     # Named on the command line, a key file source is still a mistake.
-    code, out, err = run("audit", "-s", "usb-keys")
+    code, out, err = invoke("audit", "-s", "usb-keys")
     assert (code, out) == (2, "")
     assert NOT_AUDITABLE in err

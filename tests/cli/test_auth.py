@@ -15,7 +15,7 @@ import pytest
 
 from bitkey_dir.runtime.keystore import Keystore, client_secret_entry, token_key_entry
 from bitkey_dir.sources.entra.token_cache import TokenCacheFile, cache_path
-from tests.command_line import Outcome, invoke
+from tests.command_line import invoke, invoke_with
 from tests.conftest import EXAMPLES, KeyringFile
 
 USER = "helpdesk@corp.example"
@@ -71,10 +71,6 @@ def config(tmp_path: Path) -> Path:
 @pytest.fixture
 def allowed(tmp_path: Path) -> Path:
     return write_config(tmp_path, allow_plaintext=True)
-
-
-def run(config: Path, *args: str, stdin: str | None = None) -> Outcome:
-    return invoke("--config", config, *args, stdin=stdin, never_shown=SECRETS)
 
 
 def msal_cache(expires_on: int) -> str:
@@ -139,7 +135,7 @@ def test_help_lists_the_auth_commands() -> None:
 
 
 def test_status_without_a_keyring(config: Path) -> None:
-    code, out, err = run(config, "auth", "status")
+    code, out, err = invoke_with(config, "auth", "status", never_shown=SECRETS)
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         f"keyring: keyring.backends.fail.Keyring: not used ({FAIL_PROBLEM})",
@@ -150,7 +146,7 @@ def test_status_without_a_keyring(config: Path) -> None:
 
 
 def test_status_json_without_a_keyring(config: Path) -> None:
-    code, out, err = run(config, "auth", "status", "--json")
+    code, out, err = invoke_with(config, "auth", "status", "--json", never_shown=SECRETS)
     assert (code, err) == (0, "")
     assert json.loads(out) == {
         "keyring": {
@@ -192,7 +188,7 @@ def test_status_json_without_a_keyring(config: Path) -> None:
 
 def test_status_with_the_file_keyring(allowed: Path, file_keyring: KeyringFile) -> None:
     file_keyring.store(PASSWORD_ENTRY, PASSWORD)
-    code, out, err = run(allowed, "auth", "status")
+    code, out, err = invoke_with(allowed, "auth", "status", never_shown=SECRETS)
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         f"keyring: {FILE_BACKEND} (plain text, allowed by the config)",
@@ -205,7 +201,9 @@ def test_status_with_the_file_keyring(allowed: Path, file_keyring: KeyringFile) 
 def test_status_json_with_the_file_keyring(allowed: Path, file_keyring: KeyringFile) -> None:
     file_keyring.store(PASSWORD_ENTRY, PASSWORD)
     file_keyring.store(SECRET_ENTRY, CLIENT_SECRET)
-    code, out, err = run(allowed, "auth", "status", "--json", "corp", "cloud")
+    code, out, err = invoke_with(
+        allowed, "auth", "status", "--json", "corp", "cloud", never_shown=SECRETS
+    )
     assert (code, err) == (0, "")
     document = json.loads(out)
     assert document["keyring"] == {
@@ -222,7 +220,7 @@ def test_status_json_with_the_file_keyring(allowed: Path, file_keyring: KeyringF
 
 def test_status_plaintext_keyring_not_allowed(config: Path, file_keyring: KeyringFile) -> None:
     file_keyring.store(PASSWORD_ENTRY, PASSWORD)
-    code, out, err = run(config, "auth", "status", "--json", "corp")
+    code, out, err = invoke_with(config, "auth", "status", "--json", "corp", never_shown=SECRETS)
     assert (code, err) == (0, "")
     document = json.loads(out)
     assert document["keyring"] == {
@@ -232,7 +230,7 @@ def test_status_plaintext_keyring_not_allowed(config: Path, file_keyring: Keyrin
         "problem": PLAINTEXT_PROBLEM,
     }
     assert document["sources"][0]["stored"] is None
-    code, out, _ = run(config, "auth", "status", "corp")
+    code, out, _ = invoke_with(config, "auth", "status", "corp", never_shown=SECRETS)
     assert out.splitlines()[0] == f"keyring: {FILE_BACKEND}: not used ({PLAINTEXT_PROBLEM})"
 
 
@@ -241,20 +239,20 @@ def test_status_names_the_environment_variable(
 ) -> None:
     file_keyring.store(PASSWORD_ENTRY, PASSWORD)
     monkeypatch.setenv("BITKEY_DIR_PASSWORD", CLIENT_SECRET)
-    code, out, _ = run(allowed, "auth", "status", "corp")
+    code, out, _ = invoke_with(allowed, "auth", "status", "corp", never_shown=SECRETS)
     assert code == 0
     assert out.splitlines()[1] == (
         f"corp (ad): {USER}; password stored; the environment variable is set and takes precedence"
     )
-    code, out, _ = run(allowed, "auth", "status", "corp", "--json")
+    code, out, _ = invoke_with(allowed, "auth", "status", "corp", "--json", never_shown=SECRETS)
     assert json.loads(out)["sources"][0]["environment"] is True
 
 
 def test_status_of_one_source_and_of_an_unknown_one(config: Path) -> None:
-    code, out, _ = run(config, "auth", "status", "corp", "corp")
+    code, out, _ = invoke_with(config, "auth", "status", "corp", "corp", never_shown=SECRETS)
     assert code == 0
     assert out.splitlines()[1:] == [f"corp (ad): {USER}; password unknown (no keyring)"]
-    code, out, err = run(config, "auth", "status", "nosuch")
+    code, out, err = invoke_with(config, "auth", "status", "nosuch", never_shown=SECRETS)
     assert (code, out) == (2, "")
     assert err.startswith("bitkey-dir: error: unknown source 'nosuch'")
     assert len(err.splitlines()) == 1
@@ -264,13 +262,13 @@ def test_status_shows_saved_tokens(allowed: Path, file_keyring: KeyringFile) -> 
     expires = int(time.time()) + 3600 + 30
     cache = TokenCacheFile("cloud", Keystore(allow_plaintext=True, notice=pytest.fail))
     assert cache.save(msal_cache(expires)) is True
-    code, out, err = run(allowed, "auth", "status", "cloud")
+    code, out, err = invoke_with(allowed, "auth", "status", "cloud", never_shown=SECRETS)
     assert (code, err) == (0, "")
     assert out.splitlines()[1] == (
         "cloud (entra): alice@corp.example; client secret not stored; tokens: account "
         "alice@corp.example, access token valid for 60 min, refresh token"
     )
-    code, out, _ = run(allowed, "auth", "status", "cloud", "--json")
+    code, out, _ = invoke_with(allowed, "auth", "status", "cloud", "--json", never_shown=SECRETS)
     (row,) = json.loads(out)["sources"]
     tokens = row.pop("tokens")
     assert row == {
@@ -294,13 +292,13 @@ def test_status_reports_an_unusable_token_cache(allowed: Path, file_keyring: Key
     cache = TokenCacheFile("cloud", Keystore(allow_plaintext=True, notice=pytest.fail))
     cache.save(msal_cache(int(time.time()) + 3600))
     file_keyring.store(token_key_entry("cloud"), "A" * 43 + "=")  # another 32-byte key
-    code, out, err = run(allowed, "auth", "status", "cloud")
+    code, out, err = invoke_with(allowed, "auth", "status", "cloud", never_shown=SECRETS)
     assert (code, err) == (0, "")
     assert out.splitlines()[1] == (
         f"cloud (entra): app {CLIENT}; client secret not stored; "
         "tokens unusable: it does not match its key in the keyring"
     )
-    code, out, _ = run(allowed, "auth", "status", "cloud", "--json")
+    code, out, _ = invoke_with(allowed, "auth", "status", "cloud", "--json", never_shown=SECRETS)
     assert json.loads(out)["sources"][0]["tokens"] == {
         "saved": False,
         "problem": "it does not match its key in the keyring",
@@ -313,10 +311,10 @@ def test_status_reports_an_unusable_token_cache(allowed: Path, file_keyring: Key
 def test_logout_removes_the_password(allowed: Path, file_keyring: KeyringFile) -> None:
     file_keyring.store(PASSWORD_ENTRY, PASSWORD)
     file_keyring.store(SECRET_ENTRY, CLIENT_SECRET)
-    code, out, err = run(allowed, "logout", "corp")
+    code, out, err = invoke_with(allowed, "logout", "corp", never_shown=SECRETS)
     assert (code, out, err) == (0, f"corp: removed the password of {USER}\n", "")
     assert file_keyring.entries() == {SECRET_ENTRY: CLIENT_SECRET}
-    code, out, err = run(allowed, "logout", "corp")
+    code, out, err = invoke_with(allowed, "logout", "corp", never_shown=SECRETS)
     assert (code, out, err) == (0, "corp: nothing was stored\n", "")
 
 
@@ -326,25 +324,25 @@ def test_logout_removes_client_secret_and_tokens(allowed: Path, file_keyring: Ke
     cache = TokenCacheFile("cloud", Keystore(allow_plaintext=True, notice=pytest.fail))
     cache.save(msal_cache(int(time.time()) + 3600))
     assert cache.path == cache_path("cloud")
-    code, out, err = run(allowed, "logout", "cloud")
+    code, out, err = invoke_with(allowed, "logout", "cloud", never_shown=SECRETS)
     assert (code, err) == (0, "")
     assert out == (
         f"cloud: removed the saved sign-in (token cache), the client secret of app {CLIENT}\n"
     )
     assert not cache.path.exists()
     assert file_keyring.entries() == {PASSWORD_ENTRY: PASSWORD}
-    code, out, _ = run(allowed, "logout", "cloud")
+    code, out, _ = invoke_with(allowed, "logout", "cloud", never_shown=SECRETS)
     assert (code, out) == (0, "cloud: nothing was stored\n")
 
 
 def test_logout_without_a_keyring_says_why(config: Path) -> None:
-    code, out, err = run(config, "logout", "corp")
+    code, out, err = invoke_with(config, "logout", "corp", never_shown=SECRETS)
     assert (code, out) == (0, "corp: nothing removed (the keyring could not be checked)\n")
     assert err == NOTICE.format(FAIL_PROBLEM)
 
 
 def test_logout_of_a_file_source_is_bad_input(config: Path) -> None:
-    code, out, err = run(config, "logout", "keys")
+    code, out, err = invoke_with(config, "logout", "keys", never_shown=SECRETS)
     assert (code, out) == (2, "")
     assert err == (
         "bitkey-dir: error: keys has no credentials to store: its keys are read directly\n"
@@ -352,7 +350,7 @@ def test_logout_of_a_file_source_is_bad_input(config: Path) -> None:
 
 
 def test_logout_with_a_locked_keyring_fails(config: Path, locked_keyring: None) -> None:
-    code, out, err = run(config, "logout", "corp")
+    code, out, err = invoke_with(config, "logout", "corp", never_shown=SECRETS)
     assert (code, out) == (3, "")
     assert err == (
         f"bitkey-dir: error: cannot remove {PASSWORD_ENTRY} from the keyring "
@@ -365,7 +363,9 @@ def test_logout_with_a_locked_keyring_fails(config: Path, locked_keyring: None) 
 
 
 def test_login_to_a_file_source_is_bad_input(allowed: Path, file_keyring: KeyringFile) -> None:
-    code, out, err = run(allowed, "login", "keys", stdin=PASSWORD + "\n")
+    code, out, err = invoke_with(
+        allowed, "login", "keys", stdin=PASSWORD + "\n", never_shown=SECRETS
+    )
     assert (code, out) == (2, "")
     assert err == (
         "bitkey-dir: error: keys has no credentials to store: its keys are read directly\n"
@@ -378,7 +378,9 @@ def test_login_without_a_usable_keyring_reads_nothing(
 ) -> None:
     read: list[object] = []
     monkeypatch.setattr("bitkey_dir.cli.auth.read_for_login", read.append)
-    code, out, err = run(config, "login", "corp", stdin=PASSWORD + "\n")
+    code, out, err = invoke_with(
+        config, "login", "corp", stdin=PASSWORD + "\n", never_shown=SECRETS
+    )
     assert (code, out) == (3, "")
     assert read == []
     assert err == (
@@ -389,7 +391,9 @@ def test_login_without_a_usable_keyring_reads_nothing(
 
 
 def test_login_plaintext_keyring_not_allowed(config: Path, file_keyring: KeyringFile) -> None:
-    code, out, err = run(config, "login", "corp", stdin=PASSWORD + "\n")
+    code, out, err = invoke_with(
+        config, "login", "corp", stdin=PASSWORD + "\n", never_shown=SECRETS
+    )
     assert (code, out) == (3, "")
     assert err.splitlines()[0] == (
         "bitkey-dir: error: nothing can be stored: keyring not usable "
@@ -401,7 +405,9 @@ def test_login_plaintext_keyring_not_allowed(config: Path, file_keyring: Keyring
 
 def test_login_server_unreachable_stores_nothing(allowed: Path, file_keyring: KeyringFile) -> None:
     pytest.importorskip("ldap3")
-    code, out, err = run(allowed, "login", "corp", stdin=PASSWORD + "\n")
+    code, out, err = invoke_with(
+        allowed, "login", "corp", stdin=PASSWORD + "\n", never_shown=SECRETS
+    )
     assert (code, out) == (4, "")
     assert err == (
         "bitkey-dir: error: no directory server could be used "
@@ -414,7 +420,7 @@ def test_login_server_unreachable_stores_nothing(allowed: Path, file_keyring: Ke
 def test_login_with_bad_stdin_is_bad_input(
     allowed: Path, file_keyring: KeyringFile, stdin: str
 ) -> None:
-    code, out, err = run(allowed, "login", "corp", stdin=stdin)
+    code, out, err = invoke_with(allowed, "login", "corp", stdin=stdin, never_shown=SECRETS)
     assert (code, out) == (2, "")
     assert err.startswith(f"bitkey-dir: error: expected the password of {USER} ")
     assert err.endswith(": nothing stored\n")
@@ -427,7 +433,9 @@ def test_login_with_bad_stdin_is_bad_input(
 
 def test_find_without_keyring_or_terminal_names_the_variable_not_login(config: Path) -> None:
     # `login` cannot help without a keyring: the advice is the one thing that works.
-    code, out, err = run(config, "find", "--source", "corp", "--key-id", "063EA4E1")
+    code, out, err = invoke_with(
+        config, "find", "--source", "corp", "--key-id", "063EA4E1", never_shown=SECRETS
+    )
     assert code == 3
     assert err.count("notice: keyring not used") == 1
     assert NOTICE.format(FAIL_PROBLEM) in err
@@ -443,7 +451,9 @@ def test_find_with_a_refused_plaintext_keyring_names_allow_plaintext(
     config: Path, file_keyring: KeyringFile
 ) -> None:
     file_keyring.store(PASSWORD_ENTRY, PASSWORD)
-    code, _, err = run(config, "find", "--source", "corp", "--key-id", "063EA4E1")
+    code, _, err = invoke_with(
+        config, "find", "--source", "corp", "--key-id", "063EA4E1", never_shown=SECRETS
+    )
     assert code == 3
     assert err.count("notice: keyring not used") == 1
     assert NOTICE.format(PLAINTEXT_PROBLEM) in err
@@ -455,7 +465,9 @@ def test_find_unreachable_keeps_the_stored_password(
 ) -> None:
     pytest.importorskip("ldap3")
     file_keyring.store(PASSWORD_ENTRY, PASSWORD)
-    code, _, err = run(allowed, "find", "--source", "corp", "--key-id", "063EA4E1")
+    code, _, err = invoke_with(
+        allowed, "find", "--source", "corp", "--key-id", "063EA4E1", never_shown=SECRETS
+    )
     assert code == 4
     assert "notice:" not in err
     assert "ldaps://127.0.0.1:1: connection refused" in err
@@ -465,17 +477,17 @@ def test_find_unreachable_keeps_the_stored_password(
 
 def test_login_and_logout_take_the_source_as_the_other_commands_do(config: Path) -> None:
     # The same refusal whichever way the source is named: no keyring to store it in.
-    by_argument = run(config, "login", "corp")
-    by_option = run(config, "login", "--source", "corp")
+    by_argument = invoke_with(config, "login", "corp", never_shown=SECRETS)
+    by_option = invoke_with(config, "login", "--source", "corp", never_shown=SECRETS)
     assert by_argument.code == by_option.code == 3
     assert by_argument.err == by_option.err
-    assert run(config, "logout", "-s", "corp").code == 0
-    assert run(config, "login", "corp", "--source", "cloud").code == 2
-    assert run(config, "login").code == 2
+    assert invoke_with(config, "logout", "-s", "corp", never_shown=SECRETS).code == 0
+    assert invoke_with(config, "login", "corp", "--source", "cloud", never_shown=SECRETS).code == 2
+    assert invoke_with(config, "login", never_shown=SECRETS).code == 2
 
 
 def test_listings_take_format_json_as_well_as_json(config: Path) -> None:
     for command in (["auth", "status"], ["sources"], ["trail"]):
-        old = run(config, *command, "--json")
-        new = run(config, *command, "--format", "json")
+        old = invoke_with(config, *command, "--json", never_shown=SECRETS)
+        new = invoke_with(config, *command, "--format", "json", never_shown=SECRETS)
         assert (old.code, old.out) == (new.code, new.out)

@@ -11,7 +11,7 @@ import pytest
 
 from bitkey_dir.core.errors import ConfigError
 from bitkey_dir.runtime.config import load_config
-from tests.command_line import invoke
+from tests.command_line import invoke, invoke_with
 from tests.conftest import EXAMPLES
 
 
@@ -33,7 +33,7 @@ def test_config_path_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("BITKEY_DIR_CONFIG", str(tmp_path / "from-env.toml"))
     assert invoke("config", "path").out == f"{tmp_path / 'from-env.toml'}\n"
     explicit = write(tmp_path, "")
-    result = invoke("--config", str(explicit), "config", "path")
+    result = invoke_with(explicit, "config", "path")
     assert result.out == f"{explicit}\n"
 
 
@@ -46,7 +46,7 @@ def test_missing_default_config_is_empty_but_a_named_one_is_an_error(tmp_path: P
 
 def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(EXAMPLES.parent)
-    result = invoke("--config", "examples/config.toml", "sources", "--json")
+    result = invoke_with("examples/config.toml", "sources", "--json")
     assert result.code == 0, result.err
     listed = json.loads(result.out)["sources"]
     assert [(s["name"], s["type"], s["default"]) for s in listed] == [
@@ -91,7 +91,7 @@ def test_config_errors_are_one_line_naming_file_and_key(
     tmp_path: Path, text: str | bytes, message: str
 ) -> None:
     path = write(tmp_path, text)
-    result = invoke("--config", str(path), "sources")
+    result = invoke_with(path, "sources")
     assert result.code == 2
     (line,) = result.err.splitlines()
     assert line.startswith(f"bitkey-dir: error: {path}")
@@ -99,7 +99,7 @@ def test_config_errors_are_one_line_naming_file_and_key(
 
 
 def test_config_that_is_a_folder(tmp_path: Path) -> None:
-    result = invoke("--config", str(tmp_path), "find", "-k", "063EA4E1")
+    result = invoke_with(tmp_path, "find", "-k", "063EA4E1")
     assert result.code == 2
     assert "is a folder" in result.err
 
@@ -111,7 +111,7 @@ def test_relative_paths_are_taken_from_the_config_folder(
         tmp_path, f"[sources.s]\ntype = 'file'\npath = '{os.path.relpath(EXAMPLES, tmp_path)}'\n"
     )
     monkeypatch.chdir("/")
-    result = invoke("--config", str(path), "find", "-k", "063EA4E1", "-s", "s")
+    result = invoke_with(path, "find", "-k", "063EA4E1", "-s", "s")
     assert result.code == 0, result.err
 
 

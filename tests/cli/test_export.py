@@ -15,8 +15,6 @@ import json
 import os
 import re
 import stat
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -40,8 +38,8 @@ from bitkey_dir.runtime.encryption import (
 )
 from bitkey_dir.sources.files.source import FileSource
 from bitkey_dir.store.export_file import Encryption, write_export
-from tests.command_line import Outcome, invoke
-from tests.conftest import EXAMPLES, ROOT, example_key_data
+from tests.command_line import invoke, invoke_with, run_process, trail_entries
+from tests.conftest import EXAMPLES, example_key_data
 from tests.import_probe import imported_by
 from tests.unit.helpers import KEY_ID, PASSWORD, csv_shown, passwords
 
@@ -58,10 +56,6 @@ CLEAR_TEXT_WARNING = "holds recovery passwords in clear text"
 @pytest.fixture(autouse=True)
 def _no_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
-
-
-def run(*args: str) -> Outcome:
-    return invoke(*args)
 
 
 def example_keys() -> list[RecoveryKey]:
@@ -127,7 +121,7 @@ def find_each(export: Path, *extra: str) -> None:
     """Every example key, looked up by its full Key ID in the export, comes back whole."""
     for key in EXAMPLE_KEYS:
         lookup = ["-k", str(key.key_id), "-s", str(export), "--include-deleted", "-f", "json"]
-        code, out, err = run("find", *lookup, *extra)
+        code, out, err = invoke("find", *lookup, *extra)
         assert code == 0, err
         assert json.loads(out)["keys"] == [expected_record(key, export)]
 
@@ -202,7 +196,7 @@ def ssh_key(tmp_path: Path) -> Keypair:
 
 
 def export(out: Path, *args: str, source: str = EVERYTHING) -> tuple[int, str, str]:
-    return run("export", "--source", source, "--output", str(out), *args)
+    return invoke("export", "--source", source, "--output", str(out), *args)
 
 
 # -- plain exports: round trip, format, mode -------------------------------------------------------
@@ -395,7 +389,7 @@ def test_a_failing_source_on_the_command_line_is_exit_4_and_writes_nothing(
     )
     out = tmp_path / "out" / "keys.json"
     out.parent.mkdir()
-    code, stdout, stderr = run("--config", str(config), "export", "-s", "share", "-o", str(out))
+    code, stdout, stderr = invoke_with(config, "export", "-s", "share", "-o", str(out))
     assert (code, stdout) == (4, "")
     assert len(error_lines(stderr)) == 1
     assert "cannot open" in stderr
@@ -421,7 +415,7 @@ def test_an_export_of_an_undecryptable_export_is_exit_3_and_writes_nothing(
     config.write_text(
         f'[sources.share]\ntype = "file"\npath = "share"\nidentity_file = "{age_key.identity}"\n'
     )
-    code, stdout, stderr = run("--config", str(config), "export", "-s", "share", "-o", str(out))
+    code, stdout, stderr = invoke_with(config, "export", "-s", "share", "-o", str(out))
     assert code == 0, stderr
     assert [comparable(k) for k in read_back(out)] == [comparable(k) for k in EXAMPLE_KEYS]
 
@@ -487,11 +481,13 @@ def test_two_recipients_either_identity_decrypts(
     assert code == 0, stderr
     assert_encrypted(out)
     for identity in (age_key.identity, ssh_key.identity):
-        code, found, err = run("find", "-k", KEY_ID[:8], "-s", str(out), "-i", str(identity))
+        code, found, err = invoke("find", "-k", KEY_ID[:8], "-s", str(out), "-i", str(identity))
         assert code == 0, err
         assert [k["recovery_password"] for k in json.loads(found)["keys"]] == [PASSWORD]
     # A third key is no use.
-    code, _, err = run("find", "-k", KEY_ID[:8], "-s", str(out), "-i", str(other_age_key.identity))
+    code, _, err = invoke(
+        "find", "-k", KEY_ID[:8], "-s", str(out), "-i", str(other_age_key.identity)
+    )
     assert code == 3, err
 
 
@@ -514,7 +510,7 @@ def test_encrypted_with_a_passphrase_from_the_environment(
     assert [comparable(k) for k in keys] == [comparable(k) for k in EXAMPLE_KEYS]
     # ...and the CLI, with the passphrase from the environment.
     key = next(k for k in EXAMPLE_KEYS if k.created and k.deleted)
-    code, found, err = run("find", "-k", str(key.key_id), "-s", str(out), "--include-deleted")
+    code, found, err = invoke("find", "-k", str(key.key_id), "-s", str(out), "--include-deleted")
     assert code == 0, err
     assert json.loads(found)["keys"] == [expected_record(key, out)]
     assert PASSPHRASE not in found + err
@@ -532,7 +528,7 @@ def test_identity_file_in_a_file_source_config(tmp_path: Path, age_key: Keypair)
         '[sources.backups]\ntype = "file"\npath = "backups"\n'
         f'identity_file = "{age_key.identity.name}"\n'
     )
-    code, stdout, stderr = run("--config", str(config), "find", "-c", "PC-0107", "-f", "json")
+    code, stdout, stderr = invoke_with(config, "find", "-c", "PC-0107", "-f", "json")
     assert code == 0, stderr
     found = json.loads(stdout)["keys"]
     assert {k["key_id"] for k in found} == {
@@ -566,7 +562,7 @@ def test_an_export_that_cannot_be_decrypted_is_exit_3_in_one_line(
         extra = ["--identity", str(other_age_key.identity)]
     elif reader == "wrong passphrase":
         monkeypatch.setenv(PASSPHRASE_ENV, WRONG_PASSPHRASE)
-    code, stdout, stderr = run("find", "-k", KEY_ID[:8], "-s", str(out), "-f", "key", *extra)
+    code, stdout, stderr = invoke("find", "-k", KEY_ID[:8], "-s", str(out), "-f", "key", *extra)
     assert (code, stdout) == (3, "")
     (line,) = error_lines(stderr)
     assert line.count(str(out)) == 1  # the file is named once
@@ -596,7 +592,7 @@ def test_a_plain_key_file_beside_an_undecryptable_export_is_still_found(
     share.mkdir()
     assert export(share / "keys.json", "--encrypt-to", age_key.public)[0] == 0
     (share / "key.txt").write_text(f"{KEY_ID}\n{PASSWORD}\n")
-    code, stdout, stderr = run("find", "-k", KEY_ID[:8], "-s", str(share), "-f", "key")
+    code, stdout, stderr = invoke("find", "-k", KEY_ID[:8], "-s", str(share), "-f", "key")
     assert (code, stdout) == (0, PASSWORD + "\n")
     assert "keys.json: skipped" in stderr
 
@@ -739,17 +735,17 @@ def _public() -> Any:
 
 
 def test_help_lists_export() -> None:
-    code, out, _ = run("--help")
+    code, out, _ = invoke("--help")
     assert code == 0
     assert re.search(r"^\W*export\b", out, re.MULTILINE), out
-    code, out, _ = run("export", "--help")
+    code, out, _ = invoke("export", "--help")
     assert code == 0
     for option in ("--source", "--output", "--format", "--encrypt-to", "--passphrase", "--force"):
         assert option in out
 
 
 def test_export_needs_an_output() -> None:
-    code, out, err = run("export", "--source", EVERYTHING)
+    code, out, err = invoke("export", "--source", EVERYTHING)
     assert (code, out) == (2, "")
     assert "--output" in err
 
@@ -765,18 +761,10 @@ def test_export_help_imports_no_directory_client_and_no_pyrage() -> None:
 
 def test_a_plain_export_in_a_real_process(tmp_path: Path) -> None:
     out = tmp_path / "keys.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bitkey_dir", "export", "-s", EVERYTHING, "-o", str(out)],
-        capture_output=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.decode() == (
-        f"{len(EXAMPLE_KEYS)} keys from {EVERYTHING} written to {out} (json)\n"
-    )
-    assert proc.stderr.decode() == f"warning: {out} {CLEAR_TEXT_WARNING}: keep it somewhere safe\n"
+    proc = run_process("export", "-s", EVERYTHING, "-o", out, secrets=EXAMPLE_PASSWORDS)
+    assert proc.code == 0, proc.err
+    assert proc.out == f"{len(EXAMPLE_KEYS)} keys from {EVERYTHING} written to {out} (json)\n"
+    assert proc.err == f"warning: {out} {CLEAR_TEXT_WARNING}: keep it somewhere safe\n"
     assert mode(out) == 0o600
 
 
@@ -888,7 +876,7 @@ def test_an_identity_file_that_holds_no_private_key_is_bad_input(tmp_path: Path)
     assert export(out, "--encrypt-to", str(identity.to_public()))[0] == 0
     public = tmp_path / "key.pub"
     public.write_text(f"{identity.to_public()}\n", encoding="utf-8")
-    code, _, err = run("find", "--key-id", "063EA4E1", "--source", str(out), "-i", str(public))
+    code, _, err = invoke("find", "--key-id", "063EA4E1", "--source", str(out), "-i", str(public))
     assert code == 2
     assert f"{public}: no AGE-SECRET-KEY-1… line and no SSH private key" in err
     assert str(identity) not in err
@@ -925,7 +913,7 @@ def test_minus_r_is_the_reason_and_an_old_script_giving_it_a_key_still_encrypts(
     out = tmp_path / "keys.json"
     code, _, stderr = export(out, "-r", "DR-2024-1")
     assert code == 0, stderr
-    entry = json.loads(trail_file.read_text().splitlines()[-1])
+    entry = trail_entries()[-1]
     assert entry["reason"] == "DR-2024-1"
     # -r KEY meant --encrypt-to before: never an unencrypted file because the meaning moved.
     sealed = tmp_path / "sealed.json"
@@ -945,4 +933,4 @@ def test_export_to_standard_output_is_the_export_itself(
     }
     assert "written to standard output" in stderr
     assert not (Path.cwd() / "-").exists()
-    assert json.loads(trail_file.read_text().splitlines()[-1])["output"] == "standard output"
+    assert trail_entries()[-1]["output"] == "standard output"

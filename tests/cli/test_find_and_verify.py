@@ -5,17 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bitkey_dir import __version__
 from bitkey_dir.core.records import KEY_FIELDS
-from tests.command_line import Outcome, invoke
-from tests.conftest import EXAMPLES, ROOT
+from tests.command_line import invoke, invoke_with, run_process, trail_entries
+from tests.conftest import EXAMPLES
 from tests.import_probe import imported_by
 
 KEYS = str(EXAMPLES / "keys")
@@ -23,30 +20,14 @@ KNOWN_ID = "063EA4E1-220C-4293-BA01-4754620A96E7"
 KNOWN_PASSWORD = "531058-303050-716078-383614-460922-106975-083446-139161"
 # Two keys in examples/exports share these first 8 digits.
 COLLIDING_PREFIX = "A1B2C3D4"
-
-
-def run(*args: str, stdin: str | None = None) -> Outcome:
-    return invoke(*args, stdin=stdin, secrets=[KNOWN_PASSWORD])
-
-
-def run_process(*args: str | bytes, stdin: str = "") -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "bitkey_dir", *args],
-        input=stdin.encode(),
-        capture_output=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+SECRETS = [KNOWN_PASSWORD]
 
 
 def test_version() -> None:
-    code, out, _ = run("--version")
+    code, out, _ = invoke("--version", secrets=SECRETS)
     assert (code, out) == (0, f"bitkey-dir {__version__}\n")
     proc = run_process("--version")
-    assert proc.returncode == 0
-    assert proc.stdout.decode() == f"bitkey-dir {__version__}\n"
+    assert (proc.code, proc.out) == (0, f"bitkey-dir {__version__}\n")
 
 
 def test_help_imports_no_directory_client() -> None:
@@ -59,7 +40,9 @@ def test_help_imports_no_directory_client() -> None:
 
 
 def test_find_table_by_key_id() -> None:
-    code, out, err = run("find", "--key-id", "063ea4e1", "--source", KEYS, "--format", "table")
+    code, out, err = invoke(
+        "find", "--key-id", "063ea4e1", "--source", KEYS, "--format", "table", secrets=SECRETS
+    )
     assert code == 0
     assert f"Key ID     {KNOWN_ID}" in out
     assert f"Password   {KNOWN_PASSWORD}" in out
@@ -68,7 +51,7 @@ def test_find_table_by_key_id() -> None:
 
 
 def test_find_json_is_the_default_when_piped() -> None:
-    code, out, _ = run("find", "-k", KNOWN_ID.lower(), "-s", KEYS)
+    code, out, _ = invoke("find", "-k", KNOWN_ID.lower(), "-s", KEYS, secrets=SECRETS)
     assert code == 0
     document = json.loads(out)
     assert set(document) == {"keys", "ambiguous", "warnings", "index", "sources"}
@@ -82,16 +65,18 @@ def test_find_json_is_the_default_when_piped() -> None:
 
 
 def test_find_key_and_phone_formats() -> None:
-    code, out, _ = run("find", "-k", "063EA4E1", "-s", KEYS, "-f", "key")
+    code, out, _ = invoke("find", "-k", "063EA4E1", "-s", KEYS, "-f", "key", secrets=SECRETS)
     assert (code, out) == (0, KNOWN_PASSWORD + "\n")
-    code, out, _ = run("find", "-k", "063EA4E1", "-s", KEYS, "-f", "PHONE")
+    code, out, _ = invoke("find", "-k", "063EA4E1", "-s", KEYS, "-f", "PHONE", secrets=SECRETS)
     assert code == 0
     assert "  1: 531058   2: 303050   3: 716078   4: 383614\n" in out
     assert "  5: 460922   6: 106975   7: 083446   8: 139161\n" in out
 
 
 def test_find_csv() -> None:
-    code, out, _ = run("find", "-c", "PC-0107", "-s", str(EXAMPLES / "exports"), "-f", "csv")
+    code, out, _ = invoke(
+        "find", "-c", "PC-0107", "-s", str(EXAMPLES / "exports"), "-f", "csv", secrets=SECRETS
+    )
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert tuple(rows[0]) == KEY_FIELDS
@@ -101,39 +86,49 @@ def test_find_csv() -> None:
 
 
 def test_ambiguous_prefix_shows_every_key_and_says_so() -> None:
-    code, out, err = run("find", "-k", COLLIDING_PREFIX, "-s", str(EXAMPLES), "-f", "table")
+    code, out, err = invoke(
+        "find", "-k", COLLIDING_PREFIX, "-s", str(EXAMPLES), "-f", "table", secrets=SECRETS
+    )
     assert code == 0
     assert out.count("Key ID     A1B2C3D4-") == 2
     assert "matches 2 different keys: confirm more digits" in out
-    code, out, err = run("find", "-k", COLLIDING_PREFIX, "-s", str(EXAMPLES), "-f", "key")
+    code, out, err = invoke(
+        "find", "-k", COLLIDING_PREFIX, "-s", str(EXAMPLES), "-f", "key", secrets=SECRETS
+    )
     assert len(out.splitlines()) == 2
     assert "confirm more digits" in err
-    code, out, _ = run("find", "-k", COLLIDING_PREFIX + "-F6E5", "-s", str(EXAMPLES), "-f", "key")
+    code, out, _ = invoke(
+        "find", "-k", COLLIDING_PREFIX + "-F6E5", "-s", str(EXAMPLES), "-f", "key", secrets=SECRETS
+    )
     assert len(out.splitlines()) == 1
 
 
 def test_computer_wildcard_and_parentheses(in_examples: Path) -> None:
-    code, out, _ = run("--config", "config.toml", "find", "-c", "srv-*", "-f", "json")
+    code, out, _ = invoke_with("config.toml", "find", "-c", "srv-*", "-f", "json", secrets=SECRETS)
     assert code == 0
     computers = {key["computer"] for key in json.loads(out)["keys"]}
     assert computers == {"SRV-DB02", "SRV-FILE01"}
-    code, out, _ = run("--config", "config.toml", "find", "-c", "pc(lab)-2", "-f", "json")
+    code, out, _ = invoke_with(
+        "config.toml", "find", "-c", "pc(lab)-2", "-f", "json", secrets=SECRETS
+    )
     assert code == 0
     assert [k["computer"] for k in json.loads(out)["keys"]] == ["PC(LAB)-2"]
 
 
 def test_deleted_computers_only_on_request() -> None:
     exports = str(EXAMPLES / "exports")
-    code, out, _ = run("find", "-c", "PC-0042", "-s", exports, "-f", "json")
+    code, out, _ = invoke("find", "-c", "PC-0042", "-s", exports, "-f", "json", secrets=SECRETS)
     assert code == 1
     assert json.loads(out)["keys"] == []
-    code, out, _ = run("find", "-c", "PC-0042", "-s", exports, "-f", "json", "--include-deleted")
+    code, out, _ = invoke(
+        "find", "-c", "PC-0042", "-s", exports, "-f", "json", "--include-deleted", secrets=SECRETS
+    )
     assert code == 0
     assert [k["deleted"] for k in json.loads(out)["keys"]] == [True]
 
 
 def test_not_found_is_exit_1_with_a_summary_on_stderr() -> None:
-    code, out, err = run("find", "-k", "00000000", "-s", KEYS, "-f", "key")
+    code, out, err = invoke("find", "-k", "00000000", "-s", KEYS, "-f", "key", secrets=SECRETS)
     assert (code, out) == (1, "")
     assert "No recovery key found for Key ID 00000000." in err
 
@@ -158,7 +153,7 @@ def test_not_found_is_exit_1_with_a_summary_on_stderr() -> None:
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str]) -> None:
-    code, out, err = run(*args)
+    code, out, err = invoke(*args, secrets=SECRETS)
     assert code == 2, err
     assert out == ""
     assert "Traceback" not in err
@@ -169,9 +164,8 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str]) -> None:
 
 def test_bad_input_in_a_real_process_has_no_traceback() -> None:
     proc = run_process("find", "--key-id", b"\xff\xfe063EA4E1", "--source", KEYS)
-    assert proc.returncode == 2
-    assert b"Traceback" not in proc.stderr
-    assert proc.stderr.startswith(b"bitkey-dir: error: not a Key ID")
+    assert proc.code == 2
+    assert proc.err.startswith("bitkey-dir: error: not a Key ID")
 
 
 def test_a_failing_source_makes_not_found_untrustworthy(tmp_path: Path) -> None:
@@ -180,13 +174,13 @@ def test_a_failing_source_makes_not_found_untrustworthy(tmp_path: Path) -> None:
         f'[sources.gone]\ntype = "file"\npath = "{tmp_path / "unmounted"}"\n'
         f'[sources.samples]\ntype = "file"\npath = "{KEYS}"\n'
     )
-    code, out, err = run("--config", str(config), "find", "-k", "00000000", "-s", "gone")
+    code, out, err = invoke_with(config, "find", "-k", "00000000", "-s", "gone", secrets=SECRETS)
     assert code == 4
     assert json.loads(out)["sources"][0]["status"] == "failed"
     assert "gone: cannot open" in err
     # Found in one source while another failed: found, and the failure is still reported.
-    code, out, err = run(
-        "--config", str(config), "find", "-k", "063EA4E1", "-s", "gone", "-s", "samples"
+    code, out, err = invoke_with(
+        config, "find", "-k", "063EA4E1", "-s", "gone", "-s", "samples", secrets=SECRETS
     )
     assert code == 0
     statuses = {s["name"]: s["status"] for s in json.loads(out)["sources"]}
@@ -197,7 +191,7 @@ def test_a_failing_source_makes_not_found_untrustworthy(tmp_path: Path) -> None:
 def test_warnings_go_to_stderr_and_json(tmp_path: Path) -> None:
     (tmp_path / "junk.bin").write_bytes(bytes(range(256)) * 4)
     (tmp_path / "key.txt").write_text(f"{KNOWN_ID}\n{KNOWN_PASSWORD}\n")
-    code, out, err = run("find", "-k", "063EA4E1", "-s", str(tmp_path))
+    code, out, err = invoke("find", "-k", "063EA4E1", "-s", str(tmp_path), secrets=SECRETS)
     assert code == 0
     document = json.loads(out)
     assert len(document["warnings"]) == 1
@@ -209,12 +203,12 @@ def test_warnings_go_to_stderr_and_json(tmp_path: Path) -> None:
 
 def test_json_output_reads_back_as_a_source(tmp_path: Path, in_examples: Path) -> None:
     every = ("-c", "*-*", "--include-deleted", "-f", "json")
-    code, out, _ = run("--config", "config.toml", "find", *every)
+    code, out, _ = invoke_with("config.toml", "find", *every, secrets=SECRETS)
     assert code == 0
     saved = tmp_path / "backup.json"
     saved.write_text(out)
     original = json.loads(out)["keys"]
-    code, again, _ = run("find", *every, "-s", str(saved))
+    code, again, _ = invoke("find", *every, "-s", str(saved), secrets=SECRETS)
     assert code == 0
     reread = json.loads(again)["keys"]
     assert len(reread) == len(original) > 5
@@ -230,13 +224,15 @@ def test_require_reason_and_the_access_trail(tmp_path: Path, trail_file: Path) -
         f'[defaults]\nsources = ["samples"]\nrequire_reason = true\n'
         f'[sources.samples]\ntype = "file"\npath = "{KEYS}"\n'
     )
-    code, out, err = run("--config", str(config), "find", "-k", "063EA4E1")
+    code, out, err = invoke_with(config, "find", "-k", "063EA4E1", secrets=SECRETS)
     assert code == 2
     assert "requires a reason" in err
     assert not trail_file.exists()
-    code, out, err = run("--config", str(config), "find", "-k", "063EA4E1", "-r", "INC0012345")
+    code, out, err = invoke_with(
+        config, "find", "-k", "063EA4E1", "-r", "INC0012345", secrets=SECRETS
+    )
     assert code == 0
-    (entry,) = [json.loads(line) for line in trail_file.read_text().splitlines()]
+    (entry,) = trail_entries()
     assert entry["key_id"] == KNOWN_ID
     assert entry["reason"] == "INC0012345"
     assert entry["source"] == "samples"
@@ -252,7 +248,7 @@ def test_require_reason_and_the_access_trail(tmp_path: Path, trail_file: Path) -
     }
     assert oct(trail_file.stat().st_mode & 0o777) == "0o600"
     assert "531058" not in trail_file.read_text()
-    code, out, _ = run("trail", "--json")
+    code, out, _ = invoke("trail", "--json", secrets=SECRETS)
     assert json.loads(out)["reason"] == "INC0012345"
 
 
@@ -262,13 +258,13 @@ def test_an_unwritable_trail_blocks_reveal_only_when_required(
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     monkeypatch.setenv("BITKEY_DIR_TRAIL", str(blocker / "trail.jsonl"))
-    code, out, err = run("find", "-k", "063EA4E1", "-s", KEYS, "-f", "key")
+    code, out, err = invoke("find", "-k", "063EA4E1", "-s", KEYS, "-f", "key", secrets=SECRETS)
     assert (code, out) == (0, KNOWN_PASSWORD + "\n")
     assert "warning: cannot write the access trail" in err
     config = tmp_path / "config.toml"
     config.write_text("[defaults]\nrequire_reason = true\n")
-    code, out, err = run(
-        "--config", str(config), "find", "-k", "063EA4E1", "-s", KEYS, "-f", "key", "-r", "T-1"
+    code, out, err = invoke_with(
+        config, "find", "-k", "063EA4E1", "-s", KEYS, "-f", "key", "-r", "T-1", secrets=SECRETS
     )
     assert (code, out) == (4, "")
     assert "not revealing keys" in err
@@ -286,20 +282,20 @@ def test_an_unwritable_trail_blocks_reveal_only_when_required(
     ],
 )
 def test_verify(typed: str, code: int, says: str) -> None:
-    got, out, err = run("verify", stdin=typed + "\n")
+    got, out, err = invoke("verify", stdin=typed + "\n", secrets=SECRETS)
     assert got == code
     assert says in out
     assert typed not in out + err
 
 
 def test_verify_without_input_is_exit_2() -> None:
-    code, _, err = run("verify", stdin="")
+    code, _, err = invoke("verify", stdin="", secrets=SECRETS)
     assert code == 2
     assert "no recovery password given" in err
 
 
 def test_verify_takes_no_password_from_argv() -> None:
-    code, _, err = run("verify", KNOWN_PASSWORD)
+    code, _, err = invoke("verify", KNOWN_PASSWORD, secrets=SECRETS)
     assert code == 2
     assert KNOWN_PASSWORD not in err
 
@@ -310,7 +306,9 @@ def test_no_output_of_any_failing_command_leaks_a_password(tmp_path: Path) -> No
         f"BitLocker Drive Encryption recovery key\nIdentifier:\n\t{KNOWN_ID}\n"
         f"Recovery Key:\n\t{damaged}\n"
     )
-    code, out, err = run("find", "-k", "063EA4E1", "-s", str(tmp_path), "-f", "table")
+    code, out, err = invoke(
+        "find", "-k", "063EA4E1", "-s", str(tmp_path), "-f", "table", secrets=SECRETS
+    )
     assert code == 1
     assert "damaged recovery password" in err
     assert "group 3 is wrong" in err
@@ -319,9 +317,9 @@ def test_no_output_of_any_failing_command_leaks_a_password(tmp_path: Path) -> No
 
 
 def test_help_shows_brackets_and_offers_shell_completion() -> None:
-    code, out, _ = run("find", "--help")
+    code, out, _ = invoke("find", "--help", secrets=SECRETS)
     assert code == 0
     assert "[defaults]" in " ".join(out.split())  # a TOML table, not eaten as markup
-    code, out, _ = run("--help")
+    code, out, _ = invoke("--help", secrets=SECRETS)
     assert "--install-completion" in out
     assert "--show-completion" in out

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.command_line import invoke
+from tests.command_line import invoke, invoke_with
 from tests.conftest import EXAMPLES
 from tests.unit.helpers import KEY_ID, PASSWORD, utf16_le_bom, windows_key_file
 
@@ -38,7 +38,7 @@ def fifo(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("where", ["/dev/zero", "fifo", "folder"])
 def test_a_config_that_is_not_a_file_is_bad_input(where: str, fifo: Path, tmp_path: Path) -> None:
     path = {"/dev/zero": Path("/dev/zero"), "fifo": fifo, "folder": tmp_path}[where]
-    done = invoke("--config", path, "sources")
+    done = invoke_with(path, "sources")
     assert done.code == 2
     assert "expected a TOML config file" in one_error(done.err)
 
@@ -46,7 +46,7 @@ def test_a_config_that_is_not_a_file_is_bad_input(where: str, fifo: Path, tmp_pa
 def test_a_config_nested_beyond_reason_is_bad_input(tmp_path: Path) -> None:
     config = tmp_path / "nested.toml"
     config.write_text("a = " + "[" * 50_000 + "]" * 50_000 + "\n")
-    done = invoke("--config", config, "sources")
+    done = invoke_with(config, "sources")
     assert done.code == 2
     assert "nested too deeply" in one_error(done.err)
 
@@ -54,7 +54,7 @@ def test_a_config_nested_beyond_reason_is_bad_input(tmp_path: Path) -> None:
 def test_a_huge_config_is_not_read(tmp_path: Path) -> None:
     config = tmp_path / "big.toml"
     config.write_text("# " + "x" * (2 * 1024 * 1024) + "\n")
-    done = invoke("--config", config, "sources")
+    done = invoke_with(config, "sources")
     assert done.code == 2
     assert "larger than 1024 KiB" in one_error(done.err)
 
@@ -75,7 +75,7 @@ def test_settings_out_of_range_are_config_errors(
     config = tmp_path / "config.toml"
     text = AD.replace('servers = ["ldaps://127.0.0.1:9"]\n', "") if "servers" in setting else AD
     config.write_text(text + setting + "\n")
-    done = invoke("--config", config, "sources")
+    done = invoke_with(config, "sources")
     assert done.code == 2
     assert message in one_error(done.err)
 

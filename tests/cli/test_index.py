@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.command_line import Outcome, invoke
+from tests.command_line import Outcome, invoke_with
 from tests.unit.helpers import (
     EXAMPLE_KEYS,
     KEY_ID,
@@ -25,6 +25,7 @@ from tests.unit.helpers import (
 )
 
 LATE_ID = "063EA4E1-5555-4293-BA01-4754620A96E7"  # shares KEY_ID's 8 digits
+SECRETS = [PASSWORD, OTHER_PASSWORD]
 
 
 class Share:
@@ -52,11 +53,8 @@ class Share:
         path.write_text(windows_key_file(key_id, password), encoding="utf-8")
         return path
 
-    def run(self, *args: str) -> Outcome:
-        return invoke("--config", self.config, *args, secrets=[PASSWORD, OTHER_PASSWORD])
-
     def find(self, *args: str) -> Outcome:
-        return self.run("find", *args, "-f", "json")
+        return invoke_with(self.config, "find", *args, "-f", "json", secrets=SECRETS)
 
 
 @pytest.fixture
@@ -75,29 +73,29 @@ def index_file_exists() -> bool:
 
 
 def test_refresh_status_and_clear(share: Share) -> None:
-    status = share.run("index", "status")
+    status = invoke_with(share.config, "index", "status", secrets=SECRETS)
     assert status.code == 0
     assert "not indexed" in status.out
-    done = share.run("index", "refresh")
+    done = invoke_with(share.config, "index", "refresh", secrets=SECRETS)
     assert done.code == 0, done.err
     assert "share: 7 keys" in done.out
     assert "other: 1 key in" in done.out
-    listed = share.run("index", "status", "--format", "json")
+    listed = invoke_with(share.config, "index", "status", "--format", "json", secrets=SECRETS)
     rows = {row["source"]: row for row in listed.document["sources"]}
     assert rows["share"]["keys"] == 7
     assert rows["other"]["indexed"] is True
     assert rows["share"]["due"] is False
-    assert share.run("index", "clear", "-s", "other").out == "other: cleared\n"
-    rows = {
-        row["source"]: row for row in share.run("index", "status", "--json").document["sources"]
-    }
+    cleared = invoke_with(share.config, "index", "clear", "-s", "other", secrets=SECRETS)
+    assert cleared.out == "other: cleared\n"
+    listed = invoke_with(share.config, "index", "status", "--json", secrets=SECRETS)
+    rows = {row["source"]: row for row in listed.document["sources"]}
     assert rows["other"]["indexed"] is False
     assert rows["share"]["indexed"] is True
-    assert share.run("index", "clear").out == "share: cleared\n"
+    assert invoke_with(share.config, "index", "clear", secrets=SECRETS).out == "share: cleared\n"
 
 
 def test_the_index_never_holds_a_password(share: Share) -> None:
-    assert share.run("index", "refresh").code == 0
+    assert invoke_with(share.config, "index", "refresh", secrets=SECRETS).code == 0
     raw = index_file().read_bytes()
     import re
 
@@ -120,13 +118,13 @@ def test_the_index_never_holds_a_password(share: Share) -> None:
 
 
 def test_only_configured_sources_are_indexed(share: Share, tmp_path: Path) -> None:
-    outcome = share.run("index", "refresh", "-s", str(tmp_path))
+    outcome = invoke_with(share.config, "index", "refresh", "-s", str(tmp_path), secrets=SECRETS)
     assert outcome.code == 2
     assert "only configured sources are indexed" in outcome.err
 
 
 def test_a_warm_lookup_skips_sources_without_a_candidate(share: Share) -> None:
-    assert share.run("index", "refresh").code == 0
+    assert invoke_with(share.config, "index", "refresh", secrets=SECRETS).code == 0
     # Searched, `other` would now fail: its folder is gone. The index says the key is in
     # `share`, so `other` is not searched at all.
     shutil.rmtree(share.other)
@@ -140,7 +138,7 @@ def test_a_warm_lookup_skips_sources_without_a_candidate(share: Share) -> None:
 
 
 def test_a_key_saved_after_the_refresh_is_found_and_learnt(share: Share) -> None:
-    assert share.run("index", "refresh").code == 0
+    assert invoke_with(share.config, "index", "refresh", secrets=SECRETS).code == 0
     late = share.save(share.share, LATE_ID, OTHER_PASSWORD)
     outcome = share.find("--key-id", "063EA4E1-5555")
     assert outcome.code == 0, outcome.err
@@ -162,9 +160,9 @@ def test_a_key_saved_after_the_refresh_is_found_and_learnt(share: Share) -> None
 
 
 def test_the_8_digits_of_two_keys_are_still_ambiguous(share: Share) -> None:
-    assert share.run("index", "refresh").code == 0
+    assert invoke_with(share.config, "index", "refresh", secrets=SECRETS).code == 0
     share.save(share.share, LATE_ID, OTHER_PASSWORD)
-    assert share.run("index", "refresh").code == 0
+    assert invoke_with(share.config, "index", "refresh", secrets=SECRETS).code == 0
     outcome = share.find("--key-id", KEY_ID[:8])
     assert outcome.code == 0
     assert sorted(outcome.key_ids) == sorted([KEY_ID, LATE_ID])
@@ -179,39 +177,38 @@ def test_index_max_age_builds_and_refreshes_the_index(tmp_path: Path) -> None:
     assert outcome.document["index"]["used"] == ["share"]  # `other` has no index_max_age
     again = share.find("--key-id", KEY_ID[:8])
     assert "refreshing" not in again.err
-    due = share.run("index", "refresh", "--due")
+    due = invoke_with(share.config, "index", "refresh", "--due", secrets=SECRETS)
     assert due.code == 0
     assert "No source is due" in due.err
 
 
 def test_a_damaged_index_never_stops_a_lookup(share: Share) -> None:
-    assert share.run("index", "refresh").code == 0
+    assert invoke_with(share.config, "index", "refresh", secrets=SECRETS).code == 0
     index_file().write_bytes(b"\x00garbage" * 512)
     outcome = share.find("--key-id", KEY_ID[:8])
     assert outcome.code == 0
     assert outcome.key_ids == [KEY_ID]
     assert "cannot be used" in outcome.err
     assert "index clear" in outcome.err
-    status = share.run("index", "status")
+    status = invoke_with(share.config, "index", "status", secrets=SECRETS)
     assert status.code == 4
     assert status.err.count("\n") == 1  # one line
-    assert share.run("index", "clear", "-s", "share").code == 4
-    cleared = share.run("index", "clear")
+    assert invoke_with(share.config, "index", "clear", "-s", "share", secrets=SECRETS).code == 4
+    cleared = invoke_with(share.config, "index", "clear", secrets=SECRETS)
     assert cleared.code == 0
     assert "whole index file" in cleared.out
     assert not index_file_exists()
-    assert share.run("index", "refresh").code == 0
+    assert invoke_with(share.config, "index", "refresh", secrets=SECRETS).code == 0
 
 
 def test_a_source_that_fails_keeps_its_previous_index(share: Share) -> None:
-    assert share.run("index", "refresh").code == 0
+    assert invoke_with(share.config, "index", "refresh", secrets=SECRETS).code == 0
     shutil.rmtree(share.other)
-    outcome = share.run("index", "refresh", "--format", "json")
+    outcome = invoke_with(share.config, "index", "refresh", "--format", "json", secrets=SECRETS)
     assert outcome.code == 4
     assert [done["source"] for done in outcome.document["refreshed"]] == ["share"]
-    rows = {
-        row["source"]: row for row in share.run("index", "status", "--json").document["sources"]
-    }
+    listed = invoke_with(share.config, "index", "status", "--json", secrets=SECRETS)
+    rows = {row["source"]: row for row in listed.document["sources"]}
     assert rows["other"]["keys"] == 1
 
 

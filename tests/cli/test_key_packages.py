@@ -15,7 +15,7 @@ import pytest
 
 from bitkey_dir.core.model import KeyId, KeyPackage, RecoveryKey, RecoveryPassword
 from bitkey_dir.core.records import PACKAGE_FIELDS, csv_line, key_csv_row, key_json
-from tests.command_line import Outcome, invoke
+from tests.command_line import Outcome, invoke, invoke_with, trail_entries
 from tests.conftest import EXAMPLES
 
 KEYS = str(EXAMPLES / "keys")
@@ -25,8 +25,7 @@ KNOWN_PASSWORD = "531058-303050-716078-383614-460922-106975-083446-139161"
 PACKAGE = bytes(range(7, 255)) * 2
 
 
-def run(*args: str) -> Outcome:
-    return invoke(*args, secrets=[KNOWN_PASSWORD])
+SECRETS = [KNOWN_PASSWORD]
 
 
 def one_error(outcome: Outcome) -> str:
@@ -67,7 +66,7 @@ def test_bad_combinations_are_one_line_and_exit_2(
     args = [a.format(missing=tmp_path / "no-such-folder", existing=existing) for a in extra]
     if "--key-package" not in args:
         args += ["--key-package", str(tmp_path / "keypackage.bin")]
-    found = run("find", "-s", KEYS, *args)
+    found = invoke("find", "-s", KEYS, *args, secrets=SECRETS)
     assert (found.code, found.out) == (2, ""), found.err
     assert "--key-package" in one_error(found)
     assert existing.read_bytes() == b"kept"
@@ -76,7 +75,16 @@ def test_bad_combinations_are_one_line_and_exit_2(
 
 
 def test_a_prefix_naming_several_keys_is_exit_2(tmp_path: Path) -> None:
-    found = run("find", "-k", "A1B2C3D4", "-s", EXPORTS, "--key-package", str(tmp_path / "k.bin"))
+    found = invoke(
+        "find",
+        "-k",
+        "A1B2C3D4",
+        "-s",
+        EXPORTS,
+        "--key-package",
+        str(tmp_path / "k.bin"),
+        secrets=SECRETS,
+    )
     assert (found.code, found.out) == (2, "")
     assert "give the full Key ID" in one_error(found)
 
@@ -85,7 +93,18 @@ def test_a_key_file_holds_no_package_exit_3_reveals_nothing(
     tmp_path: Path, trail_file: Path
 ) -> None:
     out = tmp_path / "keypackage.bin"
-    found = run("find", "-k", "063EA4E1", "-s", KEYS, "--key-package", str(out), "-f", "key")
+    found = invoke(
+        "find",
+        "-k",
+        "063EA4E1",
+        "-s",
+        KEYS,
+        "--key-package",
+        str(out),
+        "-f",
+        "key",
+        secrets=SECRETS,
+    )
     assert (found.code, found.out) == (3, "")
     assert "without a key package" in one_error(found)
     assert not out.exists()
@@ -98,15 +117,26 @@ def test_the_package_of_an_export_is_written_and_the_password_shown(
 ) -> None:
     export = export_with(tmp_path / ("keys.csv" if as_csv else "keys.json"), PACKAGE, csv=as_csv)
     out = tmp_path / "keypackage.bin"
-    found = run("find", "-k", "063EA4E1", "-s", str(export), "--key-package", str(out), "-f", "key")
+    found = invoke(
+        "find",
+        "-k",
+        "063EA4E1",
+        "-s",
+        str(export),
+        "--key-package",
+        str(out),
+        "-f",
+        "key",
+        secrets=SECRETS,
+    )
     assert found.code == 0, found.err
     assert found.out == KNOWN_PASSWORD + "\n"
     assert out.read_bytes() == PACKAGE
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    (entry,) = [json.loads(line) for line in trail_file.read_text().splitlines()]
+    (entry,) = trail_entries()
     assert entry["key_package"] == str(out)
     assert PACKAGE.hex() not in found.err + trail_file.read_text()
-    listed = run("trail")
+    listed = invoke("trail", secrets=SECRETS)
     assert f"key package to {out}" in listed.out
 
 
@@ -114,8 +144,17 @@ def test_different_packages_for_one_key_are_exit_2(tmp_path: Path) -> None:
     first = export_with(tmp_path / "a.json", PACKAGE)
     second = export_with(tmp_path / "b.json", PACKAGE[::-1])
     out = tmp_path / "keypackage.bin"
-    found = run(
-        "find", "-k", KNOWN_ID, "-s", str(first), "-s", str(second), "--key-package", str(out)
+    found = invoke(
+        "find",
+        "-k",
+        KNOWN_ID,
+        "-s",
+        str(first),
+        "-s",
+        str(second),
+        "--key-package",
+        str(out),
+        secrets=SECRETS,
     )
     assert (found.code, found.out) == (2, "")
     assert "different key packages" in one_error(found)
@@ -126,7 +165,9 @@ def test_export_of_files_without_packages_says_how_many_lack_one(tmp_path: Path)
     config = tmp_path / "config.toml"
     config.write_text(f'[sources.share]\ntype = "file"\npath = "{KEYS}"\n')
     out = tmp_path / "keys.json"
-    done = run("--config", str(config), "export", "-s", "share", "-o", str(out), "--key-packages")
+    done = invoke_with(
+        config, "export", "-s", "share", "-o", str(out), "--key-packages", secrets=SECRETS
+    )
     assert done.code == 0, done.err
     records = json.loads(out.read_text())["keys"]
     assert records
@@ -139,7 +180,18 @@ def test_a_relative_file_is_named_in_full_in_the_trail(
 ) -> None:
     export = export_with(tmp_path / "keys.json", PACKAGE)
     monkeypatch.chdir(tmp_path)
-    found = run("find", "-k", KNOWN_ID, "-s", str(export), "--key-package", "kp.bin", "-f", "key")
+    found = invoke(
+        "find",
+        "-k",
+        KNOWN_ID,
+        "-s",
+        str(export),
+        "--key-package",
+        "kp.bin",
+        "-f",
+        "key",
+        secrets=SECRETS,
+    )
     assert found.code == 0, found.err
-    (entry,) = [json.loads(line) for line in trail_file.read_text().splitlines()]
+    (entry,) = trail_entries()
     assert entry["key_package"] == str((tmp_path / "kp.bin").resolve())

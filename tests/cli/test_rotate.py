@@ -11,13 +11,8 @@ import json
 import os
 from pathlib import Path
 
-from tests.command_line import invoke
+from tests.command_line import invoke, trail_entries
 from tests.unit.helpers import EXAMPLE_KEYS, KEY_ID, PASSWORD
-
-
-def trail_lines() -> list[dict[str, object]]:
-    path = Path(os.environ["BITKEY_DIR_TRAIL"])
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def test_rotate_a_key_file_by_hand() -> None:
@@ -31,7 +26,7 @@ def test_rotate_a_key_file_by_hand() -> None:
     steps = [line.strip() for line in lines if "manage-bde" in line]
     assert steps[0].startswith("manage-bde -protectors -add C: -RecoveryPassword")
     assert steps[-1] == f"manage-bde -protectors -delete C: -id {{{KEY_ID}}}"
-    (entry,) = trail_lines()
+    (entry,) = trail_entries()
     assert entry["action"] == "rotate"
     assert entry["outcome"] == "by hand"
     assert entry["key_ids"] == [KEY_ID]
@@ -67,7 +62,7 @@ def test_find_then_rotate_keeps_stdout_for_the_key() -> None:
     assert outcome.code == 0
     assert outcome.out == PASSWORD + "\n"
     assert "manage-bde -protectors -delete C:" in outcome.err
-    actions = [entry.get("action") for entry in trail_lines()]
+    actions = [entry.get("action") for entry in trail_entries()]
     assert actions == [None, "rotate"]  # the reveal, then the rotation owed
 
 

@@ -11,68 +11,26 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any
 
 import pytest
 
-if TYPE_CHECKING:
-    from tests.integration.test_ad import Lab
-    from tests.integration.test_entra import Entra
-from examples.lab.samba_dc import (
-    RecoveryKey,
-    SambaDC,
-    SambaDCError,
-    SeedResult,
-    free_loopback_host,
-    tool,
+from examples.lab.graph_emulator import GraphEmulator
+from examples.lab.samba_dc import SambaDC, free_loopback_host
+from tests.integration.fixtures import (
+    DEBIAN_PACKAGES,
+    PIP_PACKAGES,
+    Directory,
+    Entra,
+    Lab,
+    found_tool,
+    require_samba,
+    unavailable,
 )
-from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.seed import (
-    DOMAIN,
-    HELPDESK,
-    HOSTNAME,
-    REALM,
-    SPEC,
-    computer_spec,
-    newest_first,
-)
+from tests.integration.seed import DOMAIN, HELPDESK, HOSTNAME, REALM, SPEC
 
-DEBIAN_PACKAGES = (
-    "samba samba-ad-provision samba-dsdb-modules samba-vfs-modules krb5-user libkrb5-dev"
-)
-PIP_PACKAGES = "ldap3 cryptography gssapi"
 TEMPLATE_CACHE_ENV = "BITKEY_DIR_TEST_SAMBA_CACHE"
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip, or fail under CI=true, where these tests must run."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the integration tests must run)", pytrace=False)
-    pytest.skip(reason)
-
-
-def _found(command: str) -> bool:
-    try:
-        tool(command)  # PATH, then /usr/sbin and /usr/bin (samba is in /usr/sbin)
-    except SambaDCError:
-        return False
-    return True
-
-
-def _require_samba() -> None:
-    missing = [cmd for cmd in ("samba", "samba-tool", "samba_spnupdate") if not _found(cmd)]
-    if missing:
-        unavailable(
-            f"{', '.join(missing)} not found: install the Debian packages {DEBIAN_PACKAGES} "
-            "(apt-get install --no-install-recommends)"
-        )
-    modules = [m for m in ("ldap3", "cryptography") if importlib.util.find_spec(m) is None]
-    if modules:
-        unavailable(f"Python packages missing: .venv/bin/pip install {PIP_PACKAGES}")
-    if os.geteuid() != 0:
-        unavailable("a Samba AD DC needs root (it binds ports 88, 389 and 636)")
 
 
 def _worker_number() -> int:
@@ -81,64 +39,10 @@ def _worker_number() -> int:
     return int(digits) if digits.isdigit() else 0
 
 
-@dataclass(frozen=True)
-class Directory:
-    """The running DC and what was seeded into it."""
-
-    dc: SambaDC
-    seeded: SeedResult
-
-    @property
-    def url(self) -> str:
-        return self.dc.ldaps_url
-
-    @property
-    def ldap_url(self) -> str:
-        return self.dc.ldap_url
-
-    @property
-    def ca_file(self) -> Path:
-        return self.dc.ca_file
-
-    @property
-    def base_dn(self) -> str:
-        return self.dc.base_dn
-
-    @property
-    def kerberos_host(self) -> str:
-        return self.dc.fqdn
-
-    def upn(self, user: str) -> str:
-        return f"{user}@{self.dc.realm.lower()}"
-
-    def location(self, computer: str) -> str:
-        return self.seeded.computers[computer].ou_dn
-
-    def keys(self, computer: str) -> list[RecoveryKey]:
-        """A computer's keys (by its original name), newest first."""
-        return newest_first(computer_spec(computer).keys)
-
-    def record(self, computer: str, key: RecoveryKey, *, source: str = "lab") -> dict[str, Any]:
-        """The JSON record `find` must print for ``key`` of ``computer`` (original name)."""
-        seeded = self.seeded.computers[computer]
-        return {
-            "source": source,
-            "computer": seeded.name,
-            "key_id": key.key_id,
-            "recovery_password": key.password,
-            "created": key.created_text,
-            "volume_type": None,
-            "volume_id": str(key.volume_guid).upper(),
-            "device_id": None,
-            "location": seeded.ou_dn,
-            "deleted": seeded.deleted,
-        }
-
-
 @pytest.fixture(scope="session")
 def samba_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
     """A seeded Samba AD DC for the whole session; stopped at the end."""
-    _require_samba()
+    require_samba()
     worker = _worker_number()
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
@@ -163,7 +67,7 @@ def samba_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
 @pytest.fixture(scope="session")
 def helpdesk_ccache(samba_dc: Directory, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Kerberos ticket cache holding the helpdesk user's TGT (MIT kinit against Samba)."""
-    if not _found("kinit"):
+    if not found_tool("kinit"):
         unavailable(f"kinit not found: install the Debian package krb5-user ({DEBIAN_PACKAGES})")
     if importlib.util.find_spec("gssapi") is None:
         unavailable(
@@ -177,9 +81,7 @@ def helpdesk_ccache(samba_dc: Directory, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture
 def lab(samba_dc: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
-    """Writes `[sources.lab]` configs for the DC and runs the CLI with them (test_ad.py)."""
-    from tests.integration.test_ad import Lab
-
+    """Writes `[sources.lab]` configs for the DC and runs `find` with them."""
     return Lab(samba_dc, tmp_path, monkeypatch)
 
 
@@ -215,9 +117,7 @@ def entra(
     monkeypatch: pytest.MonkeyPatch,
     fresh_kiota_registries: None,
 ) -> Entra:
-    """Registers apps, writes `[sources.cloud]` configs and runs the CLI (test_entra.py)."""
-    from tests.integration.test_entra import Entra
-
+    """Registers apps, writes `[sources.cloud]` configs and runs `find` with them."""
     return Entra(graph, tmp_path, monkeypatch)
 
 

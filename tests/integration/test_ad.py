@@ -8,13 +8,10 @@ bind password anywhere, a password in the access trail.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +20,18 @@ from typing import Any
 import pytest
 
 from bitkey_dir.core.records import KEY_FIELDS
-from tests.command_line import Outcome, invoke, toml_value
+from tests.command_line import invoke, invoke_with, run_process, trail_entries
 from tests.conftest import ROOT
-from tests.integration.conftest import Directory
+from tests.integration.fixtures import (
+    ADMIN,
+    PASSWORDS,
+    WRONG_PASSWORD,
+    Directory,
+    Lab,
+    ad_checks,
+    free_port,
+    records,
+)
 from tests.integration.seed import (
     COLLIDING_LT001,
     COLLIDING_PREFIX,
@@ -33,90 +39,9 @@ from tests.integration.seed import (
     HELPDESK,
     LAPTOPS,
     ODD_NAME_GUID,
-    PLAIN,
-    computer_spec,
-    every_password,
 )
 
 pytestmark = pytest.mark.integration
-
-PASSWORDS = every_password()
-SECRETS = [*PASSWORDS, *(p.replace("-", "") for p in PASSWORDS)]
-ADMIN = "admin"
-WRONG_PASSWORD = "Wr0ng!Secret-4242"  # must never be echoed
-
-
-def run(*args: str) -> Outcome:
-    """The CLI in-process, with the checks every run must pass."""
-    bind_password = os.environ.get("BITKEY_DIR_PASSWORD")
-    return invoke(*args, secrets=SECRETS, never_shown=[bind_password] if bind_password else [])
-
-
-class Lab:
-    """Writes `[sources.lab]` configs for the DC and runs `find` with them."""
-
-    def __init__(self, directory: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-        self.directory = directory
-        self.tmp_path = tmp_path
-        self.monkeypatch = monkeypatch
-        self.accounts = {
-            "helpdesk": (directory.upn(HELPDESK.name), HELPDESK.password),
-            "plain": (directory.upn(PLAIN.name), PLAIN.password),
-            ADMIN: (directory.dc.admin_principal, directory.dc.admin_password),
-        }
-        for name in ("BITKEY_DIR_PASSWORD", "BITKEY_DIR_USER", "BITKEY_DIR_CA_FILE"):
-            monkeypatch.delenv(name, raising=False)
-
-    def config(
-        self, *, user: str | None = "helpdesk", set_password: bool = True, **settings: object
-    ) -> Path:
-        """A config whose only source is `lab`; sets BITKEY_DIR_PASSWORD for ``user``.
-
-        ``user`` is "helpdesk", "plain", "admin", None (no user key) or a literal user name.
-        """
-        table: dict[str, object] = {
-            "type": "ad",
-            "servers": [self.directory.url],
-            "ca_file": str(self.directory.ca_file),
-            "timeout": 5,
-        }
-        if user is not None:
-            upn, password = self.accounts.get(user, (user, None))
-            table["user"] = upn
-            if password is not None and set_password:
-                self.monkeypatch.setenv("BITKEY_DIR_PASSWORD", password)
-        table.update(settings)
-        lines = ["[defaults]", 'sources = ["lab"]', "", "[sources.lab]"]
-        lines += [
-            f"{key} = {toml_value(value)}" for key, value in table.items() if value is not None
-        ]
-        path = self.tmp_path / "config.toml"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return path
-
-    def find(
-        self,
-        *args: str,
-        user: str | None = "helpdesk",
-        set_password: bool = True,
-        **settings: object,
-    ) -> Outcome:
-        config = self.config(user=user, set_password=set_password, **settings)
-        return run("--config", str(config), "find", *args, "--source", "lab", "--format", "json")
-
-
-def records(directory: Directory, *computers: str) -> list[dict[str, Any]]:
-    """Expected JSON records of these computers' keys, newest first over all of them."""
-    pairs = [(c, key) for c in computers for key in computer_spec(c).keys]
-    pairs.sort(key=lambda pair: pair[1].created, reverse=True)
-    return [directory.record(c, key) for c, key in pairs]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @pytest.fixture
@@ -134,7 +59,7 @@ def test_full_key_id_as_helpdesk(lab: Lab, samba_dc: Directory, trail_file: Path
     found = lab.find("--key-id", key.key_id)
     assert found.code == 0, found.err
     # The trail says which directory account revealed the key.
-    (entry,) = [json.loads(line) for line in trail_file.read_text().splitlines()]
+    (entry,) = trail_entries()
     assert (entry["key_id"], entry["principal"]) == (key.key_id, samba_dc.upn(HELPDESK.name))
     assert found.keys == [samba_dc.record("WS001", key)]
     assert tuple(found.keys[0]) == KEY_FIELDS
@@ -440,7 +365,7 @@ def test_plain_user_sees_objects_but_no_passwords(lab: Lab) -> None:
 def test_wrong_password_is_exit_3_and_never_echoed(lab: Lab) -> None:
     lab.config()
     lab.monkeypatch.setenv("BITKEY_DIR_PASSWORD", WRONG_PASSWORD)
-    found = run("--config", str(lab.tmp_path / "config.toml"), "find", "-k", COLLIDING_PREFIX)
+    found = invoke_with(lab.tmp_path / "config.toml", "find", "-k", COLLIDING_PREFIX, **ad_checks())
     assert found.code == 3, found.err
     assert found.status == "denied"
     assert WRONG_PASSWORD not in found.out + found.err
@@ -450,24 +375,15 @@ def test_wrong_password_is_exit_3_and_never_echoed(lab: Lab) -> None:
 def test_no_password_and_no_terminal_is_exit_3(lab: Lab) -> None:
     config = lab.config(set_password=False)
     # In-process: stdin is not a terminal under CliRunner...
-    inprocess = run("--config", str(config), "find", "-k", COLLIDING_PREFIX)
+    inprocess = invoke_with(config, "find", "-k", COLLIDING_PREFIX, **ad_checks())
     assert inprocess.code == 3, inprocess.err
     assert "BITKEY_DIR_PASSWORD" in inprocess.err
     # ...and in a real process without a controlling terminal, which must not hang on a prompt.
     env = {k: v for k, v in os.environ.items() if k != "BITKEY_DIR_PASSWORD"}
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run(
-        [sys.executable, "-m", "bitkey_dir", "--config", str(config), "find", "-k", "A1B2C3D4"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        env=env,
-        timeout=60,
-        start_new_session=True,
-        check=False,
-    )
-    assert proc.returncode == 3, proc.stderr
-    assert b"BITKEY_DIR_PASSWORD" in proc.stderr
-    assert b"Traceback" not in proc.stderr
+    proc = run_process("--config", config, "find", "-k", "A1B2C3D4", env=env, **ad_checks())
+    assert proc.code == 3, proc.err
+    assert "BITKEY_DIR_PASSWORD" in proc.err
 
 
 def test_domain_backslash_user(lab: Lab, samba_dc: Directory) -> None:
@@ -596,13 +512,17 @@ def test_ad_hoc_url_source(lab: Lab, samba_dc: Directory, monkeypatch: pytest.Mo
     monkeypatch.setenv("BITKEY_DIR_CA_FILE", str(samba_dc.ca_file))
     monkeypatch.setenv("BITKEY_DIR_PASSWORD", HELPDESK.password)
     (key,) = samba_dc.keys("WS002")
-    found = run("find", "--key-id", key.key_id, "--source", samba_dc.url, "--format", "json")
+    found = invoke(
+        "find", "--key-id", key.key_id, "--source", samba_dc.url, "--format", "json", **ad_checks()
+    )
     assert found.code == 0, found.err
     assert found.keys == [samba_dc.record("WS002", key, source=samba_dc.url)]
-    starttls = run("find", "-k", key.key_id, "-s", samba_dc.ldap_url, "-f", "json")
+    starttls = invoke(
+        "find", "-k", key.key_id, "-s", samba_dc.ldap_url, "-f", "json", **ad_checks()
+    )
     assert starttls.code == 0, starttls.err
     monkeypatch.delenv("BITKEY_DIR_USER")
-    no_user = run("find", "-k", key.key_id, "-s", samba_dc.url, "-f", "json")
+    no_user = invoke("find", "-k", key.key_id, "-s", samba_dc.url, "-f", "json", **ad_checks())
     assert no_user.code == 2
     assert "BITKEY_DIR_USER" in no_user.err
 
@@ -631,7 +551,7 @@ def test_kerberos_with_a_ticket_and_no_password(
         assert found.code == 0, found.err
         assert found.keys == [samba_dc.record("PC(01)", key)]
     # The trail names the ticket's principal.
-    entries = [json.loads(line) for line in trail_file.read_text().splitlines()]
+    entries = trail_entries()
     assert {entry["principal"] for entry in entries} == {f"{HELPDESK.name}@{samba_dc.dc.realm}"}
     # Kerberos also means the helpdesk's rights: outside its OU, no password.
     outside = lab.find(
@@ -671,7 +591,7 @@ def test_the_trail_records_key_ids_never_passwords(lab: Lab, samba_dc: Directory
     trail = Path(os.environ["BITKEY_DIR_TRAIL"])
     found = lab.find("--computer", "WS001", "--reason", "INC-42")
     assert found.code == 0, found.err
-    entries = [json.loads(line) for line in trail.read_text().splitlines()]
+    entries = trail_entries()
     assert [e["key_id"] for e in entries] == [k.key_id for k in samba_dc.keys("WS001")]
     assert {e["reason"] for e in entries} == {"INC-42"}
     assert {e["source"] for e in entries} == {"lab"}

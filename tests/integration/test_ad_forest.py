@@ -21,10 +21,9 @@ from bitkey_dir.runtime.config import load_config
 from bitkey_dir.sources.ad import reader as ad_reader
 from bitkey_dir.sources.ad.source import ADSource
 from bitkey_dir.sources.registry import open_sources
-from tests.command_line import Outcome, toml_value
-from tests.integration.conftest import Directory
+from tests.command_line import Outcome, invoke_with, toml_value
+from tests.integration.fixtures import ADMIN, Directory, Lab, ad_checks, free_port, records
 from tests.integration.seed import COLLIDING_LT001, COLLIDING_PREFIX, COLLIDING_WS002, DNS_DOMAIN
-from tests.integration.test_ad import ADMIN, Lab, free_port, records, run
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +73,7 @@ def config(
 
 
 def find(path: Path, *args: str) -> Outcome:
-    return run("--config", str(path), "find", *args, "--source", "lab", "--format", "json")
+    return invoke_with(path, "find", *args, "--source", "lab", "--format", "json", **ad_checks())
 
 
 def gc_searches(asked: list[Asked]) -> list[Asked]:

@@ -20,9 +20,8 @@ from bitkey_dir.runtime.config import load_config
 from bitkey_dir.sources.ad import search, wire
 from bitkey_dir.sources.ad.source import ADSource
 from bitkey_dir.sources.registry import open_sources
-from tests.command_line import Outcome
-from tests.integration.conftest import Directory
-from tests.integration.test_ad import ADMIN, Lab, run
+from tests.command_line import Outcome, invoke_with
+from tests.integration.fixtures import ADMIN, Directory, Lab, ad_checks
 
 pytestmark = pytest.mark.integration
 
@@ -103,8 +102,8 @@ def test_an_export_with_deleted_computers_is_the_same_either_way(
 
     def export() -> list[dict[str, Any]]:
         out = next(files)
-        done = run(
-            "--config", str(config), "export", "-s", "lab", "-o", str(out), "--include-deleted"
+        done = invoke_with(
+            config, "export", "-s", "lab", "-o", str(out), "--include-deleted", **ad_checks()
         )
         assert done.code == 0, done.err
         keys: list[dict[str, Any]] = json.loads(out.read_text(encoding="utf-8"))["keys"]
@@ -119,7 +118,7 @@ def test_an_audit_is_the_same_either_way(lab: Lab, paths: Paths) -> None:
     config = lab.config(user="plain", page_size=4)
 
     def audit() -> dict[str, Any]:
-        done = run("--config", str(config), "audit", "-s", "lab", "-f", "json")
+        done = invoke_with(config, "audit", "-s", "lab", "-f", "json", **ad_checks())
         assert done.code == 0, done.err
         return done.document
 

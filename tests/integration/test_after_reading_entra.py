@@ -4,15 +4,13 @@ keys according to Entra's own audit log (the Graph emulator's Intune and audit e
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.command_line import invoke
-from tests.integration.graph_emulator import GraphEmulator, RecoveryKey
-from tests.integration.test_entra import FULL, SECRET, SOURCE, WRONG_SECRET, Entra
+from examples.lab.graph_emulator import GraphEmulator, RecoveryKey
+from tests.command_line import invoke, invoke_with, trail_entries
+from tests.integration.fixtures import FULL, SECRET, SOURCE, WRONG_SECRET, Entra
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
@@ -21,29 +19,23 @@ AUDIT = "AuditLog.Read.All"
 ROTATE_PATH = r"^/beta/deviceManagement/managedDevices/[^/]+/rotateBitLockerKeys$"
 
 
-def trail_lines() -> list[dict[str, object]]:
-    path = Path(os.environ["BITKEY_DIR_TRAIL"])
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def run(entra: Entra, *args: str) -> object:
-    config = entra.config()
-    return entra.run("--config", str(config), *args)
-
-
 def test_rotate_asks_intune_and_reads_no_key(entra: Entra, graph: GraphEmulator) -> None:
     entra.daemon(*FULL, ROTATE)
     pc = graph.add_device("PC-0042")
     old = graph.add_recovery_key(pc, created=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
     managed = graph.home.add_managed_device(pc, rotation_policy=True)
-    shown = run(entra, "find", "-k", old.id, "-f", "key")  # read out to the user
+    config = entra.config()
+    # Read out to the user:
+    shown = invoke_with(config, "find", "-k", old.id, "-f", "key", **entra.checks)
     assert shown.code == 0
-    before = run(entra, "audit", "--disclosed", "-f", "json")
+    before = invoke_with(config, "audit", "--disclosed", "-f", "json", **entra.checks)
     assert [d["status"] for d in before.document["disclosed"]] == ["still valid"]
     graph.advance_clock(60)
     graph.clear_requests()
     reads_before = len(graph.key_reads)
-    outcome = run(entra, "rotate", "-k", old.id[:8], "-r", "INC-1", "-f", "json")
+    outcome = invoke_with(
+        config, "rotate", "-k", old.id[:8], "-r", "INC-1", "-f", "json", **entra.checks
+    )
     assert outcome.code == 0, outcome.err
     (rotation,) = outcome.document["rotations"]
     assert rotation["outcome"] == "requested"
@@ -52,11 +44,11 @@ def test_rotate_asks_intune_and_reads_no_key(entra: Entra, graph: GraphEmulator)
     assert [r.managed_device_id for r in graph.home.rotations] == [managed.id]
     assert graph.count(ROTATE_PATH, method="POST") == 1
     assert len(graph.key_reads) == reads_before  # no key value was read to rotate it
-    reveal, entry = trail_lines()
+    reveal, entry = trail_entries()
     assert reveal["key_id"] == old.id.upper()
     assert (entry["action"], entry["outcome"], entry["reason"]) == ("rotate", "requested", "INC-1")
     # The device escrowed a new key for the volume: the disclosure is now "rotated".
-    disclosed = run(entra, "audit", "--disclosed", "-f", "json")
+    disclosed = invoke_with(config, "audit", "--disclosed", "-f", "json", **entra.checks)
     (item,) = disclosed.document["disclosed"]
     assert item["status"] == "rotated"
 
@@ -74,7 +66,8 @@ def test_rotate_without_the_permission_is_exit_3_naming_it(
     entra: Entra, graph: GraphEmulator
 ) -> None:
     key = managed_without_the_right_to_rotate(entra, graph)
-    outcome = run(entra, "rotate", "-k", key.id)
+    config = entra.config()
+    outcome = invoke_with(config, "rotate", "-k", key.id, **entra.checks)
     assert outcome.code == 3
     assert ROTATE in outcome.err
     assert graph.home.rotations == []
@@ -88,12 +81,13 @@ def test_find_then_rotate_shows_the_key_then_asks_intune(
     pc = graph.add_device("PC-0042")
     key = graph.add_recovery_key(pc)
     managed = graph.home.add_managed_device(pc, rotation_policy=True)
-    outcome = run(entra, "find", "-k", key.id[:8], "-f", "key", "-r", "INC-3", "--rotate")
+    find = ("find", "-k", key.id[:8], "-f", "key", "-r", "INC-3", "--rotate")
+    outcome = invoke_with(entra.config(), *find, **entra.checks)
     assert outcome.code == 0, outcome.err
     assert outcome.out == key.key + "\n"  # stdout stays the key; the rotation is on stderr
     assert f"PC-0042 ({SOURCE}): requested: " in outcome.err
     assert [r.managed_device_id for r in graph.home.rotations] == [managed.id]
-    reveal, rotation = trail_lines()
+    reveal, rotation = trail_entries()
     assert (reveal["key_id"], reveal["reason"]) == (key.id.upper(), "INC-3")
     assert (rotation["action"], rotation["outcome"]) == ("rotate", "requested")
 
@@ -112,13 +106,14 @@ def test_find_then_rotate_without_the_permission_shows_the_key_and_exits_3(
     assert key.key not in outcome.err
     assert ROTATE in outcome.err
     assert graph.home.rotations == []
-    assert [entry.get("action") for entry in trail_lines()] == [None]  # the reveal only
+    assert [entry.get("action") for entry in trail_entries()] == [None]  # the reveal only
 
 
 def test_a_device_not_in_intune_is_rotated_by_hand(entra: Entra, graph: GraphEmulator) -> None:
     entra.daemon(*FULL, ROTATE)
     key = graph.add_recovery_key(graph.add_device("PC-0043"))
-    outcome = run(entra, "rotate", "-c", "PC-0043", "-f", "json")
+    config = entra.config()
+    outcome = invoke_with(config, "rotate", "-c", "PC-0043", "-f", "json", **entra.checks)
     assert outcome.code == 1
     (rotation,) = outcome.document["rotations"]
     assert rotation["outcome"] == "by hand"
@@ -133,16 +128,19 @@ def test_disclosed_keys_rotated_and_still_valid(entra: Entra, graph: GraphEmulat
     b = graph.add_device("PC-B")
     old_a = graph.add_recovery_key(a, created=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
     old_b = graph.add_recovery_key(b, created=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    config = entra.config()
     for key in (old_a, old_b):
-        assert run(entra, "find", "-k", key.id, "-f", "key").code == 0
+        assert invoke_with(config, "find", "-k", key.id, "-f", "key", **entra.checks).code == 0
     graph.advance_clock(120)
     graph.add_recovery_key(a)  # PC-A's volume got a new key after the reveal
-    outcome = run(entra, "audit", "--disclosed", "-f", "json")
+    outcome = invoke_with(config, "audit", "--disclosed", "-f", "json", **entra.checks)
     assert outcome.code == 0, outcome.err
     status = {d["key_id"]: d["status"] for d in outcome.document["disclosed"]}
     assert status == {old_a.id.upper(): "rotated", old_b.id.upper(): "still valid"}
     assert len(graph.key_reads) == 2  # only the two reveals read a key
-    failing = run(entra, "audit", "--disclosed", "--fail-on-missing", "-f", "json")
+    failing = invoke_with(
+        config, "audit", "--disclosed", "--fail-on-missing", "-f", "json", **entra.checks
+    )
     assert failing.code == 1
 
 
@@ -152,12 +150,14 @@ def test_reads_pages_the_audit_log_and_marks_reads_made_elsewhere(
     entra.daemon(*FULL, AUDIT)
     key = graph.add_recovery_key(graph.add_device("PC-0042"))
     other = graph.add_recovery_key(graph.add_device("PC-0043"))
-    assert run(entra, "find", "-k", key.id, "-f", "key", "-r", "INC-7").code == 0
+    config = entra.config()
+    shown = invoke_with(config, "find", "-k", key.id, "-f", "key", "-r", "INC-7", **entra.checks)
+    assert shown.code == 0
     portal_user = graph.add_user("admin@contoso.onmicrosoft.com", roles=["Global Administrator"])
     for _ in range(6):  # several pages of events made elsewhere
         graph.home.add_audit_event("Read BitLocker key", user=portal_user, key=other)
     graph.home.audit_page_size = 3
-    outcome = run(entra, "reads", "--since", "1d", "-f", "json")
+    outcome = invoke_with(config, "reads", "--since", "1d", "-f", "json", **entra.checks)
     assert outcome.code == 0, outcome.err
     reads = outcome.document["reads"]
     ours = [r for r in reads if r["via"] == "bitkey-dir"]
@@ -172,7 +172,8 @@ def test_reads_pages_the_audit_log_and_marks_reads_made_elsewhere(
 
 def test_reads_without_the_permission_is_exit_3(entra: Entra, graph: GraphEmulator) -> None:
     entra.daemon()
-    outcome = run(entra, "reads")
+    config = entra.config()
+    outcome = invoke_with(config, "reads", **entra.checks)
     assert outcome.code == 3
     assert AUDIT in outcome.err
 
@@ -189,6 +190,7 @@ def test_reads_of_a_source_without_an_audit_log_is_bad_input(tmp_path: Path) -> 
 def test_json_names_the_source(entra: Entra, graph: GraphEmulator) -> None:
     entra.daemon(*FULL, AUDIT)
     key = graph.add_recovery_key(graph.add_device("PC-0042"))
-    assert run(entra, "find", "-k", key.id, "-f", "key").code == 0
-    outcome = run(entra, "reads", "-f", "json")
+    config = entra.config()
+    assert invoke_with(config, "find", "-k", key.id, "-f", "key", **entra.checks).code == 0
+    outcome = invoke_with(config, "reads", "-f", "json", **entra.checks)
     assert {r["source"] for r in outcome.document["reads"]} == {SOURCE}

@@ -8,23 +8,24 @@ from pathlib import Path
 
 import pytest
 
-from tests.command_line import Outcome
-from tests.integration.conftest import Directory
-from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.seed import LAB, LAPTOPS, SERVERS, SPEC, WORKSTATIONS
-from tests.integration.test_ad import Lab, run
-from tests.integration.test_entra import (
+from examples.lab.graph_emulator import GraphEmulator
+from tests.command_line import Outcome, invoke_with
+from tests.integration.fixtures import (
     GRAPH,
     KEY_GET,
     SOURCE,
+    Directory,
     Entra,
+    Lab,
+    ad_checks,
 )
+from tests.integration.seed import LAB, LAPTOPS, SERVERS, SPEC, WORKSTATIONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
 
 def audit(config: Path, *args: str, source: str = "lab") -> Outcome:
-    return run("--config", str(config), "audit", "--source", source, *args)
+    return invoke_with(config, "audit", "--source", source, *args, **ad_checks())
 
 
 def expected_ad(directory: Directory) -> dict[str, tuple[int, str | None]]:
@@ -103,7 +104,7 @@ def test_ad_audit_table_and_csv(lab: Lab, samba_dc: Directory) -> None:
 
 def test_a_file_source_cannot_be_audited(lab: Lab) -> None:
     config = lab.config()
-    found = run("--config", str(config), "audit", "--source", str(Path("examples/keys")))
+    found = invoke_with(config, "audit", "--source", str(Path("examples/keys")), **ad_checks())
     assert found.code == 2
     assert "only directory sources" in found.err
 
@@ -130,8 +131,8 @@ def test_entra_audit_needs_only_read_basic_and_reads_no_key(
     graph.add_device("PC-NONE")
     graph.add_device("MAC-01", operating_system="MacMDM")  # not a Windows device
     config = entra.config()
-    found = run(
-        "--config", str(config), "audit", "--source", SOURCE, "-f", "json", "--stale-days", "365"
+    found = invoke_with(
+        config, "audit", "--source", SOURCE, "-f", "json", "--stale-days", "365", **entra.checks
     )
     assert found.code == 0, found.err
     got = {c["computer"]: (c["keys"], c["status"]) for c in found.document["computers"]}
@@ -164,7 +165,7 @@ def test_an_entra_audit_that_sees_no_key_says_it_may_be_wrong(
     entra.daemon("BitlockerKey.ReadBasic.All", "Device.Read.All")
     graph.add_device("PC-1")
     graph.add_device("PC-2")
-    found = run("--config", str(entra.config()), "audit", "--source", SOURCE, "-f", "json")
+    found = invoke_with(entra.config(), "audit", "--source", SOURCE, "-f", "json", **entra.checks)
     assert found.code == 0, found.err
     assert found.document["summary"]["coverage"] == 0.0
     assert "not one recovery key visible to" in found.err

@@ -18,11 +18,9 @@ from bitkey_dir.sources import registry
 from bitkey_dir.sources.ad.connection import Connector
 from bitkey_dir.sources.ad.source import ADSource
 from bitkey_dir.sources.base import Source
-from tests.integration.conftest import Directory
-from tests.integration.graph_emulator import GraphEmulator
+from examples.lab.graph_emulator import GraphEmulator
+from tests.integration.fixtures import SOURCE, Directory, Entra, Lab
 from tests.integration.seed import HELPDESK
-from tests.integration.test_ad import Lab
-from tests.integration.test_entra import SOURCE, Entra
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 

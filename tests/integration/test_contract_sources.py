@@ -9,10 +9,9 @@ import pytest
 
 from bitkey_dir.core.model import KeyId, KeyPackage, RecoveryKey, RecoveryPassword
 from bitkey_dir.testing import SourceContract
-from tests.integration.conftest import Directory
-from tests.integration.graph_emulator import GraphEmulator
+from examples.lab.graph_emulator import GraphEmulator
+from tests.integration.fixtures import SECRET, Directory
 from tests.integration.seed import SPEC
-from tests.integration.test_entra import SECRET
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 # Reading keys, and what rotate (Intune) and iter_key_reads (the audit log) need.

@@ -23,19 +23,16 @@ import pytest
 from bitkey_dir.sources.ad.probe import server_checks
 from bitkey_dir.sources.ad.servers import ServerUrl
 from examples.lab.samba_dc import make_test_pki
-from tests.command_line import Outcome
-from tests.integration.conftest import Directory
-from tests.integration.seed import LAB, LAPTOPS, SERVERS, WORKSTATIONS, every_password
-from tests.integration.test_ad import Lab, free_port, run
+from tests.command_line import Outcome, invoke_with
+from tests.integration.fixtures import PASSWORDS, Directory, Lab, ad_checks, free_port
+from tests.integration.seed import LAB, LAPTOPS, SERVERS, WORKSTATIONS
 
 pytestmark = pytest.mark.integration
-
-PASSWORDS = every_password()
 
 
 def doctor(lab: Lab, *args: str, user: str = "helpdesk", **settings: object) -> Outcome:
     config = lab.config(user=user, **settings)
-    outcome = run("--config", str(config), "doctor", *args)
+    outcome = invoke_with(config, "doctor", *args, **ad_checks())
     for password in PASSWORDS:  # never revealed, not even by a healthy run
         assert password not in outcome.out + outcome.err
         assert password.replace("-", "") not in outcome.out + outcome.err
@@ -140,7 +137,7 @@ def test_the_table_shows_the_fix_for_people(lab: Lab, samba_dc: Directory) -> No
 def test_a_wrong_password_is_a_missing_sign_in(lab: Lab) -> None:
     lab.monkeypatch.setenv("BITKEY_DIR_PASSWORD", "Wr0ng!Secret-4242")
     config = lab.config(user="helpdesk", set_password=False)
-    outcome = run("--config", str(config), "doctor", "-f", "json")
+    outcome = invoke_with(config, "doctor", "-f", "json", **ad_checks())
     assert outcome.code == 3
     (bind,) = [c for c in outcome.document["sources"][0]["checks"] if c["area"] == "bind"]
     assert bind["status"] == "missing-right"
@@ -333,7 +330,7 @@ def test_kerberos_binds_with_the_ticket_and_finds_the_same_rights(
     monkeypatch.setenv("KRB5_CONFIG", str(samba_dc.dc.krb5_conf))
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{helpdesk_ccache}")
     config = lab.config(user=None, auth="kerberos", kerberos_host=samba_dc.kerberos_host)
-    outcome = run("--config", str(config), "doctor", "-f", "json")
+    outcome = invoke_with(config, "doctor", "-f", "json", **ad_checks())
     assert outcome.code == 3
     document = outcome.document
     (bind,) = checks(document, "bind")

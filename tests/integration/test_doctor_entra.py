@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from tests.command_line import Outcome
-from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.test_entra import ROLE_NAMES, SOURCE, Entra, device_code_answered
+from examples.lab.graph_emulator import GraphEmulator
+from tests.command_line import Outcome, invoke_with
+from tests.integration.fixtures import ROLE_NAMES, SOURCE, Entra, device_code_answered
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
 
 def doctor(entra: Entra, **settings: object) -> Outcome:
     config = entra.config(**settings)
-    return entra.run("--config", str(config), "doctor", SOURCE, "--format", "json")
+    return invoke_with(config, "doctor", SOURCE, "--format", "json", **entra.checks)
 
 
 def checks(outcome: Outcome) -> dict[tuple[str, str], dict[str, Any]]:
@@ -68,7 +68,7 @@ def test_the_table_names_the_missing_permission_and_the_url(
 ) -> None:
     entra.daemon("BitlockerKey.ReadBasic.All", "Device.Read.All")
     config = entra.config()
-    code, out, _ = entra.run("--config", str(config), "doctor")
+    code, out, _ = invoke_with(config, "doctor", **entra.checks)
     assert code == 3
     assert "MISSING RIGHT permission: BitlockerKey.Read.All" in out
     assert f"{graph.base_url}/{graph.tenant_id}/adminconsent?client_id=" in out

@@ -1,7 +1,7 @@
 """The Entra ID source end to end: `bitkey-dir find` against the Graph emulator.
 
 Every test runs the CLI in-process with a config in tmp_path whose only source, `cloud`, points
-its authority_host and graph_url at the emulator (tests/integration/graph_emulator) and trusts
+its authority_host and graph_url at the emulator (examples/lab/graph_emulator) and trusts
 the emulator's CA. Most tests sign in app-only with a client secret; the delegated ones use the
 device-code flow, approved from a background thread as a person at the verification page
 would. Every run is also checked for what must never happen: a traceback, an internal error, a
@@ -14,214 +14,52 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
-import socket
-import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
 
 from bitkey_dir import __version__
 from bitkey_dir.core.records import KEY_FIELDS
-from tests.command_line import Outcome, invoke, toml_value
-from tests.conftest import EXAMPLES, ROOT
-from tests.integration.graph_emulator import (
-    App,
+from examples.lab.graph_emulator import (
     GraphEmulator,
     RecoveryKey,
     RequestRecord,
-    User,
     make_client_certificate,
+)
+from tests.command_line import run_process, trail_entries
+from tests.conftest import EXAMPLES, ROOT
+from tests.integration.fixtures import (
+    BATCH,
+    DEVICES,
+    FULL,
+    GRAPH,
+    KEY_GET,
+    KEY_LIST,
+    KEYS,
+    ROLE_NAMES,
+    SECRET,
+    SECRET_ENV,
+    SOURCE,
+    TOKEN,
+    WRONG_SECRET,
+    Entra,
+    day,
+    device_code_answered,
+    entra_record,
+    free_port,
+    only,
+    read_ids,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
-SOURCE = "cloud"
-SECRET_ENV = "BITKEY_DIR_CLIENT_SECRET"
-SECRET = "Zq8~bitkey-dir.test-secret_42"  # never echoed
-WRONG_SECRET = "Wr0ng~not-the-secret_99"  # never echoed either
-FULL = ("BitlockerKey.Read.All", "Device.Read.All")
-GRAPH = r"^/v1\.0/"
-KEYS = r"^/v1\.0/informationProtection/bitlocker/recoveryKeys"
-KEY_LIST = KEYS + r"$"
-KEY_GET = KEYS + r"/[^/]+$"
-DEVICES = r"^/v1\.0/devices$"
-BATCH = r"^/v1\.0/\$batch$"
-TOKEN = r"/oauth2/v2\.0/token$"
-ROLE_NAMES = (
-    "Cloud Device Administrator",
-    "Helpdesk Administrator",
-    "Intune Service Administrator",
-    "Security Administrator",
-    "Security Reader",
-    "Global Reader",
-)
-
-
 # -- running the CLI ------------------------------------------------------------------------------
-
-
-class Entra:
-    """Registers the app, writes `[sources.cloud]` configs and runs `find` with them."""
-
-    def __init__(self, graph: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-        self.graph = graph
-        self.tmp_path = tmp_path
-        self.monkeypatch = monkeypatch
-        self.client_id = "00000000-0000-0000-0000-000000000000"
-        monkeypatch.delenv(SECRET_ENV, raising=False)
-
-    def daemon(self, *roles: str, secret: str = SECRET) -> App:
-        """A confidential app with these application permissions (default: FULL)."""
-        app = self.graph.add_app(
-            "bitkey-dir daemon", public_client=False, secret=secret, app_roles=roles or FULL
-        )
-        self.client_id = app.client_id
-        self.monkeypatch.setenv(SECRET_ENV, secret)
-        return app
-
-    def public(self, *scopes: str) -> App:
-        """A public client with these consented delegated permissions (default: FULL)."""
-        app = self.graph.add_app("bitkey-dir", delegated_scopes=scopes or FULL)
-        self.client_id = app.client_id
-        return app
-
-    def config(self, **settings: object) -> Path:
-        table: dict[str, object] = {
-            "type": "entra",
-            "tenant_id": self.graph.tenant_id,
-            "client_id": self.client_id,
-            "auth": "client-secret",
-            "authority_host": self.graph.base_url,
-            "graph_url": self.graph.graph_url,
-            "ca_file": str(self.graph.ca_file),
-            "timeout": 5,
-        }
-        table.update(settings)
-        lines = ["[defaults]", f'sources = ["{SOURCE}"]', "", "[keyring]"]
-        # The tests' file keyring is plaintext; without a test selecting it, there is none.
-        lines += ["allow_plaintext = true", "", f"[sources.{SOURCE}]"]
-        lines += [f"{k} = {toml_value(v)}" for k, v in table.items() if v is not None]
-        path = self.tmp_path / "config.toml"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return path
-
-    def find(self, *args: str, **settings: object) -> Outcome:
-        config = self.config(**settings)
-        return self.run("--config", str(config), "find", *args, "--source", SOURCE, "-f", "json")
-
-    def login(self, **settings: object) -> Outcome:
-        config = self.config(**settings)
-        return self.run("--config", str(config), "login", SOURCE)
-
-    def secrets(self) -> list[str]:
-        passwords = [key.key for key in self.graph.recovery_keys.values()]
-        return [
-            SECRET,
-            WRONG_SECRET,
-            *passwords,
-            *(password.replace("-", "") for password in passwords),
-        ]
-
-    def run(self, *args: str) -> Outcome:
-        """The CLI in-process, with the checks every run must pass."""
-        outcome = invoke(*args, secrets=self.secrets(), never_shown=[SECRET, WRONG_SECRET])
-        assert "eyJ" not in outcome.out + outcome.err  # no token (a JWT) is ever shown
-        return outcome
-
-
-@contextmanager
-def device_code_answered(
-    graph: GraphEmulator, user: User | None, *, action: str = "approve"
-) -> Iterator[list[str]]:
-    """Approve (or decline, or expire) the next device code from a thread, as the user at
-    the browser would.
-
-    Yields a list that receives the user code, to check the instructions against.
-    """
-    codes: list[str] = []
-    problems: list[BaseException] = []
-
-    def answer() -> None:
-        try:
-            flow = graph.wait_for_device_code(timeout=20)
-            codes.append(flow.user_code)
-            if action == "expire":
-                graph.expire_device_code(flow)
-            elif action == "decline" or user is None:
-                graph.decline_device_code(flow)
-            else:
-                graph.approve_device_code(flow, user)
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            problems.append(exc)
-
-    thread = threading.Thread(target=answer, name="device-code-user", daemon=True)
-    thread.start()
-    try:
-        yield codes
-    finally:
-        thread.join(timeout=25)
-    assert not problems, problems
-
-
-def record(key: RecoveryKey, computer: str | None) -> dict[str, Any]:
-    """The JSON record `find` must print for an Entra key."""
-    return {
-        "source": SOURCE,
-        "computer": computer,
-        "key_id": key.id.upper(),
-        "recovery_password": key.key,
-        "created": key.created.isoformat(),
-        "volume_type": key.volume_type,
-        "volume_id": None,
-        "device_id": key.device_id,
-        "location": None,
-        "deleted": False,
-    }
-
-
-def day(n: int) -> dt.datetime:
-    return dt.datetime(2025, 1, 1, 9, 30, tzinfo=dt.UTC) + dt.timedelta(days=n)
 
 
 def query_of(request: RequestRecord) -> dict[str, str]:
     return dict(parse_qsl(request.query, keep_blank_values=True))
-
-
-def only(
-    graph: GraphEmulator,
-    path: str,
-    *,
-    method: str | None = None,
-    via_batch: bool | None = None,
-) -> list[RequestRecord]:
-    """The recorded requests whose path matches the regex `path`, in order."""
-    pattern = re.compile(path)
-    return [
-        r
-        for r in graph.requests
-        if pattern.search(r.path)
-        and (method is None or r.method == method)
-        and (via_batch is None or r.via_batch == via_batch)
-    ]
-
-
-def read_ids(graph: GraphEmulator) -> list[str]:
-    """Which keys' values were read (Entra's audit log), in order."""
-    return [read.key_id for read in graph.key_reads]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 # -- Key ID ---------------------------------------------------------------------------------------
@@ -237,7 +75,7 @@ def test_full_key_id_reads_one_key_and_names_its_device(
     found = entra.find("--key-id", key.id.upper())
     assert found.code == 0, found.err
     # One read of the key, one small query for its device's name.
-    assert found.keys == [record(key, "PC-0042")]
+    assert found.keys == [entra_record(key, "PC-0042")]
     assert tuple(found.keys[0]) == KEY_FIELDS
     assert found.source == {"name": SOURCE, "status": "ok", "error": None}
     assert graph.count(GRAPH) == 2
@@ -249,8 +87,8 @@ def test_full_key_id_reads_one_key_and_names_its_device(
     assert query_of(request) == {"$select": "key"}
     assert read_ids(graph) == [key.id]
     assert others[0].key not in found.out
-    # The trail names the revealed key (the run() checks say: and never its password).
-    entries = [json.loads(line) for line in trail_file.read_text().splitlines()]
+    # The trail names the revealed key (entra.checks say: and never its password).
+    entries = trail_entries()
     assert [entry["key_id"] for entry in entries] == [key.id.upper()]
     assert [entry["principal"] for entry in entries] == [f"app {entra.client_id}"]
 
@@ -345,7 +183,7 @@ def test_computer_by_exact_name_any_case(entra: Entra, graph: GraphEmulator, nam
     graph.add_recovery_key(graph.add_device("PC-004"))
     found = entra.find("--computer", name)
     assert found.code == 0, found.err
-    assert found.keys == [record(key, "PC-0042")]
+    assert found.keys == [entra_record(key, "PC-0042")]
     (devices,) = only(graph, DEVICES)
     assert query_of(devices)["$filter"] == f"displayName eq '{name.removesuffix('$')}'"
     (listed,) = only(graph, KEY_LIST)
@@ -363,7 +201,7 @@ def test_computer_with_trailing_wildcard(entra: Entra, graph: GraphEmulator) -> 
     found = entra.find("--computer", "PC-00*")
     assert found.code == 0, found.err
     assert found.keys == [
-        record(keys[name], name) for name in ("pc-0044", "PC-0043", "PC-0042")
+        entra_record(keys[name], name) for name in ("pc-0044", "PC-0043", "PC-0042")
     ]  # newest first
     devices = only(graph, DEVICES)
     assert len(devices) == 2
@@ -374,7 +212,7 @@ def test_computer_with_trailing_wildcard(entra: Entra, graph: GraphEmulator) -> 
     graph.key_reads.clear()
     inner = entra.find("--computer", "PC-*42")
     assert inner.code == 0, inner.err
-    assert inner.keys == [record(keys["PC-0042"], "PC-0042")]
+    assert inner.keys == [entra_record(keys["PC-0042"], "PC-0042")]
     assert read_ids(graph) == [keys["PC-0042"].id]
 
 
@@ -387,7 +225,7 @@ def test_devices_sharing_a_name_are_all_shown_with_a_warning(
     graph.add_recovery_key(graph.add_device("KIOSK-2"))
     found = entra.find("--computer", "KIOSK")
     assert found.code == 0, found.err
-    assert found.keys == [record(keys[1], "kiosk"), record(keys[0], "KIOSK")]
+    assert found.keys == [entra_record(keys[1], "kiosk"), entra_record(keys[0], "KIOSK")]
     assert {key["device_id"] for key in found.keys} == {pc.device_id for pc in kiosks}
     assert "2 devices are named" in found.err
     for pc in kiosks:
@@ -401,14 +239,14 @@ def test_a_name_with_quotes_is_an_escaped_literal(entra: Entra, graph: GraphEmul
     graph.add_recovery_key(graph.add_device("O"))
     found = entra.find("--computer", "O'Brien's PC")
     assert found.code == 0, found.err
-    assert found.keys == [record(key, "O'Brien's PC")]
+    assert found.keys == [entra_record(key, "O'Brien's PC")]
     (devices,) = only(graph, DEVICES)
     assert query_of(devices)["$filter"] == "displayName eq 'O''Brien''s PC'"
     assert devices.status == 200
 
     wild = entra.find("--computer", "O'Brien*")
     assert wild.code == 0, wild.err
-    assert wild.keys == [record(key, "O'Brien's PC")]
+    assert wild.keys == [entra_record(key, "O'Brien's PC")]
 
 
 HOSTILE = "x' or displayName eq 'y"
@@ -429,13 +267,13 @@ def test_odata_in_a_name_matches_no_other_device(entra: Entra, graph: GraphEmula
     literal = graph.add_recovery_key(graph.add_device(HOSTILE))
     again = entra.find("--computer", HOSTILE)
     assert again.code == 0, again.err
-    assert again.keys == [record(literal, HOSTILE)]
+    assert again.keys == [entra_record(literal, HOSTILE)]
     assert read_ids(graph) == [literal.id]
 
     graph.key_reads.clear()
     wild = entra.find("--computer", "x' or displayName*")
     assert wild.code == 0, wild.err
-    assert wild.keys == [record(literal, HOSTILE)]
+    assert wild.keys == [entra_record(literal, HOSTILE)]
     assert read_ids(graph) == [literal.id]
 
 
@@ -487,7 +325,7 @@ def test_a_damaged_password_is_a_warning_never_a_key(entra: Entra, graph: GraphE
     bad = graph.add_recovery_key(pc, key=damaged, created=day(2))
     found = entra.find("--computer", "PC-0042")
     assert found.code == 0, found.err
-    assert found.keys == [record(good, "PC-0042")]
+    assert found.keys == [entra_record(good, "PC-0042")]
     assert bad.id.upper() in found.err
     assert "damaged" in found.err
     assert damaged not in found.out + found.err
@@ -502,7 +340,7 @@ def test_several_keys_are_read_through_batch(
     keys = [graph.add_recovery_key(pc, created=day(n)) for n in range(count)]
     found = entra.find("--computer", "PC-0042")
     assert found.code == 0, found.err
-    assert found.keys == [record(key, "PC-0042") for key in reversed(keys)]
+    assert found.keys == [entra_record(key, "PC-0042") for key in reversed(keys)]
     posts = only(graph, BATCH, method="POST")
     assert len(posts) == batches
     assert all(r.status == 200 for r in posts)
@@ -615,7 +453,7 @@ def test_delegated_owner_reads_the_keys_of_their_device(entra: Entra, graph: Gra
         assert entra.login(auth="device-code").code == 0
     found = entra.find("--computer", "LT-OWNER", auth="device-code")
     assert found.code == 0, found.err
-    assert found.keys == [record(key, "LT-OWNER") for key in reversed(keys)]
+    assert found.keys == [entra_record(key, "LT-OWNER") for key in reversed(keys)]
     reads = graph.key_reads
     assert sorted(r.key_id for r in reads) == sorted(k.id for k in keys)
     assert {(r.user_principal_name, r.app_id) for r in reads} == {
@@ -669,7 +507,7 @@ def test_throttled_batch_items_are_retried_and_no_key_is_lost(
     graph.add_fault(KEY_GET, status=429, times=3, retry_after="0.3", in_batch=True)
     found = entra.find("--computer", "PC-0042")
     assert found.code == 0, found.err
-    assert found.keys == [record(key, "PC-0042") for key in reversed(keys)]
+    assert found.keys == [entra_record(key, "PC-0042") for key in reversed(keys)]
     assert sorted(read_ids(graph)) == sorted(key.id for key in keys)  # each read once
     posts = only(graph, BATCH)
     assert len(posts) == 2
@@ -698,7 +536,7 @@ def test_a_throttled_batch_request_is_retried(entra: Entra, graph: GraphEmulator
     graph.add_fault(BATCH, status=429, retry_after="0.3", method="POST", in_batch=False)
     found = entra.find("--computer", "PC-0042")
     assert found.code == 0, found.err
-    assert found.keys == [record(key, "PC-0042") for key in reversed(keys)]
+    assert found.keys == [entra_record(key, "PC-0042") for key in reversed(keys)]
     assert [r.status for r in only(graph, BATCH)] == [429, 200]
     assert gap(graph, BATCH) >= 0.28
     assert sorted(read_ids(graph)) == sorted(key.id for key in keys)
@@ -781,7 +619,7 @@ def test_client_certificate_sign_in(
     key = graph.add_recovery_key(graph.add_device("PC-0042"))
     found = entra.find("--key-id", key.id, auth="client-certificate", certificate_file=str(pem))
     assert found.code == 0, found.err
-    assert found.keys == [record(key, "PC-0042")]
+    assert found.keys == [entra_record(key, "PC-0042")]
     (token,) = only(graph, TOKEN)
     assert (token.grant_type, token.status) == ("client_credentials", 200)
     assert credential.private_key_pem.splitlines()[1] not in found.out + found.err
@@ -804,7 +642,9 @@ def test_device_code_instructions_go_to_stderr(entra: Entra, graph: GraphEmulato
         f"{SOURCE}: signed in as {agent.user_principal_name}; the tokens are stored ({backend})\n"
     )
     found = entra.find("--key-id", key.id, auth="device-code")
-    assert json.loads(found.out)["keys"] == [record(key, "PC-0042")]  # stdout is only the JSON
+    assert json.loads(found.out)["keys"] == [
+        entra_record(key, "PC-0042")
+    ]  # stdout is only the JSON
     # Delegated scopes are built from graph_url.
     (flow,) = graph.device_codes.values()
     assert {
@@ -882,7 +722,7 @@ def test_graph_and_login_hosts_come_from_config(entra: Entra, graph: GraphEmulat
     keys = [graph.add_recovery_key(pc, created=day(n)) for n in range(2)]
     found = entra.find("--computer", "PC-0042", authority_host=login)
     assert found.code == 0, found.err
-    assert found.keys == [record(key, "PC-0042") for key in reversed(keys)]
+    assert found.keys == [entra_record(key, "PC-0042") for key in reversed(keys)]
     # MSAL asks the configured login host for its endpoints ...
     (discovery,) = only(graph, r"/\.well-known/openid-configuration$")
     assert discovery.headers["host"] == f"localhost:{graph.port}"
@@ -930,16 +770,13 @@ def test_an_unused_entra_source_loads_no_graph_library(entra: Entra, tmp_path: P
         "sys.stderr.write('PROBE ' + repr((code, sorted(roots & {'msal', 'msgraph', "
         "'msgraph_core', 'kiota_abstractions', 'kiota_http', 'azure', 'httpx'}))))\n"
     )
-    args = ["find", "--key-id", "063EA4E1", "--source", str(EXAMPLES / "keys"), "-f", "json"]
-    proc = subprocess.run(
-        [sys.executable, "-c", probe, *args],
-        capture_output=True,
+    proc = run_process(
+        *("find", "--key-id", "063EA4E1", "--source", EXAMPLES / "keys", "-f", "json"),
+        command=(sys.executable, "-c", probe),
         env={**os.environ, "PYTHONPATH": str(ROOT), "BITKEY_DIR_CONFIG": str(config)},
-        check=False,
-        timeout=60,
     )
-    code, heavy = eval(proc.stderr.decode().split("PROBE ", 1)[1])  # noqa: S307 - our own repr
-    assert (code, heavy) == (0, []), proc.stderr.decode()
+    code, heavy = eval(proc.err.split("PROBE ", 1)[1])  # noqa: S307 - our own repr
+    assert (code, heavy) == (0, []), proc.err
 
 
 # -- expired tokens -------------------------------------------------------------------------------
@@ -987,6 +824,6 @@ def test_a_key_found_by_id_without_the_right_to_read_devices_is_shown_unnamed(
     key = graph.add_recovery_key(graph.add_device("PC-0042"))
     found = entra.find("--key-id", key.id[:8])
     assert found.code == 0, found.err
-    assert found.keys == [record(key, None)]
+    assert found.keys == [entra_record(key, None)]
     assert "the computer names are not shown" in found.err
     assert "Device.Read.All" in found.err

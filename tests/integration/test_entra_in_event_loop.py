@@ -19,8 +19,8 @@ from bitkey_dir.core.errors import ExitCode
 from bitkey_dir.core.model import ComputerName, KeyId, Query
 from bitkey_dir.runtime.config import load_config
 from bitkey_dir.sources.registry import open_source
-from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.test_entra import SOURCE, Entra, day
+from examples.lab.graph_emulator import GraphEmulator
+from tests.integration.fixtures import SOURCE, Entra, day
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 T = TypeVar("T")

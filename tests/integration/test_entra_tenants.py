@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.command_line import Outcome
-from tests.integration.graph_emulator import App, GraphEmulator
-from tests.integration.test_entra import FULL, KEY_GET, KEY_LIST, SECRET, SOURCE, Entra
+from examples.lab.graph_emulator import App, GraphEmulator
+from tests.command_line import Outcome, invoke_with
+from tests.integration.fixtures import FULL, KEY_GET, KEY_LIST, SECRET, SOURCE, Entra
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
@@ -49,15 +49,21 @@ class Estate:
     def find(self, *args: str) -> Outcome:
         return self.entra.find(*args, **self.settings())
 
-    def find_in(self, tenant: str, *args: str) -> Outcome:
-        config = self.entra.config(**self.settings())
-        return self.entra.run(
-            "--config", str(config), "find", *args, "--source", self.name(tenant), "-f", "json"
-        )
+    def config(self) -> Path:
+        """The one `cloud` source over the three tenants."""
+        return self.entra.config(**self.settings())
 
-    def run(self, *args: str) -> Outcome:
-        config = self.entra.config(**self.settings())
-        return self.entra.run("--config", str(config), *args)
+    def find_in(self, tenant: str, *args: str) -> Outcome:
+        return invoke_with(
+            self.config(),
+            "find",
+            *args,
+            "--source",
+            self.name(tenant),
+            "-f",
+            "json",
+            **self.entra.checks,
+        )
 
     def statuses(self, outcome: Outcome) -> dict[str, str]:
         return {row["name"]: row["status"] for row in outcome.document["sources"]}
@@ -104,7 +110,7 @@ def test_the_same_8_digits_in_two_tenants_are_ambiguous(estate: Estate) -> None:
     )
     for use_index in (False, True):
         if use_index:
-            assert estate.run("index", "refresh").code == 0
+            assert invoke_with(estate.config(), "index", "refresh", **estate.entra.checks).code == 0
         outcome = estate.find("--key-id", estate.fabrikam_key.id[:8])
         assert outcome.code == 0, outcome.err
         assert outcome.document["ambiguous"] is True
@@ -116,12 +122,14 @@ def test_the_same_8_digits_in_two_tenants_are_ambiguous(estate: Estate) -> None:
 
 
 def test_the_index_narrows_a_lookup_to_one_tenant(estate: Estate) -> None:
-    refreshed = estate.run("index", "refresh", "-f", "json")
+    refreshed = invoke_with(
+        estate.config(), "index", "refresh", "-f", "json", **estate.entra.checks
+    )
     assert refreshed.code == 0, refreshed.err
     assert sorted(done["source"] for done in refreshed.document["refreshed"]) == sorted(
         estate.name(t) for t in estate.tenants
     )
-    status = estate.run("index", "status", "--json")
+    status = invoke_with(estate.config(), "index", "status", "--json", **estate.entra.checks)
     assert {row["source"] for row in status.document["sources"]} == {
         estate.name(t) for t in estate.tenants
     }
@@ -147,12 +155,22 @@ def test_one_tenant_can_be_named(estate: Estate) -> None:
 
 
 def test_audit_and_export_cover_every_tenant(estate: Estate, tmp_path: Path) -> None:
-    audit = estate.run("audit", "--format", "json")
+    audit = invoke_with(estate.config(), "audit", "--format", "json", **estate.entra.checks)
     assert audit.code == 0, audit.err
     computers = {row["computer"] for row in audit.document["computers"]}
     assert {"CONTOSO-01", "FAB-01", "NW-01"} <= computers
     out = tmp_path / "all.json"
-    export = estate.run("export", "-s", SOURCE, "-o", str(out), "--reason", "DR drill")
+    export = invoke_with(
+        estate.config(),
+        "export",
+        "-s",
+        SOURCE,
+        "-o",
+        str(out),
+        "--reason",
+        "DR drill",
+        **estate.entra.checks,
+    )
     assert export.code == 0, export.err
     exported = json.loads(out.read_text(encoding="utf-8"))
     ids = {key["key_id"] for key in exported["keys"]}
@@ -164,7 +182,17 @@ def test_audit_and_export_cover_every_tenant(estate: Estate, tmp_path: Path) -> 
     # An export must be whole: a tenant that refuses fails it, and nothing is written.
     estate.fabrikam.remove_consent(estate.app)
     partial = tmp_path / "partial.json"
-    failed = estate.run("export", "-s", SOURCE, "-o", str(partial), "--reason", "DR drill")
+    failed = invoke_with(
+        estate.config(),
+        "export",
+        "-s",
+        SOURCE,
+        "-o",
+        str(partial),
+        "--reason",
+        "DR drill",
+        **estate.entra.checks,
+    )
     assert failed.code == 3
     assert not partial.exists()
 
@@ -176,10 +204,10 @@ def test_tenant_ids_are_checked(estate: Estate) -> None:
         (["bad tenant"], "a tenant ID (a GUID) or domain name"),
     ):
         config = estate.entra.config(tenant_id=None, tenant_ids=value)
-        outcome = estate.entra.run("--config", str(config), "sources")
+        outcome = invoke_with(config, "sources", **estate.entra.checks)
         assert outcome.code == 2, value
         assert expected in outcome.err, outcome.err
     both = estate.entra.config(tenant_ids=["fabrikam.onmicrosoft.com"])
-    outcome = estate.entra.run("--config", str(both), "sources")
+    outcome = invoke_with(both, "sources", **estate.entra.checks)
     assert outcome.code == 2
     assert "tenant_id or tenant_ids, not both" in outcome.err

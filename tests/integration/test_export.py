@@ -14,22 +14,24 @@ from typing import Any
 
 import pytest
 
-from tests.command_line import Outcome
-from tests.integration.conftest import Directory
-from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.graph_emulator import RecoveryKey as GraphKey
-from tests.integration.seed import HELPDESK, SPEC, TEMPORARY_COMPUTER, WORKSTATIONS
-from tests.integration.test_ad import ADMIN, Lab, run
-from tests.integration.test_entra import (
+from examples.lab.graph_emulator import GraphEmulator
+from examples.lab.graph_emulator import RecoveryKey as GraphKey
+from tests.command_line import Outcome, invoke, invoke_with, trail_entries
+from tests.integration.fixtures import (
+    ADMIN,
     BATCH,
     KEY_GET,
     KEY_LIST,
     SOURCE,
+    Directory,
     Entra,
+    Lab,
+    ad_checks,
     day,
     only,
     read_ids,
 )
+from tests.integration.seed import HELPDESK, SPEC, TEMPORARY_COMPUTER, WORKSTATIONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
@@ -53,7 +55,9 @@ def live_keys(directory: Directory) -> dict[str, dict[str, Any]]:
 
 def ad_export(lab: Lab, out: Path, *args: str, user: str = ADMIN, **settings: object) -> Outcome:
     config = lab.config(user=user, **settings)
-    return run("--config", str(config), "export", "--source", "lab", "--output", str(out), *args)
+    return invoke_with(
+        config, "export", "--source", "lab", "--output", str(out), *args, **ad_checks()
+    )
 
 
 # -- Active Directory -----------------------------------------------------------------------------
@@ -80,7 +84,9 @@ def test_ad_export_as_domain_admin_holds_exactly_the_directory_keys(
     assert not set(deleted) & set(ids)
     # The backup answers a lookup by Key ID with the same record (from the file now).
     key = samba_dc.keys("LT002")[0]  # the renamed computer: the current name is kept
-    found = run("find", "--key-id", key.key_id[:8], "--source", str(out), "--format", "json")
+    found = invoke(
+        "find", "--key-id", key.key_id[:8], "--source", str(out), "--format", "json", **ad_checks()
+    )
     assert found.code == 0, found.err
     assert found.keys == [{**samba_dc.record("LT002", key), "source": str(out)}]
 
@@ -128,8 +134,16 @@ def test_ad_export_with_include_deleted_adds_the_deleted_computers_keys(
         # A deleted key names its computer and the OU it was deleted from, as find does.
         assert record == expected[record["key_id"]]
     name = next(c.name for c in SPEC.computers if c.delete)
-    found = run(
-        "find", "--computer", name, "--include-deleted", "--source", str(out), "--format", "json"
+    found = invoke(
+        "find",
+        "--computer",
+        name,
+        "--include-deleted",
+        "--source",
+        str(out),
+        "--format",
+        "json",
+        **ad_checks(),
     )
     assert found.code == 0, found.err
     assert {k["key_id"] for k in found.keys} == {
@@ -155,7 +169,7 @@ def test_an_export_is_one_line_in_the_access_trail(
     out = tmp_path / "ad.json"
     done = ad_export(lab, out, "--reason", "CHG-1042 quarterly backup")
     assert done.code == 0, done.err
-    (entry,) = [json.loads(line) for line in trail_file.read_text(encoding="utf-8").splitlines()]
+    (entry,) = trail_entries()
     assert entry["action"] == "export"
     assert entry["keys"] == len(live_keys(samba_dc))
     assert entry["source"] == "lab"
@@ -165,7 +179,7 @@ def test_an_export_is_one_line_in_the_access_trail(
     assert entry["principal"]  # the directory account the keys were read as
     text = trail_file.read_text(encoding="utf-8")
     assert not [r for r in exported(out) if r["recovery_password"] in text]
-    listed = run("trail")
+    listed = invoke("trail", **ad_checks())
     assert listed.code == 0, listed.err
     assert f"export of {entry['keys']} keys to {out.resolve()}  lab  CHG-1042" in listed.out
 
@@ -182,14 +196,14 @@ def test_with_require_reason_an_export_needs_one_and_a_trail(
     config = _requiring_reasons(lab.config(user=ADMIN))
     out = tmp_path / "ad.json"
     args = ("--config", str(config), "export", "-s", "lab", "-o", str(out))
-    refused = run(*args)
+    refused = invoke(*args, **ad_checks())
     assert refused.code == 2
     assert "requires a reason for exporting keys" in refused.err
     # A trail that cannot be written blocks the export: the keys never reach the disk.
     blocker = tmp_path / "a-file"  # a file where the trail's folder should be (root or not)
     blocker.write_text("", encoding="utf-8")
     monkeypatch.setenv("BITKEY_DIR_TRAIL", str(blocker / "trail.jsonl"))
-    blocked = run(*args, "--reason", "CHG-7")
+    blocked = invoke(*args, "--reason", "CHG-7", **ad_checks())
     assert blocked.code == 4, blocked.err
     assert "not writing the export" in blocked.err
     assert list(tmp_path.glob("*ad.json*")) == []
@@ -277,11 +291,11 @@ def test_encrypted_ad_export_reads_back_with_the_identity(
         assert record["key_id"].encode() not in data
     key = samba_dc.keys("WS001")[0]
     lookup = ("find", "--key-id", key.key_id[:8], "--source", str(out), "--format", "json")
-    found = run(*lookup, "--identity", str(identity_file))
+    found = invoke(*lookup, "--identity", str(identity_file), **ad_checks())
     assert found.code == 0, found.err
     assert found.keys == [{**samba_dc.record("WS001", key), "source": str(out)}]
     # Without the identity: exit 3, not "not found".
-    refused = run(*lookup)
+    refused = invoke(*lookup, **ad_checks())
     assert refused.code == 3
     assert "could not be decrypted" in refused.err
 
@@ -293,7 +307,7 @@ def test_ad_export_with_a_wrong_bind_password_is_exit_3_and_writes_nothing(
     monkeypatch.setenv("BITKEY_DIR_PASSWORD", "Wr0ng!Secret-4242")
     out = tmp_path / "out" / "ad.json"
     out.parent.mkdir()
-    done = run("--config", str(config), "export", "-s", "lab", "-o", str(out))
+    done = invoke_with(config, "export", "-s", "lab", "-o", str(out), **ad_checks())
     assert (done.code, done.out) == (3, "")
     assert list(out.parent.iterdir()) == []
     assert HELPDESK.password not in done.err
@@ -330,7 +344,7 @@ def tenant(entra: Entra, graph: GraphEmulator) -> dict[str, tuple[GraphKey, str]
 
 def entra_export(entra: Entra, out: Path, *args: str) -> Outcome:
     config = entra.config()
-    return entra.run("--config", str(config), "export", "-s", SOURCE, "-o", str(out), *args)
+    return invoke_with(config, "export", "-s", SOURCE, "-o", str(out), *args, **entra.checks)
 
 
 def test_entra_export_under_throttling_holds_each_key_once(
@@ -373,7 +387,9 @@ def test_entra_export_under_throttling_holds_each_key_once(
 
     # And the backup answers a lookup by Key ID.
     key, _ = next(iter(tenant.values()))
-    found = entra.run("find", "--key-id", key.id[:8], "--source", str(out), "--format", "json")
+    found = invoke(
+        "find", "--key-id", key.id[:8], "--source", str(out), "--format", "json", **entra.checks
+    )
     assert found.code == 0, found.err
     assert [k["recovery_password"] for k in found.keys] == [key.key]
 
@@ -384,7 +400,9 @@ def test_entra_export_keeps_the_device_names(
     out = tmp_path / "entra.csv"
     done = entra_export(entra, out, "--format", "csv")
     assert done.code == 0, done.err
-    found = entra.run("find", "--computer", "PC-0007", "--source", str(out), "--format", "json")
+    found = invoke(
+        "find", "--computer", "PC-0007", "--source", str(out), "--format", "json", **entra.checks
+    )
     assert found.code == 0, found.err
     expected = {key.id.upper() for key, name in tenant.values() if name == "PC-0007"}
     assert set(found.key_ids) == expected

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.command_line import invoke
+from tests.command_line import invoke, invoke_with, trail_entries
 from tests.conftest import EXAMPLES
 from tests.unit.helpers import PASSWORD
 
@@ -74,7 +74,7 @@ def test_a_full_disk_never_leaves_a_torn_line(
 
     strict = tmp_path / "strict.toml"
     strict.write_text("[defaults]\nrequire_reason = true\n")
-    refused = invoke("--config", strict, "find", "-k", "063EA4E1", "-s", KEYS, "-r", "T-2")
+    refused = invoke_with(strict, "find", "-k", "063EA4E1", "-s", KEYS, "-r", "T-2")
     assert (refused.code, refused.out) == (4, "")  # not revealed, since it was not recorded
     assert "not revealing keys" in refused.err
     lenient = invoke("find", "-k", "063EA4E1", "-s", KEYS, "-r", "T-3", "-f", "key")
@@ -85,6 +85,6 @@ def test_a_full_disk_never_leaves_a_torn_line(
     filler.unlink()
     again = invoke("find", "-k", "063EA4E1", "-s", KEYS, "-r", "T-4", "-f", "key")
     assert again.code == 0
-    reasons = [json.loads(line)["reason"] for line in trail.read_text().splitlines()]
+    reasons = [entry["reason"] for entry in trail_entries()]
     assert [reason[:1] for reason in reasons] == ["T", "p", "T"]
     assert reasons[-1] == "T-4"

@@ -12,13 +12,13 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.integration.graph_emulator import (
+from examples.lab.graph_emulator import (
     GeneratedKeys,
     GraphEmulator,
     Tenant,
     is_valid_recovery_password,
 )
-from tests.integration.test_graph_emulator import KEYS, assert_graph_error, call
+from tests.integration.graph_clients import KEYS, assert_graph_error, call
 
 pytestmark = pytest.mark.integration
 

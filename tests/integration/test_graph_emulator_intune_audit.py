@@ -11,13 +11,13 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.integration.graph_emulator import (
+from examples.lab.graph_emulator import (
     AuditEvent,
     GraphEmulator,
     ManagedDevice,
     Tenant,
 )
-from tests.integration.test_graph_emulator import (
+from tests.integration.graph_clients import (
     KEYS,
     Answer,
     Sdk,

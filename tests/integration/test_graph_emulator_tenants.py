@@ -10,14 +10,14 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.integration.graph_emulator import (
+from examples.lab.graph_emulator import (
     App,
     GraphEmulator,
     Tenant,
     make_client_certificate,
 )
-from tests.integration.graph_emulator._crypto import sign_jwt, unverified_parts
-from tests.integration.test_graph_emulator import (
+from examples.lab.graph_emulator._crypto import sign_jwt, unverified_parts
+from tests.integration.graph_clients import (
     KEYS,
     Sdk,
     assert_graph_error,

@@ -9,14 +9,14 @@ import subprocess
 import sys
 import venv
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from examples.lab.graph_emulator import GraphEmulator
+from tests.command_line import run_process
 from tests.conftest import ROOT
-from tests.integration.conftest import Directory, unavailable
-from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.test_ad import Lab
-from tests.integration.test_entra import SECRET, Entra
+from tests.integration.fixtures import SECRET, Directory, Entra, Lab, ad_checks, unavailable
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
@@ -38,11 +38,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home / "bin" / "bitkey-dir"
 
 
-def run(command: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def as_installed(command: Path) -> dict[str, Any]:
+    """run_process's settings for the installed command, which must not import the checkout."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return subprocess.run(
-        [str(command), *args], capture_output=True, text=True, env=env, timeout=120, check=False
-    )
+    return {"command": [command], "env": env, "timeout": 120}
 
 
 def test_an_ad_lookup_works_after_a_plain_install(
@@ -50,9 +49,19 @@ def test_an_ad_lookup_works_after_a_plain_install(
 ) -> None:
     config = lab.config()
     key = samba_dc.keys("WS001")[0]
-    done = run(installed, "--config", str(config), "find", "-k", key.key_id[:8], "-f", "key")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == key.password + "\n"
+    done = run_process(
+        "--config",
+        config,
+        "find",
+        "-k",
+        key.key_id[:8],
+        "-f",
+        "key",
+        **as_installed(installed),
+        **ad_checks(),
+    )
+    assert done.code == 0, done.err
+    assert done.out == key.password + "\n"
 
 
 def test_an_entra_lookup_works_after_a_plain_install(
@@ -61,9 +70,19 @@ def test_an_entra_lookup_works_after_a_plain_install(
     entra.daemon()
     key = graph.add_recovery_key(graph.add_device("PC-0042"))
     monkeypatch.setenv("BITKEY_DIR_CLIENT_SECRET", SECRET)
-    done = run(installed, "--config", str(entra.config()), "find", "-k", key.id, "-f", "key")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == key.key + "\n"
+    done = run_process(
+        "--config",
+        entra.config(),
+        "find",
+        "-k",
+        key.id,
+        "-f",
+        "key",
+        **as_installed(installed),
+        **entra.checks,
+    )
+    assert done.code == 0, done.err
+    assert done.out == key.key + "\n"
 
 
 def test_help_after_a_plain_install_loads_no_directory_client(installed: Path) -> None:

@@ -11,17 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.command_line import Outcome
-from tests.integration.conftest import Directory
+from tests.command_line import Outcome, invoke_with
+from tests.integration.fixtures import ADMIN, PASSWORDS, SECRETS, Directory, Lab, ad_checks
 from tests.integration.seed import COLLIDING_LT001, COLLIDING_PREFIX, COLLIDING_WS002
-from tests.integration.test_ad import ADMIN, PASSWORDS, SECRETS, Lab, run
 
 pytestmark = pytest.mark.integration
 
 
 def refresh(lab: Lab, **settings: object) -> Outcome:
     config = lab.config(user=ADMIN, **settings)
-    return run("--config", str(config), "index", "refresh", "--format", "json")
+    return invoke_with(config, "index", "refresh", "--format", "json", **ad_checks())
 
 
 def test_the_index_of_a_domain_holds_every_key_and_no_password(

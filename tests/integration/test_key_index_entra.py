@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.command_line import Outcome
-from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.test_entra import DEVICES, KEY_GET, KEY_LIST, KEYS, Entra
+from examples.lab.graph_emulator import GraphEmulator
+from tests.command_line import Outcome, invoke_with
+from tests.integration.fixtures import DEVICES, KEY_GET, KEY_LIST, KEYS, Entra
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
@@ -30,7 +30,7 @@ def estate(graph: GraphEmulator, devices: int = 30) -> None:
 
 def refresh(entra: Entra, **settings: object) -> Outcome:
     config = entra.config(**settings)
-    return entra.run("--config", str(config), "index", "refresh", "-f", "json")
+    return invoke_with(config, "index", "refresh", "-f", "json", **entra.checks)
 
 
 def index_file(tmp_home: Path) -> Path:

@@ -21,13 +21,19 @@ import pytest
 
 from bitkey_dir.core.records import KEY_FIELDS, PACKAGE_FIELDS
 from bitkey_dir.sources.ad import reader as ad_reader
+from examples.lab.graph_emulator import GraphEmulator
 from examples.lab.samba_dc import RecoveryKey
-from tests.command_line import Outcome
-from tests.integration.conftest import Directory
-from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.seed import COLLIDING_PREFIX, SPEC
-from tests.integration.test_ad import ADMIN, Lab, run
-from tests.integration.test_entra import SOURCE, Entra, day
+from tests.command_line import Outcome, invoke, invoke_with, trail_entries
+from tests.integration.fixtures import (
+    ADMIN,
+    SOURCE,
+    Directory,
+    Entra,
+    Lab,
+    ad_checks,
+    day,
+)
+from tests.integration.seed import COLLIDING_PREFIX, SPEC, TEMPORARY_COMPUTER
 
 pytestmark = pytest.mark.integration
 
@@ -78,12 +84,6 @@ def assert_never_shown(*texts: str) -> None:
         assert base64.b64encode(package[:30]).decode() not in joined
 
 
-def trail_lines(trail_file: Path) -> list[dict[str, Any]]:
-    if not trail_file.exists():
-        return []
-    return [json.loads(line) for line in trail_file.read_text().splitlines()]
-
-
 def find(lab: Lab, *args: str, user: str = ADMIN) -> Outcome:
     return lab.find(*args, user=user)
 
@@ -105,7 +105,7 @@ def test_the_written_file_holds_the_seeded_bytes_and_the_trail_says_where(
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert f"key package written to {out}" in found.err
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
-    (entry,) = trail_lines(trail_file)
+    (entry,) = trail_entries()
     assert (entry["key_id"], entry["key_package"]) == (key.key_id, str(out))
     assert_never_shown(found.out, found.err, trail_file.read_text())
     assert asked_for_packages(asked) >= 1
@@ -129,7 +129,7 @@ def test_a_prefix_naming_two_keys_is_refused_and_reveals_nothing(
     assert line.startswith("bitkey-dir: error: --key-package:")
     assert "matches 2 keys" in line
     assert not out.exists()
-    assert trail_lines(trail_file) == []
+    assert trail_entries() == []
 
 
 def test_an_existing_file_is_never_replaced_and_the_directory_is_not_asked(
@@ -142,7 +142,7 @@ def test_an_existing_file_is_never_replaced_and_the_directory_is_not_asked(
     assert "exists" in found.err
     assert out.read_bytes() == b"kept"
     assert asked == []
-    assert trail_lines(trail_file) == []
+    assert trail_entries() == []
 
 
 def test_without_rights_on_the_package_it_is_3_and_nothing_is_revealed(
@@ -157,7 +157,7 @@ def test_without_rights_on_the_package_it_is_3_and_nothing_is_revealed(
     assert "msFVE-KeyPackage" in found.err
     assert "without --key-package" in found.err
     assert not out.exists()
-    assert trail_lines(trail_file) == []
+    assert trail_entries() == []
 
 
 def test_a_key_escrowed_without_a_package_is_3(lab: Lab, tmp_path: Path) -> None:
@@ -179,7 +179,9 @@ def test_ordinary_lookups_and_exports_never_ask_for_the_package(
     assert find(lab, "--computer", "LT00*", "--include-deleted").code == 0
     out = tmp_path / "plain.json"
     config = lab.config(user=ADMIN)
-    done = run("--config", str(config), "export", "-s", "lab", "-o", str(out), "--include-deleted")
+    done = invoke_with(
+        config, "export", "-s", "lab", "-o", str(out), "--include-deleted", **ad_checks()
+    )
     assert done.code == 0, done.err
     assert asked
     assert asked_for_packages(asked) == 0
@@ -191,8 +193,8 @@ def test_ordinary_lookups_and_exports_never_ask_for_the_package(
 
 def export(lab: Lab, out: Path, *args: str) -> Outcome:
     config = lab.config(user=ADMIN)
-    return run(
-        "--config", str(config), "export", "-s", "lab", "-o", str(out), "--key-packages", *args
+    return invoke_with(
+        config, "export", "-s", "lab", "-o", str(out), "--key-packages", *args, **ad_checks()
     )
 
 
@@ -206,7 +208,12 @@ def expected_packages(*, include_deleted: bool = False) -> dict[str, str | None]
 
 
 def check_export(records: Iterable[dict[str, Any]], *, include_deleted: bool = False) -> None:
-    got = {record["key_id"]: record["key_package"] or None for record in records}
+    # Computers other tests made and deleted stay in Deleted Objects with their keys.
+    got = {
+        record["key_id"]: record["key_package"] or None
+        for record in records
+        if not record["computer"].startswith(TEMPORARY_COMPUTER)
+    }
     assert got == expected_packages(include_deleted=include_deleted)
 
 
@@ -224,14 +231,14 @@ def test_json_export_holds_the_packages_and_reads_back(
     assert all(tuple(record) == PACKAGE_FIELDS for record in records)
     check_export(records, include_deleted=True)
     assert asked_for_packages(asked) >= 1
-    (entry,) = trail_lines(trail_file)
+    (entry,) = trail_entries()
     assert (entry["action"], entry["key_packages"]) == ("export", True)
     assert_never_shown(done.out, done.err, trail_file.read_text())
 
     # The export is a source: find writes the same bytes from it.
     key = seeded("SRV001")[0]
     package = tmp_path / "from-export.bin"
-    found = run(
+    found = invoke(
         "find",
         "--source",
         str(out),
@@ -241,6 +248,7 @@ def test_json_export_holds_the_packages_and_reads_back(
         str(package),
         "--format",
         "json",
+        **ad_checks(),
     )
     assert found.code == 0, found.err
     assert package.read_bytes() == key.key_package
@@ -259,7 +267,7 @@ def test_csv_export_holds_the_packages_and_reads_back(lab: Lab, tmp_path: Path) 
     check_export(rows)
     key = seeded("LAB001")[0]
     package = tmp_path / "from-csv.bin"
-    found = run(
+    found = invoke(
         "find",
         "--source",
         str(out),
@@ -269,6 +277,7 @@ def test_csv_export_holds_the_packages_and_reads_back(lab: Lab, tmp_path: Path) 
         str(package),
         "--format",
         "json",
+        **ad_checks(),
     )
     assert found.code == 0, found.err
     assert package.read_bytes() == key.key_package
@@ -287,8 +296,8 @@ def test_entra_stores_no_packages_and_says_so_once(
         graph.add_recovery_key(device, created=day(n))
     out = tmp_path / "entra.json"
     config = entra.config()
-    done = entra.run(
-        "--config", str(config), "export", "-s", SOURCE, "-o", str(out), "--key-packages"
+    done = invoke_with(
+        config, "export", "-s", SOURCE, "-o", str(out), "--key-packages", **entra.checks
     )
     assert done.code == 0, done.err
     assert done.err.count("stores no key packages") == 1
@@ -298,7 +307,7 @@ def test_entra_stores_no_packages_and_says_so_once(
 
     key = records[0]["key_id"]
     package = tmp_path / "entra.bin"
-    found = entra.run("--config", str(config), "find", "-k", key, "--key-package", str(package))
+    found = invoke_with(config, "find", "-k", key, "--key-package", str(package), **entra.checks)
     assert (found.code, found.out) == (3, "")
     assert "Microsoft Entra ID stores no key packages" in found.err
     assert not package.exists()

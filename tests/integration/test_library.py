@@ -14,19 +14,11 @@ from bitkey_dir import api
 from bitkey_dir.core.errors import ExitCode
 from bitkey_dir.core.records import to_record
 from bitkey_dir.render.escrow import render_json
-from tests.command_line import Outcome
-from tests.integration.conftest import Directory
-from tests.integration.graph_emulator import GraphEmulator
-from tests.integration.test_ad import ADMIN, Lab, run
-from tests.integration.test_entra import SOURCE, Entra
+from examples.lab.graph_emulator import GraphEmulator
+from tests.command_line import Outcome, invoke_with, take_trail_entries
+from tests.integration.fixtures import ADMIN, SOURCE, Directory, Entra, Lab, ad_checks
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
-
-
-def take_entries(trail: Path) -> list[dict[str, Any]]:
-    entries = [json.loads(line) for line in trail.read_text(encoding="utf-8").splitlines()]
-    trail.unlink()
-    return entries
 
 
 def comparable(entries: list[dict[str, Any]], *ignored: str) -> list[dict[str, Any]]:
@@ -38,15 +30,17 @@ def test_ad_find_matches_the_command_line_key_for_key_and_line_for_line(
     lab: Lab, trail_file: Path
 ) -> None:
     config = lab.config()
-    cli: Outcome = run("--config", str(config), "find", "-c", "WS0*", "-r", "INC-9", "-f", "json")
+    cli: Outcome = invoke_with(
+        config, "find", "-c", "WS0*", "-r", "INC-9", "-f", "json", **ad_checks()
+    )
     assert cli.code == 0, cli.err
-    by_cli = take_entries(trail_file)
+    by_cli = take_trail_entries()
 
     result = api.find_keys(computer="WS0*", config=config, reason="INC-9")
     assert [to_record(key) for key in result.keys] == cli.keys
     assert result.exit_code == cli.code
     assert sorted(result.warnings) == sorted(cli.document["warnings"])
-    by_library = take_entries(trail_file)
+    by_library = take_trail_entries()
     assert comparable(by_library) == comparable(by_cli)
     assert by_library
     assert {e["principal"] for e in by_library} == {lab.accounts["helpdesk"][0]}
@@ -57,20 +51,22 @@ def test_ad_export_without_every_password_is_exit_3_from_both(
 ) -> None:
     # The helpdesk may read passwords below OU=Workstations only: the rest export without.
     config = lab.config()
-    cli = run("--config", str(config), "export", "-s", "lab", "-o", str(tmp_path / "cli.json"))
+    cli = invoke_with(
+        config, "export", "-s", "lab", "-o", str(tmp_path / "cli.json"), **ad_checks()
+    )
     assert cli.code == ExitCode.AUTH, cli.err
-    by_cli = take_entries(trail_file)
+    by_cli = take_trail_entries()
 
     result = api.export_keys(source="lab", output=tmp_path / "library.json", config=config)
     assert result.failure is None
     assert result.exit_code == ExitCode.AUTH == cli.code
     assert f"{result.unreadable} of {result.keys} keys were exported WITHOUT" in cli.err
-    assert comparable(take_entries(trail_file), "output") == comparable(by_cli, "output")
+    assert comparable(take_trail_entries(), "output") == comparable(by_cli, "output")
 
 
 def test_ad_audit_is_the_command_lines_report(lab: Lab) -> None:
     config = lab.config(user="plain")
-    cli = run("--config", str(config), "audit", "-s", "lab", "-f", "json")
+    cli = invoke_with(config, "audit", "-s", "lab", "-f", "json", **ad_checks())
     assert cli.code == 0, cli.err
     result = api.audit_escrow(sources=["lab"], config=config)
     assert result.exit_code == ExitCode.FOUND
@@ -114,13 +110,13 @@ def test_entra_find_matches_the_command_line(
     entra.daemon()
     key = graph.add_recovery_key(graph.add_device("PC-0042"))
     config = entra.config()
-    cli = entra.run("--config", str(config), "find", "-k", key.id[:8], "-f", "json")
+    cli = invoke_with(config, "find", "-k", key.id[:8], "-f", "json", **entra.checks)
     assert cli.code == 0, cli.err
-    by_cli = take_entries(trail_file)
+    by_cli = take_trail_entries()
 
     result = api.find_keys(key_id=key.id[:8], config=config)
     assert [to_record(k) for k in result.keys] == cli.keys
-    assert comparable(take_entries(trail_file)) == comparable(by_cli)
+    assert comparable(take_trail_entries()) == comparable(by_cli)
 
 
 @pytest.mark.usefixtures("file_keyring")

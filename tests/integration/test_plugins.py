@@ -7,10 +7,13 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.command_line import invoke_with, run_process, trail_entries
 from tests.conftest import ROOT
+from tests.integration.fixtures import unavailable
 
 pytestmark = pytest.mark.integration
 PASSWORD = "531058-303050-716078-383614-460922-106975-083446-139161"
@@ -102,26 +105,29 @@ def environment(site: Path) -> dict[str, str]:
     return {"PYTHONPATH": f"{ROOT}:{site}", "PATH": "/usr/bin:/bin", "HOME": str(site.parent)}
 
 
-def run(site: Path, config: str, *args: str) -> subprocess.CompletedProcess[str]:
-    config_file = site.parent / "config.toml"
-    config_file.write_text(textwrap.dedent(config))
-    probe = (
-        "import sys\n"
-        "from bitkey_dir.cli import main\n"
-        f"sys.argv = ['bitkey-dir', '--config', {str(config_file)!r}, *{list(args)!r}]\n"
-        "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
-        "sys.stderr.write('LOADED=' + ','.join(sorted(m for m in sys.modules "
-        "if m.endswith('_plugin'))) + '\\n')\n"
-        "sys.exit(code)\n"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        env=environment(site),
-        timeout=60,
-        check=False,
-    )
+def with_plugins(site: Path) -> dict[str, Any]:
+    """run_process's settings for bitkey-dir with the plugins installed in ``site``."""
+    return {"command": NAMING_LOADED_PLUGINS, "env": environment(site), "secrets": [PASSWORD]}
+
+
+def config_in(site: Path, text: str) -> Path:
+    path = site.parent / "config.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# bitkey-dir, then the plugin modules it imported, on stderr: LOADED=a_plugin,b_plugin
+NAMING_LOADED_PLUGINS = (
+    sys.executable,
+    "-c",
+    "import sys\n"
+    "from bitkey_dir.cli import main\n"
+    "sys.argv[0] = 'bitkey-dir'\n"
+    "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
+    "sys.stderr.write('LOADED=' + ','.join(sorted(m for m in sys.modules "
+    "if m.endswith('_plugin'))) + '\\n')\n"
+    "sys.exit(code)\n",
+)
 
 
 LOAD = """
@@ -158,25 +164,30 @@ def load(site: Path, type_name: str) -> dict[str, object]:
     ids=["versioned group", "old group"],
 )
 def test_a_plugin_source_answers_find(plugin_path: Path, type_name: str, module: str) -> None:
-    proc = run(
+    config = config_in(
         plugin_path,
         f"""
         [sources.vault]
         type = "{type_name}"
         computer = "PC-9"
         """,
+    )
+    proc = run_process(
+        "--config",
+        config,
         "find",
         "-k",
         "11112222",
         "-s",
         "vault",
+        **with_plugins(plugin_path),
     )
-    assert proc.returncode == 0, proc.stderr
-    (key,) = json.loads(proc.stdout)["keys"]
+    assert proc.code == 0, proc.err
+    (key,) = json.loads(proc.out)["keys"]
     assert (key["source"], key["computer"]) == ("vault", "PC-9")
-    assert "warning: vault: static source consulted" in proc.stderr
-    assert f"LOADED={module}\n" in proc.stderr
-    assert "Deprecat" not in proc.stderr  # for the plugin's author, not for its users
+    assert "warning: vault: static source consulted" in proc.err
+    assert f"LOADED={module}\n" in proc.err
+    assert "Deprecat" not in proc.err  # for the plugin's author, not for its users
 
 
 def test_the_versioned_group_needs_no_warning(plugin_path: Path) -> None:
@@ -206,13 +217,14 @@ def test_a_type_in_both_groups_is_the_versioned_groups(plugin_path: Path) -> Non
         "warnings": [],
     }
     # Two plugins naming one type: the old group's is neither used nor imported.
-    proc = run(plugin_path, '[sources.v]\ntype = "static"\ncomputer = "PC-9"\n', "sources")
-    assert proc.returncode == 0, proc.stderr
-    assert "LOADED=static_plugin\n" in proc.stderr
+    config = config_in(plugin_path, '[sources.v]\ntype = "static"\ncomputer = "PC-9"\n')
+    proc = run_process("--config", config, "sources", **with_plugins(plugin_path))
+    assert proc.code == 0, proc.err
+    assert "LOADED=static_plugin\n" in proc.err
 
 
 def test_plugins_are_not_imported_unless_named(plugin_path: Path) -> None:
-    proc = run(
+    config = config_in(
         plugin_path,
         """
         [sources.vault]
@@ -221,35 +233,45 @@ def test_plugins_are_not_imported_unless_named(plugin_path: Path) -> None:
         [sources.broken]
         type = "broken"
         """,
+    )
+    proc = run_process(
+        "--config",
+        config,
         "find",
         "-k",
         "063EA4E1",
         "-s",
         str(ROOT / "examples" / "keys"),
+        **with_plugins(plugin_path),
     )
-    assert proc.returncode == 0, proc.stderr
-    assert "LOADED=\n" in proc.stderr
+    assert proc.code == 0, proc.err
+    assert "LOADED=\n" in proc.err
 
 
 def test_a_broken_plugin_is_a_config_error_not_a_traceback(plugin_path: Path) -> None:
-    proc = run(plugin_path, '[sources.b]\ntype = "broken"\n', "find", "-k", "063EA4E1", "-s", "b")
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr
+    config = config_in(plugin_path, '[sources.b]\ntype = "broken"\n')
+    proc = run_process(
+        "--config", config, "find", "-k", "063EA4E1", "-s", "b", **with_plugins(plugin_path)
+    )
+    assert proc.code == 2
+    assert "Traceback" not in proc.err
     assert "the plugin for 'broken' (broken_plugin:Nothing) failed to load: ImportError" in (
-        proc.stderr
+        proc.err
     )
 
 
 def test_an_unknown_type_names_the_group_to_register_under(plugin_path: Path) -> None:
-    proc = run(plugin_path, '[sources.v]\ntype = "nosuch"\n', "sources")
-    assert proc.returncode == 2
-    assert "plugins register under the entry-point group bitkey_dir.sources.v1)" in proc.stderr
+    config = config_in(plugin_path, '[sources.v]\ntype = "nosuch"\n')
+    proc = run_process("--config", config, "sources", **with_plugins(plugin_path))
+    assert proc.code == 2
+    assert "plugins register under the entry-point group bitkey_dir.sources.v1)" in proc.err
 
 
 def test_plugin_settings_are_validated(plugin_path: Path) -> None:
-    proc = run(plugin_path, '[sources.v]\ntype = "static"\n', "sources")
-    assert proc.returncode == 2
-    assert "sources.v: missing key 'computer'" in proc.stderr
+    config = config_in(plugin_path, '[sources.v]\ntype = "static"\n')
+    proc = run_process("--config", config, "sources", **with_plugins(plugin_path))
+    assert proc.code == 2
+    assert "sources.v: missing key 'computer'" in proc.err
 
 
 # -- examples/plugin, installed with pip by scripts/test -----------------------------------------
@@ -257,8 +279,6 @@ def test_plugin_settings_are_validated(plugin_path: Path) -> None:
 
 def example_plugin() -> str:
     from importlib.metadata import entry_points
-
-    from tests.integration.conftest import unavailable
 
     found = entry_points(group="bitkey_dir.sources.v1", name="sqlite")
     if not found:
@@ -277,8 +297,6 @@ def test_the_command_line_finds_a_key_through_the_example_plugin(
 ) -> None:
     import sqlite3
 
-    from tests.command_line import invoke
-
     example_plugin()
     database = tmp_path / "inventory.sqlite"
     with sqlite3.connect(database) as connection:
@@ -292,17 +310,8 @@ def test_the_command_line_finds_a_key_through_the_example_plugin(
     connection.close()
     config = tmp_path / "config.toml"
     config.write_text(f'[sources.inventory]\ntype = "sqlite"\npath = "{database}"\n')
-    found = invoke(
-        "--config",
-        config,
-        "find",
-        "-k",
-        "063EA4E1",
-        "-s",
-        "inventory",
-        "-f",
-        "json",
-        secrets=[PASSWORD],
+    found = invoke_with(
+        config, "find", "-k", "063EA4E1", "-s", "inventory", "-f", "json", secrets=[PASSWORD]
     )
     assert found.code == 0, found.err
     (key,) = found.keys
@@ -311,5 +320,5 @@ def test_the_command_line_finds_a_key_through_the_example_plugin(
         "PC-0042",
         PASSWORD,
     )
-    (entry,) = [json.loads(line) for line in trail_file.read_text().splitlines()]
+    (entry,) = trail_entries()
     assert (entry["source"], entry["key_id"]) == ("inventory", key["key_id"])

@@ -5,30 +5,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
-import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from examples.lab.samba_dc import RecoveryKey as LabKey
-from tests.integration.conftest import Directory
+from tests.command_line import invoke_with, trail_entries
+from tests.integration.fixtures import ADMIN, SECRETS, Directory, Lab, ad_checks
 from tests.integration.seed import TEMPORARY_COMPUTER
-from tests.integration.test_ad import ADMIN, SECRETS, Lab, run
 
 pytestmark = pytest.mark.integration
 
 
-def trail_lines() -> list[dict[str, object]]:
-    path = Path(os.environ["BITKEY_DIR_TRAIL"])
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
 def test_an_ad_computer_is_rotated_by_hand_with_adbackup(lab: Lab, samba_dc: Directory) -> None:
     config = lab.config(user=ADMIN)
-    outcome = run("--config", str(config), "rotate", "-c", "WS002", "-s", "lab", "-f", "json")
+    outcome = invoke_with(config, "rotate", "-c", "WS002", "-s", "lab", "-f", "json", **ad_checks())
     assert outcome.code == 1, outcome.err
     (rotation,) = outcome.document["rotations"]
     assert rotation["computer"] == "WS002"
@@ -38,7 +30,7 @@ def test_an_ad_computer_is_rotated_by_hand_with_adbackup(lab: Lab, samba_dc: Dir
     assert sorted(rotation["key_ids"]) == expected
     assert rotation["steps"][1] == "manage-bde -protectors -adbackup C: -id {NEW-ID}"
     assert not [secret for secret in SECRETS if secret in outcome.out + outcome.err]
-    (entry,) = trail_lines()
+    (entry,) = trail_entries()
     assert entry["action"] == "rotate"
     assert entry["computer"] == "WS002"
 
@@ -68,16 +60,16 @@ def test_audit_disclosed_tells_rotated_from_still_valid(
 ) -> None:
     name, key = fresh_computer
     config = lab.config(user=ADMIN)
-    shown = run("--config", str(config), "find", "-k", key.key_id, "-s", "lab", "-f", "key")
+    shown = invoke_with(config, "find", "-k", key.key_id, "-s", "lab", "-f", "key", **ad_checks())
     assert shown.code == 0, shown.err
-    first = run("--config", str(config), "audit", "--disclosed", "-f", "json")
+    first = invoke_with(config, "audit", "--disclosed", "-f", "json", **ad_checks())
     assert first.code == 0, first.err
     (item,) = [d for d in first.document["disclosed"] if d["key_id"] == key.key_id]
     assert item["status"] == "still valid"
     assert item["computer"] == name
     assert item["exposed_days"] == 0.0
-    failing = run(
-        "--config", str(config), "audit", "--disclosed", "--fail-on-missing", "-f", "json"
+    failing = invoke_with(
+        config, "audit", "--disclosed", "--fail-on-missing", "-f", "json", **ad_checks()
     )
     assert failing.code == 1
     # The device replaces it: a new key for the same volume, escrowed after the reveal.
@@ -93,11 +85,11 @@ def test_audit_disclosed_tells_rotated_from_still_valid(
     computer_dn = f"CN={name},{dc.dn('OU=Lab')}"
     newer_dn = dc.add_recovery_key(conn, computer_dn, newer)
     try:
-        second = run("--config", str(config), "audit", "--disclosed", "-f", "json")
+        second = invoke_with(config, "audit", "--disclosed", "-f", "json", **ad_checks())
         (item,) = [d for d in second.document["disclosed"] if d["key_id"] == key.key_id]
         assert item["status"] == "rotated"
         assert item["rotated"].startswith(later.strftime("%Y-%m-%dT%H:%M"))
-        table = run("--config", str(config), "audit", "--disclosed", "-f", "table")
+        table = invoke_with(config, "audit", "--disclosed", "-f", "table", **ad_checks())
         assert "rotated" in table.out
         assert key.password not in table.out + table.err
     finally:

@@ -22,8 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import ROOT
-from tests.integration.conftest import Directory
-from tests.integration.test_ad import ADMIN, Lab
+from tests.integration.fixtures import ADMIN, Directory, Lab
 
 pytestmark = pytest.mark.integration
 

@@ -19,11 +19,10 @@ from pathlib import Path
 import pytest
 
 from bitkey_dir.runtime.keystore import password_entry
-from tests.command_line import Outcome, invoke
+from tests.command_line import Outcome, invoke, invoke_with
 from tests.conftest import KeyringFile
-from tests.integration.conftest import Directory
+from tests.integration.fixtures import SECRETS, WRONG_PASSWORD, Directory, Lab, ad_checks
 from tests.integration.seed import HELPDESK
-from tests.integration.test_ad import SECRETS, WRONG_PASSWORD, Lab, run
 
 pytestmark = pytest.mark.integration
 
@@ -39,18 +38,13 @@ def keyring_config(lab: Lab, **settings: object) -> Path:
 
 
 def login(config: Path, stdin: str) -> Outcome:
-    return invoke(
-        "--config",
-        config,
-        "login",
-        "lab",
-        stdin=stdin,
-        never_shown=[HELPDESK.password, WRONG_PASSWORD],
+    return invoke_with(
+        config, "login", "lab", stdin=stdin, never_shown=[HELPDESK.password, WRONG_PASSWORD]
     )
 
 
 def find(config: Path, *args: str) -> Outcome:
-    return run("--config", str(config), "find", "--source", "lab", "-f", "json", *args)
+    return invoke_with(config, "find", "--source", "lab", "-f", "json", *args, **ad_checks())
 
 
 class CountingProxy:
@@ -205,7 +199,7 @@ def test_logout_and_auth_status(
     config = keyring_config(lab)
     upn = samba_dc.upn(HELPDESK.name)
     assert login(config, HELPDESK.password + "\n").code == 0
-    status = run("--config", str(config), "auth", "status", "--json")
+    status = invoke_with(config, "auth", "status", "--json", **ad_checks())
     assert status.code == 0, status.err
     (row,) = status.document["sources"]
     assert row == {
@@ -217,19 +211,19 @@ def test_logout_and_auth_status(
         "environment": False,
         "tokens": None,
     }
-    text = run("--config", str(config), "auth", "status")
+    text = invoke_with(config, "auth", "status", **ad_checks())
     assert text.out == (
         f"keyring: {BACKEND} (plain text, allowed by the config)\n"
         f"lab (ad): {upn}; password stored\n"
     )
-    gone = run("--config", str(config), "logout", "lab")
+    gone = invoke_with(config, "logout", "lab", **ad_checks())
     assert gone.out == f"lab: removed the password of {upn}\n"
     assert file_keyring.entries() == {}
-    assert run("--config", str(config), "logout", "lab").out == "lab: nothing was stored\n"
+    assert invoke_with(config, "logout", "lab", **ad_checks()).out == "lab: nothing was stored\n"
     after = find(config, "--computer", "WS001")
     assert after.code == 3
     monkeypatch.setenv("BITKEY_DIR_PASSWORD", HELPDESK.password)
-    text = run("--config", str(config), "auth", "status")
+    text = invoke_with(config, "auth", "status", **ad_checks())
     assert "password not stored; the environment variable is set" in text.out
 
 
@@ -256,7 +250,9 @@ def test_no_secret_reaches_any_file_or_log_but_the_keyring(
     assert login(config, HELPDESK.password + "\n").code == 0
     caplog.set_level(logging.DEBUG)  # every logger, at every level: none may leak
     for computer in ("WS001", "LT001"):
-        verbose = run("-v", "--config", str(config), "find", "--computer", computer, "-f", "json")
+        verbose = invoke(
+            "-v", "--config", config, "find", "--computer", computer, "-f", "json", **ad_checks()
+        )
         assert verbose.code == 0, verbose.err
     assert "1 bind" in caplog.text
     for secret in [HELPDESK.password, *SECRETS]:

@@ -8,7 +8,6 @@ ask for a token, ask the user, or leave a secret on disk.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Callable
@@ -17,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from bitkey_dir.runtime.keystore import client_secret_entry, token_key_entry
-from tests.command_line import invoke
+from examples.lab.graph_emulator import GraphEmulator, User
+from tests.command_line import invoke_with, trail_entries
 from tests.conftest import KeyringFile
-from tests.integration.graph_emulator import GraphEmulator, User
-from tests.integration.test_entra import (
+from tests.integration.fixtures import (
     GRAPH,
     SECRET,
     SECRET_ENV,
@@ -29,7 +28,7 @@ from tests.integration.test_entra import (
     WRONG_SECRET,
     Entra,
     device_code_answered,
-    record,
+    entra_record,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
@@ -43,7 +42,7 @@ def login_with_secret(entra: Entra, monkeypatch: pytest.MonkeyPatch, secret: str
     monkeypatch.delenv(SECRET_ENV, raising=False)
     config = entra.config()
 
-    result = invoke("--config", config, "login", SOURCE, stdin=secret + "\n")
+    result = invoke_with(config, "login", SOURCE, stdin=secret + "\n")
     assert secret not in result.out + result.err
     assert result.code == 0, result.err
     return result.out
@@ -82,7 +81,7 @@ def test_login_stores_the_secret_and_the_next_run_asks_for_no_token(
     graph.clear_requests()
     found = entra.find("--key-id", key.id)  # no BITKEY_DIR_CLIENT_SECRET, no terminal
     assert found.code == 0, found.err
-    assert found.keys == [record(key, "PC-0042")]
+    assert found.keys == [entra_record(key, "PC-0042")]
     assert graph.count(TOKEN) == 0
     assert graph.count(DISCOVERY) == 0  # the discovery answer is cached with the tokens
     assert found.err == ""
@@ -137,7 +136,7 @@ def test_login_with_a_wrong_secret_stores_nothing(
     monkeypatch.delenv(SECRET_ENV)
     config = entra.config()
 
-    result = invoke("--config", config, "login", SOURCE, stdin=WRONG_SECRET + "\n")
+    result = invoke_with(config, "login", SOURCE, stdin=WRONG_SECRET + "\n")
     assert result.code == 3, result.err
     assert "AADSTS7000215" in result.err
     assert WRONG_SECRET not in result.out + result.err
@@ -203,7 +202,7 @@ def test_after_device_code_login_find_neither_signs_in_nor_prompts(
     assert found.err == ""  # no device-code instructions, no notice
     assert graph.count(TOKEN) == 0
     assert len(graph.device_codes) == 1  # only login's
-    (entry,) = [json.loads(line) for line in trail_file.read_text().splitlines()]
+    (entry,) = trail_entries()
     assert entry["principal"] == agent_signed_in.user_principal_name
 
 
@@ -242,7 +241,7 @@ def test_auth_status_shows_account_and_expiry_and_logout_removes_everything(
     entra: Entra, graph: GraphEmulator, agent_signed_in: User, file_keyring: KeyringFile
 ) -> None:
     config = entra.config(auth="device-code")
-    status = entra.run("--config", str(config), "auth", "status", "--json")
+    status = invoke_with(config, "auth", "status", "--json", **entra.checks)
     assert status.code == 0, status.err
     document = status.document
     assert document["keyring"] == {
@@ -259,16 +258,16 @@ def test_auth_status_shows_account_and_expiry_and_logout_removes_everything(
     assert row["tokens"]["accounts"] == [upn]
     assert row["tokens"]["refresh_token"] is True
     assert row["tokens"]["access_token_expires"].endswith("+00:00")
-    text = entra.run("--config", str(config), "auth", "status")
+    text = invoke_with(config, "auth", "status", **entra.checks)
     assert f"{SOURCE} (entra): {upn}; tokens: account {upn}" in text.out
     assert "access token valid for" in text.out
 
     cache = token_file()
-    gone = entra.run("--config", str(config), "logout", SOURCE)
+    gone = invoke_with(config, "logout", SOURCE, **entra.checks)
     assert gone.out == f"{SOURCE}: removed the saved sign-in (token cache)\n"
     assert not cache.exists()
     assert file_keyring.entries() == {}
-    again = entra.run("--config", str(config), "logout", SOURCE)
+    again = invoke_with(config, "logout", SOURCE, **entra.checks)
     assert again.out == f"{SOURCE}: nothing was stored\n"
     key = graph.add_recovery_key(graph.add_device("PC-0042"))
     after = entra.find("--key-id", key.id, auth="device-code")
@@ -318,7 +317,7 @@ def test_login_refuses_a_plaintext_keyring_unless_the_config_allows_it(
         config.read_text().replace("allow_plaintext = true", "allow_plaintext = false")
     )
 
-    result = invoke("--config", str(config), "login", SOURCE, stdin=SECRET)
+    result = invoke_with(config, "login", SOURCE, stdin=SECRET)
     assert result.code == 3
     assert "plain text" in result.err
     assert "allow_plaintext = true" in result.err

@@ -29,9 +29,8 @@ import pytest
 
 from bitkey_dir.runtime.keystore import password_entry
 from tests.conftest import ROOT, KeyringFile
-from tests.integration.conftest import Directory
+from tests.integration.fixtures import SECRETS, WRONG_PASSWORD, Directory, Lab
 from tests.integration.seed import HELPDESK
-from tests.integration.test_ad import SECRETS, WRONG_PASSWORD, Lab
 
 pytestmark = pytest.mark.integration
 

@@ -5,14 +5,12 @@ runs without the capability that lets root read anything (setpriv)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.command_line import THIS_CHECKOUT, run_process
 from tests.unit.helpers import (
     KEY_ID,
     OTHER_KEY_ID,
@@ -24,19 +22,10 @@ from tests.unit.helpers import (
 
 pytestmark = pytest.mark.integration
 DROP = "-dac_override,-dac_read_search"
-
-
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    prefix = ["setpriv", f"--bounding-set={DROP}", f"--inh-caps={DROP}", "--"]
-    command = [*(prefix if os.geteuid() == 0 else []), sys.executable, "-m", "bitkey_dir"]
-    return subprocess.run(
-        [*command, *map(str, args)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+SECRETS = [PASSWORD, OTHER_PASSWORD]
+# Root reads any file: without these capabilities, only what the file's mode lets it.
+SETPRIV = ("setpriv", f"--bounding-set={DROP}", f"--inh-caps={DROP}", "--")
+UNPRIVILEGED = (*SETPRIV, *THIS_CHECKOUT) if os.geteuid() == 0 else THIS_CHECKOUT
 
 
 @pytest.fixture
@@ -60,36 +49,48 @@ def share(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_key_that_may_be_in_an_unreadable_file_is_not_reported_missing(share: Path) -> None:
-    done = run("find", "-k", KEY_ID[:8], "-s", share, "-f", "json")
-    assert done.returncode == 4, done.stderr
-    assert "cannot read 2 files or folders" in done.stderr
-    assert "Permission denied" in done.stderr
+    done = run_process(
+        "find", "-k", KEY_ID[:8], "-s", share, "-f", "json", command=UNPRIVILEGED, secrets=SECRETS
+    )
+    assert done.code == 4, done.err
+    assert "cannot read 2 files or folders" in done.err
+    assert "Permission denied" in done.err
 
 
 def test_keys_found_elsewhere_are_shown_with_a_warning_naming_the_unreadable(share: Path) -> None:
-    done = run("find", "-k", OTHER_KEY_ID[:8], "-s", share, "-f", "key")
-    assert (done.returncode, done.stdout) == (0, OTHER_PASSWORD + "\n"), done.stderr
-    assert f"{share / 'PC-1' / 'key.TXT'}: skipped, cannot read it (Permission denied)" in (
-        done.stderr
+    done = run_process(
+        "find",
+        "-k",
+        OTHER_KEY_ID[:8],
+        "-s",
+        share,
+        "-f",
+        "key",
+        command=UNPRIVILEGED,
+        secrets=SECRETS,
     )
-    assert f"{share / 'PC-2'}: skipped, cannot read it" in done.stderr
+    assert (done.code, done.out) == (0, OTHER_PASSWORD + "\n"), done.err
+    assert f"{share / 'PC-1' / 'key.TXT'}: skipped, cannot read it (Permission denied)" in (
+        done.err
+    )
+    assert f"{share / 'PC-2'}: skipped, cannot read it" in done.err
 
 
 def test_an_export_never_drops_the_keys_it_cannot_read(share: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "keys.json"
     out.parent.mkdir()
-    done = run("export", "-s", share, "-o", out)
-    assert done.returncode == 4, done.stderr
-    assert "cannot read 2 files or folders" in done.stderr
+    done = run_process("export", "-s", share, "-o", out, command=UNPRIVILEGED, secrets=SECRETS)
+    assert done.code == 4, done.err
+    assert "cannot read 2 files or folders" in done.err
     assert list(out.parent.iterdir()) == []
 
 
 def test_doctor_names_each_unreadable_file_and_folder_with_the_chmod(share: Path) -> None:
     import json
 
-    done = run("doctor", share, "-f", "json")
-    assert done.returncode == 3, done.stderr
-    (source,) = json.loads(done.stdout)["sources"]
+    done = run_process("doctor", share, "-f", "json", command=UNPRIVILEGED, secrets=SECRETS)
+    assert done.code == 3, done.err
+    (source,) = json.loads(done.out)["sources"]
     found = {(c["area"], c["subject"]): c for c in source["checks"]}
     assert found["files", str(share)]["detail"] == "1 key file (1 key), 2 skipped"
     unreadable = found["skipped", str(share / "PC-1" / "key.TXT")]
@@ -100,4 +101,4 @@ def test_doctor_names_each_unreadable_file_and_folder_with_the_chmod(share: Path
     assert unlisted["status"] == "missing-right"
     assert unlisted["fix"] == f"chmod u+rx {share / 'PC-2'}"
     for password in (PASSWORD, OTHER_PASSWORD):
-        assert password not in done.stdout + done.stderr
+        assert password not in done.out + done.err

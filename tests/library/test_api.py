@@ -21,26 +21,13 @@ import bitkey_dir
 from bitkey_dir import api
 from bitkey_dir.core.errors import AuthError, ExitCode, InputError, SourceError
 from bitkey_dir.core.wording import for_python
-from tests.command_line import invoke
+from tests.command_line import invoke, invoke_with, take_trail_entries, trail_entries
 from tests.conftest import EXAMPLES
 
 KEYS = EXAMPLES / "keys"
 KNOWN_ID = "063EA4E1-220C-4293-BA01-4754620A96E7"
 KNOWN_PASSWORD = "531058-303050-716078-383614-460922-106975-083446-139161"
 SECRETS = [KNOWN_PASSWORD]
-
-
-def trail_entries(trail: Path) -> list[dict[str, Any]]:
-    if not trail.exists():
-        return []
-    return [json.loads(line) for line in trail.read_text(encoding="utf-8").splitlines()]
-
-
-def take_entries(trail: Path) -> list[dict[str, Any]]:
-    """The trail's lines, then an empty trail for the next run."""
-    entries = trail_entries(trail)
-    trail.unlink(missing_ok=True)
-    return entries
 
 
 def comparable(entry: dict[str, Any], *ignored: str) -> dict[str, Any]:
@@ -76,11 +63,11 @@ def in_python(err: str) -> str:
 def test_find_writes_the_trail_line_the_command_writes(trail_file: Path) -> None:
     cli = invoke("find", "-k", "063EA4E1", "-s", KEYS, "-r", "INC-1", secrets=SECRETS)
     assert cli.code == 0, cli.err
-    by_cli = take_entries(trail_file)
+    by_cli = take_trail_entries()
 
     result = api.find_keys(key_id="063EA4E1", sources=[str(KEYS)], reason="INC-1")
     assert KNOWN_PASSWORD not in trail_file.read_text(encoding="utf-8")
-    by_library = take_entries(trail_file)
+    by_library = take_trail_entries()
 
     assert [str(key.key_id) for key in result.keys] == [k["key_id"] for k in cli.keys]
     assert result.exit_code == ExitCode.FOUND == cli.code
@@ -94,10 +81,10 @@ def test_find_then_rotate_writes_the_trail_lines_the_command_writes(trail_file: 
     cli = invoke("find", "-k", "063EA4E1", "-s", KEYS, "-r", "INC-2", "--rotate", secrets=SECRETS)
     assert cli.code == 0, cli.err
     assert "manage-bde -protectors -delete C:" in cli.err
-    by_cli = take_entries(trail_file)
+    by_cli = take_trail_entries()
 
     result = api.find_keys(key_id="063EA4E1", sources=[str(KEYS)], reason="INC-2", then_rotate=True)
-    by_library = take_entries(trail_file)
+    by_library = take_trail_entries()
 
     assert result.exit_code == ExitCode.FOUND == cli.code  # by hand is not a failure
     (rotated,) = result.rotations
@@ -113,7 +100,7 @@ def test_a_required_reason_is_refused_with_the_commands_message(
     tmp_path: Path, trail_file: Path
 ) -> None:
     config = config_file(tmp_path, require_reason=True)
-    cli = invoke("--config", config, "find", "-k", "063EA4E1", secrets=SECRETS)
+    cli = invoke_with(config, "find", "-k", "063EA4E1", secrets=SECRETS)
     assert (cli.code, cli.out) == (2, "")
     with pytest.raises(InputError) as refused:
         api.find_keys(key_id="063EA4E1", config=config)
@@ -122,11 +109,11 @@ def test_a_required_reason_is_refused_with_the_commands_message(
     assert refused.value.message.endswith("add reason=TEXT (a ticket number, for example)")
     with pytest.raises(InputError, match="requires a reason"):
         api.find_keys(key_id="063EA4E1", config=config, reason="   ")
-    assert trail_entries(trail_file) == []
+    assert trail_entries() == []
 
     result = api.find_keys(key_id="063EA4E1", config=config, reason="CHG-7")
     assert result.exit_code == ExitCode.FOUND
-    (entry,) = trail_entries(trail_file)
+    (entry,) = trail_entries()
     assert (entry["reason"], entry["source"], entry["key_id"]) == ("CHG-7", "samples", KNOWN_ID)
 
 
@@ -145,7 +132,7 @@ def test_an_unwritable_trail_blocks_the_reveal_when_a_reason_is_required(
 ) -> None:
     monkeypatch.setenv("BITKEY_DIR_TRAIL", str(tmp_path))  # a folder: no file can be appended
     strict = config_file(tmp_path, require_reason=True)
-    cli = invoke("--config", strict, "find", "-k", "063EA4E1", "-r", "T-1", secrets=SECRETS)
+    cli = invoke_with(strict, "find", "-k", "063EA4E1", "-r", "T-1", secrets=SECRETS)
     assert (cli.code, cli.out) == (4, "")
     with pytest.raises(SourceError) as refused:
         api.find_keys(key_id="063EA4E1", config=strict, reason="T-1")
@@ -178,7 +165,7 @@ def test_bad_input_raises_before_any_source_is_asked(trail_file: Path) -> None:
         api.find_keys(key_id="063EA4E1)(|(x=*", sources=[str(KEYS)])
     with pytest.raises(InputError, match="exactly one"):
         api.find_keys(key_id="063EA4E1", computer="PC-0042", sources=[str(KEYS)])
-    assert trail_entries(trail_file) == []
+    assert trail_entries() == []
 
 
 # -- export -------------------------------------------------------------------------------------
@@ -189,12 +176,12 @@ def test_export_writes_the_trail_line_and_the_file_the_command_writes(
 ) -> None:
     config = config_file(tmp_path, require_reason=True)
     by_cli_file, by_library_file = tmp_path / "cli.json", tmp_path / "library.json"
-    cli = invoke("--config", config, "export", "-s", "samples", "-o", by_cli_file, "--reason", "DR")
+    cli = invoke_with(config, "export", "-s", "samples", "-o", by_cli_file, "--reason", "DR")
     assert cli.code == 0, cli.err
-    by_cli = take_entries(trail_file)
+    by_cli = take_trail_entries()
 
     result = api.export_keys(source="samples", output=by_library_file, reason="DR", config=config)
-    by_library = take_entries(trail_file)
+    by_library = take_trail_entries()
 
     assert result.failure is None
     assert result.exit_code == ExitCode.FOUND
@@ -216,13 +203,13 @@ def test_export_refuses_without_a_required_reason_like_the_command(
 ) -> None:
     config = config_file(tmp_path, require_reason=True)
     out = tmp_path / "keys.json"
-    cli = invoke("--config", config, "export", "-s", "samples", "-o", out)
+    cli = invoke_with(config, "export", "-s", "samples", "-o", out)
     assert cli.code == 2
     with pytest.raises(InputError) as refused:
         api.export_keys(source="samples", output=out, config=config)
     assert refused.value.message == in_python(cli.err)
     assert not out.exists()
-    assert trail_entries(trail_file) == []
+    assert trail_entries() == []
 
 
 def test_an_encrypted_export_from_the_library_reads_back(tmp_path: Path) -> None:
@@ -336,7 +323,7 @@ def test_the_key_id_index_through_the_library_as_through_the_command(tmp_path: P
         ("share", 7)
     ]
     found = api.find_keys(key_id=KNOWN_ID[:8], config=config)
-    command = invoke("--config", config, "find", "-k", KNOWN_ID[:8], "-f", "json", secrets=SECRETS)
+    command = invoke_with(config, "find", "-k", KNOWN_ID[:8], "-f", "json", secrets=SECRETS)
     assert found.index.used == ["share"]
     assert command.document["index"] == {"used": ["share"], "stale": []}
     assert [str(key.key_id) for key in found.keys] == command.key_ids == [KNOWN_ID]
@@ -382,7 +369,7 @@ def test_key_packages_through_the_library_as_through_the_command(
     result = api.find_keys(key_id="063EA4E1", sources=[str(backup)], key_package=written)
     assert (result.exit_code, result.key_package) == (ExitCode.FOUND, written)
     assert written.read_bytes() == package
-    assert take_entries(trail_file)[0]["key_package"] == str(written)
+    assert take_trail_entries()[0]["key_package"] == str(written)
     with pytest.raises(InputError, match="exists"):
         api.find_keys(key_id="063EA4E1", sources=[str(backup)], key_package=written)
 
@@ -391,7 +378,7 @@ def test_key_packages_through_the_library_as_through_the_command(
     assert missing.exit_code == ExitCode.AUTH
     assert missing.package_problem is not None
     assert [k.recovery_password for k in missing.keys] == [None] * len(missing.keys)
-    assert take_entries(trail_file) == []
+    assert take_trail_entries() == []
 
     config = tmp_path / "config.toml"
     config.write_text(f'[sources.backup]\ntype = "file"\npath = "{backup}"\n', encoding="utf-8")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -19,19 +18,13 @@ import bitkey_dir
 from bitkey_dir import BitkeyError, Client, ExitCode, KeyId, RecoveryKey, api
 from bitkey_dir.core.errors import InputError
 from bitkey_dir.runtime.config import load_config
-from tests.command_line import invoke
+from tests.command_line import invoke, trail_entries
 from tests.conftest import EXAMPLES, ROOT
 from tests.library import stand_ins
 from tests.library.stand_ins import KNOWN_ID, KNOWN_PASSWORD, Ledger
 
 KEYS = EXAMPLES / "keys"
 THREADS = 8
-
-
-def trail_entries(trail: Path) -> list[dict[str, Any]]:
-    if not trail.exists():
-        return []
-    return [json.loads(line) for line in trail.read_text(encoding="utf-8").splitlines()]
 
 
 def samples_config(folder: Path, *, require_reason: bool = False) -> Path:
@@ -71,11 +64,11 @@ def test_importing_the_package_imports_none_of_the_library() -> None:
 
 def test_find_writes_the_trail_line_the_api_writes_naming_the_method(trail_file: Path) -> None:
     api.find_keys(key_id="063EA4E1", sources=[str(KEYS)], reason="INC-1")
-    (by_api,) = trail_entries(trail_file)
+    (by_api,) = trail_entries()
     trail_file.unlink()
     with Client() as client:
         result = client.find(key_id="063EA4E1", sources=[KEYS], reason="INC-1")
-    (by_client,) = trail_entries(trail_file)
+    (by_client,) = trail_entries()
     assert [str(key.key_id) for key in result.keys] == [KNOWN_ID]
     assert result.exit_code == ExitCode.FOUND
     assert by_api["command"][1] == "bitkey_dir.api.find_keys"
@@ -143,7 +136,7 @@ def test_every_command_is_a_method(tmp_path: Path, trail_file: Path) -> None:
             client.audit(sources=["samples"])
         with pytest.raises(InputError, match="keeps no audit log"):
             client.reads(since="24h", sources=["samples"])
-    commands = {entry["command"][1] for entry in trail_entries(trail_file)}
+    commands = {entry["command"][1] for entry in trail_entries()}
     assert commands == {
         "bitkey_dir.Client.find",
         "bitkey_dir.Client.rotate",
@@ -284,7 +277,7 @@ def test_threads_share_one_client_over_key_files(trail_file: Path) -> None:
         with ThreadPoolExecutor(THREADS) as pool:
             answers = list(pool.map(find, range(4 * THREADS)))
     assert [keys for _, keys in answers] == [[wanted] for wanted, _ in answers]
-    entries = trail_entries(trail_file)
+    entries = trail_entries()
     assert sorted(e["reason"] for e in entries) == sorted(f"T-{n}" for n in range(4 * THREADS))
 
 

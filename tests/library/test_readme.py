@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.command_line import invoke, trail_entries
 from tests.conftest import ROOT
 
 KNOWN_ID = "063EA4E1-220C-4293-BA01-4754620A96E7"
@@ -40,7 +40,7 @@ def test_the_readme_library_example_runs_and_leaves_a_trail_line(trail_file: Pat
     assert lines[0] == f"{KNOWN_ID} - {KNOWN_PASSWORD}"  # Windows key files name no computer
     assert lines[-1].startswith("exit code 0")
     assert proc.stderr == ""
-    (entry,) = [json.loads(line) for line in trail_file.read_text(encoding="utf-8").splitlines()]
+    (entry,) = trail_entries()
     assert (entry["key_id"], entry["reason"]) == (KNOWN_ID, "INC-4711")
     assert entry["command"] == ["-c", "bitkey_dir.api.find_keys"]
 
@@ -48,7 +48,6 @@ def test_the_readme_library_example_runs_and_leaves_a_trail_line(trail_file: Pat
 def test_the_readme_lookup_example_is_what_the_command_prints(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tests.command_line import invoke
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = readme.split("## Looking up a key", 1)[1].split("```console\n", 1)[1]

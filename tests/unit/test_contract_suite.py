@@ -21,10 +21,8 @@ from bitkey_dir.sources import base
 from bitkey_dir.sources.base import AuthStatus, Check, Escrow, KeyRead, Source, Warn
 from bitkey_dir.sources.files.source import FileSource
 from bitkey_dir.testing import SourceContract
-from tests.unit import test_contract_file as file_contract
+from tests.unit.file_contract import FileSourceContract as FileContract
 
-# Not imported by name: pytest would collect the whole suite again in this module.
-FileContract = file_contract.TestFileSource
 # Shaped like a recovery password and one of the file contract's: never to be shown.
 PASSWORD = "531058-303050-716078-383614-460922-106975-083446-139161"
 

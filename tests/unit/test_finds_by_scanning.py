@@ -8,10 +8,7 @@ from typing import Any
 
 from bitkey_dir.core.model import RecoveryKey
 from bitkey_dir.sources.base import FindsByScanning, KeepsDeleted, Source, Warn
-from tests.unit import test_contract_file as file_contract
-
-# Not imported by name: pytest would collect the file source's suite again in this module.
-FileContract = file_contract.TestFileSource
+from tests.unit.file_contract import FileSourceContract as FileContract
 
 
 class Listed(FindsByScanning):

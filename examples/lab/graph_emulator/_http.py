@@ -155,15 +155,20 @@ class _TlsServer(ThreadingHTTPServer):
 
 
 class HttpsServer:
-    """Serve `app` on 127.0.0.1 at a free port in a daemon thread."""
+    """Serve `app` on `host` at `port` (0: a free one) in a daemon thread."""
 
     def __init__(
-        self, certfile: str, keyfile: str, app: Callable[[Request], Response], host: str
+        self,
+        certfile: str,
+        keyfile: str,
+        app: Callable[[Request], Response],
+        host: str,
+        port: int = 0,
     ) -> None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(certfile, keyfile)
-        self._server = _TlsServer((host, 0), context, app)
+        self._server = _TlsServer((host, port), context, app)
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,

@@ -62,8 +62,10 @@ class GraphEmulator:
         tenant_id: str | None = None,
         tenant_domain: str = "contoso.onmicrosoft.com",
         host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self.host = host
+        self.requested_port = port  # 0: a free one, chosen by the system at start()
         self.pki = shared_pki()
         self.lock = threading.RLock()
         self.device_code_issued = threading.Condition(self.lock)
@@ -108,7 +110,11 @@ class GraphEmulator:
         key_file.write_bytes(self.pki.server_key_pem)
         key_file.chmod(0o600)
         self._server = HttpsServer(
-            str(self.workdir / "server.pem"), str(key_file), self._serve, self.host
+            str(self.workdir / "server.pem"),
+            str(key_file),
+            self._serve,
+            self.host,
+            self.requested_port,
         )
         self._server.start()
         return self

@@ -653,9 +653,8 @@ def key_detail(key_id: str, device: Device | None, device_id: str) -> dict[str, 
     }
 
 
-def device_target(device: Device | None) -> dict[str, Any]:
+def device_target(device: Device) -> dict[str, Any]:
     """targetResources entry for a device."""
-    assert device is not None
     return {
         "id": device.id,
         "displayName": device.display_name,

@@ -1,8 +1,9 @@
 """An HTTPS emulator of Microsoft Graph (v1.0, some beta) and the Microsoft identity platform,
-for tests.
+for the tests, the benchmarks and the Entra lab (examples/lab/entra.py).
 
-Served in a thread on 127.0.0.1 at a free port, with its own test CA. It starts with one
-tenant, its home tenant, whose directory the emulator's own methods fill::
+Served in a thread on 127.0.0.1 at a free port (or at `port=`, as the lab does), with its
+own test CA. It starts with one tenant, its home tenant, whose directory the emulator's own
+methods fill::
 
     with GraphEmulator(tmp_path / "graph") as graph:
         app = graph.add_app(delegated_scopes=["BitlockerKey.Read.All", "Device.Read.All"])
