@@ -107,12 +107,19 @@ class _LoopThread:
             started.append(task)
 
         def cancel() -> None:
-            started[0].cancel()
+            if started:
+                started[0].cancel()
+            else:  # Ctrl-C came before the start was queued: nothing ran, nothing to unwind
+                coro.close()
+                finished.set()
 
-        # The loop runs its callbacks in order: the task exists before a cancel can come.
-        # The coroutine sees the caller's context (its Interaction, for one).
-        self._loop.call_soon_threadsafe(start, context=contextvars.copy_context())
+        # The loop runs its callbacks in order: a start queued runs before the cancel, so the
+        # task exists when a cancel comes. Ctrl-C may come at any point after the start is
+        # queued, even before the wait begins (the coroutine may already be running), so the
+        # queueing is inside the try. The coroutine sees the caller's context (its
+        # Interaction, for one).
         try:
+            self._loop.call_soon_threadsafe(start, context=contextvars.copy_context())
             finished.wait()
         except BaseException:  # Ctrl-C in the caller's thread
             self._loop.call_soon_threadsafe(cancel)
