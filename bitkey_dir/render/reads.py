@@ -55,7 +55,8 @@ def render_table(result: ReadsResult) -> Iterator[Part]:
         lines.append(safe(line) + "\n")
     yield Part("".join(lines))
     elsewhere = sum(record["via"] == "elsewhere" for record in records)
+    reads = "key read" if len(records) == 1 else "key reads"
     yield note(
-        f"{len(records)} key read(s) since {result.since:%Y-%m-%d %H:%M} UTC, {elsewhere} not "
+        f"{len(records)} {reads} since {result.since:%Y-%m-%d %H:%M} UTC, {elsewhere} not "
         "through bitkey-dir"
     )
