@@ -1,1 +1,2 @@
-"""Examples that tests and benchmarks import as modules (the lab's Samba DC)."""
+"""Examples that tests and benchmarks import as modules: the labs (the Samba DC, the Graph
+emulator and their sample data)."""
