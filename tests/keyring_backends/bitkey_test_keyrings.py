@@ -4,6 +4,10 @@
 so that tests can look at what a run stored. Its name says it is plaintext, so bitkey-dir uses
 it only with ``[keyring] allow_plaintext = true``, which the tests that need it set.
 
+``StandInKeyring`` is the same file under another name: it plays the part of the system's
+keyring (Secret Service, Keychain) where a test shows what a person with one sees, such as
+the documentation's examples, so bitkey-dir takes it as it takes a real one.
+
 ``LockedKeyring`` answers every call as a locked Secret Service collection does;
 ``RefusingKeyring`` refuses writes with a message that repeats the secret.
 
@@ -65,6 +69,10 @@ class PlaintextFileKeyring(KeyringBackend):
             raise PasswordDeleteError("no such password")
         self._write(data)
 
+
+
+class StandInKeyring(PlaintextFileKeyring):
+    """The system's keyring, played by the file of PlaintextFileKeyring (see the module)."""
 
 class LockedKeyring(KeyringBackend):
     """A keyring that cannot be unlocked, like a Secret Service collection nobody unlocks."""
