@@ -17,8 +17,11 @@ import datetime as dt
 import importlib.util
 import os
 import re
+import signal
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from examples.lab.graph_emulator import App, GraphEmulator, RequestRecord, User
 from examples.lab.graph_emulator import RecoveryKey as EntraKey
 from examples.lab.samba_dc import RecoveryKey, SambaDC, SambaDCError, SeedResult, tool
 from tests.command_line import Checks, Outcome, invoke_with, toml_value
+from tests.conftest import ROOT
 from tests.integration.seed import HELPDESK, PLAIN, computer_spec, every_password, newest_first
 
 DEBIAN_PACKAGES = (
@@ -374,3 +378,32 @@ def only(
 def read_ids(graph: GraphEmulator) -> list[str]:
     """Which keys' values were read (Entra's audit log), in order."""
     return [read.key_id for read in graph.key_reads]
+
+
+LAB_READY = "Stop the lab"  # the last line examples/lab/start prints before it waits
+
+
+@contextmanager
+def lab_started(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """examples/lab/start ARGS with stdin closed, once it says it is ready; with what it said."""
+    lab = subprocess.Popen(
+        [str(ROOT / "examples" / "lab" / "start"), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        seen = ""
+        deadline = time.monotonic() + 180
+        assert lab.stdout is not None
+        while LAB_READY not in seen and time.monotonic() < deadline:
+            line = lab.stdout.readline()
+            assert line, f"the lab ended early:\n{seen}"
+            seen += line
+        yield lab, seen
+    finally:
+        if lab.poll() is None:
+            os.killpg(lab.pid, signal.SIGKILL)
+            lab.wait()

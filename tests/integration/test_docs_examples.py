@@ -24,9 +24,7 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +33,7 @@ import pexpect
 import pytest
 
 from tests.conftest import ROOT, select_keyring
-from tests.integration.fixtures import require_samba
+from tests.integration.fixtures import lab_started, require_samba
 
 pytestmark = pytest.mark.integration
 
@@ -163,33 +161,15 @@ def start_lab(work: Path, *options: str, ready: str, address: str) -> Iterator[L
     """``examples/lab/start OPTIONS``, as the README gives it, until the generator is closed;
     ``address`` finds the address it chose in what it printed."""
     config = work / "lab.toml"
-    start = [str(ROOT / "examples" / "lab" / "start"), *options]
-    process = subprocess.Popen(
-        [*start, "--workdir", str(work / "lab"), "--config", str(config)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        seen = ""
-        deadline = time.monotonic() + 240
-        assert process.stdout is not None
-        while "Stop the lab" not in seen and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            assert line, f"the lab ended early:\n{seen}"
-            seen += line
-        found = re.search(address, seen)
-        assert found, seen
+    with lab_started(*options, "--workdir", str(work / "lab"), "--config", str(config)) as (
+        process,
+        said,
+    ):
+        found = re.search(address, said)
+        assert found, said
         yield Lab(config, {found.group(1): ready})
-    finally:
         os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")

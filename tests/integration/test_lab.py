@@ -8,8 +8,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,37 +15,10 @@ import pytest
 from examples.lab import entra
 from tests.command_line import run_process
 from tests.conftest import ROOT
+from tests.integration.fixtures import lab_started as started
 from tests.integration.fixtures import require_samba
 
 pytestmark = pytest.mark.integration
-
-READY = "Stop the lab"
-
-
-@contextmanager
-def started(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """examples/lab/start ARGS with stdin closed, once it says it is ready; with what it said."""
-    lab = subprocess.Popen(
-        [str(ROOT / "examples" / "lab" / "start"), *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        seen = ""
-        deadline = time.monotonic() + 180
-        assert lab.stdout is not None
-        while READY not in seen and time.monotonic() < deadline:
-            line = lab.stdout.readline()
-            assert line, f"the lab ended early:\n{seen}"
-            seen += line
-        yield lab, seen
-    finally:
-        if lab.poll() is None:
-            os.killpg(lab.pid, signal.SIGKILL)
-            lab.wait()
 
 
 def stops_on_sigterm(lab: subprocess.Popen[str]) -> None:
