@@ -139,13 +139,7 @@ def write_export(
         raise InputError(f"{target} exists: give --force to replace it")
     if target.is_dir():
         raise InputError(f"{target} is a folder: give a file name")
-    tally = Tally()
-    counted = tally.counting(keys)
-    chunks = (
-        _json_chunks(counted, source, key_packages)
-        if fmt == "json"
-        else _csv_chunks(counted, key_packages)
-    )
+    tally, chunks = _encoded(keys, fmt, source, key_packages)
     try:
         with private_replacement(target) as handle:
             _write(chunks, handle, encryption)
@@ -169,13 +163,7 @@ def write_export_to_stream(
     """The export to a stream (standard output, a pipe to another program). It is built in
     memory first (about 300 bytes a key), so that nothing reaches the stream before every
     key was read and ``before_commit`` (the trail) has agreed; no temporary file is written."""
-    tally = Tally()
-    counted = tally.counting(keys)
-    chunks = (
-        _json_chunks(counted, source, key_packages)
-        if fmt == "json"
-        else _csv_chunks(counted, key_packages)
-    )
+    tally, chunks = _encoded(keys, fmt, source, key_packages)
     buffer = io.BytesIO()
     _write(chunks, buffer, encryption)
     if before_commit is not None:
@@ -188,6 +176,17 @@ def write_export_to_stream(
             f"cannot write the export ({exc.strerror or type(exc).__name__})"
         ) from None
     return tally
+
+
+def _encoded(
+    keys: Iterable[RecoveryKey], fmt: str, source: str, key_packages: bool
+) -> tuple[Tally, Iterator[bytes]]:
+    """The export's bytes as they are produced, and the tally that counts the keys in them."""
+    tally = Tally()
+    counted = tally.counting(keys)
+    if fmt == "json":
+        return tally, _json_chunks(counted, source, key_packages)
+    return tally, _csv_chunks(counted, key_packages)
 
 
 def _write(chunks: Iterator[bytes], handle: IO[bytes], encryption: Encryption | None) -> None:
