@@ -70,9 +70,9 @@ class PlaintextFileKeyring(KeyringBackend):
         self._write(data)
 
 
-
 class StandInKeyring(PlaintextFileKeyring):
     """The system's keyring, played by the file of PlaintextFileKeyring (see the module)."""
+
 
 class LockedKeyring(KeyringBackend):
     """A keyring that cannot be unlocked, like a Secret Service collection nobody unlocks."""
