@@ -27,9 +27,10 @@ import os
 import stat
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
+
+from bitkey_dir.runtime.windows import Ace
 
 # msvcrt.locking locks from the current position; a byte no trail ever reaches is locked, so
 # readers of the file are never stopped by Windows' mandatory byte-range locks.
@@ -63,16 +64,6 @@ _EVERYBODY_SIDS: Final = {
     "S-1-5-32-545": "Users",
     "S-1-5-32-546": "Guests",
 }
-
-
-@dataclass(frozen=True)
-class Ace:
-    """One entry of a Windows DACL, as far as the checks here need it."""
-
-    type: int
-    flags: int
-    mask: int
-    sid: str
 
 
 class WindowsAPI(Protocol):

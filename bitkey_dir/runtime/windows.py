@@ -6,10 +6,20 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-
-from bitkey_dir.runtime.platform import Ace
+from dataclasses import dataclass
 
 FILE_ALL_ACCESS = 0x1F01FF
+
+
+@dataclass(frozen=True)
+class Ace:
+    """One entry of a Windows DACL, as far as the checks in the platform module need it."""
+
+    type: int
+    flags: int
+    mask: int
+    sid: str
+
 
 if sys.platform == "win32":
     import msvcrt

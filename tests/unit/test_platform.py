@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from bitkey_dir.runtime import platform
-from bitkey_dir.runtime.platform import LOCK_OFFSET, Ace
+from bitkey_dir.runtime.platform import LOCK_OFFSET
+from bitkey_dir.runtime.windows import Ace
 
 ME = "S-1-5-21-1-2-3-1001"
 OTHER = "S-1-5-21-1-2-3-1002"
