@@ -14,8 +14,8 @@ checks it). What differs:
 - no core dump (``RLIMIT_CORE``) on POSIX; the signals that must unwind like Ctrl-C.
 
 The Windows code reaches Windows only through :class:`WindowsAPI`, so the unit tests run it
-here with a stand-in for ``msvcrt`` and pywin32, and ``mypy --platform win32`` checks the real
-adapter against the stubs of the modules it wraps.
+here with a stand-in for ``msvcrt`` and pywin32, and mypy, run for the win32 platform, checks
+the real adapter against the stubs of the modules it wraps.
 """
 
 from __future__ import annotations
@@ -83,15 +83,15 @@ class WindowsAPI(Protocol):
         """Replace the DACL by a protected one: full control for ``sids`` only."""
 
 
-def os_flags(flags: int) -> int:
+def os_flags(flags: int, *, follow_links: bool = False) -> int:
     """``flags`` for ``os.open`` with what every file of ours needs on this platform: no
-    link followed, no hang on a FIFO, not inherited by children, and binary on Windows,
-    where ``os.open`` would otherwise turn each newline into CR LF."""
-    extra = (
-        ("O_BINARY", "O_NOINHERIT")
-        if sys.platform == "win32"
-        else ("O_NOFOLLOW", "O_NONBLOCK", "O_CLOEXEC")
-    )
+    link followed (unless ``follow_links``: reading a trail through a link is fine), no hang
+    on a FIFO, not inherited by children, and binary on Windows, where ``os.open`` would
+    otherwise turn each newline into CR LF."""
+    if sys.platform == "win32":
+        extra: tuple[str, ...] = ("O_BINARY", "O_NOINHERIT")
+    else:
+        extra = ("O_NONBLOCK", "O_CLOEXEC") + (() if follow_links else ("O_NOFOLLOW",))
     for name in extra:
         flags |= getattr(os, name, 0)
     return flags
@@ -102,6 +102,23 @@ def open_file(path: Path, flags: int, mode: int = 0o600) -> int:
     if sys.platform == "win32":
         _refuse_reparse_point(path)
     return os.open(path, os_flags(flags), mode)
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` for the current user alone, or make an existing file of ours so.
+
+    A link is refused (OSError ELOOP), never followed. On Windows the file takes the DACL of
+    its folder, which :func:`make_private_folder` made private.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(open_file(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+        return
+    fd = open_file(path, os.O_RDONLY)
+    try:
+        if sys.platform != "win32" and os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _refuse_reparse_point(path: Path) -> None:
@@ -164,8 +181,15 @@ def keep_private(folder: Path) -> None:
     """Make a folder of ours private again, whatever the umask or an earlier version did."""
     if sys.platform == "win32":
         api = _windows_api()
-        if api.owner_sid(str(folder)) == api.current_user_sid():
-            api.protect(str(folder), (api.current_user_sid(), *sorted(_TRUSTED_SIDS - {"S-1-3-0"})))
+        me = api.current_user_sid()
+        if api.owner_sid(str(folder)) != me:
+            return  # a folder someone else made: theirs to share, checked by others_may_plant
+        aces = api.dacl(str(folder))
+        keep = {me, *_TRUSTED_SIDS}
+        if aces is None or any(
+            ace.type == _ACCESS_ALLOWED_ACE_TYPE and ace.sid not in keep for ace in aces
+        ):
+            api.protect(str(folder), (me, *sorted(_TRUSTED_SIDS - {"S-1-3-0"})))
         return
     info = folder.stat()
     if info.st_uid == os.geteuid() and info.st_mode & 0o077:

@@ -1,6 +1,6 @@
 """The Windows calls behind :class:`bitkey_dir.runtime.platform.WindowsAPI`: ``msvcrt`` and
 pywin32 (a dependency on Windows only). Imported by the platform module on Windows alone;
-``mypy --platform win32`` checks it against the modules' stubs."""
+mypy, run for the win32 platform, checks it against the modules' stubs."""
 
 from __future__ import annotations
 

@@ -80,6 +80,24 @@ def test_a_private_folder_is_0700_whatever_the_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
 
 
+def test_a_private_file_is_0600_new_or_old_and_never_a_link(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        platform.create_private_file(tmp_path / "new")
+        (tmp_path / "old").write_text("x")
+        (tmp_path / "old").chmod(0o644)
+        platform.create_private_file(tmp_path / "old")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "old").stat().st_mode) == 0o600
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(OSError, match="link") as caught:
+        platform.create_private_file(tmp_path / "dangling")
+    assert caught.value.errno == errno.ELOOP
+    assert not (tmp_path / "nowhere").exists()
+
+
 @pytest.mark.parametrize(
     ("mode", "refused"),
     [(0o777, True), (0o1777, False), (0o770, False), (0o755, False)],
@@ -361,3 +379,12 @@ def test_windows_user_label_signals_and_no_core_limit(windows: FakeWindows) -> N
 def test_windows_decision_is_pure() -> None:
     assert platform.windows_others_may_write([Ace(0, 0, 2, EVERYONE)], ME) is not None
     assert platform.windows_others_may_write([Ace(0, 0, 2, ME)], ME) is None
+
+
+def test_windows_a_folder_already_private_is_left_as_it_is(
+    windows: FakeWindows, tmp_path: Path
+) -> None:
+    private = FakeACL([((0, 3), 0x1F01FF, ME), ((0, 3), 0x1F01FF, SYSTEM)])
+    windows.files[str(tmp_path)] = FakeDescriptor(owner=ME, dacl=private)
+    platform.keep_private(tmp_path)
+    assert windows.written == []
