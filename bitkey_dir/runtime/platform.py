@@ -74,6 +74,9 @@ class WindowsAPI(Protocol):
 
     def current_user_sid(self) -> str: ...
 
+    def user_principal_name(self) -> str | None:
+        """The logged-on user's UPN (user@corp.example), or None for a local account."""
+
     def owner_sid(self, path: str) -> str: ...
 
     def dacl(self, path: str) -> list[Ace] | None:
@@ -247,6 +250,14 @@ def current_user_label() -> str:
     if sys.platform == "win32":
         return f"sid:{_windows_api().current_user_sid()}"
     return f"uid:{os.geteuid()}"
+
+
+def logged_on_principal() -> str | None:
+    """On Windows, whose ticket a Kerberos bind through SSPI uses: the logged-on user's UPN.
+    None elsewhere, where the ticket cache says it (gssapi)."""
+    if sys.platform == "win32":
+        return _windows_api().user_principal_name()
+    return None
 
 
 def limit_core_dumps() -> None:

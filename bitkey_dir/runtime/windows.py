@@ -39,6 +39,12 @@ if sys.platform == "win32":
             user, _attributes = win32security.GetTokenInformation(token, win32security.TokenUser)
             return win32security.ConvertSidToStringSid(user)
 
+        def user_principal_name(self) -> str | None:
+            try:
+                return win32api.GetUserNameEx(win32api.NameUserPrincipal)
+            except win32api.error:  # a local account has no UPN
+                return None
+
         def owner_sid(self, path: str) -> str:
             descriptor = win32security.GetFileSecurity(
                 path, win32security.OWNER_SECURITY_INFORMATION

@@ -184,6 +184,10 @@ class FakeWindows:
         self.msvcrt.locking = self.locking  # type: ignore[attr-defined]
         self.win32api = types.ModuleType("win32api")
         self.win32api.GetCurrentProcess = lambda: -1  # type: ignore[attr-defined]
+        self.win32api.NameUserPrincipal = 8  # type: ignore[attr-defined]
+        self.win32api.error = type("error", (Exception,), {})  # type: ignore[attr-defined]
+        self.win32api.GetUserNameEx = self.get_user_name_ex  # type: ignore[attr-defined]
+        self.upn: str | None = "helpdesk@corp.example"
         security = types.ModuleType("win32security")
         constants = {
             "TOKEN_QUERY": 8,
@@ -213,6 +217,12 @@ class FakeWindows:
 
     def locking(self, fd: int, mode: int, nbytes: int) -> None:
         self.locks.append((fd, mode, nbytes, os.lseek(fd, 0, os.SEEK_CUR)))
+
+    def get_user_name_ex(self, kind: int) -> str:
+        assert kind == 8
+        if self.upn is None:
+            raise self.win32api.error(1332, "GetUserNameEx", "No mapping")  # type: ignore[attr-defined]
+        return self.upn
 
     def open_process_token(self, process: int, access: int) -> int:
         assert process == -1
@@ -388,3 +398,12 @@ def test_windows_a_folder_already_private_is_left_as_it_is(
     windows.files[str(tmp_path)] = FakeDescriptor(owner=ME, dacl=private)
     platform.keep_private(tmp_path)
     assert windows.written == []
+
+
+def test_windows_kerberos_names_the_logged_on_user(windows: FakeWindows) -> None:
+    """ldap3 binds through SSPI with the logon's ticket; the trail names that user."""
+    from bitkey_dir.sources.ad.connection import kerberos_principal
+
+    assert kerberos_principal() == "helpdesk@corp.example"
+    windows.upn = None  # a local account
+    assert kerberos_principal() is None
