@@ -37,7 +37,8 @@ _STRONGER_AUTH_REQUIRED: Final = 8
 # winkerberos: the `kerberos` extra installs the one the platform needs.
 if sys.platform == "win32":
     _KERBEROS_PACKAGE_MISSING = (
-        'auth = "kerberos" needs the winkerberos package: pip install "bitkey-dir[kerberos]"'
+        'auth = "kerberos" needs the winkerberos package: pip install "bitkey-dir[kerberos]" '
+        '(in a checkout: pip install ".[kerberos]")'
     )
     _KERBEROS_TICKET_HINT = (
         "check that you are signed in to Windows with a domain account (`klist` lists its tickets)"
