@@ -22,6 +22,7 @@ from bitkey_dir.cli import (
     index,
     reads,
     rotate,
+    serve,
     trail,
     verify,
 )
@@ -105,6 +106,7 @@ app.command("export")(export.export)
 app.command("rotate")(rotate.rotate)
 app.command("reads")(reads.reads)
 app.command("doctor")(doctor.doctor)
+app.command("serve")(serve.serve)
 app.command("login")(auth.login)
 app.command("logout")(auth.logout)
 app.add_typer(auth.auth_app, name="auth")
