@@ -156,3 +156,64 @@ def test_an_agent_signs_in_reads_a_key_rotates_it_and_signs_out(
     wait_for("#sign-in")  # the session is gone
     # Only the sign-in form's own session is left: the agent's is gone for good.
     assert [c["value"] for c in browser.get_cookies()] != [signed_in["value"]]
+
+
+def test_twenty_agents_at_once_each_get_their_own_answer(
+    portal_url: str, samba_dc: Directory
+) -> None:
+    """Load: 20 signed-in sessions look keys up at the same moment; every one is answered,
+    with its own key, and no page shows another session's key or agent."""
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    readable = [
+        key
+        for name in ("WS001", "WS002", "PC(01)", "LT001", "LT002")
+        for key in computer_spec(name).keys
+    ]
+    wanted = [readable[i % len(readable)] for i in range(20)]
+    base = portal_url.replace("localhost", "127.0.0.1")
+
+    def csrf(text: str) -> str:
+        found = re.search(r'name="csrf" value="([^"]+)"', text)
+        assert found, text[:500]
+        return found[1]
+
+    def session_of(response: httpx.Response) -> str:
+        found = re.search(r"bitkey_session=([^;]+)", response.headers["set-cookie"])
+        assert found
+        return found[1]
+
+    def agent(number: int) -> tuple[int, str]:
+        # httpx keeps Secure cookies off plain HTTP, even to loopback: the cookie is sent by hand.
+        with httpx.Client(base_url=base, timeout=60) as http:
+            form = http.get("/sign-in")
+            signed_in = http.post(
+                "/sign-in",
+                headers={"cookie": f"bitkey_session={session_of(form)}"},
+                data={
+                    "csrf": csrf(form.text),
+                    "username": samba_dc.upn(HELPDESK.name),
+                    "password": HELPDESK.password,
+                },
+            )
+            assert signed_in.status_code == 303
+            cookie = {"cookie": f"bitkey_session={session_of(signed_in)}"}
+            page = http.get("/lookup", headers=cookie).text
+            data = {"csrf": csrf(page), "key_id": wanted[number].key_id, "reason": f"LOAD-{number}"}
+            answer = http.post("/lookup", headers=cookie, data=data)
+            assert answer.status_code == 200
+            return number, answer.text
+
+    take_trail_entries()
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        pages = dict(pool.map(agent, range(20)))
+    for number, text in pages.items():
+        key = wanted[number]
+        assert key.password.split("-")[0] in text, number
+        others = {other.password for other in readable if other.key_id != key.key_id}
+        assert not [p for p in others if p.split("-")[3] in text and p.split("-")[4] in text]
+    reasons = sorted(entry["reason"] for entry in take_trail_entries())
+    assert reasons == sorted(f"LOAD-{n}" for n in range(20))
