@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from bitkey_dir import Client, ExitCode
+from bitkey_dir.core.errors import InputError
 from examples.lab.graph_emulator import GraphEmulator, RotationScript
 from tests.command_line import invoke_with, trail_entries
 from tests.conftest import ROOT
@@ -229,3 +231,16 @@ def test_ctrl_c_while_waiting_is_130_and_the_rotation_stays_requested(
     (entry,) = (json.loads(line) for line in trail.read_text(encoding="utf-8").splitlines())
     assert entry["outcome"] == "requested"
     assert len(graph.home.rotations) == 1
+
+
+def test_the_library_waits_as_the_command_does(entra: Entra, graph: GraphEmulator) -> None:
+    config, key_id = rotation_with(entra, graph, RotationScript(pending_reads=1, outcome="failed"))
+    with Client(config=config) as client:
+        result = client.rotate(key_id=key_id, wait=30, reason="INC-9")
+        (rotation,) = result.rotations
+        assert rotation.progress is not None
+        assert rotation.progress.state == "failed"
+        assert result.exit_code == ExitCode.SOURCE_FAILED
+        with pytest.raises(InputError, match=r"wait=1 to 86400|wait takes 1 to 86400"):
+            client.rotate(key_id=key_id, wait=0)
+    assert [entry["outcome"] for entry in trail_entries()] == ["requested", "failed"]
