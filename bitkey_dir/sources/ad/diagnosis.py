@@ -39,10 +39,12 @@ SAMPLE: Final = 10  # recovery objects sampled per OU (and computers looked into
 MAX_OUS: Final = 500  # OUs looked at, the first in the tree's order; a warning names the cap
 MAX_SKEW: Final = timedelta(minutes=5)  # Kerberos' default tolerance
 # Characters that change meaning on a Windows command line even inside double quotes (cmd's
-# %VAR% and !VAR!, PowerShell's $ and backtick, the quote itself), and every control or
-# bidi character: a DN holding one gets no ready-made command.
+# %VAR% and !VAR!, PowerShell's $ and backtick, the quote itself, and the typographic quotes
+# U+2018-U+201E that PowerShell takes for quotes too), and every control or bidi character:
+# a DN holding one gets no ready-made command, since whoever may name an OU would otherwise
+# choose what runs as the admin who pastes the line.
 _UNQUOTABLE: Final = re.compile(
-    r'["%!$`\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]'
+    r'["%!$`\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2018-\u201e\u2028-\u202e\u2066-\u2069]'
 )
 
 
