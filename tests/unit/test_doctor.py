@@ -21,13 +21,12 @@ from bitkey_dir.ops.outcome import SourceStatus
 from bitkey_dir.render.doctor import render_json, render_table
 from bitkey_dir.sources.ad.diagnosis import (
     MAX_OUS,
-    cmd_quoted,
-    dsacls_lines,
     generalized_time,
     ous_in_tree_order,
     skew_words,
     tree_order,
 )
+from bitkey_dir.sources.ad.dsacls import cmd_quoted, dsacls_lines
 from bitkey_dir.sources.ad.probe import host_matches
 from bitkey_dir.sources.base import CHECK_STATUSES, Check
 from bitkey_dir.sources.entra.diagnosis import (
