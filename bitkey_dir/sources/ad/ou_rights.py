@@ -151,9 +151,7 @@ def ou_check(found: OuSample, principal: str, explainer: Explainer | None, sourc
     why = explainer.why(found.dn, right) if explainer is not None else ""
     if why.startswith("the OU's DACL gives it"):
         why += ", yet not on every object: look at the computers' own ACEs"
-    detail = (
-        f"{counts}{of}: {what} (needs {NEEDS[right]}; {why})" if why else f"{counts}{of}: {what}"
-    )
+    detail = f"{counts}{of}: {what}: {why or 'it needs ' + NEEDS[right]}"
     return Check(
         "recovery objects",
         found.dn,
