@@ -4,8 +4,11 @@ part of the source contract (re-exported by :mod:`bitkey_dir.sources.base`); nev
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final, Literal
+
+from bitkey_dir.core.errors import InputError
 
 # What a holder may do. AD: see the recovery objects, read their passwords, read their key
 # packages; Entra: read BitLocker key values (a role that includes bitlockerKeys/key/read).
@@ -21,6 +24,34 @@ RIGHT_NAMES: Final = (
 ORIGINS: Final = ("explicit", "inherited", "class default", "role")
 
 Action = Literal["grant", "revoke"]
+PrincipalForm = Literal["sid", "upn", "down-level"]
+_SID: Final = re.compile(r"S-1-\d{1,15}(?:-\d{1,10}){0,15}", re.IGNORECASE)
+_NETBIOS: Final = re.compile(r"[^\\/:*?\"<>|@]{1,15}")
+
+
+def principal_form(text: str) -> PrincipalForm:
+    """Which of the accepted forms ``text`` is, or InputError: a SID, name@domain (a UPN)
+    or DOMAIN\\name (down-level).
+
+    >>> principal_form("helpdesk@corp.example"), principal_form("CORP\\Helpdesk Staff")
+    ('upn', 'down-level')
+    >>> principal_form("S-1-5-21-1-2-3-1105")
+    'sid'
+    """
+    text = text.strip()
+    if _SID.fullmatch(text):
+        return "sid"
+    user, at, domain = text.partition("@")
+    if at and user and domain and "@" not in domain and "\\" not in text:
+        return "upn"
+    domain, slash, name = text.partition("\\")
+    if slash and name.strip() and _NETBIOS.fullmatch(domain) and "\\" not in name:
+        return "down-level"
+    raise InputError(
+        f"{text[:80]!r}: name the account or group as name@domain, DOMAIN\\name or a SID",
+        hint="bitkey-dir rights grant --ou 'OU=Laptops,DC=corp,DC=example' "
+        "--principal 'CORP\\Helpdesk Staff'",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,12 @@ The security descriptors themselves are descriptor.py's; what a DACL grants, del
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from bitkey_dir.core.errors import AuthError, InputError, SourceError
+from bitkey_dir.core.rights import principal_form
 from bitkey_dir.sources.ad.descriptor import DescriptorError, SecurityDescriptor, Sid
 from bitkey_dir.sources.ad.filters import escape_filter_bytes, escape_filter_value
 from bitkey_dir.sources.ad.search import Control, Entry, paged_search
@@ -42,7 +42,6 @@ WELL_KNOWN: Final = {
     )
 }
 _AT_ONCE: Final = 50  # SIDs asked for in one search
-_NETBIOS: Final = re.compile(r"[^\\/:*?\"<>|]{1,15}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,32 +52,6 @@ class Principal:
     name: str
     sid: Sid
     dn: str | None = None
-
-
-def principal_form(text: str) -> str:
-    """Which of the accepted forms ``text`` is ("sid", "upn", "down-level"), or InputError.
-
-    >>> principal_form("helpdesk@corp.example"), principal_form("CORP\\\\Helpdesk Staff")
-    ('upn', 'down-level')
-    """
-    text = text.strip()
-    if text.upper().startswith("S-1-"):
-        try:
-            Sid.parse(text)
-        except DescriptorError:
-            raise InputError(f"{text[:80]!r} is not a SID (S-1-5-21-…)") from None
-        return "sid"
-    user, at, domain = text.partition("@")
-    if at and user and domain and "@" not in domain and "\\" not in text:
-        return "upn"
-    domain, slash, name = text.partition("\\")
-    if slash and name and _NETBIOS.fullmatch(domain) and "\\" not in name:
-        return "down-level"
-    raise InputError(
-        f"{text[:80]!r}: name the account or group as name@domain, DOMAIN\\name or a SID",
-        hint="bitkey-dir rights grant --ou 'OU=Laptops,DC=corp,DC=example' "
-        "--principal 'CORP\\Helpdesk Staff'",
-    )
 
 
 @dataclass
@@ -186,8 +159,9 @@ class Directory:
 
     def names(self, sids: Iterable[Sid]) -> dict[Sid, str]:
         """Names for the SIDs the domain or the well-known ones know; others are left out."""
-        wanted = [sid for sid in dict.fromkeys(sids) if sid not in WELL_KNOWN]
-        named = {sid: WELL_KNOWN[sid] for sid in dict.fromkeys(sids) if sid in WELL_KNOWN}
+        every = list(dict.fromkeys(sids))
+        wanted = [sid for sid in every if sid not in WELL_KNOWN]
+        named = {sid: WELL_KNOWN[sid] for sid in every if sid in WELL_KNOWN}
         for start in range(0, len(wanted), _AT_ONCE):
             chunk = wanted[start : start + _AT_ONCE]
             terms = "".join(f"(objectSid={escape_filter_bytes(s.to_bytes())})" for s in chunk)
@@ -204,7 +178,10 @@ class Directory:
         form = principal_form(text)
         text = text.strip()
         if form == "sid":
-            sid = Sid.parse(text)
+            try:
+                sid = Sid.parse(text)
+            except DescriptorError as exc:
+                raise InputError(f"{text[:80]}: {exc}") from None
             if sid in WELL_KNOWN:
                 return Principal(WELL_KNOWN[sid], sid)
             search = f"(objectSid={escape_filter_bytes(sid.to_bytes())})"
