@@ -94,12 +94,13 @@ class Holder:
 @dataclass(frozen=True, slots=True)
 class RightsRequest:
     """Grant or revoke, for ``principal`` (a UPN, DOMAIN\\name or a SID), the rights a
-    helpdesk needs to read recovery passwords within ``scope`` (an OU's DN), with
+    helpdesk needs to read recovery passwords within ``scope`` (an OU's DN; None: the
+    source's whole directory), with
     ``key_packages`` the key packages too. ``what_if``: say what would change, change
     nothing."""
 
     action: Action
-    scope: str
+    scope: str | None
     principal: str
     key_packages: bool = False
     what_if: bool = False

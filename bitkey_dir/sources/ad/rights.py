@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bitkey_dir.core.errors import BitkeyError, InputError
+from bitkey_dir.core.errors import BitkeyError, InputError, SourceError
 from bitkey_dir.core.rights import Holder, RightsChange, RightsRequest, Via
 from bitkey_dir.sources.ad.access import Directory, Principal
 from bitkey_dir.sources.ad.delegation import (
@@ -35,21 +35,40 @@ from bitkey_dir.sources.ad.delegation import (
 from bitkey_dir.sources.ad.descriptor import SecurityDescriptor, Sid
 from bitkey_dir.sources.ad.dsacls import dsacls_lines, dsacls_removal
 from bitkey_dir.sources.ad.names import split_dn
+from bitkey_dir.sources.ad.search import paged_search
+from bitkey_dir.sources.ad.settings import ADConfig
 from bitkey_dir.sources.base import Warn
 
 if TYPE_CHECKING:
     from ldap3 import Connection
 
-    from bitkey_dir.sources.ad.source import ADSource
-
 
 _ORDER = {words: number for number, words in enumerate(RIGHT_WORDS.values())}
 
 
-def directory(source: ADSource, connection: Connection) -> Directory:
+def directory(source: ADConfig, connection: Connection) -> Directory:
     return Directory(
-        connection, source._base_dn(connection), source.connector.timeout, source.connector.account
+        connection, _base_dn(source, connection), source.connector.timeout, source.connector.account
     )
+
+
+def _base_dn(source: ADConfig, connection: Connection) -> str:
+    """The configured base DN, else the DC's default naming context (kept)."""
+    if source.base_dn:
+        return source.base_dn
+    for entry in paged_search(
+        connection,
+        "",
+        "(objectClass=*)",
+        ["defaultNamingContext"],
+        page_size=1,
+        timeout=source.connector.timeout,
+        scope="BASE",
+    ):
+        source.base_dn = entry.text("defaultNamingContext")
+    if not source.base_dn:
+        raise SourceError("the server does not say its naming context; set base_dn")
+    return source.base_dn
 
 
 def effective_below(found: Directory, ou: str) -> list[Effective]:
@@ -62,9 +81,9 @@ def effective_below(found: Directory, ou: str) -> list[Effective]:
     ]
 
 
-def _scope(source: ADSource, connection: Connection, scope: str | None) -> str:
+def _scope(source: ADConfig, connection: Connection, scope: str | None) -> str:
     if scope is None:
-        return source._base_dn(connection)
+        return _base_dn(source, connection)
     if not split_dn(scope):
         raise InputError(
             f"{scope[:120]!r} is not a DN", hint="--ou 'OU=Laptops,DC=corp,DC=example'"
@@ -72,10 +91,10 @@ def _scope(source: ADSource, connection: Connection, scope: str | None) -> str:
     return scope
 
 
-def show(source: ADSource, scope: str | None, warn: Warn) -> list[Holder]:
+def show(source: ADConfig, scope: str | None, warn: Warn) -> list[Holder]:
     """Every principal that can see recovery objects, read their passwords or their key
     packages below ``scope`` (default: the domain, i.e. every OU), by its own ACEs."""
-    connection = source._connect(warn)
+    connection = source.connector.connect(warn)
     found = directory(source, connection)
     ou = _scope(source, connection, scope)
     effective = effective_below(found, ou)
@@ -91,9 +110,9 @@ def show(source: ADSource, scope: str | None, warn: Warn) -> list[Holder]:
     return rows
 
 
-def change(source: ADSource, request: RightsRequest, warn: Warn) -> RightsChange:
+def change(source: ADConfig, request: RightsRequest, warn: Warn) -> RightsChange:
     """Grant or revoke the helpdesk's ACEs on the OU; with ``what_if`` nothing is written."""
-    connection = source._connect(warn)
+    connection = source.connector.connect(warn)
     found = directory(source, connection)
     ou = _scope(source, connection, request.scope)
     who = found.principal(request.principal)
@@ -128,7 +147,7 @@ def change(source: ADSource, request: RightsRequest, warn: Warn) -> RightsChange
     )
 
 
-def _write(source: ADSource, ou: str, descriptor: SecurityDescriptor, warn: Warn) -> None:
+def _write(source: ADConfig, ou: str, descriptor: SecurityDescriptor, warn: Warn) -> None:
     writer = source.connector.writable()
     try:
         connection = writer.connect(warn)
