@@ -56,12 +56,13 @@ class Principal:
 
 @dataclass
 class Directory:
-    """One bound connection to a DC, and the domain it names by ``base`` (its DN)."""
+    """One bound connection to a DC; accounts and SIDs are looked up in the DC's own domain
+    (its default naming context), whatever part of it a source is confined to."""
 
     connection: Connection
-    base: str
     timeout: int
     account: str  # for messages: the account bound as
+    _domain: str | None = field(default=None, repr=False)
     _domain_sid: Sid | None = field(default=None, repr=False)
     _netbios: str | None = field(default=None, repr=False)
 
@@ -81,6 +82,14 @@ class Directory:
                 controls=controls,
             )
         )
+
+    @property
+    def domain(self) -> str:
+        if self._domain is None:
+            self._domain = self._root("defaultNamingContext")
+            if not self._domain:
+                raise SourceError("the DC does not say its naming context (defaultNamingContext)")
+        return self._domain
 
     # -- security descriptors ---------------------------------------------------------------
 
@@ -126,11 +135,11 @@ class Directory:
 
     def domain_sid(self) -> Sid:
         if self._domain_sid is None:
-            found = self._search(self.base, "(objectClass=*)", ["objectSid"], scope="BASE")
+            found = self._search(self.domain, "(objectClass=*)", ["objectSid"], scope="BASE")
             raw = found[0].first("objectSid") if found else None
             if raw is None:
-                raise SourceError(f"{self.base} does not give its domain's SID (objectSid)")
-            self._domain_sid = _sid(raw, self.base)
+                raise SourceError(f"{self.domain} does not give its domain's SID (objectSid)")
+            self._domain_sid = _sid(raw, self.domain)
         return self._domain_sid
 
     def netbios(self) -> str | None:
@@ -140,7 +149,7 @@ class Directory:
             if config:
                 found = self._search(
                     f"CN=Partitions,{config}",
-                    f"(&(nCName={escape_filter_value(self.base)})(nETBIOSName=*))",
+                    f"(&(nCName={escape_filter_value(self.domain)})(nETBIOSName=*))",
                     ["nETBIOSName"],
                 )
                 self._netbios = found[0].text("nETBIOSName") if found else None
@@ -165,7 +174,7 @@ class Directory:
         for start in range(0, len(wanted), _AT_ONCE):
             chunk = wanted[start : start + _AT_ONCE]
             terms = "".join(f"(objectSid={escape_filter_bytes(s.to_bytes())})" for s in chunk)
-            for entry in self._search(self.base, f"(|{terms})", ["objectSid", "sAMAccountName"]):
+            for entry in self._search(self.domain, f"(|{terms})", ["objectSid", "sAMAccountName"]):
                 raw = entry.first("objectSid")
                 with contextlib.suppress(SourceError):
                     if raw is not None:
@@ -194,7 +203,7 @@ class Directory:
                 raise InputError(f"{text}: {domain} is not this source's domain ({self.netbios()})")
         found = [
             (entry, _sid(raw, entry.dn))
-            for entry in self._search(self.base, search, ["objectSid", "sAMAccountName"])
+            for entry in self._search(self.domain, search, ["objectSid", "sAMAccountName"])
             if (raw := entry.first("objectSid")) is not None
         ]
         if form == "down-level":
@@ -202,7 +211,7 @@ class Directory:
             found = [(entry, sid) for entry, sid in found if _is_builtin(sid) == builtin]
         if len(found) != 1:
             many = f"{len(found)} accounts or groups" if found else "no account or group"
-            raise InputError(f"{many} in {self.base} answer to {text}")
+            raise InputError(f"{many} in {self.domain} answer to {text}")
         entry, sid = found[0]
         return Principal(self._down_level(entry, sid), sid, entry.dn)
 

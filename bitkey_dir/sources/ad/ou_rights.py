@@ -104,7 +104,7 @@ def rights_checks(
 ) -> list[Check]:
     """One check per OU holding a computer, in the order given."""
     timeout = connector.timeout
-    directory = Directory(connection, base, timeout, principal)
+    directory = Directory(connection, timeout, principal)
     explainer: Explainer | None = None
     checks: list[Check] = []
     for ou in ous:

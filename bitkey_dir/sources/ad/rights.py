@@ -47,9 +47,7 @@ _ORDER = {words: number for number, words in enumerate(RIGHT_WORDS.values())}
 
 
 def directory(source: ADConfig, connection: Connection) -> Directory:
-    return Directory(
-        connection, _base_dn(source, connection), source.connector.timeout, source.connector.account
-    )
+    return Directory(connection, source.connector.timeout, source.connector.account)
 
 
 def _base_dn(source: ADConfig, connection: Connection) -> str:
