@@ -49,8 +49,7 @@ def principal_form(text: str) -> PrincipalForm:
         return "down-level"
     raise InputError(
         f"{text[:80]!r}: name the account or group as name@domain, DOMAIN\\name or a SID",
-        hint="bitkey-dir rights grant --ou 'OU=Laptops,DC=corp,DC=example' "
-        "--principal 'CORP\\Helpdesk Staff'",
+        hint="for example CORP\\Helpdesk Staff, helpdesk@corp.example or S-1-5-21-…-1105",
     )
 
 

@@ -84,7 +84,7 @@ def _scope(source: ADConfig, connection: Connection, scope: str | None) -> str:
         return _base_dn(source, connection)
     if not split_dn(scope):
         raise InputError(
-            f"{scope[:120]!r} is not a DN", hint="--ou 'OU=Laptops,DC=corp,DC=example'"
+            f"{scope[:120]!r} is not a DN", hint="for example OU=Laptops,DC=corp,DC=example"
         )
     return scope
 
