@@ -26,6 +26,7 @@ ORIGINS: Final = ("explicit", "inherited", "class default", "role")
 Action = Literal["grant", "revoke"]
 PrincipalForm = Literal["sid", "upn", "down-level"]
 _SID: Final = re.compile(r"S-1-\d{1,15}(?:-\d{1,10}){0,15}", re.IGNORECASE)
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NETBIOS: Final = re.compile(r"[^\\/:*?\"<>|@]{1,15}")
 
 
@@ -39,6 +40,10 @@ def principal_form(text: str) -> PrincipalForm:
     'sid'
     """
     text = text.strip()
+    if _CONTROL.search(text):
+        raise InputError(
+            "a principal holding a control character: name@domain, DOMAIN\\name or a SID"
+        )
     if _SID.fullmatch(text):
         return "sid"
     user, at, domain = text.partition("@")
