@@ -54,11 +54,10 @@ class ChangeResult:
 
 
 def show(run: Run, sources: Sequence[str] = (), scope: str | None = None) -> RightsResult:
-    """Who holds a right on keys in ``sources`` (default: every configured source that can
+    """Who holds a right on keys in ``sources`` (default: the default sources that can
     say); ``scope`` is the OU for AD sources (default: the domain)."""
     with run.active():
-        named = list(sources) or list(run.config.sources)
-        opened = run.open(named)
+        opened = run.open(list(sources))
         able = [source for source in opened if isinstance(source, ShowsRights)]
         _refuse_the_unable([s for s in opened if s not in able], named=bool(sources))
 
