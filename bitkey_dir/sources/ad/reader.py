@@ -95,7 +95,7 @@ class Reader:
         key_id = key_id_from_bytes(values[0] if values else None)
         if key_id is None:  # the name carries the GUID too
             key_id = parse_recovery_name(leaf).key_id
-        if key_id is None:
+        if key_id is None or not key_id.is_full:  # a name's "{…--…}" parses as a prefix
             warn(f"{dn}: skipped, a recovery object without a readable Key ID")
             return None
         password = None
@@ -124,14 +124,15 @@ class Reader:
             location = ",".join(levels[2:])
         values = attributes.get("msfve-volumeguid")
         volume = guid_from_bytes(values[0]) if values else None
-        return RecoveryKey(
-            source=self.source,
-            key_id=key_id,
-            recovery_password=password,
-            computer=computer,
-            created=recovery_created(leaf),
-            volume_id=volume,
-            location=location,
-            deleted=deleted,
-            key_package=package,
+        # Checked already: a full Key ID, and a name's date only with its UTC offset.
+        return RecoveryKey.checked(
+            self.source,
+            key_id,
+            password,
+            computer,
+            recovery_created(leaf),
+            volume,
+            location,
+            deleted,
+            package,
         )
