@@ -30,7 +30,6 @@ from bitkey_dir.store.key_index import KeyIndex, SourceState
 
 _BATCH: Final = 1000  # entries a worker hands over at once
 _QUEUED: Final = 16  # batches waiting at most: a fast source waits for the writer
-DEFAULT_FRESH: Final = 24 * 3600.0  # without index_max_age: how long a name → device map holds
 
 
 @dataclass(frozen=True)

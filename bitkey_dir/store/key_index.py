@@ -28,7 +28,7 @@ from typing import Final
 
 from bitkey_dir.core.env import INDEX_ENV
 from bitkey_dir.core.errors import BitkeyError, SourceError
-from bitkey_dir.core.model import ComputerName, KeyEntry, KeyId
+from bitkey_dir.core.model import KeyEntry, KeyId
 from bitkey_dir.store import index_file
 
 _SCHEMA_VERSION: Final = 1
@@ -172,24 +172,6 @@ class KeyIndex:
         )
         with self._reading():
             return [_entry(row) for row in self._db.execute(sql, (source, low, high))]
-
-    def devices(self, source: str, name: ComputerName) -> dict[str, str]:
-        """Device ID → name for the source's keys on computers named ``name`` (``*`` allowed)."""
-        found: dict[str, str] = {}
-        sql = (
-            "SELECT DISTINCT device_id, computer FROM keys "
-            "WHERE source = ? AND device_id IS NOT NULL AND computer IS NOT NULL"
-        )
-        parameters: tuple[object, ...] = (source,)
-        if not name.has_wildcard:
-            # The name itself, or a DNS name that starts with it ("." sorts before "/").
-            folded = _fold(name.text)
-            sql += " AND (computer_key = ? OR (computer_key > ? AND computer_key < ?))"
-            parameters += (folded, folded + ".", folded + "/")
-        for device_id, computer in self._db.execute(sql, parameters):
-            if name.matches(computer):
-                found[device_id] = computer
-        return found
 
     # -- writing -----------------------------------------------------------------------
 

@@ -134,7 +134,11 @@ def test_a_warm_lookup_skips_sources_without_a_candidate(share: Share) -> None:
     outcome = share.find("--key-id", KEY_ID[:8])
     assert outcome.code == 0, outcome.err
     assert outcome.key_ids == [KEY_ID]
-    assert outcome.document["index"] == {"used": ["share", "other"], "stale": []}
+    assert outcome.document["index"] == {
+        "used": ["share", "other"],
+        "stale": [],
+        "unconfirmed": ["share", "other"],
+    }
     # Without the index, the missing folder is a failure again.
     assert share.find("--key-id", KEY_ID[:8], "--no-index").code == 0
     assert "other" in share.find("--key-id", KEY_ID[:8], "--no-index").err
@@ -149,7 +153,8 @@ def test_a_key_saved_after_the_refresh_is_found_and_learnt(share: Share) -> None
     assert outcome.document["index"]["stale"] == ["share"]
     assert "was not in the Key ID index" in outcome.err
     again = share.find("--key-id", "063EA4E1-5555")
-    assert again.document["index"] == {"used": ["share", "other"], "stale": []}
+    assert again.document["index"]["used"] == ["share", "other"]
+    assert again.document["index"]["stale"] == []
     assert "was not in the Key ID index" not in again.err
     # Gone again: not shown, and the index forgets it.
     late.unlink()
@@ -160,6 +165,62 @@ def test_a_key_saved_after_the_refresh_is_found_and_learnt(share: Share) -> None
         assert db.execute(
             "SELECT count(*) FROM keys WHERE key_id = ?", (LATE_ID.replace("-", ""),)
         ).fetchone() == (0,)
+
+
+@pytest.mark.parametrize("where", ["share", "other"])
+def test_a_key_saved_after_the_refresh_is_never_hidden_without_a_word(
+    share: Share, where: str
+) -> None:
+    assert invoke_with(share.config, "index", "refresh", secrets=SECRETS).code == 0
+    # Another key with KEY_ID's 8 digits, in the same source or in another one.
+    share.save(share.share if where == "share" else share.other, LATE_ID, OTHER_PASSWORD)
+    outcome = share.find("--key-id", KEY_ID[:8])
+    assert outcome.code == 0, outcome.err
+    assert outcome.key_ids == [KEY_ID]  # what the index knew, read live
+    document = outcome.document
+    assert document["ambiguous"] is None  # it cannot know: never false
+    assert document["complete"] is False
+    assert 0 <= document["index_age_seconds"] < 60
+    assert document["index"]["unconfirmed"] == ["share", "other"]
+    told = [w for w in document["warnings"] if "escrowed since then is not included" in w]
+    assert len(told) == 1
+    assert "refreshed 0 s ago" in told[0]
+    assert "--no-index" in told[0]
+    assert "escrowed since then is not included" in outcome.err
+    for fmt in ("table", "phone", "key"):
+        shown = invoke_with(share.config, "find", "-k", KEY_ID[:8], "-f", fmt, secrets=SECRETS)
+        assert "From the Key ID index (0 s old)" in shown.out + shown.err, fmt
+    # Asked live, both keys: ambiguous for sure.
+    live = share.find("--key-id", KEY_ID[:8], "--no-index")
+    assert sorted(live.key_ids) == sorted([KEY_ID, LATE_ID])
+    assert (live.document["ambiguous"], live.document["complete"]) == (True, True)
+    assert live.document["index_age_seconds"] is None
+
+
+def test_a_full_key_id_is_asked_of_every_source(share: Share) -> None:
+    assert invoke_with(share.config, "index", "refresh", secrets=SECRETS).code == 0
+    share.save(share.other, KEY_ID, PASSWORD)  # a copy, after the refresh, elsewhere
+    outcome = share.find("--key-id", KEY_ID)
+    assert outcome.code == 0, outcome.err
+    assert sorted(key["source"] for key in outcome.keys) == ["other", "share"]
+    assert outcome.document["complete"] is True
+    assert outcome.document["index"]["used"] == []
+
+
+def test_rows_deleted_or_altered_in_the_index_never_decide_what_is_shown(share: Share) -> None:
+    assert invoke_with(share.config, "index", "refresh", secrets=SECRETS).code == 0
+    hex_id = KEY_ID.replace("-", "")
+    with sqlite3.connect(index_file()) as db:
+        db.execute(
+            "UPDATE keys SET computer = 'NOT-THIS-ONE', deleted = 0 WHERE key_id = ?", (hex_id,)
+        )
+    altered = share.find("--key-id", KEY_ID[:8], "--no-index")
+    assert share.find("--key-id", KEY_ID[:8]).keys == altered.keys  # the file's data wins
+    with sqlite3.connect(index_file()) as db:
+        db.execute("DELETE FROM keys WHERE key_id = ?", (hex_id,))
+    deleted = share.find("--key-id", KEY_ID[:8])
+    assert deleted.keys == altered.keys
+    assert deleted.document["complete"] is True  # no candidate left: searched live
 
 
 def test_the_8_digits_of_two_keys_are_still_ambiguous(share: Share) -> None:

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bitkey_dir.core.errors import ConfigError, InputError, SourceError
-from bitkey_dir.core.model import ComputerName, KeyEntry, KeyId
+from bitkey_dir.core.model import KeyEntry, KeyId
 from bitkey_dir.runtime.config import parse_config
 from bitkey_dir.store.key_index import DamagedIndex, KeyIndex, open_index, remove_index
 
@@ -128,24 +128,6 @@ def test_forget_and_clear(index: KeyIndex) -> None:
     assert [state.source for state in index.states()] == ["a"]
     assert index.clear() == ["a"]
     assert index.states() == []
-
-
-def test_devices_by_name_short_dns_and_wildcard(index: KeyIndex) -> None:
-    index.replace(
-        "cloud",
-        "f",
-        [
-            entry(ID_A, "PC-0042", "dev-1"),
-            entry(ID_B, "pc-0042.corp.example.com", "dev-2"),
-            entry(ID_C, "PC-0043", "dev-3"),
-        ],
-    )
-    assert index.devices("cloud", ComputerName.parse("pc-0042")) == {
-        "dev-1": "PC-0042",
-        "dev-2": "pc-0042.corp.example.com",
-    }
-    assert set(index.devices("cloud", ComputerName.parse("PC-004*"))) == {"dev-1", "dev-2", "dev-3"}
-    assert index.devices("cloud", ComputerName.parse("PC-9")) == {}
 
 
 def test_rows_keep_what_the_entry_said(index: KeyIndex) -> None:
