@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from bitkey_dir.core.errors import InputError
+from bitkey_dir.runtime import platform
 
 APPLICATION_ID: Final = 0x424B4958  # "BKIX": PRAGMA application_id of every index written now
 LEGACY_VERSION: Final = 1  # user_version of indexes written before the application ID
@@ -66,8 +67,7 @@ def inspect(path: Path) -> Inspected:
         return Inspected(path, "special", _special(info.st_mode))
     if info.st_size == 0:
         return Inspected(path, "empty")
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    fd = platform.open_file(path, os.O_RDONLY)  # no link followed, no wait on a pipe
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the lstat
             return Inspected(path, "special", "not a regular file")

@@ -29,6 +29,7 @@ from typing import Final
 from bitkey_dir.core.env import INDEX_ENV
 from bitkey_dir.core.errors import BitkeyError, SourceError
 from bitkey_dir.core.model import KeyEntry, KeyId
+from bitkey_dir.runtime import platform
 from bitkey_dir.store import index_file
 
 _SCHEMA_VERSION: Final = 1
@@ -384,15 +385,8 @@ def _create_private(path: Path) -> None:
     from bitkey_dir.runtime.config import private_folder
 
     private_folder(path.parent)
-    # O_EXCL: a file (or link) another user placed there meanwhile is never written through;
-    # it is an error (OSError), and the next run says what it is.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags, 0o600)
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)  # the umask may have taken bits: 0600 whatever it is
-    finally:
-        os.close(fd)
+    # A link another user placed there meanwhile is never written through.
+    platform.create_private_file(path)
 
 
 def _detail(exc: BaseException) -> str:

@@ -10,7 +10,6 @@ written key package is recorded by its file's path.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import getpass
 import json
@@ -27,6 +26,7 @@ from bitkey_dir.core.env import TRAIL_ENV
 from bitkey_dir.core.errors import SourceError
 from bitkey_dir.core.model import RecoveryKey
 from bitkey_dir.core.rotation import Rotation
+from bitkey_dir.runtime import platform
 
 
 class RevealEntry(TypedDict):
@@ -108,7 +108,7 @@ def _os_user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry, as in some containers
-        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+        return platform.current_user_label()
 
 
 def entries_for(
@@ -244,17 +244,15 @@ def append(entries: Sequence[Entry], path: Path | None = None) -> None:
     target = path or trail_path()
     data = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries).encode()
     flags = os.O_RDWR | os.O_APPEND | os.O_CREAT  # read: to see whether the last line is whole
-    for extra in ("O_NOFOLLOW", "O_NONBLOCK", "O_CLOEXEC"):
-        flags |= getattr(os, extra, 0)
     try:
         from bitkey_dir.runtime.config import private_folder
 
         private_folder(target.parent)
         try:
-            fd = os.open(target, flags, 0o600)
+            fd = platform.open_file(target, flags)
         except PermissionError:
             # A shared trail may be append-only for its writers: write without reading.
-            fd = os.open(target, flags & ~os.O_RDWR | os.O_WRONLY, 0o600)
+            fd = platform.open_file(target, flags & ~os.O_RDWR | os.O_WRONLY)
     except OSError as exc:
         raise SourceError(_cannot_write(target, exc)) from None
     try:
@@ -263,7 +261,7 @@ def append(entries: Sequence[Entry], path: Path | None = None) -> None:
                 f"the access trail {target} is not a regular file (a device or a pipe): a "
                 "reveal recorded there would be recorded nowhere"
             )
-        with _locked(fd):
+        with platform.locked(fd):
             _write_whole(fd, data, target)
     except OSError as exc:
         raise SourceError(_cannot_write(target, exc)) from None
@@ -293,7 +291,7 @@ def _write_whole(fd: int, data: bytes, target: Path) -> None:
 def _last_byte(fd: int, size: int) -> bytes | None:
     """The file's last byte, or None when it was opened for writing only."""
     try:
-        return os.pread(fd, 1, size - 1)
+        return platform.read_at(fd, 1, size - 1)
     except OSError:
         return None
 
@@ -304,20 +302,6 @@ def _cannot_write(target: Path, exc: OSError) -> str:
     if exc.errno == errno.ENXIO:
         return f"the access trail {target} is a pipe nobody reads: it must be a regular file"
     return f"cannot write the access trail {target} ({exc.strerror or exc})"
-
-
-@contextlib.contextmanager
-def _locked(fd: int) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # Windows: O_APPEND writes of one buffer are not split there either
-        yield
-        return
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def recent(limit: int, path: Path | None = None) -> tuple[list[Line], int]:
@@ -332,9 +316,8 @@ def read_lines(path: Path | None = None, broken: list[int] | None = None) -> Ite
     """Every entry, oldest first, streamed: a trail of millions of lines is never held in
     memory. ``broken[0]`` counts the lines that could not be read."""
     target = path or trail_path()
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(target, flags)
+        fd = os.open(target, platform.os_flags(os.O_RDONLY, follow_links=True))
     except FileNotFoundError:
         return
     except OSError as exc:
