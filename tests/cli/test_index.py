@@ -8,6 +8,7 @@ should not be fails loudly (its folder is gone).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -100,7 +101,6 @@ def test_refresh_status_and_clear(share: Share) -> None:
 def test_the_index_never_holds_a_password(share: Share) -> None:
     assert invoke_with(share.config, "index", "refresh", secrets=SECRETS).code == 0
     raw = index_file().read_bytes()
-    import re
 
     passwords = {
         match
@@ -184,12 +184,12 @@ def test_a_key_saved_after_the_refresh_is_never_hidden_without_a_word(
     assert document["index"]["unconfirmed"] == ["share", "other"]
     told = [w for w in document["warnings"] if "escrowed since then is not included" in w]
     assert len(told) == 1
-    assert "refreshed 0 s ago" in told[0]
+    assert re.search(r"refreshed \d+ s ago", told[0])
     assert "--no-index" in told[0]
     assert "escrowed since then is not included" in outcome.err
     for fmt in ("table", "phone", "key"):
         shown = invoke_with(share.config, "find", "-k", KEY_ID[:8], "-f", fmt, secrets=SECRETS)
-        assert "From the Key ID index (0 s old)" in shown.out + shown.err, fmt
+        assert re.search(r"From the Key ID index \(\d+ s old\)", shown.out + shown.err), fmt
     # Asked live, both keys: ambiguous for sure.
     live = share.find("--key-id", KEY_ID[:8], "--no-index")
     assert sorted(live.key_ids) == sorted([KEY_ID, LATE_ID])
