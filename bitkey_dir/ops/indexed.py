@@ -95,11 +95,15 @@ def ask(
         return ask_all(opened, live(query)), use
     with index:
         try:
-            return _ask(run, index, query, opened, use, reopen), use
+            answers = _ask(run, index, query, opened, use, reopen)
         except BitkeyError as exc:  # a damaged index: never worse than no index
             use.problem = f"{exc.message}; searched the directories instead"
+            use.used, use.stale, use.unconfirmed = [], [], {}  # what was asked again
             reopened = [reopen(source.name) for source in opened]
             return ask_all(reopened, live(query)), use
+    if use.unconfirmed:
+        use.warnings.append(unconfirmed(query, use))
+    return answers, use
 
 
 def _ask(
@@ -165,7 +169,6 @@ def _by_key_id(
     use.used = [plan.source for plan in plans.values()]
     if any(answer.value for answer in answers if answer.status.name in plans):
         use.unconfirmed = {plan.source: plan.state.age() for plan in plans.values()}
-        use.warnings.append(unconfirmed(query, use))
         return answers
     # Every candidate is gone from its directory: search the indexed sources as usual.
     again = [reopen(name) for name in plans]
