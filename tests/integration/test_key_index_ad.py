@@ -8,6 +8,7 @@ even ask for). And one Key ID escrowed for two computers reveals nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +19,12 @@ import pytest
 from examples.lab.samba_dc import RecoveryKey
 from tests.command_line import Outcome, invoke_with, trail_entries
 from tests.integration.fixtures import ADMIN, PASSWORDS, SECRETS, Directory, Lab, ad_checks
-from tests.integration.seed import COLLIDING_LT001, COLLIDING_PREFIX, COLLIDING_WS002
+from tests.integration.seed import (
+    COLLIDING_LT001,
+    COLLIDING_PREFIX,
+    COLLIDING_WS002,
+    TEMPORARY_COMPUTER,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +86,8 @@ Escrow = Callable[[str, RecoveryKey], None]
 @pytest.fixture
 def escrow(samba_dc: Directory) -> Iterator[Escrow]:
     """Escrows keys for computers of their own in OU=Lab, all removed after the test (the
-    session's DC is shared)."""
+    session's DC is shared; named TEMPORARY_COMPUTER…, so that what Deleted Objects keeps
+    of them is known to the tests that export it)."""
     dc = samba_dc.dc
     conn = dc.connect()
     made: list[str] = []
@@ -101,8 +108,10 @@ def escrow(samba_dc: Directory) -> Iterator[Escrow]:
 
 
 def lab_key(label: str, key_id: uuid.UUID) -> RecoveryKey:
+    """A key as Windows escrows one, key package included: removed, it stays in Deleted
+    Objects for the session, and exports elsewhere count the keys without a package."""
     made = RecoveryKey.derive(label, dt.datetime.now(dt.UTC).replace(microsecond=0))
-    return RecoveryKey(made.created, key_id, made.password, made.volume_guid)
+    return dataclasses.replace(made, recovery_guid=key_id)
 
 
 def unique(prefix: str = "") -> uuid.UUID:
@@ -114,13 +123,16 @@ def unique(prefix: str = "") -> uuid.UUID:
 def test_a_key_escrowed_after_the_refresh_is_found_by_its_8_digits(
     lab: Lab, samba_dc: Directory, escrow: Escrow
 ) -> None:
+    # 8 digits no seeded key has: what is left in Deleted Objects meets no other test.
+    tag = uuid.uuid4().hex[:6].upper()
+    known = lab_key("known", unique())
+    escrow(f"{TEMPORARY_COMPUTER}K{tag}", known)
     assert refresh(lab).code == 0
-    known = samba_dc.keys("PC(01)")[0]
     late = lab_key("late", unique(known.key_id[:8]))
-    escrow(f"LATE{uuid.uuid4().hex[:6].upper()}", late)
+    escrow(f"{TEMPORARY_COMPUTER}L{tag}", late)
     config = lab.config(user=ADMIN)
     checks = ad_checks()
-    secrets = [*checks.get("secrets", []), late.password]
+    secrets = [*checks.get("secrets", []), known.password, late.password]
     outcome = invoke_with(
         config,
         "find",
@@ -144,8 +156,9 @@ def test_one_key_id_on_two_computers_reveals_nothing(
     shared = unique()
     victim, planted = lab_key("victim", shared), lab_key("planted", shared)
     tag = uuid.uuid4().hex[:6].upper()
-    escrow(f"VICTIM{tag}", victim)
-    escrow(f"PLANTED{tag}", planted)
+    victim_pc, planted_pc = f"{TEMPORARY_COMPUTER}V{tag}", f"{TEMPORARY_COMPUTER}P{tag}"
+    escrow(victim_pc, victim)
+    escrow(planted_pc, planted)
     config = lab.config(user=ADMIN)
     checks = ad_checks()
     secrets = [*checks.get("secrets", []), victim.password, planted.password]
@@ -166,11 +179,11 @@ def test_one_key_id_on_two_computers_reveals_nothing(
             )
             assert outcome.code == 5, (key_id, index, outcome.err)
             assert outcome.out == ""
-            assert f"VICTIM{tag} (lab)" in outcome.err
-            assert f"PLANTED{tag} (lab)" in outcome.err
+            assert f"{victim_pc} (lab)" in outcome.err
+            assert f"{planted_pc} (lab)" in outcome.err
             assert outcome.err.count("\n") == 1
     refusals = trail_entries()
     assert [entry["action"] for entry in refusals] == ["refuse"] * 4
     assert {tuple(sorted(e["computers"])) for e in refusals} == {
-        (f"PLANTED{tag} (lab)", f"VICTIM{tag} (lab)")
+        tuple(sorted([f"{planted_pc} (lab)", f"{victim_pc} (lab)"]))
     }
