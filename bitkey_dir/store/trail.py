@@ -72,9 +72,13 @@ class RotateEntry(TypedDict):
     computer: str | None
     device_id: str | None
     key_ids: list[str]
-    outcome: str  # "requested" (asked of Intune) or "by hand"
+    # "requested" (asked of Intune) or "by hand"; after rotate --wait, a second line:
+    # "done", "failed" or "not supported"
+    outcome: str
     reason: str | None
     command: list[str]
+    # Only on a "done" line: the IDs of the keys the device escrowed (never their values).
+    new_key_ids: NotRequired[list[str]]
 
 
 class RefuseEntry(TypedDict):
@@ -182,11 +186,14 @@ def rotation_entries(
     command: Sequence[str],
     principals: Mapping[str, str | None] | None = None,
 ) -> list[RotateEntry]:
-    """One entry per device: what was asked of the directory, or left to be done by hand."""
+    """One entry per device: what was asked of the directory, or left to be done by hand;
+    for a rotation followed up (rotate --wait), how it ended."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     user = _os_user()
-    return [
-        {
+    entries: list[RotateEntry] = []
+    for rotation in rotations:
+        progress = rotation.progress
+        entry: RotateEntry = {
             "time": now,
             "os_user": user,
             "principal": (principals or {}).get(rotation.source),
@@ -195,12 +202,14 @@ def rotation_entries(
             "computer": rotation.computer,
             "device_id": rotation.device_id,
             "key_ids": [str(key_id) for key_id in rotation.key_ids],
-            "outcome": rotation.outcome,
+            "outcome": progress.state if progress else rotation.outcome,
             "reason": reason,
             "command": list(command),
         }
-        for rotation in rotations
-    ]
+        if progress is not None and progress.state == "done":
+            entry["new_key_ids"] = [str(key_id) for key_id in progress.new_key_ids]
+        entries.append(entry)
+    return entries
 
 
 def refusal_entries(
