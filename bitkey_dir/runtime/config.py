@@ -219,6 +219,15 @@ class Config:
     allow_plaintext_keyring: bool = False
     sources: Mapping[str, SourceConfig] = field(default_factory=dict)
 
+    @property
+    def searched(self) -> tuple[str, ...]:
+        """The sources a command asks when none is named: ``[defaults] sources``, else the
+        one source configured. With several and no defaults, none: every command then says
+        so in the same words (sources/registry.py), rather than guessing which was meant."""
+        if self.default_sources:
+            return self.default_sources
+        return tuple(self.sources) if len(self.sources) == 1 else ()
+
 
 def _describe(value: object) -> str:
     if isinstance(value, str):

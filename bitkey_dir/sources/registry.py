@@ -129,18 +129,32 @@ def open_sources(config: Config, specs: list[str]) -> list[Source]:
     source with parts (tenants) is its parts."""
     from bitkey_dir.sources.base import HasParts
 
-    chosen = specs or list(config.default_sources)
+    chosen = specs or list(config.searched)
     if not chosen:
-        raise InputError(
-            "no source to search: give --source PATH|NAME, or list default sources in "
-            f"{config.path} ([defaults] sources = [...])"
-        )
+        raise no_source(config)
     unique = list(dict.fromkeys(chosen))
     opened: list[Source] = []
     for spec in unique:
         source = open_source(config, spec)
         opened += source.parts() if isinstance(source, HasParts) else [source]
     return opened
+
+
+def no_source(config: Config) -> InputError:
+    """What every command says when no source is named and the config names no default:
+    the same words whichever command it is (one source configured is the default)."""
+    names = list(config.sources)
+    if not names:
+        return InputError(
+            "no source to search: give --source PATH|NAME, or configure one in "
+            f"{config.path} ([sources.NAME])"
+        )
+    listed = ", ".join(shown(name) for name in names[:5]) + (", …" if len(names) > 5 else "")
+    return InputError(
+        f"no source to search: give --source PATH|NAME, or list default sources in "
+        f"{config.path} ([defaults] sources = [...]); it configures {len(names)} sources "
+        f"({listed}) and names none as the default"
+    )
 
 
 def _part(source: Source, spec: str) -> Source:

@@ -119,3 +119,46 @@ def test_no_source_at_all_says_how_to_configure_one() -> None:
     result = invoke("find", "-k", "063EA4E1")
     assert result.code == 2
     assert "no source to search: give --source PATH|NAME" in result.err
+
+
+# -- which sources a command asks when none is named -----------------------------------------
+
+KNOWN_PASSWORD = "531058-303050-716078-383614-460922-106975-083446-139161"
+
+
+def test_the_only_source_configured_is_every_commands_default(tmp_path: Path) -> None:
+    path = write(tmp_path, f"[sources.share]\ntype = 'file'\npath = '{EXAMPLES / 'keys'}'\n")
+    found = invoke_with(path, "find", "-k", "063EA4E1", "-f", "key", secrets=[KNOWN_PASSWORD])
+    assert (found.code, found.out) == (0, KNOWN_PASSWORD + "\n"), found.err
+    (listed,) = json.loads(invoke_with(path, "sources", "--json").out)["sources"]
+    assert (listed["name"], listed["default"]) == ("share", True)
+    doctor = invoke_with(path, "doctor", "-f", "json")
+    assert [d["source"] for d in doctor.document["sources"]] == ["share"]
+    audit = invoke_with(
+        path, "audit"
+    )  # key files keep no computer accounts: named, not "no source"
+    assert audit.code == 2
+    assert "share" in audit.err
+    assert "no source to search" not in audit.err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("find", "-k", "063EA4E1"), ("audit",), ("reads",), ("rotate", "-k", "063EA4E1")],
+)
+def test_several_sources_and_no_default_every_command_says_the_same(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    keys = EXAMPLES / "keys"
+    path = write(
+        tmp_path,
+        f"[sources.a]\ntype = 'file'\npath = '{keys}'\n[sources.b]\ntype = 'file'\npath = '{keys}'\n",
+    )
+    outcome = invoke_with(path, *command)
+    assert (outcome.code, outcome.out) == (2, "")
+    (line,) = outcome.err.splitlines()
+    assert line == (
+        "bitkey-dir: error: no source to search: give --source PATH|NAME, or list default "
+        f"sources in {path} ([defaults] sources = [...]); it configures 2 sources ('a', 'b') "
+        "and names none as the default"
+    )
