@@ -150,10 +150,8 @@ def test_several_sources_and_no_default_every_command_says_the_same(
     tmp_path: Path, command: tuple[str, ...]
 ) -> None:
     keys = EXAMPLES / "keys"
-    path = write(
-        tmp_path,
-        f"[sources.a]\ntype = 'file'\npath = '{keys}'\n[sources.b]\ntype = 'file'\npath = '{keys}'\n",
-    )
+    table = f"type = 'file'\npath = '{keys}'\n"
+    path = write(tmp_path, f"[sources.a]\n{table}[sources.b]\n{table}")
     outcome = invoke_with(path, *command)
     assert (outcome.code, outcome.out) == (2, "")
     (line,) = outcome.err.splitlines()
