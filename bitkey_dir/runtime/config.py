@@ -248,7 +248,7 @@ def load_config(explicit: Path | None = None) -> Config:
 
     path, named = config_path(explicit)
     try:
-        raw = read_small_file(path, limit=CONFIG_LIMIT, what="the config file")
+        raw = read_small_file(path, limit=CONFIG_LIMIT, what="the config file", pipes=True)
     except NotReadable as exc:
         if exc.problem == "missing":
             if named:
@@ -258,6 +258,8 @@ def load_config(explicit: Path | None = None) -> Config:
             raise ConfigError(f"{path}: is a folder, expected a TOML config file") from None
         if exc.problem == "special":
             raise ConfigError(f"{path}: not a regular file, expected a TOML config file") from None
+        if exc.problem == "silent":
+            raise ConfigError(exc.message) from None
         if exc.problem == "too big":
             limit = CONFIG_LIMIT // 1024
             raise ConfigError(f"{path}: larger than {limit} KiB, not a config file") from None
@@ -270,17 +272,23 @@ def load_config(explicit: Path | None = None) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except RecursionError:
         raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
-    return parse_config(data, path)
+    # A config from a pipe (--config <(…)) has no folder of its own: its relative paths are
+    # taken from the current one.
+    return parse_config(data, path, None if path.is_file() else Path())
 
 
-def parse_config(data: Mapping[str, object], path: Path) -> Config:
+def parse_config(data: Mapping[str, object], path: Path, base_dir: Path | None = None) -> Config:
+    """The config ``data`` read from ``path``; relative paths in it are taken from
+    ``base_dir`` (default: the file's folder)."""
     for key in data:
         if key not in _TOP_LEVEL:
             raise ConfigError(
                 f"{path}: unknown top-level key '{key}' "
                 "(expected [defaults], [keyring] and [sources.NAME])"
             )
-    sources = _parse_sources(data.get("sources", {}), path)
+    sources = _parse_sources(
+        data.get("sources", {}), path, path.parent if base_dir is None else base_dir
+    )
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise ConfigError(f"{path}: defaults: expected a table [defaults]")
@@ -325,7 +333,7 @@ def _allow_plaintext(table: object, path: Path) -> bool:
     return allow
 
 
-def _parse_sources(tables: object, path: Path) -> dict[str, SourceConfig]:
+def _parse_sources(tables: object, path: Path, base_dir: Path) -> dict[str, SourceConfig]:
     if not isinstance(tables, dict):
         raise ConfigError(f"{path}: sources: expected tables such as [sources.corp]")
     sources: dict[str, SourceConfig] = {}
@@ -341,7 +349,7 @@ def _parse_sources(tables: object, path: Path) -> dict[str, SourceConfig]:
         if not isinstance(source_type, str) or not source_type:
             raise ConfigError(f'{where}: missing key \'type\' (expected "ad", "entra" or "file")')
         max_age = _duration(table.get("index_max_age"), f"{where}.index_max_age")
-        settings = Settings(table, where, path.parent)
+        settings = Settings(table, where, base_dir)
         sources[name] = SourceConfig(name, source_type, settings, max_age)
     return sources
 

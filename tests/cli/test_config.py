@@ -11,7 +11,7 @@ import pytest
 
 from bitkey_dir.core.errors import ConfigError
 from bitkey_dir.runtime.config import load_config
-from tests.command_line import invoke, invoke_with
+from tests.command_line import Outcome, invoke, invoke_with, run_process
 from tests.conftest import EXAMPLES
 
 
@@ -160,3 +160,48 @@ def test_several_sources_and_no_default_every_command_says_the_same(
         f"sources in {path} ([defaults] sources = [...]); it configures 2 sources ('a', 'b') "
         "and names none as the default"
     )
+
+
+# -- a config that is not a file ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["--config", "environment"])
+def test_dev_null_is_an_empty_config(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(*args: str) -> Outcome:
+        if how == "environment":
+            monkeypatch.setenv("BITKEY_DIR_CONFIG", os.devnull)
+            return invoke(*args, secrets=[KNOWN_PASSWORD])
+        return invoke_with(os.devnull, *args, secrets=[KNOWN_PASSWORD])
+
+    listed = run("sources", "--json")
+    assert listed.code == 0, listed.err
+    assert json.loads(listed.out)["sources"] == []
+    nothing = run("find", "-k", "063EA4E1")
+    assert nothing.code == 2
+    assert "no source to search: give --source PATH|NAME" in nothing.err
+    found = run("find", "-k", "063EA4E1", "-s", str(EXAMPLES / "keys"), "-f", "key")
+    assert (found.code, found.out) == (0, KNOWN_PASSWORD + "\n"), found.err
+
+
+def test_a_config_from_a_pipe_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What `--config <(…)` hands over: /dev/fd/N, the read end of a pipe. Relative paths in
+    # it are taken from the current folder, since a pipe has none of its own.
+    monkeypatch.chdir(EXAMPLES)
+    read, write_end = os.pipe()
+    os.write(write_end, b"[sources.share]\ntype = 'file'\npath = 'keys'\n")
+    os.close(write_end)
+    try:
+        found = invoke_with(f"/dev/fd/{read}", "find", "-k", "063EA4E1", "-f", "key")
+    finally:
+        os.close(read)
+    assert (found.code, found.out) == (0, KNOWN_PASSWORD + "\n"), found.err
+
+
+@pytest.mark.skipif(not Path("/bin/bash").exists(), reason="needs bash")
+def test_process_substitution_in_a_shell(tmp_path: Path) -> None:
+    config = f"[sources.share]\\ntype = 'file'\\npath = '{EXAMPLES / 'keys'}'\\n"
+    script = f'exec "$0" -m bitkey_dir --config <(printf "{config}") find -k 063EA4E1 -f key'
+    found = run_process(
+        "-c", script, sys.executable, command=["/bin/bash"], secrets=[KNOWN_PASSWORD]
+    )
+    assert (found.code, found.out) == (0, KNOWN_PASSWORD + "\n"), found.err
