@@ -1,7 +1,10 @@
 """The TOML configuration: which sources exist, which are used by default, and their settings.
 
 Every error names the file, the key and what was expected, on one line, because the person
-reading it is fixing a config file in an editor, not reading a traceback.
+reading it is fixing a config file in an editor, not reading a traceback. It quotes the bad
+value only where that cannot show a secret: never the value of a key that holds or may hold
+one (a password, a client secret, the user name, the client ID: secrets get pasted there),
+never the user and password part of a URL, and at most 40 characters of anything else.
 """
 
 from __future__ import annotations
@@ -87,7 +90,8 @@ class Settings:
 
     def __init__(self, table: Mapping[str, object], where: str, base_dir: Path) -> None:
         self._table = dict(table)
-        self._where = where  # "FILE: sources.NAME"
+        # "FILE: sources.NAME", or "--source URL": its user and password are not repeated.
+        self._where = without_userinfo(where)
         # Keys every source has, read by the config itself rather than by the source.
         self._used: set[str] = {"type", "index_max_age"}
         self.base_dir = base_dir
@@ -97,12 +101,12 @@ class Settings:
 
     def error(self, key: str, expected: str) -> ConfigError:
         value = self._table.get(key)
-        got = f", got {_describe(value)}" if key in self._table else ""
+        got = f", got {_describe(value, key)}" if key in self._table else ""
         return ConfigError(f"{self._where}.{key}: expected {expected}{got}")
 
     def item_error(self, key: str, item: object, expected: str) -> ConfigError:
         """One bad entry of a list, named: "servers: "ldaps//dc1": expected …"."""
-        return ConfigError(f"{self._where}.{key}: {_describe(item)}: expected {expected}")
+        return ConfigError(f"{self._where}.{key}: {_describe(item, key)}: expected {expected}")
 
     def _get(self, key: str, kind: type[T], expected: str, default: T) -> T:
         self._used.add(key)
@@ -229,17 +233,47 @@ class Config:
         return tuple(self.sources) if len(self.sources) == 1 else ()
 
 
-def _describe(value: object) -> str:
+# Keys whose value is, or is often by mistake, a secret: a password typed as the user name
+# ("admin:Pa55"), a client secret pasted as the client ID.
+_SECRET_KEY: Final = re.compile(
+    r"pass|pwd|secret|token|credential|private|cookie|^user$|^username$|^client_id$", re.I
+)
+# Up to the last "@": a password typed into a URL may hold "/", "?", "#" or "@" itself.
+_USERINFO: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)\S*@")
+_SHOWN: Final = 40
+_NOT_SHOWN: Final = "a value not shown here (it may be a secret)"
+_SYMBOLS: Final = frozenset("!#$%&*+=?^~|;<>(){}[]'\"`,@")
+
+
+def _password_like(text: str) -> bool:
+    """A word of 8 or more characters with letters, digits and symbols, such as people
+    choose for passwords (a URL's are taken out first): shown nowhere, in whatever key."""
+    if "://" in text or len(text) < 8 or any(c.isspace() for c in text):
+        return False
+    return (
+        any(c.isalpha() for c in text)
+        and any(c.isdigit() for c in text)
+        and any(c in _SYMBOLS for c in text)
+    )
+
+
+def without_userinfo(text: str) -> str:
+    """``text`` with the user and password part of any URL in it left out."""
+    return _USERINFO.sub(r"\g<scheme>…@", text)
+
+
+def _describe(value: object, key: str = "") -> str:
+    """``value`` for an error message, never a secret (see the module's doc)."""
+    if isinstance(value, str | int | float) and _SECRET_KEY.search(key):
+        return _NOT_SHOWN
     if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:40] + "…"
-        return f'"{shown}"'
+        redacted = without_userinfo(value)
+        shown = redacted if len(redacted) <= _SHOWN else redacted[:_SHOWN] + "…"
+        return _NOT_SHOWN if _password_like(redacted) else f'"{shown}"'
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
+    kinds = {dict: "a table", list: "a list"}
+    return next((name for kind, name in kinds.items() if isinstance(value, kind)), repr(value))
 
 
 def load_config(explicit: Path | None = None) -> Config:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Final, cast
 
 from bitkey_dir.core.errors import ConfigError, InputError
 from bitkey_dir.core.model import shown
-from bitkey_dir.runtime.config import Config, Settings
+from bitkey_dir.runtime.config import Config, Settings, without_userinfo
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -108,6 +108,13 @@ def open_source(config: Config, spec: str) -> Source:
         return factory.from_settings(spec, source_config.settings)
     if spec.lower().startswith(("ldaps://", "ldap://")):
         from bitkey_dir.sources.ad.source import ADSource
+
+        if without_userinfo(spec) != spec:
+            # Said here, without the part that may hold a password: never repeated back.
+            raise InputError(
+                f"--source {without_userinfo(spec)}: expected a URL with only a scheme, a host "
+                "and an optional port (the account and its password are asked for apart)"
+            )
 
         return ADSource.from_url(spec)
     path = Path(spec).expanduser()

@@ -205,3 +205,66 @@ def test_process_substitution_in_a_shell(tmp_path: Path) -> None:
         "-c", script, sys.executable, command=["/bin/bash"], secrets=[KNOWN_PASSWORD]
     )
     assert (found.code, found.out) == (0, KNOWN_PASSWORD + "\n"), found.err
+
+
+# -- config errors never repeat a secret -------------------------------------------------------
+
+AD_TABLE = "[sources.dc]\ntype = 'ad'\nuser = 'helpdesk@corp.example'\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "[sources.dc]\ntype = 'ad'\nservers = ['ldaps://user:Secret@host']\n",
+            'sources.dc.servers: "ldaps://…@host": expected a URL with only a scheme',
+        ),
+        (
+            "[sources.dc]\ntype = 'ad'\nservers = ['ldaps://Secret@host:636']\n",
+            'sources.dc.servers: "ldaps://…@host:636": expected',
+        ),
+        (
+            AD_TABLE + "servers = ['ldaps://dc1']\ndomain = 'Secret-Pa55!word'\n",
+            "sources.dc.domain: expected a DNS name of letters, digits and '-', such as "
+            "corp.example.com, got a value not shown here (it may be a secret)",
+        ),
+        (
+            "[sources.dc]\ntype = 'ad'\nservers = ['ldaps://dc1']\nuser = 20251231\n",
+            "sources.dc.user: expected a string, got a value not shown here",
+        ),
+        (
+            "[sources.cloud]\ntype = 'entra'\ntenant_id = 'contoso.onmicrosoft.com'\n"
+            "client_id = 'Secret8Q~s.Pa55word-0123456789'\n",
+            "sources.cloud.client_id: expected a GUID or, for tenant_id, a domain name, got a "
+            "value not shown here (it may be a secret)",
+        ),
+        (
+            "[sources.s]\ntype = 'file'\npath = '.'\ncomputer_from = '" + "Secret" * 20 + "'\n",
+            'computer_from: expected one of "none", "folder", "filename", got "'
+            + ("Secret" * 7)[:40]
+            + '…"',
+        ),
+    ],
+)
+def test_a_config_error_repeats_no_secret(tmp_path: Path, text: str, shown: str) -> None:
+    path = write(tmp_path, text)
+    done = invoke_with(path, "sources", never_shown=["user:Secret", "Pa55", "Secret" * 8])
+    assert done.code == 2
+    (line,) = done.err.splitlines()
+    assert shown in line
+    if "computer_from" not in text:
+        assert "Secret" not in line
+        assert "20251231" not in line
+
+
+def test_a_source_url_with_a_password_is_not_repeated() -> None:
+    done = invoke(
+        "find",
+        "-k",
+        "063EA4E1",
+        "-s",
+        "ldaps://admin:Secret@dc1.corp.example",
+        never_shown=["Secret", "admin"],
+    )
+    assert done.code == 2
+    assert "--source ldaps://…@dc1.corp.example: expected a URL with only a scheme" in done.err
