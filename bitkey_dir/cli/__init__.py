@@ -23,26 +23,13 @@ def _stop(signum: int, frame: object) -> None:
     raise _Stopped(signum)
 
 
-def _harden() -> None:
-    """No core dump of a process that holds recovery passwords and credentials in memory.
-
-    RLIMIT_CORE 0 is honoured by the kernel and by core handlers such as systemd-coredump.
-    (prctl(PR_SET_DUMPABLE, 0) would also stop other processes of the user reading its
-    memory, but it hides /proc/PID from keyring daemons that look there to name a caller.)"""
-    try:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    except (ImportError, ValueError, OSError):
-        pass
-
-
 def main() -> None:
     import signal
 
     from bitkey_dir.cli.app import app
+    from bitkey_dir.runtime.hardening import no_core_dumps
 
-    _harden()
+    no_core_dumps()
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _stop)
