@@ -312,6 +312,49 @@ def cases(hung_port: int) -> list[Case]:
             (3,),  # accepted, then: no keyring to store the password in
             setup=config(ad.format(port=1)),
         ),
+        Case("rotate --wait 0", ["rotate", "-k", KEY_ID, "-s", keys, "--wait", "0"], (2,)),
+        Case("rotate --wait -5", ["rotate", "-k", KEY_ID, "-s", keys, "--wait", "-5"], (2,)),
+        Case("rotate --wait a year", ["rotate", "-k", KEY_ID, "-s", keys, "-w", "31536000"], (2,)),
+        Case("rotate --wait not a number", ["rotate", "-k", KEY_ID, "-s", keys, "-w", "x"], (2,)),
+        Case(
+            "rotate 8 digits of two hostile names",
+            ["rotate", "-k", KEY_ID[:8], "-s", "WORK/twins"],
+            (2,),
+            setup=lambda work: [
+                write(work / "twins" / f"PC\x1b[2J\u202e{n}" / "k.TXT", windows_key_file(key_id))
+                for n, key_id in enumerate((KEY_ID, KEY_ID[:9] + "9D3A-4F5E-8B2C-ABCDEFABCDEF"))
+            ],
+        ),
+        Case(
+            "rights grant: a principal in no accepted form",
+            ["--config", "WORK/c.toml", "rights", "grant", "--ou", "OU=a,DC=x", "-p", "*)(cn=*"],
+            (2,),
+            setup=config(ad.format(port=1)),
+        ),
+        Case(
+            "rights grant: a principal with a terminal escape",
+            ["--config", "WORK/c.toml", "rights", "grant", "--ou", "OU=a,DC=x", "-p", "X\\\x1b[2J"],
+            (2,),
+            setup=config(ad.format(port=1)),
+        ),
+        Case(
+            "rights grant: no --ou",
+            ["--config", "WORK/c.toml", "rights", "grant", "-p", "CORP\\helpdesk"],
+            (2,),
+            setup=config(ad.format(port=1)),
+        ),
+        Case(
+            "rights show of a hung DC",
+            ["--config", "WORK/c.toml", "rights", "show", "--ou", "OU=\u201c$(calc)\u201d,DC=x"],
+            (4,),
+            setup=config(ad.format(port=hung_port)),
+            env={"BITKEY_DIR_PASSWORD": "not-a-real-secret"},
+        ),
+        Case(
+            "rights revoke --what-if of a key file source",
+            ["rights", "revoke", "-s", keys, "--ou", "OU=a,DC=x", "-p", "S-1-5-11", "--what-if"],
+            (2,),
+        ),
         Case("config is /dev/null", ["--config", "/dev/null", "find", "-k", KEY_ID[:8]], (2,)),
         Case(
             "config is /dev/null, source given",

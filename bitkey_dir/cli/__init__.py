@@ -11,8 +11,8 @@ from bitkey_dir.core.errors import ExitCode
 
 
 class _Stopped(BaseException):
-    """SIGTERM or SIGHUP: unwind like Ctrl-C, so that every ``finally`` runs (an export's
-    clear-text temporary file is removed) before the process ends."""
+    """SIGTERM, SIGHUP or Ctrl-Break: unwind like Ctrl-C, so that every ``finally`` runs (an
+    export's clear-text temporary file is removed) before the process ends."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -27,12 +27,12 @@ def main() -> None:
     import signal
 
     from bitkey_dir.cli.app import app
-    from bitkey_dir.runtime.hardening import no_core_dumps
+    from bitkey_dir.runtime import platform
 
-    no_core_dumps()
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _stop)
+    # No core dump of a process that holds recovery passwords and credentials in memory.
+    platform.limit_core_dumps()
+    for signum in platform.stop_signals():
+        signal.signal(signum, _stop)
     try:
         app(prog_name="bitkey-dir")
     except KeyboardInterrupt:

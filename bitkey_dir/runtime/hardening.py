@@ -1,14 +1,10 @@
-"""No core dump of a process that holds recovery passwords: a crash would write them to disk.
+"""No core dump of a process that holds recovery passwords, when bitkey-dir is a library.
 
-RLIMIT_CORE 0 is honoured by the kernel and by core handlers such as systemd-coredump.
-(prctl(PR_SET_DUMPABLE, 0) would also stop other processes of the user reading its memory,
-but it hides /proc/PID from keyring daemons that look there to name a caller.)
-
-The command line sets the soft and the hard limit to 0 as it starts: nothing in it needs a
-core dump. The library sets only the soft limit, once per process and only when a
-:class:`bitkey_dir.Client` is about to read passwords: the program using it may raise it
-again (its hard limit is left as it was), and is told through the ``bitkey_dir`` logger.
-Platforms without the ``resource`` module (Windows) are left as they are.
+The command line turns core dumps off altogether as it starts (platform.limit_core_dumps).
+A program that uses the library is another matter: it may want its core dumps. So only the
+soft limit is set to 0, once per process, when a :class:`bitkey_dir.Client` is about to read
+passwords; the hard limit is left as it was, the program may raise the soft one again, and
+it is told through the ``bitkey_dir`` logger.
 """
 
 from __future__ import annotations
@@ -16,40 +12,25 @@ from __future__ import annotations
 import logging
 import threading
 
+from bitkey_dir.runtime import platform
+
 log = logging.getLogger("bitkey_dir")
 
 _lock = threading.Lock()
 _done = False
 
 
-def no_core_dumps() -> None:
-    """For the command line: soft and hard limit 0, for the whole process."""
-    try:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    except (ImportError, ValueError, OSError):
-        pass
-
-
 def no_core_dumps_from_now() -> None:
-    """For the library: the soft limit 0, the first time this process reads passwords."""
+    """The soft RLIMIT_CORE limit 0, the first time this process reads passwords."""
     global _done  # noqa: PLW0603 - once per process, whichever Client asks first
     with _lock:
         if _done:
             return
         _done = True
-        try:
-            import resource
-
-            soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
-            if soft == 0:
-                return
-            resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
-        except (ImportError, ValueError, OSError):
-            return
-    log.info(
-        "core dumps are off from now on in this process (RLIMIT_CORE soft limit 0, was %s): "
-        "it holds recovery passwords",
-        "unlimited" if soft == resource.RLIM_INFINITY else soft,
-    )
+        was = platform.limit_core_dumps_softly()
+    if was is not None:
+        log.info(
+            "core dumps are off from now on in this process (RLIMIT_CORE soft limit 0, was "
+            "%s): it holds recovery passwords",
+            was,
+        )

@@ -31,10 +31,11 @@ from bitkey_dir.core.reports import (
     KeyRead,
     TokenStatus,
 )
+from bitkey_dir.core.rights import Holder, RightsChange, RightsRequest
 
 if TYPE_CHECKING:
     from bitkey_dir.core.model import KeyId, Query, RecoveryKey
-    from bitkey_dir.core.rotation import Rotation
+    from bitkey_dir.core.rotation import Progress, Rotation
     from bitkey_dir.runtime.config import Settings
     from bitkey_dir.runtime.credentials import Secret, Wanted
 
@@ -49,7 +50,10 @@ __all__ = [
     "Escrow",
     "FindsByScanning",
     "FindsOnDevices",
+    "FollowsRotations",
+    "GrantsRights",
     "HasParts",
+    "Holder",
     "HoldsKeyPackages",
     "KeepsDeleted",
     "KeyRead",
@@ -57,7 +61,10 @@ __all__ = [
     "ListsKeys",
     "ReadsFiles",
     "ReportsReads",
+    "RightsChange",
+    "RightsRequest",
     "Rotates",
+    "ShowsRights",
     "SignsIn",
     "Source",
     "SourceFactory",
@@ -197,6 +204,42 @@ class Rotates(Protocol):
         """Ask each device whose keys answer ``query`` to rotate them, without reading a
         password; one Rotation per device, none when no key answers. Missing rights raise
         AuthError."""
+        ...
+
+
+@runtime_checkable
+class FollowsRotations(Protocol):
+    """Optional: a directory that rotates (``Rotates``) and can say later how a rotation it
+    was asked for went (Intune's device action results), for `rotate --wait`."""
+
+    def rotation_progress(self, rotation: Rotation, warn: Warn) -> Progress:
+        """What the directory says now of ``rotation``, one this source's ``rotate``
+        returned as "requested": pending, done (with the new keys' IDs), failed or not
+        supported. Reads no password. Missing rights raise AuthError; a failed request
+        SourceError (it is asked again)."""
+        ...
+
+
+@runtime_checkable
+class ShowsRights(Protocol):
+    """Optional: a directory that can say who may read its keys (`bitkey-dir rights show`)."""
+
+    def rights_holders(self, scope: str | None, warn: Warn) -> list[Holder]:
+        """Each principal holding a right on keys within ``scope`` (AD: an OU's DN; None:
+        the whole directory), once per right, with what gives it (ACEs, roles) and names
+        resolved where the directory allows. Rights it may not read raise AuthError."""
+        ...
+
+
+@runtime_checkable
+class GrantsRights(Protocol):
+    """Optional: a directory where `bitkey-dir rights grant|revoke` can delegate reading
+    keys (AD: the inheritable ACEs on an OU). A source with it also ``ShowsRights``."""
+
+    def change_rights(self, request: RightsRequest, warn: Warn) -> RightsChange:
+        """Add or remove exactly the entries a helpdesk needs for ``request.principal``;
+        with ``request.what_if`` change nothing and say what would change. A principal the
+        directory does not know raises InputError; a change it may not make, AuthError."""
         ...
 
 

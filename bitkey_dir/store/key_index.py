@@ -29,6 +29,7 @@ from typing import Final
 from bitkey_dir.core.env import INDEX_ENV
 from bitkey_dir.core.errors import SourceError
 from bitkey_dir.core.model import ComputerName, KeyEntry, KeyId
+from bitkey_dir.runtime import platform
 
 _SCHEMA_VERSION: Final = 1
 _BATCH: Final = 2000  # rows per executemany: memory stays flat whatever the source's size
@@ -349,10 +350,8 @@ def _create_private(path: Path) -> None:
     from bitkey_dir.runtime.config import private_folder
 
     private_folder(path.parent)
-    # O_EXCL: a file (or link) another user placed there meanwhile is never written through.
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
-    os.chmod(path, 0o600, follow_symlinks=False)
+    # A link another user placed there meanwhile is never written through.
+    platform.create_private_file(path)
 
 
 def _problem(path: Path, exc: BaseException) -> SourceError:

@@ -9,12 +9,14 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from bitkey_dir.core.errors import AuthError
 from bitkey_dir.core.model import ComputerName, KeyId, Query, RecoveryKey
-from bitkey_dir.core.rotation import Rotation
+from bitkey_dir.core.rights import ORIGINS, RIGHT_NAMES, Holder, RightsChange, RightsRequest, Via
+from bitkey_dir.core.rotation import Progress, Rotation, State
 from bitkey_dir.runtime.credentials import Wanted
 from bitkey_dir.sources.base import (
     CHECK_STATUSES,
@@ -25,6 +27,8 @@ from bitkey_dir.sources.base import (
     Diagnoses,
     Escrow,
     FindsOnDevices,
+    FollowsRotations,
+    GrantsRights,
     HasParts,
     HoldsKeyPackages,
     KeepsDeleted,
@@ -33,6 +37,7 @@ from bitkey_dir.sources.base import (
     ReadsFiles,
     ReportsReads,
     Rotates,
+    ShowsRights,
     SignsIn,
     Source,
     StoresNoKeyPackages,
@@ -298,6 +303,32 @@ class ProtocolTests(ContractHarness):
             "rotate()",
         )
 
+    @covers(FollowsRotations)
+    def test_rotation_progress_is_a_known_state_without_a_secret(self) -> None:
+        wanted = self.readable()
+        with self.opened_if(FollowsRotations, "cannot say how a rotation went") as source:
+            follows: FollowsRotations = source
+            assert isinstance(source, Rotates), "follows rotations, but does not rotate"
+            rotations = source.rotate(Query(key_id=wanted.key_id), self.warn)
+            answers = [
+                follows.rotation_progress(rotation, self.warn)
+                for rotation in rotations
+                if rotation.outcome == "requested"
+            ]
+        for progress in answers:
+            assert isinstance(progress, Progress), f"rotation_progress() gave {progress!r}"
+            assert progress.state in get_args(State), progress.state
+            for key_id in progress.new_key_ids:
+                assert isinstance(key_id, KeyId), f"a new key named {key_id!r}"
+                assert key_id.is_full, f"a new key named by the prefix {key_id}"
+            assert progress.state == "done" or not progress.new_key_ids, "new keys, not done"
+            assert progress.retry_after is None or progress.retry_after >= 0
+            one_line(progress.detail or "-", "a rotation's progress")
+        self.assert_nothing_secret_in(
+            json.dumps([progress.to_record() for progress in answers]) + repr(answers),
+            "rotation_progress()",
+        )
+
     @covers(KnowsVolumes)
     def test_volume_keys_give_the_key_and_its_volume_without_passwords(self) -> None:
         wanted = self.readable()
@@ -350,3 +381,53 @@ class ProtocolTests(ContractHarness):
         self.assert_nothing_secret_in(said, "no_key_packages")
         assert not isinstance(source, HoldsKeyPackages), "it also says it holds key packages"
         assert all(key.key_package is None for key in keys), "a key has a key package"
+
+    @covers(ShowsRights)
+    def test_rights_holders_say_who_holds_what_through_what(self) -> None:
+        with self.opened_if(ShowsRights, "cannot say who may read its keys") as source:
+            holders = source.rights_holders(self.rights_scope(), self.warn)
+        assert isinstance(holders, list), f"rights_holders() gave {holders!r}"
+        for holder in holders:
+            assert isinstance(holder, Holder), f"rights_holders() gave {holder!r}"
+            assert self.named_by(source, holder.source), f"a holder of {holder.source}"
+            for text, what in ((holder.principal, "principal"), (holder.ident, "id")):
+                one_line(text, f"a holder's {what}")
+            one_line(holder.scope, "a holder's scope")
+            assert holder.right in RIGHT_NAMES, holder.right
+            assert holder.via, f"{holder.principal}: nothing gives it {holder.right}"
+            for way in holder.via:
+                assert isinstance(way, Via), f"{holder.principal}: via {way!r}"
+                one_line(way.text, "what gives a right")
+                assert way.origin in ORIGINS, way.origin
+        pairs = [(holder.scope, holder.ident, holder.right) for holder in holders]
+        assert len(pairs) == len(set(pairs)), "a holder listed twice for one right"
+        self.assert_nothing_secret_in(
+            json.dumps([holder.to_record() for holder in holders]) + repr(holders),
+            "rights_holders()",
+        )
+
+    @covers(GrantsRights)
+    def test_a_what_if_grant_or_revoke_changes_nothing(self) -> None:
+        principal = self.rights_principal()
+        scope = self.rights_scope()
+        with self.opened_if(GrantsRights, "cannot change who may read its keys") as source:
+            if principal is None:
+                pytest.skip("no rights_principal() given")
+            shows = isinstance(source, ShowsRights)  # not narrowed: it is both protocols
+            assert shows, "it changes rights it cannot show"
+            before = source.rights_holders(scope, self.warn)
+            changes = []
+            for action in ("grant", "revoke"):
+                request = RightsRequest(action, scope, principal, True, True)
+                changes.append(source.change_rights(request, self.warn))
+                after = source.rights_holders(scope, self.warn)
+                assert after == before, f"a what-if {action} changed who may read keys"
+        for change, action in zip(changes, ("grant", "revoke"), strict=True):
+            assert isinstance(change, RightsChange), f"change_rights() gave {change!r}"
+            assert self.named_by(source, change.source), f"a change of {change.source}"
+            assert change.action == action, f"asked to {action}, it says {change.action}"
+            assert not change.applied, f"a what-if {action} says it was applied"
+            for text in (change.principal, change.ident, *change.changed, *change.commands):
+                one_line(text, f"a {action}'s principal, entries and commands")
+            assert change.changed or change.unchanged, f"a {action} that names no entry"
+        self.assert_nothing_secret_in(repr(changes), "change_rights()")

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from bitkey_dir.core.model import KeyEntry, KeyId, KeyPackage, Query, RecoveryKey
-from bitkey_dir.core.rotation import Rotation
+from bitkey_dir.core.rights import Holder, RightsChange, RightsRequest, Via
+from bitkey_dir.core.rotation import Progress, Rotation
 from bitkey_dir.ops.rotate import by_hand
 from bitkey_dir.runtime.credentials import Secret, Wanted
 from bitkey_dir.sources import base
@@ -213,6 +214,20 @@ class Rotating(Wrapped):
         return by_hand(self, query, warn)
 
 
+class Following(Wrapped):
+    """Rotates through a service that reports how each rotation went, as Intune does."""
+
+    def rotate(self, query: Query, warn: Warn) -> list[Rotation]:
+        found = by_hand(self, query, warn)
+        return [dataclasses.replace(r, outcome="requested", steps=()) for r in found]
+
+    def rotation_progress(self, rotation: Rotation, warn: Warn) -> Progress:
+        new = KeyId.from_uuid(uuid.uuid4())
+        if self.fault == "names the new key by a prefix":
+            new = KeyId.parse(new.short)
+        return Progress("done", (new,))
+
+
 class Volumes(Wrapped):
     def volume_keys(self, key_id: KeyId, warn: Warn) -> list[RecoveryKey] | None:
         keys = {key.key_id: key for key in self.inner.iter_keys(warn)}
@@ -263,10 +278,52 @@ class NoPackages(Wrapped):
             self.with_key_packages = lambda: self
 
 
+class Delegating(Wrapped):
+    """Who may read keys kept in memory, as a directory's ACEs would be."""
+
+    def __init__(self, inner: FileSource, fault: str) -> None:
+        super().__init__(inner, fault)
+        self.granted: set[str] = set()
+
+    def rights_holders(self, scope: str | None, warn: Warn) -> list[Holder]:
+        where = scope or "everywhere"
+        admins = Via("(A;;GA;;;DA)", "class default")
+        holders = [Holder(self.name, where, "Domain Admins", "S-1-5-21-1-512", _READ, (admins,))]
+        for name in sorted(self.granted):
+            way = Via(f"(OA;CIIO;RPCR;msFVE-RecoveryPassword;;{name})", "explicit")
+            holders.append(Holder(self.name, where, name, name, _READ, (way,)))
+        if self.fault == "gives a holder nothing that gives it":
+            holders.append(Holder(self.name, where, "Everyone", "S-1-1-0", _READ, ()))
+        return holders
+
+    def change_rights(self, request: RightsRequest, warn: Warn) -> RightsChange:
+        if not request.what_if or self.fault == "changes on a what-if":
+            if request.action == "grant":
+                self.granted.add(request.principal)
+            else:
+                self.granted.discard(request.principal)
+        entry = f"(OA;CIIO;RPCR;msFVE-RecoveryPassword;;{request.principal})"
+        return RightsChange(
+            self.name,
+            request.scope or "everywhere",
+            request.action,
+            request.principal,
+            request.principal,
+            applied=not request.what_if,
+            changed=(entry,),
+        )
+
+
+_READ = "read recovery passwords"
+
+
 def broken(fault: str, wrapper: type[Wrapped] = Wrapped) -> FileContract:
     class Broken(FileContract):
         def build(self, table: dict[str, object] | None = None, name: str | None = None) -> Any:
             return wrapper(super().build(table, name), fault)
+
+        def rights_principal(self) -> str:
+            return "BITKEY\\helpdesk"
 
     suite = Broken()
     suite.warned = []
@@ -364,6 +421,11 @@ CASES: Sequence[tuple[str, Test, type[Wrapped]]] = [
     ),
     ("rotates every device", FileContract.test_rotate_asks_only_for_the_keys_asked_for, Rotating),
     (
+        "names the new key by a prefix",
+        FileContract.test_rotation_progress_is_a_known_state_without_a_secret,
+        Following,
+    ),
+    (
         "shows passwords with the volume",
         FileContract.test_volume_keys_give_the_key_and_its_volume_without_passwords,
         Volumes,
@@ -397,6 +459,16 @@ CASES: Sequence[tuple[str, Test, type[Wrapped]]] = [
         "also holds key packages",
         FileContract.test_no_key_packages_is_one_sentence_and_no_key_has_one,
         NoPackages,
+    ),
+    (
+        "gives a holder nothing that gives it",
+        FileContract.test_rights_holders_say_who_holds_what_through_what,
+        Delegating,
+    ),
+    (
+        "changes on a what-if",
+        FileContract.test_a_what_if_grant_or_revoke_changes_nothing,
+        Delegating,
     ),
 ]
 
@@ -451,7 +523,7 @@ def test_every_protocol_in_sources_base_has_a_contract_test() -> None:
         for name, value in inspect.getmembers(base, inspect.isclass)
         if value.__module__ == base.__name__ and getattr(value, "_is_protocol", False)
     }
-    assert len(defined) >= 16, sorted(defined)  # Source, SourceFactory and the optional ones
+    assert len(defined) >= 18, sorted(defined)  # Source, SourceFactory and the optional ones
     assert sorted(defined - protocol_tests().keys()) == []
 
 

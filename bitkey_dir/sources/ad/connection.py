@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bitkey_dir.core.env import PASSWORD_ENV
 from bitkey_dir.core.errors import AuthError, SourceError
+from bitkey_dir.runtime import platform
 from bitkey_dir.sources.ad.servers import ServerUrl, bind_refusal
 from bitkey_dir.sources.base import Warn
 
@@ -30,6 +32,23 @@ log = logging.getLogger(__name__)
 
 _INVALID_CREDENTIALS: Final = 49
 _STRONGER_AUTH_REQUIRED: Final = 8
+
+# ldap3 binds with gssapi, or on Windows (where gssapi has no wheels) through SSPI with
+# winkerberos: the `kerberos` extra installs the one the platform needs.
+if sys.platform == "win32":
+    _KERBEROS_PACKAGE_MISSING = (
+        'auth = "kerberos" needs the winkerberos package: pip install "bitkey-dir[kerberos]" '
+        '(in a checkout: pip install ".[kerberos]")'
+    )
+    _KERBEROS_TICKET_HINT = (
+        "check that you are signed in to Windows with a domain account (`klist` lists its tickets)"
+    )
+else:
+    _KERBEROS_PACKAGE_MISSING = (
+        "auth = \"kerberos\" needs the gssapi package: pip install 'bitkey-dir[kerberos]' "
+        "(in a checkout: pip install '.[kerberos]'; it builds against libkrb5-dev)"
+    )
+    _KERBEROS_TICKET_HINT = "check that `klist` shows a valid ticket (run kinit)"
 
 
 class _Unreachable(Exception):
@@ -83,6 +102,9 @@ class Connector:
     kerberos_host: str | None = None
     timeout: int = 10
     allow_plaintext: bool = False
+    # ldap3 refuses every write on a read-only connection: only `rights grant|revoke` asks
+    # for one that may write (writable()), and then writes one attribute.
+    read_only: bool = True
     discover: Callable[[], tuple[ServerUrl, ...]] | None = field(default=None, compare=False)
     shared: SharedSecret = field(default_factory=SharedSecret, repr=False, compare=False)
     _connection: Connection | None = field(default=None, repr=False, compare=False)
@@ -107,6 +129,10 @@ class Connector:
             _connection=None,
             server=None,
         )
+
+    def writable(self) -> Connector:
+        """The same servers and account, on a connection of its own that may modify."""
+        return replace(self, read_only=False, _connection=None, server=None)
 
     @property
     def account(self) -> str:
@@ -204,7 +230,7 @@ class Connector:
             directory,
             auto_referrals=False,
             receive_timeout=self.timeout,
-            read_only=True,
+            read_only=self.read_only,
             collect_usage=True,
             raise_exceptions=False,
             **options,
@@ -230,10 +256,7 @@ class Connector:
         try:
             bound = connection.bind()
         except ImportError:
-            raise AuthError(
-                "auth = \"kerberos\" needs the gssapi package: pip install 'bitkey-dir[kerberos]' "
-                "(in a checkout: pip install '.[kerberos]'; it builds against libkrb5-dev)"
-            ) from None
+            raise AuthError(_KERBEROS_PACKAGE_MISSING) from None
         except LDAPException as exc:
             if self.auth != "kerberos":
                 raise _Unreachable(describe_network_error(exc, self.timeout)) from None
@@ -274,8 +297,7 @@ class Connector:
         text = " ".join(str(exc).split())
         return AuthError(
             f"Kerberos sign-in to {server.url} failed ({type(exc).__name__}: {text[:200]}); "
-            "check that `klist` shows a valid ticket (run kinit) and that kerberos_host "
-            "names the DC"
+            f"{_KERBEROS_TICKET_HINT} and that kerberos_host names the DC"
         )
 
     def close(self) -> None:
@@ -302,7 +324,10 @@ def _count(number: int, one: str, many: str) -> str:
 
 
 def kerberos_principal() -> str | None:
-    """The principal of the Kerberos ticket in use, or None without gssapi or a ticket."""
+    """The principal of the Kerberos ticket in use, or None without one. On Windows ldap3
+    binds through SSPI (winkerberos) with the logged-on user's ticket."""
+    if sys.platform == "win32":
+        return platform.logged_on_principal()
     try:
         import gssapi
 
