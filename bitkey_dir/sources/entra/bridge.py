@@ -24,10 +24,11 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from types import FrameType, TracebackType
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+from bitkey_dir.runtime import platform
 
 T = TypeVar("T")
-DEFERRED: Final = ("SIGTERM", "SIGHUP")  # the signals whose Python handlers wait for the loop
 
 
 class _Loop(Protocol):
@@ -80,13 +81,14 @@ Handler = Callable[[int, FrameType | None], Any]
 
 
 class _Deferred:
-    """asyncio.Runner, the loop in the caller's thread, with the Python handlers of
-    :data:`DEFERRED` signals held back: in the main thread the loop takes those signals
-    (``add_signal_handler``, which wakes it through its own pipe and runs the callback
-    between two of its steps, never inside them), cancels the coroutine running, whose
-    clean-up runs, and calls the held handler once ``run`` has returned (the CLI's raises
-    there, outside the loop). A signal that comes while no coroutine runs (a stream's item
-    is with its consumer) is taken at the next ``run``, or when the loop is left."""
+    """asyncio.Runner, the loop in the caller's thread, with the Python handlers of the stop
+    signals (SIGTERM, SIGHUP: runtime/platform.py) held back: in the main thread the loop
+    takes those signals (``add_signal_handler``, which wakes it through its own pipe and runs
+    the callback between two of its steps, never inside them), cancels the coroutine
+    running, whose clean-up runs, and calls the held handler once ``run`` has returned (the
+    CLI's raises there, outside the loop). A signal that comes while no coroutine runs (a
+    stream's item is with its consumer) is taken at the next ``run``, or when the loop is
+    left."""
 
     def __init__(self) -> None:
         self._runner = asyncio.Runner()
@@ -99,10 +101,9 @@ class _Deferred:
         if threading.current_thread() is not threading.main_thread():
             return self
         loop = self._runner.get_loop()
-        for name in DEFERRED:
-            number = getattr(signal, name, None)
-            handler = signal.getsignal(number) if number is not None else None
-            if number is None or not callable(handler):
+        for number in platform.stop_signals():
+            handler = signal.getsignal(number)
+            if not callable(handler):
                 continue  # the default action, or ignored: nothing to hold back
             try:
                 loop.add_signal_handler(number, self._on_signal, number)
