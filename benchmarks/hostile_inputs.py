@@ -355,6 +355,21 @@ def cases(hung_port: int) -> list[Case]:
             ["rights", "revoke", "-s", keys, "--ou", "OU=a,DC=x", "-p", "S-1-5-11", "--what-if"],
             (2,),
         ),
+        Case("config is /dev/null", ["--config", "/dev/null", "find", "-k", KEY_ID[:8]], (2,)),
+        Case(
+            "config is /dev/null, source given",
+            ["--config", "/dev/null", "find", "-k", KEY_ID[:8], "-s", keys],
+            (0,),
+            env={"BITKEY_DIR_CONFIG": "/dev/null"},
+        ),
+        Case("reads of key files only", ["reads", "-s", keys], (2,)),
+        Case("reads --since 0001-01-01", ["reads", "--since", "0001-01-01"], (2,)),
+        Case(
+            "config with a password in a server URL",
+            ["--config", "WORK/c.toml", "sources"],
+            (2,),
+            setup=config(ad.format(port=1).replace("ldaps://", "ldaps://admin:Hunter2Secret@")),
+        ),
         *index_cases(keys),
     ]
 

@@ -119,8 +119,8 @@ def ask(source: S, work: Callable[[S, Warn], T]) -> Answer[T]:
 
 def ask_all(sources: Sequence[S], work: Callable[[S, Warn], T]) -> list[Answer[T]]:
     """:func:`ask` every source, concurrently when there are several, in their order."""
-    if len(sources) == 1:
-        return [ask(sources[0], work)]
+    if len(sources) <= 1:
+        return [ask(source, work) for source in sources]
 
     def one(source: S) -> Answer[T]:
         return ask(source, work)

@@ -49,4 +49,6 @@ def _what(entry: dict[str, object]) -> str:
     what = f"{entry.get('key_id')}  {entry.get('computer') or '-'}"
     if entry.get("key_package"):
         what += f"  key package to {entry.get('key_package')}"
+    if entry.get("shown") is False:
+        what += "  (read, not shown)"
     return what

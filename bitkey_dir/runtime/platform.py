@@ -276,6 +276,24 @@ def limit_core_dumps() -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def limit_core_dumps_softly() -> str | None:
+    """For a library: the soft RLIMIT_CORE limit 0, the hard one left to the program (which
+    may raise the soft one again). What the soft limit was, when it was not 0 already; None
+    when nothing changed (already 0, Windows, or refused)."""
+    if sys.platform == "win32":
+        return None
+    import resource
+
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        if soft == 0:
+            return None
+        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+    except (ValueError, OSError):
+        return None
+    return "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+
+
 def stop_signals() -> tuple[int, ...]:
     """The signals that end the process and must unwind like Ctrl-C, so that every
     ``finally`` runs: SIGTERM and SIGHUP on POSIX, Ctrl-Break (SIGBREAK) on Windows."""

@@ -42,6 +42,9 @@ class RevealEntry(TypedDict):
     command: list[str]
     # Only when `find --key-package` wrote the key's package: the file it went to.
     key_package: NotRequired[str]
+    # Only false: the directory handed the password over, but it was not shown (find
+    # --key-package found the key without its package). A read all the same.
+    shown: NotRequired[bool]
 
 
 class ExportEntry(TypedDict):
