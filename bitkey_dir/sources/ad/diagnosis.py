@@ -23,9 +23,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from bitkey_dir.core.errors import AuthError, BitkeyError, SourceError
+from bitkey_dir.sources.ad.base_dn import missing_base
 from bitkey_dir.sources.ad.filters import RECOVERY_CLASS
 from bitkey_dir.sources.ad.names import split_dn
 from bitkey_dir.sources.ad.probe import server_checks
+from bitkey_dir.sources.ad.reader import Reader
 from bitkey_dir.sources.ad.search import paged_search
 from bitkey_dir.sources.ad.servers import ServerUrl
 from bitkey_dir.sources.ad.settings import ADConfig
@@ -200,10 +202,27 @@ def diagnose(source: ADConfig, warn: Warn) -> list[Check]:
             Check("recovery objects", used, "unreachable", "no naming context; set base_dn")
         )
         return checks
+    if base == source.base_dn and (gone := _missing_base(source, connection, used, account)):
+        return [*checks, Check("base_dn", base, "unreachable", gone.message, gone.hint)]
     source.base_dn = base
     principal = _grantee(who, connector.principal, connector.account)
     checks += _rights_checks(source, connection, base, principal, warn)
     return checks
+
+
+def _missing_base(
+    source: ADConfig, connection: Connection, server: str, account: str
+) -> SourceError | None:
+    """A configured base_dn the DC does not have: every lookup would find nothing under it."""
+    reader = Reader(source.name, source.page_size, source.connector.timeout)
+    return missing_base(
+        reader,
+        connection,
+        source.base_dn or "",
+        setting=source.base_setting,
+        account=account,
+        server=server,
+    )
 
 
 def _who_am_i(connection: Connection) -> str | None:

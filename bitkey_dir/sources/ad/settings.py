@@ -56,6 +56,7 @@ class ADConfig:
     name: str
     connector: Connector
     base_dn: str | None = None  # configured, else asked of the DC once and kept
+    base_setting: str = "base_dn"  # where a configured base_dn came from, for its errors
     page_size: int = 1000
     domain: str | None = None  # the source's own domain, when configured
     locator: Locator = field(default_factory=Locator)
@@ -118,6 +119,7 @@ class ADConfig:
             name=name,
             connector=connector,
             base_dn=settings.string("base_dn") or (domain_dn(domain) if domain else None),
+            base_setting="base_dn" if settings.string("base_dn") else "base_dn (from domain)",
             page_size=settings.integer("page_size", 1000, minimum=1, maximum=MAX_PAGE_SIZE),
             domain=domain,
             locator=locator,
