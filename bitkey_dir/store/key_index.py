@@ -29,6 +29,7 @@ from typing import Final
 from bitkey_dir.core.env import INDEX_ENV
 from bitkey_dir.core.errors import SourceError
 from bitkey_dir.core.model import ComputerName, KeyEntry, KeyId
+from bitkey_dir.runtime.ownership import planted_by, planted_message
 
 _SCHEMA_VERSION: Final = 1
 _BATCH: Final = 2000  # rows per executemany: memory stays flat whatever the source's size
@@ -312,6 +313,7 @@ def open_index(path: Path | None = None, *, create: bool = False) -> KeyIndex | 
     try:
         if create and not path.exists():
             _create_private(path)
+        _refuse_planted(path)
         connection = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
         raise _problem(path, exc) from None
@@ -353,6 +355,21 @@ def _create_private(path: Path) -> None:
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
     os.chmod(path, 0o600, follow_symlinks=False)
+
+
+def _refuse_planted(path: Path) -> None:
+    """Refuse an index, or a journal SQLite would write beside it (and replay when it looks
+    unfinished), that another user put in a folder everybody may write to."""
+    for part in (path, path.with_name(path.name + "-journal")):
+        try:
+            info = part.lstat()
+        except FileNotFoundError:
+            continue
+        owner = planted_by(info, part.parent)
+        if owner is not None:
+            raise SourceError(
+                planted_message("the Key ID index", part, owner) + ", or use --no-index"
+            )
 
 
 def _problem(path: Path, exc: BaseException) -> SourceError:

@@ -26,6 +26,7 @@ from bitkey_dir.core.env import TRAIL_ENV
 from bitkey_dir.core.errors import SourceError
 from bitkey_dir.core.model import RecoveryKey
 from bitkey_dir.core.rotation import Rotation
+from bitkey_dir.runtime.ownership import planted_by, planted_message
 
 
 class RevealEntry(TypedDict):
@@ -192,7 +193,8 @@ def append(entries: Sequence[Entry], path: Path | None = None) -> None:
     """Append entries, all of them or none; raise SourceError if the trail cannot be written.
 
     The trail must be a regular file of its own: a symbolic link, a device (``/dev/null``)
-    or a pipe is refused, since a reveal recorded there is recorded nowhere. A line torn by
+    or a pipe is refused, since a reveal recorded there is recorded nowhere, and so is one
+    another user put in a folder everybody may write to (runtime/ownership.py). A line torn by
     an earlier failure is ended first, so that the new entries stay whole; a write that
     fails half-way (a full disk) is taken back, so that a refused reveal leaves no entry.
     """
@@ -215,11 +217,15 @@ def append(entries: Sequence[Entry], path: Path | None = None) -> None:
     except OSError as exc:
         raise SourceError(_cannot_write(target, exc)) from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise SourceError(
                 f"the access trail {target} is not a regular file (a device or a pipe): a "
                 "reveal recorded there would be recorded nowhere"
             )
+        owner = planted_by(info, target.parent)
+        if owner is not None:
+            raise SourceError(planted_message("the access trail", target, owner))
         with _locked(fd):
             _write_whole(fd, data, target)
     except OSError as exc:
