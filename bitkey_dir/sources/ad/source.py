@@ -23,14 +23,12 @@ imported only when a lookup runs.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
-from bitkey_dir.core.env import PASSWORD_ENV
 from bitkey_dir.core.errors import BitkeyError, InputError, SourceError
 from bitkey_dir.core.model import ComputerName, KeyEntry, KeyId, Query, RecoveryKey
 from bitkey_dir.sources.ad import catalog, forest
@@ -110,7 +108,7 @@ class ADSource(ADConfig):
         return [wanted.label] if keystore.current().delete(wanted.entry) else []
 
     def auth_status(self) -> AuthStatus:
-        from bitkey_dir.runtime import keystore
+        from bitkey_dir.runtime import credentials, keystore
 
         if self.connector.auth == "kerberos":
             return AuthStatus(account=self.principal, kerberos=True)
@@ -118,7 +116,7 @@ class ADSource(ADConfig):
             account=self.connector.user,
             secret="password",  # noqa: S106 - what kind of secret, not one
             stored=keystore.current().has(self.connector.wanted.entry),
-            environment=bool(os.environ.get(PASSWORD_ENV)),
+            environment=credentials.in_environment(self.connector.wanted),
         )
 
     # -- doctor -------------------------------------------------------------------------
