@@ -15,7 +15,10 @@ Config (``type = "ad"``):
 ``domains``          ``[sources.NAME.domains."child.corp.example"] servers = [...]``: the DCs
                      that passwords of that domain are read from (default: its SRV records,
                      or this source's own servers for its own domain)
-``ca_file``          CA bundle for the DCs' certificates (default: the system trust store)
+``ca_file``          CA bundle for the DCs' certificates (default: the system trust store;
+                     required when servers are found through DNS)
+``discovery_allowed`` host or domain names outside the domain (or forest) whose SRV records
+                     may name them: DNS is trusted with nothing else
 ``base_dn``          where to search (default: from ``domain``, else the rootDSE's
                      defaultNamingContext, one more query)
 ``user``             UPN or DOMAIN\\user for simple binds
@@ -94,8 +97,16 @@ class ADConfig:
         if auth == "simple" and not user:
             raise settings.error("user", "a user name (UPN or DOMAIN\\user) for simple binds")
         ca_file = settings.existing_file("ca_file", "the CA bundle")
+        discovers = (domain is not None and not servers) or catalog_servers == ()
+        if discovers and ca_file is None:
+            raise settings.error(
+                "ca_file",
+                "the CA bundle that issued the domain controllers' certificates: servers "
+                "found through DNS are trusted with a bind only when the domain's own CA "
+                "vouches for them, not any CA of the system's trust store",
+            )
         timeout = settings.integer("timeout", 10, minimum=1, maximum=MAX_TIMEOUT)
-        locator = Locator(tuple(dns_servers), timeout)
+        locator = Locator(tuple(dns_servers), timeout, _allowed(settings))
         connector = Connector(
             source=name,
             servers=servers,
@@ -182,6 +193,18 @@ def discovery(
         return locator.servers(kind, domain, scheme)
 
     return discover
+
+
+def _allowed(settings: Settings) -> tuple[str, ...]:
+    """``discovery_allowed``: DNS names (hosts, or domains of hosts) that SRV records may
+    name outside the domain being discovered."""
+    names = []
+    for entry in settings.string_list("discovery_allowed"):
+        try:
+            names.append(dns_name(entry.strip()))
+        except ValueError as exc:
+            raise settings.item_error("discovery_allowed", entry, str(exc)) from None
+    return tuple(names)
 
 
 def _server_urls(settings: Settings, key: str) -> tuple[ServerUrl, ...]:

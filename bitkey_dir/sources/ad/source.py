@@ -193,6 +193,12 @@ class ADSource(ADConfig):
         if route.way == "own":
             return self._connect(warn)
         link = self._links.get(domain)
+        if link is None and not route.servers and self.connector.ca_file is None:
+            raise InputError(
+                f"the DCs of {domain} would be found through DNS, which takes ca_file (the CA "
+                f'that issued their certificates), or [sources.{self.name}.domains."{domain}"] '
+                "servers"
+            )
         if link is None:
             discover = None if route.servers else discovery(self.locator, "dc", domain, self.scheme)
             link = self._links[domain] = self.connector.sibling(route.servers, discover)
