@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir.core.errors import ConfigError, SourceError
+from bitkey_dir.core.errors import ConfigError, InputError, SourceError
 from bitkey_dir.core.model import ComputerName, KeyId
 from bitkey_dir.runtime.config import Settings
 from bitkey_dir.sources.ad import forest, reader
@@ -519,3 +519,12 @@ def test_discovery_allowed_names_hosts_and_domains_to_trust() -> None:
             + CA_FILE
             + 'discovery_allowed = ["not a name"]\n'
         )
+
+
+def test_another_domains_dcs_are_found_through_dns_only_with_a_ca_file() -> None:
+    source = build(
+        '[sources.corp]\ntype = "ad"\nuser = "a@corp.example"\ndomain = "corp.example"\n'
+        'servers = ["ldaps://dc1.corp.example"]\nglobal_catalog = ["ldaps://gc1.corp.example"]\n'
+    )
+    with pytest.raises(InputError, match=r"the DCs of child\.corp\.example would be found"):
+        source._domain_connection("child.corp.example", lambda message: None)
