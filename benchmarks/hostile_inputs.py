@@ -312,6 +312,19 @@ def cases(hung_port: int) -> list[Case]:
             (3,),  # accepted, then: no keyring to store the password in
             setup=config(ad.format(port=1)),
         ),
+        Case("rotate --wait 0", ["rotate", "-k", KEY_ID, "-s", keys, "--wait", "0"], (2,)),
+        Case("rotate --wait -5", ["rotate", "-k", KEY_ID, "-s", keys, "--wait", "-5"], (2,)),
+        Case("rotate --wait a year", ["rotate", "-k", KEY_ID, "-s", keys, "-w", "31536000"], (2,)),
+        Case("rotate --wait not a number", ["rotate", "-k", KEY_ID, "-s", keys, "-w", "x"], (2,)),
+        Case(
+            "rotate 8 digits of two hostile names",
+            ["rotate", "-k", KEY_ID[:8], "-s", "WORK/twins"],
+            (2,),
+            setup=lambda work: [
+                write(work / "twins" / f"PC\x1b[2J\u202e{n}" / "k.TXT", windows_key_file(key_id))
+                for n, key_id in enumerate((KEY_ID, KEY_ID[:9] + "9D3A-4F5E-8B2C-ABCDEFABCDEF"))
+            ],
+        ),
         Case(
             "DCs from DNS without ca_file",
             ["--config", "WORK/c.toml", "find", "-k", KEY_ID[:8], "-s", "dc"],

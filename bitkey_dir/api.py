@@ -206,6 +206,7 @@ def rotate_keys(
     computer: str | None = None,
     sources: Sequence[str] = (),
     reason: str | None = None,
+    wait: float | None = None,
     config: PathName | None = None,
     interaction: Interaction | None = None,
 ) -> RotateResult:

@@ -228,15 +228,23 @@ class Client:
         computer: str | None = None,
         sources: Sources = (),
         reason: str | None = None,
+        wait: float | None = None,
     ) -> RotateResult:
         """Have disclosed keys replaced: through Intune for Entra devices, with manage-bde
-        steps elsewhere (``result.rotations``); one trail line per device."""
+        steps elsewhere (``result.rotations``); one trail line per device. A Key ID prefix
+        matching keys of several devices raises InputError and rotates nothing.
+
+        With ``wait`` (seconds), as `bitkey-dir rotate --wait`, each rotation Intune was
+        asked for is followed up until it is done (``rotation.progress.new_key_ids``),
+        failed or not supported, or the time is up (still "pending"); KeyboardInterrupt
+        meanwhile raises WaitInterrupted (exit code 130): the rotation may still complete."""
         from bitkey_dir.ops import rotate
 
         names = _names(sources)
 
         def work(run: Run) -> RotateResult:
-            return rotate.rotate(run, _query(key_id, computer), names, reason=reason)
+            query = _query(key_id, computer)
+            return rotate.rotate(run, query, names, reason=reason, wait=wait)
 
         return self._call("rotate", work)
 

@@ -11,8 +11,8 @@ from bitkey_dir.core.errors import ExitCode
 
 
 class _Stopped(BaseException):
-    """SIGTERM or SIGHUP: unwind like Ctrl-C, so that every ``finally`` runs (an export's
-    clear-text temporary file is removed) before the process ends."""
+    """SIGTERM, SIGHUP or Ctrl-Break: unwind like Ctrl-C, so that every ``finally`` runs (an
+    export's clear-text temporary file is removed) before the process ends."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -23,29 +23,16 @@ def _stop(signum: int, frame: object) -> None:
     raise _Stopped(signum)
 
 
-def _harden() -> None:
-    """No core dump of a process that holds recovery passwords and credentials in memory.
-
-    RLIMIT_CORE 0 is honoured by the kernel and by core handlers such as systemd-coredump.
-    (prctl(PR_SET_DUMPABLE, 0) would also stop other processes of the user reading its
-    memory, but it hides /proc/PID from keyring daemons that look there to name a caller.)"""
-    try:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    except (ImportError, ValueError, OSError):
-        pass
-
-
 def main() -> None:
     import signal
 
     from bitkey_dir.cli.app import app
+    from bitkey_dir.runtime import platform
 
-    _harden()
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _stop)
+    # No core dump of a process that holds recovery passwords and credentials in memory.
+    platform.limit_core_dumps()
+    for signum in platform.stop_signals():
+        signal.signal(signum, _stop)
     try:
         app(prog_name="bitkey-dir")
     except KeyboardInterrupt:

@@ -39,19 +39,32 @@ def rotate(
         str | None,
         typer.Option("--reason", "-r", help="Why, e.g. the ticket of the disclosure."),
     ] = None,
+    wait: Annotated[
+        int | None,
+        typer.Option(
+            "--wait",
+            "-w",
+            metavar="SECONDS",
+            help="Then wait up to SECONDS (e.g. 300) for Intune to report each rotation done "
+            "(with the new Key ID), failed or not supported.",
+        ),
+    ] = None,
     output_format: ListingFormat = Listing.table,
 ) -> None:
     """Have disclosed recovery passwords replaced: Intune is asked to rotate an Entra
     device's keys; for anything else the manage-bde steps are printed. No password is shown.
+    An 8-digit Key ID that matches keys of several devices rotates nothing (exit 2).
 
-    Exit codes: 0 every device asked to rotate, 1 nothing found or a device must be rotated
-    by hand, 2 bad input, 3 a permission is missing, 4 a source failed.
+    Exit codes: 0 every device asked to rotate (with --wait: rotated), 1 nothing found, a
+    device must be rotated by hand, or --wait ended with a rotation still pending, 2 bad
+    input, 3 a permission is missing, 4 a source failed (with --wait: a device reported the
+    rotation failed or not supported), 130 interrupted while waiting.
     """
     from bitkey_dir.ops import rotate as rotating
 
     example = "bitkey-dir rotate --key-id 063EA4E1 --reason INC-4711"
     query = query_from(key_id, computer, example=example)
-    result = rotating.rotate(run_for(ctx), query, source or [], reason=reason)
+    result = rotating.rotate(run_for(ctx), query, source or [], reason=reason, wait=wait)
     show(result, output_format)
     raise typer.Exit(result.exit_code)
 

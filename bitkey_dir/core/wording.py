@@ -47,6 +47,7 @@ PARAMETERS: Final = MappingProxyType(
         "--since": "since=",
         "--source": "sources=",
         "--stale-days": "stale_days=",
+        "--wait": "wait=",
     }
 )
 

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from bitkey_dir.runtime import platform
+
 
 @contextlib.contextmanager
 def private_replacement(target: Path) -> Iterator[BinaryIO]:
@@ -18,7 +20,7 @@ def private_replacement(target: Path) -> Iterator[BinaryIO]:
     removed when it fails. Beside it, so the rename stays on one file system; raises
     OSError when the folder cannot take a new file."""
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = platform.open_file(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -59,7 +61,7 @@ def write_new_private(
     appears. Raises OSError when the folder cannot take the file.
     """
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = platform.open_file(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -81,8 +83,7 @@ def write_new_private(
 
 
 def _write_exclusive(target: Path, data: bytes) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(target, flags, 0o600)
+    fd = platform.open_file(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

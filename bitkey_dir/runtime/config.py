@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Final, TypeVar
 
 from bitkey_dir.core.env import CONFIG_ENV
 from bitkey_dir.core.errors import ConfigError
+from bitkey_dir.runtime import platform
 
 APP_NAME: Final = "bitkey-dir"
 CONFIG_LIMIT: Final = 1024 * 1024  # a config of sources is a few KiB; far more is a mistake
@@ -56,18 +56,17 @@ def private_folder(folder: Path) -> Path:
     ours = folder == own or folder.is_relative_to(own)
     missing = [parent for parent in (folder, *folder.parents) if not parent.exists()]
     for created in reversed(missing):
-        created.mkdir(mode=0o700, exist_ok=True)
         if ours or created == folder:
-            os.chmod(created, 0o700)  # mkdir's mode is cut by the umask; this is not
-    info = folder.stat()
-    if ours and info.st_uid == os.getuid() and info.st_mode & 0o077:
-        os.chmod(folder, 0o700)
-        info = folder.stat()
+            platform.make_private_folder(created)
+        else:
+            created.mkdir(mode=0o700, exist_ok=True)
+    if ours:
+        platform.keep_private(folder)
     # Group write is a deliberate share (a team's trail); write for everyone is not.
-    if info.st_mode & 0o002 and not info.st_mode & stat.S_ISVTX:
+    planted = platform.others_may_plant(folder)
+    if planted:
         raise PermissionError(
-            errno.EPERM,
-            f"other users may write to the folder {folder} (mode {stat.S_IMODE(info.st_mode):o})",
+            errno.EPERM, f"other users may write to the folder {folder} ({planted})"
         )
     return folder
 

@@ -25,6 +25,10 @@ from bitkey_dir.core.errors import AuthError
 from bitkey_dir.core.model import shown
 
 SERVICE: Final = "bitkey-dir"
+# Windows Credential Manager keeps a blob of at most CRED_MAX_CREDENTIAL_BLOB_SIZE (5 x 512)
+# bytes, and keyring stores a secret there as UTF-16-LE. Every platform keeps to it, so that
+# what is stored on one machine could be stored on an admin's Windows machine too.
+MAX_SECRET_BYTES: Final = 2560
 # Backends that say what they are in their class name. keyrings.alt's PlaintextKeyring is
 # the common one; anything else calling itself plaintext or insecure is treated the same.
 _PLAINTEXT_MARKERS: Final = ("plaintext", "insecure", "unencrypted")
@@ -172,6 +176,11 @@ class Keystore:
         """Store ``value``; raise AuthError when it cannot be stored or does not read back."""
         if not self.usable:
             raise AuthError(f"nothing stored: keyring not usable ({self.info().describe()})")
+        if len(value.encode("utf-16-le")) > MAX_SECRET_BYTES:
+            raise AuthError(
+                f"nothing stored: the secret for {entry} is longer than the "
+                f"{MAX_SECRET_BYTES:,} bytes (UTF-16) a keyring entry may hold on Windows"
+            )
         try:
             self._backend.set_password(SERVICE, entry, value)
             kept = self._backend.get_password(SERVICE, entry)

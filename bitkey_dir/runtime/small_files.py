@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from bitkey_dir.core.errors import InputError
+from bitkey_dir.runtime import platform
 
 MiB: Final = 1024 * 1024
 
@@ -61,9 +62,8 @@ def check_regular_file(path: Path, *, what: str) -> None:
 def _open_regular(path: Path, what: str) -> int:
     """A descriptor of ``path``, opened without blocking (a FIFO nobody writes to returns at
     once) and checked to be a regular file."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, platform.os_flags(os.O_RDONLY, follow_links=True))
     except FileNotFoundError:
         raise NotReadable(f"{what} {path} does not exist", "missing") from None
     except IsADirectoryError:

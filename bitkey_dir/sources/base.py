@@ -34,7 +34,7 @@ from bitkey_dir.core.reports import (
 
 if TYPE_CHECKING:
     from bitkey_dir.core.model import KeyId, Query, RecoveryKey
-    from bitkey_dir.core.rotation import Rotation
+    from bitkey_dir.core.rotation import Progress, Rotation
     from bitkey_dir.runtime.config import Settings
     from bitkey_dir.runtime.credentials import Secret, Wanted
 
@@ -49,6 +49,7 @@ __all__ = [
     "Escrow",
     "FindsByScanning",
     "FindsOnDevices",
+    "FollowsRotations",
     "HasParts",
     "HoldsKeyPackages",
     "KeepsDeleted",
@@ -197,6 +198,19 @@ class Rotates(Protocol):
         """Ask each device whose keys answer ``query`` to rotate them, without reading a
         password; one Rotation per device, none when no key answers. Missing rights raise
         AuthError."""
+        ...
+
+
+@runtime_checkable
+class FollowsRotations(Protocol):
+    """Optional: a directory that rotates (``Rotates``) and can say later how a rotation it
+    was asked for went (Intune's device action results), for `rotate --wait`."""
+
+    def rotation_progress(self, rotation: Rotation, warn: Warn) -> Progress:
+        """What the directory says now of ``rotation``, one this source's ``rotate``
+        returned as "requested": pending, done (with the new keys' IDs), failed or not
+        supported. Reads no password. Missing rights raise AuthError; a failed request
+        SourceError (it is asked again)."""
         ...
 
 

@@ -29,7 +29,7 @@ from typing import Final
 from bitkey_dir.core.env import INDEX_ENV
 from bitkey_dir.core.errors import SourceError
 from bitkey_dir.core.model import ComputerName, KeyEntry, KeyId
-from bitkey_dir.runtime.ownership import planted_by, planted_message
+from bitkey_dir.runtime import platform
 
 _SCHEMA_VERSION: Final = 1
 _BATCH: Final = 2000  # rows per executemany: memory stays flat whatever the source's size
@@ -351,24 +351,27 @@ def _create_private(path: Path) -> None:
     from bitkey_dir.runtime.config import private_folder
 
     private_folder(path.parent)
-    # O_EXCL: a file (or link) another user placed there meanwhile is never written through.
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
-    os.chmod(path, 0o600, follow_symlinks=False)
+    # A link another user placed there meanwhile is never written through.
+    platform.create_private_file(path)
 
 
 def _refuse_planted(path: Path) -> None:
     """Refuse an index, or a journal SQLite would write beside it (and replay when it looks
-    unfinished), that another user put in a folder everybody may write to."""
+    unfinished), that another user put in a folder everybody may write to: what is written
+    there would be theirs to read and to change."""
     for part in (path, path.with_name(path.name + "-journal")):
-        try:
-            info = part.lstat()
-        except FileNotFoundError:
+        if not part.exists():
             continue
-        owner = planted_by(info, part.parent)
-        if owner is not None:
+        fd = platform.open_file(part, os.O_RDONLY)
+        try:
+            owner = platform.owned_by_another(fd, part)
+        finally:
+            os.close(fd)
+        if owner is not None and platform.everybody_may_write(part.parent):
             raise SourceError(
-                planted_message("the Key ID index", part, owner) + ", or use --no-index"
+                f"the Key ID index {part} belongs to another user ({owner}) in a folder every "
+                "user may write to: remove it, set BITKEY_DIR_INDEX to a folder of your own, "
+                "or use --no-index"
             )
 
 

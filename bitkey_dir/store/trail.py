@@ -10,7 +10,6 @@ written key package is recorded by its file's path.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import getpass
 import json
@@ -26,7 +25,7 @@ from bitkey_dir.core.env import TRAIL_ENV
 from bitkey_dir.core.errors import SourceError
 from bitkey_dir.core.model import RecoveryKey
 from bitkey_dir.core.rotation import Rotation
-from bitkey_dir.runtime.ownership import planted_by, planted_message
+from bitkey_dir.runtime import platform
 
 
 class RevealEntry(TypedDict):
@@ -72,9 +71,13 @@ class RotateEntry(TypedDict):
     computer: str | None
     device_id: str | None
     key_ids: list[str]
-    outcome: str  # "requested" (asked of Intune) or "by hand"
+    # "requested" (asked of Intune) or "by hand"; after rotate --wait, a second line:
+    # "done", "failed" or "not supported"
+    outcome: str
     reason: str | None
     command: list[str]
+    # Only on a "done" line: the IDs of the keys the device escrowed (never their values).
+    new_key_ids: NotRequired[list[str]]
 
 
 Entry = RevealEntry | ExportEntry | RotateEntry
@@ -94,7 +97,7 @@ def _os_user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry, as in some containers
-        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+        return platform.current_user_label()
 
 
 def entries_for(
@@ -168,11 +171,14 @@ def rotation_entries(
     command: Sequence[str],
     principals: Mapping[str, str | None] | None = None,
 ) -> list[RotateEntry]:
-    """One entry per device: what was asked of the directory, or left to be done by hand."""
+    """One entry per device: what was asked of the directory, or left to be done by hand;
+    for a rotation followed up (rotate --wait), how it ended."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     user = _os_user()
-    return [
-        {
+    entries: list[RotateEntry] = []
+    for rotation in rotations:
+        progress = rotation.progress
+        entry: RotateEntry = {
             "time": now,
             "os_user": user,
             "principal": (principals or {}).get(rotation.source),
@@ -181,12 +187,14 @@ def rotation_entries(
             "computer": rotation.computer,
             "device_id": rotation.device_id,
             "key_ids": [str(key_id) for key_id in rotation.key_ids],
-            "outcome": rotation.outcome,
+            "outcome": progress.state if progress else rotation.outcome,
             "reason": reason,
             "command": list(command),
         }
-        for rotation in rotations
-    ]
+        if progress is not None and progress.state == "done":
+            entry["new_key_ids"] = [str(key_id) for key_id in progress.new_key_ids]
+        entries.append(entry)
+    return entries
 
 
 def append(entries: Sequence[Entry], path: Path | None = None) -> None:
@@ -194,7 +202,8 @@ def append(entries: Sequence[Entry], path: Path | None = None) -> None:
 
     The trail must be a regular file of its own: a symbolic link, a device (``/dev/null``)
     or a pipe is refused, since a reveal recorded there is recorded nowhere, and so is one
-    another user put in a folder everybody may write to (runtime/ownership.py). A line torn by
+    another user put in a folder everybody may write to (a team's folder, which only its
+    group may write to, is a share: a teammate's trail is written to there). A line torn by
     an earlier failure is ended first, so that the new entries stay whole; a write that
     fails half-way (a full disk) is taken back, so that a refused reveal leaves no entry.
     """
@@ -203,17 +212,15 @@ def append(entries: Sequence[Entry], path: Path | None = None) -> None:
     target = path or trail_path()
     data = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries).encode()
     flags = os.O_RDWR | os.O_APPEND | os.O_CREAT  # read: to see whether the last line is whole
-    for extra in ("O_NOFOLLOW", "O_NONBLOCK", "O_CLOEXEC"):
-        flags |= getattr(os, extra, 0)
     try:
         from bitkey_dir.runtime.config import private_folder
 
         private_folder(target.parent)
         try:
-            fd = os.open(target, flags, 0o600)
+            fd = platform.open_file(target, flags)
         except PermissionError:
             # A shared trail may be append-only for its writers: write without reading.
-            fd = os.open(target, flags & ~os.O_RDWR | os.O_WRONLY, 0o600)
+            fd = platform.open_file(target, flags & ~os.O_RDWR | os.O_WRONLY)
     except OSError as exc:
         raise SourceError(_cannot_write(target, exc)) from None
     try:
@@ -223,10 +230,15 @@ def append(entries: Sequence[Entry], path: Path | None = None) -> None:
                 f"the access trail {target} is not a regular file (a device or a pipe): a "
                 "reveal recorded there would be recorded nowhere"
             )
-        owner = planted_by(info, target.parent)
-        if owner is not None:
-            raise SourceError(planted_message("the access trail", target, owner))
-        with _locked(fd):
+        owner = platform.owned_by_another(fd, target)
+        if owner is not None and platform.everybody_may_write(target.parent):
+            # Whoever created it first owns it: what is recorded would be theirs to erase.
+            raise SourceError(
+                f"the access trail {target} belongs to another user ({owner}) in a folder "
+                "every user may write to: a reveal recorded there would be theirs to read "
+                "and to erase; remove it, or set BITKEY_DIR_TRAIL to a folder of your own"
+            )
+        with platform.locked(fd):
             _write_whole(fd, data, target)
     except OSError as exc:
         raise SourceError(_cannot_write(target, exc)) from None
@@ -256,7 +268,7 @@ def _write_whole(fd: int, data: bytes, target: Path) -> None:
 def _last_byte(fd: int, size: int) -> bytes | None:
     """The file's last byte, or None when it was opened for writing only."""
     try:
-        return os.pread(fd, 1, size - 1)
+        return platform.read_at(fd, 1, size - 1)
     except OSError:
         return None
 
@@ -267,20 +279,6 @@ def _cannot_write(target: Path, exc: OSError) -> str:
     if exc.errno == errno.ENXIO:
         return f"the access trail {target} is a pipe nobody reads: it must be a regular file"
     return f"cannot write the access trail {target} ({exc.strerror or exc})"
-
-
-@contextlib.contextmanager
-def _locked(fd: int) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # Windows: O_APPEND writes of one buffer are not split there either
-        yield
-        return
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def recent(limit: int, path: Path | None = None) -> tuple[list[Line], int]:
@@ -295,9 +293,8 @@ def read_lines(path: Path | None = None, broken: list[int] | None = None) -> Ite
     """Every entry, oldest first, streamed: a trail of millions of lines is never held in
     memory. ``broken[0]`` counts the lines that could not be read."""
     target = path or trail_path()
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(target, flags)
+        fd = os.open(target, platform.os_flags(os.O_RDONLY, follow_links=True))
     except FileNotFoundError:
         return
     except OSError as exc:

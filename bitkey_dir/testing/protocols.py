@@ -9,12 +9,13 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from bitkey_dir.core.errors import AuthError
 from bitkey_dir.core.model import ComputerName, KeyId, Query, RecoveryKey
-from bitkey_dir.core.rotation import Rotation
+from bitkey_dir.core.rotation import Progress, Rotation, State
 from bitkey_dir.runtime.credentials import Wanted
 from bitkey_dir.sources.base import (
     CHECK_STATUSES,
@@ -25,6 +26,7 @@ from bitkey_dir.sources.base import (
     Diagnoses,
     Escrow,
     FindsOnDevices,
+    FollowsRotations,
     HasParts,
     HoldsKeyPackages,
     KeepsDeleted,
@@ -296,6 +298,32 @@ class ProtocolTests(ContractHarness):
         self.assert_nothing_secret_in(
             json.dumps([rotation.to_record() for rotation in rotations]) + repr(rotations),
             "rotate()",
+        )
+
+    @covers(FollowsRotations)
+    def test_rotation_progress_is_a_known_state_without_a_secret(self) -> None:
+        wanted = self.readable()
+        with self.opened_if(FollowsRotations, "cannot say how a rotation went") as source:
+            follows: FollowsRotations = source
+            assert isinstance(source, Rotates), "follows rotations, but does not rotate"
+            rotations = source.rotate(Query(key_id=wanted.key_id), self.warn)
+            answers = [
+                follows.rotation_progress(rotation, self.warn)
+                for rotation in rotations
+                if rotation.outcome == "requested"
+            ]
+        for progress in answers:
+            assert isinstance(progress, Progress), f"rotation_progress() gave {progress!r}"
+            assert progress.state in get_args(State), progress.state
+            for key_id in progress.new_key_ids:
+                assert isinstance(key_id, KeyId), f"a new key named {key_id!r}"
+                assert key_id.is_full, f"a new key named by the prefix {key_id}"
+            assert progress.state == "done" or not progress.new_key_ids, "new keys, not done"
+            assert progress.retry_after is None or progress.retry_after >= 0
+            one_line(progress.detail or "-", "a rotation's progress")
+        self.assert_nothing_secret_in(
+            json.dumps([progress.to_record() for progress in answers]) + repr(answers),
+            "rotation_progress()",
         )
 
     @covers(KnowsVolumes)

@@ -27,12 +27,14 @@ DEFAULT_PORT: Final = 8443
 SOURCE: Final = "cloud"  # the app itself, with its client secret
 AGENT_SOURCE: Final = "cloud-agent"  # a person, signing in with a device code
 COLLIDING_PREFIX: Final = "C0FFEE42"  # shared by a laptop's key and a server's key
-# Application permissions for find, export, audit, index (the first two), rotate and reads.
+# Application permissions for find, export, audit, index (the first two), rotate, reads and
+# doctor (whether device owners may read their keys: the tenant's authorization policy).
 APP_ROLES: Final = (
     "BitlockerKey.Read.All",
     "Device.Read.All",
     "DeviceManagementManagedDevices.ReadWrite.All",
     "AuditLog.Read.All",
+    "Policy.Read.All",
 )
 AGENT_SCOPES: Final = ("BitlockerKey.Read.All", "Device.Read.All")
 AGENT: Final = f"helpdesk@{TENANT_DOMAIN}"

@@ -1,8 +1,10 @@
 """`bitkey-dir rotate` and `find --rotate` where no directory can rotate: key files.
 
 The steps printed must replace the disclosed password without ever leaving the volume
-without an escrowed one (add, keep, then delete), name the disclosed key by its ID, and the
-access trail must say that a rotation is owed.
+without an escrowed one (add, keep, then delete), name the disclosed key by its ID, find the
+volume by that ID (a key file does not say which volume: never C: by guess), and the access
+trail must say that a rotation is owed. An 8-digit Key ID that matches keys of two devices
+rotates nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +14,14 @@ import os
 from pathlib import Path
 
 from tests.command_line import invoke, trail_entries
-from tests.unit.helpers import EXAMPLE_KEYS, KEY_ID, PASSWORD
+from tests.unit.helpers import (
+    EXAMPLE_KEYS,
+    KEY_ID,
+    PASSWORD,
+    SAME_PREFIX_KEY_ID,
+    SAME_PREFIX_PASSWORD,
+    windows_key_file,
+)
 
 
 def test_rotate_a_key_file_by_hand() -> None:
@@ -23,9 +32,12 @@ def test_rotate_a_key_file_by_hand() -> None:
     assert PASSWORD not in outcome.out
     lines = outcome.out.splitlines()
     assert lines[0].startswith("PC-0042") or "by hand" in lines[0]
-    steps = [line.strip() for line in lines if "manage-bde" in line]
-    assert steps[0].startswith("manage-bde -protectors -add C: -RecoveryPassword")
-    assert steps[-1] == f"manage-bde -protectors -delete C: -id {{{KEY_ID}}}"
+    steps = [line.strip() for line in lines[2:]]
+    assert steps[0].startswith("$v = @(Get-BitLockerVolume | Where-Object")
+    assert f"KeyProtectorId -contains '{{{KEY_ID}}}'" in steps[0]
+    assert steps[1].startswith("manage-bde -protectors -add $v -RecoveryPassword")
+    assert steps[-1] == f"manage-bde -protectors -delete $v -id '{{{KEY_ID}}}'"
+    assert "C:" not in outcome.out
     (entry,) = trail_entries()
     assert entry["action"] == "rotate"
     assert entry["outcome"] == "by hand"
@@ -39,7 +51,8 @@ def test_rotate_json_and_bad_input() -> None:
     (rotation,) = document["rotations"]
     assert rotation["outcome"] == "by hand"
     assert rotation["key_ids"] == [KEY_ID]
-    assert rotation["steps"][-1].endswith(f"{{{KEY_ID}}}")
+    assert rotation["steps"][-1].endswith(f"'{{{KEY_ID}}}'")
+    assert rotation["progress"] is None
     assert invoke("rotate", "-s", str(EXAMPLE_KEYS)).code == 2
     assert invoke("rotate", "-k", KEY_ID, "-c", "PC-1", "-s", str(EXAMPLE_KEYS)).code == 2
     nothing = invoke("rotate", "-k", "0BADC0DE", "-s", str(EXAMPLE_KEYS))
@@ -61,7 +74,7 @@ def test_find_then_rotate_keeps_stdout_for_the_key() -> None:
     )
     assert outcome.code == 0
     assert outcome.out == PASSWORD + "\n"
-    assert "manage-bde -protectors -delete C:" in outcome.err
+    assert f"manage-bde -protectors -delete $v -id '{{{KEY_ID}}}'" in outcome.err
     actions = [entry.get("action") for entry in trail_entries()]
     assert actions == [None, "rotate"]  # the reveal, then the rotation owed
 
@@ -89,3 +102,26 @@ def test_disclosed_keys_of_a_source_that_cannot_tell_and_a_damaged_trail_line() 
     assert "1 unreadable line(s) skipped" in outcome.err
     table = invoke("audit", "--disclosed", "-f", "csv")
     assert table.out.splitlines()[0].startswith("source,key_id,computer,revealed")
+
+
+def test_an_8_digit_key_id_of_two_devices_rotates_nothing(tmp_path: Path) -> None:
+    for key_id, password in ((KEY_ID, PASSWORD), (SAME_PREFIX_KEY_ID, SAME_PREFIX_PASSWORD)):
+        folder = tmp_path / f"PC-{key_id[9:13]}"
+        folder.mkdir()
+        (folder / f"BitLocker Recovery Key {key_id}.TXT").write_text(
+            windows_key_file(key_id, password), encoding="utf-8"
+        )
+    secrets = [PASSWORD, SAME_PREFIX_PASSWORD]
+    outcome = invoke("rotate", "-k", KEY_ID[:8], "-s", tmp_path, "-r", "INC-9", secrets=secrets)
+    assert outcome.code == 2, outcome.err
+    assert outcome.out == ""
+    (line,) = outcome.err.splitlines()
+    assert "matches keys of 2 devices" in line
+    assert KEY_ID in line
+    assert SAME_PREFIX_KEY_ID in line
+    assert "full Key ID, or --computer" in line
+    assert trail_entries() == []  # nothing rotated, nothing recorded
+    # The full Key ID names one device: only its key is rotated.
+    one = invoke("rotate", "-k", KEY_ID, "-s", tmp_path, "-f", "json", secrets=secrets)
+    (rotation,) = one.document["rotations"]
+    assert rotation["key_ids"] == [KEY_ID]

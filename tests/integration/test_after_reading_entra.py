@@ -119,7 +119,9 @@ def test_a_device_not_in_intune_is_rotated_by_hand(entra: Entra, graph: GraphEmu
     assert rotation["outcome"] == "by hand"
     assert "not managed by Intune" in rotation["detail"]
     assert "BackupToAAD-BitLockerKeyProtector" in rotation["steps"][1]
-    assert rotation["steps"][-1].endswith(f"{{{key.id.upper()}}}")
+    assert rotation["steps"][-1] == (
+        f"manage-bde -protectors -delete $env:SystemDrive -id '{{{key.id.upper()}}}'"
+    )
 
 
 def test_disclosed_keys_rotated_and_still_valid(entra: Entra, graph: GraphEmulator) -> None:

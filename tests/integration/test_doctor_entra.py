@@ -14,7 +14,7 @@ import pytest
 
 from examples.lab.graph_emulator import GraphEmulator
 from tests.command_line import Outcome, invoke_with
-from tests.integration.fixtures import ROLE_NAMES, SOURCE, Entra, device_code_answered
+from tests.integration.fixtures import FULL, ROLE_NAMES, SECRET, SOURCE, Entra, device_code_answered
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
@@ -122,3 +122,70 @@ def test_an_unreachable_identity_platform_is_exit_4(entra: Entra) -> None:
     assert outcome.code == 4
     (sign_in,) = [c for (area, _), c in checks(outcome).items() if area == "sign-in"]
     assert sign_in["status"] == "unreachable"
+
+
+# -- whether device owners may read their keys (the tenant's authorization policy) ------------
+
+POLICY_READ = "Policy.Read.All"
+OWNERS = ("policy", "device owners")
+
+
+@pytest.mark.parametrize(("allowed", "status"), [(True, "warn"), (False, "ok")])
+def test_owners_reading_their_keys_is_a_warning(
+    entra: Entra, graph: GraphEmulator, allowed: bool, status: str
+) -> None:
+    entra.daemon(*FULL, POLICY_READ)
+    graph.home.owners_read_bitlocker_keys = allowed
+    outcome = doctor(entra)
+    assert outcome.code == 0, outcome.out  # a warning, not a failure
+    owners = checks(outcome)[OWNERS]
+    assert owners["status"] == status
+    if allowed:
+        assert "allowedToReadBitlockerKeysForOwnedDevice is true" in owners["detail"]
+        assert "AllowedToReadBitlockerKeysForOwnedDevice = $false" in owners["fix"]
+    else:
+        assert owners["detail"] == "may not read their devices' BitLocker keys"
+    assert graph.count(r"^/v1\.0/policies/authorizationPolicy$", method="GET") == 1
+
+
+def test_the_policy_is_read_per_tenant(entra: Entra, graph: GraphEmulator) -> None:
+    app = graph.add_app(
+        "msp", public_client=False, secret=SECRET, app_roles=[*FULL, POLICY_READ], multi_tenant=True
+    )
+    entra.client_id = app.client_id
+    entra.monkeypatch.setenv("BITKEY_DIR_CLIENT_SECRET", SECRET)
+    strict = graph.add_tenant("strict.onmicrosoft.com")
+    strict.consent(app, app_roles=[*FULL, POLICY_READ])
+    strict.owners_read_bitlocker_keys = False
+    config = entra.config(tenant_id=None, tenant_ids=[graph.tenant_id, strict.tenant_id])
+    outcome = invoke_with(config, "doctor", SOURCE, "--format", "json", **entra.checks)
+    assert outcome.code == 0, outcome.out
+    statuses = {}
+    for source in outcome.document["sources"]:
+        (owners,) = [c for c in source["checks"] if (c["area"], c["subject"]) == OWNERS]
+        statuses[source["source"]] = owners["status"]
+    assert statuses == {
+        f"{SOURCE}/{graph.tenant_id}": "warn",
+        f"{SOURCE}/{strict.tenant_id}": "ok",
+    }
+
+
+def test_a_sign_in_that_may_not_read_the_policy_cannot_tell_and_says_so(
+    entra: Entra, graph: GraphEmulator
+) -> None:
+    entra.daemon(*FULL)
+    outcome = doctor(entra)
+    assert outcome.code == 0, outcome.out
+    owners = checks(outcome)[OWNERS]
+    assert owners["status"] == "warn"
+    assert owners["detail"].startswith("cannot tell whether device owners may read")
+    assert "it takes Policy.Read.All" in owners["detail"]
+    assert "request-id" in owners["detail"]
+
+
+def test_a_policy_that_does_not_say_cannot_tell(entra: Entra, graph: GraphEmulator) -> None:
+    entra.daemon(*FULL, POLICY_READ)
+    graph.home.owners_read_bitlocker_keys = None
+    owners = checks(doctor(entra))[OWNERS]
+    assert owners["status"] == "warn"
+    assert "without allowedToReadBitlockerKeysForOwnedDevice" in owners["detail"]

@@ -15,6 +15,7 @@ from examples.lab.graph_emulator import (
     AuditEvent,
     GraphEmulator,
     ManagedDevice,
+    RotationScript,
     Tenant,
 )
 from tests.integration.graph_clients import (
@@ -520,3 +521,97 @@ def test_sdk_retries_a_throttled_audit_query(graph: GraphEmulator) -> None:
     attempts = [r for r in graph.requests if r.path == AUDITS]
     assert [r.status for r in attempts] == [429, 200]
     assert attempts[1].time - attempts[0].time >= 1
+
+
+# == deviceActionResults: how a rotation went ====================================================
+
+
+def rotate_result(graph: GraphEmulator, token: str, managed: ManagedDevice) -> dict[str, Any]:
+    answer = call(graph, "GET", f"{BETA_MANAGED}/{managed.id}", token=token)
+    assert answer.status == 200, answer.body
+    (result,) = answer.body["deviceActionResults"]
+    return dict(result)
+
+
+def test_the_action_result_is_pending_until_the_keys_are_escrowed(graph: GraphEmulator) -> None:
+    pc = graph.add_device("PC-01")
+    graph.add_recovery_key(pc)
+    managed = graph.add_managed_device(pc)
+    graph.rotation_delay = 600
+    token = app_token(graph, WRITE, "BitlockerKey.Read.All")
+    fresh = call(graph, "GET", f"{BETA_MANAGED}/{managed.id}", token=token)
+    assert fresh.body["deviceActionResults"] == []
+    assert call(graph, "POST", rotate_url(managed), token=token).status == 204
+    result = rotate_result(graph, token, managed)
+    assert result["@odata.type"] == "#microsoft.graph.rotateBitLockerKeysDeviceActionResult"
+    assert (result["actionName"], result["actionState"]) == ("rotateBitLockerKeys", "pending")
+    assert result["startDateTime"] == result["lastUpdatedDateTime"]
+    # v1.0 knows no rotateBitLockerKeysDeviceActionResult.
+    plain = call(graph, "GET", f"{MANAGED}/{managed.id}", token=token)
+    assert plain.body["deviceActionResults"] == []
+    graph.advance_clock(601)
+    done = rotate_result(graph, token, managed)
+    assert done["actionState"] == "done"
+    assert done["lastUpdatedDateTime"] > done["startDateTime"]
+    assert len(key_ids_of(graph, token, pc.device_id)) == 2
+    listed = call(graph, "GET", f"{BETA_MANAGED}?$select=id,deviceActionResults", token=token)
+    assert listed.body["value"][0]["deviceActionResults"][0]["actionState"] == "done"
+
+
+@pytest.mark.parametrize(
+    ("script", "state", "code", "keys"),
+    [
+        (RotationScript(pending_reads=2), "done", 0, 2),
+        (
+            RotationScript(pending_reads=2, outcome="failed", error_code=-2016345060),
+            "failed",
+            -2016345060,
+            1,
+        ),
+        (RotationScript(pending_reads=2, outcome="notSupported"), "notSupported", 0, 1),
+    ],
+)
+def test_a_scripted_rotation_is_pending_for_so_many_reads(
+    graph: GraphEmulator, script: RotationScript, state: str, code: int, keys: int
+) -> None:
+    pc = graph.add_device("PC-01")
+    graph.add_recovery_key(pc)
+    managed = graph.add_managed_device(pc)
+    managed.rotation_script = script
+    token = app_token(graph, WRITE, "BitlockerKey.Read.All")
+    assert call(graph, "POST", rotate_url(managed), token=token).status == 204
+    assert graph.rotations[0].escrow_due is None  # the script decides, not the delay
+    assert [rotate_result(graph, token, managed)["actionState"] for _ in range(2)] == [
+        "pending",
+        "pending",
+    ]
+    assert len(key_ids_of(graph, token, pc.device_id)) == 1
+    result = rotate_result(graph, token, managed)
+    assert (result["actionState"], result["errorCode"]) == (state, code)
+    assert len(key_ids_of(graph, token, pc.device_id)) == keys
+
+
+# == the authorization policy ==================================================================
+
+POLICY = "/v1.0/policies/authorizationPolicy"
+
+
+def test_the_authorization_policy_says_whether_owners_read_their_keys(
+    graph: GraphEmulator,
+) -> None:
+    refused = call(graph, "GET", POLICY, token=app_token(graph, "BitlockerKey.Read.All"))
+    assert_graph_error(refused, 403, "Authorization_RequestDenied")
+    token = app_token(graph, "Policy.Read.All")
+    answer = call(graph, "GET", POLICY, token=token)
+    assert answer.status == 200, answer.body
+    assert answer.body["id"] == "authorizationPolicy"
+    assert answer.body["@odata.context"].endswith("#policies/authorizationPolicy/$entity")
+    owners = "allowedToReadBitlockerKeysForOwnedDevice"
+    assert answer.body["defaultUserRolePermissions"][owners] is True
+    graph.home.owners_read_bitlocker_keys = False
+    assert (
+        call(graph, "GET", POLICY, token=token).body["defaultUserRolePermissions"][owners] is False
+    )
+    graph.home.owners_read_bitlocker_keys = None
+    assert owners not in call(graph, "GET", POLICY, token=token).body["defaultUserRolePermissions"]
+    assert call(graph, "POST", POLICY, token=token).status == 405

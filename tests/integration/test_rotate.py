@@ -13,7 +13,12 @@ import pytest
 from examples.lab.samba_dc import RecoveryKey as LabKey
 from tests.command_line import invoke_with, trail_entries
 from tests.integration.fixtures import ADMIN, SECRETS, Directory, Lab, ad_checks
-from tests.integration.seed import TEMPORARY_COMPUTER
+from tests.integration.seed import (
+    COLLIDING_LT001,
+    COLLIDING_PREFIX,
+    COLLIDING_WS002,
+    TEMPORARY_COMPUTER,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +33,51 @@ def test_an_ad_computer_is_rotated_by_hand_with_adbackup(lab: Lab, samba_dc: Dir
     assert "Active Directory cannot ask a device" in rotation["detail"]
     expected = sorted(key.key_id for key in samba_dc.keys("WS002"))
     assert sorted(rotation["key_ids"]) == expected
-    assert rotation["steps"][1] == "manage-bde -protectors -adbackup C: -id {NEW-ID}"
+    # AD does not say which volume a key is for: the steps find it by the key's own ID.
+    (key_id,) = expected
+    steps = rotation["steps"]
+    assert f"KeyProtectorId -contains '{{{key_id}}}' }}).MountPoint" in steps[0]
+    assert steps[2] == "manage-bde -protectors -adbackup $v -id '{NEW-ID}'"
+    assert steps[-1] == f"manage-bde -protectors -delete $v -id '{{{key_id}}}'"
+    assert not [step for step in steps if "C:" in step]
     assert not [secret for secret in SECRETS if secret in outcome.out + outcome.err]
     (entry,) = trail_entries()
     assert entry["action"] == "rotate"
     assert entry["computer"] == "WS002"
+
+
+def test_an_8_digit_key_id_of_two_computers_rotates_nothing(lab: Lab) -> None:
+    config = lab.config(user=ADMIN)
+    outcome = invoke_with(config, "rotate", "-k", COLLIDING_PREFIX, "-s", "lab", **ad_checks())
+    assert outcome.code == 2, outcome.err
+    assert outcome.out == ""
+    (line,) = outcome.err.splitlines()
+    assert "matches keys of 2 devices" in line
+    for name, key_id in (("WS002", COLLIDING_WS002), ("LT001", COLLIDING_LT001)):
+        assert f"{name} (lab: {key_id})" in line
+    assert trail_entries() == []
+
+
+def test_a_key_the_account_may_not_read_is_not_rotated_in_its_name(
+    lab: Lab, samba_dc: Directory
+) -> None:
+    config = lab.config()  # the helpdesk reads passwords below OU=Workstations only
+    (key, *_) = samba_dc.keys("SRV001")
+    outcome = invoke_with(
+        config, "rotate", "-k", key.key_id, "-s", "lab", "-f", "json", **ad_checks()
+    )
+    assert outcome.code == 3, outcome.err
+    assert outcome.document["rotations"] == []
+    assert f"may not read the password of {key.key_id} (SRV001)" in outcome.err
+    assert trail_entries() == []  # neither disclosed nor rotated through this account
+    readable = invoke_with(
+        config, "rotate", "-c", "WS001", "-s", "lab", "-f", "json", **ad_checks()
+    )
+    assert readable.code == 1, readable.err  # by hand
+    (rotation,) = readable.document["rotations"]
+    assert len(rotation["key_ids"]) == 3
+    (entry,) = trail_entries()
+    assert (entry["computer"], entry["outcome"]) == ("WS001", "by hand")
 
 
 @pytest.fixture

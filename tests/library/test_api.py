@@ -80,7 +80,7 @@ def test_find_writes_the_trail_line_the_command_writes(trail_file: Path) -> None
 def test_find_then_rotate_writes_the_trail_lines_the_command_writes(trail_file: Path) -> None:
     cli = invoke("find", "-k", "063EA4E1", "-s", KEYS, "-r", "INC-2", "--rotate", secrets=SECRETS)
     assert cli.code == 0, cli.err
-    assert "manage-bde -protectors -delete C:" in cli.err
+    assert "manage-bde -protectors -delete $v -id" in cli.err
     by_cli = take_trail_entries()
 
     result = api.find_keys(key_id="063EA4E1", sources=[str(KEYS)], reason="INC-2", then_rotate=True)
@@ -90,7 +90,7 @@ def test_find_then_rotate_writes_the_trail_lines_the_command_writes(trail_file: 
     (rotated,) = result.rotations
     (rotation,) = rotated.rotations
     assert (str(rotation.key_ids[0]), rotation.outcome) == (KNOWN_ID, "by hand")
-    assert rotation.steps[-1] == f"manage-bde -protectors -delete C: -id {{{KNOWN_ID}}}"
+    assert rotation.steps[-1] == f"manage-bde -protectors -delete $v -id '{{{KNOWN_ID}}}'"
     assert [e.get("action") for e in by_library] == [None, "rotate"]  # the reveal first
     assert [comparable(e) for e in by_library] == [comparable(e) for e in by_cli]
     assert not api.find_keys(key_id="063EA4E1", sources=[str(KEYS)]).rotations

@@ -444,3 +444,61 @@ def test_only_output_reveals_a_password() -> None:
     }
     assert callers
     assert {name for name in callers if not under(name, *allowed)} == set()
+
+
+# What exists on one platform only (Python's docs, "Availability"), so that a call of it
+# anywhere but the platform module would break the tool on the others.
+PLATFORM_MODULES = ("bitkey_dir.runtime.platform", "bitkey_dir.runtime.windows")
+ONE_PLATFORM_MODULES = ("fcntl", "resource", "pwd", "grp", "termios", "tty", "pty", "msvcrt")
+ONE_PLATFORM_MODULES += ("winreg", "win32api", "win32security", "win32file", "win32con")
+ONE_PLATFORM_NAMES = {
+    "os": {
+        "getuid", "geteuid", "getgid", "getegid", "getgroups", "chown", "fchown", "lchown",
+        "fchmod", "lchmod", "pread", "pwrite", "O_NOFOLLOW", "O_NONBLOCK", "O_CLOEXEC",
+        "O_BINARY", "O_NOINHERIT", "getpwuid", "setsid", "killpg", "fork", "startfile",
+    },
+    "signal": {"SIGHUP", "SIGBREAK", "SIGKILL", "SIGALRM", "alarm", "setitimer"},
+}  # fmt: skip
+
+
+def one_platform_calls(module: Module) -> list[str]:
+    found = [
+        f"{module.name}:{line} imports {target}"
+        for line, target in module.imports()
+        if under(target, *ONE_PLATFORM_MODULES)
+    ]
+    for node in ast.walk(module.tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.attr in ONE_PLATFORM_NAMES.get(node.value.id, ())
+        ):
+            found.append(f"{module.name}:{node.lineno} uses {node.value.id}.{node.attr}")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "getattr"
+            and len(node.args) >= 2
+            and isinstance(node.args[0], ast.Name)
+            and isinstance(node.args[1], ast.Constant)
+            and node.args[1].value in ONE_PLATFORM_NAMES.get(node.args[0].id, ())
+        ):
+            found.append(f"{module.name}:{node.lineno} uses {node.args[0].id}.{node.args[1].value}")
+    return sorted(found)
+
+
+def test_only_the_platform_module_calls_what_one_platform_has() -> None:
+    found = [
+        use for m in MODULES if not m.within(*PLATFORM_MODULES) for use in one_platform_calls(m)
+    ]
+    assert found == []
+    bad = Module(
+        "bitkey_dir.store.x",
+        PACKAGE / "store" / "x.py",
+        ast.parse("import fcntl, os\nos.getuid()\ngetattr(os, 'O_NOFOLLOW', 0)"),
+    )
+    assert one_platform_calls(bad) == [
+        "bitkey_dir.store.x:1 imports fcntl",
+        "bitkey_dir.store.x:2 uses os.getuid",
+        "bitkey_dir.store.x:3 uses os.O_NOFOLLOW",
+    ]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bitkey_dir.core.model import KeyEntry, KeyId, KeyPackage, Query, RecoveryKey
-from bitkey_dir.core.rotation import Rotation
+from bitkey_dir.core.rotation import Progress, Rotation
 from bitkey_dir.ops.rotate import by_hand
 from bitkey_dir.runtime.credentials import Secret, Wanted
 from bitkey_dir.sources import base
@@ -213,6 +213,20 @@ class Rotating(Wrapped):
         return by_hand(self, query, warn)
 
 
+class Following(Wrapped):
+    """Rotates through a service that reports how each rotation went, as Intune does."""
+
+    def rotate(self, query: Query, warn: Warn) -> list[Rotation]:
+        found = by_hand(self, query, warn)
+        return [dataclasses.replace(r, outcome="requested", steps=()) for r in found]
+
+    def rotation_progress(self, rotation: Rotation, warn: Warn) -> Progress:
+        new = KeyId.from_uuid(uuid.uuid4())
+        if self.fault == "names the new key by a prefix":
+            new = KeyId.parse(new.short)
+        return Progress("done", (new,))
+
+
 class Volumes(Wrapped):
     def volume_keys(self, key_id: KeyId, warn: Warn) -> list[RecoveryKey] | None:
         keys = {key.key_id: key for key in self.inner.iter_keys(warn)}
@@ -363,6 +377,11 @@ CASES: Sequence[tuple[str, Test, type[Wrapped]]] = [
         InParts,
     ),
     ("rotates every device", FileContract.test_rotate_asks_only_for_the_keys_asked_for, Rotating),
+    (
+        "names the new key by a prefix",
+        FileContract.test_rotation_progress_is_a_known_state_without_a_secret,
+        Following,
+    ),
     (
         "shows passwords with the volume",
         FileContract.test_volume_keys_give_the_key_and_its_volume_without_passwords,

@@ -488,3 +488,32 @@ def test_a_refused_write_never_repeats_the_secret(monkeypatch: pytest.MonkeyPatc
         store.set("corp/password/helpdesk", "S3cret!-Never-Shown")
     assert "S3cret!-Never-Shown" not in str(refused.value)
     assert "PasswordSetError" in str(refused.value)
+
+
+# -- Windows Credential Manager's limit ---------------------------------------------------------
+
+
+def test_a_secret_over_the_windows_limit_is_refused_everywhere(file_keyring: KeyringFile) -> None:
+    keys, _notices = store(allow_plaintext=True)
+    longest = "é" * (keystore.MAX_SECRET_BYTES // 2)  # 2,560 bytes as UTF-16
+    keys.set(ENTRY, longest)
+    assert keys.get(ENTRY) == longest
+    too_long = SECRET * (keystore.MAX_SECRET_BYTES // 2 // len(SECRET) + 1)
+    with pytest.raises(AuthError) as caught:
+        keys.set(ENTRY, too_long)
+    assert "2,560 bytes" in caught.value.message
+    assert SECRET not in caught.value.message
+    assert keys.get(ENTRY) == longest  # nothing written
+
+
+def test_the_token_cache_key_fits_the_windows_limit(
+    file_keyring: KeyringFile, tmp_path: Path
+) -> None:
+    """The one secret generated here; passwords and client secrets are typed by people."""
+    from bitkey_dir.sources.entra.token_cache import TokenCacheFile
+
+    keys, _notices = store(allow_plaintext=True)
+    TokenCacheFile("cloud", keys, tmp_path / "cache.bin").save("{}")
+    stored = keys.get(token_key_entry("cloud"))
+    assert stored is not None
+    assert len(stored.encode("utf-16-le")) <= keystore.MAX_SECRET_BYTES

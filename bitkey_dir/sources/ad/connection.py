@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bitkey_dir.core.env import PASSWORD_ENV
 from bitkey_dir.core.errors import AuthError, SourceError
+from bitkey_dir.runtime import platform
 from bitkey_dir.sources.ad.servers import ServerUrl, bind_refusal
 from bitkey_dir.sources.base import Warn
 
@@ -34,6 +36,23 @@ _STRONGER_AUTH_REQUIRED: Final = 8
 # Servers found through DNS are tried for at most this many time-outs in all: DNS that names
 # many servers that accept and never answer must not hold a lookup for minutes.
 DISCOVERED_BUDGET: Final = 2
+
+# ldap3 binds with gssapi, or on Windows (where gssapi has no wheels) through SSPI with
+# winkerberos: the `kerberos` extra installs the one the platform needs.
+if sys.platform == "win32":
+    _KERBEROS_PACKAGE_MISSING = (
+        'auth = "kerberos" needs the winkerberos package: pip install "bitkey-dir[kerberos]" '
+        '(in a checkout: pip install ".[kerberos]")'
+    )
+    _KERBEROS_TICKET_HINT = (
+        "check that you are signed in to Windows with a domain account (`klist` lists its tickets)"
+    )
+else:
+    _KERBEROS_PACKAGE_MISSING = (
+        "auth = \"kerberos\" needs the gssapi package: pip install 'bitkey-dir[kerberos]' "
+        "(in a checkout: pip install '.[kerberos]'; it builds against libkrb5-dev)"
+    )
+    _KERBEROS_TICKET_HINT = "check that `klist` shows a valid ticket (run kinit)"
 
 
 class _Unreachable(Exception):
@@ -247,10 +266,7 @@ class Connector:
         try:
             bound = connection.bind()
         except ImportError:
-            raise AuthError(
-                "auth = \"kerberos\" needs the gssapi package: pip install 'bitkey-dir[kerberos]' "
-                "(in a checkout: pip install '.[kerberos]'; it builds against libkrb5-dev)"
-            ) from None
+            raise AuthError(_KERBEROS_PACKAGE_MISSING) from None
         except LDAPException as exc:
             if self.auth != "kerberos":
                 raise _Unreachable(describe_network_error(exc, self.timeout)) from None
@@ -291,8 +307,7 @@ class Connector:
         text = " ".join(str(exc).split())
         return AuthError(
             f"Kerberos sign-in to {server.url} failed ({type(exc).__name__}: {text[:200]}); "
-            "check that `klist` shows a valid ticket (run kinit) and that kerberos_host "
-            "names the DC"
+            f"{_KERBEROS_TICKET_HINT} and that kerberos_host names the DC"
         )
 
     def close(self) -> None:
@@ -329,7 +344,10 @@ def _count(number: int, one: str, many: str) -> str:
 
 
 def kerberos_principal() -> str | None:
-    """The principal of the Kerberos ticket in use, or None without gssapi or a ticket."""
+    """The principal of the Kerberos ticket in use, or None without one. On Windows ldap3
+    binds through SSPI (winkerberos) with the logged-on user's ticket."""
+    if sys.platform == "win32":
+        return platform.logged_on_principal()
     try:
         import gssapi
 

@@ -214,6 +214,69 @@ def graph_check(sign_in: SignIn, token: str) -> Check:
     )
 
 
+OWNERS_READ: Final = "allowedToReadBitlockerKeysForOwnedDevice"
+OWNERS_FIX: Final = (
+    'turn on "Restrict users from recovering the BitLocker key(s) for their owned devices" '
+    "(Entra admin center, Devices, Device settings), or: Update-MgPolicyAuthorizationPolicy "
+    "-DefaultUserRolePermissions @{AllowedToReadBitlockerKeysForOwnedDevice = $false}"
+)
+
+
+def owner_policy_check(sign_in: SignIn, token: str) -> Check:
+    """Whether the tenant lets device owners read their own devices' keys (the
+    authorization policy's defaultUserRolePermissions): reads that bypass bitkey-dir's
+    reasons and trail. Not knowing is a warning, never a failure: reading the policy takes
+    Policy.Read.All, which a lookup does not need."""
+    import requests
+
+    from bitkey_dir.sources.entra.signin import _ca_session
+
+    url = f"{sign_in.graph_url}/v1.0/policies/authorizationPolicy"
+    session = _ca_session(sign_in.ca_file, sign_in.timeout)
+    headers = {"Authorization": f"Bearer {token}", "User-Agent": f"bitkey-dir/{__version__}"}
+    subject = "device owners"
+    try:
+        with session:
+            answer = session.get(url, headers=headers, allow_redirects=False)
+    except requests.RequestException as exc:
+        return Check("policy", subject, "warn", f"cannot tell: no answer ({type(exc).__name__})")
+    request_id = answer.headers.get("request-id")
+    where = f" (request-id {request_id})" if request_id else ""
+    if answer.status_code in (401, 403):
+        return Check(
+            "policy",
+            subject,
+            "warn",
+            f"cannot tell whether device owners may read their BitLocker keys: "
+            f"{sign_in.principal} may not read the tenant's authorization policy "
+            f"({answer.status_code}; it takes Policy.Read.All){where}",
+        )
+    try:
+        document = answer.json() if answer.status_code == 200 else None
+    except ValueError:
+        document = None
+    permissions = document.get("defaultUserRolePermissions") if isinstance(document, dict) else None
+    value = permissions.get(OWNERS_READ) if isinstance(permissions, dict) else None
+    if value is False:
+        return Check("policy", subject, "ok", "may not read their devices' BitLocker keys")
+    if value is True:
+        return Check(
+            "policy",
+            subject,
+            "warn",
+            f"may read their own devices' BitLocker keys ({OWNERS_READ} is true): such reads "
+            "skip bitkey-dir's reasons and trail (Entra's audit log has them: bitkey-dir reads)",
+            OWNERS_FIX,
+        )
+    return Check(
+        "policy",
+        subject,
+        "warn",
+        f"cannot tell whether device owners may read their BitLocker keys: Graph answered "
+        f"{answer.status_code} without {OWNERS_READ}{where}",
+    )
+
+
 def diagnose(sign_in: SignIn, app_only: bool) -> list[Check]:
     who = sign_in.principal
     try:
@@ -230,5 +293,6 @@ def diagnose(sign_in: SignIn, app_only: bool) -> list[Check]:
     if not app_only:
         checks.append(role_check(claims, who))
     checks.append(graph_check(sign_in, token))
+    checks.append(owner_policy_check(sign_in, token))
     del token
     return checks

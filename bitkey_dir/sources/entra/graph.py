@@ -53,6 +53,15 @@ class NotFound(Exception):
     """Graph answered 404 to a request that allowed it."""
 
 
+class Busy(Exception):
+    """Graph was still throttling (429, 503, 504) after the retries, for a request that
+    allowed it: ask again after ``retry_after`` seconds (None when Graph did not say)."""
+
+    def __init__(self, retry_after: float | None) -> None:
+        super().__init__("busy")
+        self.retry_after = retry_after
+
+
 def _failure_from(exc: Exception) -> GraphFailure:
     status = int(getattr(exc, "response_status_code", 0) or 0)
     headers = getattr(exc, "response_headers", None)
@@ -92,7 +101,13 @@ class Graph:
             info = builder.with_url(next_link).to_get_request_information()
 
     async def get_json(
-        self, info: Any, doing: str, permission: str, *, missing_ok: bool = False
+        self,
+        info: Any,
+        doing: str,
+        permission: str,
+        *,
+        missing_ok: bool = False,
+        busy_ok: bool = False,
     ) -> Record:
         """The JSON body of a GET sent through the SDK's adapter and middleware."""
         from msgraph.generated.models.o_data_errors.o_data_error import ODataError
@@ -102,6 +117,7 @@ class Graph:
             doing,
             permission,
             missing_ok=missing_ok,
+            busy_ok=busy_ok,
         )
         document = json.loads(raw or b"{}")
         return document if isinstance(document, dict) else {}
@@ -260,7 +276,13 @@ class Graph:
     # -- errors ---------------------------------------------------------------------------
 
     async def call(
-        self, awaitable: Any, doing: str, permission: str, *, missing_ok: bool = False
+        self,
+        awaitable: Any,
+        doing: str,
+        permission: str,
+        *,
+        missing_ok: bool = False,
+        busy_ok: bool = False,
     ) -> Any:
         from kiota_abstractions.api_error import APIError
 
@@ -270,6 +292,10 @@ class Graph:
             failure = _failure_from(exc)
             if missing_ok and failure.status == 404:
                 raise NotFound from None
+            if busy_ok and failure.status in (429, 503, 504):
+                headers = getattr(exc, "response_headers", None)
+                waited = headers.get("retry-after") if isinstance(headers, dict) else None
+                raise Busy(parse_retry_after(waited)) from None
             raise self.explain(failure, doing, permission) from None
 
     def explain(self, failure: GraphFailure, doing: str, permission: str) -> BitkeyError:

@@ -34,7 +34,7 @@ from bitkey_dir.core.model import (
     RecoveryKey,
     RecoveryPassword,
 )
-from bitkey_dir.core.rotation import Rotation
+from bitkey_dir.core.rotation import Progress, Rotation
 from bitkey_dir.runtime.config import Settings
 from bitkey_dir.runtime.credentials import Secret, Wanted
 from bitkey_dir.sources.base import AuthStatus, Check, Escrow, KeyRead, TokenStatus, Warn
@@ -228,6 +228,12 @@ class EntraSource:
             device_filter(query.computer)
         self.sign_in.token()
         return self._session(lambda graph: intune.rotations(graph, self.name, query))
+
+    def rotation_progress(self, rotation: Rotation, warn: Warn) -> Progress:
+        """What Intune says now of a rotation this source asked for (rotate --wait): the
+        managed device's action result, and the new keys' IDs once it is done."""
+        self.sign_in.token()
+        return self._session(lambda graph: intune.progress(graph, rotation))
 
     def _session(self, work: Callable[[Graph], Awaitable[T]]) -> T:
         """``work``'s result, in a session with Graph of its own."""

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from bitkey_dir.core.errors import SourceError
+from bitkey_dir.runtime import platform
 from bitkey_dir.sources.base import Warn
 
 # Told each path that could not be listed or read, and why.
@@ -53,7 +54,7 @@ def read(path: str, max_size: int) -> bytes:
     """The file's bytes; opened without blocking (a FIFO put in its place must not hang
     the lookup), its size judged before reading: on a network share, reading is the cost.
     Raises NotRegular, TooBig, or the OSError of a file that cannot be read."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, platform.os_flags(os.O_RDONLY, follow_links=True))
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

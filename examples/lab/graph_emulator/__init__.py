@@ -62,24 +62,34 @@ Intune managed devices, the beta rotateBitLockerKeys action, and the directory a
     fabrikam.audit_page_size = 5  # GET /v1.0/auditLogs/directoryAudits pages (newest first)
 
 A managed device added with rotation_policy=False answers the action with 204 too (Graph only
-queues it) and never escrows anything. Throttle the audit log like any endpoint:
-`add_fault(r"/auditLogs/directoryAudits", status=429, retry_after=5)`.
+queues it) and never escrows anything. How the action went is in the managed device's
+`deviceActionResults` (GET /beta/deviceManagement/managedDevices/{id}); a test scripts it::
+
+    managed.rotation_script = RotationScript(pending_reads=2, outcome="done")  # or "failed"
+    # (error_code=...), "notSupported": "pending" for 2 reads by id, then the outcome
+
+The tenant's authorization policy (GET /v1.0/policies/authorizationPolicy, Policy.Read.All)
+says whether device owners may read their keys: `fabrikam.owners_read_bitlocker_keys = False`
+(True by default, as in Entra; None leaves the property out). Throttle the audit log like
+any endpoint: `add_fault(r"/auditLogs/directoryAudits", status=429, retry_after=5)`.
 
 Served: OpenID discovery, JWKS, devicecode and token (device code, client credentials with a
 secret or a certificate assertion, refresh token) under /{tenant}/; under /v1.0 (and /beta):
 devices, informationProtection/bitlocker/recoveryKeys (list and by id), $batch,
-deviceManagement/managedDevices (list and by id), auditLogs/directoryAudits (list and by id);
+deviceManagement/managedDevices (list and by id, with deviceActionResults under /beta),
+auditLogs/directoryAudits (list and by id), policies/authorizationPolicy;
 under /beta only: deviceManagement/managedDevices/{id}/rotateBitLockerKeys. Permissions the
 emulator knows: BitlockerKey.Read.All, BitlockerKey.ReadBasic.All, Device.Read(Write).All,
 Directory.Read(Write).All, User.Read(.All), DeviceManagementManagedDevices.Read.All,
-DeviceManagementManagedDevices.ReadWrite.All and AuditLog.Read.All. See the module
-docstrings of _identity, _graph, _intune and _audit for the contract and where each
-behaviour comes from.
+DeviceManagementManagedDevices.ReadWrite.All, AuditLog.Read.All, Policy.Read.All and
+Policy.ReadWrite.Authorization. See the module docstrings of _identity, _graph, _intune,
+_audit and _policies for the contract and where each behaviour comes from.
 """
 
 from ._crypto import ClientCertificate, make_client_certificate
 from ._emulator import GraphEmulator
 from ._generated import GeneratedKeys
+from ._intune import RotationScript
 from ._model import (
     AUDIT_ROLES,
     BITLOCKER_ROLES,
@@ -123,6 +133,7 @@ __all__ = [
     "RecoveryKey",
     "RequestRecord",
     "Rotation",
+    "RotationScript",
     "ServicePrincipal",
     "Tenant",
     "User",

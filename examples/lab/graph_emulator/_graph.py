@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote as urlquote
 
-from . import _audit, _intune
+from . import _audit, _intune, _policies
 from ._crypto import JwtError, unverified_parts, verify_signature
 from ._generated import Chain, DeviceSegment, GeneratedKeys, KeySegment, ListSegment
 from ._http import Request, Response, json_response
@@ -234,7 +234,10 @@ class Graph:
                 return self.recovery_keys(request, principal)
             if len(segments) == 4:
                 return self.recovery_key(request, principal, segments[3], request_id)
-        answer = self._route_intune_and_audit(request, principal, segments, request_id)
+        if lowered == ["policies", "authorizationpolicy"]:
+            answer = _policies.authorization_policy(self, request, principal)
+        else:
+            answer = self._route_intune_and_audit(request, principal, segments, request_id)
         if answer is not None:
             return answer
         raise segment_not_found(first_unknown_segment(segments))
@@ -740,6 +743,7 @@ def first_unknown_segment(segments: list[str]) -> str:
         "informationprotection": {"bitlocker": {"recoverykeys": {"*": {}}}},
         "devicemanagement": {"manageddevices": {"*": {"rotatebitlockerkeys": {}}}},
         "auditlogs": {"directoryaudits": {"*": {}}},
+        "policies": {"authorizationpolicy": {}},
     }
     node: dict[str, Any] = tree
     for segment in segments:

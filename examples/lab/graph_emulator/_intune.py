@@ -26,10 +26,19 @@ The emulator's own choices, where no source says:
   "User is not authorized to perform this operation." in Intune's wrapper.
 - The action only queues a device action, so Graph answers 204 whether or not the device
   will ever rotate (no rotation policy, offline, Windows too old); nothing in the response
-  tells. Docs and the deviceActionResult type (rotateBitLockerKeysDeviceActionResult, with an
-  `errorCode`) put the outcome in the managed device's later device action results, which the
-  emulator does not serve. So a device added with rotation_policy=False answers 204, is
-  recorded in `Tenant.rotations` (escrow_due None), and escrows nothing.
+  tells. The outcome is in the managed device's `deviceActionResults` (beta): a
+  rotateBitLockerKeysDeviceActionResult with `actionName`, `actionState` (none, pending,
+  canceled, active, done, failed, notSupported), `startDateTime`, `lastUpdatedDateTime` and
+  `errorCode`; no endpoint of its own, so a client reads the managed device again. The
+  emulator serves one result per device (the latest request's), on GET by id and in lists,
+  under /beta only (the derived type is beta's); `actionName` "rotateBitLockerKeys".
+- Unscripted, a device added with rotation_policy=False answers 204, is recorded in
+  `Tenant.rotations` (escrow_due None), escrows nothing, and its result stays "pending"; one
+  with the policy is "pending" until its keys are escrowed, then "done".
+- A test scripts the outcome with `managed.rotation_script = RotationScript(pending_reads=2,
+  outcome="failed", error_code=-2147024809)`: the result is "pending" for that many GETs of
+  the managed device by id after the request, then "done" (the new keys are escrowed at that
+  moment, whatever rotation_delay says), "failed" with the errorCode, or "notSupported".
 - A device with a rotation policy escrows new keys (Tenant.escrow_due_rotations) once
   `Tenant.rotation_delay` seconds of emulator clock have passed. The old keys stay unless
   `Tenant.rotation_replaces_keys` is set: then they are deleted with a "Delete BitLocker key"
@@ -43,11 +52,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._generated import Chain, ListSegment
 from ._http import Request, Response
-from ._model import INTUNE_ROLES, MANAGED_DEVICES_READ, MANAGED_DEVICES_WRITE, ManagedDevice
+from ._model import (
+    INTUNE_ROLES,
+    MANAGED_DEVICES_READ,
+    MANAGED_DEVICES_WRITE,
+    ManagedDevice,
+    graph_datetime,
+)
 from ._model import Rotation as RotationRecord
 from ._odata import FilterSyntaxError, UnsupportedFilter, parse_filter
 
@@ -78,10 +94,76 @@ MANAGED_DEVICE_PROPERTIES = {
         "serialNumber",
         "userDisplayName",
         "managedDeviceName",
+        "deviceActionResults",
     )
 }
 MANAGED_DEVICE_FILTERS = {"azureADDeviceId", "deviceName", "id", "userPrincipalName"}
 NO_OPERATION = "00000000-0000-0000-0000-000000000000"
+ROTATE_ACTION = "rotateBitLockerKeys"
+
+
+@dataclass
+class RotationScript:
+    """How a managed device answers its next rotateBitLockerKeys: "pending" for
+    `pending_reads` GETs of it by id, then `outcome` (with `error_code` when it failed)."""
+
+    pending_reads: int = 0
+    outcome: Literal["done", "failed", "notSupported"] = "done"
+    error_code: int = 0
+
+
+@dataclass
+class ActionResult:
+    """The device action result of one accepted rotateBitLockerKeys."""
+
+    rotation: RotationRecord
+    state: str = "pending"
+    updated: dt.datetime | None = None
+    error_code: int = 0
+    reads: int = 0
+    script: RotationScript | None = None
+
+    def to_graph(self) -> dict[str, Any]:
+        started = graph_datetime(self.rotation.time)
+        return {
+            "@odata.type": "#microsoft.graph.rotateBitLockerKeysDeviceActionResult",
+            "actionName": ROTATE_ACTION,
+            "actionState": self.state,
+            "startDateTime": started,
+            "lastUpdatedDateTime": graph_datetime(self.updated) if self.updated else started,
+            "errorCode": self.error_code,
+        }
+
+
+def advance(graph: Graph, managed: ManagedDevice, *, read: bool) -> None:
+    """Bring the device's rotation result up to date; ``read``: a GET of it by id, which
+    a script counts."""
+    now = graph.emu.now_datetime()
+    for result in managed.action_results:
+        if result.state != "pending":
+            continue
+        script = result.script
+        if script is None:
+            due = result.rotation.escrow_due
+            if due is not None and due <= now:
+                result.state, result.updated = "done", due
+            continue
+        if not read:
+            continue
+        result.reads += 1
+        if result.reads <= script.pending_reads:
+            continue
+        result.state, result.updated, result.error_code = script.outcome, now, script.error_code
+        if script.outcome == "done":
+            graph.emu.tenants[result.rotation.tenant_id.lower()].escrow_now(result.rotation)
+
+
+def action_results(request: Request, managed: ManagedDevice) -> list[dict[str, Any]]:
+    """What `deviceActionResults` holds for the request's version: beta's derived type only
+    under /beta."""
+    if request.path.split("/")[1] != "beta":
+        return []
+    return [result.to_graph() for result in managed.action_results]
 
 
 def intune_error(status: int, code: str, message: str, request: Request) -> Any:
@@ -141,7 +223,13 @@ def managed_devices(graph: Graph, request: Request, principal: Principal) -> Res
         if not value.isdigit() or not 1 <= int(value) <= 1000:
             raise bad_request(f"Invalid $top value '{value}'.")
         top = int(value)
-    chain = Chain([ListSegment(list(tenant.managed_devices), ManagedDevice.to_graph)])
+    for managed in tenant.managed_devices:
+        advance(graph, managed, read=False)
+
+    def row(managed: ManagedDevice) -> dict[str, Any]:
+        return {**managed.to_graph(), "deviceActionResults": action_results(request, managed)}
+
+    chain = Chain([ListSegment(list(tenant.managed_devices), row)])
     start = graph.start_position(request, params)
     rows, next_position = chain.page(start, top, predicate=predicate)
     context = f"{graph.metadata(request)}#deviceManagement/managedDevices"
@@ -163,7 +251,8 @@ def managed_device(
     found = principal.tenant.find_managed_device(managed_device_id)
     if found is None:
         raise intune_error(404, "ResourceNotFound", "An error has occurred", request)
-    row = found.to_graph()
+    advance(graph, found, read=True)
+    row = {**found.to_graph(), "deviceActionResults": action_results(request, found)}
     if select:
         row = {name: row[name] for name in select}
     context = f"{graph.metadata(request)}#deviceManagement/managedDevices/$entity"
@@ -185,19 +274,22 @@ def rotate_bitlocker_keys(
     if found is None:
         raise intune_error(404, "ResourceNotFound", "An error has occurred", request)
     now = graph.emu.now_datetime()
-    tenant.record_rotation(
-        RotationRecord(
-            managed_device_id=found.id,
-            device_id=found.azure_ad_device_id,
-            app_id=principal.app_id,
-            user_id=user.id if user else None,
-            user_principal_name=user.user_principal_name if user else None,
-            time=now,
-            request_id=request_id,
-            tenant_id=tenant.tenant_id,
-            escrow_due=now + dt.timedelta(seconds=tenant.rotation_delay)
-            if found.rotation_policy
-            else None,
-        )
+    script = found.rotation_script
+    record = RotationRecord(
+        managed_device_id=found.id,
+        device_id=found.azure_ad_device_id,
+        app_id=principal.app_id,
+        user_id=user.id if user else None,
+        user_principal_name=user.user_principal_name if user else None,
+        time=now,
+        request_id=request_id,
+        tenant_id=tenant.tenant_id,
+        escrow_due=now + dt.timedelta(seconds=tenant.rotation_delay)
+        if found.rotation_policy and script is None
+        else None,
     )
+    # One result per action: the latest request's replaces the one before.
+    found.action_results = [ActionResult(record, script=script)]
+    tenant.record_rotation(record)
+    advance(graph, found, read=False)
     return Response(204, b"", {})

@@ -49,6 +49,8 @@ KNOWN_PERMISSIONS = (
     "Directory.ReadWrite.All",
     "User.Read",
     "User.Read.All",
+    "Policy.Read.All",
+    "Policy.ReadWrite.Authorization",
 )
 # rotateBitLockerKeys: a delegated caller also needs an Intune role that allows remote
 # actions; the emulator takes these two directory roles for it (Intune RBAC is not modelled).
@@ -296,6 +298,10 @@ class ManagedDevice:
     user_principal_name: str | None = None
     enrolled: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     serial_number: str = field(default_factory=lambda: secrets.token_hex(6).upper())
+    # rotateBitLockerKeys' outcome as a test scripts it (_intune.RotationScript), and the
+    # device action results Intune shows for it (_intune.ActionResult).
+    rotation_script: Any = None
+    action_results: list[Any] = field(default_factory=list)
 
     @property
     def azure_ad_device_id(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import uuid
@@ -66,6 +67,9 @@ class Tenant:
         # "Delete BitLocker key" for each (what published runbooks watch for after a
         # rotation); False (default): the old keys stay beside the new ones.
         self.rotation_replaces_keys = False
+        # authorizationPolicy.defaultUserRolePermissions.allowedToReadBitlockerKeysForOwnedDevice
+        # (_policies): true by default in Entra, as here.
+        self.owners_read_bitlocker_keys = True
         self._pending_escrows: list[Rotation] = []
         self._recovery_keys_page_size: int | None = None
         self._managed_devices_page_size: int | None = None
@@ -378,6 +382,14 @@ class Tenant:
             if rotation.escrow_due is not None:
                 self._pending_escrows.append(rotation)
         self.escrow_due_rotations()
+
+    def escrow_now(self, rotation: Rotation) -> list[RecoveryKey]:
+        """The device of `rotation` escrows its new keys now (a scripted rotation is done)."""
+        with self.emulator.lock:
+            self._pending_escrows.append(
+                dataclasses.replace(rotation, escrow_due=self.emulator.now_datetime())
+            )
+        return self.escrow_due_rotations()
 
     def escrow_due_rotations(self) -> list[RecoveryKey]:
         """Escrow the new keys of rotations whose delay has passed on the emulator's clock:
