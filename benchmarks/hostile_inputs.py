@@ -326,6 +326,36 @@ def cases(hung_port: int) -> list[Case]:
             ],
         ),
         Case(
+            "rights grant: a principal in no accepted form",
+            ["--config", "WORK/c.toml", "rights", "grant", "--ou", "OU=a,DC=x", "-p", "*)(cn=*"],
+            (2,),
+            setup=config(ad.format(port=1)),
+        ),
+        Case(
+            "rights grant: a principal with a terminal escape",
+            ["--config", "WORK/c.toml", "rights", "grant", "--ou", "OU=a,DC=x", "-p", "X\\\x1b[2J"],
+            (2,),
+            setup=config(ad.format(port=1)),
+        ),
+        Case(
+            "rights grant: no --ou",
+            ["--config", "WORK/c.toml", "rights", "grant", "-p", "CORP\\helpdesk"],
+            (2,),
+            setup=config(ad.format(port=1)),
+        ),
+        Case(
+            "rights show of a hung DC",
+            ["--config", "WORK/c.toml", "rights", "show", "--ou", "OU=\u201c$(calc)\u201d,DC=x"],
+            (4,),
+            setup=config(ad.format(port=hung_port)),
+            env={"BITKEY_DIR_PASSWORD": "not-a-real-secret"},
+        ),
+        Case(
+            "rights revoke --what-if of a key file source",
+            ["rights", "revoke", "-s", keys, "--ou", "OU=a,DC=x", "-p", "S-1-5-11", "--what-if"],
+            (2,),
+        ),
+        Case(
             "DCs from DNS without ca_file",
             ["--config", "WORK/c.toml", "find", "-k", KEY_ID[:8], "-s", "dc"],
             (2,),

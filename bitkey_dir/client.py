@@ -23,17 +23,16 @@ warnings name parameters, not the command's options (``force=True``, not ``--for
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import weakref
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bitkey_dir.core.errors import BitkeyError, InputError
-from bitkey_dir.core.wording import for_python, reword
+from bitkey_dir.core.wording import reword
 from bitkey_dir.runtime.interaction import QUIET, Interaction
 
 if TYPE_CHECKING:
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     from typing import Self
 
     from bitkey_dir.core.model import PasswordCheck, Query
+    from bitkey_dir.core.rights import Action
     from bitkey_dir.ops.audit import AuditResult
     from bitkey_dir.ops.disclosure import DisclosureResult
     from bitkey_dir.ops.doctor import DoctorResult
@@ -48,8 +48,8 @@ if TYPE_CHECKING:
     from bitkey_dir.ops.index import IndexReport, RefreshResult
     from bitkey_dir.ops.inventory import SourceInfo
     from bitkey_dir.ops.lookup import LookupResult
-    from bitkey_dir.ops.outcome import SourceStatus
     from bitkey_dir.ops.reads import ReadsResult
+    from bitkey_dir.ops.rights import ChangeResult, RightsResult
     from bitkey_dir.ops.rotate import RotateResult
     from bitkey_dir.ops.run import Run
     from bitkey_dir.ops.signin import AuthReport, Login, Logout
@@ -325,6 +325,50 @@ class Client:
 
         return self._call("sources", configured_sources, keep_sources=False)
 
+    # -- who may read keys -------------------------------------------------------------
+
+    def rights(self, *, ou: str | None = None, sources: Sources = ()) -> RightsResult:
+        """Who may see and read keys, as `bitkey-dir rights show`: AD below ``ou`` (default:
+        the whole domain), through which ACE; Entra through which role."""
+        from bitkey_dir.ops import rights
+
+        names = _names(sources)
+        return self._call("rights", lambda run: rights.show(run, names, ou), keep_sources=False)
+
+    def grant_rights(
+        self,
+        principal: str,
+        *,
+        ou: str,
+        key_packages: bool = False,
+        what_if: bool = False,
+        source: str | None = None,
+    ) -> ChangeResult:
+        """Add the ACEs a helpdesk needs on ``ou`` for ``principal`` (name@domain,
+        DOMAIN\\name or a SID), as `rights grant`; ``what_if`` changes nothing."""
+        return self._change_rights("grant", principal, ou, key_packages, what_if, source)
+
+    def revoke_rights(
+        self,
+        principal: str,
+        *,
+        ou: str,
+        key_packages: bool = False,
+        what_if: bool = False,
+        source: str | None = None,
+    ) -> ChangeResult:
+        """Remove exactly those ACEs (with ``key_packages``, only the key packages' one)."""
+        return self._change_rights("revoke", principal, ou, key_packages, what_if, source)
+
+    def _change_rights(self, action: Action, principal: str, ou: str, *flags: Any) -> ChangeResult:
+        from bitkey_dir.core.rights import RightsRequest
+        from bitkey_dir.ops import rights
+
+        key_packages, what_if, source = flags
+        request = RightsRequest(action, ou, principal, key_packages, what_if)
+        work = lambda run: rights.change(run, request, source)  # noqa: E731
+        return self._call(f"{action}_rights", work, keep_sources=False)
+
     # -- the Key ID index ---------------------------------------------------------------
 
     def refresh_index(self, *, sources: Sources = (), due_only: bool = False) -> RefreshResult:
@@ -409,6 +453,7 @@ class Client:
         """``work`` over a run of this Client's config and interaction, its sources borrowed
         from the pool (or, without ``keep_sources``, opened and closed by the operation);
         what it raises and returns in Python's terms."""
+        from bitkey_dir.ops.outcome import in_python_terms
         from bitkey_dir.ops.run import Run
 
         self._check_open(method)
@@ -416,10 +461,10 @@ class Client:
         command = (sys.argv[0] if sys.argv and sys.argv[0] else "python", self._trail_name(method))
         try:
             if not keep_sources:
-                return _in_python_terms(work(Run(self._config, self._interaction, command)))
+                return in_python_terms(work(Run(self._config, self._interaction, command)))
             with self._pool.lend() as lending:
                 run = Run(self._config, self._interaction, command, lending)
-                return _in_python_terms(work(run))
+                return in_python_terms(work(run))
         except BitkeyError as exc:
             reword(exc)
             raise
@@ -439,42 +484,4 @@ def _query(key_id: str | None, computer: str | None, include_deleted: bool = Fal
         key_id=KeyId.parse(key_id) if key_id is not None else None,
         computer=ComputerName.parse(computer) if computer is not None else None,
         include_deleted=include_deleted,
-    )
-
-
-def _in_python_terms(result: T) -> T:
-    """``result`` with its warnings and its sources' errors worded for Python: the
-    operations word them for the command line."""
-    from bitkey_dir.ops.outcome import SourceStatus
-
-    if not dataclasses.is_dataclass(result) or isinstance(result, type):
-        return result
-    fields = {field.name for field in dataclasses.fields(result)}
-    found = cast("Any", result)
-    changes: dict[str, object] = {}
-    if "warnings" in fields:
-        changes["warnings"] = [for_python(warning) for warning in found.warnings]
-    for name in ("trail_problem", "package_problem"):
-        if name in fields and getattr(found, name) is not None:
-            changes[name] = for_python(getattr(found, name))
-    if "sources" in fields:
-        changes["sources"] = [
-            _status(status) if isinstance(status, SourceStatus) else status
-            for status in found.sources
-        ]
-    if "diagnoses" in fields:
-        changes["diagnoses"] = [
-            dataclasses.replace(diagnosis, status=_status(diagnosis.status))
-            for diagnosis in found.diagnoses
-        ]
-    if "failure" in fields and found.failure is not None:
-        reword(found.failure)
-    return cast("T", dataclasses.replace(found, **changes)) if changes else result
-
-
-def _status(status: SourceStatus) -> SourceStatus:
-    return dataclasses.replace(
-        status,
-        error=for_python(status.error) if status.error else status.error,
-        hint=for_python(status.hint) if status.hint else status.hint,
     )

@@ -21,6 +21,7 @@ from bitkey_dir.cli import (
     find,
     index,
     reads,
+    rights,
     rotate,
     trail,
     verify,
@@ -110,3 +111,4 @@ app.command("logout")(auth.logout)
 app.add_typer(auth.auth_app, name="auth")
 app.add_typer(configure.config_app, name="config")
 app.add_typer(index.index_app, name="index")
+app.add_typer(rights.rights_app, name="rights")

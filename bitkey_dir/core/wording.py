@@ -42,12 +42,15 @@ PARAMETERS: Final = MappingProxyType(
         "--key-package": "key_package=",
         "--key-packages": "key_packages=True",
         "--no-index": "use_index=False",
+        "--ou": "ou=",
         "--passphrase": "passphrase=",
+        "--principal": "principal=",
         "--reason": "reason=",
         "--since": "since=",
         "--source": "sources=",
         "--stale-days": "stale_days=",
         "--wait": "wait=",
+        "--what-if": "what_if=True",
     }
 )
 

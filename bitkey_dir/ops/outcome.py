@@ -7,11 +7,15 @@ found" must be trustworthy, so it is only ever given when every source answered.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar, cast
 
 from bitkey_dir.core.errors import AuthError, BitkeyError, ExitCode
+from bitkey_dir.core.wording import for_python, reword
+
+T = TypeVar("T")
 
 Status = Literal["ok", "denied", "failed"]
 
@@ -92,3 +96,39 @@ def exit_code(
             if failed in later:
                 return failed
     return answer
+
+
+def in_python_terms(result: T) -> T:
+    """``result`` with its warnings and its sources' errors worded for Python: the
+    operations word them for the command line."""
+    if not dataclasses.is_dataclass(result) or isinstance(result, type):
+        return result
+    fields = {field.name for field in dataclasses.fields(result)}
+    found = cast("Any", result)
+    changes: dict[str, object] = {}
+    if "warnings" in fields:
+        changes["warnings"] = [for_python(warning) for warning in found.warnings]
+    for name in ("trail_problem", "package_problem"):
+        if name in fields and getattr(found, name) is not None:
+            changes[name] = for_python(getattr(found, name))
+    if "sources" in fields:
+        changes["sources"] = [
+            _status(status) if isinstance(status, SourceStatus) else status
+            for status in found.sources
+        ]
+    if "diagnoses" in fields:
+        changes["diagnoses"] = [
+            dataclasses.replace(diagnosis, status=_status(diagnosis.status))
+            for diagnosis in found.diagnoses
+        ]
+    if "failure" in fields and found.failure is not None:
+        reword(found.failure)
+    return cast("T", dataclasses.replace(found, **changes)) if changes else result
+
+
+def _status(status: SourceStatus) -> SourceStatus:
+    return dataclasses.replace(
+        status,
+        error=for_python(status.error) if status.error else status.error,
+        hint=for_python(status.hint) if status.hint else status.hint,
+    )

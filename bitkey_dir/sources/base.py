@@ -31,6 +31,7 @@ from bitkey_dir.core.reports import (
     KeyRead,
     TokenStatus,
 )
+from bitkey_dir.core.rights import Holder, RightsChange, RightsRequest
 
 if TYPE_CHECKING:
     from bitkey_dir.core.model import KeyId, Query, RecoveryKey
@@ -50,7 +51,9 @@ __all__ = [
     "FindsByScanning",
     "FindsOnDevices",
     "FollowsRotations",
+    "GrantsRights",
     "HasParts",
+    "Holder",
     "HoldsKeyPackages",
     "KeepsDeleted",
     "KeyRead",
@@ -58,7 +61,10 @@ __all__ = [
     "ListsKeys",
     "ReadsFiles",
     "ReportsReads",
+    "RightsChange",
+    "RightsRequest",
     "Rotates",
+    "ShowsRights",
     "SignsIn",
     "Source",
     "SourceFactory",
@@ -211,6 +217,29 @@ class FollowsRotations(Protocol):
         returned as "requested": pending, done (with the new keys' IDs), failed or not
         supported. Reads no password. Missing rights raise AuthError; a failed request
         SourceError (it is asked again)."""
+        ...
+
+
+@runtime_checkable
+class ShowsRights(Protocol):
+    """Optional: a directory that can say who may read its keys (`bitkey-dir rights show`)."""
+
+    def rights_holders(self, scope: str | None, warn: Warn) -> list[Holder]:
+        """Each principal holding a right on keys within ``scope`` (AD: an OU's DN; None:
+        the whole directory), once per right, with what gives it (ACEs, roles) and names
+        resolved where the directory allows. Rights it may not read raise AuthError."""
+        ...
+
+
+@runtime_checkable
+class GrantsRights(Protocol):
+    """Optional: a directory where `bitkey-dir rights grant|revoke` can delegate reading
+    keys (AD: the inheritable ACEs on an OU). A source with it also ``ShowsRights``."""
+
+    def change_rights(self, request: RightsRequest, warn: Warn) -> RightsChange:
+        """Add or remove exactly the entries a helpdesk needs for ``request.principal``;
+        with ``request.what_if`` change nothing and say what would change. A principal the
+        directory does not know raises InputError; a change it may not make, AuthError."""
         ...
 
 

@@ -82,6 +82,16 @@ class ContractHarness:
         ``with_identities`` keeps the source as it is."""
         return None
 
+    def rights_scope(self) -> str | None:
+        """For ``ShowsRights`` and ``GrantsRights``: where to ask who may read keys (AD: an
+        OU's DN); None for the source's whole directory."""
+        return None
+
+    def rights_principal(self) -> str | None:
+        """For ``GrantsRights``: an account or group the directory knows, named as a user
+        would (name@domain, DOMAIN\\name, a SID), for changes asked as what-ifs only."""
+        return None
+
     def read_paths(self) -> Sequence[Path]:
         """For ``ReadsFiles``: files or folders the source reads. By default, the existing
         files its keys' locations name."""

@@ -15,6 +15,7 @@ import pytest
 
 from bitkey_dir.core.errors import AuthError
 from bitkey_dir.core.model import ComputerName, KeyId, Query, RecoveryKey
+from bitkey_dir.core.rights import ORIGINS, RIGHT_NAMES, Holder, RightsChange, RightsRequest, Via
 from bitkey_dir.core.rotation import Progress, Rotation, State
 from bitkey_dir.runtime.credentials import Wanted
 from bitkey_dir.sources.base import (
@@ -27,6 +28,7 @@ from bitkey_dir.sources.base import (
     Escrow,
     FindsOnDevices,
     FollowsRotations,
+    GrantsRights,
     HasParts,
     HoldsKeyPackages,
     KeepsDeleted,
@@ -35,6 +37,7 @@ from bitkey_dir.sources.base import (
     ReadsFiles,
     ReportsReads,
     Rotates,
+    ShowsRights,
     SignsIn,
     Source,
     StoresNoKeyPackages,
@@ -378,3 +381,53 @@ class ProtocolTests(ContractHarness):
         self.assert_nothing_secret_in(said, "no_key_packages")
         assert not isinstance(source, HoldsKeyPackages), "it also says it holds key packages"
         assert all(key.key_package is None for key in keys), "a key has a key package"
+
+    @covers(ShowsRights)
+    def test_rights_holders_say_who_holds_what_through_what(self) -> None:
+        with self.opened_if(ShowsRights, "cannot say who may read its keys") as source:
+            holders = source.rights_holders(self.rights_scope(), self.warn)
+        assert isinstance(holders, list), f"rights_holders() gave {holders!r}"
+        for holder in holders:
+            assert isinstance(holder, Holder), f"rights_holders() gave {holder!r}"
+            assert self.named_by(source, holder.source), f"a holder of {holder.source}"
+            for text, what in ((holder.principal, "principal"), (holder.ident, "id")):
+                one_line(text, f"a holder's {what}")
+            one_line(holder.scope, "a holder's scope")
+            assert holder.right in RIGHT_NAMES, holder.right
+            assert holder.via, f"{holder.principal}: nothing gives it {holder.right}"
+            for way in holder.via:
+                assert isinstance(way, Via), f"{holder.principal}: via {way!r}"
+                one_line(way.text, "what gives a right")
+                assert way.origin in ORIGINS, way.origin
+        pairs = [(holder.scope, holder.ident, holder.right) for holder in holders]
+        assert len(pairs) == len(set(pairs)), "a holder listed twice for one right"
+        self.assert_nothing_secret_in(
+            json.dumps([holder.to_record() for holder in holders]) + repr(holders),
+            "rights_holders()",
+        )
+
+    @covers(GrantsRights)
+    def test_a_what_if_grant_or_revoke_changes_nothing(self) -> None:
+        principal = self.rights_principal()
+        scope = self.rights_scope()
+        with self.opened_if(GrantsRights, "cannot change who may read its keys") as source:
+            if principal is None:
+                pytest.skip("no rights_principal() given")
+            shows = isinstance(source, ShowsRights)  # not narrowed: it is both protocols
+            assert shows, "it changes rights it cannot show"
+            before = source.rights_holders(scope, self.warn)
+            changes = []
+            for action in ("grant", "revoke"):
+                request = RightsRequest(action, scope, principal, True, True)
+                changes.append(source.change_rights(request, self.warn))
+                after = source.rights_holders(scope, self.warn)
+                assert after == before, f"a what-if {action} changed who may read keys"
+        for change, action in zip(changes, ("grant", "revoke"), strict=True):
+            assert isinstance(change, RightsChange), f"change_rights() gave {change!r}"
+            assert self.named_by(source, change.source), f"a change of {change.source}"
+            assert change.action == action, f"asked to {action}, it says {change.action}"
+            assert not change.applied, f"a what-if {action} says it was applied"
+            for text in (change.principal, change.ident, *change.changed, *change.commands):
+                one_line(text, f"a {action}'s principal, entries and commands")
+            assert change.changed or change.unchanged, f"a {action} that names no entry"
+        self.assert_nothing_secret_in(repr(changes), "change_rights()")

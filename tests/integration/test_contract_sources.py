@@ -11,7 +11,7 @@ from bitkey_dir.core.model import KeyId, KeyPackage, RecoveryKey, RecoveryPasswo
 from bitkey_dir.testing import SourceContract
 from examples.lab.graph_emulator import GraphEmulator
 from tests.integration.fixtures import SECRET, Directory
-from tests.integration.seed import SPEC
+from tests.integration.seed import DOMAIN, PLAIN, SPEC, WORKSTATIONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 # Reading keys, and what rotate (Intune) and iter_key_reads (the audit log) need.
@@ -67,6 +67,12 @@ class TestADSource(SourceContract):
 
     def secrets(self) -> Sequence[str]:
         return [self.directory.dc.admin_password]
+
+    def rights_scope(self) -> str:
+        return self.directory.dc.dn(WORKSTATIONS)
+
+    def rights_principal(self) -> str:
+        return f"{DOMAIN}\\{PLAIN.name}"
 
     def expected_keys(self) -> Sequence[RecoveryKey]:
         live = self.directory.keys("WS001")[0]

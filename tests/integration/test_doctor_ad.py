@@ -67,21 +67,31 @@ def test_the_helpdesk_reads_workstations_and_is_told_what_it_lacks_elsewhere(
     assert code == 3
     ous = by_ou(document, samba_dc)
     assert ous[WORKSTATIONS]["status"] == "ok"
-    assert ous[WORKSTATIONS]["detail"].startswith("visible: 6, readable: 6")
+    assert ous[WORKSTATIONS]["detail"].startswith("recovery objects: 6, visible: 6, readable: 6")
     assert ous[LAPTOPS]["status"] == "ok"
-    assert ous[LAPTOPS]["detail"].startswith("visible: 3, readable: 3")
+    assert ous[LAPTOPS]["detail"].startswith("recovery objects: 3, visible: 3, readable: 3")
     for ou, visible in ((SERVERS, 2), (LAB, 1)):
         check = ous[ou]
         assert check["status"] == "missing-right"
-        assert check["detail"].startswith(f"visible: {visible}, readable: 0")
+        assert check["detail"].startswith(
+            f"recovery objects: {visible}, visible: {visible}, readable: 0"
+        )
+        # Which ACE is missing, for the account and the groups its token holds.
+        assert check["detail"].endswith(
+            "no ACE on the OU gives BITKEY\\helpdesk1 or its groups Read Property and "
+            "Control Access on msFVE-RecoveryPassword"
+        )
         dn = samba_dc.dc.dn(ou)
         assert check["fix"] == (
-            f'dsacls "{dn}" /I:S /G "helpdesk1@bitkey.test:RPCA;msFVE-RecoveryPassword;'
-            f'msFVE-RecoveryInformation" && dsacls "{dn}" /I:S /G '
-            '"helpdesk1@bitkey.test:RP;;msFVE-RecoveryInformation"'
+            f'bitkey-dir rights grant -s "lab" --ou "{dn}" --principal "helpdesk1@bitkey.test" '
+            f'(or on Windows: dsacls "{dn}" /I:S /G "helpdesk1@bitkey.test:RPCA;'
+            f'msFVE-RecoveryPassword;msFVE-RecoveryInformation" && dsacls "{dn}" /I:S /G '
+            '"helpdesk1@bitkey.test:RP;;msFVE-RecoveryInformation")'
         )
-    # The domain controllers hold no recovery object: nothing to judge, nothing to grant.
+    # The domain controllers hold no recovery object (not even a name is listed below them):
+    # nothing escrowed, nothing to grant.
     assert ous["OU=Domain Controllers"]["status"] == "warn"
+    assert "no key is escrowed below these computers" in ous["OU=Domain Controllers"]["detail"]
     assert ous["OU=Domain Controllers"]["fix"] is None
     (bind,) = checks(document, "bind")
     assert bind["status"] == "ok"
@@ -98,7 +108,9 @@ def test_an_account_that_sees_objects_but_no_password_is_told_so_for_every_ou(
     ous = by_ou(document, samba_dc)
     for ou, visible in ((WORKSTATIONS, 6), (LAPTOPS, 3), (SERVERS, 2), (LAB, 1)):
         assert ous[ou]["status"] == "missing-right", ous[ou]
-        assert ous[ou]["detail"].startswith(f"visible: {visible}, readable: 0")
+        assert ous[ou]["detail"].startswith(
+            f"recovery objects: {visible}, visible: {visible}, readable: 0"
+        )
         assert "plainuser@bitkey.test:RPCA;msFVE-RecoveryPassword" in ous[ou]["fix"]
 
 
@@ -130,7 +142,8 @@ def test_the_table_shows_the_fix_for_people(lab: Lab, samba_dc: Directory) -> No
     code, out, _ = doctor(lab, user="plain")
     assert code == 3
     assert "MISSING RIGHT recovery objects: " + samba_dc.dc.dn(SERVERS) in out
-    assert f'fix: dsacls "{samba_dc.dc.dn(SERVERS)}" /I:S /G' in out
+    assert f'fix: bitkey-dir rights grant -s "lab" --ou "{samba_dc.dc.dn(SERVERS)}"' in out
+    assert f'dsacls "{samba_dc.dc.dn(SERVERS)}" /I:S /G' in out
     assert out.rstrip().endswith("rights or sign-in missing (exit 3)")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from bitkey_dir.core.model import KeyEntry, KeyId, KeyPackage, Query, RecoveryKey
+from bitkey_dir.core.rights import Holder, RightsChange, RightsRequest, Via
 from bitkey_dir.core.rotation import Progress, Rotation
 from bitkey_dir.ops.rotate import by_hand
 from bitkey_dir.runtime.credentials import Secret, Wanted
@@ -277,10 +278,52 @@ class NoPackages(Wrapped):
             self.with_key_packages = lambda: self
 
 
+class Delegating(Wrapped):
+    """Who may read keys kept in memory, as a directory's ACEs would be."""
+
+    def __init__(self, inner: FileSource, fault: str) -> None:
+        super().__init__(inner, fault)
+        self.granted: set[str] = set()
+
+    def rights_holders(self, scope: str | None, warn: Warn) -> list[Holder]:
+        where = scope or "everywhere"
+        admins = Via("(A;;GA;;;DA)", "class default")
+        holders = [Holder(self.name, where, "Domain Admins", "S-1-5-21-1-512", _READ, (admins,))]
+        for name in sorted(self.granted):
+            way = Via(f"(OA;CIIO;RPCR;msFVE-RecoveryPassword;;{name})", "explicit")
+            holders.append(Holder(self.name, where, name, name, _READ, (way,)))
+        if self.fault == "gives a holder nothing that gives it":
+            holders.append(Holder(self.name, where, "Everyone", "S-1-1-0", _READ, ()))
+        return holders
+
+    def change_rights(self, request: RightsRequest, warn: Warn) -> RightsChange:
+        if not request.what_if or self.fault == "changes on a what-if":
+            if request.action == "grant":
+                self.granted.add(request.principal)
+            else:
+                self.granted.discard(request.principal)
+        entry = f"(OA;CIIO;RPCR;msFVE-RecoveryPassword;;{request.principal})"
+        return RightsChange(
+            self.name,
+            request.scope or "everywhere",
+            request.action,
+            request.principal,
+            request.principal,
+            applied=not request.what_if,
+            changed=(entry,),
+        )
+
+
+_READ = "read recovery passwords"
+
+
 def broken(fault: str, wrapper: type[Wrapped] = Wrapped) -> FileContract:
     class Broken(FileContract):
         def build(self, table: dict[str, object] | None = None, name: str | None = None) -> Any:
             return wrapper(super().build(table, name), fault)
+
+        def rights_principal(self) -> str:
+            return "BITKEY\\helpdesk"
 
     suite = Broken()
     suite.warned = []
@@ -417,6 +460,16 @@ CASES: Sequence[tuple[str, Test, type[Wrapped]]] = [
         FileContract.test_no_key_packages_is_one_sentence_and_no_key_has_one,
         NoPackages,
     ),
+    (
+        "gives a holder nothing that gives it",
+        FileContract.test_rights_holders_say_who_holds_what_through_what,
+        Delegating,
+    ),
+    (
+        "changes on a what-if",
+        FileContract.test_a_what_if_grant_or_revoke_changes_nothing,
+        Delegating,
+    ),
 ]
 
 
@@ -470,7 +523,7 @@ def test_every_protocol_in_sources_base_has_a_contract_test() -> None:
         for name, value in inspect.getmembers(base, inspect.isclass)
         if value.__module__ == base.__name__ and getattr(value, "_is_protocol", False)
     }
-    assert len(defined) >= 16, sorted(defined)  # Source, SourceFactory and the optional ones
+    assert len(defined) >= 18, sorted(defined)  # Source, SourceFactory and the optional ones
     assert sorted(defined - protocol_tests().keys()) == []
 
 

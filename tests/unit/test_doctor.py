@@ -21,13 +21,12 @@ from bitkey_dir.ops.outcome import SourceStatus
 from bitkey_dir.render.doctor import render_json, render_table
 from bitkey_dir.sources.ad.diagnosis import (
     MAX_OUS,
-    cmd_quoted,
-    dsacls_lines,
     generalized_time,
     ous_in_tree_order,
     skew_words,
     tree_order,
 )
+from bitkey_dir.sources.ad.dsacls import cmd_quoted, dsacls_lines
 from bitkey_dir.sources.ad.probe import host_matches
 from bitkey_dir.sources.base import CHECK_STATUSES, Check
 from bitkey_dir.sources.entra.diagnosis import (
@@ -42,7 +41,10 @@ OK = SourceStatus.answered("lab")
 DENIED = SourceStatus.failed("lab", AuthError("no"))
 DOWN = SourceStatus.failed("lab", SourceError("down"))
 # What must never reach a command line unquoted, nor a terminal raw.
-UNSAFE = re.compile(r'["%!$`\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]')
+# PowerShell also takes the typographic quotes U+2018-U+201B and U+201C-U+201E for its own.
+UNSAFE = re.compile(
+    r'["%!$`\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2018-\u201e\u2028-\u202e\u2066-\u2069]'
+)
 
 
 # -- the exit code -------------------------------------------------------------------------
@@ -104,6 +106,15 @@ def test_the_two_aces_as_dsacls_lines() -> None:
         "OU=line\nbreak,DC=x",
         "OU=\x1b]0;owned\x07,DC=x",
         "OU=exe.txt\u202e,DC=x",
+        # PowerShell ends a "…" string at a typographic double quote, and a '…' one at a
+        # typographic single quote: what follows would run as the admin who pastes the line.
+        "OU=a\u201c; calc; \u201d,DC=x",
+        "OU=a\u201d+$(calc)+\u201c,DC=x",
+        "OU=a\u201e,DC=x",
+        "OU=a\u2018,DC=x",
+        "OU=a\u2019,DC=x",
+        "OU=a\u201a,DC=x",
+        "OU=a\u201b,DC=x",
         "",
     ],
 )
@@ -113,6 +124,7 @@ def test_a_dn_no_quoting_keeps_intact_gets_no_command(dn: str) -> None:
 
 def test_a_principal_with_a_colon_or_a_quote_gets_no_command() -> None:
     assert dsacls_lines("OU=a,DC=x", 'evil"user') is None
+    assert dsacls_lines("OU=a,DC=x", "evil\u201cuser") is None
     assert dsacls_lines("OU=a,DC=x", "a:GA") is None  # would grant Generic All
 
 

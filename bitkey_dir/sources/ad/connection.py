@@ -106,6 +106,9 @@ class Connector:
     kerberos_host: str | None = None
     timeout: int = 10
     allow_plaintext: bool = False
+    # ldap3 refuses every write on a read-only connection: only `rights grant|revoke` asks
+    # for one that may write (writable()), and then writes one attribute.
+    read_only: bool = True
     discover: Callable[[], tuple[ServerUrl, ...]] | None = field(default=None, compare=False)
     shared: SharedSecret = field(default_factory=SharedSecret, repr=False, compare=False)
     _connection: Connection | None = field(default=None, repr=False, compare=False)
@@ -132,6 +135,10 @@ class Connector:
             server=None,
             discovered=False,
         )
+
+    def writable(self) -> Connector:
+        """The same servers and account, on a connection of its own that may modify."""
+        return replace(self, read_only=False, _connection=None, server=None)
 
     @property
     def account(self) -> str:
@@ -240,7 +247,7 @@ class Connector:
             directory,
             auto_referrals=False,
             receive_timeout=wait,
-            read_only=True,
+            read_only=self.read_only,
             collect_usage=True,
             raise_exceptions=False,
             **options,

@@ -3,29 +3,25 @@
 Per server, probe.py's checks: does it answer, does its certificate chain to the configured
 CA, does it carry the host name of the URL, when does it expire. Then one bind (with
 failover, as a lookup binds), the DC's clock against ours (Kerberos refuses more than 5
-minutes), and per OU, in the order of the tree, a bounded sample of recovery objects: how
-many this account sees and how many of their passwords it could read. A password that comes
-back is dropped at once (only whether it came is kept), and never reaches a result. OUs that
-lack rights get the two ACEs to grant as dsacls lines.
+minutes), and per OU, in the order of the tree, ou_rights.py's sample of recovery objects:
+how many exist, how many this account sees and reads, and which ACE gives or lacks each
+right, with the command that grants what is missing.
 
-The pure parts (dsacls lines, GeneralizedTime, the OUs' order) come first; the network parts
-use ldap3.
+The pure parts (GeneralizedTime, the OUs' order) come first; the network parts use ldap3.
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from bitkey_dir.core.errors import AuthError, BitkeyError, SourceError
 from bitkey_dir.sources.ad.base_dn import missing_base
-from bitkey_dir.sources.ad.filters import RECOVERY_CLASS
 from bitkey_dir.sources.ad.names import split_dn
+from bitkey_dir.sources.ad.ou_rights import rights_checks
 from bitkey_dir.sources.ad.probe import server_checks
 from bitkey_dir.sources.ad.reader import Reader
 from bitkey_dir.sources.ad.search import paged_search
@@ -36,57 +32,10 @@ from bitkey_dir.sources.base import Check, Warn
 if TYPE_CHECKING:
     from ldap3 import Connection
 
-PASSWORD_ATTRIBUTE: Final = "msFVE-RecoveryPassword"  # noqa: S105 - a name, not a secret
-SAMPLE: Final = 10  # recovery objects sampled per OU (and computers looked into)
 MAX_OUS: Final = 500  # OUs looked at, the first in the tree's order; a warning names the cap
 MAX_SKEW: Final = timedelta(minutes=5)  # Kerberos' default tolerance
-# Characters that change meaning on a Windows command line even inside double quotes (cmd's
-# %VAR% and !VAR!, PowerShell's $ and backtick, the quote itself), and every control or
-# bidi character: a DN holding one gets no ready-made command.
-_UNQUOTABLE: Final = re.compile(
-    r'["%!$`\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]'
-)
-
 
 # -- pure helpers ------------------------------------------------------------------------------
-
-
-def cmd_quoted(text: str) -> str | None:
-    r"""``text`` in double quotes for cmd.exe and PowerShell, or None when no quoting keeps it
-    intact. Backslashes before the closing quote are doubled (the C runtime's rule).
-
-    >>> cmd_quoted("OU=Work stations,DC=corp,DC=example")
-    '"OU=Work stations,DC=corp,DC=example"'
-    >>> cmd_quoted('OU=50%,DC=x') is None, cmd_quoted('OU=a\\"b,DC=x') is None
-    (True, True)
-    """
-    if not text or _UNQUOTABLE.search(text):
-        return None
-    trailing = len(text) - len(text.rstrip("\\"))
-    return '"' + text + "\\" * trailing + '"'
-
-
-def dsacls_lines(ou_dn: str, principal: str) -> tuple[str, str] | None:
-    """The two inherited ACEs that let ``principal`` read the recovery passwords below
-    ``ou_dn``, as dsacls commands: Read Property + Control Access on msFVE-RecoveryPassword
-    (the attribute is confidential), and Read Property on the recovery objects themselves
-    (without it they cannot even be found). None when the DN or the name cannot be quoted.
-
-    >>> grant, see = dsacls_lines("OU=Laptops,DC=corp,DC=example", "helpdesk@corp.example")
-    >>> grant
-    'dsacls "OU=Laptops,DC=corp,DC=example" /I:S /G "helpdesk@corp.example:RPCA;msFVE-RecoveryPassword;msFVE-RecoveryInformation"'
-    >>> see
-    'dsacls "OU=Laptops,DC=corp,DC=example" /I:S /G "helpdesk@corp.example:RP;;msFVE-RecoveryInformation"'
-    """  # noqa: E501
-    target = cmd_quoted(ou_dn)
-    if target is None or not principal or _UNQUOTABLE.search(principal) or ":" in principal:
-        return None
-    grant = f"{principal}:RPCA;{PASSWORD_ATTRIBUTE};{RECOVERY_CLASS}"
-    see = f"{principal}:RP;;{RECOVERY_CLASS}"
-    return (
-        f'dsacls {target} /I:S /G "{grant}"',
-        f'dsacls {target} /I:S /G "{see}"',
-    )
 
 
 def generalized_time(text: str) -> datetime | None:
@@ -135,16 +84,6 @@ def ous_in_tree_order(dns: Iterable[str], limit: int) -> tuple[list[str], bool]:
 
 
 # -- the whole source --------------------------------------------------------------------------
-
-
-@dataclass
-class OuSample:
-    """One OU's sample: computers looked into, recovery objects seen, passwords readable."""
-
-    dn: str
-    computers: int = 0
-    visible: int = 0
-    readable: int = 0
 
 
 def diagnose(source: ADConfig, warn: Warn) -> list[Check]:
@@ -206,7 +145,8 @@ def diagnose(source: ADConfig, warn: Warn) -> list[Check]:
         return [*checks, Check("base_dn", base, "unreachable", gone.message, gone.hint)]
     source.base_dn = base
     principal = _grantee(who, connector.principal, connector.account)
-    checks += _rights_checks(source, connection, base, principal, warn)
+    ous = _ous(source, connection, base, warn)
+    checks += rights_checks(connection, base, ous, source.connector, principal, who)
     return checks
 
 
@@ -223,6 +163,25 @@ def _missing_base(
         account=account,
         server=server,
     )
+
+
+def _ous(source: ADConfig, connection: Connection, base: str, warn: Warn) -> list[str]:
+    """The OUs whose rights are checked: the first MAX_OUS in tree order, and the
+    container computers join by default."""
+    found = paged_search(
+        connection,
+        base,
+        "(objectClass=organizationalUnit)",
+        ["1.1"],
+        page_size=source.page_size,
+        timeout=source.connector.timeout,
+    )
+    ous, more = ous_in_tree_order((entry.dn for entry in found), MAX_OUS)
+    if more:
+        warn(
+            f"more than {MAX_OUS} OUs: the rights of the first {MAX_OUS} in tree order were checked"
+        )
+    return [*ous, f"CN=Computers,{base}"]
 
 
 def _who_am_i(connection: Connection) -> str | None:
@@ -279,109 +238,3 @@ def _clock_check(server: str, current: str | None, *, kerberos: bool) -> Check:
             "synchronise this machine's clock with the domain (chronyc makestep, w32tm /resync)",
         )
     return Check("clock", server, "ok", f"{words} (Kerberos allows 5 minutes)")
-
-
-def _rights_checks(
-    source: ADConfig, connection: Connection, base: str, principal: str, warn: Warn
-) -> list[Check]:
-    timeout = source.connector.timeout
-    found = paged_search(
-        connection,
-        base,
-        "(objectClass=organizationalUnit)",
-        ["1.1"],
-        page_size=source.page_size,
-        timeout=timeout,
-    )
-    ous, more = ous_in_tree_order((entry.dn for entry in found), MAX_OUS)
-    if more:
-        warn(
-            f"more than {MAX_OUS} OUs: the rights of the first {MAX_OUS} in tree order were checked"
-        )
-    ous.append(f"CN=Computers,{base}")  # where computers join by default
-    checks: list[Check] = []
-    for ou in ous:
-        sample = _sample(connection, ou, timeout)
-        if sample.computers == 0:
-            continue
-        checks.append(_ou_check(sample, principal))
-    if not checks:
-        checks.append(
-            Check(
-                "recovery objects",
-                base,
-                "warn",
-                "no computer is visible to this account in any OU",
-            )
-        )
-    return checks
-
-
-def _sample(connection: Connection, ou: str, timeout: int) -> OuSample:
-    """Up to SAMPLE computers right below ``ou``, and up to SAMPLE recovery objects below
-    them in all: how many are visible and how many come with their password. The password
-    itself is dropped as soon as its presence is known."""
-    sample = OuSample(ou)
-    computers = paged_search(
-        connection,
-        ou,
-        "(objectCategory=computer)",
-        ["1.1"],
-        page_size=SAMPLE,
-        timeout=timeout,
-        scope="LEVEL",
-    )
-    for computer in list(itertools.islice(computers, SAMPLE)):
-        sample.computers += 1
-        left = SAMPLE - sample.visible
-        if left <= 0:
-            break
-        children = paged_search(
-            connection,
-            computer.dn,
-            f"(objectClass={RECOVERY_CLASS})",
-            [PASSWORD_ATTRIBUTE],
-            page_size=left,
-            timeout=timeout,
-            scope="LEVEL",
-        )
-        for entry in itertools.islice(children, left):
-            sample.visible += 1
-            if entry.first(PASSWORD_ATTRIBUTE) is not None:
-                sample.readable += 1
-            del entry  # the password's bytes are not kept past this point
-    return sample
-
-
-def _ou_check(sample: OuSample, principal: str) -> Check:
-    counts = f"visible: {sample.visible}, readable: {sample.readable}"
-    plural = "s" if sample.computers != 1 else ""
-    of = f" (sampled below {sample.computers} computer{plural})"
-    if sample.visible == 0:
-        # Nothing to judge: no key escrowed, or the objects are hidden from this account.
-        return Check(
-            "recovery objects",
-            sample.dn,
-            "warn",
-            f"{counts}{of}: none escrowed here, or {principal} may not see recovery objects "
-            "(that takes Read Property on msFVE-RecoveryInformation objects)",
-        )
-    if sample.readable < sample.visible:
-        fix_lines = dsacls_lines(sample.dn, principal)
-        why = (
-            f"{principal} sees recovery objects but cannot read "
-            + ("their passwords" if sample.readable == 0 else "all their passwords")
-            + " (needs Read Property and Control Access on msFVE-RecoveryPassword;"
-            " grant them to a group it belongs to, or to it)"
-        )
-        return Check(
-            "recovery objects",
-            sample.dn,
-            "missing-right",
-            f"{counts}{of}: {why}",
-            " && ".join(fix_lines)
-            if fix_lines
-            else "grant Read Property and Control Access on msFVE-RecoveryPassword "
-            "(inherited by msFVE-RecoveryInformation objects) on this OU",
-        )
-    return Check("recovery objects", sample.dn, "ok", f"{counts}{of}")

@@ -43,7 +43,15 @@ from bitkey_dir.sources.ad.reader import LOCATE_ATTRIBUTES, NO_ATTRIBUTES, Reade
 from bitkey_dir.sources.ad.search import Entry, SearchRefused
 from bitkey_dir.sources.ad.settings import ADConfig, discovery
 from bitkey_dir.sources.ad.unseen import no_keys_below, unreadable, unseen
-from bitkey_dir.sources.base import AuthStatus, Check, Escrow, Warn
+from bitkey_dir.sources.base import (
+    AuthStatus,
+    Check,
+    Escrow,
+    Holder,
+    RightsChange,
+    RightsRequest,
+    Warn,
+)
 
 if TYPE_CHECKING:
     from ldap3 import Connection
@@ -126,6 +134,21 @@ class ADSource(ADConfig):
         from bitkey_dir.sources.ad import diagnosis
 
         return diagnosis.diagnose(self, warn)
+
+    # -- rights -------------------------------------------------------------------------
+
+    def rights_holders(self, scope: str | None, warn: Warn) -> list[Holder]:
+        """Who may see and read the recovery objects below ``scope`` (an OU; default the
+        domain), from its DACL, by which ACE."""
+        from bitkey_dir.sources.ad import rights
+
+        return rights.show(self, scope, warn)
+
+    def change_rights(self, request: RightsRequest, warn: Warn) -> RightsChange:
+        """Grant or revoke the helpdesk's inheritable ACEs on an OU (rights.py)."""
+        from bitkey_dir.sources.ad import rights
+
+        return rights.change(self, request, warn)
 
     # -- reaching the directory ---------------------------------------------------------
 
