@@ -23,6 +23,7 @@ from bitkey_dir.cli import (
     reads,
     rights,
     rotate,
+    serve,
     trail,
     verify,
 )
@@ -106,6 +107,7 @@ app.command("export")(export.export)
 app.command("rotate")(rotate.rotate)
 app.command("reads")(reads.reads)
 app.command("doctor")(doctor.doctor)
+app.command("serve")(serve.serve)
 app.command("login")(auth.login)
 app.command("logout")(auth.logout)
 app.add_typer(auth.auth_app, name="auth")

@@ -61,6 +61,11 @@ NOT_PARAMETERS: Final = MappingProxyType(
         "--force-reinstall": "pip's option, in the advice to reinstall a broken installation",
         "--rotate": "find --rotate is a rotate() call after find(); named in doctor's checks",
         "--version": "the command's own option, named in a docstring",
+        # `serve` runs a server, which no Client method does: its options stay options.
+        "--listen": "serve's option, in the portal's settings errors",
+        "--tls-cert": "serve's option, in the portal's settings errors",
+        "--tls-key": "serve's option, in the portal's settings errors",
+        "--behind-proxy": "serve's option, in the portal's settings errors",
     }
 )
 

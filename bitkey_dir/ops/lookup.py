@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from bitkey_dir.core.errors import ExitCode, InputError
+from bitkey_dir.core import conflicts
+from bitkey_dir.core.errors import ConflictError, ExitCode, InputError, SourceError
 from bitkey_dir.core.model import Query, RecoveryKey
 from bitkey_dir.ops import indexed, policy, rotate
 from bitkey_dir.ops.indexed import IndexUse
@@ -57,13 +58,28 @@ class LookupResult:
         return len({key.key_id for key in self.keys})
 
     @property
-    def ambiguous(self) -> bool:
-        """A Key ID prefix matched different keys: the agent must confirm more digits."""
-        return (
-            self.query.key_id is not None
-            and not self.query.key_id.is_full
-            and self.distinct_key_ids > 1
-        )
+    def conflicts(self) -> list[conflicts.Conflict]:
+        """Full Key IDs found on several computers, or with several passwords: ``find``
+        reveals none of them (ConflictError)."""
+        return conflicts.find_conflicts(self.keys)
+
+    @property
+    def complete(self) -> bool:
+        """Every source answered the query itself: no part of the answer was taken from
+        the Key ID index (which holds no key escrowed since its refresh)."""
+        return self.index.complete
+
+    @property
+    def ambiguous(self) -> bool | None:
+        """True: a Key ID prefix matched different keys, and the agent must confirm more
+        digits. None: it matched one key in the Key ID index, which cannot say whether a
+        key with the same digits was escrowed since (``complete`` is false). False: the
+        Key ID names one key, or the query is a computer name."""
+        if self.query.key_id is None or self.query.key_id.is_full:
+            return False
+        if self.distinct_key_ids > 1:
+            return True
+        return False if self.complete else None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -112,8 +128,10 @@ def find(
     returns: ``result.rotations`` (ops/rotate.py, rotate_revealed).
     Raises InputError for a bad reason, a missing required reason, an unknown source, a
     ``key_package`` that exists or a Key ID that names several keys, and SourceError when
-    ``require_reason`` is set and the trail cannot be written. Source failures are in
-    ``result.sources`` and ``result.exit_code``, not raised.
+    ``require_reason`` is set and the trail cannot be written. Raises ConflictError (exit
+    5) when a full Key ID found is escrowed for several computers or with several
+    passwords (core/conflicts.py): nothing is revealed, and the trail records the refusal.
+    Source failures are in ``result.sources`` and ``result.exit_code``, not raised.
     """
     policy.check_reason(reason)
     if key_package is not None:
@@ -147,6 +165,7 @@ def find(
         if used.problem:
             result.warnings.append(used.problem)
         principals = {source.name: getattr(source, "principal", None) for source in opened}
+        _refuse_conflicts(run, result, reason, principals)
         packaged = _packaged(result) if key_package is not None else None
         if result.package_problem is not None:
             # All or nothing: a failed --key-package reveals no password either, so that a
@@ -176,6 +195,25 @@ def find(
     if then_rotate and result.exit_code == ExitCode.FOUND:
         result.rotations = rotate.rotate_revealed(run, result.keys, reason=reason)
     return result
+
+
+def _refuse_conflicts(
+    run: Run, result: LookupResult, reason: str | None, principals: dict[str, str | None]
+) -> None:
+    """One Key ID on several computers (or with several passwords) reveals nothing: the
+    refusal goes in the trail, and ConflictError (exit 5) names the computers."""
+    found = result.conflicts
+    if not found:
+        return
+    message = conflicts.refusal(found)
+    entries = trail.refusal_entries(found, reason, run.command, principals)
+    try:
+        problem = policy.record(run.config, entries, refusing="the refusal is not recorded")
+    except SourceError as exc:
+        problem = exc.message
+    if problem:
+        message += f" (and the access trail could not record this refusal: {problem})"
+    raise ConflictError(message)
 
 
 def _packaged(result: LookupResult) -> RecoveryKey | None:
@@ -222,14 +260,13 @@ def ask_sources(query: Query, sources: Sequence[Source]) -> LookupResult:
 
 
 def merge(query: Query, answers: Sequence[Answer[list[RecoveryKey]]]) -> LookupResult:
-    """The sources' answers as one result: de-duplicated, newest first, conflicts named."""
+    """The sources' answers as one result: de-duplicated, newest first."""
     result = LookupResult(query)
     for answer in answers:
         result.keys.extend(answer.value or [])
         result.warnings.extend(answer.warnings)
         result.sources.append(answer.status)
     result.keys = newest_first(_unique(result.keys))
-    result.warnings.extend(_conflicts(result.keys))
     return result
 
 
@@ -237,18 +274,6 @@ def newest_first(keys: list[RecoveryKey]) -> list[RecoveryKey]:
     """Newest first; keys without a date after dated ones; ties in a stable, readable order."""
     by_id = sorted(keys, key=lambda k: (str(k.key_id), k.source, k.location or ""))
     return sorted(by_id, key=lambda k: k.created or _OLDEST, reverse=True)
-
-
-def _conflicts(keys: list[RecoveryKey]) -> list[str]:
-    passwords: dict[str, set[object]] = {}
-    for key in keys:
-        if key.recovery_password is not None:
-            passwords.setdefault(str(key.key_id), set()).add(key.recovery_password)
-    return [
-        f"Key ID {key_id} has {len(found)} different recovery passwords; try each with the user"
-        for key_id, found in passwords.items()
-        if len(found) > 1
-    ]
 
 
 def _unique(keys: list[RecoveryKey]) -> list[RecoveryKey]:

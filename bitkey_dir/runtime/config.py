@@ -22,7 +22,7 @@ from bitkey_dir.runtime import platform
 APP_NAME: Final = "bitkey-dir"
 CONFIG_LIMIT: Final = 1024 * 1024  # a config of sources is a few KiB; far more is a mistake
 _SOURCE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_TOP_LEVEL: Final = ("defaults", "keyring", "sources")
+_TOP_LEVEL: Final = ("defaults", "keyring", "sources", "serve")
 _KEYRING_KEYS: Final = ("allow_plaintext",)
 _DEFAULTS_KEYS: Final = ("sources", "require_reason")
 
@@ -217,6 +217,8 @@ class Config:
     require_reason: bool = False
     allow_plaintext_keyring: bool = False
     sources: Mapping[str, SourceConfig] = field(default_factory=dict)
+    # [serve], the helpdesk portal's table: read by bitkey_dir/portal/settings.py only.
+    serve: Mapping[str, object] = field(default_factory=dict)
 
 
 def _describe(value: object) -> str:
@@ -268,7 +270,7 @@ def parse_config(data: Mapping[str, object], path: Path) -> Config:
         if key not in _TOP_LEVEL:
             raise ConfigError(
                 f"{path}: unknown top-level key '{key}' "
-                "(expected [defaults], [keyring] and [sources.NAME])"
+                "(expected [defaults], [keyring], [serve] and [sources.NAME])"
             )
     sources = _parse_sources(data.get("sources", {}), path)
     defaults = data.get("defaults", {})
@@ -291,6 +293,9 @@ def parse_config(data: Mapping[str, object], path: Path) -> Config:
     require_reason = defaults.get("require_reason", False)
     if not isinstance(require_reason, bool):
         raise ConfigError(f"{path}: defaults.require_reason: expected true or false")
+    serve = data.get("serve", {})
+    if not isinstance(serve, dict):
+        raise ConfigError(f"{path}: serve: expected a table [serve]")
     return Config(
         path=path,
         exists=True,
@@ -298,6 +303,7 @@ def parse_config(data: Mapping[str, object], path: Path) -> Config:
         require_reason=require_reason,
         allow_plaintext_keyring=_allow_plaintext(data.get("keyring", {}), path),
         sources=sources,
+        serve=serve,
     )
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, NotRequired, TypedDict
 
+from bitkey_dir.core.conflicts import Conflict
 from bitkey_dir.core.env import TRAIL_ENV
 from bitkey_dir.core.errors import SourceError
 from bitkey_dir.core.model import RecoveryKey
@@ -80,7 +81,21 @@ class RotateEntry(TypedDict):
     new_key_ids: NotRequired[list[str]]
 
 
-Entry = RevealEntry | ExportEntry | RotateEntry
+class RefuseEntry(TypedDict):
+    """A lookup that revealed nothing because its Key ID is on several computers."""
+
+    time: str
+    os_user: str
+    principal: str | None
+    source: str  # every source that held the Key ID, comma-separated
+    action: Literal["refuse"]
+    key_id: str
+    computers: list[str]  # each as "NAME (SOURCE)"
+    reason: str | None
+    command: list[str]
+
+
+Entry = RevealEntry | ExportEntry | RotateEntry | RefuseEntry
 Line = dict[str, object]  # a line read back: whatever the file holds
 
 
@@ -194,6 +209,34 @@ def rotation_entries(
         if progress is not None and progress.state == "done":
             entry["new_key_ids"] = [str(key_id) for key_id in progress.new_key_ids]
         entries.append(entry)
+    return entries
+
+
+def refusal_entries(
+    conflicts: Iterable[Conflict],
+    reason: str | None,
+    command: Sequence[str],
+    principals: Mapping[str, str | None] | None = None,
+) -> list[RefuseEntry]:
+    """One entry per conflicting Key ID: which computers held it; no password."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    user = _os_user()
+    entries: list[RefuseEntry] = []
+    for conflict in conflicts:
+        accounts = {(principals or {}).get(name) for name in conflict.sources} - {None}
+        entries.append(
+            {
+                "time": now,
+                "os_user": user,
+                "principal": ", ".join(sorted(str(a) for a in accounts)) or None,
+                "source": ", ".join(conflict.sources),
+                "action": "refuse",
+                "key_id": str(conflict.key_id),
+                "computers": conflict.computers,
+                "reason": reason,
+                "command": list(command),
+            }
+        )
     return entries
 
 

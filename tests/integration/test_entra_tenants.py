@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from examples.lab.graph_emulator import App, GraphEmulator
-from tests.command_line import Outcome, invoke_with
+from tests.command_line import Outcome, invoke_with, trail_entries
 from tests.integration.fixtures import FULL, KEY_GET, KEY_LIST, SECRET, SOURCE, Entra
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
@@ -142,6 +142,45 @@ def test_the_index_narrows_a_lookup_to_one_tenant(estate: Estate) -> None:
     # The other tenants were not asked at all: no token, no listing.
     assert estate.fabrikam.requests == []
     assert estate.graph.home.requests == []
+
+
+def test_a_key_escrowed_in_another_tenant_after_the_refresh_is_never_hidden_silently(
+    estate: Estate,
+) -> None:
+    assert invoke_with(estate.config(), "index", "refresh", **estate.entra.checks).code == 0
+    twin = estate.northwind.add_recovery_key(
+        estate.northwind.add_device("NW-02"), id_prefix=estate.fabrikam_key.id[:8]
+    )
+    outcome = estate.find("--key-id", estate.fabrikam_key.id[:8])
+    assert outcome.code == 0, outcome.err
+    assert outcome.key_ids == [estate.fabrikam_key.id.upper()]  # northwind was not listed
+    assert outcome.document["ambiguous"] is None  # and so it cannot say "not ambiguous"
+    assert outcome.document["complete"] is False
+    assert sorted(outcome.document["index"]["unconfirmed"]) == sorted(
+        estate.name(t) for t in estate.tenants
+    )
+    assert "escrowed since then is not included" in outcome.err
+    assert twin.key not in outcome.out
+
+
+def test_one_full_key_id_in_two_tenants_reveals_nothing(estate: Estate) -> None:
+    copy = estate.northwind.add_recovery_key(
+        estate.northwind.add_device("NW-EVIL"), key_id=estate.fabrikam_key.id
+    )
+    assert invoke_with(estate.config(), "index", "refresh", **estate.entra.checks).code == 0
+    for key_id in (estate.fabrikam_key.id, estate.fabrikam_key.id[:8]):
+        for index in ((), ("--no-index",)):
+            outcome = estate.find("--key-id", key_id, "--reason", "INC-3", *index)
+            assert outcome.code == 5, (key_id, index, outcome.err)
+            assert outcome.out == ""
+            assert "FAB-01 (cloud/fabrikam.onmicrosoft.com)" in outcome.err
+            assert "NW-EVIL (cloud/northwind.onmicrosoft.com)" in outcome.err
+            for secret in (estate.fabrikam_key.key, copy.key):
+                assert secret not in outcome.out + outcome.err
+    refusals = [entry for entry in trail_entries() if entry.get("action") == "refuse"]
+    assert len(refusals) == 4
+    assert {entry["key_id"] for entry in refusals} == {estate.fabrikam_key.id.upper()}
+    assert not [entry for entry in trail_entries() if entry.get("action") is None]
 
 
 def test_one_tenant_can_be_named(estate: Estate) -> None:

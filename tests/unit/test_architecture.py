@@ -37,6 +37,9 @@ RUNTIME = "bitkey_dir.runtime"
 STORE = "bitkey_dir.store"
 CONTRACT = "bitkey_dir.sources.base"
 REGISTRY = "bitkey_dir.sources.registry"
+PORTAL = "bitkey_dir.portal"
+# The one module that may import the portal (and with it the web stack): the serve command.
+SERVE_COMMAND = "bitkey_dir.cli.serve"
 LAYERS: dict[str, tuple[str, ...]] = {
     CORE: (CORE,),
     RUNTIME: (CORE, RUNTIME),
@@ -63,6 +66,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "bitkey_dir.api",
     ),
     "bitkey_dir.testing": (CORE, RUNTIME, CONTRACT, REGISTRY, "bitkey_dir.testing"),
+    # The helpdesk portal: a front end like the command line, over the library's Client.
+    PORTAL: (CORE, RUNTIME, "bitkey_dir.ops", "bitkey_dir.render", "bitkey_dir.client", PORTAL),
     "bitkey_dir.cli": (
         CORE,
         RUNTIME,
@@ -70,6 +75,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "bitkey_dir.ops",
         "bitkey_dir.render",
         "bitkey_dir.cli",
+        PORTAL,
     ),
     "bitkey_dir.__main__": ("bitkey_dir.cli",),
     # The package offers the library's names, imported when first used.
@@ -171,6 +177,8 @@ def test_the_rules_see_every_layer() -> None:
         "bitkey_dir.render.keys",
         "bitkey_dir.api",
         "bitkey_dir.client",
+        "bitkey_dir.portal.app",
+        SERVE_COMMAND,
     ):
         assert expected in NAMES
     assert {layer_of(name) for name in NAMES} == set(LAYERS)
@@ -227,6 +235,18 @@ def test_only_the_command_line_imports_typer_or_click() -> None:
         )
         == []
     )
+
+
+def test_only_the_serve_command_imports_the_portal() -> None:
+    # The portal needs the web stack (the `portal` extra): nothing else may load it.
+    assert violations(lambda m, t: not m.within(PORTAL, SERVE_COMMAND) and under(t, PORTAL)) == []
+    bad = Module("bitkey_dir.cli.find", PACKAGE / "cli" / "find.py", ast.parse("import x"))
+    assert not bad.within(PORTAL, SERVE_COMMAND)
+
+
+def test_only_the_portal_imports_the_web_stack() -> None:
+    web = ("starlette", "uvicorn", "jinja2", "multipart", "selenium")
+    assert violations(lambda m, t: not m.within(PORTAL) and under(t, *web)) == []
 
 
 def test_no_source_imports_another_source() -> None:

@@ -64,6 +64,9 @@ class ADSource(ADConfig):
     """Keys from Active Directory; one connection per lookup, opened on first use."""
 
     type_name: ClassVar[str] = "ad"
+    # A Key ID prefix is one filter on the recovery objects' names: always asked, never
+    # narrowed by the Key ID index, so 8 digits find a key escrowed a minute ago.
+    searches_key_ids: ClassVar[bool] = True
 
     # Connections to DCs of the forest's other domains, by domain, opened when first needed.
     _links: dict[str, Connector] = field(default_factory=dict, repr=False)

@@ -165,18 +165,6 @@ class EntraSource:
         self.sign_in.token()  # sign in first, so that a sign-in problem is reported as one
         return self._session(lambda graph: self._find(graph, query, warn))
 
-    def find_on_devices(
-        self, devices: Mapping[str, str], query: Query, warn: Warn
-    ) -> list[RecoveryKey]:
-        """Keys of devices the Key ID index named for ``query``'s computer: the device
-        search by name is skipped, each device's keys are still listed live."""
-        if query.computer is None:
-            return []
-        self.sign_in.token()
-        asked = query.computer.text
-        found = self._session(lambda graph: self._keys_of_devices(graph, devices, asked, warn))
-        return [key for key in found if query.matches(key)]
-
     def iter_key_entries(self, warn: Warn) -> Iterator[KeyEntry]:
         """Every key's ID, device and date for the Key ID index: listings only, so no key
         is read (nothing is audited) and BitlockerKey.ReadBasic.All is enough."""

@@ -1,0 +1,83 @@
+"""Serving the portal with uvicorn: TLS, or plain HTTP on loopback or behind a proxy only.
+
+The process never touches the keyring (agents bring their own credentials, and nothing they
+type may be stored), and refuses ``BITKEY_DIR_PASSWORD``, which would bind every agent's
+lookups with one password.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from bitkey_dir.core.env import PASSWORD_ENV
+from bitkey_dir.core.errors import ConfigError, InputError
+from bitkey_dir.portal.settings import Listen, ServeSettings, read_settings
+from bitkey_dir.runtime.config import load_config
+
+NULL_KEYRING = "keyring.backends.null.Keyring"
+
+
+def checked(
+    settings: ServeSettings,
+    listen: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    behind_proxy: bool,
+) -> ServeSettings:
+    """The settings with the command's options applied, refused when they would serve keys
+    in the clear."""
+    if listen:
+        settings = replace(settings, listen=Listen.parse(listen, "--listen"))
+    if tls_cert or tls_key:
+        if not (tls_cert and tls_key):
+            raise InputError("--tls-cert and --tls-key go together: give both")
+        settings = replace(settings, tls_cert=tls_cert, tls_key=tls_key)
+    if behind_proxy:
+        settings = replace(settings, behind_proxy=True)
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError("serve.tls_cert and serve.tls_key go together: give both")
+    plain = settings.tls_cert is None
+    if plain and not settings.listen.loopback and not settings.behind_proxy:
+        raise InputError(
+            f"refusing plain HTTP on {settings.listen.host}: give --tls-cert and --tls-key, "
+            "listen on a loopback address, or say --behind-proxy when a TLS-terminating "
+            "reverse proxy is in front (docs/portal.md)"
+        )
+    if os.environ.get(PASSWORD_ENV):
+        raise InputError(
+            f"unset {PASSWORD_ENV}: in the portal every agent binds with their own password"
+        )
+    return settings
+
+
+def serve(
+    config_path: Path | None,
+    listen: str | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    behind_proxy: bool = False,
+) -> None:
+    """Run the portal until interrupted."""
+    import uvicorn
+
+    from bitkey_dir.portal.app import create_app
+
+    config = load_config(config_path)
+    settings = checked(read_settings(config), listen, tls_cert, tls_key, behind_proxy)
+    os.environ["PYTHON_KEYRING_BACKEND"] = NULL_KEYRING
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    app = create_app(config.path)
+    uvicorn.run(
+        app,
+        host=settings.listen.host,
+        port=settings.listen.port,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+        proxy_headers=settings.behind_proxy,
+        forwarded_allow_ips=list(settings.trusted_proxies) if settings.behind_proxy else None,
+        server_header=False,
+        log_level="info",
+    )
