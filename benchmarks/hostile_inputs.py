@@ -371,6 +371,30 @@ def cases(hung_port: int) -> list[Case]:
             setup=config(ad.format(port=1).replace("ldaps://", "ldaps://admin:Hunter2Secret@")),
         ),
         *index_cases(keys),
+        Case(
+            "DCs from DNS without ca_file",
+            ["--config", "WORK/c.toml", "find", "-k", KEY_ID[:8], "-s", "dc"],
+            (2,),
+            setup=config('[sources.dc]\ntype = "ad"\ndomain = "corp.example"\nuser = "a@b"\n'),
+        ),
+        Case(
+            "discovery_allowed that is no DNS name",
+            ["--config", "WORK/c.toml", "find", "-k", KEY_ID[:8], "-s", "dc"],
+            (2,),
+            setup=config(ad.format(port=1) + 'discovery_allowed = ["\x1b[2J*"]\n'),
+        ),
+        Case(
+            "one BITKEY_DIR_PASSWORD for two accounts",
+            ["--config", "WORK/c.toml", "doctor"],
+            (2,),
+            setup=config(
+                ad.format(port=1)
+                + ad.format(port=1)
+                .replace("[sources.dc]", "[sources.dc2]")
+                .replace("helpdesk@", "other@")
+            ),
+            env={"BITKEY_DIR_PASSWORD": "Not-Shown-4242"},
+        ),
     ]
 
 

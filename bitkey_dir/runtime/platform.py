@@ -215,6 +215,20 @@ def others_may_plant(folder: Path) -> str | None:
     return None
 
 
+def everybody_may_write(folder: Path) -> bool:
+    """Whether every user may create files in ``folder`` (``/tmp``, sticky or not): a file
+    there may be anybody's. A folder only a group may write to is a deliberate share."""
+    try:
+        if sys.platform == "win32":
+            api = _windows_api()
+            return (
+                windows_others_may_write(api.dacl(str(folder)), api.current_user_sid()) is not None
+            )
+        return bool(folder.stat().st_mode & stat.S_IWOTH)
+    except OSError:
+        return True  # a folder that cannot be looked at is not one to trust
+
+
 def windows_others_may_write(aces: list[Ace] | None, me: str) -> str | None:
     """Which group of "other users" a DACL lets create or replace files, or None."""
     if aces is None:

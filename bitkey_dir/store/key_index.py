@@ -322,6 +322,7 @@ def open_index(path: Path | None = None, *, create: bool = False) -> KeyIndex | 
     try:
         if found.kind == "missing":
             _create_private(path)
+        _refuse_planted(path)
         connection = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
         raise SourceError(
@@ -387,6 +388,26 @@ def _create_private(path: Path) -> None:
     private_folder(path.parent)
     # A link another user placed there meanwhile is never written through.
     platform.create_private_file(path)
+
+
+def _refuse_planted(path: Path) -> None:
+    """Refuse an index, or a journal SQLite would write beside it (and replay when it looks
+    unfinished), that another user put in a folder everybody may write to: what is written
+    there would be theirs to read and to change."""
+    for part in (path, path.with_name(path.name + "-journal")):
+        if not part.exists():
+            continue
+        fd = platform.open_file(part, os.O_RDONLY)
+        try:
+            owner = platform.owned_by_another(fd, part)
+        finally:
+            os.close(fd)
+        if owner is not None and platform.everybody_may_write(part.parent):
+            raise SourceError(
+                f"the Key ID index {part} belongs to another user ({owner}) in a folder every "
+                "user may write to: remove it, set BITKEY_DIR_INDEX to a folder of your own, "
+                "or use --no-index"
+            )
 
 
 def _detail(exc: BaseException) -> str:

@@ -247,7 +247,9 @@ def append(entries: Sequence[Entry], path: Path | None = None) -> None:
     """Append entries, all of them or none; raise SourceError if the trail cannot be written.
 
     The trail must be a regular file of its own: a symbolic link, a device (``/dev/null``)
-    or a pipe is refused, since a reveal recorded there is recorded nowhere. A line torn by
+    or a pipe is refused, since a reveal recorded there is recorded nowhere, and so is one
+    another user put in a folder everybody may write to (a team's folder, which only its
+    group may write to, is a share: a teammate's trail is written to there). A line torn by
     an earlier failure is ended first, so that the new entries stay whole; a write that
     fails half-way (a full disk) is taken back, so that a refused reveal leaves no entry.
     """
@@ -268,10 +270,19 @@ def append(entries: Sequence[Entry], path: Path | None = None) -> None:
     except OSError as exc:
         raise SourceError(_cannot_write(target, exc)) from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise SourceError(
                 f"the access trail {target} is not a regular file (a device or a pipe): a "
                 "reveal recorded there would be recorded nowhere"
+            )
+        owner = platform.owned_by_another(fd, target)
+        if owner is not None and platform.everybody_may_write(target.parent):
+            # Whoever created it first owns it: what is recorded would be theirs to erase.
+            raise SourceError(
+                f"the access trail {target} belongs to another user ({owner}) in a folder "
+                "every user may write to: a reveal recorded there would be theirs to read "
+                "and to erase; remove it, or set BITKEY_DIR_TRAIL to a folder of your own"
             )
         with platform.locked(fd):
             _write_whole(fd, data, target)

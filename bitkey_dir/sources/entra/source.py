@@ -20,7 +20,6 @@ bridge.py runs them from this synchronous class.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -115,8 +114,7 @@ class EntraSource:
         return self.sign_in.forget()
 
     def auth_status(self) -> AuthStatus:
-        from bitkey_dir.core.env import CLIENT_SECRET_ENV
-        from bitkey_dir.runtime import keystore
+        from bitkey_dir.runtime import credentials, keystore
         from bitkey_dir.sources.entra.token_cache import summarize
 
         cache = self.sign_in.cache_file()
@@ -147,7 +145,7 @@ class EntraSource:
             account=account,
             secret="client secret" if wanted else None,
             stored=keystore.current().has(wanted.entry) if wanted else None,
-            environment=bool(wanted and os.environ.get(CLIENT_SECRET_ENV)),
+            environment=bool(wanted and credentials.in_environment(wanted)),
             tokens=tokens,
         )
 
