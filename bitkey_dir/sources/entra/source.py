@@ -34,11 +34,12 @@ from bitkey_dir.core.model import (
     RecoveryKey,
     RecoveryPassword,
 )
+from bitkey_dir.core.rights import Holder
 from bitkey_dir.core.rotation import Progress, Rotation
 from bitkey_dir.runtime.config import Settings
 from bitkey_dir.runtime.credentials import Secret, Wanted
 from bitkey_dir.sources.base import AuthStatus, Check, Escrow, KeyRead, TokenStatus, Warn
-from bitkey_dir.sources.entra import intune, listings
+from bitkey_dir.sources.entra import intune, listings, roles
 from bitkey_dir.sources.entra.bridge import drive, run_sync
 from bitkey_dir.sources.entra.graph import ROLES, Graph, Record, abandon, open_graph
 from bitkey_dir.sources.entra.odata import device_filter, timestamp, volume_type
@@ -222,6 +223,15 @@ class EntraSource:
         managed device's action result, and the new keys' IDs once it is done."""
         self.sign_in.token()
         return self._session(lambda graph: intune.progress(graph, rotation))
+
+    def rights_holders(self, scope: str | None, warn: Warn) -> list[Holder]:
+        """Who holds a directory role that reads BitLocker keys (`rights show`), from the
+        role definitions and their assignments; no key is read."""
+        if scope is not None:
+            warn("Entra ID has no OUs: the roles of the whole tenant are shown")
+        self.sign_in.token()
+        tenant = self.sign_in.directory_id() or self.sign_in.tenant_id
+        return self._session(lambda graph: roles.holders(graph, self.name, tenant))
 
     def _session(self, work: Callable[[Graph], Awaitable[T]]) -> T:
         """``work``'s result, in a session with Graph of its own."""

@@ -24,6 +24,7 @@ from typing import ClassVar, Final, Protocol
 
 from bitkey_dir.core.errors import AuthError, BitkeyError
 from bitkey_dir.core.model import KeyEntry, Query, RecoveryKey
+from bitkey_dir.core.rights import Holder
 from bitkey_dir.runtime import interaction
 from bitkey_dir.runtime.config import Settings
 from bitkey_dir.runtime.credentials import Secret, Wanted
@@ -32,6 +33,7 @@ from bitkey_dir.sources.base import (
     AuthStatus,
     Escrow,
     ListsKeys,
+    ShowsRights,
     SignsIn,
     Source,
     StoresNoKeyPackages,
@@ -42,7 +44,7 @@ from bitkey_dir.sources.entra.signin import SignIn, identifier, is_guid
 MAX_TENANTS: Final = 1000
 
 
-class Tenant(Source, SignsIn, ListsKeys, Audits, StoresNoKeyPackages, Protocol):
+class Tenant(Source, SignsIn, ListsKeys, Audits, StoresNoKeyPackages, ShowsRights, Protocol):
     """What EntraTenants needs of each tenant: an EntraSource, made by the ``build`` that
     source.py passes in, since source.py imports this module and not the other way round."""
 
@@ -145,6 +147,13 @@ class EntraTenants:
             raise next((f for f in failures if isinstance(f, AuthError)), failures[0])
         for failure in failures:
             warn(failure.message)
+        return found
+
+    def rights_holders(self, scope: str | None, warn: Warn) -> list[Holder]:
+        """Each tenant's holders of a role that reads keys, tenant after tenant."""
+        found: list[Holder] = []
+        for tenant in self.distinct():
+            found += tenant.rights_holders(scope, warn)
         return found
 
     def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
