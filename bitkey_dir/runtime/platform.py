@@ -266,6 +266,35 @@ def current_user_label() -> str:
     return f"uid:{os.geteuid()}"
 
 
+def waits_on_pipes() -> bool:
+    """Whether :func:`wait_readable` works here: POSIX; on Windows a pipe given as a
+    config stays "not a regular file" (there is no process substitution there)."""
+    return sys.platform != "win32"
+
+
+def wait_readable(fd: int, seconds: float) -> bool:
+    """Whether ``fd`` has something to read (or its end) within ``seconds``."""
+    if sys.platform == "win32":
+        return True  # not asked: waits_on_pipes() is False there
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(1, int(seconds * 1000))))
+
+
+def is_null_device(fd: int) -> bool:
+    """Whether ``fd`` is the null device (``/dev/null``): read as an empty file."""
+    if sys.platform == "win32":
+        return False  # NUL is no file there: stat() of it does not name a device
+    try:
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    found = os.fstat(fd)
+    return (found.st_rdev, found.st_dev, found.st_ino) == (null.st_rdev, null.st_dev, null.st_ino)
+
+
 def logged_on_principal() -> str | None:
     """On Windows, whose ticket a Kerberos bind through SSPI uses: the logged-on user's UPN.
     None elsewhere, where the ticket cache says it (gssapi)."""

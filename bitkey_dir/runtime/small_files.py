@@ -44,12 +44,12 @@ def read_small_file(path: Path, *, limit: int, what: str, pipes: bool = False) -
     ``pipes``, also a pipe or FIFO (read to its end within :data:`PIPE_WAIT` seconds) and
     ``/dev/null`` (no bytes)."""
     fd, mode = _open(path, what)
-    if pipes and stat.S_ISFIFO(mode) and _can_wait():
+    if pipes and stat.S_ISFIFO(mode) and platform.waits_on_pipes():
         try:
             return _read_pipe(fd, path, limit=limit, what=what)
         finally:
             os.close(fd)
-    if pipes and stat.S_ISCHR(mode) and _is_null(fd):
+    if pipes and stat.S_ISCHR(mode) and platform.is_null_device(fd):
         os.close(fd)
         return b""
     _check_regular(fd, mode, path, what)
@@ -108,35 +108,16 @@ def _check_regular(fd: int, mode: int, path: Path, what: str) -> None:
         raise NotReadable(f"{what} {path} is not a regular file (a device or a pipe?)", "special")
 
 
-def _can_wait() -> bool:
-    import select
-
-    return hasattr(select, "poll")  # POSIX; a pipe elsewhere stays "not a regular file"
-
-
-def _is_null(fd: int) -> bool:
-    try:
-        null = os.stat(os.devnull)
-    except OSError:
-        return False
-    found = os.fstat(fd)
-    return (found.st_rdev, found.st_dev, found.st_ino) == (null.st_rdev, null.st_dev, null.st_ino)
-
-
 def _read_pipe(fd: int, path: Path, *, limit: int, what: str) -> bytes:
     """All a pipe holds until its writer closes it: at most ``limit`` bytes, within
     :data:`PIPE_WAIT` seconds. A FIFO nobody opens for writing sends nothing, not even its
     end, so the time bound is what ends the wait."""
-    import select
-
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
     deadline = time.monotonic() + PIPE_WAIT
     chunks: list[bytes] = []
     size = 0
     while True:
         left = deadline - time.monotonic()
-        if left <= 0 or not poller.poll(max(1, int(left * 1000))):
+        if left <= 0 or not platform.wait_readable(fd, left):
             state = "sent nothing" if not chunks else "did not end"
             raise NotReadable(
                 f"{what} {path} is a pipe that {state} within {PIPE_WAIT:g} seconds", "silent"
