@@ -833,6 +833,13 @@ def ours(dc: SambaDC, account: Account, base_dn: str, work: Path) -> list[Baseli
     ]
 
 
+def compared(checkout: Path, found: Sequence[Baseline]) -> Baseline:
+    """The same export run from another checkout (``--compare-with``, e.g. a worktree of an
+    older commit), through this venv with that checkout first on the path."""
+    export = next(b for b in found if b.label == "bitkey-dir export")
+    return Baseline(f"  export of {checkout.name}", export.argv, export.check)
+
+
 def run_baseline(
     dc: SambaDC, baseline: Baseline, env: dict[str, str], truth: dict[str, Any], runs: int
 ) -> Result:
@@ -910,10 +917,13 @@ def bench(n_computers: int, args: argparse.Namespace, ldeep: Path | None) -> lis
                     dc, account, credentials.domain, ldeep, credentials.base_dn
                 )
             ]
-            found += [
-                run_baseline(dc, baseline, ours_env, truth, args.runs)
-                for baseline in ours(dc, account, credentials.base_dn, work)
-            ]
+            mine = ours(dc, account, credentials.base_dn, work)
+            if args.compare_with:
+                other = args.compare_with.resolve()
+                subprocess.run([sys.executable, "-m", "compileall", "-q", str(other)], check=True)
+                other_env = {**ours_env, "PYTHONPATH": str(other)}
+                found.append(run_baseline(dc, compared(other, mine), other_env, truth, args.runs))
+            found += [run_baseline(dc, baseline, ours_env, truth, args.runs) for baseline in mine]
             return found
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -933,6 +943,12 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--ldeep-venv", type=Path, default=DEFAULT_LDEEP_VENV)
     parser.add_argument("--no-ldeep", action="store_true")
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also measure the export of another checkout of bitkey-dir (its own folder)",
+    )
     parser.add_argument("--build-only", action="store_true", help="build the estates, no DC")
     parser.add_argument("--offline-seed", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

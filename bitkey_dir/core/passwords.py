@@ -126,17 +126,22 @@ class RecoveryPassword:
     '531058-303050-716078-383614-460922-106975-083446-139161'
     """
 
-    __slots__ = ("_digits",)
-    _digits: str
+    __slots__ = ("_text",)
+    _text: str  # the canonical dashed form: exports write one per key, so it is kept ready
 
     def __init__(self, digits: str) -> None:
         # Only parse() builds these, so the invariant "48 digits, every group valid" holds.
-        object.__setattr__(self, "_digits", digits)
+        d = digits
+        text = f"{d[:6]}-{d[6:12]}-{d[12:18]}-{d[18:24]}-{d[24:30]}-{d[30:36]}-{d[36:42]}-{d[42:]}"
+        object.__setattr__(self, "_text", text)
 
     @classmethod
     def parse(cls, text: str) -> RecoveryPassword:
         if _CANONICAL_PASSWORD.fullmatch(text) is not None and _groups_valid(text.split("-")):
-            return cls(text.replace("-", ""))  # the form directories store, checked quickly
+            # The form directories store, checked quickly and kept as it is.
+            password = object.__new__(cls)
+            object.__setattr__(password, "_text", text)
+            return password
         check = check_password(text)
         if not check.valid:
             raise InputError(f"not a valid recovery password: {check.problem}")
@@ -146,12 +151,11 @@ class RecoveryPassword:
         raise AttributeError("RecoveryPassword is immutable")
 
     def groups(self) -> tuple[str, ...]:
-        return tuple(self._digits[i : i + _GROUP_DIGITS] for i in range(0, 48, _GROUP_DIGITS))
+        return tuple(self._text.split("-"))
 
     def reveal(self) -> str:
         """The canonical dashed form. Call only to put the password on the user's screen."""
-        d = self._digits
-        return f"{d[:6]}-{d[6:12]}-{d[12:18]}-{d[18:24]}-{d[24:30]}-{d[30:36]}-{d[36:42]}-{d[42:]}"
+        return self._text
 
     def __repr__(self) -> str:
         return "RecoveryPassword(hidden)"
@@ -165,10 +169,10 @@ class RecoveryPassword:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RecoveryPassword):
             return NotImplemented
-        return hmac.compare_digest(self._digits, other._digits)
+        return hmac.compare_digest(self._text, other._text)
 
     def __hash__(self) -> int:
-        return hash(self._digits)
+        return hash(self._text)
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a RecoveryPassword is not serialised implicitly")

@@ -22,10 +22,12 @@ def key_id_from_bytes(value: bytes | None) -> KeyId | None:
 
 
 def guid_from_bytes(value: bytes) -> str | None:
-    """The canonical upper-case GUID from AD's 16 bytes, or None for anything else."""
+    """The canonical upper-case GUID from AD's 16 bytes, or None for anything else: the same
+    dashed form as a Key ID's."""
     if len(value) != 16:
         return None
-    return str(KeyId.from_hex(_guid_hex(value)))  # the same dashed form as a Key ID
+    h = _guid_hex(value)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _guid_hex(value: bytes) -> str:
@@ -45,6 +47,10 @@ def _split_unescaped(text: str, separator: str) -> list[str]:
     """
     if "\\" not in text:
         return text.split(separator)  # the common case, and by far the fastest
+    if separator != "+" and text.count("\\") == text.count("\\+"):
+        # Every backslash escapes a "+" (a recovery object's name: "…T12:00:00\+05:30{…}"),
+        # so none escapes a separator: the next most common case, as fast.
+        return text.split(separator)
     # A separator is escaped when an odd run of backslashes precedes it: RFC 4514's
     # backslash escapes the one character after it or starts two hex digits.
     parts, start, search = [], 0, 0
@@ -114,6 +120,10 @@ def rdn_value(rdn: str) -> str:
     """One RDN's (first) value, unescaped."""
     if "\\" not in rdn and "+" not in rdn:
         return rdn.partition("=")[2].strip()
+    if rdn.isascii() and rdn.count("+") == rdn.count("\\") == rdn.count("\\+"):
+        # Every "+" escaped and nothing else escaped (a recovery object's name): one value,
+        # what unescape_dn_value gives it.
+        return rdn.partition("=")[2].strip().replace("\\+", "+")
     first = _split_unescaped(rdn, "+")[0]
     return unescape_dn_value(first.partition("=")[2].strip())
 

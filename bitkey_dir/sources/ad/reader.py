@@ -87,19 +87,22 @@ class Reader:
         """The key a recovery object holds; None (with a warning) for one without a
         readable Key ID or with a damaged password."""
         dn = entry.dn
+        # The attributes by their lower-case names, without Entry.first: once per key.
+        attributes = entry.attributes
         levels = dn_levels(dn)
         leaf = rdn_value(levels[0])
-        key_id = key_id_from_bytes(entry.first("msFVE-RecoveryGuid"))
+        values = attributes.get("msfve-recoveryguid")
+        key_id = key_id_from_bytes(values[0] if values else None)
         if key_id is None:  # the name carries the GUID too
             key_id = parse_recovery_name(leaf).key_id
-        if key_id is None:
+        if key_id is None or not key_id.is_full:  # a name's "{…--…}" parses as a prefix
             warn(f"{dn}: skipped, a recovery object without a readable Key ID")
             return None
         password = None
-        typed = entry.first("msFVE-RecoveryPassword")
-        if typed is not None:
+        values = attributes.get("msfve-recoverypassword")
+        if values:
             try:
-                password = RecoveryPassword.parse(typed.decode("utf-8", errors="replace"))
+                password = RecoveryPassword.parse(values[0].decode("utf-8", "replace"))
             except BitkeyError as exc:
                 warn(f"Key ID {key_id}: the directory holds a damaged recovery password ({exc})")
                 return None
@@ -110,7 +113,8 @@ class Reader:
                 package = KeyPackage(sealed)
             except ValueError:
                 warn(f"Key ID {key_id}: skipped its key package ({len(sealed)} bytes, too large)")
-        deleted = entry.first("isDeleted") == b"TRUE"
+        values = attributes.get("isdeleted")
+        deleted = values[0] == b"TRUE" if values else False
         if deleted:
             last_parent = entry.text("lastKnownParent")
             computer = deleted_name(leaf_value(last_parent)) if last_parent else None
@@ -118,15 +122,17 @@ class Reader:
         else:
             computer = rdn_value(levels[1]) if len(levels) > 1 else None
             location = ",".join(levels[2:])
-        volume = guid_from_bytes(entry.first("msFVE-VolumeGuid") or b"")
-        return RecoveryKey(
-            source=self.source,
-            key_id=key_id,
-            recovery_password=password,
-            computer=computer,
-            created=recovery_created(leaf),
-            volume_id=volume,
-            location=location,
-            deleted=deleted,
-            key_package=package,
+        values = attributes.get("msfve-volumeguid")
+        volume = guid_from_bytes(values[0]) if values else None
+        # Checked already: a full Key ID, and a name's date only with its UTC offset.
+        return RecoveryKey.checked(
+            self.source,
+            key_id,
+            password,
+            computer,
+            recovery_created(leaf),
+            volume,
+            location,
+            deleted,
+            package,
         )
