@@ -119,6 +119,8 @@ def ask(source: S, work: Callable[[S, Warn], T]) -> Answer[T]:
 
 def ask_all(sources: Sequence[S], work: Callable[[S, Warn], T]) -> list[Answer[T]]:
     """:func:`ask` every source, concurrently when there are several, in their order."""
+    if not sources:  # a pool of no workers is an error, and nobody to ask is no answer
+        return []
     if len(sources) == 1:
         return [ask(sources[0], work)]
 
