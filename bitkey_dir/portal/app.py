@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from bitkey_dir.core.display import safe
 from bitkey_dir.core.errors import BitkeyError
+from bitkey_dir.ops.policy import TRAIL_COPY
 from bitkey_dir.portal import reports
 from bitkey_dir.portal import sessions as sessions_module
 from bitkey_dir.portal.desks import CLIENT_ADDRESS, PROBE_KEY_ID, Desk, Desks, new_desk
@@ -35,6 +36,7 @@ from bitkey_dir.portal.limits import Window
 from bitkey_dir.portal.roles import ADVANCED, AUDITOR, HELPDESK, READS_KEYS, refusal, role_of
 from bitkey_dir.portal.sessions import Session, SessionStore, SQLiteSessions
 from bitkey_dir.portal.settings import ServeSettings, read_settings
+from bitkey_dir.portal.syslog5424 import Syslog
 from bitkey_dir.portal.views import lookup_view, rotation_notes
 from bitkey_dir.portal.web import (
     COOKIE,
@@ -74,6 +76,8 @@ class Portal:
         self.account_failures = Window(attempts, FIFTEEN_MINUTES)
         self.client_failures = Window(attempts * 4, FIFTEEN_MINUTES)
         self.reveals = Window(self.settings.reveals_per_hour, HOUR)
+        target = self.settings.syslog
+        self.syslog = Syslog(target) if target is not None else None
         self._purged = 0.0
 
     # -- sessions -------------------------------------------------------------------------
@@ -108,6 +112,15 @@ class Portal:
         session = sessions_module.touched(session)
         self.store.save(session)
         return session, False
+
+    def on_behalf_of(self, request: Request) -> None:
+        """The calls this request makes name its client in the trail, and copy each trail
+        line to syslog when one is set."""
+        address = client_address(request)
+        CLIENT_ADDRESS.set(address)
+        if self.syslog is not None:
+            syslog = self.syslog
+            TRAIL_COPY.set(lambda entry: syslog.copy(entry, address))
 
     def end(self, session: Session) -> None:
         self.store.delete(session.id)
@@ -320,7 +333,7 @@ class Portal:
         refusal = self.lookup_refusal(session, desk, key_id, computer, reason, shown)
         if refusal is not None:
             return refusal
-        CLIENT_ADDRESS.set(client_address(request))
+        self.on_behalf_of(request)
         try:
             result = await asyncio.to_thread(
                 desk.client.find, key_id=key_id or None, computer=computer or None, reason=reason
@@ -345,7 +358,7 @@ class Portal:
         reason = field(form, "reason", 500) or None
         if source not in desk.client.config.sources:
             return self.lookup_page(session, 400, message="That key's source is not yours.")
-        CLIENT_ADDRESS.set(client_address(request))
+        self.on_behalf_of(request)
         try:
             result = await asyncio.to_thread(
                 desk.client.rotate, key_id=key_id, sources=[source], reason=reason
@@ -407,6 +420,8 @@ def create_app(config_path: Path | None = None, *, store: SessionStore | None = 
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
         yield
         portal.desks.close()
+        if portal.syslog is not None:
+            portal.syslog.close_socket()
 
     routes = [
         Route("/", portal.home),

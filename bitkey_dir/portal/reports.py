@@ -22,12 +22,12 @@ from starlette.routing import Route
 
 from bitkey_dir.core.display import safe
 from bitkey_dir.core.errors import BitkeyError
-from bitkey_dir.portal.desks import CLIENT_ADDRESS, Desk
+from bitkey_dir.portal.desks import Desk
 from bitkey_dir.portal.limits import Window
 from bitkey_dir.portal.roles import ADVANCED, AUDITOR
 from bitkey_dir.portal.sessions import Session
 from bitkey_dir.portal.settings import ServeSettings
-from bitkey_dir.portal.web import client_address, field, page
+from bitkey_dir.portal.web import field, page
 
 
 class Portal(Protocol):
@@ -38,6 +38,7 @@ class Portal(Protocol):
 
     def signed_in(self, request: Request) -> tuple[Session | None, Desk | None]: ...
     def to_sign_in(self, request: Request) -> Response: ...
+    def on_behalf_of(self, request: Request) -> None: ...
     def refused(self, session: Session, what: str) -> Response: ...
     def common(self, session: Session | None, **extra: object) -> dict[str, object]: ...
     def lookup_page(self, session: Session, status: int = 200, /, **extra: object) -> Response: ...
@@ -112,7 +113,7 @@ def key_package(portal: Portal) -> Callable[[Request], object]:
         if problem:
             return portal.lookup_page(session, 400, message=problem)
         portal.reveals.add(desk.agent.lower())
-        CLIENT_ADDRESS.set(client_address(request))
+        portal.on_behalf_of(request)
         try:
             data, problem = await asyncio.to_thread(_package, desk, key_id, source, reason)
         except BitkeyError as exc:

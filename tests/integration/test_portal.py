@@ -228,3 +228,31 @@ def test_rotate_after_the_call_goes_through_the_rotate_operation(
     assert entry["principal"] == samba_dc.upn(HELPDESK.name)
     assert entry["reason"] == "INC-9"
     no_secret_but(agent.last)
+
+
+def test_each_trail_line_is_also_sent_to_syslog(
+    lab: Lab, tmp_path: Path, samba_dc: Directory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.settimeout(10)
+        syslog = f"udp://127.0.0.1:{listener.getsockname()[1]}"
+        for agents in clients(serve_config(lab, tmp_path, syslog=syslog)):
+            agent = agents[0]
+            agent.sign_in(samba_dc.upn(HELPDESK.name), HELPDESK.password)
+            take_trail_entries()
+            agent.look_up(NEWEST.key_id[:8], 'INC-7 "quoted"')
+            message = listener.recv(65536).decode()
+    assert len(take_trail_entries()) == 1
+    assert message.startswith("<85>1 ")
+    assert " bitkey-dir " in message
+    assert " reveal [bitkey@32473 " in message
+    assert f'agent="{samba_dc.upn(HELPDESK.name)}"' in message
+    assert 'client="testclient"' in message
+    assert f'key_id="{NEWEST.key_id.upper()}"' in message
+    assert 'reason="INC-7 \\"quoted\\""' in message
+    assert 'computer="WS001"' in message
+    no_secret_but(message)
