@@ -356,7 +356,108 @@ def cases(hung_port: int) -> list[Case]:
             ["rights", "revoke", "-s", keys, "--ou", "OU=a,DC=x", "-p", "S-1-5-11", "--what-if"],
             (2,),
         ),
+        Case("config is /dev/null", ["--config", "/dev/null", "find", "-k", KEY_ID[:8]], (2,)),
+        Case(
+            "config is /dev/null, source given",
+            ["--config", "/dev/null", "find", "-k", KEY_ID[:8], "-s", keys],
+            (0,),
+            env={"BITKEY_DIR_CONFIG": "/dev/null"},
+        ),
+        Case("reads of key files only", ["reads", "-s", keys], (2,)),
+        Case("reads --since 0001-01-01", ["reads", "--since", "0001-01-01"], (2,)),
+        Case(
+            "config with a password in a server URL",
+            ["--config", "WORK/c.toml", "sources"],
+            (2,),
+            setup=config(ad.format(port=1).replace("ldaps://", "ldaps://admin:Hunter2Secret@")),
+        ),
+        *index_cases(keys),
+        Case(
+            "DCs from DNS without ca_file",
+            ["--config", "WORK/c.toml", "find", "-k", KEY_ID[:8], "-s", "dc"],
+            (2,),
+            setup=config('[sources.dc]\ntype = "ad"\ndomain = "corp.example"\nuser = "a@b"\n'),
+        ),
+        Case(
+            "discovery_allowed that is no DNS name",
+            ["--config", "WORK/c.toml", "find", "-k", KEY_ID[:8], "-s", "dc"],
+            (2,),
+            setup=config(ad.format(port=1) + 'discovery_allowed = ["\x1b[2J*"]\n'),
+        ),
+        Case(
+            "one BITKEY_DIR_PASSWORD for two accounts",
+            ["--config", "WORK/c.toml", "doctor"],
+            (2,),
+            setup=config(
+                ad.format(port=1)
+                + ad.format(port=1)
+                .replace("[sources.dc]", "[sources.dc2]")
+                .replace("helpdesk@", "other@")
+            ),
+            env={"BITKEY_DIR_PASSWORD": "Not-Shown-4242"},
+        ),
         *serve_cases(ad.format(port=1), config),
+    ]
+
+
+def index_cases(keys: str) -> list[Case]:
+    """`BITKEY_DIR_INDEX` naming what is no index, or a damaged one: one line, never a
+    traceback, and `index clear` removes nothing but an index."""
+    index_at = {"BITKEY_DIR_INDEX": "WORK/index.sqlite3"}
+
+    def fifo(work: Path) -> None:
+        os.mkfifo(work / "index.sqlite3")
+
+    def dangling(work: Path) -> None:
+        (work / "index.sqlite3").symlink_to(work / "nowhere" / "index.sqlite3")
+
+    def text(work: Path) -> None:
+        write(work / "index.sqlite3", "meeting notes, not an index\n")
+
+    def damaged(work: Path) -> None:
+        write(work / "c.toml", f'[sources.share]\ntype = "file"\npath = ["{keys}"]\n')
+        data = bytearray(b"SQLite format 3\x00" + bytes(84) + b"\x00garbage" * 512)
+        data[68:72] = (0x424B4958).to_bytes(4, "big")  # the index's application ID
+        (work / "index.sqlite3").write_bytes(bytes(data))
+
+    share = ["--config", "WORK/c.toml"]
+    return [
+        Case("index clear: a FIFO", ["index", "clear"], (2,), setup=fifo, env=index_at),
+        Case(
+            "index clear: a dangling link", ["index", "clear"], (2,), setup=dangling, env=index_at
+        ),
+        Case(
+            "index status: a dangling link", ["index", "status"], (2,), setup=dangling, env=index_at
+        ),
+        Case("index clear: a text file", ["index", "clear"], (2,), setup=text, env=index_at),
+        Case(
+            "find: the index a FIFO",
+            ["find", "-k", KEY_ID[:8], "-s", keys],
+            (0,),
+            setup=fifo,
+            env=index_at,
+        ),
+        Case(
+            "find: a damaged index",
+            [*share, "find", "-k", KEY_ID[:8], "-s", "share"],
+            (0,),
+            setup=damaged,
+            env=index_at,
+        ),
+        Case(
+            "index status: a damaged index",
+            [*share, "index", "status"],
+            (4,),
+            setup=damaged,
+            env=index_at,
+        ),
+        Case(
+            "index refresh: a damaged index",
+            [*share, "index", "refresh"],
+            (4,),
+            setup=damaged,
+            env=index_at,
+        ),
     ]
 
 

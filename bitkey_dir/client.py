@@ -171,6 +171,7 @@ class Client:
                 then_rotate=then_rotate,
             )
 
+        _holds_passwords()
         # Identities and key packages make a new source from the one opened (with_identities,
         # with_key_packages), closed by the lookup itself: such a call keeps nothing.
         return self._call("find", work, keep_sources=not keys and package is None)
@@ -218,6 +219,7 @@ class Client:
                 run.pool.spoil()  # the source may have failed half-way: not kept
             return result
 
+        _holds_passwords()
         # Key packages are read through a new source (with_key_packages): nothing to keep.
         return self._call("export", work, keep_sources=not key_packages)
 
@@ -475,6 +477,14 @@ class Client:
         except BitkeyError as exc:
             reword(exc)
             raise
+
+
+def _holds_passwords() -> None:
+    """Recovery passwords are about to be read into this process: no core dump from now on
+    (once per process, the soft limit only; runtime/hardening.py says why)."""
+    from bitkey_dir.runtime.hardening import no_core_dumps_from_now
+
+    no_core_dumps_from_now()
 
 
 def _names(sources: Sources) -> list[str]:

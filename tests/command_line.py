@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 from bitkey_dir.cli.app import app
 from tests.conftest import ROOT
 
-DOCUMENTED_EXIT_CODES = (0, 1, 2, 3, 4)
+DOCUMENTED_EXIT_CODES = (0, 1, 2, 3, 4, 5)
 _runner = CliRunner()
 
 

@@ -113,7 +113,9 @@ def find(
     Exit codes: 0 found, 1 nothing found, 2 bad input (also: --key-package with a Key ID
     naming several keys, or a file that exists), 3 sign-in or rights problem (also: the key
     was found without a readable key package; then nothing is shown), 4 a source failed
-    (and nothing was found). With --rotate, 3 or 4 when the rotation failed.
+    (and nothing was found), 5 one Key ID is escrowed for several computers or with several
+    passwords (nothing is shown; the refusal is in the trail). With --rotate, 3 or 4 when
+    the rotation failed.
     """
     from bitkey_dir.cli.rotate import show as show_rotation
     from bitkey_dir.ops import lookup

@@ -43,7 +43,8 @@ def refresh(
     """List every key of the sources (Key IDs, computers, dates; never a password) into the
     index. A source that fails keeps its previous index.
 
-    Exit codes: 0 done, 2 bad input, 3 sign-in or rights, 4 a source failed.
+    Exit codes: 0 done, 2 bad input (also: the path holds no index), 3 sign-in or rights,
+    4 a source failed (or the index is damaged: bitkey-dir index clear).
     """
     from bitkey_dir.ops import index
     from bitkey_dir.render import index as rendering
@@ -64,7 +65,10 @@ def status(
     as_json: JsonFlag = False,
 ) -> None:
     """Show each source's part of the index: when it was refreshed, how many keys, whether a
-    refresh is due."""
+    refresh is due.
+
+    Exit codes: 0 done, 2 the path holds no index, 4 the index is damaged.
+    """
     from bitkey_dir.ops import index
     from bitkey_dir.render import index as rendering
 
@@ -78,7 +82,12 @@ def status(
 @index_app.command("clear")
 def clear(ctx: typer.Context, source: Sources = None) -> None:
     """Drop sources from the index (all of it when none is named). Lookups still work: they
-    search the directories until the next refresh."""
+    search the directories until the next refresh.
+
+    Only a bitkey-dir index is cleared: a damaged one is removed whole, and a path holding
+    anything else (a link, a pipe, a device, another program's file) is left alone.
+    Exit codes: 0 done, 2 the path holds no index, 4 a damaged index with --source.
+    """
     from bitkey_dir.ops import index
     from bitkey_dir.render import index as rendering
 

@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2
     AUTH = 3
     SOURCE_FAILED = 4
+    CONFLICT = 5
     INTERNAL = 70
     INTERRUPTED = 130
 
@@ -61,3 +62,11 @@ class SourceError(BitkeyError):
     """A source is unreachable or failing; its answer cannot be trusted."""
 
     exit_code = ExitCode.SOURCE_FAILED
+
+
+class ConflictError(BitkeyError):
+    """The directories disagree about a key (one Key ID on several computers, or with
+    several passwords): nothing is revealed, and retrying will not help. Its own exit code,
+    so that a runbook stops and escalates instead of treating it as an outage (4)."""
+
+    exit_code = ExitCode.CONFLICT

@@ -111,8 +111,8 @@ def _reveals(lines: Iterable[trail.Line]) -> list[Disclosure]:
     """The latest reveal of each key, with how many times it was revealed."""
     latest: dict[tuple[str, str], Disclosure] = {}
     for line in lines:
-        if line.get("action") is not None:
-            continue  # an export or a rotation, not one key shown
+        if line.get("action") is not None or line.get("shown") is False:
+            continue  # an export or a rotation, or a password read but not shown
         source, key_text, when = line.get("source"), line.get("key_id"), line.get("time")
         if not (isinstance(source, str) and isinstance(key_text, str) and isinstance(when, str)):
             continue

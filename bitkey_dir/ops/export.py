@@ -9,11 +9,12 @@ too (records.PACKAGE_FIELDS), read only then from sources that hold them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
+from bitkey_dir.core.conflicts import ConflictWatch
 from bitkey_dir.core.errors import BitkeyError, ExitCode, InputError, NothingFound
 from bitkey_dir.core.model import RecoveryKey
 from bitkey_dir.ops import policy
@@ -205,7 +206,8 @@ def export(
             found: Iterator[RecoveryKey] = opened.iter_keys(warn)
             if include_deleted and isinstance(opened, KeepsDeleted):
                 found = itertools.chain(found, opened.iter_deleted_keys(warn))
-            keys = run.interaction.progress(found, f"{opened.name}: keys exported")
+            watch = ConflictWatch()  # a backup keeps every row, and says what find refuses
+            keys = run.interaction.progress(watched(found, watch), f"{opened.name}: keys exported")
             try:
                 if isinstance(output, Stream):
                     tally = write_export_to_stream(
@@ -232,6 +234,8 @@ def export(
                 result.failure = exc
             else:
                 result.keys, result.unreadable = tally.keys, tally.unreadable
+                if (conflicting := watch.warning()) is not None:
+                    warn(conflicting)
                 result.packages = tally.packages
                 missing = tally.keys - tally.packages
                 if missing and key_packages and not isinstance(opened, StoresNoKeyPackages):
@@ -243,3 +247,9 @@ def export(
         finally:
             release(opened)
     return result
+
+
+def watched(keys: Iterable[RecoveryKey], watch: ConflictWatch) -> Iterator[RecoveryKey]:
+    for key in keys:
+        watch.see(key)
+        yield key

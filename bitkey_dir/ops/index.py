@@ -30,7 +30,6 @@ from bitkey_dir.store.key_index import KeyIndex, SourceState
 
 _BATCH: Final = 1000  # entries a worker hands over at once
 _QUEUED: Final = 16  # batches waiting at most: a fast source waits for the writer
-DEFAULT_FRESH: Final = 24 * 3600.0  # without index_max_age: how long a name → device map holds
 
 
 @dataclass(frozen=True)
@@ -269,20 +268,28 @@ def _rows(run: Run, index: KeyIndex) -> list[IndexRow]:
 
 def clear(run: Run, sources: Sequence[str] = ()) -> list[str]:
     """Drop the named sources from the index (all of it when none is named); the names
-    dropped. Clearing never needs the sources themselves, so a removed source can go too."""
+    dropped. Clearing never needs the sources themselves, so a removed source can go too.
+
+    Only an index is cleared: a path holding anything else (a link, a pipe, a device,
+    another program's file) raises InputError and is left as it is. A damaged index is
+    removed whole; with ``sources`` named it raises DamagedIndex instead (exit 4).
+    """
     with run.active():
         try:
             index = key_index.open_index()
-        except SourceError:
+            if index is None:
+                return []
+            with index:
+                return index.clear(sources)
+        except key_index.DamagedIndex as exc:
             if sources:
-                raise
-            # Damaged, or from a newer version: clearing it all is removing the file.
-            key_index.remove_index()
-            return ["(the whole index file)"]
-        if index is None:
-            return []
-        with index:
-            return index.clear(sources)
+                raise key_index.DamagedIndex(
+                    f"{exc.message.partition(': run ')[0]}: run bitkey-dir index clear "
+                    "without --source, which removes the whole file"
+                ) from None
+            # Damaged, or from a newer version: clearing it all is removing the file, which
+            # remove_index does only for a file that is recognisably an index.
+            return ["(the whole index file)"] if key_index.remove_index() else []
 
 
 def _configured(run: Run, sources: Sequence[str]) -> list[str]:

@@ -1,17 +1,24 @@
-"""Lookups through the Key ID index: it narrows where to look, and never answers by itself.
+"""Lookups through the Key ID index: it narrows where to look, never answers by itself, and
+an answer it narrowed says so.
 
-For a Key ID (8 digits or more), each indexed source's candidates are read from the directory
-by their full IDs (one request each in Entra) and checked; an indexed source with no
-candidate is not searched while another source's candidate was found, which is what makes
-8 digits fast across a 100,000-key tenant or fifty tenants. When no candidate anywhere is
-still in its directory (the index missed a new key, or the key is gone), every source is
-searched as it would be without an index, and a key found that way is added to the index
-with a word that the index was stale. Sources that were never indexed are always searched.
+Only a Key ID prefix (8 digits or more, not the full ID) is narrowed, and only in sources
+that must list everything to match one (Entra lists a whole tenant): there each source's
+candidates are read from the directory by their full IDs (one request each), so a key
+deleted since is not shown and a key changed since is shown as it is now. An indexed source
+with no candidate is not searched while another source's candidate was found, which is what
+makes 8 digits fast across a 100,000-key tenant or fifty tenants.
 
-For a computer name, a source that turns names into device IDs (Entra) is given the IDs the
-index holds when the index is fresh, and searched by name when that finds nothing.
+Such an answer cannot know of a key escrowed after the refresh: ``IndexUse.unconfirmed``
+names those sources with the index's age, the result is not ``complete``, and a warning says
+so in words. A source that finds a prefix itself as quickly (``SearchesKeyIds``: AD) is always
+asked, as is every source for a full Key ID or a computer name (a device's name is asked of
+the directory: an index's name → device map would show a renamed or re-imaged device's key).
 
-The index is read and written here, in the operation's thread; the workers only ask sources.
+When no candidate anywhere is still in its directory (the index missed a new key, or the key
+is gone), every source is searched as it would be without an index, and a key found that way
+is added to the index with a word that the index was stale. Sources never indexed are always
+searched. The index is read and written here, in the operation's thread; the workers only
+ask sources.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from bitkey_dir.core.errors import BitkeyError
 from bitkey_dir.core.model import KeyEntry, KeyId, Query, RecoveryKey
 from bitkey_dir.ops import index as index_ops
 from bitkey_dir.ops.run import Answer, Run, ask_all
-from bitkey_dir.sources.base import FindsOnDevices, Source, Warn
+from bitkey_dir.sources.base import SearchesKeyIds, Source, Warn
 from bitkey_dir.store import key_index
 from bitkey_dir.store.key_index import KeyIndex, SourceState
 
@@ -37,7 +44,6 @@ class _Plan:
     fingerprint: str
     state: SourceState
     candidates: list[KeyEntry] = field(default_factory=list)
-    devices: dict[str, str] = field(default_factory=dict)
     vanished: list[KeyId] = field(default_factory=list)  # in the index, not in the directory
 
 
@@ -47,8 +53,21 @@ class IndexUse:
 
     used: list[str] = field(default_factory=list)  # sources narrowed by the index
     stale: list[str] = field(default_factory=list)  # sources whose index missed a key
+    # Sources answered from the index, each with its age in seconds: keys escrowed since
+    # its refresh are not in the answer.
+    unconfirmed: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     problem: str | None = None  # the index could not be used at all
+
+    @property
+    def complete(self) -> bool:
+        """Every source answered the query itself, not from the index."""
+        return not self.unconfirmed
+
+    @property
+    def age(self) -> float | None:
+        """The oldest index an answer was taken from, in seconds."""
+        return max(self.unconfirmed.values()) if self.unconfirmed else None
 
 
 Reopen = Callable[[str], Source]
@@ -62,6 +81,9 @@ def ask(
     asking a source closes it, and some sources are asked twice."""
     reopen = reopen or run.open_one
     use = IndexUse()
+    if query.key_id is None or query.key_id.is_full:
+        # One request each, everywhere: the index could only leave sources out.
+        return ask_all(opened, live(query)), use
     # A source with index_max_age builds its index on first use.
     wanted = any(index_ops.max_age(run, source.name) for source in opened)
     try:
@@ -73,11 +95,15 @@ def ask(
         return ask_all(opened, live(query)), use
     with index:
         try:
-            return _ask(run, index, query, opened, use, reopen), use
+            answers = _ask(run, index, query, opened, use, reopen)
         except BitkeyError as exc:  # a damaged index: never worse than no index
             use.problem = f"{exc.message}; searched the directories instead"
+            use.used, use.stale, use.unconfirmed = [], [], {}  # what was asked again
             reopened = [reopen(source.name) for source in opened]
             return ask_all(reopened, live(query)), use
+    if use.unconfirmed:
+        use.warnings.append(unconfirmed(query, use))
+    return answers, use
 
 
 def _ask(
@@ -97,34 +123,27 @@ def _ask(
             if status.status != "ok"
         ]
     plans = _plans(run, index, query, opened)
-    if query.key_id is not None:
-        answers = _by_key_id(query, opened, plans, use, reopen)
-    else:
-        answers = _by_computer(query, opened, plans, use)
+    answers = _by_key_id(query, opened, plans, use, reopen)
     _learn(index, query, plans, answers, use)
     return answers
 
 
 def _plans(run: Run, index: KeyIndex, query: Query, opened: Sequence[Source]) -> dict[str, _Plan]:
+    assert query.key_id is not None  # noqa: S101 - ask() narrows prefixes only
     plans: dict[str, _Plan] = {}
     for source in opened:
-        if not index_ops.indexable(run, source):
+        if not index_ops.indexable(run, source) or isinstance(source, SearchesKeyIds):
             continue
         fingerprint = index_ops.fingerprint(source)
         state = index.state(source.name, fingerprint)
         if state is None:
             continue
         plan = _Plan(source.name, fingerprint, state)
-        if query.key_id is not None:
-            plan.candidates = [
-                entry
-                for entry in index.candidates(source.name, query.key_id)
-                if query.include_deleted or not entry.deleted
-            ]
-        elif query.computer is not None and isinstance(source, FindsOnDevices):
-            fresh = index_ops.max_age(run, source.name) or index_ops.DEFAULT_FRESH
-            if state.age() <= fresh:
-                plan.devices = index.devices(source.name, query.computer)
+        plan.candidates = [
+            entry
+            for entry in index.candidates(source.name, query.key_id)
+            if query.include_deleted or not entry.deleted
+        ]
         plans[source.name] = plan
     return plans
 
@@ -149,6 +168,7 @@ def _by_key_id(
     answers = ask_all(opened, first)
     use.used = [plan.source for plan in plans.values()]
     if any(answer.value for answer in answers if answer.status.name in plans):
+        use.unconfirmed = {plan.source: plan.state.age() for plan in plans.values()}
         return answers
     # Every candidate is gone from its directory: search the indexed sources as usual.
     again = [reopen(name) for name in plans]
@@ -175,24 +195,6 @@ def _read_candidates(source: Source, query: Query, plan: _Plan, warn: Warn) -> l
         for message in said:
             warn(message)
     return found
-
-
-def _by_computer(
-    query: Query, opened: Sequence[Source], plans: dict[str, _Plan], use: IndexUse
-) -> list[Answer[list[RecoveryKey]]]:
-    def each(source: Source, warn: Warn) -> list[RecoveryKey]:
-        plan = plans.get(source.name)
-        if plan is not None and plan.devices and isinstance(source, FindsOnDevices):
-            said: list[str] = []
-            found = source.find_on_devices(plan.devices, query, said.append)
-            if found:
-                for message in said:
-                    warn(message)
-                return found
-        return list(source.find(query, warn))
-
-    use.used = [plan.source for plan in plans.values() if plan.devices]
-    return ask_all(opened, each)
 
 
 def _learn(
@@ -224,6 +226,17 @@ def _learn(
         # Best effort: another run holding the index for long must not fail a lookup.
         with contextlib.suppress(BitkeyError):
             index.remember(plan.source, plan.fingerprint, new)
+
+
+def unconfirmed(query: Query, use: IndexUse) -> str:
+    """What an answer taken from the index cannot know, in words."""
+    names = ", ".join(use.unconfirmed)
+    return (
+        f"{names}: {query.describe()} was answered from the Key ID index, refreshed "
+        f"{describe_age(use.age or 0.0)} ago, without listing every key: a key with these "
+        "digits escrowed since then is not included. If the Key ID on the screen is not one "
+        "shown, search again with --no-index (or run bitkey-dir index refresh)"
+    )
 
 
 def describe_age(seconds: float) -> str:

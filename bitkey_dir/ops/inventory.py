@@ -29,7 +29,5 @@ def configured_sources(run: Run) -> list[SourceInfo]:
                 where = source.describe()
             finally:
                 release(source)
-            infos.append(
-                SourceInfo(name, source_config.type, name in config.default_sources, where)
-            )
+            infos.append(SourceInfo(name, source_config.type, name in config.searched, where))
     return infos

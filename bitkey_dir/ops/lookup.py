@@ -6,7 +6,10 @@ password is shown is in the access trail before the result is returned.
 
 With ``key_package``, the one key the query names has its key package written to a new file
 (package_file.py); its trail line names the file. Key packages are asked of the sources only
-then (sources/base.py, HoldsKeyPackages).
+then (sources/base.py, HoldsKeyPackages), and a source known to keep none (Entra ID) is not
+asked at all: it would read the key's password (which its directory audits) for nothing.
+When the key is found without a package nothing is shown, but a password read from a
+directory on the way is still a read: its trail line says it was not shown.
 
 With ``then_rotate`` (find --rotate), the keys revealed are rotated once they were shown,
 each in the source that held it (ops/rotate.py); the result carries those rotations.
@@ -20,14 +23,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from bitkey_dir.core.errors import ExitCode, InputError
+from bitkey_dir.core import conflicts
+from bitkey_dir.core.errors import AuthError, ConflictError, ExitCode, InputError, SourceError
 from bitkey_dir.core.model import Query, RecoveryKey
 from bitkey_dir.ops import indexed, policy, rotate
 from bitkey_dir.ops.indexed import IndexUse
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
+from bitkey_dir.ops.pool import release
 from bitkey_dir.ops.rotate import RotateResult
 from bitkey_dir.ops.run import Answer, Run, ask_all
-from bitkey_dir.sources.base import Decrypts, HoldsKeyPackages, Source
+from bitkey_dir.sources.base import (
+    Decrypts,
+    HoldsKeyPackages,
+    ReadsFiles,
+    Source,
+    StoresNoKeyPackages,
+)
 from bitkey_dir.store import package_file, trail
 
 _OLDEST: Final = datetime.min.replace(tzinfo=UTC)
@@ -57,13 +68,28 @@ class LookupResult:
         return len({key.key_id for key in self.keys})
 
     @property
-    def ambiguous(self) -> bool:
-        """A Key ID prefix matched different keys: the agent must confirm more digits."""
-        return (
-            self.query.key_id is not None
-            and not self.query.key_id.is_full
-            and self.distinct_key_ids > 1
-        )
+    def conflicts(self) -> list[conflicts.Conflict]:
+        """Full Key IDs found on several computers, or with several passwords: ``find``
+        reveals none of them (ConflictError)."""
+        return conflicts.find_conflicts(self.keys)
+
+    @property
+    def complete(self) -> bool:
+        """Every source answered the query itself: no part of the answer was taken from
+        the Key ID index (which holds no key escrowed since its refresh)."""
+        return self.index.complete
+
+    @property
+    def ambiguous(self) -> bool | None:
+        """True: a Key ID prefix matched different keys, and the agent must confirm more
+        digits. None: it matched one key in the Key ID index, which cannot say whether a
+        key with the same digits was escrowed since (``complete`` is false). False: the
+        Key ID names one key, or the query is a computer name."""
+        if self.query.key_id is None or self.query.key_id.is_full:
+            return False
+        if self.distinct_key_ids > 1:
+            return True
+        return False if self.complete else None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -72,6 +98,10 @@ class LookupResult:
         --key-package, a key found without a readable package is 3 (or a failed source's
         code: it may have held the package). Rotations after the reveal change a 0 only
         when one failed: 3 for a missing right, else 4."""
+        if self.key_package is not None:  # written: something was revealed, as with a password
+            answer = ExitCode.FOUND
+            then = [status for rotated in self.rotations for status in rotated.sources]
+            return exit_code(answer, self.sources, every_source_needed=False, then=then)
         if self.package_problem is not None:
             failed = any(status.status != "ok" for status in self.sources)
             if failed:
@@ -112,8 +142,10 @@ def find(
     returns: ``result.rotations`` (ops/rotate.py, rotate_revealed).
     Raises InputError for a bad reason, a missing required reason, an unknown source, a
     ``key_package`` that exists or a Key ID that names several keys, and SourceError when
-    ``require_reason`` is set and the trail cannot be written. Source failures are in
-    ``result.sources`` and ``result.exit_code``, not raised.
+    ``require_reason`` is set and the trail cannot be written. Raises ConflictError (exit
+    5) when a full Key ID found is escrowed for several computers or with several
+    passwords (core/conflicts.py): nothing is revealed, and the trail records the refusal.
+    Source failures are in ``result.sources`` and ``result.exit_code``, not raised.
     """
     policy.check_reason(reason)
     if key_package is not None:
@@ -135,6 +167,9 @@ def find(
 
     with run.active():
         opened = [prepared(source) for source in run.open(sources)]
+        skipped: list[str] = []
+        if packages:
+            opened, skipped = _holding_packages(opened)
         if use_index:
             answers, used = indexed.ask(
                 run, query, opened, lambda name: prepared(run.open_one(name))
@@ -143,18 +178,30 @@ def find(
             answers, used = ask_all(opened, indexed.live(query)), IndexUse()
         result = merge(query, answers)
         result.index = used
+        result.warnings[:0] = skipped
         result.warnings.extend(used.warnings)
         if used.problem:
             result.warnings.append(used.problem)
         principals = {source.name: getattr(source, "principal", None) for source in opened}
+        _refuse_conflicts(run, result, reason, principals)
         packaged = _packaged(result) if key_package is not None else None
+        withheld: list[trail.RevealEntry] = []
         if result.package_problem is not None:
-            # All or nothing: a failed --key-package reveals no password either, so that a
-            # non-zero exit always means nothing was revealed (and nothing goes in the trail).
+            # All or nothing: a failed --key-package shows no password either, so that a
+            # non-zero exit always means nothing was shown. A password a directory handed
+            # over is still in the trail, marked as not shown: the directory's own audit
+            # log has the read, and `reads` must find what explains it.
+            directories = {source.name for source in opened if not isinstance(source, ReadsFiles)}
+            read = [key for key in result.keys if key.recovery_password is not None]
+            withheld = trail.entries_for(
+                [key for key in read if key.source in directories], reason, run.command, principals
+            )
+            for entry in withheld:
+                entry["shown"] = False
             result.keys = [
                 replace(key, recovery_password=None, key_package=None) for key in result.keys
             ]
-        entries = trail.entries_for(
+        entries = withheld + trail.entries_for(
             result.keys,
             reason,
             run.command,
@@ -176,6 +223,42 @@ def find(
     if then_rotate and result.exit_code == ExitCode.FOUND:
         result.rotations = rotate.rotate_revealed(run, result.keys, reason=reason)
     return result
+
+
+def _refuse_conflicts(
+    run: Run, result: LookupResult, reason: str | None, principals: dict[str, str | None]
+) -> None:
+    """One Key ID on several computers (or with several passwords) reveals nothing: the
+    refusal goes in the trail, and ConflictError (exit 5) names the computers."""
+    found = result.conflicts
+    if not found:
+        return
+    message = conflicts.refusal(found)
+    entries = trail.refusal_entries(found, reason, run.command, principals)
+    try:
+        problem = policy.record(run.config, entries, refusing="the refusal is not recorded")
+    except SourceError as exc:
+        problem = exc.message
+    if problem:
+        message += f" (and the access trail could not record this refusal: {problem})"
+    raise ConflictError(message)
+
+
+def _holding_packages(opened: list[Source]) -> tuple[list[Source], list[str]]:
+    """The sources that may hold key packages, and a warning for each of the others, which
+    are not asked (closed here). None left is refused before anything is read."""
+    keeping = [source for source in opened if not isinstance(source, StoresNoKeyPackages)]
+    without = [source for source in opened if isinstance(source, StoresNoKeyPackages)]
+    for source in without:
+        release(source)
+    said = [f"{source.name}: not asked: {source.no_key_packages}" for source in without]
+    if keeping or not without:
+        return keeping, said
+    names = ", ".join(source.name for source in without)
+    raise AuthError(
+        f"--key-package: {without[0].no_key_packages} ({names}); nothing was read",
+        hint="run without --key-package to read the password",
+    )
 
 
 def _packaged(result: LookupResult) -> RecoveryKey | None:
@@ -222,14 +305,13 @@ def ask_sources(query: Query, sources: Sequence[Source]) -> LookupResult:
 
 
 def merge(query: Query, answers: Sequence[Answer[list[RecoveryKey]]]) -> LookupResult:
-    """The sources' answers as one result: de-duplicated, newest first, conflicts named."""
+    """The sources' answers as one result: de-duplicated, newest first."""
     result = LookupResult(query)
     for answer in answers:
         result.keys.extend(answer.value or [])
         result.warnings.extend(answer.warnings)
         result.sources.append(answer.status)
     result.keys = newest_first(_unique(result.keys))
-    result.warnings.extend(_conflicts(result.keys))
     return result
 
 
@@ -237,18 +319,6 @@ def newest_first(keys: list[RecoveryKey]) -> list[RecoveryKey]:
     """Newest first; keys without a date after dated ones; ties in a stable, readable order."""
     by_id = sorted(keys, key=lambda k: (str(k.key_id), k.source, k.location or ""))
     return sorted(by_id, key=lambda k: k.created or _OLDEST, reverse=True)
-
-
-def _conflicts(keys: list[RecoveryKey]) -> list[str]:
-    passwords: dict[str, set[object]] = {}
-    for key in keys:
-        if key.recovery_password is not None:
-            passwords.setdefault(str(key.key_id), set()).add(key.recovery_password)
-    return [
-        f"Key ID {key_id} has {len(found)} different recovery passwords; try each with the user"
-        for key_id, found in passwords.items()
-        if len(found) > 1
-    ]
 
 
 def _unique(keys: list[RecoveryKey]) -> list[RecoveryKey]:

@@ -209,11 +209,11 @@ class Lending:
     def open(self, specs: Sequence[str]) -> list[Source]:
         """As ``registry.open_sources``: the named sources or the config's defaults, each
         source with parts as its parts."""
-        chosen = list(dict.fromkeys(specs or self.pool.config.default_sources))
+        chosen = list(dict.fromkeys(specs or self.pool.config.searched))
         if not chosen:
             from bitkey_dir.sources import registry
 
-            return registry.open_sources(self.pool.config, [])  # raises: it says what to do
+            raise registry.no_source(self.pool.config)
         return [
             piece
             for spec in chosen

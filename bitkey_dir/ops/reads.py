@@ -4,13 +4,17 @@ The directory's audit log sees every read of a key value, from the portal, Power
 scripts or bitkey-dir; the trail sees only bitkey-dir's, with the OS user and the reason.
 A read is bitkey-dir's when the trail has a reveal of the same key from the same source by
 the same directory account within a few minutes of it; every other read was made elsewhere.
+A trail line explains one read, never more: the same account reading the same key three
+times in ten minutes with one trail line is one read by bitkey-dir and two made elsewhere.
+Lines and reads are paired nearest in time first (ties: the earlier read, the earlier line),
+so the answer does not depend on the order the directory listed them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from bitkey_dir.core.errors import ExitCode, InputError
@@ -21,6 +25,7 @@ from bitkey_dir.sources.base import KeyRead, ReportsReads, Source, Warn
 from bitkey_dir.store import trail
 
 MATCH_WITHIN: Final = timedelta(minutes=10)  # clock skew and the time between trail and read
+EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)  # before BitLocker, and before any audit log
 
 
 @dataclass(frozen=True)
@@ -80,14 +85,22 @@ def reads(run: Run, sources: Sequence[str], since: datetime) -> ReadsResult:
                 result.warnings.append(
                     f"{source.name}: skipped, it keeps no audit log of key reads"
                 )
+        if not auditing:
+            names = ", ".join(source.name for source in opened)
+            raise InputError(
+                f"nothing to read: none of the sources ({names}) keeps an audit log of key "
+                "reads (Entra ID does; an AD domain's are in each DC's security log)"
+            )
         broken = [0]
         reveals = _reveals_by_key(trail.read_lines(broken=broken), since - MATCH_WITHIN)
         if broken[0]:
             result.warnings.append(f"{trail.trail_path()}: {broken[0]} unreadable line(s) skipped")
+        found: list[KeyRead] = []
         for answer in ask_all(auditing, _lister(since)):
             result.sources.append(answer.status)
             result.warnings += answer.warnings
-            result.reads += [Read(read, _matching(read, reveals)) for read in answer.value or []]
+            found += answer.value or []
+    result.reads = matched(found, reveals)
     result.reads.sort(key=lambda item: item.read.time, reverse=True)
     return result
 
@@ -100,40 +113,58 @@ def _lister(since: datetime) -> Callable[[Source, Warn], list[KeyRead]]:
     return list_reads
 
 
+# A reveal the trail holds: its place in the trail (for ties), its time, the line itself.
+Reveal = tuple[int, datetime, trail.Line]
+
+
 def _reveals_by_key(
     lines: Iterable[trail.Line], since: datetime
-) -> dict[tuple[str, str], list[trail.Line]]:
+) -> dict[tuple[str, str], list[Reveal]]:
     """The trail's reveals since ``since`` by (source, Key ID): a long trail is read once,
     streamed, and only the lines that can match a read are kept."""
-    reveals: dict[tuple[str, str], list[trail.Line]] = {}
-    for line in lines:
+    reveals: dict[tuple[str, str], list[Reveal]] = {}
+    for place, line in enumerate(lines):
         source, key_id, when = line.get("source"), line.get("key_id"), line.get("time")
         if line.get("action") is not None or not isinstance(source, str):
             continue
         if not isinstance(key_id, str) or not isinstance(when, str):
             continue
         try:
-            if datetime.fromisoformat(when) < since:
+            moment = datetime.fromisoformat(when)
+            if moment.utcoffset() is None or moment < since:
                 continue
         except (ValueError, TypeError):
             continue
-        reveals.setdefault((source, key_id.upper()), []).append(line)
+        reveals.setdefault((source, key_id.upper()), []).append((place, moment, line))
     return reveals
 
 
-def _matching(read: KeyRead, reveals: dict[tuple[str, str], list[trail.Line]]) -> trail.Line | None:
-    if read.key_id is None:
-        return None
-    for line in reveals.get((read.source, str(read.key_id)), []):
-        if not _same_account(line.get("principal"), read):
+def matched(reads: Sequence[KeyRead], reveals: dict[tuple[str, str], list[Reveal]]) -> list[Read]:
+    """Each read with the trail line that explains it, or None. A line explains at most
+    one read: the pairs of a read and a line of the same key, source and account within
+    :data:`MATCH_WITHIN` are taken nearest in time first, and a read or line already paired
+    is passed over. A read that failed revealed nothing, so no line explains it."""
+    order = sorted(
+        range(len(reads)),
+        key=lambda i: (reads[i].time, reads[i].source, reads[i].event_id or ""),
+    )
+    pairs: list[tuple[timedelta, int, int, trail.Line]] = []
+    for rank, index in enumerate(order):
+        read = reads[index]
+        if read.key_id is None or not read.succeeded:
             continue
-        try:
-            when = datetime.fromisoformat(str(line.get("time")))
-        except ValueError:
-            continue
-        if when.utcoffset() is not None and abs(when - read.time) <= MATCH_WITHIN:
-            return line
-    return None
+        for place, moment, line in reveals.get((read.source, str(read.key_id)), []):
+            gap = abs(moment - read.time)
+            if gap <= MATCH_WITHIN and _same_account(line.get("principal"), read):
+                pairs.append((gap, rank, place, line))
+    pairs.sort(key=lambda pair: pair[:3])
+    explained: dict[int, trail.Line] = {}
+    used: set[int] = set()
+    for _, rank, place, line in pairs:
+        if rank not in explained and place not in used:
+            explained[rank] = line
+            used.add(place)
+    return [Read(reads[index], explained.get(rank)) for rank, index in enumerate(order)]
 
 
 def _same_account(principal: object, read: KeyRead) -> bool:
@@ -166,4 +197,10 @@ def parse_since(text: str, now: datetime) -> datetime:
         moment = moment.replace(tzinfo=now.tzinfo)
     if moment > now:
         raise InputError(f"--since {shown(text)} is in the future")
+    if moment < EARLIEST:
+        # Also keeps the arithmetic below (minus the matching window) within datetime's range.
+        raise InputError(
+            f"--since {shown(text)} is before {EARLIEST.date()}: no directory keeps key reads "
+            "from before then"
+        )
     return moment

@@ -53,27 +53,41 @@ class Run:
     @contextlib.contextmanager
     def active(self) -> Iterator[Run]:
         """The block runs with this run's interaction (prompts, notices, progress) and a
-        fresh keystore (the keyring is checked once, and at most one notice is given)."""
-        from bitkey_dir.runtime import keystore
+        fresh keystore (the keyring is checked once, and at most one notice is given), and
+        no source yet claiming a secret's environment variable."""
+        from bitkey_dir.runtime import credentials, keystore
 
-        with interactions.using(self.interaction):
+        with interactions.using(self.interaction), credentials.claims():
             keystore.begin_run(allow_plaintext=self.config.allow_plaintext_keyring)
             yield self
 
     def open(self, specs: Sequence[str]) -> list[Source]:
         """The sources named (names, paths or ldaps:// URLs), or the config's defaults."""
         if self.pool is not None:
-            return self.pool.open(specs)
+            return _claiming(self.pool.open(specs))
         from bitkey_dir.sources import registry
 
-        return registry.open_sources(self.config, list(specs))
+        return _claiming(registry.open_sources(self.config, list(specs)))
 
     def open_one(self, spec: str) -> Source:
         if self.pool is not None:
-            return self.pool.open_one(spec)
+            return _claiming([self.pool.open_one(spec)])[0]
         from bitkey_dir.sources import registry
 
-        return registry.open_source(self.config, spec)
+        return _claiming([registry.open_source(self.config, spec)])[0]
+
+
+def _claiming(sources: list[Source]) -> list[Source]:
+    """``sources``, each noted as reading its secret's variable in this operation, so that a
+    bare BITKEY_DIR_PASSWORD is never sent to two accounts (runtime/credentials.py)."""
+    from bitkey_dir.runtime import credentials
+    from bitkey_dir.sources.base import SignsIn
+
+    for source in sources:
+        wanted = source.login_secret if isinstance(source, SignsIn) else None
+        if wanted is not None:
+            credentials.claim(wanted)
+    return sources
 
 
 @dataclass
@@ -89,6 +103,9 @@ class Answer(Generic[T]):
 def ask(source: S, work: Callable[[S, Warn], T]) -> Answer[T]:
     """Run ``work`` against one source and close it; failures become its status, so that one
     failing source never hides what the others found."""
+    from bitkey_dir.runtime import credentials
+
+    credentials.check_shared()  # before any source signs in: never one password for two
     warnings: list[str] = []
     answered = False
 
@@ -119,10 +136,8 @@ def ask(source: S, work: Callable[[S, Warn], T]) -> Answer[T]:
 
 def ask_all(sources: Sequence[S], work: Callable[[S, Warn], T]) -> list[Answer[T]]:
     """:func:`ask` every source, concurrently when there are several, in their order."""
-    if not sources:  # a pool of no workers is an error, and nobody to ask is no answer
-        return []
-    if len(sources) == 1:
-        return [ask(sources[0], work)]
+    if len(sources) <= 1:
+        return [ask(source, work) for source in sources]
 
     def one(source: S) -> Answer[T]:
         return ask(source, work)

@@ -14,6 +14,7 @@ from typing import Final
 from bitkey_dir.core.display import safe, safe_json
 from bitkey_dir.core.model import RecoveryKey
 from bitkey_dir.core.records import KEY_FIELDS, csv_line, key_csv_row, to_record
+from bitkey_dir.ops.indexed import describe_age
 from bitkey_dir.ops.lookup import LookupResult
 from bitkey_dir.render.output import Part, note, source_records
 
@@ -27,13 +28,22 @@ def _plain(text: str, **_: object) -> str:
 
 def render_json(result: LookupResult) -> str:
     """The result as one JSON document. ``ambiguous`` says that a Key ID prefix matched
-    several keys (the warnings say it in words too): the caller must confirm more digits."""
+    several keys (the warnings say it in words too): the caller must confirm more digits;
+    it is null when the answer came from the Key ID index (``complete`` false,
+    ``index_age_seconds`` its age), which cannot know of a key escrowed since."""
     warnings = [*result.warnings, ambiguity(result)] if result.ambiguous else result.warnings
+    age = result.index.age
     document = {
         "keys": [to_record(key) for key in result.keys],
         "ambiguous": result.ambiguous,
+        "complete": result.complete,
+        "index_age_seconds": round(age) if age is not None else None,
         "warnings": warnings,
-        "index": {"used": result.index.used, "stale": result.index.stale},
+        "index": {
+            "used": result.index.used,
+            "stale": result.index.stale,
+            "unconfirmed": list(result.index.unconfirmed),
+        },
         "sources": source_records(result.sources),
     }
     return safe_json(json.dumps(document, indent=2, ensure_ascii=False)) + "\n"
@@ -97,6 +107,8 @@ def render_table(result: LookupResult, style: Style = _plain) -> str:
     blocks = []
     if result.ambiguous:
         blocks.append(style(ambiguity(result), fg="yellow", bold=True) + "\n")
+    elif result.ambiguous is None:
+        blocks.append(style(unconfirmed(result), fg="yellow", bold=True) + "\n")
     for key in result.keys:
         password = (
             style(key.recovery_password.reveal(), bold=True)
@@ -130,7 +142,18 @@ def summary(result: LookupResult) -> str:
     line = f"{count} recovery key{'s' if count != 1 else ''} found for {what}."
     if result.ambiguous:
         line += "\n" + ambiguity(result)
+    elif result.ambiguous is None:
+        line += "\n" + unconfirmed(result)
     return line
+
+
+def unconfirmed(result: LookupResult) -> str:
+    """Why one key found through the index is not the whole answer, and what to do."""
+    return (
+        f"From the Key ID index ({describe_age(result.index.age or 0.0)} old): a key with "
+        "these digits escrowed since is not included. Check the whole Key ID with the user, "
+        "or search again with --no-index."
+    )
 
 
 def ambiguity(result: LookupResult) -> str:
@@ -154,7 +177,7 @@ def shown(result: LookupResult, fmt: str, *, style: Style | None = None) -> Iter
     yield Part(render(result, fmt, style=style))
     if fmt == "table":
         yield Part(summary(result) + "\n")
-    elif not result.keys or result.ambiguous:
+    elif not result.keys or result.ambiguous is not False:
         yield note(summary(result))
 
 

@@ -42,7 +42,13 @@ def _what(entry: dict[str, object]) -> str:
         count = len(ids) if isinstance(ids, list) else "?"
         device = entry.get("computer") or entry.get("device_id") or "-"
         return f"rotation ({entry.get('outcome')}) of {count} key(s) of {device}"
+    if entry.get("action") == "refuse":
+        held = entry.get("computers")
+        names = ", ".join(str(name) for name in held) if isinstance(held, list) else "?"
+        return f"refused, one Key ID held twice: {entry.get('key_id')}  {names}"
     what = f"{entry.get('key_id')}  {entry.get('computer') or '-'}"
     if entry.get("key_package"):
         what += f"  key package to {entry.get('key_package')}"
+    if entry.get("shown") is False:
+        what += "  (read, not shown)"
     return what

@@ -1,7 +1,10 @@
 """The TOML configuration: which sources exist, which are used by default, and their settings.
 
 Every error names the file, the key and what was expected, on one line, because the person
-reading it is fixing a config file in an editor, not reading a traceback.
+reading it is fixing a config file in an editor, not reading a traceback. It quotes the bad
+value only where that cannot show a secret: never the value of a key that holds or may hold
+one (a password, a client secret, the user name, the client ID: secrets get pasted there),
+never the user and password part of a URL, and at most 40 characters of anything else.
 """
 
 from __future__ import annotations
@@ -86,7 +89,8 @@ class Settings:
 
     def __init__(self, table: Mapping[str, object], where: str, base_dir: Path) -> None:
         self._table = dict(table)
-        self._where = where  # "FILE: sources.NAME"
+        # "FILE: sources.NAME", or "--source URL": its user and password are not repeated.
+        self._where = without_userinfo(where)
         # Keys every source has, read by the config itself rather than by the source.
         self._used: set[str] = {"type", "index_max_age"}
         self.base_dir = base_dir
@@ -96,12 +100,12 @@ class Settings:
 
     def error(self, key: str, expected: str) -> ConfigError:
         value = self._table.get(key)
-        got = f", got {_describe(value)}" if key in self._table else ""
+        got = f", got {_describe(value, key)}" if key in self._table else ""
         return ConfigError(f"{self._where}.{key}: expected {expected}{got}")
 
     def item_error(self, key: str, item: object, expected: str) -> ConfigError:
         """One bad entry of a list, named: "servers: "ldaps//dc1": expected …"."""
-        return ConfigError(f"{self._where}.{key}: {_describe(item)}: expected {expected}")
+        return ConfigError(f"{self._where}.{key}: {_describe(item, key)}: expected {expected}")
 
     def _get(self, key: str, kind: type[T], expected: str, default: T) -> T:
         self._used.add(key)
@@ -220,18 +224,57 @@ class Config:
     # [serve], the helpdesk portal's table: read by bitkey_dir/portal/settings.py only.
     serve: Mapping[str, object] = field(default_factory=dict)
 
+    @property
+    def searched(self) -> tuple[str, ...]:
+        """The sources a command asks when none is named: ``[defaults] sources``, else the
+        one source configured. With several and no defaults, none: every command then says
+        so in the same words (sources/registry.py), rather than guessing which was meant."""
+        if self.default_sources:
+            return self.default_sources
+        return tuple(self.sources) if len(self.sources) == 1 else ()
 
-def _describe(value: object) -> str:
+
+# Keys whose value is, or is often by mistake, a secret: a password typed as the user name
+# ("admin:Pa55"), a client secret pasted as the client ID.
+_SECRET_KEY: Final = re.compile(
+    r"pass|pwd|secret|token|credential|private|cookie|^user$|^username$|^client_id$", re.I
+)
+# Up to the last "@": a password typed into a URL may hold "/", "?", "#" or "@" itself.
+_USERINFO: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)\S*@")
+_SHOWN: Final = 40
+_NOT_SHOWN: Final = "a value not shown here (it may be a secret)"
+_SYMBOLS: Final = frozenset("!#$%&*+=?^~|;<>(){}[]'\"`,@")
+
+
+def _password_like(text: str) -> bool:
+    """A word of 8 or more characters with letters, digits and symbols, such as people
+    choose for passwords (a URL's are taken out first): shown nowhere, in whatever key."""
+    if "://" in text or len(text) < 8 or any(c.isspace() for c in text):
+        return False
+    return (
+        any(c.isalpha() for c in text)
+        and any(c.isdigit() for c in text)
+        and any(c in _SYMBOLS for c in text)
+    )
+
+
+def without_userinfo(text: str) -> str:
+    """``text`` with the user and password part of any URL in it left out."""
+    return _USERINFO.sub(r"\g<scheme>…@", text)
+
+
+def _describe(value: object, key: str = "") -> str:
+    """``value`` for an error message, never a secret (see the module's doc)."""
+    if isinstance(value, str | int | float) and _SECRET_KEY.search(key):
+        return _NOT_SHOWN
     if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:40] + "…"
-        return f'"{shown}"'
+        redacted = without_userinfo(value)
+        shown = redacted if len(redacted) <= _SHOWN else redacted[:_SHOWN] + "…"
+        return _NOT_SHOWN if _password_like(redacted) else f'"{shown}"'
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
+    kinds = {dict: "a table", list: "a list"}
+    return next((name for kind, name in kinds.items() if isinstance(value, kind)), repr(value))
 
 
 def load_config(explicit: Path | None = None) -> Config:
@@ -240,7 +283,7 @@ def load_config(explicit: Path | None = None) -> Config:
 
     path, named = config_path(explicit)
     try:
-        raw = read_small_file(path, limit=CONFIG_LIMIT, what="the config file")
+        raw = read_small_file(path, limit=CONFIG_LIMIT, what="the config file", pipes=True)
     except NotReadable as exc:
         if exc.problem == "missing":
             if named:
@@ -250,6 +293,8 @@ def load_config(explicit: Path | None = None) -> Config:
             raise ConfigError(f"{path}: is a folder, expected a TOML config file") from None
         if exc.problem == "special":
             raise ConfigError(f"{path}: not a regular file, expected a TOML config file") from None
+        if exc.problem == "silent":
+            raise ConfigError(exc.message) from None
         if exc.problem == "too big":
             limit = CONFIG_LIMIT // 1024
             raise ConfigError(f"{path}: larger than {limit} KiB, not a config file") from None
@@ -262,17 +307,23 @@ def load_config(explicit: Path | None = None) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except RecursionError:
         raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
-    return parse_config(data, path)
+    # A config from a pipe (--config <(…)) has no folder of its own: its relative paths are
+    # taken from the current one.
+    return parse_config(data, path, None if path.is_file() else Path())
 
 
-def parse_config(data: Mapping[str, object], path: Path) -> Config:
+def parse_config(data: Mapping[str, object], path: Path, base_dir: Path | None = None) -> Config:
+    """The config ``data`` read from ``path``; relative paths in it are taken from
+    ``base_dir`` (default: the file's folder)."""
     for key in data:
         if key not in _TOP_LEVEL:
             raise ConfigError(
                 f"{path}: unknown top-level key '{key}' "
                 "(expected [defaults], [keyring], [serve] and [sources.NAME])"
             )
-    sources = _parse_sources(data.get("sources", {}), path)
+    sources = _parse_sources(
+        data.get("sources", {}), path, path.parent if base_dir is None else base_dir
+    )
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise ConfigError(f"{path}: defaults: expected a table [defaults]")
@@ -321,7 +372,7 @@ def _allow_plaintext(table: object, path: Path) -> bool:
     return allow
 
 
-def _parse_sources(tables: object, path: Path) -> dict[str, SourceConfig]:
+def _parse_sources(tables: object, path: Path, base_dir: Path) -> dict[str, SourceConfig]:
     if not isinstance(tables, dict):
         raise ConfigError(f"{path}: sources: expected tables such as [sources.corp]")
     sources: dict[str, SourceConfig] = {}
@@ -337,7 +388,7 @@ def _parse_sources(tables: object, path: Path) -> dict[str, SourceConfig]:
         if not isinstance(source_type, str) or not source_type:
             raise ConfigError(f'{where}: missing key \'type\' (expected "ad", "entra" or "file")')
         max_age = _duration(table.get("index_max_age"), f"{where}.index_max_age")
-        settings = Settings(table, where, path.parent)
+        settings = Settings(table, where, base_dir)
         sources[name] = SourceConfig(name, source_type, settings, max_age)
     return sources
 

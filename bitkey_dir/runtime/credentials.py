@@ -1,6 +1,12 @@
 """Where secrets come from, in one documented order:
 
-1. the environment (``BITKEY_DIR_PASSWORD``, ``BITKEY_DIR_CLIENT_SECRET``),
+1. the environment: the source's own variable (``BITKEY_DIR_PASSWORD_<SOURCE>``,
+   ``BITKEY_DIR_CLIENT_SECRET_<SOURCE>``: the source's name in upper case, each character
+   other than a letter or a digit an underscore), else the bare one (``BITKEY_DIR_PASSWORD``,
+   ``BITKEY_DIR_CLIENT_SECRET``) when it can only be meant for this source's account: no
+   source of the same operation that would read it signs in as another account. A bare
+   variable that would go to two accounts is refused (exit 2) before any sign-in, since one
+   account's password sent to another's bind counts towards that account's lockout;
 2. the keyring (stored by ``bitkey-dir login``),
 3. a hidden prompt, only when the current interaction can ask (a terminal, for the CLI),
 4. else an AuthError (exit 3) naming ``bitkey-dir login``.
@@ -14,12 +20,16 @@ terminal.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from bitkey_dir.core.errors import AuthError
+from bitkey_dir.core.errors import AuthError, InputError
 from bitkey_dir.runtime import interaction, keystore
 
 LONGEST: Final = 1024  # far above any real password; a bigger input is a mistake, not a secret
@@ -49,8 +59,102 @@ class Wanted:
 
     source: str
     label: str  # "the password of helpdesk@corp.example"
-    env: str  # the environment variable that overrides the keyring
+    env: str  # the bare environment variable that overrides the keyring (one source only)
     entry: str  # the keyring entry
+
+    @property
+    def own_env(self) -> str:
+        """The source's own variable: ``BITKEY_DIR_PASSWORD_HELPDESK_AD`` for "helpdesk-ad"."""
+        return own_variable(self.env, self.source)
+
+
+def own_variable(env: str, source: str) -> str:
+    """``env`` for one source: its name in upper case, other characters as underscores.
+
+    >>> own_variable("BITKEY_DIR_PASSWORD", "corp-ad.emea")
+    'BITKEY_DIR_PASSWORD_CORP_AD_EMEA'
+    """
+    return f"{env}_{re.sub(r'[^A-Z0-9]', '_', source.upper())}"
+
+
+# The sources of the current operation that would read each bare variable, and the account
+# each signs in as (its Wanted's label: "the password of helpdesk@corp.example"). A fresh
+# table per operation: Run.active() opens claims(), Run.open() claims for each source it
+# opens. Shared by the worker threads, which run in copies of the operation's context.
+_CLAIMS: ContextVar[dict[str, dict[str, str]] | None] = ContextVar(
+    "bitkey_dir_claims", default=None
+)
+
+
+@contextlib.contextmanager
+def claims() -> Iterator[None]:
+    """The block is one operation: its sources claim variables afresh, and what they
+    claimed is forgotten when it ends."""
+    token = _CLAIMS.set({})
+    try:
+        yield
+    finally:
+        _CLAIMS.reset(token)
+
+
+def claim(wanted: Wanted) -> None:
+    """``wanted.source`` takes part in this operation and would read ``wanted.env``."""
+    table = _CLAIMS.get()
+    if table is not None:
+        table.setdefault(wanted.env, {})[wanted.source] = wanted.label.casefold()
+
+
+def check_shared() -> None:
+    """Refuse (InputError, exit 2), before any source signs in, a bare variable that would
+    be sent to more than one account in this operation."""
+    for env, sources in (_CLAIMS.get() or {}).items():
+        for source, account in sorted(sources.items()):
+            refusal = _shared_refusal(env, source, account)
+            if refusal is not None:
+                raise refusal
+
+
+def in_environment(wanted: Wanted) -> bool:
+    """Whether the environment holds a secret for ``wanted`` (its own variable or the bare one)."""
+    return bool(os.environ.get(wanted.own_env) or os.environ.get(wanted.env))
+
+
+def _from_environment(wanted: Wanted) -> str | None:
+    refusal = _shared_refusal(wanted.env, wanted.source, wanted.label.casefold())
+    if refusal is not None:
+        raise refusal
+    return os.environ.get(wanted.own_env) or os.environ.get(wanted.env) or None
+
+
+def _shared_refusal(env: str, source: str, account: str) -> InputError | None:
+    """Why ``source`` (signing in as ``account``) may not take its secret from the
+    environment: the variable it would read would also go to another account in this
+    operation. None when it may."""
+    claimed = dict((_CLAIMS.get() or {}).get(env) or {})
+    claimed[source] = account
+    own = own_variable(env, source)
+    if os.environ.get(own):
+        twins = sorted(
+            other
+            for other, theirs in claimed.items()
+            if other != source and own_variable(env, other) == own and theirs != account
+        )
+        if not twins:
+            return None
+        return InputError(
+            f"{own} would be read by the sources {source} and {twins[0]} alike, whose names "
+            "differ only in punctuation: rename one of them in the config"
+        )
+    if not os.environ.get(env) or len(set(claimed.values())) <= 1:
+        return None
+    every = sorted(claimed)
+    names = ", ".join(own_variable(env, name) for name in every)
+    return InputError(
+        f"{env} is set, but {len(every)} sources of this command sign in as different "
+        f"accounts ({', '.join(every)}): it would be sent to each of them, and a wrong one "
+        f"counts towards an account's lockout. Set {names} instead, or ask one source "
+        "(--source NAME)"
+    )
 
 
 def ask(wanted: Wanted) -> str:
@@ -64,7 +168,7 @@ def ask(wanted: Wanted) -> str:
 
 def obtain(wanted: Wanted) -> Secret:
     """The secret, from the first place that has it (see the module docstring)."""
-    from_env = os.environ.get(wanted.env)
+    from_env = _from_environment(wanted)
     if from_env:
         return Secret(from_env, "environment")
     stored = keystore.current().get(wanted.entry)

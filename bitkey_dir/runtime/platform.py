@@ -215,6 +215,20 @@ def others_may_plant(folder: Path) -> str | None:
     return None
 
 
+def everybody_may_write(folder: Path) -> bool:
+    """Whether every user may create files in ``folder`` (``/tmp``, sticky or not): a file
+    there may be anybody's. A folder only a group may write to is a deliberate share."""
+    try:
+        if sys.platform == "win32":
+            api = _windows_api()
+            return (
+                windows_others_may_write(api.dacl(str(folder)), api.current_user_sid()) is not None
+            )
+        return bool(folder.stat().st_mode & stat.S_IWOTH)
+    except OSError:
+        return True  # a folder that cannot be looked at is not one to trust
+
+
 def windows_others_may_write(aces: list[Ace] | None, me: str) -> str | None:
     """Which group of "other users" a DACL lets create or replace files, or None."""
     if aces is None:
@@ -252,6 +266,35 @@ def current_user_label() -> str:
     return f"uid:{os.geteuid()}"
 
 
+def waits_on_pipes() -> bool:
+    """Whether :func:`wait_readable` works here: POSIX; on Windows a pipe given as a
+    config stays "not a regular file" (there is no process substitution there)."""
+    return sys.platform != "win32"
+
+
+def wait_readable(fd: int, seconds: float) -> bool:
+    """Whether ``fd`` has something to read (or its end) within ``seconds``."""
+    if sys.platform == "win32":
+        return True  # not asked: waits_on_pipes() is False there
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(1, int(seconds * 1000))))
+
+
+def is_null_device(fd: int) -> bool:
+    """Whether ``fd`` is the null device (``/dev/null``): read as an empty file."""
+    if sys.platform == "win32":
+        return False  # NUL is no file there: stat() of it does not name a device
+    try:
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    found = os.fstat(fd)
+    return (found.st_rdev, found.st_dev, found.st_ino) == (null.st_rdev, null.st_dev, null.st_ino)
+
+
 def logged_on_principal() -> str | None:
     """On Windows, whose ticket a Kerberos bind through SSPI uses: the logged-on user's UPN.
     None elsewhere, where the ticket cache says it (gssapi)."""
@@ -274,6 +317,24 @@ def limit_core_dumps() -> None:
 
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def limit_core_dumps_softly() -> str | None:
+    """For a library: the soft RLIMIT_CORE limit 0, the hard one left to the program (which
+    may raise the soft one again). What the soft limit was, when it was not 0 already; None
+    when nothing changed (already 0, Windows, or refused)."""
+    if sys.platform == "win32":
+        return None
+    import resource
+
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        if soft == 0:
+            return None
+        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+    except (ValueError, OSError):
+        return None
+    return "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
 
 
 def stop_signals() -> tuple[int, ...]:

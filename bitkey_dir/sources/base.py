@@ -16,7 +16,7 @@ operation is done with the source, also after a failure.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -49,7 +49,6 @@ __all__ = [
     "Diagnoses",
     "Escrow",
     "FindsByScanning",
-    "FindsOnDevices",
     "FollowsRotations",
     "GrantsRights",
     "HasParts",
@@ -64,6 +63,7 @@ __all__ = [
     "RightsChange",
     "RightsRequest",
     "Rotates",
+    "SearchesKeyIds",
     "ShowsRights",
     "SignsIn",
     "Source",
@@ -168,17 +168,14 @@ class ListsKeys(Protocol):
 
 
 @runtime_checkable
-class FindsOnDevices(Protocol):
-    """Optional: a directory where a computer name is first turned into device IDs (Entra).
-    With a fresh Key ID index the operations skip that step and call this instead."""
+class SearchesKeyIds(Protocol):
+    """Optional: a directory whose own search finds a Key ID prefix about as quickly as one
+    key by its full ID (AD: a filter on the recovery objects' names). A lookup by Key ID
+    then always asks it, so its answer is complete whatever the Key ID index's age. Other
+    sources are narrowed by the index (Entra must list a whole tenant to match 8 digits),
+    and an answer taken from it says how old the index is."""
 
-    def find_on_devices(
-        self, devices: Mapping[str, str], query: Query, warn: Warn
-    ) -> list[RecoveryKey]:
-        """The keys of these devices (device ID → name) that answer ``query``, as ``find``
-        would give them for the name; none for a device the directory does not have. An
-        empty answer sends the lookup to ``find``."""
-        ...
+    searches_key_ids: bool  # True: every prefix ``find`` is given is searched in full
 
 
 @runtime_checkable

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Final, cast
 
 from bitkey_dir.core.errors import ConfigError, InputError
 from bitkey_dir.core.model import shown
-from bitkey_dir.runtime.config import Config, Settings
+from bitkey_dir.runtime.config import Config, Settings, without_userinfo
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -109,6 +109,13 @@ def open_source(config: Config, spec: str) -> Source:
     if spec.lower().startswith(("ldaps://", "ldap://")):
         from bitkey_dir.sources.ad.source import ADSource
 
+        if without_userinfo(spec) != spec:
+            # Said here, without the part that may hold a password: never repeated back.
+            raise InputError(
+                f"--source {without_userinfo(spec)}: expected a URL with only a scheme, a host "
+                "and an optional port (the account and its password are asked for apart)"
+            )
+
         return ADSource.from_url(spec)
     path = Path(spec).expanduser()
     if spec and path.exists():
@@ -129,18 +136,32 @@ def open_sources(config: Config, specs: list[str]) -> list[Source]:
     source with parts (tenants) is its parts."""
     from bitkey_dir.sources.base import HasParts
 
-    chosen = specs or list(config.default_sources)
+    chosen = specs or list(config.searched)
     if not chosen:
-        raise InputError(
-            "no source to search: give --source PATH|NAME, or list default sources in "
-            f"{config.path} ([defaults] sources = [...])"
-        )
+        raise no_source(config)
     unique = list(dict.fromkeys(chosen))
     opened: list[Source] = []
     for spec in unique:
         source = open_source(config, spec)
         opened += source.parts() if isinstance(source, HasParts) else [source]
     return opened
+
+
+def no_source(config: Config) -> InputError:
+    """What every command says when no source is named and the config names no default:
+    the same words whichever command it is (one source configured is the default)."""
+    names = list(config.sources)
+    if not names:
+        return InputError(
+            "no source to search: give --source PATH|NAME, or configure one in "
+            f"{config.path} ([sources.NAME])"
+        )
+    listed = ", ".join(shown(name) for name in names[:5]) + (", …" if len(names) > 5 else "")
+    return InputError(
+        f"no source to search: give --source PATH|NAME, or list default sources in "
+        f"{config.path} ([defaults] sources = [...]); it configures {len(names)} sources "
+        f"({listed}) and names none as the default"
+    )
 
 
 def _part(source: Source, spec: str) -> Source:

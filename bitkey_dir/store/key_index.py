@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Final
 
 from bitkey_dir.core.env import INDEX_ENV
-from bitkey_dir.core.errors import SourceError
-from bitkey_dir.core.model import ComputerName, KeyEntry, KeyId
+from bitkey_dir.core.errors import BitkeyError, SourceError
+from bitkey_dir.core.model import KeyEntry, KeyId
 from bitkey_dir.runtime import platform
+from bitkey_dir.store import index_file
 
 _SCHEMA_VERSION: Final = 1
 _BATCH: Final = 2000  # rows per executemany: memory stays flat whatever the source's size
@@ -138,6 +139,10 @@ class KeyIndex:
         return self._states(None)
 
     def _states(self, source: str | None) -> list[SourceState]:
+        with self._reading():
+            return self._read_states(source)
+
+    def _read_states(self, source: str | None) -> list[SourceState]:
         rows = self._db.execute(
             "SELECT s.source, s.fingerprint, s.refreshed, s.took, "
             "  (SELECT count(*) FROM keys k WHERE k.source = s.source), "
@@ -166,25 +171,8 @@ class KeyIndex:
             "SELECT key_id, computer, device_id, created, location, deleted FROM keys "
             "WHERE source = ? AND key_id >= ? AND key_id <= ? ORDER BY key_id"
         )
-        return [_entry(row) for row in self._db.execute(sql, (source, low, high))]
-
-    def devices(self, source: str, name: ComputerName) -> dict[str, str]:
-        """Device ID → name for the source's keys on computers named ``name`` (``*`` allowed)."""
-        found: dict[str, str] = {}
-        sql = (
-            "SELECT DISTINCT device_id, computer FROM keys "
-            "WHERE source = ? AND device_id IS NOT NULL AND computer IS NOT NULL"
-        )
-        parameters: tuple[object, ...] = (source,)
-        if not name.has_wildcard:
-            # The name itself, or a DNS name that starts with it ("." sorts before "/").
-            folded = _fold(name.text)
-            sql += " AND (computer_key = ? OR (computer_key > ? AND computer_key < ?))"
-            parameters += (folded, folded + ".", folded + "/")
-        for device_id, computer in self._db.execute(sql, parameters):
-            if name.matches(computer):
-                found[device_id] = computer
-        return found
+        with self._reading():
+            return [_entry(row) for row in self._db.execute(sql, (source, low, high))]
 
     # -- writing -----------------------------------------------------------------------
 
@@ -258,7 +246,8 @@ class KeyIndex:
         return cursor.rowcount
 
     def clear(self, sources: Sequence[str] = ()) -> list[str]:
-        """Drop the named sources (every source when none is named); the names dropped."""
+        """Drop the named sources (every source when none is named); the names dropped.
+        Raises DamagedIndex."""
         names = [state.source for state in self.states()]
         dropped = [name for name in names if not sources or name in sources]
         with self._transaction():
@@ -268,8 +257,17 @@ class KeyIndex:
             if not sources:
                 self._db.execute("DELETE FROM staged")
         if not sources:
-            self._db.execute("VACUUM")
+            with self._reading():
+                self._db.execute("VACUUM")
         return dropped
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """What a damaged file gives back, said as one DamagedIndex naming the file."""
+        try:
+            yield
+        except _DAMAGE as exc:
+            raise _problem(self.path, exc) from None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -295,37 +293,43 @@ _UPSERT: Final = (
 )
 
 
+class DamagedIndex(SourceError):
+    """The index file is a bitkey-dir index that cannot be used (damaged, or written by a
+    newer version): ``index clear`` removes it, and lookups search the directories."""
+
+
 def open_index(path: Path | None = None, *, create: bool = False) -> KeyIndex | None:
     """The index at ``path`` (default :func:`index_path`); None when there is none and
     ``create`` is false. The file is created 0600 in a private folder.
 
-    Raises SourceError (exit 4) naming the file when it cannot be opened or is not an index.
+    Raises InputError (exit 2) naming the path when it holds anything but an index (a link,
+    a pipe, a device, another program's file: never opened, never written), and
+    DamagedIndex (exit 4) for an index that cannot be used.
     """
     path = path or index_path()
-    if not create and not path.exists():
-        return None
-    if path.exists() and not path.is_file():
-        # A FIFO or a device would hang or feed SQLite garbage: only a regular file is opened.
-        raise SourceError(
-            f"the Key ID index {path} is not a regular file: point BITKEY_DIR_INDEX at a "
-            "file, or use --no-index"
-        )
     try:
-        if create and not path.exists():
+        found = index_file.inspect(path)
+    except OSError as exc:
+        raise SourceError(
+            f"the Key ID index {path} cannot be examined ({_detail(exc)}); use --no-index"
+        ) from None
+    if found.kind in ("special", "foreign"):
+        raise found.refusal("the Key ID index cannot be used")
+    if found.kind == "missing" and not create:
+        return None
+    if found.kind == "empty" and not create:
+        return None  # not an index yet: nothing to read, and nothing is written to it
+    try:
+        if found.kind == "missing":
             _create_private(path)
+        _refuse_planted(path)
         connection = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
-        raise _problem(path, exc) from None
+        raise SourceError(
+            f"the Key ID index {path} cannot be opened ({_detail(exc)}); use --no-index"
+        ) from None
     try:
-        connection.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, _SCHEMA_VERSION):
-            raise SourceError(
-                f"the Key ID index {path} was written by a newer bitkey-dir (format {version}); "
-                "run bitkey-dir index clear, or use --no-index"
-            )
-        if version == 0:
-            connection.executescript(_SCHEMA + f"PRAGMA user_version = {_SCHEMA_VERSION};")
+        _prepare(path, connection, found)
     except sqlite3.Error as exc:
         connection.close()
         raise _problem(path, exc) from None
@@ -335,15 +339,47 @@ def open_index(path: Path | None = None, *, create: bool = False) -> KeyIndex | 
     return KeyIndex(path, connection)
 
 
-def remove_index(path: Path | None = None) -> None:
+def _prepare(path: Path, connection: sqlite3.Connection, found: index_file.Inspected) -> None:
+    """A new index gets its schema and marks; one of the previous version its mark; one
+    that lost a table is damaged (no table is made again behind the person's back)."""
+    connection.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+    if found.kind != "index":  # a file just created, or empty: ours to initialise
+        connection.executescript(
+            _SCHEMA
+            + f"PRAGMA user_version = {_SCHEMA_VERSION};"
+            + f"PRAGMA application_id = {index_file.APPLICATION_ID};"
+        )
+        return
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version != _SCHEMA_VERSION:
+        raise DamagedIndex(
+            f"the Key ID index {path} was written by a newer bitkey-dir (format {version}): "
+            "run bitkey-dir index clear, or use --no-index"
+        )
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    missing = sorted({"sources", "keys", "staged"} - tables)
+    if missing:
+        raise DamagedIndex(
+            f"the Key ID index {path} is damaged (no table {', '.join(missing)}): run "
+            "bitkey-dir index clear, or use --no-index"
+        )
+    if found.legacy:
+        connection.execute(f"PRAGMA application_id = {index_file.APPLICATION_ID}")
+
+
+def remove_index(path: Path | None = None) -> bool:
     """Delete the index file (and SQLite's journal beside it): lookups search the
-    directories until the next refresh. Raises SourceError naming what cannot be removed."""
+    directories until the next refresh. False when there is no file (or an empty one,
+    which holds no index and is left alone). Raises InputError for a path that holds
+    anything but an index (it is left as it is), SourceError when it cannot be removed."""
     path = path or index_path()
-    for part in (path, path.with_name(path.name + "-journal")):
-        try:
-            part.unlink(missing_ok=True)
-        except OSError as exc:
-            raise _problem(part, exc) from None
+    try:
+        found = index_file.inspect(path)
+        if found.kind in ("special", "foreign"):
+            raise found.refusal("not clearing the Key ID index")
+        return index_file.remove(found)
+    except OSError as exc:
+        raise SourceError(f"the Key ID index {path} cannot be removed ({_detail(exc)})") from None
 
 
 def _create_private(path: Path) -> None:
@@ -354,12 +390,45 @@ def _create_private(path: Path) -> None:
     platform.create_private_file(path)
 
 
-def _problem(path: Path, exc: BaseException) -> SourceError:
-    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return SourceError(
-        f"the Key ID index {path} cannot be used ({detail}): run bitkey-dir index clear, "
+def _refuse_planted(path: Path) -> None:
+    """Refuse an index, or a journal SQLite would write beside it (and replay when it looks
+    unfinished), that another user put in a folder everybody may write to: what is written
+    there would be theirs to read and to change."""
+    for part in (path, path.with_name(path.name + "-journal")):
+        if not part.exists():
+            continue
+        fd = platform.open_file(part, os.O_RDONLY)
+        try:
+            owner = platform.owned_by_another(fd, part)
+        finally:
+            os.close(fd)
+        if owner is not None and platform.everybody_may_write(part.parent):
+            raise SourceError(
+                f"the Key ID index {part} belongs to another user ({owner}) in a folder every "
+                "user may write to: remove it, set BITKEY_DIR_INDEX to a folder of your own, "
+                "or use --no-index"
+            )
+
+
+def _detail(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, sqlite3.Error | BitkeyError):
+        return str(exc)
+    return type(exc).__name__  # a value SQLite handed back that is not what was written
+
+
+def _problem(path: Path, exc: BaseException) -> DamagedIndex:
+    """An index (this file is one: :func:`open_index` checked) that fails when used."""
+    return DamagedIndex(
+        f"the Key ID index {path} is damaged ({_detail(exc)}): run bitkey-dir index clear, "
         "or use --no-index"
     )
+
+
+# What a damaged index gives back: SQLite's errors, and values that are not what was written
+# (a date that does not parse, a number where a name was, a Key ID that is not one).
+_DAMAGE: Final = (sqlite3.Error, ValueError, TypeError, OverflowError, OSError, BitkeyError)
 
 
 def _fold(name: str) -> str:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, NotRequired, TypedDict
 
+from bitkey_dir.core.conflicts import Conflict
 from bitkey_dir.core.env import TRAIL_ENV
 from bitkey_dir.core.errors import SourceError
 from bitkey_dir.core.model import RecoveryKey
@@ -41,6 +42,9 @@ class RevealEntry(TypedDict):
     command: list[str]
     # Only when `find --key-package` wrote the key's package: the file it went to.
     key_package: NotRequired[str]
+    # Only false: the directory handed the password over, but it was not shown (find
+    # --key-package found the key without its package). A read all the same.
+    shown: NotRequired[bool]
 
 
 class ExportEntry(TypedDict):
@@ -80,7 +84,21 @@ class RotateEntry(TypedDict):
     new_key_ids: NotRequired[list[str]]
 
 
-Entry = RevealEntry | ExportEntry | RotateEntry
+class RefuseEntry(TypedDict):
+    """A lookup that revealed nothing because its Key ID is on several computers."""
+
+    time: str
+    os_user: str
+    principal: str | None
+    source: str  # every source that held the Key ID, comma-separated
+    action: Literal["refuse"]
+    key_id: str
+    computers: list[str]  # each as "NAME (SOURCE)"
+    reason: str | None
+    command: list[str]
+
+
+Entry = RevealEntry | ExportEntry | RotateEntry | RefuseEntry
 Line = dict[str, object]  # a line read back: whatever the file holds
 
 
@@ -197,11 +215,41 @@ def rotation_entries(
     return entries
 
 
+def refusal_entries(
+    conflicts: Iterable[Conflict],
+    reason: str | None,
+    command: Sequence[str],
+    principals: Mapping[str, str | None] | None = None,
+) -> list[RefuseEntry]:
+    """One entry per conflicting Key ID: which computers held it; no password."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    user = _os_user()
+    entries: list[RefuseEntry] = []
+    for conflict in conflicts:
+        accounts = {(principals or {}).get(name) for name in conflict.sources} - {None}
+        entries.append(
+            {
+                "time": now,
+                "os_user": user,
+                "principal": ", ".join(sorted(str(a) for a in accounts)) or None,
+                "source": ", ".join(conflict.sources),
+                "action": "refuse",
+                "key_id": str(conflict.key_id),
+                "computers": conflict.computers,
+                "reason": reason,
+                "command": list(command),
+            }
+        )
+    return entries
+
+
 def append(entries: Sequence[Entry], path: Path | None = None) -> None:
     """Append entries, all of them or none; raise SourceError if the trail cannot be written.
 
     The trail must be a regular file of its own: a symbolic link, a device (``/dev/null``)
-    or a pipe is refused, since a reveal recorded there is recorded nowhere. A line torn by
+    or a pipe is refused, since a reveal recorded there is recorded nowhere, and so is one
+    another user put in a folder everybody may write to (a team's folder, which only its
+    group may write to, is a share: a teammate's trail is written to there). A line torn by
     an earlier failure is ended first, so that the new entries stay whole; a write that
     fails half-way (a full disk) is taken back, so that a refused reveal leaves no entry.
     """
@@ -222,10 +270,19 @@ def append(entries: Sequence[Entry], path: Path | None = None) -> None:
     except OSError as exc:
         raise SourceError(_cannot_write(target, exc)) from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise SourceError(
                 f"the access trail {target} is not a regular file (a device or a pipe): a "
                 "reveal recorded there would be recorded nowhere"
+            )
+        owner = platform.owned_by_another(fd, target)
+        if owner is not None and platform.everybody_may_write(target.parent):
+            # Whoever created it first owns it: what is recorded would be theirs to erase.
+            raise SourceError(
+                f"the access trail {target} belongs to another user ({owner}) in a folder "
+                "every user may write to: a reveal recorded there would be theirs to read "
+                "and to erase; remove it, or set BITKEY_DIR_TRAIL to a folder of your own"
             )
         with platform.locked(fd):
             _write_whole(fd, data, target)

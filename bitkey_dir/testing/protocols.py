@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,6 @@ from bitkey_dir.sources.base import (
     Decrypts,
     Diagnoses,
     Escrow,
-    FindsOnDevices,
     FollowsRotations,
     GrantsRights,
     HasParts,
@@ -37,6 +35,7 @@ from bitkey_dir.sources.base import (
     ReadsFiles,
     ReportsReads,
     Rotates,
+    SearchesKeyIds,
     ShowsRights,
     SignsIn,
     Source,
@@ -224,25 +223,19 @@ class ProtocolTests(ContractHarness):
                 elsewhere = Path(outside) / "export.csv"
                 assert source.folder_holding(elsewhere) is None, f"{elsewhere} is not read"
 
-    @covers(FindsOnDevices)
-    def test_find_on_devices_gives_what_find_gives_for_those_devices(self) -> None:
+    @covers(SearchesKeyIds)
+    def test_a_key_id_prefix_is_searched_in_full(self) -> None:
         wanted = self.readable()
-        assert wanted.computer is not None
-        query = Query(computer=ComputerName.parse(wanted.computer))
-        with self.opened_if(FindsOnDevices, "finds no keys by device") as source:
-            by_name = self.find(source, query)
-            devices = {k.device_id: k.computer or wanted.computer for k in by_name if k.device_id}
-            assert devices, "find() gives no device ID: the index cannot name the devices"
-            found = source.find_on_devices(devices, query, self.warn)
-            unknown = source.find_on_devices({str(uuid.uuid4()): wanted.computer}, query, self.warn)
-        assert isinstance(found, list)
+        prefix = KeyId.parse(str(wanted.key_id)[:8])
+        with self.opened_if(SearchesKeyIds, "searches no Key ID prefix itself") as source:
+            assert source.searches_key_ids is True, "searches_key_ids must be True if set"
+            every = {str(k.key_id) for k in source.iter_keys(self.warn) if prefix.matches(k.key_id)}
+            found = self.find(source, Query(key_id=prefix))
         for key in found:
             self._check_key(source, key)
-            assert query.matches(key), f"find_on_devices() gave {key!r}"
-            assert key.device_id in devices, f"{key.key_id}: not a key of the devices given"
-        expected = sorted(str(k.key_id) for k in by_name if k.device_id in devices)
-        assert sorted(str(k.key_id) for k in found) == expected, "not what find() gives"
-        assert unknown == [], "find_on_devices() gave keys of a device nobody has"
+        assert {str(k.key_id) for k in found} == every, (
+            f"find() by {prefix} is not every key iter_keys() has with those digits"
+        )
 
     @covers(HasParts)
     def test_parts_are_named_name_slash_part_and_hold_every_key(self) -> None:

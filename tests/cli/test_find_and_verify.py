@@ -54,7 +54,15 @@ def test_find_json_is_the_default_when_piped() -> None:
     code, out, _ = invoke("find", "-k", KNOWN_ID.lower(), "-s", KEYS, secrets=SECRETS)
     assert code == 0
     document = json.loads(out)
-    assert set(document) == {"keys", "ambiguous", "warnings", "index", "sources"}
+    assert set(document) == {
+        "keys",
+        "ambiguous",
+        "complete",
+        "index_age_seconds",
+        "warnings",
+        "index",
+        "sources",
+    }
     (key,) = document["keys"]
     assert tuple(key) == KEY_FIELDS
     assert key["key_id"] == KNOWN_ID

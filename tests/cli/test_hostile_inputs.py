@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bitkey_dir.runtime import small_files
 from tests.command_line import invoke, invoke_with
 from tests.conftest import EXAMPLES
 from tests.unit.helpers import KEY_ID, PASSWORD, utf16_le_bom, windows_key_file
@@ -35,12 +38,58 @@ def fifo(tmp_path: Path) -> Path:
 
 
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize("where", ["/dev/zero", "fifo", "folder"])
-def test_a_config_that_is_not_a_file_is_bad_input(where: str, fifo: Path, tmp_path: Path) -> None:
-    path = {"/dev/zero": Path("/dev/zero"), "fifo": fifo, "folder": tmp_path}[where]
+@pytest.mark.parametrize("where", ["/dev/zero", "folder"])
+def test_a_config_that_is_not_a_file_is_bad_input(where: str, tmp_path: Path) -> None:
+    path = {"/dev/zero": Path("/dev/zero"), "folder": tmp_path}[where]
     done = invoke_with(path, "sources")
     assert done.code == 2
     assert "expected a TOML config file" in one_error(done.err)
+
+
+@pytest.mark.timeout(20)
+def test_a_config_fifo_nobody_writes_to_is_bad_input_after_a_while(
+    fifo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(small_files, "PIPE_WAIT", 0.5)
+    done = invoke_with(fifo, "sources")
+    assert done.code == 2
+    assert one_error(done.err) == (
+        f"bitkey-dir: error: the config file {fifo} is a pipe that sent nothing within 0.5 seconds"
+    )
+    assert done.elapsed < 5
+
+
+@pytest.mark.timeout(20)
+def test_a_config_fifo_that_never_ends_is_bad_input(
+    fifo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(small_files, "PIPE_WAIT", 0.5)
+    writer = threading.Thread(target=_write_and_hold, args=(fifo, b"[defaults]\n", 2.0))
+    writer.start()
+    try:
+        done = invoke_with(fifo, "sources")
+    finally:
+        writer.join()
+    assert done.code == 2
+    assert "is a pipe that did not end within 0.5 seconds" in one_error(done.err)
+
+
+def _write_and_hold(path: Path, data: bytes, hold: float) -> None:
+    with path.open("wb", buffering=0) as pipe:
+        pipe.write(data)
+        time.sleep(hold)
+
+
+@pytest.mark.timeout(20)
+def test_a_config_pipe_is_read_within_its_bound(tmp_path: Path) -> None:
+    fifo = tmp_path / "big.fifo"
+    os.mkfifo(fifo)
+    data = b"# " + b"x" * (2 * 1024 * 1024) + b"\n"
+    writer = threading.Thread(target=_write_and_hold, args=(fifo, data, 0.0), daemon=True)
+    writer.start()
+    done = invoke_with(fifo, "sources")
+    assert done.code == 2
+    assert "larger than 1024 KiB" in one_error(done.err)
 
 
 def test_a_config_nested_beyond_reason_is_bad_input(tmp_path: Path) -> None:

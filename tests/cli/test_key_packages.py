@@ -34,14 +34,18 @@ def one_error(outcome: Outcome) -> str:
     return errors[0]
 
 
-def export_with(path: Path, package: bytes | None, *, csv: bool = False) -> Path:
-    key = RecoveryKey(
+def export_key(package: bytes | None) -> RecoveryKey:
+    return RecoveryKey(
         source="corp-ad",
         key_id=KeyId.parse(KNOWN_ID),
         recovery_password=RecoveryPassword.parse(KNOWN_PASSWORD),
         computer="PC-0042",
         key_package=KeyPackage(package) if package else None,
     )
+
+
+def export_with(path: Path, package: bytes | None, *, csv: bool = False) -> Path:
+    key = export_key(package)
     if csv:
         path.write_text(csv_line(PACKAGE_FIELDS) + key_csv_row(key, key_package=True))
     else:
@@ -195,3 +199,20 @@ def test_a_relative_file_is_named_in_full_in_the_trail(
     assert found.code == 0, found.err
     (entry,) = trail_entries()
     assert entry["key_package"] == str((tmp_path / "kp.bin").resolve())
+
+
+def test_a_package_written_without_a_readable_password_is_exit_0(
+    tmp_path: Path, trail_file: Path
+) -> None:
+    # An export made by an account that could read key packages but not passwords.
+    export = tmp_path / "keys.json"
+    record = json.loads(key_json(export_key(PACKAGE), key_package=True))
+    record["recovery_password"] = None
+    export.write_text(json.dumps({"keys": [record]}))
+    out = tmp_path / "keypackage.bin"
+    found = invoke("find", "-k", KNOWN_ID, "-s", str(export), "--key-package", str(out))
+    # Something was revealed (the package, as sensitive as the password): not "nothing".
+    assert found.code == 0, found.err
+    assert out.read_bytes() == PACKAGE
+    (entry,) = trail_entries()
+    assert entry["key_package"] == str(out)

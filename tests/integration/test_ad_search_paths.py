@@ -126,13 +126,13 @@ def test_an_audit_is_the_same_either_way(lab: Lab, paths: Paths) -> None:
     assert by_wire == by_ldap3
 
 
-def test_a_base_that_does_not_exist_finds_nothing_either_way(lab: Lab, paths: Paths) -> None:
+def test_a_base_that_does_not_exist_is_a_failure_either_way(lab: Lab, paths: Paths) -> None:
     def elsewhere() -> tuple[int, str, str]:
         return answer(lab.find("-c", "WS001", user=ADMIN, base_dn="DC=elsewhere,DC=invalid"))
 
     by_wire, by_ldap3 = paths.both(elsewhere)
     assert by_wire == by_ldap3
-    assert by_wire[0] == 1
+    assert by_wire[0] == 4  # noSuchObject is no empty directory: "not found" would be a lie
 
 
 def test_a_refused_search_is_a_source_failure_either_way(

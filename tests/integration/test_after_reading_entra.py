@@ -196,3 +196,29 @@ def test_json_names_the_source(entra: Entra, graph: GraphEmulator) -> None:
     assert invoke_with(config, "find", "-k", key.id, "-f", "key", **entra.checks).code == 0
     outcome = invoke_with(config, "reads", "-f", "json", **entra.checks)
     assert {r["source"] for r in outcome.document["reads"]} == {SOURCE}
+
+
+def test_one_trail_line_explains_one_read_however_many_the_account_made(
+    entra: Entra, graph: GraphEmulator
+) -> None:
+    app = entra.daemon(*FULL, AUDIT)
+    key = graph.add_recovery_key(graph.add_device("PC-0042"))
+    config = entra.config()
+    shown = invoke_with(config, "find", "-k", key.id, "-f", "key", "-r", "INC-8", **entra.checks)
+    assert shown.code == 0
+    now = graph.now_datetime()
+    for minutes in (3, 6):  # the same app read the same key twice more, not through bitkey-dir
+        graph.home.add_audit_event(app=app, key=key, time=now - dt.timedelta(minutes=minutes))
+    outcome = invoke_with(config, "reads", "--since", "1d", "-f", "json", **entra.checks)
+    assert outcome.code == 0, outcome.err
+    reads = outcome.document["reads"]
+    assert {r["actor"] for r in reads} == {app.client_id}
+    assert [r["via"] for r in reads] == ["bitkey-dir", "elsewhere", "elsewhere"]
+    assert reads[0]["reason"] == "INC-8"
+
+
+def test_reads_since_the_year_1_is_bad_input(entra: Entra, graph: GraphEmulator) -> None:
+    entra.daemon(*FULL, AUDIT)
+    outcome = invoke_with(entra.config(), "reads", "--since", "0001-01-01", **entra.checks)
+    assert (outcome.code, outcome.out) == (2, "")
+    assert "is before 2000-01-01" in outcome.err

@@ -20,6 +20,7 @@ ROLES = (
     "Device.Read.All",
     "DeviceManagementManagedDevices.ReadWrite.All",
     "AuditLog.Read.All",
+    "RoleManagement.Read.Directory",  # rights show: who holds a role that reads keys
 )
 
 

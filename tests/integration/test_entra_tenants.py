@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from examples.lab.graph_emulator import App, GraphEmulator
-from tests.command_line import Outcome, invoke_with
+from tests.command_line import Outcome, invoke_with, trail_entries
 from tests.integration.fixtures import FULL, KEY_GET, KEY_LIST, SECRET, SOURCE, Entra
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
@@ -139,9 +139,54 @@ def test_the_index_narrows_a_lookup_to_one_tenant(estate: Estate) -> None:
     assert outcome.key_ids == [estate.northwind_key.id.upper()]
     assert estate.northwind.count(KEY_GET, method="GET") == 1
     assert estate.northwind.count(KEY_LIST, method="GET") == 0
-    # The other tenants were not asked at all: no token, no listing.
-    assert estate.fabrikam.requests == []
-    assert estate.graph.home.requests == []
+    # The other tenants were not asked: no token, no listing. (A tenant listed by domain
+    # has its ID looked up in the public OpenID metadata, which needs no sign-in.)
+    assert asked(estate.fabrikam) == []
+    assert asked(estate.graph.home) == []
+
+
+def asked(tenant: Any) -> list[str]:
+    """The requests made to ``tenant`` but for its OpenID metadata."""
+    return [r.path for r in tenant.requests if not r.path.endswith("/openid-configuration")]
+
+
+def test_a_key_escrowed_in_another_tenant_after_the_refresh_is_never_hidden_silently(
+    estate: Estate,
+) -> None:
+    assert invoke_with(estate.config(), "index", "refresh", **estate.entra.checks).code == 0
+    twin = estate.northwind.add_recovery_key(
+        estate.northwind.add_device("NW-02"), id_prefix=estate.fabrikam_key.id[:8]
+    )
+    outcome = estate.find("--key-id", estate.fabrikam_key.id[:8])
+    assert outcome.code == 0, outcome.err
+    assert outcome.key_ids == [estate.fabrikam_key.id.upper()]  # northwind was not listed
+    assert outcome.document["ambiguous"] is None  # and so it cannot say "not ambiguous"
+    assert outcome.document["complete"] is False
+    assert sorted(outcome.document["index"]["unconfirmed"]) == sorted(
+        estate.name(t) for t in estate.tenants
+    )
+    assert "escrowed since then is not included" in outcome.err
+    assert twin.key not in outcome.out
+
+
+def test_one_full_key_id_in_two_tenants_reveals_nothing(estate: Estate) -> None:
+    copy = estate.northwind.add_recovery_key(
+        estate.northwind.add_device("NW-EVIL"), key_id=estate.fabrikam_key.id
+    )
+    assert invoke_with(estate.config(), "index", "refresh", **estate.entra.checks).code == 0
+    for key_id in (estate.fabrikam_key.id, estate.fabrikam_key.id[:8]):
+        for index in ((), ("--no-index",)):
+            outcome = estate.find("--key-id", key_id, "--reason", "INC-3", *index)
+            assert outcome.code == 5, (key_id, index, outcome.err)
+            assert outcome.out == ""
+            assert "FAB-01 (cloud/fabrikam.onmicrosoft.com)" in outcome.err
+            assert "NW-EVIL (cloud/northwind.onmicrosoft.com)" in outcome.err
+            for secret in (estate.fabrikam_key.key, copy.key):
+                assert secret not in outcome.out + outcome.err
+    refusals = [entry for entry in trail_entries() if entry.get("action") == "refuse"]
+    assert len(refusals) == 4
+    assert {entry["key_id"] for entry in refusals} == {estate.fabrikam_key.id.upper()}
+    assert not [entry for entry in trail_entries() if entry.get("action") is None]
 
 
 def test_one_tenant_can_be_named(estate: Estate) -> None:
@@ -211,3 +256,38 @@ def test_tenant_ids_are_checked(estate: Estate) -> None:
     outcome = invoke_with(both, "sources", **estate.entra.checks)
     assert outcome.code == 2
     assert "tenant_id or tenant_ids, not both" in outcome.err
+
+
+def test_a_tenant_listed_by_id_and_by_domain_is_read_once(estate: Estate, tmp_path: Path) -> None:
+    fabrikam_id = estate.fabrikam.tenant_id
+    estate.fabrikam.domains.append("fabrikam.example")  # a custom domain of the same tenant
+    estate.tenants = [
+        estate.graph.tenant_id,
+        "fabrikam.onmicrosoft.com",
+        fabrikam_id.upper(),
+        "fabrikam.example",
+        estate.graph.home.domain,
+    ]
+    outcome = estate.find("--computer", "FAB-01")
+    assert outcome.code == 0, outcome.err
+    (key,) = outcome.keys
+    assert key["source"] == estate.name("fabrikam.onmicrosoft.com")
+    assert [read.key_id for read in estate.fabrikam.key_reads] == [estate.fabrikam_key.id]
+    assert list(estate.statuses(outcome)) == [
+        estate.name(estate.graph.tenant_id),
+        estate.name("fabrikam.onmicrosoft.com"),
+    ]
+    for duplicate, first in (
+        (fabrikam_id.upper(), "fabrikam.onmicrosoft.com"),
+        ("fabrikam.example", "fabrikam.onmicrosoft.com"),
+        (estate.graph.home.domain, estate.graph.tenant_id),
+    ):
+        assert f"({first} and {duplicate}): it is read once" in outcome.err
+    # Whole, as an export reads it: each key once.
+    out = tmp_path / "all.json"
+    export = invoke_with(
+        estate.config(), "export", "-s", SOURCE, "-o", str(out), **estate.entra.checks
+    )
+    assert export.code == 0, export.err
+    ids = [k["key_id"] for k in json.loads(out.read_text(encoding="utf-8"))["keys"]]
+    assert sorted(ids) == sorted(set(ids))

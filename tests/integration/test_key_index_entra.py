@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from examples.lab.graph_emulator import GraphEmulator
-from tests.command_line import Outcome, invoke_with
+from tests.command_line import Outcome, invoke_with, trail_entries
 from tests.integration.fixtures import DEVICES, KEY_GET, KEY_LIST, KEYS, Entra
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
@@ -82,13 +82,17 @@ def test_warm_prefix_lookup_reads_one_key_and_lists_nothing(
     document = json.loads(outcome.out)
     assert [key["key_id"] for key in document["keys"]] == [wanted.id.upper()]
     assert document["keys"][0]["recovery_password"] == wanted.key
-    assert document["index"] == {"used": ["cloud"], "stale": []}
+    assert document["index"] == {"used": ["cloud"], "stale": [], "unconfirmed": ["cloud"]}
     assert graph.count(KEY_LIST, method="GET") == 0
     assert graph.count(DEVICES, method="GET") == 1  # its device's name, by device ID
     assert graph.count(KEY_GET, method="GET") == 1
     assert [read.key_id for read in graph.key_reads] == [wanted.id]
     assert document["keys"][0]["computer"].startswith("PC-")
-    assert document["warnings"] == []
+    # It says what it cannot know: a key with these digits escrowed since the refresh.
+    assert (document["ambiguous"], document["complete"]) == (None, False)
+    assert isinstance(document["index_age_seconds"], int)
+    (told,) = document["warnings"]
+    assert "escrowed since then is not included" in told
 
 
 def test_no_index_lists_the_tenant_as_before(cloud: Entra, graph: GraphEmulator) -> None:
@@ -97,7 +101,8 @@ def test_no_index_lists_the_tenant_as_before(cloud: Entra, graph: GraphEmulator)
     graph.clear_requests()
     outcome = cloud.find("--key-id", wanted.id[:8], "--no-index")
     assert outcome.code == 0, outcome.err
-    assert json.loads(outcome.out)["index"] == {"used": [], "stale": []}
+    assert json.loads(outcome.out)["index"] == {"used": [], "stale": [], "unconfirmed": []}
+    assert json.loads(outcome.out)["complete"] is True
     assert graph.count(KEY_LIST, method="GET") == 6  # 30 keys, 5 a page
 
 
@@ -119,7 +124,8 @@ def test_a_key_escrowed_after_the_refresh_is_found_and_the_index_learns_it(
     graph.clear_requests()
     again = cloud.find("--key-id", late.id[:8])
     assert again.code == 0, again.err
-    assert json.loads(again.out)["index"] == {"used": ["cloud"], "stale": []}
+    assert json.loads(again.out)["index"]["used"] == ["cloud"]
+    assert json.loads(again.out)["index"]["stale"] == []
     assert graph.count(KEY_LIST, method="GET") == 0
     assert graph.count(KEY_GET, method="GET") == 1
 
@@ -146,21 +152,61 @@ def test_a_key_deleted_from_entra_is_not_shown_and_leaves_the_index(
     assert left == (0,)
 
 
-def test_computer_lookup_takes_device_ids_from_a_fresh_index(
+def test_a_key_escrowed_after_the_refresh_with_the_same_8_digits_is_never_hidden_silently(
     cloud: Entra, graph: GraphEmulator
 ) -> None:
     assert refresh(cloud).code == 0
-    pc = next(device for device in graph.devices if device.display_name == "PC-0007")
-    rotated = graph.add_recovery_key(pc)  # after the refresh: listed live, so still found
-    graph.clear_requests()
-    outcome = cloud.find("--computer", "pc-0007")
+    known = next(iter(graph.recovery_keys.values()))
+    twin = graph.add_recovery_key(graph.add_device("PC-TWIN"), id_prefix=known.id[:8])
+    outcome = cloud.find("--key-id", known.id[:8])
     assert outcome.code == 0, outcome.err
     document = json.loads(outcome.out)
-    assert rotated.id.upper() in [key["key_id"] for key in document["keys"]]
-    assert len(document["keys"]) == 2
-    assert {key["computer"] for key in document["keys"]} == {"PC-0007"}
-    assert graph.count(DEVICES, method="GET") == 0  # the name → device ID step came from the index
-    assert document["index"]["used"] == ["cloud"]
+    # The index knows one key; the answer says it cannot speak for keys escrowed since.
+    assert [key["key_id"] for key in document["keys"]] == [known.id.upper()]
+    assert document["ambiguous"] is None
+    assert document["complete"] is False
+    assert document["index"]["unconfirmed"] == ["cloud"]
+    assert "escrowed since then is not included" in outcome.err
+    assert twin.key not in outcome.out
+    # Listed live, both keys: ambiguous, for sure.
+    live = cloud.find("--key-id", known.id[:8], "--no-index")
+    assert sorted(key["key_id"] for key in json.loads(live.out)["keys"]) == sorted(
+        [known.id.upper(), twin.id.upper()]
+    )
+    assert json.loads(live.out)["ambiguous"] is True
+
+
+def test_a_renamed_key_shows_its_device_as_it_is_now(cloud: Entra, graph: GraphEmulator) -> None:
+    assert refresh(cloud).code == 0
+    key = next(iter(graph.recovery_keys.values()))
+    device = next(d for d in graph.devices if d.device_id == key.device_id)
+    with graph.lock:
+        device.display_name = "PC-RENAMED"
+    outcome = cloud.find("--key-id", key.id[:8], "--reason", "INC-1")
+    assert outcome.code == 0, outcome.err
+    assert [k["computer"] for k in json.loads(outcome.out)["keys"]] == ["PC-RENAMED"]
+    assert trail_entries()[-1]["computer"] == "PC-RENAMED"
+
+
+def test_a_computer_is_asked_of_entra_by_name_after_a_rename_and_a_reimage(
+    cloud: Entra, graph: GraphEmulator
+) -> None:
+    assert refresh(cloud).code == 0  # the index maps PC-0007 to its old device
+    old = next(device for device in graph.devices if device.display_name == "PC-0007")
+    old_key = next(k for k in graph.recovery_keys.values() if k.device_id == old.device_id)
+    with graph.lock:
+        old.display_name = "PC-0007-OLD"  # renamed; the name went to a re-imaged machine
+    reimaged = graph.add_recovery_key(graph.add_device("PC-0007"))
+    graph.clear_requests()
+    outcome = cloud.find("--computer", "PC-0007", "--reason", "INC-2")
+    assert outcome.code == 0, outcome.err
+    document = json.loads(outcome.out)
+    assert [key["key_id"] for key in document["keys"]] == [reimaged.id.upper()]
+    assert old_key.key not in outcome.out
+    assert graph.count(DEVICES, method="GET") == 1  # the name, asked of Entra
+    assert document["index"]["used"] == []
+    ((entry),) = [e for e in trail_entries() if e.get("reason") == "INC-2"]
+    assert (entry["key_id"], entry["computer"]) == (reimaged.id.upper(), "PC-0007")
 
 
 def test_computer_lookup_of_a_device_the_index_does_not_know_searches_by_name(

@@ -145,19 +145,25 @@ def test_an_existing_file_is_never_replaced_and_the_directory_is_not_asked(
     assert trail_entries() == []
 
 
-def test_without_rights_on_the_package_it_is_3_and_nothing_is_revealed(
+def test_without_rights_on_the_package_it_is_3_nothing_is_shown_and_the_read_is_in_the_trail(
     lab: Lab, trail_file: Path, tmp_path: Path
 ) -> None:
     # The helpdesk may read passwords below OU=Workstations, not key packages.
+    key = seeded("WS001")[0]
     out = tmp_path / "keypackage.bin"
-    found = find(
-        lab, "--key-id", seeded("WS001")[0].key_id, "--key-package", str(out), user="helpdesk"
-    )
+    found = find(lab, "--key-id", key.key_id, "--key-package", str(out), user="helpdesk")
     assert (found.code, found.out) == (3, "")
     assert "msFVE-KeyPackage" in found.err
     assert "without --key-package" in found.err
     assert not out.exists()
-    assert trail_entries() == []
+    # The DC handed the password over (its own audit may log that): the trail says so,
+    # and that it was not shown.
+    (entry,) = trail_entries()
+    assert (entry["key_id"], entry["shown"], entry["source"]) == (key.key_id, False, "lab")
+    assert "key_package" not in entry
+    assert key.password not in trail_file.read_text()
+    listed = invoke("trail")
+    assert "(read, not shown)" in listed.out
 
 
 def test_a_key_escrowed_without_a_package_is_3(lab: Lab, tmp_path: Path) -> None:
@@ -307,7 +313,54 @@ def test_entra_stores_no_packages_and_says_so_once(
 
     key = records[0]["key_id"]
     package = tmp_path / "entra.bin"
+    reads = len(graph.key_reads)
     found = invoke_with(config, "find", "-k", key, "--key-package", str(package), **entra.checks)
     assert (found.code, found.out) == (3, "")
     assert "Microsoft Entra ID stores no key packages" in found.err
+    assert "nothing was read" in found.err
     assert not package.exists()
+    # Refused before asking: Entra read (and audited) no key value, so there is no read
+    # without a trail line.
+    assert len(graph.key_reads) == reads
+    assert [entry.get("action") for entry in trail_entries()] == ["export"]
+
+
+@pytest.mark.usefixtures("fresh_kiota_registries")
+def test_with_entra_and_an_export_the_package_comes_from_the_export_and_entra_is_not_asked(
+    entra: Entra, graph: GraphEmulator, tmp_path: Path
+) -> None:
+    entra.daemon()
+    key = graph.add_recovery_key(graph.add_device("PC-0042"))
+    export = tmp_path / "keys.json"
+    record = {
+        "source": "lab",
+        "computer": "PC-0042",
+        "key_id": key.id.upper(),
+        "recovery_password": key.key,
+        "key_package": base64.b64encode(b"package of PC-0042").decode(),
+    }
+    export.write_text(json.dumps({"keys": [record]}))
+    out = tmp_path / "keypackage.bin"
+    config = entra.config()
+    found = invoke_with(
+        config,
+        "find",
+        "-s",
+        SOURCE,
+        "-s",
+        str(export),
+        "-k",
+        key.id,
+        "--key-package",
+        str(out),
+        "-f",
+        "key",
+        **entra.checks,
+    )
+    assert found.code == 0, found.err
+    assert found.out == key.key + "\n"
+    assert out.read_bytes() == b"package of PC-0042"
+    assert f"{SOURCE}: not asked: Microsoft Entra ID stores no key packages" in found.err
+    assert graph.key_reads == []  # Entra read nothing, so its audit log has nothing
+    (entry,) = trail_entries()
+    assert (entry["source"], entry["key_package"]) == (str(export), str(out))

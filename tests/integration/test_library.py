@@ -95,7 +95,8 @@ def test_ad_failure_of_one_source_leaves_the_others_answer(
     text = config.read_text(encoding="utf-8").replace(
         'sources = ["lab"]', 'sources = ["lab", "down"]'
     )
-    text += '\n[sources.down]\ntype = "ad"\nservers = ["ldaps://127.0.0.1:9"]\nuser = "x@y"\n'
+    # Kerberos: BITKEY_DIR_PASSWORD, the admin's, is for lab alone (one password, one account).
+    text += '\n[sources.down]\ntype = "ad"\nservers = ["ldaps://127.0.0.1:9"]\nauth = "kerberos"\n'
     config.write_text(text, encoding="utf-8")
     key = samba_dc.keys("WS001")[0]
     result = api.find_keys(key_id=key.key_id, config=config)

@@ -1,5 +1,7 @@
-"""Real signals to a real export against the Samba DC: whatever stops it, no clear-text
-temporary file (nor a half-written export) is left behind.
+"""Real signals to a real export against the Samba DC, and against the Graph emulator:
+whatever stops it, no clear-text temporary file (nor a half-written export) is left behind.
+From Entra ID the signal comes while msgraph-sdk's event loop waits for Graph, and must
+unwind it the same way (sources/entra/bridge.py).
 
 The DC's answers pass through a slow relay on the DC's own address (so TLS still checks the
 same certificate), which keeps the export streaming long enough to be interrupted half-way.
@@ -21,8 +23,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from examples.lab.graph_emulator import GraphEmulator
 from tests.conftest import ROOT
-from tests.integration.fixtures import ADMIN, Directory, Lab
+from tests.integration.fixtures import ADMIN, SOURCE, Directory, Entra, Lab
 
 pytestmark = pytest.mark.integration
 
@@ -156,3 +159,48 @@ def test_a_running_bitkey_dir_cannot_dump_core() -> None:
     finally:
         child.kill()
         child.communicate()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.usefixtures("fresh_kiota_registries")
+def test_a_stopped_entra_export_leaves_no_clear_text_behind(
+    entra: Entra, graph: GraphEmulator, tmp_path: Path, stop: signal.Signals
+) -> None:
+    entra.daemon()
+    graph.add_generated_keys(100)
+    graph.recovery_keys_page_size = 5
+    # Each request takes a while: the export is still running, and the signal comes while
+    # the event loop waits for Graph's answer, in the middle of asyncio's own code.
+    graph.latency = 0.3
+    config = entra.config()
+    folder = tmp_path / "out"
+    folder.mkdir()
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bitkey_dir",
+            "--config",
+            str(config),
+            "export",
+            "-s",
+            SOURCE,
+            "-o",
+            str(folder / "keys.json"),
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        temporary = wait_for_keys_on_disk(folder, child)
+        child.send_signal(stop)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 128 + stop, err.decode()
+    assert not temporary.exists()
+    assert sorted(os.listdir(folder)) == []
+    assert b"Traceback" not in err
+    assert f"stopped by {stop.name}" in err.decode()

@@ -325,7 +325,10 @@ def test_the_key_id_index_through_the_library_as_through_the_command(tmp_path: P
     found = api.find_keys(key_id=KNOWN_ID[:8], config=config)
     command = invoke_with(config, "find", "-k", KNOWN_ID[:8], "-f", "json", secrets=SECRETS)
     assert found.index.used == ["share"]
-    assert command.document["index"] == {"used": ["share"], "stale": []}
+    assert command.document["index"] == {"used": ["share"], "stale": [], "unconfirmed": ["share"]}
+    assert (
+        (found.ambiguous, found.complete) == (command.document["ambiguous"], False) == (None, False)
+    )
     assert [str(key.key_id) for key in found.keys] == command.key_ids == [KNOWN_ID]
     assert api.find_keys(key_id=KNOWN_ID[:8], config=config, use_index=False).index.used == []
     assert api.clear_index(config=config) == ["share"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -417,3 +418,46 @@ def test_login_takes_the_secret_given_or_asks_the_interaction(
 
 def test_no_environment_leaks_between_tests() -> None:
     assert "BITKEY_DIR_CONFIG" not in os.environ
+
+
+# -- core dumps -------------------------------------------------------------------------------
+
+CORE_PROBE = """
+import json, logging, resource, sys
+from bitkey_dir import Client
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+soft = 1 << 20 if hard == resource.RLIM_INFINITY else min(hard, 1 << 20)
+resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
+seen = [resource.getrlimit(resource.RLIMIT_CORE)]
+with Client(config=sys.argv[1]) as client:
+    client.sources()
+    seen.append(resource.getrlimit(resource.RLIMIT_CORE))
+    client.find(key_id="063EA4E1")
+    seen.append(resource.getrlimit(resource.RLIMIT_CORE))
+    resource.setrlimit(resource.RLIMIT_CORE, seen[0])  # the host takes it back
+    client.find(key_id="063EA4E1")
+    seen.append(resource.getrlimit(resource.RLIMIT_CORE))
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("resource") is None, reason="needs resource (POSIX)")
+def test_a_client_that_reads_passwords_turns_core_dumps_off_once(tmp_path: Path) -> None:
+    config = samples_config(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", CORE_PROBE, str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "BITKEY_DIR_TRAIL": str(tmp_path / "trail.jsonl")},
+    )
+    before, listed, found, again = (tuple(limits) for limits in json.loads(done.stdout))
+    if before[0] == 0:
+        pytest.skip("core dumps are forbidden here already (hard limit 0)")
+    assert listed == before  # nothing read yet: the host's limit stands
+    assert found == (0, before[1])  # the soft limit only: the host may raise it again
+    assert again == before  # once per process: what the host chose afterwards stands
+    assert done.stderr.count("core dumps are off from now on") == 1
+    assert KNOWN_PASSWORD not in done.stdout + done.stderr

@@ -14,6 +14,7 @@ from bitkey_dir.ops import lookup
 from bitkey_dir.ops.pool import SourcePool
 from bitkey_dir.ops.run import Run
 from bitkey_dir.runtime.config import load_config
+from tests.conftest import EXAMPLES
 from tests.library import stand_ins
 from tests.library.stand_ins import KNOWN_ID, Ledger
 
@@ -103,4 +104,13 @@ def test_sources_are_the_defaults_unless_named(stand_in_config: Path) -> None:
     pool = SourcePool(load_config(empty))
     with pytest.raises(InputError, match="no source to search"), pool.lend() as lending:
         Run(pool.config, pool=lending).open([])
+    pool.close()
+
+
+def test_the_only_configured_source_is_lent_when_none_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "one.toml"
+    path.write_text(f'[sources.samples]\ntype = "file"\npath = "{EXAMPLES / "keys"}"\n')
+    pool = SourcePool(load_config(path))
+    with pool.lend() as lending:
+        assert [source.name for source in Run(pool.config, pool=lending).open([])] == ["samples"]
     pool.close()

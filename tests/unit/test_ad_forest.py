@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir.core.errors import ConfigError, SourceError
+from bitkey_dir.core.errors import ConfigError, InputError, SourceError
 from bitkey_dir.core.model import ComputerName, KeyId
 from bitkey_dir.runtime.config import Settings
 from bitkey_dir.sources.ad import forest, reader
@@ -335,6 +335,10 @@ def test_routes() -> None:
 BASE = {"type": "ad", "user": "agent@corp.example"}
 
 
+# Any regular file will do while building: ca_file is read only when a connection is made.
+CA_FILE = f'ca_file = "{Path(__file__).resolve()}"\n'
+
+
 def build(text: str) -> ADSource:
     table = tomllib.loads(text)["sources"]["corp"]
     return ADSource.from_settings("corp", Settings(table, "config.toml: sources.corp", Path()))
@@ -344,7 +348,8 @@ def test_a_domain_alone_is_enough_and_nothing_is_asked_while_building() -> None:
     source = build(
         '[sources.corp]\ntype = "ad"\nuser = "a@corp.example"\ndomain = "Corp.Example"\n'
         'dns_servers = ["127.0.0.1:9", "[::1]:9"]\nglobal_catalog = true\n'
-        '[sources.corp.domains."child.corp.example"]\nservers = ["ldaps://dc1.child.corp.example"]\n'
+        + CA_FILE
+        + '[sources.corp.domains."child.corp.example"]\nservers = ["ldaps://dc1.child.corp.example"]\n'
     )
     assert source.domain == "corp.example"
     assert source.base_dn == "DC=corp,DC=example"
@@ -473,7 +478,7 @@ def test_listing_without_rights_on_deleted_objects_warns_and_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     source = build(
-        '[sources.corp]\ntype = "ad"\nuser = "a@corp.example"\ndomain = "corp.example"\n'
+        '[sources.corp]\ntype = "ad"\nuser = "a@corp.example"\ndomain = "corp.example"\n' + CA_FILE
     )
     searches = FakeSearches()
     source._connect = lambda warn: object()  # type: ignore[method-assign]
@@ -485,3 +490,41 @@ def test_listing_without_rights_on_deleted_objects_warns_and_goes_on(
     assert len(warnings) == 1
     assert "deleted computers are not listed" in warnings[0]
     assert all(forest.PASSWORD not in attributes for _, attributes in searches.asked)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'domain = "corp.example"\n',
+        'servers = ["ldaps://dc1.corp.example"]\ndomain = "corp.example"\nglobal_catalog = true\n',
+    ],
+)
+def test_servers_found_through_dns_need_the_domains_own_ca(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"sources\.corp\.ca_file: expected the CA bundle"):
+        build('[sources.corp]\ntype = "ad"\nuser = "a@corp.example"\n' + text)
+    built = build('[sources.corp]\ntype = "ad"\nuser = "a@corp.example"\n' + text + CA_FILE)
+    assert built.connector.ca_file is not None
+
+
+def test_discovery_allowed_names_hosts_and_domains_to_trust() -> None:
+    source = build(
+        '[sources.corp]\ntype = "ad"\nuser = "a@corp.example"\ndomain = "corp.example"\n'
+        + CA_FILE
+        + 'discovery_allowed = ["GC1.Partner.Example.", "emea.example"]\n'
+    )
+    assert source.locator.allowed == ("gc1.partner.example", "emea.example")
+    with pytest.raises(ConfigError, match="discovery_allowed"):
+        build(
+            '[sources.corp]\ntype = "ad"\nuser = "a@corp.example"\ndomain = "corp.example"\n'
+            + CA_FILE
+            + 'discovery_allowed = ["not a name"]\n'
+        )
+
+
+def test_another_domains_dcs_are_found_through_dns_only_with_a_ca_file() -> None:
+    source = build(
+        '[sources.corp]\ntype = "ad"\nuser = "a@corp.example"\ndomain = "corp.example"\n'
+        'servers = ["ldaps://dc1.corp.example"]\nglobal_catalog = ["ldaps://gc1.corp.example"]\n'
+    )
+    with pytest.raises(InputError, match=r"the DCs of child\.corp\.example would be found"):
+        source._domain_connection("child.corp.example", lambda message: None)

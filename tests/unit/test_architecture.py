@@ -478,6 +478,7 @@ ONE_PLATFORM_NAMES = {
         "O_BINARY", "O_NOINHERIT", "getpwuid", "setsid", "killpg", "fork", "startfile",
     },
     "signal": {"SIGHUP", "SIGBREAK", "SIGKILL", "SIGALRM", "alarm", "setitimer"},
+    "select": {"poll", "POLLIN", "POLLOUT", "epoll", "kqueue"},
 }  # fmt: skip
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -172,28 +172,14 @@ class Reading(Wrapped):
         return self.inner.folder_holding(path)
 
 
-def device_of(key: RecoveryKey) -> RecoveryKey:
-    """The key as a directory of devices gives it: one device per computer name."""
-    if key.computer is None:
-        return key
-    device = uuid.uuid5(uuid.NAMESPACE_OID, key.computer.casefold().split(".")[0])
-    return dataclasses.replace(key, device_id=str(device))
+class SearchingIds(Wrapped):
+    searches_key_ids = True
 
-
-class OnDevices(Wrapped):
     def find(self, query: Query, warn: Warn) -> list[RecoveryKey]:
-        return [device_of(key) for key in super().find(query, warn)]
-
-    def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
-        return (device_of(key) for key in super().iter_keys(warn))
-
-    def find_on_devices(
-        self, devices: Mapping[str, str], query: Query, warn: Warn
-    ) -> list[RecoveryKey]:
-        keys = [key for key in self.iter_keys(warn) if query.matches(key)]
-        if self.fault == "ignores the devices":
-            return keys
-        return [key for key in keys if key.device_id in devices]
+        found = super().find(query, warn)
+        if self.fault == "misses keys of a prefix" and query.key_id and not query.key_id.is_full:
+            return found[:-1]
+        return found
 
 
 class InParts(Wrapped):
@@ -405,9 +391,9 @@ CASES: Sequence[tuple[str, Test, type[Wrapped]]] = [
         Reading,
     ),
     (
-        "ignores the devices",
-        FileContract.test_find_on_devices_gives_what_find_gives_for_those_devices,
-        OnDevices,
+        "misses keys of a prefix",
+        FileContract.test_a_key_id_prefix_is_searched_in_full,
+        SearchingIds,
     ),
     (
         "names its parts without its own name",

@@ -540,3 +540,67 @@ def test_keyring_table_errors(tmp_path: Path, text: str, message: str) -> None:
     assert caught.value.message == f"{path}: {message}"
     assert caught.value.exit_code == ExitCode.BAD_INPUT
     assert "\n" not in caught.value.message
+
+
+@pytest.fixture
+def one_operation() -> Iterator[None]:
+    """Claims for one operation, forgotten afterwards (as Run.active() does)."""
+    with credentials.claims():
+        yield
+
+
+def test_a_source_reads_its_own_variable_before_the_bare_one(
+    monkeypatch: pytest.MonkeyPatch, one_operation: None
+) -> None:
+    monkeypatch.setenv("BITKEY_DIR_PASSWORD", "bare")
+    monkeypatch.setenv("BITKEY_DIR_PASSWORD_CORP", "own")
+    credentials.claim(WANTED)
+    assert credentials.obtain(WANTED).value == "own"
+    assert WANTED.own_env == "BITKEY_DIR_PASSWORD_CORP"
+    assert credentials.own_variable("BITKEY_DIR_PASSWORD", "emea-ad.2") == (
+        "BITKEY_DIR_PASSWORD_EMEA_AD_2"
+    )
+
+
+def test_the_bare_variable_is_given_to_one_source_only(
+    monkeypatch: pytest.MonkeyPatch, one_operation: None
+) -> None:
+    other = Wanted("emea", "the password of x@emea", "BITKEY_DIR_PASSWORD", "emea/password/x")
+    monkeypatch.setenv("BITKEY_DIR_PASSWORD", "bare")
+    credentials.claim(WANTED)
+    assert credentials.obtain(WANTED).value == "bare"  # the only source that reads it
+    credentials.claim(other)
+    with pytest.raises(InputError, match="BITKEY_DIR_PASSWORD_CORP, BITKEY_DIR_PASSWORD_EMEA"):
+        credentials.check_shared()
+    for wanted in (WANTED, other):
+        with pytest.raises(InputError) as refused:
+            credentials.obtain(wanted)
+        assert refused.value.exit_code == ExitCode.BAD_INPUT
+    # Each with its own variable: the bare one is never used, and nothing is refused.
+    monkeypatch.setenv("BITKEY_DIR_PASSWORD_CORP", "corp's")
+    monkeypatch.setenv("BITKEY_DIR_PASSWORD_EMEA", "emea's")
+    credentials.check_shared()
+    assert [credentials.obtain(w).value for w in (WANTED, other)] == ["corp's", "emea's"]
+
+
+def test_two_sources_of_one_account_share_the_bare_variable(
+    monkeypatch: pytest.MonkeyPatch, one_operation: None
+) -> None:
+    forest = Wanted("forest", WANTED.label, "BITKEY_DIR_PASSWORD", "forest/password/x")
+    monkeypatch.setenv("BITKEY_DIR_PASSWORD", "bare")
+    credentials.claim(WANTED)
+    credentials.claim(forest)
+    credentials.check_shared()
+    assert [credentials.obtain(w).value for w in (WANTED, forest)] == ["bare", "bare"]
+
+
+def test_two_sources_whose_variables_collide_are_refused(
+    monkeypatch: pytest.MonkeyPatch, one_operation: None
+) -> None:
+    dashed = Wanted("a-b", "the password of x", "BITKEY_DIR_PASSWORD", "a-b/password/x")
+    dotted = Wanted("a.b", "the password of y", "BITKEY_DIR_PASSWORD", "a.b/password/y")
+    monkeypatch.setenv("BITKEY_DIR_PASSWORD_A_B", "one")
+    credentials.claim(dashed)
+    credentials.claim(dotted)
+    with pytest.raises(InputError, match="differ only in punctuation"):
+        credentials.obtain(dashed)

@@ -184,3 +184,101 @@ def test_ctrl_c_in_a_running_loop_cancels_the_coroutine_and_unwinds(streamed: bo
         loop.close()
     assert unwound == (["coroutine", "stream"] if streamed else ["coroutine"])
     assert time.monotonic() - began < 10  # cancelled, not waited for
+
+
+class Stopped(BaseException):
+    """What the CLI's SIGTERM handler raises to unwind the process."""
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"),
+    reason="needs Python's signal handlers in the main thread",
+)
+@pytest.mark.parametrize("streamed", [False, True], ids=["run_sync", "drive"])
+def test_a_raising_sigterm_handler_runs_once_the_loop_has_unwound(streamed: bool) -> None:
+    waiting = threading.Event()
+    unwound: list[str] = []
+    seen: list[object] = []
+
+    async def forever() -> None:
+        waiting.set()
+        try:
+            await asyncio.sleep(60)  # waiting in select(), in asyncio's own code
+        finally:
+            unwound.append("coroutine")
+
+    async def stream() -> AsyncIterator[int]:
+        try:
+            yield 1
+            await forever()
+            yield 2
+        finally:
+            unwound.append("stream")
+
+    def stop(number: int, frame: object) -> None:
+        try:
+            asyncio.get_running_loop()
+            seen.append("inside the loop")
+        except RuntimeError:
+            seen.append("after the loop")
+        raise Stopped(number)
+
+    def send_sigterm() -> None:
+        if waiting.wait(10):
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    sender = threading.Thread(target=send_sigterm)
+    sender.start()
+    began = time.monotonic()
+
+    def wait_forever() -> None:
+        if streamed:
+            for _ in drive(stream()):
+                pass
+        else:
+            run_sync(forever())
+
+    try:
+        with pytest.raises(Stopped):
+            wait_forever()
+        assert signal.getsignal(signal.SIGTERM) is stop  # put back as it was
+    finally:
+        sender.join()
+        signal.signal(signal.SIGTERM, previous)
+    assert unwound == (["coroutine", "stream"] if streamed else ["coroutine"])
+    assert time.monotonic() - began < 10  # cancelled, not waited for
+    assert seen == ["after the loop"]  # called once, once the loop has unwound
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"),
+    reason="needs Python's signal handlers in the main thread",
+)
+def test_a_sigterm_between_two_items_is_handled_at_once() -> None:
+    unwound: list[str] = []
+
+    async def stream() -> AsyncIterator[int]:
+        try:
+            for n in range(3):
+                yield n
+        finally:
+            unwound.append("stream")
+
+    def stop(number: int, frame: object) -> None:
+        raise Stopped(number)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    got: list[int] = []
+
+    def consume() -> None:
+        for item in drive(stream()):
+            got.append(item)
+            signal.raise_signal(signal.SIGTERM)  # while the consumer has the item
+
+    try:
+        with pytest.raises(Stopped):
+            consume()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (got, unwound) == ([0], ["stream"])

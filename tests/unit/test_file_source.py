@@ -244,9 +244,9 @@ def test_same_key_id_with_two_passwords_is_a_conflict(share: Path) -> None:
     key_file(share / "backup", KEY_ID, OTHER_PASSWORD)
     result = find_keys(by_id(KEY_ID), [source(share)])
     assert sorted(revealed(result.keys)) == [(KEY_ID, OTHER_PASSWORD), (KEY_ID, PASSWORD)]
-    assert len(result.warnings) == 1
-    assert "2 different recovery passwords" in result.warnings[0]
-    assert_no_password(result.warnings, SECRETS)
+    (conflict,) = result.conflicts
+    assert "different recovery passwords" in conflict.describe()
+    assert_no_password([conflict.describe()], SECRETS)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -45,3 +46,25 @@ def test_retry_after_forms() -> None:
 def test_any_retry_after_is_bounded_or_ignored(value: str) -> None:
     waited = parse_retry_after(value)
     assert waited is None or 0.0 <= waited <= MAX_RETRY_AFTER
+
+
+# -- which directory roles read BitLocker keys (rights show for Entra ID) -----------------------
+
+
+@pytest.mark.parametrize(
+    ("actions", "reads"),
+    [
+        (["microsoft.directory/bitlockerKeys/key/read"], True),
+        (["MICROSOFT.DIRECTORY/BITLOCKERKEYS/KEY/READ"], True),  # actions ignore case
+        (["microsoft.directory/bitlockerKeys/*"], True),
+        (["microsoft.directory/*"], True),
+        (["microsoft.directory/bitlockerKeys/basic/read"], False),  # metadata only
+        (["microsoft.directory/devices/standard/read"], False),
+        ([], False),
+    ],
+)
+def test_a_role_reads_keys_when_an_action_covers_key_read(actions: list[str], reads: bool) -> None:
+    from bitkey_dir.sources.entra.roles import reads_keys
+
+    definition = {"rolePermissions": [{"allowedResourceActions": actions}, "not a permission"]}
+    assert reads_keys(definition) is reads

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bitkey_dir.core.errors import ConfigError, SourceError
-from bitkey_dir.core.model import ComputerName, KeyEntry, KeyId
+from bitkey_dir.core.errors import ConfigError, InputError, SourceError
+from bitkey_dir.core.model import KeyEntry, KeyId
 from bitkey_dir.runtime.config import parse_config
-from bitkey_dir.store.key_index import KeyIndex, open_index
+from bitkey_dir.store.key_index import DamagedIndex, KeyIndex, open_index, remove_index
 
 ID_A = KeyId.parse("063EA4E1-220C-4293-BA01-4754620A96E7")
 ID_B = KeyId.parse("063EA4E1-9D3A-4F5E-8B2C-ABCDEFABCDEF")
@@ -130,24 +130,6 @@ def test_forget_and_clear(index: KeyIndex) -> None:
     assert index.states() == []
 
 
-def test_devices_by_name_short_dns_and_wildcard(index: KeyIndex) -> None:
-    index.replace(
-        "cloud",
-        "f",
-        [
-            entry(ID_A, "PC-0042", "dev-1"),
-            entry(ID_B, "pc-0042.corp.example.com", "dev-2"),
-            entry(ID_C, "PC-0043", "dev-3"),
-        ],
-    )
-    assert index.devices("cloud", ComputerName.parse("pc-0042")) == {
-        "dev-1": "PC-0042",
-        "dev-2": "pc-0042.corp.example.com",
-    }
-    assert set(index.devices("cloud", ComputerName.parse("PC-004*"))) == {"dev-1", "dev-2", "dev-3"}
-    assert index.devices("cloud", ComputerName.parse("PC-9")) == {}
-
-
 def test_rows_keep_what_the_entry_said(index: KeyIndex) -> None:
     deleted = KeyEntry(ID_C, computer="OLD$", location="OU=Gone,DC=corp", deleted=True)
     index.replace("ad", "f", [deleted])
@@ -160,16 +142,54 @@ def test_rows_keep_what_the_entry_said(index: KeyIndex) -> None:
 def test_a_file_that_is_not_an_index_is_one_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "index.sqlite3"
     path.write_bytes(b"not a database at all" * 100)
-    with pytest.raises(SourceError, match=r"Key ID index .* cannot be used.*--no-index"):
-        open_index(path)
+    with pytest.raises(InputError, match=r"index.sqlite3 is a file that is not an SQLite") as e:
+        open_index(path, create=True)
+    assert "index clear" not in e.value.message  # it is no index: clearing is no cure
+    assert "--no-index" in e.value.message
+    assert path.read_bytes() == b"not a database at all" * 100
 
 
-def test_an_index_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+def test_another_programs_database_is_never_written(tmp_path: Path) -> None:
+    path = tmp_path / "theirs.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+    before = path.read_bytes()
+    for create in (False, True):
+        with pytest.raises(InputError, match="an SQLite database of another program"):
+            open_index(path, create=create)
+    assert not remove_index_refused(path)
+    assert path.read_bytes() == before
+
+
+def remove_index_refused(path: Path) -> bool:
+    with pytest.raises(InputError, match="not clearing the Key ID index"):
+        remove_index(path)
+    return False
+
+
+def test_an_index_from_a_newer_version_is_refused_and_may_be_removed(tmp_path: Path) -> None:
     path = tmp_path / "index.sqlite3"
+    opened = open_index(path, create=True)
+    assert opened is not None
+    opened.close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
-    with pytest.raises(SourceError, match="newer bitkey-dir"):
+    with pytest.raises(DamagedIndex, match="newer bitkey-dir"):
         open_index(path)
+    assert remove_index(path) is True
+    assert not path.exists()
+
+
+def test_an_empty_file_is_no_index_until_one_is_made_in_it(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite3"
+    path.touch()
+    assert open_index(path) is None
+    assert remove_index(path) is False  # nothing of ours in it: left alone
+    assert path.exists()
+    opened = open_index(path, create=True)
+    assert opened is not None
+    opened.close()
+    assert open_index(path) is not None
 
 
 def test_an_entry_has_no_place_for_a_password() -> None:
@@ -214,11 +234,17 @@ def test_any_duration_in_range_is_read_and_others_are_one_line_errors(
         assert "\n" not in refused.value.message
 
 
-def test_a_fifo_or_a_folder_is_refused_without_waiting(tmp_path: Path) -> None:
+def test_a_fifo_a_folder_or_a_link_is_refused_without_waiting(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    for path in (fifo, tmp_path):
-        with pytest.raises(SourceError, match="not a regular file"):
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere" / "index.sqlite3")
+    for path, what in ((fifo, "a named pipe"), (tmp_path, "a folder"), (dangling, "a symbolic")):
+        with pytest.raises(InputError, match=what):
             open_index(path)
-        with pytest.raises(SourceError, match="not a regular file"):
+        with pytest.raises(InputError, match=what):
             open_index(path, create=True)
+        with pytest.raises(InputError, match=what):
+            remove_index(path)
+    assert dangling.is_symlink()
+    assert not (tmp_path / "nowhere").exists()

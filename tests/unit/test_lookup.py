@@ -106,12 +106,14 @@ def test_the_same_key_twice_in_one_source_is_one_key() -> None:
     assert not result.ambiguous
 
 
-def test_one_key_id_with_two_passwords_is_flagged() -> None:
+def test_one_key_id_with_two_passwords_is_a_conflict() -> None:
     result = find_keys(
         Query(key_id=ID_A), [ListSource("a", [key("a", ID_A, P1, 1), key("a", ID_A, P2, 2)])]
     )
     assert len(result.keys) == 2
-    assert any("2 different recovery passwords" in w for w in result.warnings)
+    (conflict,) = result.conflicts
+    assert conflict.key_id == ID_A
+    assert "different recovery passwords" in conflict.describe()
 
 
 @pytest.mark.parametrize(

@@ -199,3 +199,28 @@ def test_an_append_only_trail_its_writers_may_not_read_is_still_written(tmp_path
         trail.append(trail.entries_for([_key(2)], "second", ["find"]), path)
     reasons = [json.loads(line)["reason"] for line in path.read_text().splitlines()]
     assert reasons == ["first", "second"]
+
+
+@pytest.mark.skipif(getattr(os, "geteuid", lambda: 1)() != 0, reason="chown needs root")
+def test_a_trail_another_user_put_in_a_folder_everybody_writes_to_is_refused(
+    tmp_path: Path,
+) -> None:
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    planted = sticky / "trail.jsonl"
+    planted.write_bytes(b"")
+    os.chown(planted, 4343, 4343)
+    planted.chmod(0o666)
+    with pytest.raises(SourceError, match=r"belongs to another user \(uid 4343\)"):
+        trail.append(trail.entries_for([_key(1)], "r", ["find"]), planted)
+    assert planted.read_bytes() == b""
+    # A team's folder (only its group may write) is a deliberate share: a teammate's trail.
+    team = tmp_path / "team"
+    team.mkdir()
+    team.chmod(0o770)
+    shared = team / "trail.jsonl"
+    shared.write_bytes(b"")
+    os.chown(shared, 4343, 4343)
+    trail.append(trail.entries_for([_key(1)], "r", ["find"]), shared)
+    assert shared.read_bytes()

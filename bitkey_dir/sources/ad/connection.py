@@ -12,6 +12,7 @@ import contextlib
 import logging
 import ssl
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 _INVALID_CREDENTIALS: Final = 49
 _STRONGER_AUTH_REQUIRED: Final = 8
+# Servers found through DNS are tried for at most this many time-outs in all: DNS that names
+# many servers that accept and never answer must not hold a lookup for minutes.
+DISCOVERED_BUDGET: Final = 2
 
 # ldap3 binds with gssapi, or on Windows (where gssapi has no wheels) through SSPI with
 # winkerberos: the `kerberos` extra installs the one the platform needs.
@@ -109,6 +113,7 @@ class Connector:
     shared: SharedSecret = field(default_factory=SharedSecret, repr=False, compare=False)
     _connection: Connection | None = field(default=None, repr=False, compare=False)
     server: ServerUrl | None = field(default=None, repr=False, compare=False)
+    discovered: bool = field(default=False, repr=False, compare=False)  # servers from DNS
 
     def sibling(
         self,
@@ -128,6 +133,7 @@ class Connector:
             kerberos_host=self.kerberos_host if same_hosts else None,
             _connection=None,
             server=None,
+            discovered=False,
         )
 
     def writable(self) -> Connector:
@@ -162,8 +168,11 @@ class Connector:
 
         if self._connection is not None:
             return self._connection
+        started = time.monotonic()
         if not self.servers and self.discover is not None:
             self.servers = self.discover()
+            self.discovered = True
+        deadline = started + DISCOVERED_BUDGET * self.timeout if self.discovered else None
         if any(not s.ldaps for s in self.servers) and self.allow_plaintext:
             warn(
                 "allow_plaintext is on: ldap:// binds without TLS, so the password and the "
@@ -176,8 +185,15 @@ class Connector:
         pending = list(self.servers)
         while pending:
             server = pending[0]
+            wait = _left(deadline, self.timeout)
+            if wait is None:
+                failures.append(
+                    f"{len(pending)} more found through DNS not tried: "
+                    f"{DISCOVERED_BUDGET * self.timeout} s spent"
+                )
+                break
             try:
-                self._connection = self._open(server, secret.value if secret else None)
+                self._connection = self._open(server, secret.value if secret else None, wait)
             except _Unreachable as exc:
                 log.info("%s: %s unusable: %s", self.source, server.url, exc)
                 failures.append(f"{server.url}: {exc}")
@@ -203,7 +219,8 @@ class Connector:
             return self._connection
         raise SourceError(f"no directory server could be used ({'; '.join(failures)})")
 
-    def _open(self, server: ServerUrl, password: str | None) -> Connection:
+    def _open(self, server: ServerUrl, password: str | None, wait: int) -> Connection:
+        """Connect and bind to ``server``, waiting at most ``wait`` seconds for each step."""
         import ldap3
         from ldap3.core.exceptions import LDAPException
 
@@ -224,12 +241,12 @@ class Connector:
             use_ssl=server.ldaps,
             tls=tls,
             get_info=ldap3.NONE,
-            connect_timeout=self.timeout,
+            connect_timeout=wait,
         )
         connection = ldap3.Connection(
             directory,
             auto_referrals=False,
-            receive_timeout=self.timeout,
+            receive_timeout=wait,
             read_only=self.read_only,
             collect_usage=True,
             raise_exceptions=False,
@@ -240,7 +257,7 @@ class Connector:
             if not server.ldaps and not self.allow_plaintext:
                 connection.start_tls()
         except (LDAPException, OSError) as exc:
-            raise _Unreachable(describe_network_error(exc, self.timeout)) from None
+            raise _Unreachable(describe_network_error(exc, wait)) from None
         try:
             self._bind(connection, server)
         except BaseException:
@@ -317,6 +334,16 @@ class Connector:
         # The answer is already in hand: a failing unbind changes nothing.
         with contextlib.suppress(Exception):
             connection.unbind()
+
+
+def _left(deadline: float | None, timeout: int) -> int | None:
+    """How long the next server may take, in whole seconds (ldap3 sets socket options with
+    them): the time-out, cut to what is left before the deadline (None: nothing left);
+    always the time-out without a deadline."""
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    return min(timeout, max(1, round(left))) if left > 0.5 else None
 
 
 def _count(number: int, one: str, many: str) -> str:

@@ -19,9 +19,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from bitkey_dir.core.errors import AuthError, BitkeyError, SourceError
+from bitkey_dir.sources.ad.base_dn import missing_base
 from bitkey_dir.sources.ad.names import split_dn
 from bitkey_dir.sources.ad.ou_rights import rights_checks
 from bitkey_dir.sources.ad.probe import server_checks
+from bitkey_dir.sources.ad.reader import Reader
 from bitkey_dir.sources.ad.search import paged_search
 from bitkey_dir.sources.ad.servers import ServerUrl
 from bitkey_dir.sources.ad.settings import ADConfig
@@ -139,11 +141,28 @@ def diagnose(source: ADConfig, warn: Warn) -> list[Check]:
             Check("recovery objects", used, "unreachable", "no naming context; set base_dn")
         )
         return checks
+    if base == source.base_dn and (gone := _missing_base(source, connection, used, account)):
+        return [*checks, Check("base_dn", base, "unreachable", gone.message, gone.hint)]
     source.base_dn = base
     principal = _grantee(who, connector.principal, connector.account)
     ous = _ous(source, connection, base, warn)
     checks += rights_checks(connection, base, ous, source.connector, principal, who)
     return checks
+
+
+def _missing_base(
+    source: ADConfig, connection: Connection, server: str, account: str
+) -> SourceError | None:
+    """A configured base_dn the DC does not have: every lookup would find nothing under it."""
+    reader = Reader(source.name, source.page_size, source.connector.timeout)
+    return missing_base(
+        reader,
+        connection,
+        source.base_dn or "",
+        setting=source.base_setting,
+        account=account,
+        server=server,
+    )
 
 
 def _ous(source: ADConfig, connection: Connection, base: str, warn: Warn) -> list[str]:

@@ -22,6 +22,9 @@ Scheme = Literal["ldaps", "ldap"]
 Kind = Literal["dc", "gc"]
 
 MAX_RECORDS: Final = 64  # more SRV records than any site has DCs: the rest are ignored
+# Servers tried from one discovery, in RFC 2782 order: DNS that names more (hostile, or
+# broken) would otherwise hold a lookup for one time-out each.
+MAX_SERVERS: Final = 10
 DNS_PORT: Final = 53
 _LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _MAX_NAME: Final = 253
@@ -86,6 +89,31 @@ def domain_of_dn(dn: str) -> str | None:
         return None
     name = ".".join(reversed(labels))
     return name if len(name) <= _MAX_NAME else None
+
+
+def in_domain(host: str, domain: str) -> bool:
+    """Whether ``host`` is ``domain`` or a name inside it (case and a final dot aside).
+
+    >>> in_domain("DC1.Corp.Example.", "corp.example")
+    True
+    >>> in_domain("evilcorp.example", "corp.example"), in_domain("corp.example.io", "corp.example")
+    (False, False)
+    """
+    name = host.lower().removesuffix(".")
+    zone = domain.lower().removesuffix(".")
+    return bool(zone) and (name == zone or name.endswith("." + zone))
+
+
+def trusted_target(host: str, domain: str, allowed: Iterable[str] = ()) -> bool:
+    """Whether an SRV answer for ``domain`` may send bitkey-dir (and its password) to
+    ``host``: a name inside the domain being discovered, or inside a name of ``allowed``
+    (the ``discovery_allowed`` setting). A certificate proves only the name it was issued
+    for; a name outside the domain could be any machine with a certificate of its own.
+
+    >>> trusted_target("gc1.partner.example", "corp.example", ["partner.example"])
+    True
+    """
+    return in_domain(host, domain) or any(in_domain(host, name) for name in allowed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +198,7 @@ def server_urls(
     """Where to connect for each ordered record: LDAPS on 636 (DCs) or 3269 (GCs), or
     StartTLS on the port the record names. With ``addresses`` (host → addresses, from the
     same DNS server), one entry per address, in order; the host name stays the name the
-    certificate is checked against.
+    certificate is checked against. At most MAX_SERVERS of them.
 
     >>> [s.url for s in server_urls([SrvRecord(0, 0, 3268, "gc1.corp.example")], "gc", "ldaps")]
     ['ldaps://gc1.corp.example:3269']
@@ -185,7 +213,7 @@ def server_urls(
             continue
         for address in addresses.get(record.target, ()):
             urls.append(ServerUrl(url, record.target, port, ldaps, address))
-    return tuple(urls)
+    return tuple(urls[:MAX_SERVERS])
 
 
 @dataclass(frozen=True, slots=True)

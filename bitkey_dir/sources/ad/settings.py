@@ -15,7 +15,10 @@ Config (``type = "ad"``):
 ``domains``          ``[sources.NAME.domains."child.corp.example"] servers = [...]``: the DCs
                      that passwords of that domain are read from (default: its SRV records,
                      or this source's own servers for its own domain)
-``ca_file``          CA bundle for the DCs' certificates (default: the system trust store)
+``ca_file``          CA bundle for the DCs' certificates (default: the system trust store;
+                     required when servers are found through DNS)
+``discovery_allowed`` host or domain names outside the domain (or forest) whose SRV records
+                     may name them: DNS is trusted with nothing else
 ``base_dn``          where to search (default: from ``domain``, else the rootDSE's
                      defaultNamingContext, one more query)
 ``user``             UPN or DOMAIN\\user for simple binds
@@ -56,6 +59,7 @@ class ADConfig:
     name: str
     connector: Connector
     base_dn: str | None = None  # configured, else asked of the DC once and kept
+    base_setting: str = "base_dn"  # where a configured base_dn came from, for its errors
     page_size: int = 1000
     domain: str | None = None  # the source's own domain, when configured
     locator: Locator = field(default_factory=Locator)
@@ -93,8 +97,16 @@ class ADConfig:
         if auth == "simple" and not user:
             raise settings.error("user", "a user name (UPN or DOMAIN\\user) for simple binds")
         ca_file = settings.existing_file("ca_file", "the CA bundle")
+        discovers = (domain is not None and not servers) or catalog_servers == ()
+        if discovers and ca_file is None:
+            raise settings.error(
+                "ca_file",
+                "the CA bundle that issued the domain controllers' certificates: servers "
+                "found through DNS are trusted with a bind only when the domain's own CA "
+                "vouches for them, not any CA of the system's trust store",
+            )
         timeout = settings.integer("timeout", 10, minimum=1, maximum=MAX_TIMEOUT)
-        locator = Locator(tuple(dns_servers), timeout)
+        locator = Locator(tuple(dns_servers), timeout, _allowed(settings))
         connector = Connector(
             source=name,
             servers=servers,
@@ -118,6 +130,7 @@ class ADConfig:
             name=name,
             connector=connector,
             base_dn=settings.string("base_dn") or (domain_dn(domain) if domain else None),
+            base_setting="base_dn" if settings.string("base_dn") else "base_dn (from domain)",
             page_size=settings.integer("page_size", 1000, minimum=1, maximum=MAX_PAGE_SIZE),
             domain=domain,
             locator=locator,
@@ -180,6 +193,18 @@ def discovery(
         return locator.servers(kind, domain, scheme)
 
     return discover
+
+
+def _allowed(settings: Settings) -> tuple[str, ...]:
+    """``discovery_allowed``: DNS names (hosts, or domains of hosts) that SRV records may
+    name outside the domain being discovered."""
+    names = []
+    for entry in settings.string_list("discovery_allowed"):
+        try:
+            names.append(dns_name(entry.strip()))
+        except ValueError as exc:
+            raise settings.item_error("discovery_allowed", entry, str(exc)) from None
+    return tuple(names)
 
 
 def _server_urls(settings: Settings, key: str) -> tuple[ServerUrl, ...]:

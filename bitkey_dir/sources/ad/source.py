@@ -23,17 +23,16 @@ imported only when a lookup runs.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
-from bitkey_dir.core.env import PASSWORD_ENV
 from bitkey_dir.core.errors import BitkeyError, InputError, SourceError
 from bitkey_dir.core.model import ComputerName, KeyEntry, KeyId, Query, RecoveryKey
 from bitkey_dir.sources.ad import catalog, forest
+from bitkey_dir.sources.ad.base_dn import missing_base
 from bitkey_dir.sources.ad.connection import Connector
 from bitkey_dir.sources.ad.deleted import DeletedObjects
 from bitkey_dir.sources.ad.discovery import domain_dn, domain_of_dn
@@ -41,7 +40,7 @@ from bitkey_dir.sources.ad.filters import computer_filter, key_id_filter
 from bitkey_dir.sources.ad.forest import RECOVERY_OBJECTS
 from bitkey_dir.sources.ad.names import leaf_value, parent_dn, recovery_created
 from bitkey_dir.sources.ad.reader import LOCATE_ATTRIBUTES, NO_ATTRIBUTES, Reader
-from bitkey_dir.sources.ad.search import SearchRefused
+from bitkey_dir.sources.ad.search import Entry, SearchRefused
 from bitkey_dir.sources.ad.settings import ADConfig, discovery
 from bitkey_dir.sources.ad.unseen import no_keys_below, unreadable, unseen
 from bitkey_dir.sources.base import (
@@ -65,9 +64,15 @@ class ADSource(ADConfig):
     """Keys from Active Directory; one connection per lookup, opened on first use."""
 
     type_name: ClassVar[str] = "ad"
+    # A Key ID prefix is one filter on the recovery objects' names: always asked, never
+    # narrowed by the Key ID index, so 8 digits find a key escrowed a minute ago.
+    searches_key_ids: ClassVar[bool] = True
 
     # Connections to DCs of the forest's other domains, by domain, opened when first needed.
     _links: dict[str, Connector] = field(default_factory=dict, repr=False)
+    # Whether base_dn is known to exist: configured ones are looked up once, before the
+    # first search under them (base_dn.py).
+    _base_exists: bool = field(default=False, repr=False)
 
     def with_key_packages(self) -> ADSource:
         """This source, also reading each key's msFVE-KeyPackage from a DC of its domain
@@ -114,7 +119,7 @@ class ADSource(ADConfig):
         return [wanted.label] if keystore.current().delete(wanted.entry) else []
 
     def auth_status(self) -> AuthStatus:
-        from bitkey_dir.runtime import keystore
+        from bitkey_dir.runtime import credentials, keystore
 
         if self.connector.auth == "kerberos":
             return AuthStatus(account=self.principal, kerberos=True)
@@ -122,7 +127,7 @@ class ADSource(ADConfig):
             account=self.connector.user,
             secret="password",  # noqa: S106 - what kind of secret, not one
             stored=keystore.current().has(self.connector.wanted.entry),
-            environment=bool(os.environ.get(PASSWORD_ENV)),
+            environment=credentials.in_environment(self.connector.wanted),
         )
 
     # -- doctor -------------------------------------------------------------------------
@@ -170,11 +175,44 @@ class ADSource(ADConfig):
         if not value:
             raise SourceError("the server does not say its naming context; set base_dn")
         self.base_dn = value
+        self._base_exists = True
         return self.base_dn
+
+    def _below_base(
+        self, connection: Connection, base: str, entries: Iterator[Entry]
+    ) -> Iterator[Entry]:
+        """``entries`` of a search under base_dn. One that finds nothing first proves that
+        base_dn exists: the DC answers a missing base with noSuchObject, which reads as
+        "nothing here". The proof is one more search, made only then, and once."""
+        found = False
+        for entry in entries:
+            found = True
+            yield entry
+        if found:
+            self._base_exists = True
+        else:
+            self._prove_base(connection, base)
+
+    def _prove_base(self, connection: Connection, base: str) -> None:
+        if self._base_exists:
+            return
+        problem = missing_base(
+            self._reader,
+            connection,
+            base,
+            setting=self.base_setting,
+            account=self.account,
+            server=self.connector.server.url if self.connector.server else "the DC",
+        )
+        if problem is not None:
+            raise problem
+        self._base_exists = True
 
     def _deleted(self, connection: Connection) -> DeletedObjects:
         """The own domain's Deleted Objects."""
-        return DeletedObjects(self._reader, connection, self._base_dn(connection))
+        base = self._base_dn(connection)
+        self._prove_base(connection, base)  # its container's name is made of base_dn
+        return DeletedObjects(self._reader, connection, base)
 
     def _catalog(self, warn: Warn) -> Connection:
         if self.global_catalog is None:
@@ -187,6 +225,12 @@ class ADSource(ADConfig):
         if route.way == "own":
             return self._connect(warn)
         link = self._links.get(domain)
+        if link is None and not route.servers and self.connector.ca_file is None:
+            raise InputError(
+                f"the DCs of {domain} would be found through DNS, which takes ca_file (the CA "
+                f'that issued their certificates), or [sources.{self.name}.domains."{domain}"] '
+                "servers"
+            )
         if link is None:
             discover = None if route.servers else discovery(self.locator, "dc", domain, self.scheme)
             link = self._links[domain] = self.connector.sibling(route.servers, discover)
@@ -231,9 +275,8 @@ class ADSource(ADConfig):
             raise InputError("a query needs a Key ID or a computer name")
         reader = self._reader
         base = self._base_dn(connection)
-        keys = reader.keys(
-            reader.search(connection, base, key_id_filter(key_id), reader.key_attributes), warn
-        )
+        found = reader.search(connection, base, key_id_filter(key_id), reader.key_attributes)
+        keys = reader.keys(self._below_base(connection, base, found), warn)
         if query.include_deleted:
             keys += self._deleted(connection).keys_by_id(key_id, warn)
         keys = [key for key in keys if key_id.matches(key.key_id)]
@@ -250,7 +293,8 @@ class ADSource(ADConfig):
         reader = self._reader
         base = self._base_dn(connection)
         attributes = ["cn", "sAMAccountName", "dNSHostName"]
-        computers = list(reader.search(connection, base, computer_filter(name), attributes))
+        found = reader.search(connection, base, computer_filter(name), attributes)
+        computers = list(self._below_base(connection, base, found))
         keys: list[RecoveryKey] = []
         for computer in computers:
             children = reader.search(
@@ -336,7 +380,10 @@ class ADSource(ADConfig):
                 for domain in catalog.forest_domains(reader, self._catalog(warn), warn)
             ]
         for connection, base in bases:
-            for entry in reader.search(connection, base, RECOVERY_OBJECTS, reader.key_attributes):
+            found = reader.search(connection, base, RECOVERY_OBJECTS, reader.key_attributes)
+            if self.global_catalog is None:
+                found = self._below_base(connection, base, found)
+            for entry in found:
                 key = reader.key(entry, warn)
                 if key is not None:
                     yield key
@@ -348,11 +395,14 @@ class ADSource(ADConfig):
         account that may not read Deleted Objects gets a warning, not a failure."""
         reader = self._reader
         if self.global_catalog is not None:
-            connection, base = self._catalog(warn), forest.FOREST
+            listed = reader.run(self._catalog(warn), forest.list_keys())
         else:
             connection = self._connect(warn)
             base = self._base_dn(connection)
-        for entry in reader.run(connection, forest.list_keys(base)):
+            listed = self._below_base(
+                connection, base, reader.run(connection, forest.list_keys(base))
+            )
+        for entry in listed:
             key = reader.key(entry, warn)
             if key is not None:
                 yield KeyEntry.of(key)
@@ -372,9 +422,10 @@ class ADSource(ADConfig):
         reader = self._reader
         connection = self._connect(warn)
         base = self._base_dn(connection)
+        located = reader.search(connection, base, key_id_filter(key_id), LOCATE_ATTRIBUTES)
         found = [
             (entry.dn, key)
-            for entry in reader.search(connection, base, key_id_filter(key_id), LOCATE_ATTRIBUTES)
+            for entry in self._below_base(connection, base, located)
             if (key := reader.key(entry, warn)) is not None and key.key_id == key_id
         ]
         if not found:
@@ -405,6 +456,7 @@ class ADSource(ADConfig):
         base = self._base_dn(connection)
         counts: dict[str, tuple[int, datetime | None]] = {}
         for entry in reader.search(connection, base, RECOVERY_OBJECTS, [NO_ATTRIBUTES]):
+            self._base_exists = True
             dn = entry.dn
             created = recovery_created(leaf_value(dn))
             computer = parent_dn(dn).lower()
@@ -414,7 +466,11 @@ class ADSource(ADConfig):
             counts[computer] = (count + 1, newest)
         seen_keys = bool(counts)
         computers = 0
-        every = reader.search(connection, base, "(objectCategory=computer)", [NO_ATTRIBUTES])
+        every = self._below_base(
+            connection,
+            base,
+            reader.search(connection, base, "(objectCategory=computer)", [NO_ATTRIBUTES]),
+        )
         for entry in every:
             dn = entry.dn
             count, newest = counts.pop(dn.lower(), (0, None))

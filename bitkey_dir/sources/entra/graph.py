@@ -316,6 +316,11 @@ class Graph:
                 need = permission
             if self.sign_in.auth in APP_AUTH:
                 roles = ""
+            elif permission.startswith("RoleManagement"):
+                roles = (
+                    ", and a role that may read role assignments (Directory Readers, Global "
+                    "Reader or Privileged Role Administrator)"
+                )
             elif permission.startswith("DeviceManagement"):
                 roles = (
                     ", and an Intune role that may rotate BitLocker keys (Intune "

@@ -38,6 +38,13 @@ def identifier(settings: Settings, key: str, item: str | None = None) -> str:
     return value
 
 
+_GUID: Final = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
+def is_guid(text: str) -> bool:
+    return _GUID.fullmatch(text) is not None
+
+
 def _https_url(settings: Settings, key: str, default: str) -> str:
     value = settings.string(key, default) or default
     parts = urlsplit(value)
@@ -137,6 +144,23 @@ class SignIn:
             raise settings.error("certificate_file", "a PEM file for client-certificate sign-in")
         settings.reject_unknown()
         return sign_in
+
+    def directory_id(self) -> str | None:
+        """The tenant's ID (a GUID, lower case) when ``tenant_id`` is a domain name: the
+        issuer of the identity platform's OpenID metadata for it names it. None when that
+        cannot be had (the sign-in then says why, with the tenant's own words)."""
+        import requests
+
+        if is_guid(self.tenant_id):
+            return self.tenant_id.lower()
+        url = f"{self.authority_host}/{self.tenant_id}/v2.0/.well-known/openid-configuration"
+        try:
+            answer = _ca_session(self.ca_file, self.timeout).get(url)
+            issuer = answer.json().get("issuer") if answer.ok else None
+        except (requests.RequestException, ValueError, AttributeError):
+            return None
+        first = urlsplit(issuer).path.strip("/").split("/")[0] if isinstance(issuer, str) else ""
+        return first.lower() if is_guid(first) else None
 
     @property
     def scopes(self) -> list[str]:

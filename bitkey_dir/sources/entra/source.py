@@ -20,7 +20,6 @@ bridge.py runs them from this synchronous class.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -35,11 +34,12 @@ from bitkey_dir.core.model import (
     RecoveryKey,
     RecoveryPassword,
 )
+from bitkey_dir.core.rights import Holder
 from bitkey_dir.core.rotation import Progress, Rotation
 from bitkey_dir.runtime.config import Settings
 from bitkey_dir.runtime.credentials import Secret, Wanted
 from bitkey_dir.sources.base import AuthStatus, Check, Escrow, KeyRead, TokenStatus, Warn
-from bitkey_dir.sources.entra import intune, listings
+from bitkey_dir.sources.entra import intune, listings, roles
 from bitkey_dir.sources.entra.bridge import drive, run_sync
 from bitkey_dir.sources.entra.graph import ROLES, Graph, Record, abandon, open_graph
 from bitkey_dir.sources.entra.odata import device_filter, timestamp, volume_type
@@ -115,8 +115,7 @@ class EntraSource:
         return self.sign_in.forget()
 
     def auth_status(self) -> AuthStatus:
-        from bitkey_dir.core.env import CLIENT_SECRET_ENV
-        from bitkey_dir.runtime import keystore
+        from bitkey_dir.runtime import credentials, keystore
         from bitkey_dir.sources.entra.token_cache import summarize
 
         cache = self.sign_in.cache_file()
@@ -147,7 +146,7 @@ class EntraSource:
             account=account,
             secret="client secret" if wanted else None,
             stored=keystore.current().has(wanted.entry) if wanted else None,
-            environment=bool(wanted and os.environ.get(CLIENT_SECRET_ENV)),
+            environment=bool(wanted and credentials.in_environment(wanted)),
             tokens=tokens,
         )
 
@@ -166,18 +165,6 @@ class EntraSource:
             device_filter(query.computer)  # bad input is refused before anyone signs in
         self.sign_in.token()  # sign in first, so that a sign-in problem is reported as one
         return self._session(lambda graph: self._find(graph, query, warn))
-
-    def find_on_devices(
-        self, devices: Mapping[str, str], query: Query, warn: Warn
-    ) -> list[RecoveryKey]:
-        """Keys of devices the Key ID index named for ``query``'s computer: the device
-        search by name is skipped, each device's keys are still listed live."""
-        if query.computer is None:
-            return []
-        self.sign_in.token()
-        asked = query.computer.text
-        found = self._session(lambda graph: self._keys_of_devices(graph, devices, asked, warn))
-        return [key for key in found if query.matches(key)]
 
     def iter_key_entries(self, warn: Warn) -> Iterator[KeyEntry]:
         """Every key's ID, device and date for the Key ID index: listings only, so no key
@@ -236,6 +223,15 @@ class EntraSource:
         managed device's action result, and the new keys' IDs once it is done."""
         self.sign_in.token()
         return self._session(lambda graph: intune.progress(graph, rotation))
+
+    def rights_holders(self, scope: str | None, warn: Warn) -> list[Holder]:
+        """Who holds a directory role that reads BitLocker keys (`rights show`), from the
+        role definitions and their assignments; no key is read."""
+        if scope is not None:
+            warn("Entra ID has no OUs: the roles of the whole tenant are shown")
+        self.sign_in.token()
+        tenant = self.sign_in.directory_id() or self.sign_in.tenant_id
+        return self._session(lambda graph: roles.holders(graph, self.name, tenant))
 
     def _session(self, work: Callable[[Graph], Awaitable[T]]) -> T:
         """``work``'s result, in a session with Graph of its own."""

@@ -9,16 +9,23 @@ one. The client secret is kept once, under the configured name.
 
 Used whole (an export, `login`), the source goes through its tenants one after another and
 fails when one of them does, since an export or a sign-in must cover them all.
+
+A tenant may be listed twice without it showing: by its ID and by one of its domains, or by
+two domains. When the list names any tenant by domain, each such name is resolved to its
+tenant ID (the identity platform's OpenID metadata says it) before the tenants are asked,
+and a tenant named twice is read once, as it is first listed, with a notice naming both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Final, Protocol
 
 from bitkey_dir.core.errors import AuthError, BitkeyError
 from bitkey_dir.core.model import KeyEntry, Query, RecoveryKey
+from bitkey_dir.core.rights import Holder
+from bitkey_dir.runtime import interaction
 from bitkey_dir.runtime.config import Settings
 from bitkey_dir.runtime.credentials import Secret, Wanted
 from bitkey_dir.sources.base import (
@@ -26,17 +33,18 @@ from bitkey_dir.sources.base import (
     AuthStatus,
     Escrow,
     ListsKeys,
+    ShowsRights,
     SignsIn,
     Source,
     StoresNoKeyPackages,
     Warn,
 )
-from bitkey_dir.sources.entra.signin import SignIn, identifier
+from bitkey_dir.sources.entra.signin import SignIn, identifier, is_guid
 
 MAX_TENANTS: Final = 1000
 
 
-class Tenant(Source, SignsIn, ListsKeys, Audits, StoresNoKeyPackages, Protocol):
+class Tenant(Source, SignsIn, ListsKeys, Audits, StoresNoKeyPackages, ShowsRights, Protocol):
     """What EntraTenants needs of each tenant: an EntraSource, made by the ``build`` that
     source.py passes in, since source.py imports this module and not the other way round."""
 
@@ -59,6 +67,7 @@ class EntraTenants:
 
     name: str
     tenants: list[Tenant]
+    _distinct: bool = field(default=False, repr=False)
 
     @property
     def no_key_packages(self) -> str:
@@ -85,7 +94,29 @@ class EntraTenants:
         return cls(name=name, tenants=tenants)
 
     def parts(self) -> list[Source]:
-        return list(self.tenants)
+        return list(self.distinct())
+
+    def distinct(self) -> list[Tenant]:
+        """The tenants, each once: one named twice (by ID and domain, or by two domains) is
+        kept as first listed, the other closed, with a notice (the module says how)."""
+        if self._distinct:
+            return self.tenants
+        self._distinct = True
+        if len(self.tenants) < 2 or all(is_guid(t.sign_in.tenant_id) for t in self.tenants):
+            return self.tenants
+        kept: dict[str, Tenant] = {}
+        for tenant in self.tenants:
+            named = tenant.sign_in.tenant_id
+            found = tenant.sign_in.directory_id() or named.lower()
+            first = kept.setdefault(found, tenant)
+            if first is not tenant:
+                interaction.current().notice(
+                    f"{self.name}: tenant_ids names the tenant {found} twice "
+                    f"({first.sign_in.tenant_id} and {named}): it is read once, as {first.name}"
+                )
+                tenant.close()
+        self.tenants = list(kept.values())
+        return self.tenants
 
     def describe(self) -> str:
         first = self.tenants[0].sign_in
@@ -107,7 +138,7 @@ class EntraTenants:
         and the failure itself when none did (a sign-in or rights problem first)."""
         found: list[RecoveryKey] = []
         failures: list[BitkeyError] = []
-        for tenant in self.tenants:
+        for tenant in self.distinct():
             try:
                 found += tenant.find(query, warn)
             except BitkeyError as exc:
@@ -118,16 +149,23 @@ class EntraTenants:
             warn(failure.message)
         return found
 
+    def rights_holders(self, scope: str | None, warn: Warn) -> list[Holder]:
+        """Each tenant's holders of a role that reads keys, tenant after tenant."""
+        found: list[Holder] = []
+        for tenant in self.distinct():
+            found += tenant.rights_holders(scope, warn)
+        return found
+
     def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
-        for tenant in self.tenants:
+        for tenant in self.distinct():
             yield from tenant.iter_keys(warn)
 
     def iter_key_entries(self, warn: Warn) -> Iterator[KeyEntry]:
-        for tenant in self.tenants:
+        for tenant in self.distinct():
             yield from tenant.iter_key_entries(warn)
 
     def iter_escrow(self, warn: Warn) -> Iterator[Escrow]:
-        for tenant in self.tenants:
+        for tenant in self.distinct():
             yield from tenant.iter_escrow(warn)
 
     # -- signing in to every tenant -------------------------------------------------------
@@ -139,13 +177,13 @@ class EntraTenants:
     def login(self, secret: Secret | None) -> str:
         """Sign in to each tenant (the secret, if any, is stored once)."""
         done = []
-        for tenant in self.tenants:
+        for tenant in self.distinct():
             try:
                 done.append(tenant.login(secret))
             except BitkeyError as exc:
                 raise type(exc)(
                     f"{tenant.name}: {exc.message} (signed in to {len(done)} of "
-                    f"{len(self.tenants)} tenants)",
+                    f"{len(self.distinct())} tenants)",
                     hint=exc.hint,
                 ) from None
         return f"{done[-1]} for each of {len(self.tenants)} tenants"

@@ -301,6 +301,12 @@ class GraphEmulator:
             user_principal_name, display_name=display_name, roles=roles, user_id=user_id
         )
 
+    def add_custom_role(
+        self, display_name: str, actions: Iterable[str], members: Iterable[User] = ()
+    ) -> str:
+        """Add a custom directory role to the home tenant, assigned to ``members``."""
+        return self.home.add_custom_role(display_name, actions, members)
+
     def add_device(
         self,
         display_name: str,

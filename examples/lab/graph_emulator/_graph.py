@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote as urlquote
 
-from . import _audit, _intune, _policies
+from . import _audit, _intune, _policies, _roles
 from ._crypto import JwtError, unverified_parts, verify_signature
 from ._generated import Chain, DeviceSegment, GeneratedKeys, KeySegment, ListSegment
 from ._http import Request, Response, json_response
@@ -234,13 +234,23 @@ class Graph:
                 return self.recovery_keys(request, principal)
             if len(segments) == 4:
                 return self.recovery_key(request, principal, segments[3], request_id)
-        if lowered == ["policies", "authorizationpolicy"]:
-            answer = _policies.authorization_policy(self, request, principal)
-        else:
+        answer = self._route_policies_and_roles(request, principal, lowered)
+        if answer is None:
             answer = self._route_intune_and_audit(request, principal, segments, request_id)
         if answer is not None:
             return answer
         raise segment_not_found(first_unknown_segment(segments))
+
+    def _route_policies_and_roles(
+        self, request: Request, principal: Principal, lowered: list[str]
+    ) -> Response | None:
+        if lowered == ["policies", "authorizationpolicy"]:
+            return _policies.authorization_policy(self, request, principal)
+        if lowered == ["rolemanagement", "directory", "roledefinitions"]:
+            return _roles.role_definitions(self, request, principal)
+        if lowered == ["rolemanagement", "directory", "roleassignments"]:
+            return _roles.role_assignments(self, request, principal)
+        return None
 
     def _route_intune_and_audit(
         self, request: Request, principal: Principal, segments: list[str], request_id: str

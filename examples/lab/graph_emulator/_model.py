@@ -51,6 +51,8 @@ KNOWN_PERMISSIONS = (
     "User.Read.All",
     "Policy.Read.All",
     "Policy.ReadWrite.Authorization",
+    "RoleManagement.Read.Directory",
+    "RoleManagement.Read.All",
 )
 # rotateBitLockerKeys: a delegated caller also needs an Intune role that allows remote
 # actions; the emulator takes these two directory roles for it (Intune RBAC is not modelled).

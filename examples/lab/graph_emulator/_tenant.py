@@ -70,6 +70,10 @@ class Tenant:
         # authorizationPolicy.defaultUserRolePermissions.allowedToReadBitlockerKeysForOwnedDevice
         # (_policies): true by default in Entra, as here.
         self.owners_read_bitlocker_keys = True
+        # Custom directory roles (_roles): role ID → (display name, allowed resource actions),
+        # and the user IDs each is assigned to, at directory scope.
+        self.custom_roles: dict[str, tuple[str, list[str]]] = {}
+        self.custom_role_members: dict[str, set[str]] = {}
         self._pending_escrows: list[Rotation] = []
         self._recovery_keys_page_size: int | None = None
         self._managed_devices_page_size: int | None = None
@@ -259,6 +263,16 @@ class Tenant:
         with self.emulator.lock:
             self.users[user.id] = user
         return user
+
+    def add_custom_role(
+        self, display_name: str, actions: Iterable[str], members: Iterable[User] = ()
+    ) -> str:
+        """Add a custom directory role allowing ``actions`` (e.g.
+        microsoft.directory/bitlockerKeys/key/read), assigned to ``members``; its ID."""
+        role_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant_id}/roles/{display_name}"))
+        self.custom_roles[role_id] = (display_name, list(actions))
+        self.custom_role_members[role_id] = {user.id for user in members}
+        return role_id
 
     def add_device(
         self,
