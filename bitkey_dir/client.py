@@ -441,13 +441,6 @@ class Client:
         names = _names(sources)
         return self._call("auth_status", lambda run: signin.status(run, names), keep_sources=False)
 
-    def own_groups(self, source: str) -> list[str]:
-        """The groups the account ``source`` signs in as is in, nested ones too, by name
-        (``DOMAIN\\name``; AD: its ``tokenGroups``). The portal's roles come from them."""
-        from bitkey_dir.ops import signin
-
-        return self._call("own_groups", lambda run: signin.own_groups(run, source))
-
     # -- how each call runs -------------------------------------------------------------
 
     def _trail_name(self, method: str) -> str:

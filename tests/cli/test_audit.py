@@ -280,11 +280,3 @@ def test_key_files_among_the_default_sources_are_skipped_with_a_warning(
     code, out, err = invoke("audit", "-s", "usb-keys")
     assert (code, out) == (2, "")
     assert NOT_AUDITABLE in err
-
-
-def test_reads_with_no_default_source_that_keeps_reads_is_not_a_crash(in_examples: Path) -> None:
-    # The defaults are key files: none keeps an audit log of reads. Asking nobody is an
-    # answer with a warning for each source skipped, not exit 70.
-    code, _, err = invoke_with("config.toml", "reads")
-    assert code in (0, 1)
-    assert "keeps no audit log of key reads" in err

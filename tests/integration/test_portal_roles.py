@@ -5,6 +5,7 @@ see the trail and the reports and never a password."""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 pytest.importorskip("starlette", reason="the portal extra is not installed")
 
-from bitkey_dir import Client
+from bitkey_dir.portal.desks import new_desk
 from tests.command_line import take_trail_entries, trail_entries
 from tests.integration.fixtures import Directory, Lab
 from tests.integration.portal_agents import NEWEST, Agent, clients, no_secret_but, serve_config
@@ -56,10 +57,14 @@ def clean(text: str) -> None:
 def test_an_agents_groups_are_read_as_them_nested_ones_too(
     lab: Lab, samba_dc: Directory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = lab.config(user=samba_dc.upn(ADVANCED.name))
-    monkeypatch.setenv("BITKEY_DIR_PASSWORD", ADVANCED.password)
-    with Client(config=config) as client:
-        groups = client.own_groups("lab")
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+    config = lab.config(user=None)
+    data = tomllib.loads(config.read_text(encoding="utf-8"))
+    desk = new_desk(data, config, "lab", samba_dc.upn(ADVANCED.name), ADVANCED.password)
+    try:
+        groups = desk.client.own_groups("lab")
+    finally:
+        desk.client.close()
     # In "BitLocker Advanced" only through "Helpdesk Tier 2": tokenGroups is transitive.
     assert f"{DOMAIN}\\{ADVANCED_GROUP}" in groups
     assert f"{DOMAIN}\\Helpdesk Tier 2" in groups
