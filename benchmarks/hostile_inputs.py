@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).with_name("bitkey-dir")
@@ -395,6 +396,7 @@ def cases(hung_port: int) -> list[Case]:
             ),
             env={"BITKEY_DIR_PASSWORD": "Not-Shown-4242"},
         ),
+        *serve_cases(ad.format(port=1), config),
     ]
 
 
@@ -456,6 +458,54 @@ def index_cases(keys: str) -> list[Case]:
             setup=damaged,
             env=index_at,
         ),
+    ]
+
+
+def serve_cases(ad: str, config: Callable[[str], Callable[[Path], None]]) -> list[Case]:
+    """`serve` refusing what would serve keys badly, before it listens (none may start)."""
+    serve = ad + '\n[serve]\nsign_in = ["dc"]\nsessions = "WORK/s.sqlite"\n'
+    loop = ["--listen", "127.0.0.1:1"]
+
+    def not_pem(work: Path) -> None:
+        config(serve)(work)
+        write(work / "cert.pem", "-----BEGIN CERTIFICATE-----\nnot one\n")
+
+    def case(name: str, args: list[str], text: str = serve, **more: Any) -> Case:
+        setup = more.pop("setup", config(text))
+        return Case(
+            f"serve: {name}", ["--config", "WORK/c.toml", "serve", *args], (2,), setup, **more
+        )
+
+    def pipe(work: Path) -> None:
+        config(serve)(work)
+        os.mkfifo(work / "fifo")
+
+    tls = ["--tls-cert", "WORK/cert.pem", "--tls-key", "WORK/cert.pem"]
+    fifo = "WORK/fifo"
+    return [
+        case("--listen that is no HOST:PORT", ["--listen", "nonsense"]),
+        case("--listen port 99999", ["--listen", "127.0.0.1:99999"]),
+        case("--listen of 100,000 characters", ["--listen", "a" * 100_000 + ":1"]),
+        case("--listen with a terminal escape", ["--listen", "\x1b[2J\x1b]0;x\x07:1"]),
+        case("plain HTTP on a non-loopback address", ["--listen", "0.0.0.0:1"]),
+        case(
+            "a missing certificate file",
+            [*loop, "--tls-cert", "WORK/no.pem", "--tls-key", "WORK/no.key"],
+        ),
+        case(
+            "a certificate that is /dev/zero",
+            [*loop, "--tls-cert", "/dev/zero", "--tls-key", "/dev/zero"],
+        ),
+        case("a certificate that is not PEM", [*loop, *tls], setup=not_pem),
+        case(
+            "a FIFO as the certificate", [*loop, "--tls-cert", fifo, "--tls-key", fifo], setup=pipe
+        ),
+        case("--tls-cert without --tls-key", [*loop, "--tls-cert", "/etc/hostname"]),
+        case("no [serve] table", loop, ad),
+        case("sign_in naming no source", loop, ad + '\n[serve]\nsign_in = ["nope"]\n'),
+        case("a syslog that is no URL", loop, serve + 'syslog = "host:514"\n'),
+        case("an advanced list of numbers", loop, serve + "advanced = [1, 2]\n"),
+        case("BITKEY_DIR_PASSWORD set", loop, env={"BITKEY_DIR_PASSWORD": "not-a-real-secret"}),
     ]
 
 

@@ -7,7 +7,8 @@ cannot be written stops the operation; otherwise a failing trail is a warning.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Final
 
 from bitkey_dir.core.display import safe
@@ -17,6 +18,11 @@ from bitkey_dir.runtime.config import Config
 from bitkey_dir.store import trail
 
 REASON_MAX: Final = 500
+#: Called with each trail line written by a call made in this context, once it is written
+#: (the portal's copy to syslog); it must not raise.
+TRAIL_COPY: ContextVar[Callable[[Mapping[str, object]], None] | None] = ContextVar(
+    "trail_copy", default=None
+)
 
 
 def check_reason(reason: str | None) -> None:
@@ -51,4 +57,8 @@ def record(config: Config, entries: Sequence[trail.Entry], *, refusing: str) -> 
         if config.require_reason:
             raise SourceError(f"{refusing}: {exc.message}") from None
         return str(exc)
+    copy = TRAIL_COPY.get()
+    if copy is not None:
+        for entry in entries:
+            copy(entry)
     return None

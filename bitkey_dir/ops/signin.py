@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from bitkey_dir.core.errors import AuthError, InputError
 from bitkey_dir.ops.pool import release
 from bitkey_dir.ops.run import Run
 from bitkey_dir.runtime.credentials import Secret, Wanted
 from bitkey_dir.runtime.keystore import BackendInfo
-from bitkey_dir.sources.base import AuthStatus, SignsIn, Source
+from bitkey_dir.sources.base import AuthStatus, SignsIn, Source, Warn
 
 
 @dataclass(frozen=True)
@@ -104,3 +105,24 @@ def status(run: Run, names: Sequence[str] = ()) -> AuthReport:
                     release(source)
                 rows.append(SourceAuth(source.name, getattr(source, "type_name", None), found))
         return AuthReport(keystore.current().info(), rows)
+
+
+@runtime_checkable
+class KnowsGroups(Protocol):
+    """A directory that says which groups the account it signs in as is in (AD: the
+    account's ``tokenGroups``); only the portal's roles ask, so it is no part of the
+    source contract."""
+
+    def own_groups(self, warn: Warn) -> list[str]: ...
+
+
+def own_groups(run: Run, name: str) -> list[str]:
+    """The groups (nested ones too) of the account source ``name`` signs in as."""
+    with run.active():
+        source = run.open_one(name)
+        try:
+            if not isinstance(source, KnowsGroups):
+                raise InputError(f"{source.name} does not say which groups its account is in")
+            return source.own_groups(lambda message: run.interaction.notice(f"{name}: {message}"))
+        finally:
+            release(source)

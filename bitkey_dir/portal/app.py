@@ -28,11 +28,15 @@ from starlette.routing import Route
 
 from bitkey_dir.core.display import safe
 from bitkey_dir.core.errors import BitkeyError
+from bitkey_dir.ops.policy import TRAIL_COPY
+from bitkey_dir.portal import reports
 from bitkey_dir.portal import sessions as sessions_module
 from bitkey_dir.portal.desks import CLIENT_ADDRESS, PROBE_KEY_ID, Desk, Desks, new_desk
 from bitkey_dir.portal.limits import Window
+from bitkey_dir.portal.roles import ADVANCED, AUDITOR, HELPDESK, READS_KEYS, refusal, role_of
 from bitkey_dir.portal.sessions import Session, SessionStore, SQLiteSessions
 from bitkey_dir.portal.settings import ServeSettings, read_settings
+from bitkey_dir.portal.syslog5424 import Syslog
 from bitkey_dir.portal.views import lookup_view, rotation_notes
 from bitkey_dir.portal.web import (
     COOKIE,
@@ -72,6 +76,8 @@ class Portal:
         self.account_failures = Window(attempts, FIFTEEN_MINUTES)
         self.client_failures = Window(attempts * 4, FIFTEEN_MINUTES)
         self.reveals = Window(self.settings.reveals_per_hour, HOUR)
+        target = self.settings.syslog
+        self.syslog = Syslog(target) if target is not None else None
         self._purged = 0.0
 
     # -- sessions -------------------------------------------------------------------------
@@ -106,6 +112,15 @@ class Portal:
         session = sessions_module.touched(session)
         self.store.save(session)
         return session, False
+
+    def on_behalf_of(self, request: Request) -> None:
+        """The calls this request makes name its client in the trail, and copy each trail
+        line to syslog when one is set."""
+        address = client_address(request)
+        CLIENT_ADDRESS.set(address)
+        if self.syslog is not None:
+            syslog = self.syslog
+            TRAIL_COPY.set(lambda entry: syslog.copy(entry, address))
 
     def end(self, session: Session) -> None:
         self.store.delete(session.id)
@@ -185,13 +200,39 @@ class Portal:
             log.warning("sign-in refused for %s from %s", safe(username), client)
             return self.sign_in_page(request, problem.message, problem.status, username)
         self.account_failures.clear(username.lower())
-        signed_in = sessions_module.start(client, agent=username, source=source, role="helpdesk")
+        role = await asyncio.to_thread(self.role_for, desk)
+        signed_in = sessions_module.start(client, agent=username, source=source, role=role)
         self.store.save(signed_in)
         self.desks.open(signed_in.key, desk)
-        log.info("%s signed in to %s from %s", safe(username), source, client)
-        response = RedirectResponse("/lookup", status_code=303)
+        log.info("%s signed in to %s from %s as %s", safe(username), source, client, role)
+        response = RedirectResponse(self.home_of(role), status_code=303)
         set_session_cookie(response, signed_in.id)
         return response
+
+    def role_for(self, desk: Desk) -> str:
+        """The agent's role from their groups, read as them; helpdesk when no role is set
+        up or the groups cannot be read (what every agent may do anyway)."""
+        s = self.settings
+        if not (s.advanced or s.auditors):
+            return HELPDESK
+        try:
+            groups = desk.client.own_groups(desk.source)
+        except BitkeyError as exc:
+            log.warning("groups of %s not read: %s", safe(desk.agent), safe(exc.message))
+            return HELPDESK
+        return role_of(groups, s.advanced, s.auditors)
+
+    @staticmethod
+    def home_of(role: str) -> str:
+        return "/trail" if role == AUDITOR else "/lookup"
+
+    def refused(self, session: Session, what: str) -> Response:
+        """403: the page is not for this agent's role; nothing was looked up."""
+        log.warning("%s (%s) refused: %s", safe(session.agent), session.role, what)
+        context = self.common(
+            session, title="Not for your role", message=refusal(session.role, what)
+        )
+        return page("message.html", context, 403)
 
     async def sign_out(self, request: Request) -> Response:
         session, _ = self.current(request)
@@ -213,6 +254,14 @@ class Portal:
             return None, None
         return session, self.desks.get(session.key)
 
+    async def posted(self, request: Request) -> tuple[Session, Desk, Mapping[str, Any]] | Response:
+        """A signed-in agent's form with its CSRF token, or the 403 that refuses it."""
+        session, desk = self.signed_in(request)
+        form = await request.form(**FORM_LIMITS)
+        if session is None or desk is None or not csrf_matches(session.csrf, form):
+            return forbidden(session, self)
+        return session, desk, form
+
     def to_sign_in(self, request: Request) -> Response:
         ended = getattr(request.state, "expired", False)
         return RedirectResponse("/sign-in?ended=1" if ended else "/sign-in", status_code=303)
@@ -226,6 +275,7 @@ class Portal:
             key_id="",
             reason="",
             reason_choice="",
+            computer="",
             message="",
             view=None,
             rotation=None,
@@ -238,6 +288,8 @@ class Portal:
         session, desk = self.signed_in(request)
         if session is None or desk is None:
             return self.to_sign_in(request)
+        if session.role not in READS_KEYS:
+            return self.refused(session, "looking a key up")
         return self.lookup_page(session)
 
     def reason_of(self, form: Mapping[str, Any]) -> tuple[str, str, str | None]:
@@ -248,14 +300,18 @@ class Portal:
             return choice, typed, f"{choice}: {typed}" if typed else choice
         return "", typed, typed or None
 
-    async def lookup(self, request: Request) -> Response:
-        session, desk = self.signed_in(request)
-        form = await request.form(**FORM_LIMITS)
-        if session is None or desk is None or not csrf_matches(session.csrf, form):
-            return forbidden(session, self)
-        key_id = field(form, "key_id", 64)
-        choice, typed, reason = self.reason_of(form)
-        shown = {"key_id": key_id, "reason": typed, "reason_choice": choice}
+    def lookup_refusal(
+        self, session: Session, desk: Desk, key_id: str, computer: str, reason: str | None,
+        shown: dict[str, str],
+    ) -> Response | None:  # fmt: skip
+        """Why this lookup is not made (a page saying so), or None."""
+        if session.role not in READS_KEYS:
+            return self.refused(session, "looking a key up")
+        if computer and session.role != ADVANCED:
+            return self.refused(session, "looking keys up by computer name")
+        if bool(key_id) == bool(computer):
+            asked = "the Key ID or the computer name" if session.role == ADVANCED else "the Key ID"
+            return self.lookup_page(session, 400, message=f"Give {asked}, one of them.", **shown)
         if self.settings.require_reason and not reason:
             return self.lookup_page(session, 400, message="Give a reason first.", **shown)
         wait = self.reveals.blocked_for(desk.agent.lower())
@@ -263,9 +319,25 @@ class Portal:
             log.warning("reveals throttled for %s", safe(desk.agent))
             message = f"Too many keys read in the last hour: try again in {wait // 60 + 1} minutes."
             return self.lookup_page(session, 429, message=message, **shown)
-        CLIENT_ADDRESS.set(client_address(request))
+        return None
+
+    async def lookup(self, request: Request) -> Response:
+        posted = await self.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        session, desk, form = posted
+        key_id = field(form, "key_id", 64)
+        computer = field(form, "computer", 64)
+        choice, typed, reason = self.reason_of(form)
+        shown = {"key_id": key_id, "reason": typed, "reason_choice": choice, "computer": computer}
+        refusal = self.lookup_refusal(session, desk, key_id, computer, reason, shown)
+        if refusal is not None:
+            return refusal
+        self.on_behalf_of(request)
         try:
-            result = await asyncio.to_thread(desk.client.find, key_id=key_id, reason=reason)
+            result = await asyncio.to_thread(
+                desk.client.find, key_id=key_id or None, computer=computer or None, reason=reason
+            )
         except BitkeyError as exc:
             shown["reason"] = ""  # a refused reason may hold a password pasted by mistake
             return self.lookup_page(session, 400, message=safe(exc.message), **shown)
@@ -275,16 +347,18 @@ class Portal:
         return self.lookup_page(session, view=view, used_reason=reason or "", **shown)
 
     async def rotate(self, request: Request) -> Response:
-        session, desk = self.signed_in(request)
-        form = await request.form(**FORM_LIMITS)
-        if session is None or desk is None or not csrf_matches(session.csrf, form):
-            return forbidden(session, self)
+        posted = await self.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        session, desk, form = posted
+        if session.role not in READS_KEYS:
+            return self.refused(session, "rotating a key")
         key_id = field(form, "key_id", 64)
         source = field(form, "source", 200)
         reason = field(form, "reason", 500) or None
         if source not in desk.client.config.sources:
             return self.lookup_page(session, 400, message="That key's source is not yours.")
-        CLIENT_ADDRESS.set(client_address(request))
+        self.on_behalf_of(request)
         try:
             result = await asyncio.to_thread(
                 desk.client.rotate, key_id=key_id, sources=[source], reason=reason
@@ -294,8 +368,10 @@ class Portal:
         return self.lookup_page(session, rotation=rotation_notes(result))
 
     async def home(self, request: Request) -> Response:
-        _, desk = self.signed_in(request)
-        return RedirectResponse("/lookup", status_code=303) if desk else self.to_sign_in(request)
+        session, desk = self.signed_in(request)
+        if session is None or desk is None:
+            return self.to_sign_in(request)
+        return RedirectResponse(self.home_of(session.role), status_code=303)
 
 
 def prove(desk: Desk) -> SignInProblem | None:
@@ -344,6 +420,8 @@ def create_app(config_path: Path | None = None, *, store: SessionStore | None = 
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
         yield
         portal.desks.close()
+        if portal.syslog is not None:
+            portal.syslog.close_socket()
 
     routes = [
         Route("/", portal.home),
@@ -353,6 +431,7 @@ def create_app(config_path: Path | None = None, *, store: SessionStore | None = 
         Route("/lookup", portal.show_lookup, methods=["GET"]),
         Route("/lookup", portal.lookup, methods=["POST"]),
         Route("/rotate", portal.rotate, methods=["POST"]),
+        *reports.routes(portal),
         Route("/static/portal.css", stylesheet),
     ]
     app = Starlette(

@@ -92,6 +92,13 @@ class AgentClient(Client):
     def _trail_name(self, method: str) -> str:
         return f"bitkey-dir serve: {method} by {self.agent} from {CLIENT_ADDRESS.get()}"
 
+    def own_groups(self, source: str) -> list[str]:
+        """The groups the agent is in on ``source``, nested ones too, by name
+        (``DOMAIN\\name``; AD: their ``tokenGroups``), read as the agent: their role."""
+        from bitkey_dir.ops import signin
+
+        return self._call("own_groups", lambda run: signin.own_groups(run, source))
+
 
 def agent_config(
     data: Mapping[str, object], path: Path, source: str, agent: str, extra: Iterable[str]

@@ -50,7 +50,27 @@ def checked(
         raise InputError(
             f"unset {PASSWORD_ENV}: in the portal every agent binds with their own password"
         )
+    if settings.tls_cert and settings.tls_key:
+        check_tls_pair(settings.tls_cert, settings.tls_key)
     return settings
+
+
+def check_tls_pair(cert: Path, key: Path) -> None:
+    """Refuse, before listening, a certificate or key that is missing, not a small regular
+    file, or not a PEM certificate and its own private key."""
+    import ssl
+
+    from bitkey_dir.runtime.small_files import check_regular_file
+
+    check_regular_file(cert, what="the TLS certificate (--tls-cert)")
+    check_regular_file(key, what="the TLS key (--tls-key)")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        raise InputError(
+            f"{cert} and {key} are not a PEM certificate and its private key ({reason})"
+        ) from None
 
 
 def serve(

@@ -17,6 +17,8 @@
 ``sign_in_attempts``   failed sign-ins allowed per account per 15 minutes (default 5); a client
                        address gets four times as many
 ``reveals_per_hour``   reveals allowed per agent per hour (default 60)
+``syslog``             ``udp://HOST:PORT``, ``tcp://HOST:PORT`` or ``unix:///dev/log``: each
+                       trail line is also sent there as an RFC 5424 message (syslog5424.py)
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Final
 
 from bitkey_dir.core.errors import ConfigError
+from bitkey_dir.portal.syslog5424 import Target
 from bitkey_dir.runtime.config import Config, Settings, state_dir
 
 DEFAULT_LISTEN: Final = "127.0.0.1:8443"
@@ -75,6 +78,7 @@ class ServeSettings:
     auditors: tuple[str, ...] = ()
     sign_in_attempts: int = 5
     reveals_per_hour: int = 60
+    syslog: Target | None = None
 
     @property
     def session_file(self) -> Path:
@@ -104,6 +108,7 @@ def read_settings(config: Config) -> ServeSettings:
             raise settings.item_error("sources", name, "a configured source")
     listen = Listen.parse(settings.string("listen") or DEFAULT_LISTEN, f"{config.path}: serve")
     sessions = settings.string("sessions")
+    syslog = settings.string("syslog")
     result = ServeSettings(
         sign_in=sign_in,
         sources=extra,
@@ -121,6 +126,7 @@ def read_settings(config: Config) -> ServeSettings:
         auditors=tuple(settings.string_list("auditors")),
         sign_in_attempts=settings.integer("sign_in_attempts", 5, minimum=1, maximum=1000),
         reveals_per_hour=settings.integer("reveals_per_hour", 60, minimum=1, maximum=100_000),
+        syslog=Target.parse(syslog, f"{config.path}: serve.syslog") if syslog else None,
     )
     settings.reject_unknown()
     return result

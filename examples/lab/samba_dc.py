@@ -493,6 +493,15 @@ class UserSpec:
     name: str
     password: str
     recovery_read_ous: tuple[str, ...] = ()  # OUs (relative DNs) delegated password read
+    key_package_read_ous: tuple[str, ...] = ()  # and delegated msFVE-KeyPackage read
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """A global security group in CN=Users; ``members`` name users or groups listed before."""
+
+    name: str
+    members: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -503,6 +512,7 @@ class SeedSpec:
     # Authenticated Users get inherited generic read (RP/LC/LO/RC) here, so that any user
     # *sees* the recovery objects below; the confidential password stays hidden.
     authenticated_read_ous: tuple[str, ...] = ()
+    groups: tuple[GroupSpec, ...] = ()
 
 
 @dataclass
@@ -1020,6 +1030,17 @@ class SambaDC:
         conn.search(dn, "(objectClass=*)", BASE, attributes=["objectSid"])
         return dn, sid_to_str(conn.response[0]["raw_attributes"]["objectSid"][0])
 
+    def add_group(
+        self, conn: Connection, name: str, members: list[str], container: str = "CN=Users"
+    ) -> str:
+        """Create a global security group holding ``members`` (DNs); return its DN."""
+        dn = f"CN={escape_rdn(name)},{self.dn(container)}"
+        attributes: dict[str, object] = {"sAMAccountName": name, "groupType": "-2147483646"}
+        if members:
+            attributes["member"] = members
+        conn.add(dn, ["group"], attributes)
+        return dn
+
     def add_ace(self, conn: Connection, dn: str, ace: bytes) -> None:
         from ldap3 import BASE, MODIFY_REPLACE
         from ldap3.protocol.microsoft import security_descriptor_control
@@ -1031,6 +1052,17 @@ class SambaDC:
         sd = conn.response[0]["raw_attributes"]["nTSecurityDescriptor"][0]
         changes = {"nTSecurityDescriptor": [(MODIFY_REPLACE, [sd_with_added_ace(sd, ace)])]}
         conn.modify(dn, changes, controls=dacl_only)
+
+    def grant_key_package_read(self, conn: Connection, ou_dn: str, sid: str) -> None:
+        """Read Property + Control Access on msFVE-KeyPackage below ``ou_dn``, inherited."""
+        ace = build_object_ace(
+            sid=sid_from_str(sid),
+            mask=ADS_RIGHT_DS_READ_PROP | ADS_RIGHT_DS_CONTROL_ACCESS,
+            flags=CONTAINER_INHERIT_ACE | INHERIT_ONLY_ACE,
+            object_type=self.schema_guid(conn, "msFVE-KeyPackage"),
+            inherited_object_type=self.schema_guid(conn, "msFVE-RecoveryInformation"),
+        )
+        self.add_ace(conn, ou_dn, ace)
 
     def grant_recovery_password_read(self, conn: Connection, ou_dn: str, sid: str) -> None:
         """Delegate reading the recovery passwords below ``ou_dn`` to ``sid``, as AD admins do.
@@ -1101,6 +1133,12 @@ class SambaDC:
                 users[user.name] = SeededUser(user, dn, sid, self.principal(user.name))
                 for ou in user.recovery_read_ous:
                     self.grant_recovery_password_read(conn, self.dn(ou), sid)
+                for ou in user.key_package_read_ous:
+                    self.grant_key_package_read(conn, self.dn(ou), sid)
+            groups: dict[str, str] = {}
+            for group in spec.groups:
+                members = [groups.get(name) or users[name].dn for name in group.members]
+                groups[group.name] = self.add_group(conn, group.name, members)
             computers: dict[str, SeededComputer] = {}
             for computer in spec.computers:
                 dn = self.add_computer(conn, computer.name, computer.ou)

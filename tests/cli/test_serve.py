@@ -53,3 +53,38 @@ def test_a_bad_serve_table_is_a_config_error(tmp_path: Path) -> None:
     code, _, err = invoke_with(config, "serve")
     assert code == 2
     assert "serve.sign_in" in err
+
+
+@pytest.mark.parametrize("broken", ["missing", "not-pem", "device"])
+def test_a_tls_certificate_that_cannot_serve_is_refused_before_listening(
+    tmp_path: Path, broken: str
+) -> None:
+    pytest.importorskip("starlette")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[sources.corp]\ntype = "ad"\nservers = ["ldaps://dc1"]\n\n[serve]\nsign_in = ["corp"]\n'
+        f'sessions = "{tmp_path / "s.sqlite"}"\n',
+        encoding="utf-8",
+    )
+    cert = {"missing": tmp_path / "none.pem", "device": Path("/dev/zero")}.get(broken)
+    if cert is None:
+        cert = tmp_path / "cert.pem"
+        cert.write_text("not a certificate\n", encoding="utf-8")
+    code, _, err = invoke_with(
+        config, "serve", "--listen", "127.0.0.1:1", "--tls-cert", str(cert), "--tls-key", str(cert)
+    )
+    assert code == 2
+    assert str(cert) in err
+
+
+def test_a_bad_syslog_address_is_a_config_error(tmp_path: Path) -> None:
+    pytest.importorskip("starlette")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[sources.corp]\ntype = "ad"\nservers = ["ldaps://dc1"]\n\n[serve]\nsign_in = ["corp"]\n'
+        'syslog = "syslog.example.com:514"\n',
+        encoding="utf-8",
+    )
+    code, _, err = invoke_with(config, "serve")
+    assert code == 2
+    assert "serve.syslog: expected udp://HOST:PORT" in err

@@ -11,6 +11,7 @@ from typing import Final
 
 from examples.lab.samba_dc import (
     ComputerSpec,
+    GroupSpec,
     RecoveryKey,
     SeedSpec,
     UserSpec,
@@ -32,6 +33,22 @@ LAB: Final = "OU=Lab"
 HELPDESK: Final = UserSpec("helpdesk1", "Helpd3sk!Pass", recovery_read_ous=(WORKSTATIONS,))
 # Any authenticated user sees the recovery objects (generic read on the OUs), not passwords.
 PLAIN: Final = UserSpec("plainuser", "Pla1nUser!Pass")
+# The portal's roles come from groups: ADVANCED is in "BitLocker Advanced" through a nested
+# group (only a transitive read finds it) and may also read key packages; AUDITOR reads none.
+ADVANCED: Final = UserSpec(
+    "advanced1",
+    "Adv4nced!Pass",
+    recovery_read_ous=(WORKSTATIONS,),
+    key_package_read_ous=(WORKSTATIONS,),
+)
+AUDITOR: Final = UserSpec("auditor1", "Aud1tor!Pass")
+ADVANCED_GROUP: Final = "BitLocker Advanced"
+AUDITORS_GROUP: Final = "BitLocker Auditors"
+GROUPS: Final = (
+    GroupSpec("Helpdesk Tier 2", ("advanced1",)),
+    GroupSpec(ADVANCED_GROUP, ("Helpdesk Tier 2",)),
+    GroupSpec(AUDITORS_GROUP, ("auditor1",)),
+)
 
 # Two keys, on two computers, whose Key IDs share their first 8 digits.
 COLLIDING_PREFIX: Final = "A1B2C3D4"
@@ -110,8 +127,9 @@ SPEC: Final = SeedSpec(
         ),
         ComputerSpec("LAB001", LAB, (_key("LAB001/1", "2024-07-07T07:07:00+09:00"),)),
     ),
-    users=(HELPDESK, PLAIN),
+    users=(HELPDESK, PLAIN, ADVANCED, AUDITOR),
     authenticated_read_ous=("OU=Corp", LAB),
+    groups=GROUPS,
 )
 
 

@@ -8,7 +8,6 @@ Secure); the browser walk through the same pages is in test_portal_browser.py.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,49 +17,20 @@ import pytest
 pytest.importorskip("starlette", reason="the portal extra is not installed")
 from starlette.testclient import TestClient
 
-from bitkey_dir.portal.app import create_app
 from bitkey_dir.portal.sessions import SQLiteSessions
-from tests.command_line import take_trail_entries, toml_value, trail_entries
-from tests.integration.fixtures import SECRETS, WRONG_PASSWORD, Directory, Lab
-from tests.integration.seed import COLLIDING_PREFIX, HELPDESK, PLAIN, computer_spec
+from tests.command_line import take_trail_entries, trail_entries
+from tests.integration.fixtures import WRONG_PASSWORD, Directory, Lab
+from tests.integration.portal_agents import (
+    NEWEST,
+    SRV001,
+    Agent,
+    clients,
+    no_secret_but,
+    serve_config,
+)
+from tests.integration.seed import COLLIDING_PREFIX, HELPDESK, PLAIN
 
 pytestmark = pytest.mark.integration
-
-WS001 = computer_spec("WS001").keys
-NEWEST = sorted(WS001, key=lambda key: key.created)[-1]
-SRV001 = computer_spec("SRV001").keys[0]
-
-
-class Agent:
-    """One browser: a TestClient with its cookie jar, and the CSRF token of the last page."""
-
-    def __init__(self, client: TestClient) -> None:
-        self.http = client
-        self.csrf = ""
-        self.last = ""
-
-    def get(self, path: str) -> object:
-        response = self.http.get(path, follow_redirects=True)
-        self._read(response.text)
-        return response
-
-    def post(self, path: str, **form: str) -> object:
-        response = self.http.post(path, data={"csrf": self.csrf, **form}, follow_redirects=True)
-        self._read(response.text)
-        return response
-
-    def _read(self, text: str) -> None:
-        self.last = text
-        found = re.search(r'name="csrf" value="([^"]+)"', text)
-        if found:
-            self.csrf = found[1]
-
-    def sign_in(self, user: str, password: str) -> object:
-        self.get("/sign-in")
-        return self.post("/sign-in", username=user, password=password)
-
-    def look_up(self, key_id: str, reason: str = "INC-4711") -> object:
-        return self.post("/lookup", key_id=key_id, reason=reason)
 
 
 @pytest.fixture
@@ -69,32 +39,10 @@ def portal_config(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     return serve_config(lab, tmp_path)
 
 
-def serve_config(lab: Lab, tmp_path: Path, **serve: object) -> Path:
-    config = lab.config(user=None)
-    table = {"sign_in": ["lab"], "sessions": str(tmp_path / "sessions.sqlite"), **serve}
-    lines = ["", "[serve]", *(f"{k} = {toml_value(v)}" for k, v in table.items())]
-    with config.open("a", encoding="utf-8") as out:
-        out.write("\n".join(lines) + "\n")
-    return config
-
-
-def clients(config: Path, count: int = 1) -> Iterator[list[Agent]]:
-    app = create_app(config)
-    with TestClient(app, base_url="https://testserver") as first:
-        others = [TestClient(app, base_url="https://testserver") for _ in range(count - 1)]
-        yield [Agent(first), *(Agent(other) for other in others)]
-
-
 @pytest.fixture
 def agent(portal_config: Path) -> Iterator[Agent]:
     for agents in clients(portal_config):
         yield agents[0]
-
-
-def no_secret_but(text: str, allowed: tuple[str, ...] = ()) -> None:
-    for secret in [*SECRETS, WRONG_PASSWORD, HELPDESK.password, PLAIN.password]:
-        if secret not in allowed:
-            assert secret not in text
 
 
 def test_every_response_has_the_security_headers_and_a_strict_cookie(agent: Agent) -> None:
@@ -280,3 +228,31 @@ def test_rotate_after_the_call_goes_through_the_rotate_operation(
     assert entry["principal"] == samba_dc.upn(HELPDESK.name)
     assert entry["reason"] == "INC-9"
     no_secret_but(agent.last)
+
+
+def test_each_trail_line_is_also_sent_to_syslog(
+    lab: Lab, tmp_path: Path, samba_dc: Directory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.settimeout(10)
+        syslog = f"udp://127.0.0.1:{listener.getsockname()[1]}"
+        for agents in clients(serve_config(lab, tmp_path, syslog=syslog)):
+            agent = agents[0]
+            agent.sign_in(samba_dc.upn(HELPDESK.name), HELPDESK.password)
+            take_trail_entries()
+            agent.look_up(NEWEST.key_id[:8], 'INC-7 "quoted"')
+            message = listener.recv(65536).decode()
+    assert len(take_trail_entries()) == 1
+    assert message.startswith("<85>1 ")
+    assert " bitkey-dir " in message
+    assert " reveal [bitkey@32473 " in message
+    assert f'agent="{samba_dc.upn(HELPDESK.name)}"' in message
+    assert 'client="testclient"' in message
+    assert f'key_id="{NEWEST.key_id.upper()}"' in message
+    assert 'reason="INC-7 \\"quoted\\""' in message
+    assert 'computer="WS001"' in message
+    no_secret_but(message)

@@ -129,3 +129,15 @@ def test_directory_text_is_escaped_in_the_page() -> None:
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;\\x1b]0;owned\\x07\\u202e" in html
     assert '<span class="n">1</span> <span class="g">531058</span>' in html
+
+
+def test_a_role_comes_from_the_groups_by_either_name_and_auditors_never_read_keys() -> None:
+    from bitkey_dir.portal.roles import role_of
+
+    groups = ["CORP\\Domain Users", "CORP\\BitLocker Advanced"]
+    assert role_of(groups, ["bitlocker advanced"], []) == "advanced"
+    assert role_of(groups, ["CORP\\BitLocker Advanced"], []) == "advanced"
+    assert role_of(groups, ["OTHER\\BitLocker Advanced"], []) == "helpdesk"
+    assert role_of(groups, [], []) == "helpdesk"
+    # In both lists: an auditor (one session never both reads keys and audits the reading).
+    assert role_of(groups, ["BitLocker Advanced"], ["Domain Users"]) == "auditor"

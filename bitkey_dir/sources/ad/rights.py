@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bitkey_dir.core.errors import BitkeyError, InputError, SourceError
+from bitkey_dir.core.errors import AuthError, BitkeyError, InputError, SourceError
 from bitkey_dir.core.rights import Holder, RightsChange, RightsRequest, Via
-from bitkey_dir.sources.ad.access import Directory, Principal
+from bitkey_dir.sources.ad.access import IN_EVERY_TOKEN, Directory, Principal
 from bitkey_dir.sources.ad.delegation import (
     RIGHT_WORDS,
     RIGHTS,
@@ -165,6 +165,18 @@ def bound_account(found: Directory, who: str | None, user: str | None) -> Princi
         except InputError:
             continue
     return None
+
+
+def own_groups(source: ADConfig, warn: Warn) -> list[str]:
+    """The groups the bound account is in, nested ones too: its own object's
+    ``tokenGroups`` (what AD's access checks use: security groups only, the primary group
+    included), resolved to names in one search."""
+    found = directory(source, source.connector.connect(warn))
+    account = bound_account(found, None, source.connector.user)
+    if account is None:
+        raise AuthError(f"{source.connector.account} is not an account of this domain")
+    sids = found.token(account) - {account.sid, *IN_EVERY_TOKEN}
+    return sorted(found.names(sids).values(), key=str.casefold)
 
 
 @dataclass

@@ -153,6 +153,12 @@ class ADSource(ADConfig):
 
         return rights.change(self, request, warn)
 
+    def own_groups(self, warn: Warn) -> list[str]:
+        """The groups the account this source binds as is in, nested ones too."""
+        from bitkey_dir.sources.ad import rights
+
+        return rights.own_groups(self, warn)
+
     # -- reaching the directory ---------------------------------------------------------
 
     @property
