@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from bitkey_dir.core.display import safe
 from bitkey_dir.core.errors import ConfigError
+from bitkey_dir.runtime import platform
 
 log = logging.getLogger("bitkey_dir.portal")
 APP_NAME: Final = "bitkey-dir"
@@ -119,8 +120,7 @@ class Syslog:
     def _connect(self) -> socket.socket:
         t = self.target
         if t.scheme == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sock.connect(t.path)
+            sock = platform.unix_datagram_socket(t.path)
         elif t.scheme == "udp":
             sock = socket.socket(
                 socket.AF_INET6 if ":" in t.host else socket.AF_INET, socket.SOCK_DGRAM

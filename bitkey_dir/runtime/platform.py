@@ -24,6 +24,7 @@ import contextlib
 import errno
 import functools
 import os
+import socket
 import stat
 import sys
 from collections.abc import Iterable, Iterator
@@ -293,6 +294,20 @@ def is_null_device(fd: int) -> bool:
         return False
     found = os.fstat(fd)
     return (found.st_rdev, found.st_dev, found.st_ino) == (null.st_rdev, null.st_dev, null.st_ino)
+
+
+def unix_datagram_socket(path: str) -> socket.socket:
+    """A datagram socket connected to the Unix socket ``path`` (the local syslog,
+    /dev/log); OSError on Windows, which has none."""
+    if sys.platform == "win32":
+        raise OSError(errno.ENOTSUP, "Unix datagram sockets do not exist on Windows", path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def logged_on_principal() -> str | None:

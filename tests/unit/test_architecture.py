@@ -479,6 +479,7 @@ ONE_PLATFORM_NAMES = {
     },
     "signal": {"SIGHUP", "SIGBREAK", "SIGKILL", "SIGALRM", "alarm", "setitimer"},
     "select": {"poll", "POLLIN", "POLLOUT", "epoll", "kqueue"},
+    "socket": {"AF_UNIX"},
 }  # fmt: skip
 
 
