@@ -93,12 +93,11 @@ def rotation_steps(
     the old ones.
 
     >>> key = KeyId.parse("0CA5A386-D95D-4BD4-A796-74CEDD03A88E")
-    >>> for step in rotation_steps([KeyOnVolume(key, "fixedDataVolume")], backup="ad"):
-    ...     print(step)
-    $v = @(Get-BitLockerVolume | Where-Object { $_.KeyProtector.KeyProtectorId -contains '{0CA5A386-D95D-4BD4-A796-74CEDD03A88E}' }).MountPoint; if (@($v).Count -ne 1) { throw 'no single volume has the key protector {0CA5A386-D95D-4BD4-A796-74CEDD03A88E}' }
-    manage-bde -protectors -add $v -RecoveryPassword   # note the new ID it prints
-    manage-bde -protectors -adbackup $v -id '{NEW-ID}'
-    manage-bde -protectors -delete $v -id '{0CA5A386-D95D-4BD4-A796-74CEDD03A88E}'
+    >>> steps = rotation_steps([KeyOnVolume(key, "fixedDataVolume")], backup="ad")
+    >>> steps[0]
+    "$v = @(Get-BitLockerVolume | Where-Object { $_.KeyProtector.KeyProtectorId -contains '{0CA5A386-D95D-4BD4-A796-74CEDD03A88E}' }).MountPoint; if (@($v).Count -ne 1) { throw 'no single volume has the key protector {0CA5A386-D95D-4BD4-A796-74CEDD03A88E}' }"
+    >>> steps[1:]
+    ('manage-bde -protectors -add $v -RecoveryPassword   # note the new ID it prints', "manage-bde -protectors -adbackup $v -id '{NEW-ID}'", "manage-bde -protectors -delete $v -id '{0CA5A386-D95D-4BD4-A796-74CEDD03A88E}'")
     """  # noqa: E501
     steps: list[str] = []
     for first, key_ids, system in _volumes(keys):

@@ -63,7 +63,7 @@ def private_folder(folder: Path) -> Path:
             platform.make_private_folder(created)
         else:
             created.mkdir(mode=0o700, exist_ok=True)
-    if ours:
+    if ours and folder not in missing:  # one just made is private already
         platform.keep_private(folder)
     # Group write is a deliberate share (a team's trail); write for everyone is not.
     planted = platform.others_may_plant(folder)
