@@ -175,11 +175,13 @@ def refresh_index(
     *,
     sources: Sequence[str] = (),
     due_only: bool = False,
+    how: str = "auto",
     config: PathName | None = None,
     interaction: Interaction | None = None,
 ) -> RefreshResult:
     """List every key of the configured ``sources`` (default: all) into the Key ID index,
-    never a password; with ``due_only``, only those older than their ``index_max_age``."""
+    never a password; with ``due_only``, only those older than their ``index_max_age``;
+    ``how`` as in :meth:`Client.refresh_index`."""
     return _once("refresh_index", Client.refresh_index, locals())
 
 

@@ -373,14 +373,18 @@ class Client:
 
     # -- the Key ID index ---------------------------------------------------------------
 
-    def refresh_index(self, *, sources: Sources = (), due_only: bool = False) -> RefreshResult:
+    def refresh_index(
+        self, *, sources: Sources = (), due_only: bool = False, how: str = "auto"
+    ) -> RefreshResult:
         """List every key of the configured ``sources`` (default: all) into the Key ID
         index, never a password; with ``due_only``, only those older than their
-        ``index_max_age``."""
+        ``index_max_age``. ``how``: "auto", "full", "devices" or "changes" (how a source
+        that lists keys by device is refreshed; docs/COMMANDS.md)."""
         from bitkey_dir.ops import index
 
         names = _names(sources)
-        return self._call("refresh_index", lambda run: index.refresh(run, names, due_only=due_only))
+        work = lambda run: index.refresh(run, names, due_only=due_only, how=how)  # noqa: E731
+        return self._call("refresh_index", work)
 
     def index_status(self) -> IndexReport:
         """Each configured source's part of the Key ID index: when refreshed, how many keys."""

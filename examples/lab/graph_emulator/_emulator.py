@@ -82,6 +82,13 @@ class GraphEmulator:
         self.devices_page_size = 100  # Graph's default page size for directory objects
         self.managed_devices_page_size = 1000  # undocumented for Intune lists
         self.audit_page_size = 100  # undocumented for directoryAudits
+        # Graph throttles a client that sends too much at once: with max_in_flight set, a
+        # Graph request arriving while that many are being served is answered 429 with
+        # Retry-After: in_flight_retry_after (seconds). throttled counts those answers.
+        self.max_in_flight: int | None = None
+        self.in_flight_retry_after = "1"
+        self.throttled = 0
+        self._in_flight = 0
 
         # State.
         self.tenants: dict[str, Tenant] = {}  # by lower-case tenant ID
@@ -591,16 +598,56 @@ class GraphEmulator:
     # -- dispatch ---------------------------------------------------------------------------
 
     def _serve(self, request: Request) -> Response:
+        with self.lock:
+            self._in_flight += 1
+            crowded = (
+                self.max_in_flight is not None
+                and self._in_flight > self.max_in_flight
+                and is_graph_path(request.path)
+            )
         try:
             tenant = self.request_tenant(request)
             latency = self.latency if tenant is None else tenant.latency
             if latency:
                 time.sleep(latency)
+            if crowded:
+                return self._crowded(request, tenant)
             return self._dispatch(request, tenant)
         except Exception:
             with self.lock:
                 self.errors.append(traceback.format_exc())
             return Response(500, b"graph emulator bug; see GraphEmulator.errors")
+        finally:
+            with self.lock:
+                self._in_flight -= 1
+
+    def _crowded(self, request: Request, tenant: Tenant | None) -> Response:
+        """Too many requests at once: the throttling guidance's 429, recorded."""
+        fault = Fault(
+            path=re.compile(""),
+            method=None,
+            status=429,
+            times=1,
+            retry_after=self.in_flight_retry_after,
+            in_batch=None,
+        )
+        response = self._fault_response(fault, request)
+        with self.lock:
+            self.throttled += 1
+            self._requests.append(
+                RequestRecord(
+                    method=request.method,
+                    path=request.path,
+                    query=request.query,
+                    status=429,
+                    time=time.time(),
+                    via_batch=False,
+                    request_id=response.headers.get("request-id", ""),
+                    headers=dict(request.headers),
+                    tenant_id=tenant.tenant_id if tenant is not None else None,
+                )
+            )
+        return response
 
     def request_tenant(self, request: Request) -> Tenant | None:
         """The tenant a request is for: on Graph the `tid` of its access token (not yet

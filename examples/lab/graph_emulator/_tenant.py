@@ -75,6 +75,9 @@ class Tenant:
         self.custom_roles: dict[str, tuple[str, list[str]]] = {}
         self.custom_role_members: dict[str, set[str]] = {}
         self._pending_escrows: list[Rotation] = []
+        # The devices/delta change log (_delta): (sequence number, object ID) per change.
+        self.device_change_seq = 0
+        self._device_changes: list[tuple[int, str]] = []
         self._recovery_keys_page_size: int | None = None
         self._managed_devices_page_size: int | None = None
         self._audit_page_size: int | None = None
@@ -293,7 +296,30 @@ class Tenant:
         )
         with self.emulator.lock:
             self.devices.append(device)
+            self._device_changed(device.id)
         return device
+
+    def rename_device(self, device: Device, display_name: str) -> None:
+        """Change a device's display name (a change devices/delta reports)."""
+        with self.emulator.lock:
+            device.display_name = display_name
+            self._device_changed(device.id)
+
+    def remove_device(self, device: Device) -> None:
+        """Delete a device object; its recovery keys stay (orphans, as tests need them)."""
+        with self.emulator.lock:
+            self.devices.remove(device)
+            self._device_changed(device.id)
+
+    def _device_changed(self, object_id: str) -> None:
+        self.device_change_seq += 1
+        self._device_changes.append((self.device_change_seq, object_id))
+
+    def device_changes_since(self, seq: int) -> list[Device | str]:
+        """Each device changed after ``seq`` once, as it is now; a deleted one by its ID."""
+        with self.emulator.lock:
+            changed = list(dict.fromkeys(oid for n, oid in self._device_changes if n > seq))
+            return [self.find_device(oid) or oid for oid in changed]
 
     def add_recovery_key(
         self,
