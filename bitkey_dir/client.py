@@ -378,12 +378,10 @@ class Client:
     ) -> RefreshResult:
         """List every key of the configured ``sources`` (default: all) into the Key ID
         index, never a password; with ``due_only``, only those older than their
-        ``index_max_age``. ``how``: "auto", "full", "devices" or "changes" (how a source
-        that lists keys by device is refreshed; docs/COMMANDS.md)."""
+        ``index_max_age``; ``how``: auto, full, devices or changes (docs/COMMANDS.md)."""
         from bitkey_dir.ops import index
 
-        names = _names(sources)
-        work = lambda run: index.refresh(run, names, due_only=due_only, how=how)  # noqa: E731
+        work = lambda run: index.refresh(run, _names(sources), due_only=due_only, how=how)  # noqa: E731
         return self._call("refresh_index", work)
 
     def index_status(self) -> IndexReport:

@@ -8,6 +8,7 @@ A source that fails keeps its previous index.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from bitkey_dir.ops.outcome import SourceStatus, exit_code
 from bitkey_dir.ops.pool import release
 from bitkey_dir.ops.run import Run
 from bitkey_dir.runtime.config import SourceConfig
-from bitkey_dir.sources.base import Source
+from bitkey_dir.sources.base import ListsKeysByDevice, Source
 from bitkey_dir.store import key_index
 from bitkey_dir.store.index_passes import PASSES, Pass, PassState, ended
 from bitkey_dir.store.key_index import KeyIndex, SourceState
@@ -146,8 +147,12 @@ def _refresh(
     fingerprints = {source.name: fingerprint(source) for source in opened}
     plan: dict[str, tuple[Pass, str | None]] = {}
     for source in opened:
-        state = index.state(source.name, fingerprints[source.name])
-        cursor = index.cursor(source.name) if state is not None else None
+        state, cursor = None, None
+        if isinstance(source, ListsKeysByDevice):
+            # What cannot be read is listed afresh: a full listing replaces every row.
+            with contextlib.suppress(key_index.DamagedIndex):
+                state = index.state(source.name, fingerprints[source.name])
+                cursor = index.cursor(source.name) if state is not None else None
         config = configured(run, source.name)
         kind = choose(config, source, state, cursor, how, before_lookup=before_lookup)
         plan[source.name] = (kind, cursor)
