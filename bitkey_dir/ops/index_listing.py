@@ -106,7 +106,7 @@ class Listing:
         if how == "full" or not isinstance(source, ListsKeysByDevice):
             count = self._hand(source.name, ((e, None) for e in entries_of(source, warn)))
         else:
-            round = self.rounds[source.name] = DeviceRound()
+            round = self.rounds[source.name] = DeviceRound(cursor=cursor)
             since = cursor if how == "changes" else None
             parts = source.iter_device_keys(since, round, warn)
             count = self._hand(source.name, _flatten(parts))

@@ -187,7 +187,9 @@ class DeviceKeys:
 class DeviceRound:
     """What a listing by device says besides the keys, filled in as it goes."""
 
-    cursor: str | None = None  # where the next round of changes starts (set at its end)
+    # Where the next round of changes starts, set at the end. Given to a round over every
+    # device, a cursor the caller holds (still good): the round may keep it.
+    cursor: str | None = None
     devices: int = 0  # devices whose keys were listed
     vanished: int = 0  # devices deleted while their keys were listed: left as they were
     throttled: int = 0  # answers that asked to slow down (429, 503, 504)
@@ -210,7 +212,8 @@ class ListsKeysByDevice(Protocol):
     ) -> Iterator[DeviceKeys]:
         """With ``since`` None, every device's keys; with a cursor an earlier round left
         in ``round.cursor``, only the keys of devices changed since. Sets ``round.cursor``
-        when done. Raises ``SourceError`` for a cursor the directory no longer accepts."""
+        when done (a round over every device may keep the one it was given). Raises
+        ``SourceError`` for a cursor the directory no longer accepts."""
         ...
 
 

@@ -114,7 +114,9 @@ def test_changes_see_new_and_renamed_devices_and_every_device_sees_rotations(
     assert not any(row[1] == "PC-002" for row in held)
     # What a round of changes cannot see: a new key on a device that did not change.
     assert rotated.id.replace("-", "").upper() not in ids
+    graph.clear_requests()
     assert refreshed(refresh(cloud, "devices", index))["how"] == "devices"
+    assert graph.count(DELTA) == 0  # the cursor held stays good: devices 999 a page instead
     assert rows(index) == full_listing(cloud, tmp_path)
 
 

@@ -12,7 +12,9 @@ Within Graph's throttling rules: at most ``in_flight`` batches at once (the sour
 Retry-After, and meanwhile every batch waits and fewer go at once, growing back one by one
 after batches that went through. An item is never dropped: it is answered, sent again, or
 the listing fails. A device deleted meanwhile (404) is counted, and its keys are left as the
-index had them. Memory stays flat: the device list pauses while enough requests wait, and
+index had them. A round over every device that is given a cursor keeps it and lists the
+devices 999 a page; without one, it walks the device list's delta for the next cursor.
+Memory stays flat: the device list pauses while enough requests wait, and
 only the devices being listed are held.
 """
 
@@ -112,17 +114,25 @@ class _Fanout:
 
     async def list_devices(self, since: str | None) -> None:
         from msgraph.generated.devices.delta.delta_request_builder import DeltaRequestBuilder
+        from msgraph.generated.devices.devices_request_builder import DevicesRequestBuilder
 
         from bitkey_dir.sources.entra.graph import configuration
 
-        builder = DeltaRequestBuilder(self.graph.adapter, {})
+        builder: Any = DeltaRequestBuilder(self.graph.adapter, {})
+        select = ["deviceId", "displayName"]
         if since:
             info = builder.with_url(since).to_get_request_information()
-        else:
-            query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
-                select=["deviceId", "displayName"]
+        elif self.round.cursor:
+            # A cursor is held: it stays good, so the devices come 999 a page (a delta
+            # round pages at the directory's own, smaller size).
+            builder = DevicesRequestBuilder(self.graph.adapter, {})
+            query = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
+                select=select, top=999
             )
             info = builder.to_get_request_information(configuration(query))
+        else:
+            delta = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=select)
+            info = builder.to_get_request_information(configuration(delta))
         while True:
             page = await self.graph.get_json(info, "listing changed devices", LIST_DEVICES)
             for device in page.get("value") or []:
@@ -132,8 +142,9 @@ class _Fanout:
                 await asyncio.sleep(0.005)  # memory stays flat: the list waits for the batches
             next_link = page.get("@odata.nextLink")
             if not isinstance(next_link, str) or not next_link:
-                delta = page.get("@odata.deltaLink")
-                self.round.cursor = delta if isinstance(delta, str) and delta else None
+                cursor = page.get("@odata.deltaLink")
+                if isinstance(cursor, str) and cursor:
+                    self.round.cursor = cursor
                 self.listed = True
                 return
             info = builder.with_url(next_link).to_get_request_information()
