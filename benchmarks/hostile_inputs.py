@@ -93,6 +93,12 @@ def write(path: Path, data: bytes | str) -> None:
         path.write_bytes(data)
 
 
+ENTRA = (
+    '[sources.cloud]\ntype = "entra"\ntenant_id = "00000000-0000-0000-0000-000000000001"\n'
+    'client_id = "00000000-0000-0000-0000-000000000002"\nauth = "client-secret"\n'
+)
+
+
 def cases(hung_port: int) -> list[Case]:
     keys = str(ROOT / "examples" / "keys")
     deep = "*a" * 30 + "*b"
@@ -397,6 +403,36 @@ def cases(hung_port: int) -> list[Case]:
             env={"BITKEY_DIR_PASSWORD": "Not-Shown-4242"},
         ),
         *serve_cases(ad.format(port=1), config),
+        Case("index refresh --how of no kind", ["index", "refresh", "--how", "sideways"], (2,)),
+        Case(
+            "index refresh --how full of a path given ad hoc",
+            ["index", "refresh", "--how", "full", "-s", keys],
+            (2,),
+        ),
+        Case(
+            "batches_in_flight of a thousand",
+            ["--config", "WORK/c.toml", "index", "refresh", "--how", "devices"],
+            (2,),
+            setup=config(ENTRA + "batches_in_flight = 1000\n"),
+        ),
+        Case(
+            "batches_in_flight that is a word",
+            ["--config", "WORK/c.toml", "index", "refresh"],
+            (2,),
+            setup=config(ENTRA + 'batches_in_flight = "many"\n'),
+        ),
+        Case(
+            "index_full_age of forever",
+            ["--config", "WORK/c.toml", "index", "status"],
+            (2,),
+            setup=config(ENTRA + 'index_full_age = "forever"\n'),
+        ),
+        Case(
+            "index_devices_age of ten years",
+            ["--config", "WORK/c.toml", "index", "refresh", "--due"],
+            (2,),
+            setup=config(ENTRA + 'index_devices_age = "3650d"\n'),
+        ),
     ]
 
 
