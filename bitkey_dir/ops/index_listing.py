@@ -40,8 +40,9 @@ from bitkey_dir.store.index_passes import Pass
 from bitkey_dir.store.key_index import KeyIndex, SourceState
 
 HOWS: Final = ("auto", "full", "devices", "changes")
-_BATCH: Final = 1000  # entries (or devices) a worker hands over at once
-_QUEUED: Final = 16  # batches waiting at most: a fast source waits for the writer
+_BATCH: Final = 2500  # entries (or devices) a worker hands over at once
+_WRITE: Final = 5000  # entries staged in one transaction: each commit waits for the disk
+_QUEUED: Final = 8  # batches waiting at most: a fast source waits for the writer
 
 _Device = tuple[str, bool]  # a device ID, and whether its keys were listed
 _Handed = tuple[str, list[KeyEntry], list[_Device]] | None  # source, entries, devices
@@ -150,7 +151,7 @@ class Listing:
             for name, entry in run.interaction.progress(self._drain(), "keys listed"):
                 batch = pending.setdefault(name, [])
                 batch.append(entry)
-                if len(batch) >= _BATCH:
+                if len(batch) >= _WRITE:
                     self.index.stage(self.token, name, batch)
                     pending[name] = []
             for name, batch in pending.items():
