@@ -1,7 +1,9 @@
 """The Key ID index at scale, against the HTTPS Graph emulator (50 ms per request, 20 keys a page).
 
     .venv/bin/python benchmarks/key_index.py [--keys 100000] [--tenants 50] [--per-tenant 2000]
-        [--latency 0.05] [--runs 7] [--skip-cold]
+        [--latency 0.05] [--runs 7] [--skip-cold] [--in-flight 8]
+
+``--tenants 0`` skips the second estate.
 
 Two estates, each looked up with `bitkey-dir find --key-id <8 digits>` as whole processes:
 
@@ -42,6 +44,7 @@ from examples.lab.graph_emulator import GraphEmulator  # noqa: E402
 
 CLI = Path(sys.executable).with_name("bitkey-dir")
 INDEX_ENV = "BITKEY_DIR_INDEX"
+TIME = Path("/usr/bin/time")
 SECRET = "bench-secret"
 ROLES = ["BitlockerKey.Read.All", "Device.Read.All"]
 
@@ -163,9 +166,13 @@ class Ran:
 
 def run(graph: GraphEmulator, config: Path, env: dict[str, str], *args: str) -> Ran:
     graph.clear_requests()
+    # The peak RSS a child of this (large) process reports starts at this process's own:
+    # GNU time, a small process, runs the command and reports its peak alone.
+    measured = Path(tempfile.mkstemp(prefix="bitkey-rss-")[1])
+    timing = ["/usr/bin/time", "-f", "%M", "-o", str(measured)] if TIME.exists() else []
     start = time.perf_counter()
     process = subprocess.Popen(
-        [str(CLI), "--config", str(config), *args, "-f", "json"],
+        [*timing, str(CLI), "--config", str(config), *args, "-f", "json"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -179,7 +186,9 @@ def run(graph: GraphEmulator, config: Path, env: dict[str, str], *args: str) -> 
         raise SystemExit(f"{' '.join(args)}: exit {process.returncode}: {errors.decode()}")
     served = graph.requests
     items = sum(1 for record in served if record.via_batch)
-    return Ran(seconds, usage.ru_maxrss, len(served) - items, items)
+    peak = int(measured.read_text().split()[-1]) if timing else usage.ru_maxrss
+    measured.unlink()
+    return Ran(seconds, peak, len(served) - items, items)
 
 
 def report(label: str, runs: list[Ran], *, rss: bool = False) -> None:

@@ -376,9 +376,8 @@ class Client:
     def refresh_index(
         self, *, sources: Sources = (), due_only: bool = False, how: str = "auto"
     ) -> RefreshResult:
-        """List every key of the configured ``sources`` (default: all) into the Key ID
-        index, never a password; with ``due_only``, only those older than their
-        ``index_max_age``; ``how``: auto, full, devices or changes (docs/COMMANDS.md)."""
+        """Every key of ``sources`` (default: all) into the Key ID index, never a password;
+        ``due_only``: those older than ``index_max_age``; ``how``: docs/COMMANDS.md."""
         from bitkey_dir.ops import index
 
         work = lambda run: index.refresh(run, _names(sources), due_only=due_only, how=how)  # noqa: E731
