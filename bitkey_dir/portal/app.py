@@ -49,6 +49,7 @@ from bitkey_dir.portal.web import (
     field,
     page,
     set_session_cookie,
+    with_form_targets,
 )
 from bitkey_dir.runtime.config import Config, load_config
 
@@ -151,7 +152,7 @@ class Portal:
             entra=self.settings.entra,
             username=username,
         )
-        response = page("sign_in.html", context, status)
+        response = with_form_targets(page("sign_in.html", context, status), self.entra.origins)
         set_session_cookie(response, session.id)
         return response
 

@@ -132,6 +132,9 @@ class EntraSignIns:
         self._client: ServerClient | None = None
         self._web: dict[str, WebSignIn] = {}
         self._lock = threading.Lock()
+        self.origins = tuple(
+            dict.fromkeys(authority_origin(portal, n) for n in portal.settings.entra)
+        )
 
     def web(self, source: str) -> WebSignIn:
         settings = self.portal.settings
@@ -152,6 +155,18 @@ class EntraSignIns:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def authority_origin(portal: Portal, source: str) -> str:
+    """Where the sign-in form of ``source`` leads: its identity platform's origin."""
+    import re
+    from urllib.parse import urlsplit
+
+    host = portal.config.sources[source].settings.value("authority_host")
+    parts = urlsplit(host if isinstance(host, str) else "https://login.microsoftonline.com")
+    origin = f"{parts.scheme}://{parts.netloc}"
+    # Into a header: only what an https origin can hold (the source refuses the rest).
+    return origin if re.fullmatch(r"https://[A-Za-z0-9.\-\[\]:]+", origin) else ""
 
 
 def set_flow_cookie(response: Response, value: str) -> None:
