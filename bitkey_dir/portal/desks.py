@@ -9,6 +9,10 @@ the AD source the way a typed one does, through the interaction's hidden prompt
 held AES-GCM-sealed under a key that exists only in this process, never written anywhere,
 and dropped with the desk at sign-out or expiry. The portal runs with the keyring disabled
 (portal/server.py), so nothing an agent types is ever stored.
+
+An agent signed in with Entra ID (portal/entra.py) has no password here: their desk holds
+their :class:`~bitkey_dir.runtime.delegation.Delegation` (their token cache, sealed), which
+the interaction hands to their Entra source, so Graph answers as the agent.
 """
 
 from __future__ import annotations
