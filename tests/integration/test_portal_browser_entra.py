@@ -77,7 +77,7 @@ def portal_url(
         server.wait(timeout=20)
         log.close()
     serve_log = (tmp_path / "serve.log").read_text(errors="replace")
-    for secret in (SECRET, AGENT_PASSWORD, graph.recovery_keys[KEY.lower()].key):
+    for secret in (SECRET, AGENT_PASSWORD, graph.recovery_keys[KEY.lower()].key, "code="):
         assert secret not in serve_log
 
 
