@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -184,7 +185,7 @@ def public_address(settings: Settings) -> str:
     host = parts.hostname or ""
     clean = (
         parts.scheme in ("https", "http")
-        and host
+        and re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", host)
         and parts.path in ("", "/")
         and not (parts.query or parts.fragment or parts.username or parts.password)
         and text.strip().isprintable()

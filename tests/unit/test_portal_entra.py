@@ -60,6 +60,8 @@ def test_entra_sources_sign_in_through_the_browser_back_to_public_url() -> None:
         ({"sign_in": ["cloud"], "public_url": "https://h:99999"}, None, "public_url"),
         ({"sign_in": ["cloud"], "public_url": "https://h\n.x"}, None, "public_url"),
         ({"sign_in": ["cloud"], "public_url": 42}, None, "public_url"),
+        ({"sign_in": ["cloud"], "public_url": "https://" + "h" * 300}, None, "public_url"),
+        ({"sign_in": ["cloud"], "public_url": "https://h_<x>"}, None, "public_url"),
         ({"sign_in": ["cloud"], "public_url": "https://h"}, {"auth": "device-code"}, "secret"),
         ({"sign_in": ["cloud"], "public_url": "https://h"}, {"tenant_ids": ["a"]}, "one tenant"),
     ],
@@ -145,3 +147,15 @@ def test_an_entra_agents_config_never_uses_the_apps_secret() -> None:
     settings = config.sources["cloud"].settings
     assert settings.value("auth") == "device-code"  # delegated: the handed-over token
     assert "user" not in settings
+
+
+def test_a_huge_url_in_a_config_error_is_described_at_once() -> None:
+    from bitkey_dir.runtime.config import without_userinfo
+
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="public_url"):
+        settings_of({"sign_in": ["cloud"], "public_url": "https://" + "h" * 100_000})
+    assert time.monotonic() - started < 2
+    assert without_userinfo("see https://u:Pa55@h/x and ldaps://a:b@dc") == (
+        "see https://…@h/x and ldaps://…@dc"
+    )
