@@ -245,6 +245,9 @@ class Portal:
     def home_of(role: str) -> str:
         return "/trail" if role == AUDITOR else "/lookup"
 
+    def forbidden(self, session: Session | None) -> Response:
+        return forbidden(session, self)
+
     def refused(self, session: Session, what: str) -> Response:
         """403: the page is not for this agent's role; nothing was looked up."""
         log.warning("%s (%s) refused: %s", safe(session.agent), session.role, what)

@@ -26,8 +26,9 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -43,7 +44,11 @@ from bitkey_dir.runtime.delegation import Delegation, WebSignIn
 from bitkey_dir.runtime.sealed import Sealed
 
 if TYPE_CHECKING:
-    from bitkey_dir.portal.app import Portal
+    from bitkey_dir.portal.desks import Desk
+    from bitkey_dir.portal.limits import Window
+    from bitkey_dir.portal.sessions import Session
+    from bitkey_dir.portal.settings import ServeSettings
+    from bitkey_dir.runtime.config import Config
 
 log = logging.getLogger("bitkey_dir.portal")
 FLOW_COOKIE: Final = "bitkey_signin"
@@ -53,6 +58,27 @@ LONGEST_STATE: Final = 256  # MSAL's states are 16 characters
 LONGEST_CODE: Final = 4096  # Entra's codes are about a kilobyte
 NOT_HERE: Final = "This sign-in was not started here, or was used already: sign in again."
 ANSWER_FIELDS: Final = ("code", "state", "error", "error_description", "client_info")
+
+
+class Portal(Protocol):
+    """What the Entra sign-in uses of the portal (portal/app.py), which imports it."""
+
+    config: Config
+    data: Mapping[str, object]
+    settings: ServeSettings
+    client_failures: Window
+    entra: EntraSignIns
+
+    def current(self, request: Request) -> tuple[Session | None, bool]: ...
+    def end(self, session: Session) -> None: ...
+    def common(self, session: Session | None, **extra: object) -> dict[str, object]: ...
+    def forbidden(self, session: Session | None) -> Response: ...
+    def sign_in_page(
+        self, request: Request, message: str = "", status: int = 200, username: str = ""
+    ) -> Response: ...
+    async def open_session(
+        self, request: Request, desk: Desk, moving_on: bool = False
+    ) -> Response: ...
 
 
 def hashed(text: str) -> str:
@@ -190,12 +216,10 @@ def ended(portal: Portal, message: str, status: int) -> Response:
 
 async def start(portal: Portal, request: Request) -> Response:
     """The "Sign in with …" button: a new flow, and the browser sent to Entra."""
-    from bitkey_dir.portal.app import forbidden
-
     session, _ = portal.current(request)
     form = await request.form(**FORM_LIMITS)
     if session is None or not csrf_matches(session.csrf, form):
-        return forbidden(session, portal)
+        return portal.forbidden(session)
     source = field(form, "source", 64)
     if source not in portal.settings.entra:
         return portal.sign_in_page(request, "Choose a directory to sign in with.", 400)

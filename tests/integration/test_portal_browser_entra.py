@@ -22,9 +22,9 @@ import pytest
 
 from examples.lab.graph_emulator import GraphEmulator, User
 from tests.command_line import take_trail_entries, toml_value
+from tests.integration.browsers import chromium
 from tests.integration.fixtures import SECRET, SOURCE, Entra, free_port
 from tests.integration.portal_entra import AGENT_PASSWORD, SCOPES
-from tests.integration.test_portal_browser import chromium
 
 pytestmark = pytest.mark.integration
 UPN = "agent@contoso.onmicrosoft.com"
