@@ -317,6 +317,12 @@ def cases(hung_port: int) -> list[Case]:
         Case("rotate --wait -5", ["rotate", "-k", KEY_ID, "-s", keys, "--wait", "-5"], (2,)),
         Case("rotate --wait a year", ["rotate", "-k", KEY_ID, "-s", keys, "-w", "31536000"], (2,)),
         Case("rotate --wait not a number", ["rotate", "-k", KEY_ID, "-s", keys, "-w", "x"], (2,)),
+        Case("find --wait without --rotate", ["find", "-k", KEY_ID, "-s", keys, "-w", "30"], (2,)),
+        Case(
+            "find --rotate --wait a year",
+            ["find", "-k", KEY_ID, "-s", keys, "--rotate", "-w", "31536000"],
+            (2,),
+        ),
         Case(
             "rotate 8 digits of two hostile names",
             ["rotate", "-k", KEY_ID[:8], "-s", "WORK/twins"],

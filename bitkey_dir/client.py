@@ -136,6 +136,7 @@ class Client:
         use_index: bool = True,
         key_package: PathName | None = None,
         then_rotate: bool = False,
+        wait: float | None = None,
     ) -> LookupResult:
         """Keys by Key ID (full, or 8 or more digits) or computer name (``*`` matches any
         characters), from ``sources`` (names, key file paths, ldaps:// URLs; default: the
@@ -150,8 +151,8 @@ class Client:
         trail, exactly the keys whose password was revealed are rotated, each in the source
         that held it: ``result.rotations`` holds one RotateResult per key and source, and
         ``result.exit_code`` stays the lookup's unless a rotation failed (3 for a missing
-        right, else 4). Nothing is rotated unless a password was found.
-        """
+        right, else 4). Nothing is rotated unless a password was found. ``wait`` (seconds,
+        with ``then_rotate``) follows each rotation up as :meth:`rotate` does."""
         from bitkey_dir.ops import lookup
 
         names = _names(sources)
@@ -169,6 +170,7 @@ class Client:
                 use_index=use_index,
                 key_package=package,
                 then_rotate=then_rotate,
+                wait=wait,
             )
 
         _holds_passwords()
