@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import ClassVar, Final, TypeVar
 
-from bitkey_dir.core.errors import BitkeyError, InputError
+from bitkey_dir.core.errors import AuthError, BitkeyError, InputError
 from bitkey_dir.core.model import (
     ComputerName,
     KeyEntry,
@@ -40,6 +40,7 @@ from bitkey_dir.core.rights import Holder
 from bitkey_dir.core.rotation import Progress, Rotation
 from bitkey_dir.runtime.config import Settings
 from bitkey_dir.runtime.credentials import Secret, Wanted
+from bitkey_dir.runtime.delegation import WebSignIn
 from bitkey_dir.sources.base import (
     AuthStatus,
     Check,
@@ -162,6 +163,21 @@ class EntraSource:
             environment=bool(wanted and credentials.in_environment(wanted)),
             tokens=tokens,
         )
+
+    # -- agents signed in through a browser (the portal) ----------------------------------
+
+    def web_sign_in(self, read_groups: bool = False) -> WebSignIn:
+        """Authorization code flows with PKCE for this source's app registration, its
+        client secret or certificate authenticating the app (web_signin.py)."""
+        from bitkey_dir.sources.entra.web_signin import WebSignIn as Flows
+
+        return Flows(self.sign_in, read_groups=read_groups)
+
+    def own_groups(self, warn: Warn) -> list[str]:
+        """Object IDs of the signed-in user's groups, nested ones too (transitiveMemberOf)."""
+        from bitkey_dir.sources.entra.groups import own_groups
+
+        return own_groups(self.sign_in)
 
     # -- doctor -------------------------------------------------------------------------
 
@@ -288,11 +304,13 @@ class EntraSource:
         if key_id.is_full:
             key = await self._read_key(graph, str(key_id).lower(), {}, warn)
             if key is None:
+                self._refuse_without_a_role(f"Key ID {key_id}")
                 warn(self._not_found_hint(f"Key ID {key_id}"))
             return await self._named(graph, [key] if key is not None else [], warn)
         listed = await listings.list_keys(graph)
         wanted = [meta for meta in listed if key_id.matches(KeyId.parse(meta["id"]))]
         if not wanted:
+            self._refuse_without_a_role(f"Key ID {key_id}")
             warn(self._not_found_hint(f"Key ID {key_id}"))
             return []
         return await self._named(graph, await self._read_keys(graph, wanted, {}, warn), warn)
@@ -313,6 +331,22 @@ class EntraSource:
             replace(key, computer=names.get(key.device_id or "")) if not key.computer else key
             for key in keys
         ]
+
+    def _refuse_without_a_role(self, what: str) -> None:
+        """Nothing found for a signed-in user whose token names no directory role that reads
+        keys (``wids``, built-in roles only): that is "no right to read", not "not found",
+        since Graph lists only the keys of devices they own."""
+        from bitkey_dir.sources.entra.diagnosis import KEY_READING_ROLES, role_ids, token_claims
+
+        if self.sign_in.auth in APP_AUTH:
+            return
+        held = role_ids(token_claims(self.sign_in.token()[0]))
+        if held is not None and not set(held) & set(KEY_READING_ROLES):
+            raise AuthError(
+                f"{self.sign_in.principal} holds none of the Entra roles that read BitLocker "
+                f"keys ({ROLES}): nothing found for {what}, and only keys of devices they own "
+                "are readable to them"
+            )
 
     def _not_found_hint(self, what: str) -> str:
         return (

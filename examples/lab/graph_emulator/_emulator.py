@@ -28,9 +28,11 @@ from ._identity import Identity, OAuthError
 from ._model import (
     App,
     AuditEvent,
+    AuthCode,
     Device,
     DeviceCode,
     Fault,
+    Group,
     KeyRead,
     ManagedDevice,
     RecoveryKey,
@@ -94,6 +96,10 @@ class GraphEmulator:
         self.tenants: dict[str, Tenant] = {}  # by lower-case tenant ID
         self.apps: dict[str, App] = {}  # every app registration, by lower-case client ID
         self.device_codes: dict[str, DeviceCode] = {}
+        self.auth_codes: dict[str, AuthCode] = {}  # authorization codes, by code
+        self.authorize_requests: dict[str, dict[str, str]] = {}  # sign-in pages shown, by id
+        self.auth_code_lifetime = 600  # "codes are short lived, about 10 minutes"
+        self.groups_claim_limit = 200  # JWT ID tokens: more groups is the overage claim
         self.refresh_grants: dict[str, RefreshGrant] = {}
         self.faults: list[Fault] = []
         self.errors: list[str] = []  # tracebacks of emulator bugs (answered with 500)
@@ -280,6 +286,8 @@ class GraphEmulator:
         delegated_scopes: Iterable[str] = (),
         app_roles: Iterable[str] = (),
         multi_tenant: bool = False,
+        redirect_uris: Iterable[str] = (),
+        group_membership_claims: str | None = None,
     ) -> App:
         """Register an app in the home tenant (see Tenant.add_app); `delegated_scopes` /
         `app_roles` are admin-consented Graph permissions (e.g. "BitlockerKey.Read.All")."""
@@ -292,6 +300,8 @@ class GraphEmulator:
             delegated_scopes=delegated_scopes,
             app_roles=app_roles,
             multi_tenant=multi_tenant,
+            redirect_uris=redirect_uris,
+            group_membership_claims=group_membership_claims,
         )
 
     def add_user(
@@ -301,12 +311,27 @@ class GraphEmulator:
         display_name: str | None = None,
         roles: Iterable[str] = (),
         user_id: str | None = None,
+        password: str | None = None,
     ) -> User:
         """Add a user to the home tenant; `roles` are directory role names such as
-        "Helpdesk Administrator"."""
+        "Helpdesk Administrator"; `password` lets them sign in on the /authorize page."""
         return self.home.add_user(
-            user_principal_name, display_name=display_name, roles=roles, user_id=user_id
+            user_principal_name,
+            display_name=display_name,
+            roles=roles,
+            user_id=user_id,
+            password=password,
         )
+
+    def add_group(
+        self,
+        display_name: str,
+        members: Iterable[User | Group] = (),
+        *,
+        group_id: str | None = None,
+    ) -> Group:
+        """A security group in the home tenant (see Tenant.add_group)."""
+        return self.home.add_group(display_name, members, group_id=group_id)
 
     def add_custom_role(
         self, display_name: str, actions: Iterable[str], members: Iterable[User] = ()
@@ -504,10 +529,14 @@ class GraphEmulator:
         kid = self.pki.signing_kid
         return sign_jwt(claims, self.pki.signing_key, {"kid": kid, "x5t": kid})
 
-    def mint_id_token(self, app: App, user: User, tenant: Tenant | None = None) -> str:
+    def mint_id_token(
+        self, app: App, user: User, tenant: Tenant | None = None, nonce: str | None = None
+    ) -> str:
+        """An ID token (v2.0); `groups` when the app's manifest asks for group claims, or the
+        overage claim instead when the user is in more groups than a JWT may carry."""
         tenant = tenant or self.find_tenant(user.tenant_id or self.tenant_id) or self.home
         now = int(self.now())
-        claims = {
+        claims: dict[str, Any] = {
             "aud": app.client_id,
             "iss": tenant.issuer,
             "iat": now,
@@ -521,6 +550,21 @@ class GraphEmulator:
             "uti": secrets.token_urlsafe(16),
             "ver": "2.0",
         }
+        if nonce is not None:
+            claims["nonce"] = nonce
+        if app.group_membership_claims:
+            groups = [g.id for g in tenant.transitive_groups(user) if g.security_enabled]
+            if len(groups) > self.groups_claim_limit:
+                # "Group overage claim": the app reads the groups from Graph instead.
+                claims["_claim_names"] = {"groups": "src1"}
+                claims["_claim_sources"] = {
+                    "src1": {
+                        "endpoint": f"https://graph.windows.net/{tenant.tenant_id}/users/"
+                        f"{user.id}/getMemberObjects"
+                    }
+                }
+            else:
+                claims["groups"] = groups
         kid = self.pki.signing_kid
         return sign_jwt(claims, self.pki.signing_key, {"kid": kid})
 

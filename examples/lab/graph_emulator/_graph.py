@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote as urlquote
 
-from . import _audit, _delta, _intune, _policies, _roles
+from . import _audit, _delta, _groups, _intune, _policies, _roles
 from ._crypto import JwtError, unverified_parts, verify_signature
 from ._generated import Chain, DeviceSegment, GeneratedKeys, KeySegment, ListSegment
 from ._http import Request, Response, json_response
@@ -247,6 +247,12 @@ class Graph:
         if _delta.is_delta(lowered):
             require_get(request)
             return _delta.devices_delta(self, request, principal)
+        if lowered in (
+            ["me", "transitivememberof"],
+            ["me", "transitivememberof", "microsoft.graph.group"],
+        ):
+            require_get(request)
+            return _groups.transitive_member_of(self, request, principal)
         if lowered == ["policies", "authorizationpolicy"]:
             return _policies.authorization_policy(self, request, principal)
         if lowered == ["rolemanagement", "directory", "roledefinitions"]:

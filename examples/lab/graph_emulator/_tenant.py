@@ -20,6 +20,7 @@ from ._model import (
     AuditEvent,
     Device,
     Fault,
+    Group,
     KeyRead,
     ManagedDevice,
     RecoveryKey,
@@ -54,6 +55,7 @@ class Tenant:
         self.tenant_id = tenant_id
         self.domains = [domain]
         self.users: dict[str, User] = {}
+        self.groups: dict[str, Group] = {}  # security groups, by object ID
         self.devices: list[Device] = []
         self.recovery_keys: dict[str, RecoveryKey] = {}  # explicit keys, by lower-case ID
         self.generated: list[GeneratedKeys] = []  # generated blocks, in the order added
@@ -176,10 +178,14 @@ class Tenant:
         delegated_scopes: Iterable[str] = (),
         app_roles: Iterable[str] = (),
         multi_tenant: bool = False,
+        redirect_uris: Iterable[str] = (),
+        group_membership_claims: str | None = None,
     ) -> App:
         """Register an app in this tenant, with its service principal here; `delegated_scopes`
         / `app_roles` are admin-consented Graph permissions (e.g. "BitlockerKey.Read.All").
-        A `multi_tenant` app can be consented to in other tenants with `consent`."""
+        A `multi_tenant` app can be consented to in other tenants with `consent`.
+        `redirect_uris`: its web redirect URIs (authorization code flow);
+        `group_membership_claims` ("SecurityGroup"): ID tokens carry a `groups` claim."""
         if isinstance(certificate, ClientCertificate):
             certificate = certificate.certificate
         app = App(
@@ -192,6 +198,8 @@ class Tenant:
             app_roles={permission(p) for p in app_roles},
             tenant_id=self.tenant_id,
             multi_tenant=multi_tenant,
+            redirect_uris=list(redirect_uris),
+            group_membership_claims=group_membership_claims,
         )
         emulator = self.emulator
         with emulator.lock:
@@ -248,8 +256,10 @@ class Tenant:
         display_name: str | None = None,
         roles: Iterable[str] = (),
         user_id: str | None = None,
+        password: str | None = None,
     ) -> User:
-        """Add a user; `roles` are directory role names such as "Helpdesk Administrator"."""
+        """Add a user; `roles` are directory role names such as "Helpdesk Administrator";
+        `password` lets them sign in on the /authorize page."""
         role_set = set(roles)
         unknown = role_set - set(ROLE_TEMPLATE_IDS)
         if unknown:
@@ -262,10 +272,43 @@ class Tenant:
             display_name=display_name or user_principal_name.split("@", maxsplit=1)[0],
             roles=role_set,
             tenant_id=self.tenant_id,
+            password=password,
         )
         with self.emulator.lock:
             self.users[user.id] = user
         return user
+
+    def add_group(
+        self,
+        display_name: str,
+        members: Iterable[User | Group] = (),
+        *,
+        group_id: str | None = None,
+    ) -> Group:
+        """A security group of users and groups (nested groups count for their members)."""
+        group = Group(group_id or str(uuid.uuid4()), display_name, {m.id for m in members})
+        with self.emulator.lock:
+            self.groups[group.id] = group
+        return group
+
+    def user_named(self, name: str) -> User | None:
+        """The user whose UPN is `name` (case ignored)."""
+        wanted = name.strip().lower()
+        return next(
+            (u for u in list(self.users.values()) if u.user_principal_name.lower() == wanted),
+            None,
+        )
+
+    def transitive_groups(self, user: User) -> list[Group]:
+        """The groups `user` is in, directly or through nested groups, in the order added."""
+        with self.emulator.lock:
+            within = {user.id}
+            grew = True
+            while grew:
+                before = len(within)
+                within |= {g.id for g in self.groups.values() if g.members & within}
+                grew = len(within) != before
+            return [g for g in self.groups.values() if g.id in within]
 
     def add_custom_role(
         self, display_name: str, actions: Iterable[str], members: Iterable[User] = ()
