@@ -164,7 +164,7 @@ def test_a_vanished_device_keeps_its_keys_until_the_next_full_listing(
 ) -> None:
     index = tmp_path / "index.sqlite3"
     assert refresh(cloud, "full", index).code == 0
-    graph.add_fault(KEY_LIST, status=404, in_batch=True, times=1)
+    graph.add_fault(KEY_LIST, status=404, in_batch=True, times=3)  # PC-000 to PC-002
     done = refreshed(refresh(cloud, "devices", index))
-    assert done["vanished"] == 1
+    assert done["vanished"] == 3
     assert rows(index) == full_listing(cloud, tmp_path)  # its keys were kept
