@@ -177,7 +177,7 @@ def test_an_entra_agent_signs_in_reads_a_key_and_signs_out_and_one_without_a_rol
     wait_for("#answer")
     page = browser.find_element(By.TAG_NAME, "main").text
     assert "no right to read" in page
-    assert "holds none of the Entra roles that read BitLocker keys" in page
+    assert "holds none of the built-in Entra roles that read" in page
     assert password.split("-")[0] not in browser.page_source
     shot("5-no-role")
     assert take_trail_entries() == []

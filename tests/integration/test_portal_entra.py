@@ -112,7 +112,7 @@ def test_an_agent_without_an_entra_role_is_told_so_and_sees_no_password(
     response = agent.look_up(KEY[:8])
     assert response.status_code == 200
     assert "no right to read" in agent.last
-    assert "holds none of the Entra roles that read BitLocker keys" in agent.last
+    assert "holds none of the built-in Entra roles that read" in agent.last
     assert "No recovery key found" not in agent.last
     nothing_secret(agent, graph)
     assert take_trail_entries() == []

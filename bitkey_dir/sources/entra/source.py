@@ -343,9 +343,10 @@ class EntraSource:
         held = role_ids(token_claims(self.sign_in.token()[0]))
         if held is not None and not set(held) & set(KEY_READING_ROLES):
             raise AuthError(
-                f"{self.sign_in.principal} holds none of the Entra roles that read BitLocker "
-                f"keys ({ROLES}): nothing found for {what}, and only keys of devices they own "
-                "are readable to them"
+                f"{self.sign_in.principal} holds none of the built-in Entra roles that read "
+                f"BitLocker keys ({ROLES}): nothing found for {what}, and only keys of devices "
+                "they own are readable to them (a custom role that reads keys does not show in "
+                "the token: with one, the key may not exist)"
             )
 
     def _not_found_hint(self, what: str) -> str:
