@@ -16,6 +16,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Final, TypeVar
 
 from bitkey_dir.core.env import CONFIG_ENV
@@ -395,11 +396,14 @@ def _parse_sources(tables: object, path: Path, base_dir: Path) -> dict[str, Sour
             raise ConfigError(f'{where}: missing key \'type\' (expected "ad", "entra" or "file")')
         ages = {key: _duration(table.get(key), f"{where}.{key}") for key in INDEX_AGES}
         settings = Settings(table, where, base_dir)
+        max_age = ages["index_max_age"]
+        if max_age is None and table.get("index_max_age") != OFF:
+            max_age = DEFAULT_MAX_AGE.get(source_type)
         sources[name] = SourceConfig(
             name,
             source_type,
             settings,
-            ages["index_max_age"],
+            max_age,
             index_devices_age=_or(ages["index_devices_age"], SourceConfig.index_devices_age),
             index_full_age=_or(ages["index_full_age"], SourceConfig.index_full_age),
         )
@@ -411,14 +415,19 @@ def _or(value: float | None, default: float) -> float:
 
 
 INDEX_AGES: Final = ("index_max_age", "index_devices_age", "index_full_age")
+OFF: Final = "off"  # index_max_age = "off": only `index refresh` refreshes
+# A source whose refresh of changed devices costs one request when nothing changed keeps its
+# index fresh by itself; the others (a listing whole each time) only when asked to.
+DEFAULT_MAX_AGE: Final = MappingProxyType({"entra": 900.0})
 _DURATION: Final = re.compile(r"([0-9]{1,7})\s*([smhd]?)")
 _UNIT_SECONDS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _LONGEST: Final = 366 * 86400
 
 
 def _duration(value: object, where: str) -> float | None:
-    """A duration such as 3600, "90m", "12h" or "7d" in seconds (None when not given)."""
-    if value is None:
+    """A duration such as 3600, "90m", "12h" or "7d" in seconds (None when not given, or
+    index_max_age "off")."""
+    if value is None or (value == OFF and where.endswith(".index_max_age")):
         return None
     expected = 'a duration such as "30m", "12h" or "7d" (or seconds), at most a year'
     if isinstance(value, bool):

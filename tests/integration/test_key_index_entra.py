@@ -247,3 +247,32 @@ def test_an_index_of_another_tenant_under_the_same_name_is_not_used(
     assert outcome.code == 0, outcome.err
     assert json.loads(outcome.out)["index"]["used"] == []
     assert graph.count(KEY_LIST, method="GET") == 6
+
+
+def test_an_entra_source_keeps_its_index_fresh_by_default(
+    cloud: Entra, graph: GraphEmulator
+) -> None:
+    """index_max_age is 15 minutes unless the config says otherwise: the first 8-digit lookup
+    builds the index device by device, the next one within the quarter-hour lists nothing;
+    "off" leaves the lookup live, as before."""
+    wanted = next(iter(graph.recovery_keys.values()))
+    first = cloud.find("--key-id", wanted.id[:8], index_max_age=None)
+    assert first.code == 0, first.err
+    assert "refreshing the Key ID index of cloud" in first.err
+    assert graph.count(KEY_LIST, method="GET", via_batch=False) == 0
+    graph.clear_requests()
+    again = cloud.find("--key-id", wanted.id[:8], index_max_age=None)
+    assert again.code == 0, again.err
+    assert json.loads(again.out)["index"]["used"] == ["cloud"]
+    assert graph.count(KEY_LIST, method="GET") == 0
+    status = invoke_with(cloud.config(index_max_age=None), "index", "status", **cloud.checks)
+    assert "index_max_age 15 min" in status.out, status.out
+
+
+def test_index_max_age_off_keeps_an_entra_lookup_live(cloud: Entra, graph: GraphEmulator) -> None:
+    wanted = next(iter(graph.recovery_keys.values()))
+    outcome = cloud.find("--key-id", wanted.id[:8], index_max_age="off")
+    assert outcome.code == 0, outcome.err
+    assert "refreshing" not in outcome.err
+    assert graph.count(KEY_LIST, method="GET") == 6  # the whole listing, page after page
+    assert not list(Path.home().rglob("key-index.sqlite3"))

@@ -210,6 +210,30 @@ def test_index_max_age_reads_durations(value: object, seconds: float) -> None:
     assert config.sources["share"].index_max_age == seconds
 
 
+@pytest.mark.parametrize(
+    ("source", "given", "seconds"),
+    [
+        ({"type": "entra", "tenant_id": "t", "client_id": "c"}, {}, 900.0),
+        ({"type": "entra", "tenant_id": "t", "client_id": "c"}, {"index_max_age": "off"}, None),
+        ({"type": "entra", "tenant_id": "t", "client_id": "c"}, {"index_max_age": "2h"}, 7200.0),
+        ({"type": "file", "path": ["x"]}, {}, None),
+        ({"type": "ad", "servers": ["ldaps://dc"]}, {}, None),
+    ],
+)
+def test_only_an_entra_source_refreshes_its_index_by_default(
+    source: dict[str, object], given: dict[str, object], seconds: float | None
+) -> None:
+    """Its refresh of changed devices is one request when nothing changed; the others
+    would list everything before each lookup."""
+    config = parse_config({"sources": {"s": source | given}}, Path("c.toml"))
+    assert config.sources["s"].index_max_age == seconds
+
+
+def test_off_is_no_age_of_the_other_refreshes() -> None:
+    with pytest.raises(ConfigError, match=r"sources\.s\.index_full_age: expected a duration"):
+        parse_config({"sources": {"s": {"type": "entra", "index_full_age": "off"}}}, Path("c.toml"))
+
+
 @pytest.mark.parametrize("value", [0, -5, True, "soon", "5 weeks", "400d", 10**12, [1]])
 def test_index_max_age_refuses_what_is_not_a_duration(value: object) -> None:
     with pytest.raises(ConfigError, match=r"sources\.share\.index_max_age: expected a duration"):
