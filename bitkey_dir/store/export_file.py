@@ -68,11 +68,18 @@ def _json_chunks(
         + json.dumps({"source": source, "exported": exported, "bitkey_dir": __version__})
         + ',\n"keys": [\n'
     ).encode()
-    first = True
+    # Records go out in chunks of about 64 KiB: a write per key costs more than its record.
+    lines: list[str] = []
+    size = 0
+    lead = b""  # what separates a chunk from the records before it
     for key in keys:
-        line = key_json(key, key_package=key_packages)
-        yield ((b"" if first else b",\n") + line.encode())
-        first = False
+        lines.append(key_json(key, key_package=key_packages))
+        size += len(lines[-1])
+        if size > 65536:
+            yield lead + ",\n".join(lines).encode()
+            lead, lines, size = b",\n", [], 0
+    if lines:
+        yield lead + ",\n".join(lines).encode()
     yield b"\n]}\n"
 
 

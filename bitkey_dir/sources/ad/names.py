@@ -138,6 +138,24 @@ def dn_levels(dn: str) -> list[str]:
     return _split_unescaped(dn, ",")
 
 
+def dn_head(dn: str) -> tuple[str, str | None, str]:
+    r"""A DN's first RDN, its second (None when it has one RDN) and the DN above those two,
+    still escaped: ``dn_levels(dn)[0]``, ``[1]`` and ``",".join(dn_levels(dn)[2:])``, without
+    splitting the whole DN (a key read per recovery object).
+
+    >>> dn_head(r"CN=2024\+05:30{A},CN=PC\,1,OU=Corp,DC=x")
+    ('CN=2024\\+05:30{A}', 'CN=PC\\,1', 'OU=Corp,DC=x')
+    """
+    if "\\" not in dn or dn.count("\\") == dn.count("\\+"):
+        parts = dn.split(",", 2)  # no escaped separator: _split_unescaped's two fast cases
+    else:
+        levels = _split_unescaped(dn, ",")
+        parts = [*levels[:2], ",".join(levels[2:])] if len(levels) > 2 else levels
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    return parts[0], parts[1] if len(parts) > 1 else None, ""
+
+
 def parent_dn(dn: str) -> str:
     """The DN one level up, keeping the server's escaping.
 
@@ -182,7 +200,7 @@ def parse_recovery_name(name: str) -> RecoveryName:
 
 def recovery_created(name: str) -> datetime | None:
     """Only the date of a recovery object's name: what the export and audit loops need."""
-    match = _RECOVERY_NAME.match(deleted_name(name))
+    match = _RECOVERY_NAME.match(name if "\n" not in name else deleted_name(name))
     return _created(match) if match is not None else None
 
 
