@@ -18,6 +18,7 @@ from bitkey_dir.sources.ad.filters import (
     wildcard_filter_value,
 )
 from bitkey_dir.sources.ad.names import (
+    dn_head,
     dn_levels,
     guid_from_bytes,
     key_id_from_bytes,
@@ -198,6 +199,12 @@ def test_dn_levels_split_only_at_unescaped_commas(dn: str) -> None:
     levels = dn_levels(dn)
     assert levels == _reference_split(dn)
     assert ",".join(levels) == dn
+
+
+@given(st.text(alphabet="a=\\,+5C ", max_size=40))
+def test_dn_head_is_the_first_two_levels_and_the_rest(dn: str) -> None:
+    levels = _reference_split(dn)
+    assert dn_head(dn) == (levels[0], levels[1] if len(levels) > 1 else None, ",".join(levels[2:]))
 
 
 @given(st.text(alphabet="a=\\,+5C {}-:0", max_size=40))
