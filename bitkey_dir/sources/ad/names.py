@@ -180,6 +180,7 @@ class RecoveryName:
 
 
 _RECOVERY_NAME: Final = re.compile(r"^(?P<created>[^{]*)\{(?P<guid>[0-9A-Fa-f-]{36})\}")
+_NAME_GUID: Final = re.compile(r"[0-9A-Fa-f-]{36}\}")  # what follows that "{"
 
 
 def parse_recovery_name(name: str) -> RecoveryName:
@@ -200,8 +201,17 @@ def parse_recovery_name(name: str) -> RecoveryName:
 
 def recovery_created(name: str) -> datetime | None:
     """Only the date of a recovery object's name: what the export and audit loops need."""
-    match = _RECOVERY_NAME.match(name if "\n" not in name else deleted_name(name))
-    return _created(match) if match is not None else None
+    if "\n" in name:
+        name = deleted_name(name)
+    # _RECOVERY_NAME's match, without its groups: the date is what comes before the first "{".
+    at = name.find("{")
+    if at < 0 or _NAME_GUID.match(name, at + 1) is None:
+        return None
+    try:
+        created = datetime.fromisoformat(name[:at].strip())
+    except ValueError:
+        return None
+    return created if created.utcoffset() is not None else None
 
 
 def _created(match: re.Match[str]) -> datetime | None:
