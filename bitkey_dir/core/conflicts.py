@@ -26,7 +26,7 @@ from bitkey_dir.core.model import RecoveryKey
 _NAMED_AT_MOST: Final = 5  # computers named in one message; more are counted
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Holder:
     """Who holds a key, as far as a source says: a computer name and a device ID."""
 

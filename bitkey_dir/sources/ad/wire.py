@@ -85,6 +85,22 @@ def _expect(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
     return start, stop
 
 
+def _short_element(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
+    """What _expect gives, without its general length reading for the usual short forms."""
+    if pos + 3 <= end and data[pos] == tag:
+        form = data[pos + 1]
+        if form < 0x80:
+            start, stop = pos + 2, pos + 2 + form
+        elif form == 0x81:
+            start, stop = pos + 3, pos + 3 + data[pos + 2]
+        else:
+            return _expect(data, pos, end, tag)
+        if stop > end:
+            raise WireError("a reply ends inside an element")
+        return start, stop
+    return _expect(data, pos, end, tag)
+
+
 def _integer(data: bytes, start: int, stop: int) -> int:
     if start == stop:  # X.690 8.3.1: at least one content octet
         raise WireError("a reply has an empty integer")
@@ -93,16 +109,11 @@ def _integer(data: bytes, start: int, stop: int) -> int:
 
 def decode_entry(data: bytes, pos: int, end: int) -> Entry:
     """A SearchResultEntry's contents: the object's DN and its attributes' values."""
-    # The DN (a recovery object's: over 127 bytes) with a one-byte long-form length.
-    if pos + 3 <= end and data[pos] == _OCTETS and data[pos + 1] == 0x81:
-        start = pos + 3
-        stop = start + data[pos + 2]
-        if stop > end:
-            raise WireError("a reply ends inside an element")
-    else:
-        start, stop = _expect(data, pos, end, _OCTETS)
+    # The DN, then the attributes' sequence, read here when their lengths take at most one
+    # byte (a recovery object's: 100 to 200 bytes); _expect reads any other form.
+    start, stop = _short_element(data, pos, end, _OCTETS)
     dn = data[start:stop].decode("utf-8", "replace")
-    pos, end = _expect(data, stop, end, _SEQUENCE)
+    pos, end = _short_element(data, stop, end, _SEQUENCE)
     attributes: dict[str, list[bytes]] = {}
     names = _NAMES
     while pos < end:
