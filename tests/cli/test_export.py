@@ -37,7 +37,7 @@ from bitkey_dir.runtime.encryption import (
     uses_passphrase,
 )
 from bitkey_dir.sources.files.source import FileSource
-from bitkey_dir.store.export_file import Encryption, write_export
+from bitkey_dir.store.export_file import JSON_CHUNK, Encryption, write_export
 from tests.command_line import invoke, invoke_with, run_process, trail_entries
 from tests.conftest import EXAMPLES, example_key_data
 from tests.import_probe import imported_by
@@ -264,18 +264,18 @@ def _many_keys(count: int) -> list[RecoveryKey]:
 
 
 def _chunk_ends(keys: list[RecoveryKey]) -> list[int]:
-    """After how many keys the JSON writer starts a new chunk (every 64 KiB of records)."""
+    """After how many keys the JSON writer starts a new chunk (every JSON_CHUNK bytes)."""
     ends, size = [], 0
     for count, key in enumerate(keys, start=1):
         size += len(key_json(key))
-        if size > 65536:
+        if size > JSON_CHUNK:
             ends.append(count)
             size = 0
     return ends
 
 
 def test_a_json_export_is_valid_json_wherever_its_chunks_end(tmp_path: Path) -> None:
-    keys = _many_keys(700)
+    keys = _many_keys(100)
     first = _chunk_ends(keys)[0]
     for count in (first - 1, first, first + 1, len(keys)):
         out = tmp_path / f"{count}.json"
