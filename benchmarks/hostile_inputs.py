@@ -93,6 +93,12 @@ def write(path: Path, data: bytes | str) -> None:
         path.write_bytes(data)
 
 
+ENTRA = (
+    '[sources.cloud]\ntype = "entra"\ntenant_id = "00000000-0000-0000-0000-000000000001"\n'
+    'client_id = "00000000-0000-0000-0000-000000000002"\nauth = "client-secret"\n'
+)
+
+
 def cases(hung_port: int) -> list[Case]:
     keys = str(ROOT / "examples" / "keys")
     deep = "*a" * 30 + "*b"
@@ -317,6 +323,12 @@ def cases(hung_port: int) -> list[Case]:
         Case("rotate --wait -5", ["rotate", "-k", KEY_ID, "-s", keys, "--wait", "-5"], (2,)),
         Case("rotate --wait a year", ["rotate", "-k", KEY_ID, "-s", keys, "-w", "31536000"], (2,)),
         Case("rotate --wait not a number", ["rotate", "-k", KEY_ID, "-s", keys, "-w", "x"], (2,)),
+        Case("find --wait without --rotate", ["find", "-k", KEY_ID, "-s", keys, "-w", "30"], (2,)),
+        Case(
+            "find --rotate --wait a year",
+            ["find", "-k", KEY_ID, "-s", keys, "--rotate", "-w", "31536000"],
+            (2,),
+        ),
         Case(
             "rotate 8 digits of two hostile names",
             ["rotate", "-k", KEY_ID[:8], "-s", "WORK/twins"],
@@ -397,6 +409,37 @@ def cases(hung_port: int) -> list[Case]:
             env={"BITKEY_DIR_PASSWORD": "Not-Shown-4242"},
         ),
         *serve_cases(ad.format(port=1), config),
+        *entra_serve_cases(config),
+        Case("index refresh --how of no kind", ["index", "refresh", "--how", "sideways"], (2,)),
+        Case(
+            "index refresh --how full of a path given ad hoc",
+            ["index", "refresh", "--how", "full", "-s", keys],
+            (2,),
+        ),
+        Case(
+            "batches_in_flight of a thousand",
+            ["--config", "WORK/c.toml", "index", "refresh", "--how", "devices"],
+            (2,),
+            setup=config(ENTRA + "batches_in_flight = 1000\n"),
+        ),
+        Case(
+            "batches_in_flight that is a word",
+            ["--config", "WORK/c.toml", "index", "refresh"],
+            (2,),
+            setup=config(ENTRA + 'batches_in_flight = "many"\n'),
+        ),
+        Case(
+            "index_full_age of forever",
+            ["--config", "WORK/c.toml", "index", "status"],
+            (2,),
+            setup=config(ENTRA + 'index_full_age = "forever"\n'),
+        ),
+        Case(
+            "index_devices_age of ten years",
+            ["--config", "WORK/c.toml", "index", "refresh", "--due"],
+            (2,),
+            setup=config(ENTRA + 'index_devices_age = "3650d"\n'),
+        ),
     ]
 
 
@@ -513,6 +556,35 @@ def serve_cases(ad: str, config: Callable[[str], Callable[[Path], None]]) -> lis
         case("a syslog that is no URL", loop, serve + 'syslog = "host:514"\n'),
         case("an advanced list of numbers", loop, serve + "advanced = [1, 2]\n"),
         case("BITKEY_DIR_PASSWORD set", loop, env={"BITKEY_DIR_PASSWORD": "not-a-real-secret"}),
+    ]
+
+
+def entra_serve_cases(config: Callable[[str], Callable[[Path], None]]) -> list[Case]:
+    """`serve` with an Entra sign-in source whose [serve] or source table is wrong or hostile."""
+    cloud = (
+        '[sources.cloud]\ntype = "entra"\ntenant_id = "contoso.onmicrosoft.com"\n'
+        'client_id = "11111111-2222-3333-4444-555555555555"\nauth = "client-secret"\n'
+    )
+    serve = cloud + '\n[serve]\nsign_in = ["cloud"]\nsessions = "WORK/s.sqlite"\n'
+    loop = ["--config", "WORK/c.toml", "serve", "--listen", "127.0.0.1:1"]
+
+    def case(name: str, text: str) -> Case:
+        return Case(f"serve, Entra: {name}", loop, (2,), setup=config(text))
+
+    return [
+        case("no public_url", serve),
+        case("public_url with a path", serve + 'public_url = "https://h/portal"\n'),
+        case("public_url in plain HTTP", serve + 'public_url = "http://helpdesk.corp"\n'),
+        case("public_url with an escape", serve + 'public_url = "https://h\x1b[2J"\n'),
+        case(
+            "public_url of 100,000 characters", serve + f'public_url = "https://{"h" * 100_000}"\n'
+        ),
+        case("public_url with a port too big", serve + 'public_url = "https://h:999999"\n'),
+        case("public_url with a password", serve + 'public_url = "https://u:Not-Shown-1@h"\n'),
+        case(
+            "a device-code source signing agents in",
+            serve.replace('"client-secret"', '"device-code"') + 'public_url = "https://h"\n',
+        ),
     ]
 
 

@@ -1,13 +1,19 @@
 """The Key ID index at scale, against the HTTPS Graph emulator (50 ms per request, 20 keys a page).
 
     .venv/bin/python benchmarks/key_index.py [--keys 100000] [--tenants 50] [--per-tenant 2000]
-        [--latency 0.05] [--runs 7] [--skip-cold]
+        [--latency 0.05] [--runs 7] [--skip-cold] [--in-flight 8]
+
+``--tenants 0`` skips the second estate.
 
 Two estates, each looked up with `bitkey-dir find --key-id <8 digits>` as whole processes:
 
-1. one tenant with ``--keys`` generated keys: the lookup without an index (cold: every page
-   of the tenant's keys is listed), `index refresh` (requests, wall time, the process's peak
-   RSS), then the lookup with the index (warm, median of ``--runs``);
+1. one tenant with ``--keys`` generated keys (2 a device): the lookup without an index (cold:
+   every page of the tenant's keys is listed); the three refreshes, each into its own index
+   file: `index refresh --how full` (the key listing one page after another, its floor the
+   pages times the latency), `--how devices` (every device's keys, 20 devices a $batch,
+   ``batches_in_flight`` at once), then `--how changes` on that index with nothing changed;
+   both indexes compared row by row (key IDs, devices, names, dates); then the lookup with
+   the index (warm, median of ``--runs``);
 2. ``--tenants`` tenants of ``--per-tenant`` keys each behind one multi-tenant app
    (``tenant_ids``): `index refresh` of every tenant, then the warm lookup of a key in the
    last tenant.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -36,6 +43,8 @@ from benchmarks.keyring_env import file_keyring_env, login  # noqa: E402
 from examples.lab.graph_emulator import GraphEmulator  # noqa: E402
 
 CLI = Path(sys.executable).with_name("bitkey-dir")
+INDEX_ENV = "BITKEY_DIR_INDEX"
+TIME = Path("/usr/bin/time")
 SECRET = "bench-secret"
 ROLES = ["BitlockerKey.Read.All", "Device.Read.All"]
 
@@ -49,6 +58,7 @@ def main() -> None:
     parser.add_argument("--page", type=int, default=20)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--skip-cold", action="store_true", help="skip the no-index lookup")
+    parser.add_argument("--in-flight", type=int, default=8, help="batches_in_flight")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bitkey-index-bench-"))
     with GraphEmulator(work / "graph") as graph:
@@ -58,25 +68,60 @@ def main() -> None:
             f"page; lookups are whole processes, wall time from start to exit\n"
         )
         big_tenant(graph, work, args)
-        print()
-        many_tenants(graph, work, args)
+        if args.tenants:
+            print()
+            many_tenants(graph, work, args)
 
 
 def big_tenant(graph: GraphEmulator, work: Path, args: argparse.Namespace) -> None:
     app = graph.add_app(public_client=False, secret=SECRET, app_roles=ROLES)
     graph.add_generated_keys(args.keys, seed=1, keys_per_device=2)
     wanted = graph.generated_key_id(args.keys * 2 // 3)
-    config = write_config(work / "big.toml", graph, app.client_id, [graph.tenant_id])
+    config = write_config(
+        work / "big.toml", graph, app.client_id, [graph.tenant_id], args.in_flight
+    )
     env = environment(work / "big-home")
     login(CLI, config, "cloud", SECRET, env)
     graph.latency = args.latency
-    print(f"1. one tenant, {args.keys:,} keys; looking up {wanted[:8]}")
+    pages = -(-args.keys // args.page)
+    print(
+        f"1. one tenant, {args.keys:,} keys on {-(-args.keys // 2):,} devices; looking up "
+        f"{wanted[:8]}; the full listing's floor: {pages:,} pages x "
+        f"{args.latency * 1000:.0f} ms = {pages * args.latency:.1f} s"
+    )
     if not args.skip_cold:
         report(
             "find, no index (cold)",
             [run(graph, config, env, "find", "-k", wanted[:8], "--no-index")],
         )
-    report("index refresh", [run(graph, config, env, "index", "refresh")], rss=True)
+    full, by_device = work / "full.sqlite3", work / "by-device.sqlite3"
+    refresh = ("index", "refresh", "--how")
+    full_env, device_env = {**env, INDEX_ENV: str(full)}, {**env, INDEX_ENV: str(by_device)}
+    listed = run(graph, config, full_env, *refresh, "full")
+    report("index refresh --how full (page by page)", [listed], rss=True)
+    fanned = run(graph, config, device_env, *refresh, "devices")
+    report(f"index refresh --how devices ({args.in_flight} batches)", [fanned], rss=True)
+    print(
+        f"   {'':<40} {listed.seconds / fanned.seconds:8.1f}x faster; "
+        f"{fanned.seconds / (pages * args.latency):.2f} of the floor; same rows: "
+        f"{same_rows(full, by_device)}",
+        flush=True,
+    )
+    quiet = run(graph, config, device_env, *refresh, "changes")
+    report("index refresh --how changes (none)", [quiet], rss=True)
+    print(
+        f"   {'':<40} {quiet.seconds / listed.seconds:8.3f} of the full listing's time, "
+        f"{quiet.seconds / fanned.seconds:.3f} of the refresh by device",
+        flush=True,
+    )
+    again = run(graph, config, device_env, *refresh, "devices")
+    report("index refresh --how devices (cursor held)", [again], rss=True)
+    print(
+        f"   {'':<40} {again.seconds / (pages * args.latency):8.2f} of the floor; same rows: "
+        f"{same_rows(full, by_device)}",
+        flush=True,
+    )
+    env = device_env
     warm = [run(graph, config, env, "find", "-k", wanted[:8]) for _ in range(args.runs)]
     report(f"find with the index (warm, {args.runs} runs)", warm)
     graph.latency = 0
@@ -112,17 +157,22 @@ def many_tenants(graph: GraphEmulator, work: Path, args: argparse.Namespace) -> 
 
 
 class Ran:
-    def __init__(self, seconds: float, rss_kib: int, requests: int) -> None:
+    def __init__(self, seconds: float, rss_kib: int, requests: int, items: int) -> None:
         self.seconds = seconds
         self.rss_kib = rss_kib
-        self.requests = requests
+        self.requests = requests  # HTTP requests
+        self.items = items  # requests inside $batch requests
 
 
 def run(graph: GraphEmulator, config: Path, env: dict[str, str], *args: str) -> Ran:
     graph.clear_requests()
+    # The peak RSS a child of this (large) process reports starts at this process's own:
+    # GNU time, a small process, runs the command and reports its peak alone.
+    measured = Path(tempfile.mkstemp(prefix="bitkey-rss-")[1])
+    timing = ["/usr/bin/time", "-f", "%M", "-o", str(measured)] if TIME.exists() else []
     start = time.perf_counter()
     process = subprocess.Popen(
-        [str(CLI), "--config", str(config), *args, "-f", "json"],
+        [*timing, str(CLI), "--config", str(config), *args, "-f", "json"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -134,7 +184,11 @@ def run(graph: GraphEmulator, config: Path, env: dict[str, str], *args: str) -> 
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(args)}: exit {process.returncode}: {errors.decode()}")
-    return Ran(seconds, usage.ru_maxrss, len(graph.requests))
+    served = graph.requests
+    items = sum(1 for record in served if record.via_batch)
+    peak = int(measured.read_text().split()[-1]) if timing else usage.ru_maxrss
+    measured.unlink()
+    return Ran(seconds, peak, len(served) - items, items)
 
 
 def report(label: str, runs: list[Ran], *, rss: bool = False) -> None:
@@ -143,12 +197,26 @@ def report(label: str, runs: list[Ran], *, rss: bool = False) -> None:
     if len(runs) > 1:
         line += f" (best {min(seconds):.2f})"
     line += f"  {runs[-1].requests:>6,} requests"
+    if runs[-1].items:
+        line += f" ({runs[-1].items:,} in $batch)"
     if rss:
         line += f"  peak RSS {runs[-1].rss_kib / 1024:.0f} MiB"
     print(line, flush=True)
 
 
-def write_config(path: Path, graph: GraphEmulator, client_id: str, tenants: list[str]) -> Path:
+def same_rows(one: Path, other: Path) -> str:
+    """Whether two index files hold the same keys, devices, names and dates."""
+    query = "SELECT key_id, computer, lower(device_id), created, deleted FROM keys"
+    with sqlite3.connect(one) as a, sqlite3.connect(other) as b:
+        left, right = set(a.execute(query)), set(b.execute(query))
+    if left == right:
+        return f"yes ({len(left):,} keys)"
+    return f"NO ({len(left - right):,} only in the first, {len(right - left):,} in the second)"
+
+
+def write_config(
+    path: Path, graph: GraphEmulator, client_id: str, tenants: list[str], in_flight: int = 8
+) -> Path:
     tenant_line = (
         f'tenant_id = "{tenants[0]}"'
         if len(tenants) == 1
@@ -158,7 +226,8 @@ def write_config(path: Path, graph: GraphEmulator, client_id: str, tenants: list
         '[defaults]\nsources = ["cloud"]\n[keyring]\nallow_plaintext = true\n'
         f'[sources.cloud]\ntype = "entra"\n{tenant_line}\nclient_id = "{client_id}"\n'
         f'auth = "client-secret"\nauthority_host = "{graph.base_url}"\n'
-        f'graph_url = "{graph.graph_url}"\nca_file = "{graph.ca_file}"\n',
+        f'graph_url = "{graph.graph_url}"\nca_file = "{graph.ca_file}"\n'
+        f"batches_in_flight = {in_flight}\n",
         encoding="utf-8",
     )
     return path

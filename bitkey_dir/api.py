@@ -101,6 +101,7 @@ def find_keys(
     use_index: bool = True,
     key_package: Path | None = None,
     then_rotate: bool = False,
+    wait: float | None = None,
     interaction: Interaction | None = None,
 ) -> LookupResult:
     """Keys by Key ID (full or 8+ digit prefix) or computer name, from configured or given
@@ -117,7 +118,8 @@ def find_keys(
     :class:`~bitkey_dir.ops.rotate.RotateResult` per key and source (Intune asked, or the
     manage-bde steps; a trail line per device), and ``result.exit_code`` stays the lookup's
     unless a rotation failed: 3 for a missing right, else 4. Nothing is rotated unless a
-    password was found (exit code 0).
+    password was found (exit code 0). ``wait`` (seconds, with ``then_rotate``) follows each
+    rotation up as ``rotate_keys(wait=...)`` does.
     """
     return _once("find_keys", Client.find, locals())
 
@@ -175,11 +177,13 @@ def refresh_index(
     *,
     sources: Sequence[str] = (),
     due_only: bool = False,
+    how: str = "auto",
     config: PathName | None = None,
     interaction: Interaction | None = None,
 ) -> RefreshResult:
     """List every key of the configured ``sources`` (default: all) into the Key ID index,
-    never a password; with ``due_only``, only those older than their ``index_max_age``."""
+    never a password; with ``due_only``, only those older than their ``index_max_age``;
+    ``how`` as in :meth:`Client.refresh_index`."""
     return _once("refresh_index", Client.refresh_index, locals())
 
 

@@ -136,6 +136,7 @@ class Client:
         use_index: bool = True,
         key_package: PathName | None = None,
         then_rotate: bool = False,
+        wait: float | None = None,
     ) -> LookupResult:
         """Keys by Key ID (full, or 8 or more digits) or computer name (``*`` matches any
         characters), from ``sources`` (names, key file paths, ldaps:// URLs; default: the
@@ -150,8 +151,8 @@ class Client:
         trail, exactly the keys whose password was revealed are rotated, each in the source
         that held it: ``result.rotations`` holds one RotateResult per key and source, and
         ``result.exit_code`` stays the lookup's unless a rotation failed (3 for a missing
-        right, else 4). Nothing is rotated unless a password was found.
-        """
+        right, else 4). Nothing is rotated unless a password was found. ``wait`` (seconds,
+        with ``then_rotate``) follows each rotation up as :meth:`rotate` does."""
         from bitkey_dir.ops import lookup
 
         names = _names(sources)
@@ -169,6 +170,7 @@ class Client:
                 use_index=use_index,
                 key_package=package,
                 then_rotate=then_rotate,
+                wait=wait,
             )
 
         _holds_passwords()
@@ -373,14 +375,15 @@ class Client:
 
     # -- the Key ID index ---------------------------------------------------------------
 
-    def refresh_index(self, *, sources: Sources = (), due_only: bool = False) -> RefreshResult:
-        """List every key of the configured ``sources`` (default: all) into the Key ID
-        index, never a password; with ``due_only``, only those older than their
-        ``index_max_age``."""
+    def refresh_index(
+        self, *, sources: Sources = (), due_only: bool = False, how: str = "auto"
+    ) -> RefreshResult:
+        """Every key of ``sources`` (default: all) into the Key ID index, never a password;
+        ``due_only``: those older than ``index_max_age``; ``how``: docs/COMMANDS.md."""
         from bitkey_dir.ops import index
 
-        names = _names(sources)
-        return self._call("refresh_index", lambda run: index.refresh(run, names, due_only=due_only))
+        work = lambda run: index.refresh(run, _names(sources), due_only=due_only, how=how)  # noqa: E731
+        return self._call("refresh_index", work)
 
     def index_status(self) -> IndexReport:
         """Each configured source's part of the Key ID index: when refreshed, how many keys."""

@@ -92,6 +92,16 @@ def find(
             help="Then have the keys shown replaced (see `bitkey-dir rotate`).",
         ),
     ] = False,
+    wait: Annotated[
+        int | None,
+        typer.Option(
+            "--wait",
+            "-w",
+            metavar="SECONDS",
+            help="With --rotate: then wait up to SECONDS for Intune to report each rotation "
+            "done, failed or not supported (as `bitkey-dir rotate --wait`).",
+        ),
+    ] = None,
     no_index: Annotated[
         bool,
         typer.Option(
@@ -115,7 +125,8 @@ def find(
     was found without a readable key package; then nothing is shown), 4 a source failed
     (and nothing was found), 5 one Key ID is escrowed for several computers or with several
     passwords (nothing is shown; the refusal is in the trail). With --rotate, 3 or 4 when
-    the rotation failed.
+    the rotation failed (with --wait: also 4 when a device reported it failed or not
+    supported; a rotation still pending when the wait ends leaves the exit code as it was).
     """
     from bitkey_dir.cli.rotate import show as show_rotation
     from bitkey_dir.ops import lookup
@@ -132,6 +143,7 @@ def find(
         use_index=not no_index,
         key_package=key_package,
         then_rotate=then_rotate,
+        wait=wait,
         shown=_shower(fmt),
     )
     for rotated in result.rotations:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -15,6 +16,14 @@ from bitkey_dir.cli.common import (
     run_for,
     wants_json,
 )
+
+
+class Refresh(StrEnum):
+    auto = "auto"
+    full = "full"
+    devices = "devices"
+    changes = "changes"
+
 
 index_app = typer.Typer(
     help="The Key ID index: where each key is (never a password), for fast lookups.",
@@ -37,11 +46,21 @@ def refresh(
         bool,
         typer.Option("--due", help="Only sources whose index is older than index_max_age."),
     ] = False,
+    how: Annotated[
+        Refresh,
+        typer.Option(
+            "--how",
+            help="auto: a full listing when index_full_age has passed, every device's keys "
+            "when index_devices_age has, else the devices changed since (Entra); full, "
+            "devices or changes: that one.",
+        ),
+    ] = Refresh.auto,
     output_format: ListingFormat = Listing.table,
     as_json: JsonFlag = False,
 ) -> None:
     """List every key of the sources (Key IDs, computers, dates; never a password) into the
-    index. A source that fails keeps its previous index.
+    index. A source that fails keeps its previous index. Entra sources are listed device
+    by device, many at once, or only their changed devices (--how).
 
     Exit codes: 0 done, 2 bad input (also: the path holds no index), 3 sign-in or rights,
     4 a source failed (or the index is damaged: bitkey-dir index clear).
@@ -49,7 +68,7 @@ def refresh(
     from bitkey_dir.ops import index
     from bitkey_dir.render import index as rendering
 
-    result = index.refresh(run_for(ctx), source or [], due_only=due)
+    result = index.refresh(run_for(ctx), source or [], due_only=due, how=how.value)
     if wants_json(output_format, as_json):
         typer.echo(rendering.refresh_json(result), nl=False)
     else:

@@ -1,45 +1,39 @@
 """The Key ID index as operations: refresh it from the sources, say what it holds, clear it.
 
 A refresh lists each source's keys without their passwords (``ListsKeys``; otherwise
-``iter_keys``, whose passwords are dropped on the spot), several sources at once, and writes
-from this thread only: the workers hand their entries over a bounded queue, so memory stays
-flat whatever the size of a tenant. A source that fails keeps its previous index.
+``iter_keys``, whose passwords are dropped on the spot; ``ListsKeysByDevice`` device by
+device, see index_listing.py), several sources at once, and writes from this thread only.
+A source that fails keeps its previous index.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import queue
-import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 
-from bitkey_dir.core.errors import ExitCode, InputError, SourceError
-from bitkey_dir.core.model import KeyEntry
+from bitkey_dir.core.errors import ExitCode, InputError
+from bitkey_dir.ops.index_listing import HOWS, Listing, Refreshed, choose
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
 from bitkey_dir.ops.pool import release
-from bitkey_dir.ops.run import Answer, Run, ask_all
+from bitkey_dir.ops.run import Run
 from bitkey_dir.runtime.config import SourceConfig
-from bitkey_dir.sources.base import Source, Warn, entries_of
+from bitkey_dir.sources.base import ListsKeysByDevice, Source
 from bitkey_dir.store import key_index
+from bitkey_dir.store.index_passes import PASSES, Pass, PassState, ended
 from bitkey_dir.store.key_index import KeyIndex, SourceState
 
-_BATCH: Final = 1000  # entries a worker hands over at once
-_QUEUED: Final = 16  # batches waiting at most: a fast source waits for the writer
-
-
-@dataclass(frozen=True)
-class Refreshed:
-    """One source's new index."""
-
-    source: str
-    keys: int
-    deleted: int
-    seconds: float
+__all__ = [
+    "HOWS",
+    "PASSES",
+    "IndexReport",
+    "IndexRow",
+    "PassState",
+    "RefreshResult",
+    "Refreshed",
+    "refresh",
+]
 
 
 @dataclass
@@ -97,12 +91,17 @@ def fingerprint(source: Source) -> str:
     return source.describe()
 
 
-def refresh(run: Run, sources: Sequence[str] = (), *, due_only: bool = False) -> RefreshResult:
+def refresh(
+    run: Run, sources: Sequence[str] = (), *, due_only: bool = False, how: str = "auto"
+) -> RefreshResult:
     """List every key of ``sources`` (default: every configured source) into the index.
 
     With ``due_only``, only the sources whose ``index_max_age`` has passed (for a timer
-    that runs often). Raises InputError for a source that is not configured.
+    that runs often). ``how``: one of HOWS (index_listing.py says what each does).
+    Raises InputError for a source that is not configured, or an unknown ``how``.
     """
+    if how not in HOWS:
+        raise InputError(f"a refresh is one of {', '.join(HOWS)}, not {how!r}")
     names = _configured(run, sources)
     with run.active():
         index = key_index.open_index(create=True)
@@ -115,7 +114,7 @@ def refresh(run: Run, sources: Sequence[str] = (), *, due_only: bool = False) ->
                     for row in report
                     if row.due and (row.source in names or row.source.partition("/")[0] in names)
                 ]
-            return _refresh(run, index, names)
+            return _refresh(run, index, names, how)
 
 
 def refresh_due(run: Run, index: KeyIndex, sources: Sequence[Source]) -> RefreshResult | None:
@@ -135,16 +134,29 @@ def refresh_due(run: Run, index: KeyIndex, sources: Sequence[Source]) -> Refresh
         f"refreshing the Key ID index of {', '.join(due)} (older than index_max_age, or "
         "never built); a timer running bitkey-dir index refresh keeps this off lookups"
     )
-    return _refresh(run, index, due)
+    return _refresh(run, index, due, "auto", before_lookup=True)
 
 
-def _refresh(run: Run, index: KeyIndex, names: Sequence[str]) -> RefreshResult:
+def _refresh(
+    run: Run, index: KeyIndex, names: Sequence[str], how: str, *, before_lookup: bool = False
+) -> RefreshResult:
     result = RefreshResult(index.path)
     if not names:
         return result
     opened = run.open(names)  # a source with parts (tenants): each part indexed on its own
     fingerprints = {source.name: fingerprint(source) for source in opened}
-    listing = _Listing(index)
+    plan: dict[str, tuple[Pass, str | None]] = {}
+    for source in opened:
+        state, cursor = None, None
+        if isinstance(source, ListsKeysByDevice):
+            # What cannot be read is listed afresh: a full listing replaces every row.
+            with contextlib.suppress(key_index.DamagedIndex):
+                state = index.state(source.name, fingerprints[source.name])
+                cursor = index.cursor(source.name) if state is not None else None
+        config = configured(run, source.name)
+        kind = choose(config, source, state, cursor, how, before_lookup=before_lookup)
+        plan[source.name] = (kind, cursor)
+    listing = Listing(index, plan)
     try:
         answers = listing.run(run, opened)
     except BaseException:
@@ -154,82 +166,38 @@ def _refresh(run: Run, index: KeyIndex, names: Sequence[str]) -> RefreshResult:
         status = answer.status
         result.sources.append(status)
         result.warnings.extend(answer.warnings)
+        kind = plan[status.name][0]
         if status.status == "ok":
-            took = listing.took[status.name]
-            state = index.commit(listing.token, status.name, fingerprints[status.name], took)
-            result.refreshed.append(Refreshed(status.name, state.keys, state.deleted, took))
+            result.refreshed.append(_commit(index, listing, status.name, fingerprints, kind))
         else:
             index.unstage(listing.token, status.name)
+            if kind == "changes":  # perhaps a cursor Graph no longer takes: list every device
+                index.drop_cursor(status.name)
     return result
 
 
-class _Listing:
-    """Sources listed by workers, their entries staged by the calling thread."""
-
-    def __init__(self, index: KeyIndex) -> None:
-        self.index = index
-        self.token = index.new_token()
-        self.took: dict[str, float] = {}
-        self.handed: queue.Queue[tuple[str, list[KeyEntry] | None]] = queue.Queue(_QUEUED)
-        self.stop = threading.Event()  # the writer gave up: workers end at their next entry
-        self.started = time.monotonic()
-
-    def list_into_queue(self, source: Source, warn: Warn) -> int:
-        count = 0
-        batch: list[KeyEntry] = []
-        for entry in entries_of(source, warn):
-            if self.stop.is_set():
-                raise SourceError("the refresh was stopped")
-            batch.append(entry)
-            if len(batch) >= _BATCH:
-                count += len(batch)
-                self.handed.put((source.name, batch))
-                batch = []
-        count += len(batch)
-        self.handed.put((source.name, batch))
-        self.took[source.name] = time.monotonic() - self.started
-        return count
-
-    def run(self, run: Run, opened: Sequence[Source]) -> list[Answer[int]]:
-        answers: list[Answer[int]] = []
-        context = contextvars.copy_context()  # the workers reach the same person
-
-        def work() -> None:
-            try:
-                answers.extend(context.run(ask_all, opened, self.list_into_queue))
-            finally:
-                self.handed.put(("", None))  # the end, also after a crash
-
-        worker = threading.Thread(target=work, name="index-refresh", daemon=True)
-        worker.start()
-        pending: dict[str, list[KeyEntry]] = {}
-        try:
-            for name, entry in run.interaction.progress(_drain(self.handed), "keys listed"):
-                batch = pending.setdefault(name, [])
-                batch.append(entry)
-                if len(batch) >= _BATCH:
-                    self.index.stage(self.token, name, batch)
-                    pending[name] = []
-            for name, batch in pending.items():
-                self.index.stage(self.token, name, batch)
-        finally:
-            self.stop.set()
-            while worker.is_alive():  # empty the queue, so that no worker waits on it forever
-                with contextlib.suppress(queue.Empty):
-                    self.handed.get(timeout=0.1)
-        return answers
-
-
-def _drain(
-    handed: queue.Queue[tuple[str, list[KeyEntry] | None]],
-) -> Iterator[tuple[str, KeyEntry]]:
-    """Entries one by one as the workers hand them over, for the progress display."""
-    while True:
-        name, batch = handed.get()
-        if batch is None:
-            return
-        for entry in batch:
-            yield name, entry
+def _commit(
+    index: KeyIndex, listing: Listing, name: str, fingerprints: dict[str, str], kind: Pass
+) -> Refreshed:
+    took, listed = listing.took[name], listing.listed[name]
+    if kind == "full":
+        state = index.commit(listing.token, name, fingerprints[name], took)
+        return Refreshed(name, state.keys, state.deleted, took, kind, listed)
+    round = listing.rounds[name]
+    done = ended(kind, took, listed, round.devices, round.cursor)
+    index.commit_devices(listing.token, name, fingerprints[name], done)
+    state = index.state(name) or key_index.impossible(name)
+    return Refreshed(
+        name,
+        state.keys,
+        state.deleted,
+        took,
+        kind,
+        listed,
+        round.devices,
+        round.vanished,
+        round.throttled,
+    )
 
 
 def status(run: Run) -> IndexReport:

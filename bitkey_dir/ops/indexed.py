@@ -168,7 +168,9 @@ def _by_key_id(
     answers = ask_all(opened, first)
     use.used = [plan.source for plan in plans.values()]
     if any(answer.value for answer in answers if answer.status.name in plans):
-        use.unconfirmed = {plan.source: plan.state.age() for plan in plans.values()}
+        # A refresh of changed devices only does not see a new key on an unchanged device:
+        # the age told is that of the last refresh that listed every device.
+        use.unconfirmed = {p.source: p.state.every_device_age() for p in plans.values()}
         return answers
     # Every candidate is gone from its directory: search the indexed sources as usual.
     again = [reopen(name) for name in plans]

@@ -97,7 +97,8 @@ class LookupResult:
         else a failed source's code; 1 only when every source answered "no key". With
         --key-package, a key found without a readable package is 3 (or a failed source's
         code: it may have held the package). Rotations after the reveal change a 0 only
-        when one failed: 3 for a missing right, else 4."""
+        when one failed: 3 for a missing right, else 4 (also when, followed up, a device
+        reported it failed or not supported; one still pending leaves the 0)."""
         if self.key_package is not None:  # written: something was revealed, as with a password
             answer = ExitCode.FOUND
             then = [status for rotated in self.rotations for status in rotated.sources]
@@ -114,7 +115,17 @@ class LookupResult:
         else:
             answer = ExitCode.NOT_FOUND
         then = [status for rotated in self.rotations for status in rotated.sources]
-        return exit_code(answer, self.sources, every_source_needed=False, then=then)
+        code = exit_code(answer, self.sources, every_source_needed=False, then=then)
+        return ExitCode.SOURCE_FAILED if code == ExitCode.FOUND and self._rotation_failed else code
+
+    @property
+    def _rotation_failed(self) -> bool:
+        """A rotation followed up (--wait) that a device reported failed or not supported."""
+        return any(
+            r.progress is not None and r.progress.state in ("failed", "not supported")
+            for rotated in self.rotations
+            for r in rotated.rotations
+        )
 
 
 def find(
@@ -127,6 +138,7 @@ def find(
     use_index: bool = True,
     key_package: Path | None = None,
     then_rotate: bool = False,
+    wait: float | None = None,
     shown: Callable[[LookupResult], None] | None = None,
 ) -> LookupResult:
     """Keys answering ``query`` from ``sources`` (names or paths; default: the config's).
@@ -139,7 +151,8 @@ def find(
     ``shown`` is called with the result once the trail holds the reveal: the caller shows
     the keys there. With ``then_rotate``, when a password was found (exit code 0), exactly
     the keys revealed are then rotated, each in the source that held it, after ``shown``
-    returns: ``result.rotations`` (ops/rotate.py, rotate_revealed).
+    returns: ``result.rotations`` (ops/rotate.py, rotate_revealed); with ``wait`` (seconds,
+    only with ``then_rotate``) each rotation is followed up as `rotate --wait` does.
     Raises InputError for a bad reason, a missing required reason, an unknown source, a
     ``key_package`` that exists or a Key ID that names several keys, and SourceError when
     ``require_reason`` is set and the trail cannot be written. Raises ConflictError (exit
@@ -148,14 +161,11 @@ def find(
     Source failures are in ``result.sources`` and ``result.exit_code``, not raised.
     """
     policy.check_reason(reason)
+    if wait is not None and not then_rotate:
+        raise InputError("--wait follows a rotation up: give it with --rotate")
+    rotate.check_wait(wait)
     if key_package is not None:
-        if query.key_id is None:
-            raise InputError(
-                "--key-package needs --key-id: a key package belongs to one key",
-                hint="bitkey-dir find --key-id 063EA4E1 --key-package keypackage.bin",
-            )
-        package_file.check_target(key_package)
-        key_package = key_package.expanduser().resolve()  # the trail names it in full
+        key_package = _package_target(query, key_package)
     policy.demand_reason(run.config, reason, "revealing a key")
     packages = key_package is not None
 
@@ -221,8 +231,19 @@ def find(
     if shown is not None:
         shown(result)
     if then_rotate and result.exit_code == ExitCode.FOUND:
-        result.rotations = rotate.rotate_revealed(run, result.keys, reason=reason)
+        result.rotations = rotate.rotate_revealed(run, result.keys, reason=reason, wait=wait)
     return result
+
+
+def _package_target(query: Query, key_package: Path) -> Path:
+    """The new file a key package is to be written to, in full (the trail names it so)."""
+    if query.key_id is None:
+        raise InputError(
+            "--key-package needs --key-id: a key package belongs to one key",
+            hint="bitkey-dir find --key-id 063EA4E1 --key-package keypackage.bin",
+        )
+    package_file.check_target(key_package)
+    return key_package.expanduser().resolve()
 
 
 def _refuse_conflicts(

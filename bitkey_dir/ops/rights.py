@@ -3,7 +3,8 @@
 ``show`` asks every source that can say (``ShowsRights``): AD from an OU's DACL, Entra from
 its role assignments. ``grant`` and ``revoke`` change one source (``GrantsRights``): exactly
 the entries a helpdesk needs, nothing else; with ``what_if`` nothing is changed and the
-result says what would be, with the equivalent commands. No key is read.
+result says what would be, with the equivalent commands. No key is read. A change that was
+made is a line in the access trail (``"action": "grant"`` or ``"revoke"``).
 
 Exit codes: 0 answered or done (a what-if included), 1 nobody holds a right (every source
 answering), 2 bad input (a principal in no accepted form, or unknown), 3 a right to read or
@@ -16,11 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from bitkey_dir.core.errors import ExitCode, InputError
+from bitkey_dir.core.errors import ExitCode, InputError, SourceError
 from bitkey_dir.core.rights import Holder, RightsChange, RightsRequest, principal_form
+from bitkey_dir.ops import policy
 from bitkey_dir.ops.outcome import SourceStatus, exit_code
 from bitkey_dir.ops.run import Run, ask_all
 from bitkey_dir.sources.base import GrantsRights, ShowsRights, Source, Warn
+from bitkey_dir.store import trail
 
 
 @dataclass
@@ -95,7 +98,22 @@ def change(run: Run, request: RightsRequest, source: str | None = None) -> Chang
             return cast("GrantsRights", item).change_rights(request, warn)
 
         (answer,) = ask_all(able, changing)
-    return ChangeResult(request, answer.value, answer.warnings, [answer.status])
+        result = ChangeResult(request, answer.value, answer.warnings, [answer.status])
+        if answer.value is not None and answer.value.applied and answer.value.changed:
+            _record(run, result, answer.value, getattr(able[0], "principal", None))
+    return result
+
+
+def _record(run: Run, result: ChangeResult, done: RightsChange, principal: str | None) -> None:
+    """The change is made: a trail that cannot be written is a warning, not a failure that
+    would read as "nothing changed"."""
+    entry = trail.rights_entry(done, principal, run.command)
+    try:
+        problem = policy.record(run.config, [entry], refusing="the rights were changed, but")
+    except SourceError as exc:
+        problem = exc.message
+    if problem:
+        result.warnings.append(f"the change is not in the access trail: {problem}")
 
 
 def _refuse_the_unable(

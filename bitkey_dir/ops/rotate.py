@@ -80,8 +80,7 @@ def rotate(
     """Rotate the keys answering ``query`` in ``sources`` (default: the config's); with
     ``wait`` (seconds), follow the requested rotations up until they end or time is up."""
     policy.check_reason(reason)
-    if wait is not None and not 0 < wait <= MAX_WAIT:
-        raise InputError(f"--wait takes 1 to {MAX_WAIT} seconds")
+    check_wait(wait)
     policy.demand_reason(run.config, reason, "rotating keys")
     with run.active():
         opened = run.open(sources)
@@ -113,8 +112,17 @@ def rotate(
     return result
 
 
+def check_wait(wait: float | None) -> None:
+    if wait is not None and not 0 < wait <= MAX_WAIT:
+        raise InputError(f"--wait takes 1 to {MAX_WAIT} seconds")
+
+
 def rotate_revealed(
-    run: Run, keys: Sequence[RecoveryKey], *, reason: str | None = None
+    run: Run,
+    keys: Sequence[RecoveryKey],
+    *,
+    reason: str | None = None,
+    wait: float | None = None,
 ) -> list[RotateResult]:
     """After a reveal (find --rotate): rotate exactly the keys whose password was shown, each
     in the source that held it; one result per key and source, asked once however many
@@ -122,7 +130,10 @@ def rotate_revealed(
     shown = dict.fromkeys(
         (key.key_id, key.source) for key in keys if key.recovery_password is not None
     )
-    return [rotate(run, Query(key_id=key_id), [source], reason=reason) for key_id, source in shown]
+    return [
+        rotate(run, Query(key_id=key_id), [source], reason=reason, wait=wait)
+        for key_id, source in shown
+    ]
 
 
 def _gather(result: RotateResult, answers: Sequence[Answer[list[Rotation]]]) -> None:

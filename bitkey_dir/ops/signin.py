@@ -14,6 +14,7 @@ from bitkey_dir.core.errors import AuthError, InputError
 from bitkey_dir.ops.pool import release
 from bitkey_dir.ops.run import Run
 from bitkey_dir.runtime.credentials import Secret, Wanted
+from bitkey_dir.runtime.delegation import WebSignIn
 from bitkey_dir.runtime.keystore import BackendInfo
 from bitkey_dir.sources.base import AuthStatus, SignsIn, Source, Warn
 
@@ -124,5 +125,25 @@ def own_groups(run: Run, name: str) -> list[str]:
             if not isinstance(source, KnowsGroups):
                 raise InputError(f"{source.name} does not say which groups its account is in")
             return source.own_groups(lambda message: run.interaction.notice(f"{name}: {message}"))
+        finally:
+            release(source)
+
+
+@runtime_checkable
+class SignsInOnTheWeb(Protocol):
+    """A directory whose users can sign in through a browser to a web front end (Entra:
+    the authorization code flow); only the portal asks."""
+
+    def web_sign_in(self, read_groups: bool = False) -> WebSignIn: ...
+
+
+def web_sign_in(run: Run, name: str, read_groups: bool = False) -> WebSignIn:
+    """Browser sign-in flows for source ``name``'s app registration."""
+    with run.active():
+        source = run.open_one(name)
+        try:
+            if not isinstance(source, SignsInOnTheWeb):
+                raise InputError(f"{source.name} does not sign users in through a browser")
+            return source.web_sign_in(read_groups)
         finally:
             release(source)

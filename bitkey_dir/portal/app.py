@@ -29,9 +29,10 @@ from starlette.routing import Route
 from bitkey_dir.core.display import safe
 from bitkey_dir.core.errors import BitkeyError
 from bitkey_dir.ops.policy import TRAIL_COPY
-from bitkey_dir.portal import reports
+from bitkey_dir.portal import entra, reports
 from bitkey_dir.portal import sessions as sessions_module
 from bitkey_dir.portal.desks import CLIENT_ADDRESS, PROBE_KEY_ID, Desk, Desks, new_desk
+from bitkey_dir.portal.entra import EntraSignIns
 from bitkey_dir.portal.limits import Window
 from bitkey_dir.portal.roles import ADVANCED, AUDITOR, HELPDESK, READS_KEYS, refusal, role_of
 from bitkey_dir.portal.sessions import Session, SessionStore, SQLiteSessions
@@ -48,6 +49,7 @@ from bitkey_dir.portal.web import (
     field,
     page,
     set_session_cookie,
+    with_form_targets,
 )
 from bitkey_dir.runtime.config import Config, load_config
 
@@ -78,6 +80,7 @@ class Portal:
         self.reveals = Window(self.settings.reveals_per_hour, HOUR)
         target = self.settings.syslog
         self.syslog = Syslog(target) if target is not None else None
+        self.entra = EntraSignIns(self)
         self._purged = 0.0
 
     # -- sessions -------------------------------------------------------------------------
@@ -145,10 +148,11 @@ class Portal:
             title="Sign in",
             csrf=session.csrf,
             message=message,
-            sources=self.settings.sign_in,
+            sources=self.settings.ad,
+            entra=self.settings.entra,
             username=username,
         )
-        response = page("sign_in.html", context, status)
+        response = with_form_targets(page("sign_in.html", context, status), self.entra.origins)
         set_session_cookie(response, session.id)
         return response
 
@@ -169,10 +173,10 @@ class Portal:
         self.end(session)  # a new id once signed in: a session id set before is worthless
         username = field(form, "username", 256)
         password = form.get("password")
-        source = field(form, "source", 64) or self.settings.sign_in[0]
+        source = field(form, "source", 64) or (*self.settings.ad, "")[0]
         client = client_address(request)
         if (
-            source not in self.settings.sign_in
+            source not in self.settings.ad
             or not username.isprintable()
             or not ("@" in username or "\\" in username)
             or not isinstance(password, str)
@@ -200,21 +204,36 @@ class Portal:
             log.warning("sign-in refused for %s from %s", safe(username), client)
             return self.sign_in_page(request, problem.message, problem.status, username)
         self.account_failures.clear(username.lower())
+        return await self.open_session(request, desk)
+
+    async def open_session(self, request: Request, desk: Desk, moving_on: bool = False) -> Response:
+        """A new session for ``desk``'s agent, with their role, and their home page: by a
+        redirect, or (``moving_on``, after the cross-site return from Entra, which a Strict
+        cookie does not follow) by a page of the portal's own that moves on to it."""
+        client = client_address(request)
         role = await asyncio.to_thread(self.role_for, desk)
-        signed_in = sessions_module.start(client, agent=username, source=source, role=role)
+        signed_in = sessions_module.start(client, agent=desk.agent, source=desk.source, role=role)
         self.store.save(signed_in)
         self.desks.open(signed_in.key, desk)
-        log.info("%s signed in to %s from %s as %s", safe(username), source, client, role)
-        response = RedirectResponse(self.home_of(role), status_code=303)
+        log.info("%s signed in to %s from %s as %s", safe(desk.agent), desk.source, client, role)
+        home = self.home_of(role)
+        if moving_on:
+            context = self.common(signed_in, title="Signed in", home=home)
+            response: Response = page("signed_in.html", context)
+        else:
+            response = RedirectResponse(home, status_code=303)
         set_session_cookie(response, signed_in.id)
         return response
 
     def role_for(self, desk: Desk) -> str:
         """The agent's role from their groups, read as them; helpdesk when no role is set
-        up or the groups cannot be read (what every agent may do anyway)."""
+        up or the groups cannot be read (what every agent may do anyway). Entra: the ID
+        token's ``groups`` claim, else (no claim, or overage) Graph's transitiveMemberOf."""
         s = self.settings
         if not (s.advanced or s.auditors):
             return HELPDESK
+        if desk.delegation is not None and desk.delegation.groups is not None:
+            return role_of(desk.delegation.groups, s.advanced, s.auditors)
         try:
             groups = desk.client.own_groups(desk.source)
         except BitkeyError as exc:
@@ -225,6 +244,9 @@ class Portal:
     @staticmethod
     def home_of(role: str) -> str:
         return "/trail" if role == AUDITOR else "/lookup"
+
+    def forbidden(self, session: Session | None) -> Response:
+        return forbidden(session, self)
 
     def refused(self, session: Session, what: str) -> Response:
         """403: the page is not for this agent's role; nothing was looked up."""
@@ -420,6 +442,7 @@ def create_app(config_path: Path | None = None, *, store: SessionStore | None = 
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
         yield
         portal.desks.close()
+        portal.entra.close()
         if portal.syslog is not None:
             portal.syslog.close_socket()
 
@@ -432,6 +455,7 @@ def create_app(config_path: Path | None = None, *, store: SessionStore | None = 
         Route("/lookup", portal.lookup, methods=["POST"]),
         Route("/rotate", portal.rotate, methods=["POST"]),
         *reports.routes(portal),
+        *entra.routes(portal),
         Route("/static/portal.css", stylesheet),
     ]
     app = Starlette(

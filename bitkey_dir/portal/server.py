@@ -73,6 +73,18 @@ def check_tls_pair(cert: Path, key: Path) -> None:
         ) from None
 
 
+def without_callback_query(record: logging.LogRecord) -> bool:
+    """The access log shows /auth/callback without its query: the authorization code."""
+    from bitkey_dir.portal.settings import CALLBACK
+
+    args = record.args
+    if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+        path = args[2]
+        if path.startswith(CALLBACK + "?"):
+            record.args = (*args[:2], f"{CALLBACK}?…", *args[3:])
+    return True
+
+
 def serve(
     config_path: Path | None,
     listen: str | None = None,
@@ -89,6 +101,7 @@ def serve(
     settings = checked(read_settings(config), listen, tls_cert, tls_key, behind_proxy)
     os.environ["PYTHON_KEYRING_BACKEND"] = NULL_KEYRING
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("uvicorn.access").addFilter(without_callback_query)
     app = create_app(config.path)
     uvicorn.run(
         app,

@@ -1,7 +1,11 @@
 """``[serve]``: what the portal is built with, read from the same config file as the sources.
 
 ``sign_in``            source names whose directory signs agents in (AD: a form checked by
-                       an LDAP bind as the agent)
+                       an LDAP bind as the agent; Entra: the browser goes to the identity
+                       platform, authorization code flow with PKCE, portal/entra.py)
+``public_url``         the portal's address as browsers reach it, ``https://host[:port]``
+                       (``http://`` on loopback only); Entra redirects agents back to
+                       ``{public_url}/auth/callback``, which the app registration must list
 ``sources``            other sources searched for every agent (key files, exports), default none
 ``listen``             ``HOST:PORT`` (default ``127.0.0.1:8443``); ``--listen`` overrides it
 ``tls_cert``/``tls_key`` the server's certificate and key (PEM); ``--tls-cert``/``--tls-key``
@@ -24,6 +28,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -34,7 +39,8 @@ from bitkey_dir.runtime.config import Config, Settings, state_dir
 
 DEFAULT_LISTEN: Final = "127.0.0.1:8443"
 MINUTE: Final = 60.0
-KNOWN_TYPES: Final = ("ad",)  # directories whose accounts sign agents in (Entra: to come)
+KNOWN_TYPES: Final = ("ad", "entra")  # directories whose accounts sign agents in
+CALLBACK: Final = "/auth/callback"  # where Entra sends the browser back
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,17 @@ class ServeSettings:
     sign_in_attempts: int = 5
     reveals_per_hour: int = 60
     syslog: Target | None = None
+    entra: tuple[str, ...] = ()  # of sign_in: those signing agents in through Entra ID
+    public_url: str | None = None
+
+    @property
+    def ad(self) -> tuple[str, ...]:
+        """Of ``sign_in``: those whose agents type their password into the portal."""
+        return tuple(name for name in self.sign_in if name not in self.entra)
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.public_url}{CALLBACK}"
 
     @property
     def session_file(self) -> Path:
@@ -101,7 +118,11 @@ def read_settings(config: Config) -> ServeSettings:
     for name in sign_in:
         source = config.sources.get(name)
         if source is None or source.type not in KNOWN_TYPES:
-            raise settings.item_error("sign_in", name, "a configured source of type ad")
+            raise settings.item_error("sign_in", name, "a configured source of type ad or entra")
+    entra = tuple(name for name in sign_in if config.sources[name].type == "entra")
+    for name in entra:
+        check_entra(config, name, settings)
+    public_url = public_address(settings) if entra or "public_url" in settings else None
     extra = tuple(settings.string_list("sources"))
     for name in extra:
         if name not in config.sources:
@@ -127,6 +148,48 @@ def read_settings(config: Config) -> ServeSettings:
         sign_in_attempts=settings.integer("sign_in_attempts", 5, minimum=1, maximum=1000),
         reveals_per_hour=settings.integer("reveals_per_hour", 60, minimum=1, maximum=100_000),
         syslog=Target.parse(syslog, f"{config.path}: serve.syslog") if syslog else None,
+        entra=entra,
+        public_url=public_url,
     )
     settings.reject_unknown()
     return result
+
+
+def check_entra(config: Config, name: str, serve: Settings) -> None:
+    """An Entra source agents sign in with: one tenant, and an app that can prove itself."""
+    table = config.sources[name].settings
+    if "tenant_ids" in table:
+        raise serve.item_error("sign_in", name, "an Entra source with one tenant_id")
+    if table.value("auth") not in ("client-secret", "client-certificate"):
+        raise serve.item_error(
+            "sign_in",
+            name,
+            'an Entra source with auth = "client-secret" or "client-certificate" (a web app '
+            "signs agents in with its own secret or certificate)",
+        )
+
+
+def public_address(settings: Settings) -> str:
+    """``public_url``: where browsers reach the portal, scheme, host and port only."""
+    from urllib.parse import urlsplit
+
+    expected = "https://HOST[:PORT] (http:// on a loopback host only), with no path"
+    text = settings.string("public_url")
+    if not text:
+        raise settings.error("public_url", f"{expected}: Entra sends agents back there")
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError:
+        raise settings.error("public_url", expected) from None
+    host = parts.hostname or ""
+    clean = (
+        parts.scheme in ("https", "http")
+        and re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", host)
+        and parts.path in ("", "/")
+        and not (parts.query or parts.fragment or parts.username or parts.password)
+        and text.strip().isprintable()
+    )
+    if not clean or (parts.scheme == "http" and not Listen(host, port or 80).loopback):
+        raise settings.error("public_url", expected)
+    return text.strip().rstrip("/")

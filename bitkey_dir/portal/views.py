@@ -99,7 +99,7 @@ def lookup_view(result: LookupResult) -> LookupView:
         view.headline = (
             "Your account has no right to read this key's recovery password."
             if result.keys
-            else "The directory refused your account."
+            else "The directory refused your account: it has no right to read these keys."
         )
     elif failed:
         view.kind = "failed"

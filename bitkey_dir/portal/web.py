@@ -50,12 +50,25 @@ class SecurityHeaders:
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
+                given = message.get("headers", [])
+                # A page may widen form-action for one identity platform (with_form_targets).
+                own = [(k, v) for k, v in given if k.lower() == b"content-security-policy"]
                 names = {name for name, _ in HEADERS}
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
-                message["headers"] = [*kept, *HEADERS]
+                kept = [(k, v) for k, v in given if k.lower() not in names]
+                fixed = [(k, v) for k, v in HEADERS if not (own and k == own[0][0].lower())]
+                message["headers"] = [*kept, *own[:1], *fixed]
             await send(message)
 
         await self.app(scope, receive, sending)
+
+
+def with_form_targets(response: Response, origins: tuple[str, ...]) -> Response:
+    """The page's forms may also lead to ``origins`` (an identity platform's sign-in page,
+    reached by a redirect after the form's POST, which form-action governs too)."""
+    if origins:
+        widened = CSP.replace("form-action 'self'", "form-action 'self' " + " ".join(origins))
+        response.headers["content-security-policy"] = widened
+    return response
 
 
 def page(name: str, context: Mapping[str, Any], status: int = 200) -> HTMLResponse:

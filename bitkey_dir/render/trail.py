@@ -46,6 +46,11 @@ def _what(entry: dict[str, object]) -> str:
         held = entry.get("computers")
         names = ", ".join(str(name) for name in held) if isinstance(held, list) else "?"
         return f"refused, one Key ID held twice: {entry.get('key_id')}  {names}"
+    if entry.get("action") in ("grant", "revoke"):
+        changed = entry.get("changed")
+        count = len(changed) if isinstance(changed, list) else "?"
+        verb = "granted to" if entry.get("action") == "grant" else "revoked from"
+        return f"rights {verb} {entry.get('grantee')} below {entry.get('scope')} ({count} entries)"
     what = f"{entry.get('key_id')}  {entry.get('computer') or '-'}"
     if entry.get("key_package"):
         what += f"  key package to {entry.get('key_package')}"

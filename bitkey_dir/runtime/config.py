@@ -92,7 +92,7 @@ class Settings:
         # "FILE: sources.NAME", or "--source URL": its user and password are not repeated.
         self._where = without_userinfo(where)
         # Keys every source has, read by the config itself rather than by the source.
-        self._used: set[str] = {"type", "index_max_age"}
+        self._used: set[str] = {"type", *INDEX_AGES}
         self.base_dir = base_dir
 
     def __contains__(self, key: str) -> bool:
@@ -211,6 +211,10 @@ class SourceConfig:
     type: str
     settings: Settings
     index_max_age: float | None = None  # seconds; the Key ID index is refreshed when older
+    # Seconds between refreshes that list every device's keys, and the whole key listing
+    # (sources that list keys by device: the others always list everything).
+    index_devices_age: float = 3600.0
+    index_full_age: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -240,7 +244,9 @@ _SECRET_KEY: Final = re.compile(
     r"pass|pwd|secret|token|credential|private|cookie|^user$|^username$|^client_id$", re.I
 )
 # Up to the last "@": a password typed into a URL may hold "/", "?", "#" or "@" itself.
-_USERINFO: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)\S*@")
+# A scheme starts where no scheme character precedes it: without the look-behind, every
+# position of a long host name starts a scan to its end (100,000 characters: 15 seconds).
+_USERINFO: Final = re.compile(r"(?<![A-Za-z0-9+.-])(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)\S*@")
 _SHOWN: Final = 40
 _NOT_SHOWN: Final = "a value not shown here (it may be a secret)"
 _SYMBOLS: Final = frozenset("!#$%&*+=?^~|;<>(){}[]'\"`,@")
@@ -387,12 +393,24 @@ def _parse_sources(tables: object, path: Path, base_dir: Path) -> dict[str, Sour
         source_type = table.get("type")
         if not isinstance(source_type, str) or not source_type:
             raise ConfigError(f'{where}: missing key \'type\' (expected "ad", "entra" or "file")')
-        max_age = _duration(table.get("index_max_age"), f"{where}.index_max_age")
+        ages = {key: _duration(table.get(key), f"{where}.{key}") for key in INDEX_AGES}
         settings = Settings(table, where, base_dir)
-        sources[name] = SourceConfig(name, source_type, settings, max_age)
+        sources[name] = SourceConfig(
+            name,
+            source_type,
+            settings,
+            ages["index_max_age"],
+            index_devices_age=_or(ages["index_devices_age"], SourceConfig.index_devices_age),
+            index_full_age=_or(ages["index_full_age"], SourceConfig.index_full_age),
+        )
     return sources
 
 
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+INDEX_AGES: Final = ("index_max_age", "index_devices_age", "index_full_age")
 _DURATION: Final = re.compile(r"([0-9]{1,7})\s*([smhd]?)")
 _UNIT_SECONDS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _LONGEST: Final = 366 * 86400

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -46,6 +47,8 @@ __all__ = [
     "Check",
     "CheckStatus",
     "Decrypts",
+    "DeviceKeys",
+    "DeviceRound",
     "Diagnoses",
     "Escrow",
     "FindsByScanning",
@@ -58,6 +61,7 @@ __all__ = [
     "KeyRead",
     "KnowsVolumes",
     "ListsKeys",
+    "ListsKeysByDevice",
     "ReadsFiles",
     "ReportsReads",
     "RightsChange",
@@ -164,6 +168,52 @@ class ListsKeys(Protocol):
     def iter_key_entries(self, warn: Warn) -> Iterator[KeyEntry]:
         """Every key ``iter_keys`` would give, as a KeyEntry, and also the keys of deleted
         computers (marked deleted) when the source keeps them; streamed, each key once."""
+        ...
+
+
+@dataclass(frozen=True)
+class DeviceKeys:
+    """One device's keys, from a listing of that device alone: the Key ID index replaces
+    what it held for the device with these (none: the device holds no key now). Not
+    ``listed``: the device is in the device list but its keys could not be listed (deleted
+    meanwhile), so the index keeps what it held."""
+
+    device_id: str
+    entries: tuple[KeyEntry, ...]
+    listed: bool = True
+
+
+@dataclass
+class DeviceRound:
+    """What a listing by device says besides the keys, filled in as it goes."""
+
+    # Where the next round of changes starts, set at the end. Given to a round over every
+    # device, a cursor the caller holds (still good): the round may keep it.
+    cursor: str | None = None
+    devices: int = 0  # devices whose keys were listed
+    vanished: int = 0  # devices deleted while their keys were listed: left as they were
+    throttled: int = 0  # answers that asked to slow down (429, 503, 504)
+
+
+@runtime_checkable
+class ListsKeysByDevice(Protocol):
+    """Optional: a source that lists its keys one device at a time, many devices at once,
+    and can say which devices changed since an earlier round (Entra: devices/delta).
+
+    The Key ID index refreshes through it without waiting for one page after another; the
+    keys of a device not in the device list (deleted, or never listed) are not given, so
+    the index keeps what ``ListsKeys`` last found of them (a full listing on a slower
+    schedule). A new key on a device that did not change is seen by a round over every
+    device (``since`` None), not by a round of changes.
+    """
+
+    def iter_device_keys(
+        self, since: str | None, round: DeviceRound, warn: Warn
+    ) -> Iterator[DeviceKeys]:
+        """With ``since`` None, every device's keys; with a cursor an earlier round left
+        in ``round.cursor``, only the keys of devices changed since. Sets ``round.cursor``
+        when done (a round over every device may keep the one it was given). Raises
+        ``SourceError`` for a cursor the directory no longer accepts."""
         ...
 
 

@@ -21,7 +21,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -30,9 +30,10 @@ from bitkey_dir.core.env import INDEX_ENV
 from bitkey_dir.core.errors import BitkeyError, SourceError
 from bitkey_dir.core.model import KeyEntry, KeyId
 from bitkey_dir.runtime import platform
-from bitkey_dir.store import index_file
+from bitkey_dir.store import index_file, index_passes
+from bitkey_dir.store.index_passes import PassesMixin, PassState, ended, record_pass
 
-_SCHEMA_VERSION: Final = 1
+_SCHEMA_VERSION: Final = 2  # 1: before the passes and covered tables
 _BATCH: Final = 2000  # rows per executemany: memory stays flat whatever the source's size
 _BUSY_MS: Final = 10_000  # another run refreshing the same index holds its lock this long at most
 _AFTER_HEX: Final = "G"  # sorts after every upper-case hex digit: the end of a prefix's range
@@ -41,8 +42,8 @@ _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS sources (
     source TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
-    refreshed REAL NOT NULL,     -- seconds since the epoch, when the last full listing ended
-    took REAL NOT NULL           -- seconds that listing took
+    refreshed REAL NOT NULL,     -- seconds since the epoch, when the last refresh ended
+    took REAL NOT NULL           -- seconds that refresh took
 );
 CREATE TABLE IF NOT EXISTS keys (
     source TEXT NOT NULL,
@@ -83,7 +84,7 @@ def index_path() -> Path:
 
 @dataclass(frozen=True)
 class SourceState:
-    """One source's part of the index: when it was last listed in full and what it holds."""
+    """One source's part of the index: when it was last refreshed, how, and what it holds."""
 
     source: str
     fingerprint: str
@@ -91,10 +92,17 @@ class SourceState:
     took: float
     keys: int
     deleted: int
+    passes: dict[str, PassState] = field(default_factory=dict)  # by kind (index_passes)
 
     def age(self, now: float | None = None) -> float:
-        """Seconds since the last full listing (never negative)."""
+        """Seconds since the last refresh of any kind (never negative)."""
         return max(0.0, (now if now is not None else time.time()) - self.refreshed.timestamp())
+
+    def every_device_age(self, now: float | None = None) -> float:
+        """Seconds since the last refresh that listed every device's keys (full or by
+        device): a new key on a device that did not change is known from then on."""
+        ages = [self.passes[n].age(now) for n in ("full", "devices") if n in self.passes]
+        return min(ages) if ages else self.age(now)
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,7 @@ class Candidate:
     entry: KeyEntry
 
 
-class KeyIndex:
+class KeyIndex(PassesMixin):
     """The index file, opened by :func:`open_index`; close it (or use ``with``) when done."""
 
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
@@ -158,6 +166,7 @@ class KeyIndex:
                 took=row[3],
                 keys=row[4],
                 deleted=row[5],
+                passes=index_passes.read_passes(self._db, row[0]),
             )
             for row in rows
         ]
@@ -217,15 +226,18 @@ class KeyIndex:
                 "VALUES (?, ?, ?, ?)",
                 (source, fingerprint, time.time(), took),
             )
-        return self.state(source) or _impossible(source)
+            keys = self._db.execute("SELECT count(*) FROM keys WHERE source = ?", (source,))
+            record_pass(self._db, source, ended("full", took, keys.fetchone()[0], None, None))
+        return self.state(source) or impossible(source)
 
     def unstage(self, token: str, source: str | None = None) -> None:
         """Drop a listing that did not finish."""
         with self._transaction():
-            self._db.execute(
-                "DELETE FROM staged WHERE token = ? AND (? IS NULL OR source = ?)",
-                (token, source, source),
-            )
+            for table in ("staged", "covered"):
+                self._db.execute(
+                    f"DELETE FROM {table} WHERE token = ? AND (? IS NULL OR source = ?)",  # noqa: S608 - two names
+                    (token, source, source),
+                )
 
     def remember(self, source: str, fingerprint: str, entries: Sequence[KeyEntry]) -> int:
         """Add or update what a live search saw, in a source that is already indexed (as
@@ -254,8 +266,10 @@ class KeyIndex:
             for name in dropped:
                 self._db.execute("DELETE FROM keys WHERE source = ?", (name,))
                 self._db.execute("DELETE FROM sources WHERE source = ?", (name,))
+                self._db.execute("DELETE FROM passes WHERE source = ?", (name,))
             if not sources:
                 self._db.execute("DELETE FROM staged")
+                self._db.execute("DELETE FROM covered")
         if not sources:
             with self._reading():
                 self._db.execute("VACUUM")
@@ -346,18 +360,26 @@ def _prepare(path: Path, connection: sqlite3.Connection, found: index_file.Inspe
     if found.kind != "index":  # a file just created, or empty: ours to initialise
         connection.executescript(
             _SCHEMA
+            + index_passes.SCHEMA
             + f"PRAGMA user_version = {_SCHEMA_VERSION};"
             + f"PRAGMA application_id = {index_file.APPLICATION_ID};"
         )
         return
     version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version == 1:  # the previous format: its listings become full ones
+        connection.executescript(
+            "BEGIN IMMEDIATE;"
+            + "".join(index_passes.migrate_v1(connection))
+            + f"PRAGMA user_version = {_SCHEMA_VERSION}; COMMIT;"
+        )
+        version = _SCHEMA_VERSION
     if version != _SCHEMA_VERSION:
         raise DamagedIndex(
             f"the Key ID index {path} was written by a newer bitkey-dir (format {version}): "
             "run bitkey-dir index clear, or use --no-index"
         )
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    missing = sorted({"sources", "keys", "staged"} - tables)
+    missing = sorted({"sources", "keys", "staged", "passes", "covered"} - tables)
     if missing:
         raise DamagedIndex(
             f"the Key ID index {path} is damaged (no table {', '.join(missing)}): run "
@@ -473,5 +495,5 @@ def _batches(entries: Iterable[KeyEntry]) -> Iterator[list[KeyEntry]]:
         yield batch
 
 
-def _impossible(source: str) -> SourceState:
+def impossible(source: str) -> SourceState:
     raise SourceError(f"the Key ID index lost the rows of {source} it had just written")

@@ -1,5 +1,6 @@
 """The access trail: one JSON line per revealed key, saying who revealed it, from where and why,
-and one per export (every key of a source, written to a file).
+one per export (every key of a source, written to a file), per rotation, per refused
+lookup, and per change of who may read keys.
 
 The file lives in the platform's state folder (``BITKEY_DIR_TRAIL`` overrides the path), is
 created with mode 0600 and only ever appended to. Each run writes its lines with a single
@@ -25,6 +26,7 @@ from bitkey_dir.core.conflicts import Conflict
 from bitkey_dir.core.env import TRAIL_ENV
 from bitkey_dir.core.errors import SourceError
 from bitkey_dir.core.model import RecoveryKey
+from bitkey_dir.core.rights import RightsChange
 from bitkey_dir.core.rotation import Rotation
 from bitkey_dir.runtime import platform
 
@@ -98,7 +100,24 @@ class RefuseEntry(TypedDict):
     command: list[str]
 
 
-Entry = RevealEntry | ExportEntry | RotateEntry | RefuseEntry
+class RightsEntry(TypedDict):
+    """One change of who may read recovery keys (rights grant or revoke); a what-if, or a
+    change that found everything already as asked, is not one."""
+
+    time: str
+    os_user: str
+    principal: str | None  # the account that made the change
+    source: str
+    action: Literal["grant", "revoke"]
+    scope: str  # the OU (AD) the change applies below
+    grantee: str  # the account or group given or denied the right, as asked for
+    grantee_id: str  # its SID (AD) or object id
+    changed: list[str]  # each entry added or removed, as the source describes it
+    reason: None
+    command: list[str]
+
+
+Entry = RevealEntry | ExportEntry | RotateEntry | RefuseEntry | RightsEntry
 Line = dict[str, object]  # a line read back: whatever the file holds
 
 
@@ -241,6 +260,25 @@ def refusal_entries(
             }
         )
     return entries
+
+
+def rights_entry(
+    change: RightsChange, principal: str | None, command: Sequence[str]
+) -> RightsEntry:
+    """The line for a grant or revoke that changed something."""
+    return {
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "os_user": _os_user(),
+        "principal": principal,
+        "source": change.source,
+        "action": change.action,
+        "scope": change.scope,
+        "grantee": change.principal,
+        "grantee_id": change.ident,
+        "changed": list(change.changed),
+        "reason": None,
+        "command": list(command),
+    }
 
 
 def append(entries: Sequence[Entry], path: Path | None = None) -> None:

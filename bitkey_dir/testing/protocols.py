@@ -23,6 +23,8 @@ from bitkey_dir.sources.base import (
     AuthStatus,
     Check,
     Decrypts,
+    DeviceKeys,
+    DeviceRound,
     Diagnoses,
     Escrow,
     FollowsRotations,
@@ -32,6 +34,7 @@ from bitkey_dir.sources.base import (
     KeepsDeleted,
     KeyRead,
     KnowsVolumes,
+    ListsKeysByDevice,
     ReadsFiles,
     ReportsReads,
     Rotates,
@@ -40,6 +43,7 @@ from bitkey_dir.sources.base import (
     SignsIn,
     Source,
     StoresNoKeyPackages,
+    entries_of,
 )
 from bitkey_dir.testing.harness import ContractHarness, covers, one_line
 
@@ -321,6 +325,28 @@ class ProtocolTests(ContractHarness):
             json.dumps([progress.to_record() for progress in answers]) + repr(answers),
             "rotation_progress()",
         )
+
+    @covers(ListsKeysByDevice)
+    def test_keys_by_device_are_the_listing_of_the_listed_devices(self) -> None:
+        with self.opened_if(ListsKeysByDevice, "lists no keys by device") as source:
+            every = DeviceRound()
+            parts = list(source.iter_device_keys(None, every, self.warn))
+            again = DeviceRound()
+            changed = list(source.iter_device_keys(every.cursor, again, self.warn))
+        with self.opened() as source:
+            listed = {entry.key_id: entry for entry in entries_of(source, self.warn)}
+        assert all(isinstance(part, DeviceKeys) for part in parts + changed)
+        devices = [part.device_id for part in parts]
+        assert len(devices) == len(set(devices)), "a device was given twice"
+        assert every.devices == len(parts), "DeviceRound.devices is not the devices given"
+        for part in parts:
+            for entry in part.entries:
+                assert entry.key_id in listed, f"{entry.key_id}: not in the full listing"
+                assert entry.device_id == listed[entry.key_id].device_id, entry.key_id
+        given = {entry.key_id for part in parts for entry in part.entries}
+        of_devices = {key for key, entry in listed.items() if entry.device_id in set(devices)}
+        assert of_devices <= given, "a key of a listed device is missing"
+        self.assert_nothing_secret_in(repr(parts + changed), "iter_device_keys()")
 
     @covers(KnowsVolumes)
     def test_volume_keys_give_the_key_and_its_volume_without_passwords(self) -> None:

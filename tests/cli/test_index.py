@@ -394,13 +394,19 @@ def test_a_path_that_holds_no_index_is_never_cleared_nor_written(
 
 def test_an_index_of_the_previous_version_is_used_and_cleared(share: Share) -> None:
     assert invoke_with(share.config, "index", "refresh", secrets=SECRETS).code == 0
-    with sqlite3.connect(index_file()) as db:  # as the previous version wrote it
+    with sqlite3.connect(index_file()) as db:  # as the first format was written
         db.execute("PRAGMA application_id = 0")
+        db.execute("PRAGMA user_version = 1")
+        db.execute("DROP TABLE passes")
+        db.execute("DROP TABLE covered")
     outcome = share.find("--key-id", KEY_ID[:8])
     assert outcome.document["index"]["used"] == ["share", "other"]
     with sqlite3.connect(index_file()) as db:
         assert db.execute("PRAGMA application_id").fetchone()[0] != 0  # marked since
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2  # and made the new format
+        assert db.execute("SELECT DISTINCT pass FROM passes").fetchall() == [("full",)]
         db.execute("PRAGMA application_id = 0")
+        db.execute("PRAGMA user_version = 1")
     assert invoke_with(share.config, "index", "clear", secrets=SECRETS).out == (
         "other: cleared\nshare: cleared\n"
     )

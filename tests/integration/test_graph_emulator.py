@@ -894,3 +894,71 @@ def test_sdk_without_allowed_host_sends_no_token(graph: GraphEmulator, tenant: T
     assert raised.value.response_status_code == 401
     assert raised.value.error.message == "Access token is empty."
     assert "authorization" not in graph.requests[-1].headers
+
+
+def test_devices_delta_rounds_changes_and_removals(graph: GraphEmulator) -> None:
+    graph.devices_page_size = 2
+    devices = [graph.add_device(f"PC-{n}") for n in range(3)]
+    token = app_token(graph, "Device.Read.All")
+
+    def round_from(url: str) -> tuple[list[dict[str, Any]], str]:
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = call(graph, "GET", url.removeprefix(graph.base_url), token=token).body
+            rows += page["value"]
+            if "@odata.deltaLink" in page:
+                assert "@odata.nextLink" not in page
+                return rows, page["@odata.deltaLink"]
+            url = page["@odata.nextLink"]
+
+    rows, delta = round_from("/v1.0/devices/delta?$select=deviceId,displayName")
+    assert [row["displayName"] for row in rows] == ["PC-0", "PC-1", "PC-2"]
+    assert set(rows[0]) == {"id", "deviceId", "displayName"}  # id always, then $select
+    assert "$deltatoken=" in delta
+    assert round_from(delta)[0] == []  # nothing changed since
+    graph.home.rename_device(devices[0], "PC-RENAMED")
+    new = graph.add_device("PC-NEW")
+    graph.add_recovery_key(devices[1])  # a key changes no device
+    graph.home.remove_device(devices[2])
+    rows, again = round_from(delta)
+    assert {row["id"]: row.get("displayName") for row in rows} == {
+        devices[0].id: "PC-RENAMED",
+        new.id: "PC-NEW",
+        devices[2].id: None,
+    }
+    assert [row for row in rows if "@removed" in row] == [
+        {"id": devices[2].id, "@removed": {"reason": "deleted"}}
+    ]
+    assert round_from(again)[0] == []
+    sdk = call(graph, "GET", "/v1.0/devices/delta()?$select=deviceId", token=token)
+    assert sdk.status == 200  # as msgraph-sdk writes the function
+    refused = call(graph, "GET", "/v1.0/devices/delta?$top=999", token=token)
+    assert_graph_error(refused, 400, "BadRequest")
+    bad = call(graph, "GET", "/v1.0/devices/delta?$deltatoken=nonsense", token=token)
+    assert_graph_error(bad, 400, "Request_BadRequest")
+    no_permission = app_token(graph, "BitlockerKey.Read.All")
+    answer = call(graph, "GET", "/v1.0/devices/delta", token=no_permission)
+    assert_graph_error(answer, 403, "Authorization_RequestDenied")
+
+
+def test_too_many_requests_at_once_are_throttled(graph: GraphEmulator) -> None:
+    graph.add_device("PC-1")
+    token = app_token(graph, "Device.Read.All")
+    graph.latency = 0.3
+    graph.max_in_flight = 1
+    answers: list[Any] = []
+
+    def ask() -> None:
+        answers.append(call(graph, "GET", "/v1.0/devices", token=token))
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    statuses = sorted(answer.status for answer in answers)
+    assert statuses[0] == 200
+    assert 429 in statuses
+    throttled = next(answer for answer in answers if answer.status == 429)
+    assert throttled.headers["retry-after"] == "1"
+    assert graph.throttled == statuses.count(429)

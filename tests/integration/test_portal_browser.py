@@ -7,7 +7,6 @@ names another)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -18,24 +17,13 @@ from pathlib import Path
 import pytest
 
 from tests.command_line import take_trail_entries, toml_value
-from tests.integration.fixtures import Directory, Lab, free_port, unavailable
+from tests.integration.browsers import chromium
+from tests.integration.fixtures import Directory, Lab, free_port
 from tests.integration.seed import HELPDESK, computer_spec
 
 pytestmark = pytest.mark.integration
 
 NEWEST = sorted(computer_spec("WS001").keys, key=lambda key: key.created)[-1]
-
-
-def chromium() -> tuple[str, str]:
-    browser = shutil.which("chromium")
-    driver = shutil.which("chromedriver")
-    if not browser or not driver:
-        unavailable("chromium or chromedriver missing: apt-get install chromium chromium-driver")
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        unavailable("selenium missing: .venv/bin/pip install selenium")
-    return browser, driver  # type: ignore[return-value]
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ tests leave alone.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from ldap3 import BASE
 from bitkey_dir.sources.ad.access import DACL_ONLY
 from bitkey_dir.sources.ad.delegation import KEY_PACKAGE, RECOVERY_INFORMATION, RECOVERY_PASSWORD
 from examples.lab.samba_dc import RecoveryKey
-from tests.command_line import Outcome, invoke_with
+from tests.command_line import Outcome, invoke_with, trail_entries
 from tests.integration.fixtures import ADMIN, Directory, Lab, ad_checks
 from tests.integration.seed import DOMAIN, PLAIN, TEMPORARY_COMPUTER, WORKSTATIONS
 
@@ -121,6 +122,7 @@ def test_grant_lets_an_account_read_what_it_could_not_and_revoke_undoes_it(
         what_if.out
     )
     assert dacl(samba_dc, hidden.ou) == before
+    assert not [e for e in trail_entries() if e.get("scope") == hidden.ou]
 
     # The account itself may not grant it.
     refused = run(lab, "plain", hidden, "rights", "grant", "--ou", hidden.ou, "-p", principal)
@@ -153,7 +155,40 @@ def test_grant_lets_an_account_read_what_it_could_not_and_revoke_undoes_it(
     revoked = run(lab, ADMIN, hidden, "rights", "revoke", "--ou", hidden.ou, "-p", principal)
     assert revoked.code == 0, revoked.err
     assert dacl(samba_dc, hidden.ou) == before
+
+    # The grant and the revoke are in the trail, each once; the what-if, the refused grant
+    # and the grant with nothing to do are not.
+    changes = [e for e in trail_entries() if e.get("scope") == hidden.ou]
+    assert [e["action"] for e in changes] == ["grant", "revoke"]
+    for entry in changes:
+        assert entry["grantee"] == principal
+        assert entry["grantee_id"].startswith("S-1-5-21-")
+        assert entry["principal"] == lab.accounts[ADMIN][0]
+        assert entry["source"] == "lab"
+        assert len(entry["changed"]) == 2
+    assert any("msFVE-RecoveryPassword" in ace for ace in changes[0]["changed"])
+    listed = run(lab, ADMIN, hidden, "trail", "-n", "50")
+    assert f"rights granted to {principal} below {hidden.ou} (2 entries)" in listed.out
+    assert f"rights revoked from {principal} below {hidden.ou} (2 entries)" in listed.out
     assert run(lab, "plain", hidden, "doctor", "--format", "json").code == 3
+
+
+def test_a_change_made_while_the_trail_cannot_be_written_says_so(
+    lab: Lab, samba_dc: Directory, hidden: Hidden, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DACL is changed before the line is written: exit 0 with a warning, not a failure
+    that would read as "nothing changed"."""
+    before = dacl(samba_dc, hidden.ou)
+    monkeypatch.setenv("BITKEY_DIR_TRAIL", os.devnull)
+    principal = f"{DOMAIN}\\{PLAIN.name}"
+    granted = run(lab, ADMIN, hidden, "rights", "grant", "--ou", hidden.ou, "-p", principal)
+    assert granted.code == 0, granted.err
+    assert "the change is not in the access trail" in granted.err
+    assert dacl(samba_dc, hidden.ou) != before
+    revoked = run(lab, ADMIN, hidden, "rights", "revoke", "--ou", hidden.ou, "-p", principal)
+    assert revoked.code == 0, revoked.err
+    assert "the change is not in the access trail" in revoked.err
+    assert dacl(samba_dc, hidden.ou) == before
 
 
 def test_grant_by_sid_and_upn_names_the_same_account(

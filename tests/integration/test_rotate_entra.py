@@ -18,9 +18,9 @@ import pytest
 from bitkey_dir import Client, ExitCode
 from bitkey_dir.core.errors import InputError
 from examples.lab.graph_emulator import GraphEmulator, RotationScript
-from tests.command_line import invoke_with, trail_entries
+from tests.command_line import invoke, invoke_with, trail_entries
 from tests.conftest import ROOT
-from tests.integration.fixtures import FULL, SECRET, Entra
+from tests.integration.fixtures import FULL, SECRET, WRONG_SECRET, Entra
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_kiota_registries")]
 
@@ -244,3 +244,42 @@ def test_the_library_waits_as_the_command_does(entra: Entra, graph: GraphEmulato
         with pytest.raises(InputError, match=r"wait=1 to 86400|wait takes 1 to 86400"):
             client.rotate(key_id=key_id, wait=0)
     assert [entry["outcome"] for entry in trail_entries()] == ["requested", "failed"]
+
+
+def test_find_rotate_wait_shows_the_key_then_follows_the_rotation_up(
+    entra: Entra, graph: GraphEmulator
+) -> None:
+    config, key_id = rotation_with(entra, graph, RotationScript(pending_reads=1))
+    before = set(graph.recovery_keys)
+    args = ("find", "-k", key_id[:8], "-r", "INC-10", "--rotate", "--wait", "60", "-f", "json")
+    outcome = invoke_with(config, *args, **entra.checks)
+    assert outcome.code == 0, outcome.err
+    (key,) = outcome.keys
+    assert key["key_id"] == key_id.upper()
+    (new,) = set(graph.recovery_keys) - before
+    assert f"done: new Key ID {new.upper()}" in outcome.err
+    reveal, requested, done = trail_entries()
+    assert reveal["key_id"] == key_id.upper()
+    assert (requested["outcome"], done["outcome"]) == ("requested", "done")
+
+
+def test_find_rotate_wait_is_4_when_the_device_cannot_rotate(
+    entra: Entra, graph: GraphEmulator
+) -> None:
+    config, key_id = rotation_with(entra, graph, RotationScript(outcome="notSupported"))
+    # The key is shown before the rotation fails, so it is on stdout of a run that exits 4:
+    # invoke's "no password unless exit 0" does not hold here.
+    args = ("--config", str(config), "find", "-k", key_id, "-r", "INC-11", "--rotate")
+    outcome = invoke(*args, "--wait", "30", "-f", "key", never_shown=[SECRET, WRONG_SECRET])
+    assert outcome.code == 4, outcome.err
+    assert outcome.out == graph.recovery_keys[key_id].key + "\n"
+    assert graph.recovery_keys[key_id].key not in outcome.err
+    assert "not supported (Intune: notSupported)" in outcome.err
+    with Client(config=config) as client:
+        found = client.find(key_id=key_id, reason="INC-12", then_rotate=True, wait=30)
+        assert found.exit_code == ExitCode.SOURCE_FAILED
+    reads = len(graph.key_reads)
+    for bad in (("--wait", "30"), ("--rotate", "--wait", "0")):
+        refused = invoke_with(config, "find", "-k", key_id, "-r", "INC-13", *bad, **entra.checks)
+        assert refused.code == 2, refused.err
+    assert len(graph.key_reads) == reads  # refused before anything was read

@@ -19,7 +19,16 @@ from bitkey_dir.core.rotation import Progress, Rotation
 from bitkey_dir.ops.rotate import by_hand
 from bitkey_dir.runtime.credentials import Secret, Wanted
 from bitkey_dir.sources import base
-from bitkey_dir.sources.base import AuthStatus, Check, Escrow, KeyRead, Source, Warn
+from bitkey_dir.sources.base import (
+    AuthStatus,
+    Check,
+    DeviceKeys,
+    DeviceRound,
+    Escrow,
+    KeyRead,
+    Source,
+    Warn,
+)
 from bitkey_dir.sources.files.source import FileSource
 from bitkey_dir.testing import SourceContract
 from tests.unit.file_contract import FileSourceContract as FileContract
@@ -226,6 +235,26 @@ class Volumes(Wrapped):
         return [dataclasses.replace(key, recovery_password=None) for key in volume]
 
 
+class ByDevice(Wrapped):
+    def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
+        for key in super().iter_keys(warn):  # the computer stands for the device
+            yield dataclasses.replace(key, device_id=key.computer)
+
+    def iter_device_keys(
+        self, since: str | None, round: DeviceRound, warn: Warn
+    ) -> Iterator[DeviceKeys]:
+        if since is not None:
+            return
+        devices: dict[str, list[KeyEntry]] = {}
+        for key in self.iter_keys(warn):
+            devices.setdefault(key.device_id or "", []).append(KeyEntry.of(key))
+        lost = 1 if self.fault == "loses a device's key" else 0
+        for device, entries in devices.items():
+            round.devices += 1
+            yield DeviceKeys(device, tuple(entries[lost:]))
+        round.cursor = "now"
+
+
 class Reads(Wrapped):
     def __init__(self, inner: FileSource, fault: str) -> None:
         super().__init__(inner, fault)
@@ -410,6 +439,11 @@ CASES: Sequence[tuple[str, Test, type[Wrapped]]] = [
         "names the new key by a prefix",
         FileContract.test_rotation_progress_is_a_known_state_without_a_secret,
         Following,
+    ),
+    (
+        "loses a device's key",
+        FileContract.test_keys_by_device_are_the_listing_of_the_listed_devices,
+        ByDevice,
     ),
     (
         "shows passwords with the volume",

@@ -221,7 +221,7 @@ class Graph:
                     for number, key_id in enumerate(pending)
                 ]
             }
-            answer = await self._post_batch(body)
+            answer = await self.post_batch(body, "reading keys", READ_KEYS)
             retry: list[str] = []
             wait = 0.0
             for response in answer.get("responses", []):
@@ -256,7 +256,11 @@ class Graph:
             raise SourceError(f"Graph kept throttling reads of {len(pending)} keys; try again")
         return values
 
-    async def _post_batch(self, body: Record) -> Record:
+    async def post_batch(
+        self, body: Record, doing: str, permission: str, *, busy_ok: bool = False
+    ) -> Record:
+        """A $batch sent through the adapter (its retry handler honours Retry-After); with
+        ``busy_ok``, still throttled after the retries raises Busy."""
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
         from msgraph.generated.models.o_data_errors.o_data_error import ODataError
@@ -267,8 +271,9 @@ class Graph:
         info.set_stream_content(json.dumps(body).encode(), "application/json")
         raw = await self.call(
             self.adapter.send_primitive_async(info, "bytes", {"XXX": ODataError}),
-            "reading keys",
-            READ_KEYS,
+            doing,
+            permission,
+            busy_ok=busy_ok,
         )
         answer: Record = json.loads(raw or b"{}")
         return answer

@@ -20,6 +20,7 @@ from bitkey_dir.core.errors import AuthError, SourceError
 from bitkey_dir.runtime import credentials, interaction, keystore
 from bitkey_dir.runtime.config import Settings
 from bitkey_dir.runtime.credentials import Secret, Wanted
+from bitkey_dir.runtime.delegation import handed_over
 from bitkey_dir.runtime.keystore import client_secret_entry
 from bitkey_dir.sources.entra.token_cache import TokenCacheFile
 
@@ -294,8 +295,14 @@ class SignIn:
         return self._app
 
     def token(self) -> tuple[str, int]:
-        """An access token and its expiry (epoch seconds), signing in if needed."""
+        """An access token and its expiry (epoch seconds), signing in if needed; the user's
+        own when their sign-in was handed over (the portal: runtime/delegation.py)."""
         import requests
+
+        handed = handed_over(self.source)
+        if handed is not None:
+            self._account = {"username": handed.username}
+            return handed.token()
 
         with self._lock:  # kiota may ask from several tasks; one sign-in is enough
             try:

@@ -10,6 +10,8 @@ Config (``type = "entra"``):
 ``graph_url``          default ``https://graph.microsoft.com``
 ``ca_file``            CA bundle for TLS-inspecting proxies (and tests)
 ``timeout``            seconds per request (default 30)
+``batches_in_flight``  $batch requests at once when the Key ID index lists keys by device
+                       (default 8, at most 32)
 
 Key values are read only for the keys a lookup returns, because Entra audits every read.
 msal, msgraph-sdk and httpx are imported only when a lookup runs (graph.py, signin.py). The
@@ -25,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import ClassVar, Final, TypeVar
 
-from bitkey_dir.core.errors import BitkeyError, InputError
+from bitkey_dir.core.errors import AuthError, BitkeyError, InputError
 from bitkey_dir.core.model import (
     ComputerName,
     KeyEntry,
@@ -38,7 +40,17 @@ from bitkey_dir.core.rights import Holder
 from bitkey_dir.core.rotation import Progress, Rotation
 from bitkey_dir.runtime.config import Settings
 from bitkey_dir.runtime.credentials import Secret, Wanted
-from bitkey_dir.sources.base import AuthStatus, Check, Escrow, KeyRead, TokenStatus, Warn
+from bitkey_dir.runtime.delegation import WebSignIn
+from bitkey_dir.sources.base import (
+    AuthStatus,
+    Check,
+    DeviceKeys,
+    DeviceRound,
+    Escrow,
+    KeyRead,
+    TokenStatus,
+    Warn,
+)
 from bitkey_dir.sources.entra import intune, listings, roles
 from bitkey_dir.sources.entra.bridge import drive, run_sync
 from bitkey_dir.sources.entra.graph import ROLES, Graph, Record, abandon, open_graph
@@ -61,6 +73,7 @@ class EntraSource:
     name: str
     sign_in: SignIn
     timeout: int = 30
+    batches_in_flight: int = 8
 
     @property
     def no_key_packages(self) -> str:
@@ -79,8 +92,9 @@ class EntraSource:
     def build(
         cls, name: str, settings: Settings, tenant_id: str, secret_owner: str | None = None
     ) -> EntraSource:
+        in_flight = settings.integer("batches_in_flight", 8, minimum=1, maximum=32)
         sign_in = SignIn.from_settings(name, settings, tenant_id, secret_owner)
-        return cls(name=name, sign_in=sign_in, timeout=sign_in.timeout)
+        return cls(name=name, sign_in=sign_in, timeout=sign_in.timeout, batches_in_flight=in_flight)
 
     def describe(self) -> str:
         return f"{self.sign_in.graph_url} tenant {self.sign_in.tenant_id} ({self.sign_in.auth})"
@@ -150,6 +164,21 @@ class EntraSource:
             tokens=tokens,
         )
 
+    # -- agents signed in through a browser (the portal) ----------------------------------
+
+    def web_sign_in(self, read_groups: bool = False) -> WebSignIn:
+        """Authorization code flows with PKCE for this source's app registration, its
+        client secret or certificate authenticating the app (web_signin.py)."""
+        from bitkey_dir.sources.entra.web_signin import WebSignIn as Flows
+
+        return Flows(self.sign_in, read_groups=read_groups)
+
+    def own_groups(self, warn: Warn) -> list[str]:
+        """Object IDs of the signed-in user's groups, nested ones too (transitiveMemberOf)."""
+        from bitkey_dir.sources.entra.groups import own_groups
+
+        return own_groups(self.sign_in)
+
     # -- doctor -------------------------------------------------------------------------
 
     def diagnose(self, warn: Warn) -> list[Check]:
@@ -171,6 +200,18 @@ class EntraSource:
         is read (nothing is audited) and BitlockerKey.ReadBasic.All is enough."""
         self.sign_in.token()
         yield from self._stream(listings.key_entries)
+
+    def iter_device_keys(
+        self, since: str | None, round: DeviceRound, warn: Warn
+    ) -> Iterator[DeviceKeys]:
+        """Each device's keys, devices listed by devices/delta (Device.Read.All) and their
+        keys 20 devices to a $batch, several at once: metadata only, nothing audited."""
+        from bitkey_dir.sources.entra import by_device
+
+        self.sign_in.token()
+        yield from self._stream(
+            lambda graph: by_device.device_keys(graph, since, round, self.batches_in_flight)
+        )
 
     def iter_keys(self, warn: Warn) -> Iterator[RecoveryKey]:
         self.sign_in.token()
@@ -263,11 +304,13 @@ class EntraSource:
         if key_id.is_full:
             key = await self._read_key(graph, str(key_id).lower(), {}, warn)
             if key is None:
+                self._refuse_without_a_role(f"Key ID {key_id}")
                 warn(self._not_found_hint(f"Key ID {key_id}"))
             return await self._named(graph, [key] if key is not None else [], warn)
         listed = await listings.list_keys(graph)
         wanted = [meta for meta in listed if key_id.matches(KeyId.parse(meta["id"]))]
         if not wanted:
+            self._refuse_without_a_role(f"Key ID {key_id}")
             warn(self._not_found_hint(f"Key ID {key_id}"))
             return []
         return await self._named(graph, await self._read_keys(graph, wanted, {}, warn), warn)
@@ -288,6 +331,23 @@ class EntraSource:
             replace(key, computer=names.get(key.device_id or "")) if not key.computer else key
             for key in keys
         ]
+
+    def _refuse_without_a_role(self, what: str) -> None:
+        """Nothing found for a signed-in user whose token names no directory role that reads
+        keys (``wids``, built-in roles only): that is "no right to read", not "not found",
+        since Graph lists only the keys of devices they own."""
+        from bitkey_dir.sources.entra.diagnosis import KEY_READING_ROLES, role_ids, token_claims
+
+        if self.sign_in.auth in APP_AUTH:
+            return
+        held = role_ids(token_claims(self.sign_in.token()[0]))
+        if held is not None and not set(held) & set(KEY_READING_ROLES):
+            raise AuthError(
+                f"{self.sign_in.principal} holds none of the built-in Entra roles that read "
+                f"BitLocker keys ({ROLES}): nothing found for {what}, and only keys of devices "
+                "they own are readable to them (a custom role that reads keys does not show in "
+                "the token: with one, the key may not exist)"
+            )
 
     def _not_found_hint(self, what: str) -> str:
         return (

@@ -73,9 +73,16 @@ says whether device owners may read their keys: `fabrikam.owners_read_bitlocker_
 (True by default, as in Entra; None leaves the property out). Throttle the audit log like
 any endpoint: `add_fault(r"/auditLogs/directoryAudits", status=429, retry_after=5)`.
 
+Device changes, for GET /v1.0/devices/delta (see _delta), and throttling of a client that
+sends too much at once::
+
+    fabrikam.rename_device(pc, "PC-02"); fabrikam.remove_device(pc)  # in the next delta
+    graph.max_in_flight = 4       # a 5th Graph request at once: 429, Retry-After below
+    graph.in_flight_retry_after = "1"; graph.throttled  # how many were turned away
+
 Served: OpenID discovery, JWKS, devicecode and token (device code, client credentials with a
 secret or a certificate assertion, refresh token) under /{tenant}/; under /v1.0 (and /beta):
-devices, informationProtection/bitlocker/recoveryKeys (list and by id), $batch,
+devices, devices/delta, informationProtection/bitlocker/recoveryKeys (list and by id), $batch,
 deviceManagement/managedDevices (list and by id, with deviceActionResults under /beta),
 auditLogs/directoryAudits (list and by id), policies/authorizationPolicy;
 under /beta only: deviceManagement/managedDevices/{id}/rotateBitLockerKeys. Permissions the

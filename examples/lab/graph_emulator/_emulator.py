@@ -28,9 +28,11 @@ from ._identity import Identity, OAuthError
 from ._model import (
     App,
     AuditEvent,
+    AuthCode,
     Device,
     DeviceCode,
     Fault,
+    Group,
     KeyRead,
     ManagedDevice,
     RecoveryKey,
@@ -82,11 +84,22 @@ class GraphEmulator:
         self.devices_page_size = 100  # Graph's default page size for directory objects
         self.managed_devices_page_size = 1000  # undocumented for Intune lists
         self.audit_page_size = 100  # undocumented for directoryAudits
+        # Graph throttles a client that sends too much at once: with max_in_flight set, a
+        # Graph request arriving while that many are being served is answered 429 with
+        # Retry-After: in_flight_retry_after (seconds). throttled counts those answers.
+        self.max_in_flight: int | None = None
+        self.in_flight_retry_after = "1"
+        self.throttled = 0
+        self._in_flight = 0
 
         # State.
         self.tenants: dict[str, Tenant] = {}  # by lower-case tenant ID
         self.apps: dict[str, App] = {}  # every app registration, by lower-case client ID
         self.device_codes: dict[str, DeviceCode] = {}
+        self.auth_codes: dict[str, AuthCode] = {}  # authorization codes, by code
+        self.authorize_requests: dict[str, dict[str, str]] = {}  # sign-in pages shown, by id
+        self.auth_code_lifetime = 600  # "codes are short lived, about 10 minutes"
+        self.groups_claim_limit = 200  # JWT ID tokens: more groups is the overage claim
         self.refresh_grants: dict[str, RefreshGrant] = {}
         self.faults: list[Fault] = []
         self.errors: list[str] = []  # tracebacks of emulator bugs (answered with 500)
@@ -273,6 +286,8 @@ class GraphEmulator:
         delegated_scopes: Iterable[str] = (),
         app_roles: Iterable[str] = (),
         multi_tenant: bool = False,
+        redirect_uris: Iterable[str] = (),
+        group_membership_claims: str | None = None,
     ) -> App:
         """Register an app in the home tenant (see Tenant.add_app); `delegated_scopes` /
         `app_roles` are admin-consented Graph permissions (e.g. "BitlockerKey.Read.All")."""
@@ -285,6 +300,8 @@ class GraphEmulator:
             delegated_scopes=delegated_scopes,
             app_roles=app_roles,
             multi_tenant=multi_tenant,
+            redirect_uris=redirect_uris,
+            group_membership_claims=group_membership_claims,
         )
 
     def add_user(
@@ -294,12 +311,27 @@ class GraphEmulator:
         display_name: str | None = None,
         roles: Iterable[str] = (),
         user_id: str | None = None,
+        password: str | None = None,
     ) -> User:
         """Add a user to the home tenant; `roles` are directory role names such as
-        "Helpdesk Administrator"."""
+        "Helpdesk Administrator"; `password` lets them sign in on the /authorize page."""
         return self.home.add_user(
-            user_principal_name, display_name=display_name, roles=roles, user_id=user_id
+            user_principal_name,
+            display_name=display_name,
+            roles=roles,
+            user_id=user_id,
+            password=password,
         )
+
+    def add_group(
+        self,
+        display_name: str,
+        members: Iterable[User | Group] = (),
+        *,
+        group_id: str | None = None,
+    ) -> Group:
+        """A security group in the home tenant (see Tenant.add_group)."""
+        return self.home.add_group(display_name, members, group_id=group_id)
 
     def add_custom_role(
         self, display_name: str, actions: Iterable[str], members: Iterable[User] = ()
@@ -497,10 +529,14 @@ class GraphEmulator:
         kid = self.pki.signing_kid
         return sign_jwt(claims, self.pki.signing_key, {"kid": kid, "x5t": kid})
 
-    def mint_id_token(self, app: App, user: User, tenant: Tenant | None = None) -> str:
+    def mint_id_token(
+        self, app: App, user: User, tenant: Tenant | None = None, nonce: str | None = None
+    ) -> str:
+        """An ID token (v2.0); `groups` when the app's manifest asks for group claims, or the
+        overage claim instead when the user is in more groups than a JWT may carry."""
         tenant = tenant or self.find_tenant(user.tenant_id or self.tenant_id) or self.home
         now = int(self.now())
-        claims = {
+        claims: dict[str, Any] = {
             "aud": app.client_id,
             "iss": tenant.issuer,
             "iat": now,
@@ -514,6 +550,21 @@ class GraphEmulator:
             "uti": secrets.token_urlsafe(16),
             "ver": "2.0",
         }
+        if nonce is not None:
+            claims["nonce"] = nonce
+        if app.group_membership_claims:
+            groups = [g.id for g in tenant.transitive_groups(user) if g.security_enabled]
+            if len(groups) > self.groups_claim_limit:
+                # "Group overage claim": the app reads the groups from Graph instead.
+                claims["_claim_names"] = {"groups": "src1"}
+                claims["_claim_sources"] = {
+                    "src1": {
+                        "endpoint": f"https://graph.windows.net/{tenant.tenant_id}/users/"
+                        f"{user.id}/getMemberObjects"
+                    }
+                }
+            else:
+                claims["groups"] = groups
         kid = self.pki.signing_kid
         return sign_jwt(claims, self.pki.signing_key, {"kid": kid})
 
@@ -591,16 +642,56 @@ class GraphEmulator:
     # -- dispatch ---------------------------------------------------------------------------
 
     def _serve(self, request: Request) -> Response:
+        with self.lock:
+            self._in_flight += 1
+            crowded = (
+                self.max_in_flight is not None
+                and self._in_flight > self.max_in_flight
+                and is_graph_path(request.path)
+            )
         try:
             tenant = self.request_tenant(request)
             latency = self.latency if tenant is None else tenant.latency
             if latency:
                 time.sleep(latency)
+            if crowded:
+                return self._crowded(request, tenant)
             return self._dispatch(request, tenant)
         except Exception:
             with self.lock:
                 self.errors.append(traceback.format_exc())
             return Response(500, b"graph emulator bug; see GraphEmulator.errors")
+        finally:
+            with self.lock:
+                self._in_flight -= 1
+
+    def _crowded(self, request: Request, tenant: Tenant | None) -> Response:
+        """Too many requests at once: the throttling guidance's 429, recorded."""
+        fault = Fault(
+            path=re.compile(""),
+            method=None,
+            status=429,
+            times=1,
+            retry_after=self.in_flight_retry_after,
+            in_batch=None,
+        )
+        response = self._fault_response(fault, request)
+        with self.lock:
+            self.throttled += 1
+            self._requests.append(
+                RequestRecord(
+                    method=request.method,
+                    path=request.path,
+                    query=request.query,
+                    status=429,
+                    time=time.time(),
+                    via_batch=False,
+                    request_id=response.headers.get("request-id", ""),
+                    headers=dict(request.headers),
+                    tenant_id=tenant.tenant_id if tenant is not None else None,
+                )
+            )
+        return response
 
     def request_tenant(self, request: Request) -> Tenant | None:
         """The tenant a request is for: on Graph the `tid` of its access token (not yet

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote as urlquote
 
-from . import _audit, _intune, _policies, _roles
+from . import _audit, _delta, _groups, _intune, _policies, _roles
 from ._crypto import JwtError, unverified_parts, verify_signature
 from ._generated import Chain, DeviceSegment, GeneratedKeys, KeySegment, ListSegment
 from ._http import Request, Response, json_response
@@ -223,7 +223,7 @@ class Graph:
                 "The request failed with status BadRequest (400). Parameter (User-Agent) is "
                 "required but missing from headers",
             )
-        if lowered[:1] == ["devices"] and len(lowered) <= 2:
+        if lowered[:1] == ["devices"] and len(lowered) <= 2 and not _delta.is_delta(lowered):
             require_get(request)
             if len(segments) == 2:
                 return self.device(request, principal, segments[1])
@@ -244,6 +244,15 @@ class Graph:
     def _route_policies_and_roles(
         self, request: Request, principal: Principal, lowered: list[str]
     ) -> Response | None:
+        if _delta.is_delta(lowered):
+            require_get(request)
+            return _delta.devices_delta(self, request, principal)
+        if lowered in (
+            ["me", "transitivememberof"],
+            ["me", "transitivememberof", "microsoft.graph.group"],
+        ):
+            require_get(request)
+            return _groups.transitive_member_of(self, request, principal)
         if lowered == ["policies", "authorizationpolicy"]:
             return _policies.authorization_policy(self, request, principal)
         if lowered == ["rolemanagement", "directory", "roledefinitions"]:

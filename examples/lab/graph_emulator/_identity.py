@@ -58,6 +58,7 @@ _ROUTE = re.compile(
     r"(?P<discovery>v2\.0/\.well-known/openid-configuration)"
     r"|(?P<keys>discovery/v2\.0/keys)"
     r"|(?P<devicecode>oauth2/v2\.0/devicecode)"
+    r"|(?P<authorize>oauth2/v2\.0/authorize)"
     r"|(?P<token>oauth2/v2\.0/token))$"
 )
 _USER_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -94,14 +95,18 @@ def b64url_json(data: dict[str, Any]) -> str:
 
 class Identity:
     def __init__(self, emulator: GraphEmulator) -> None:
+        from ._authorize import Authorize
+
         self.emu = emulator
+        self.authorize = Authorize(self)
 
     # -- routing --------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response | None:
         match = _ROUTE.match(request.path)
-        if match is None:
-            return None
+        if match is None or match.group("authorize"):
+            # The authorization endpoint answers browsers with pages, not JSON errors.
+            return self.authorize.handle(request, match.group("tenant")) if match else None
         segment = match.group("tenant")
         try:
             tenant = self._tenant(segment)
@@ -339,6 +344,8 @@ class Identity:
             return self._client_credentials_grant(request, form, tenant)
         if grant_type == "refresh_token":
             return self._refresh_token_grant(request, form, tenant)
+        if grant_type == "authorization_code":
+            return self.authorize.redeem(request, form, tenant)
         if not grant_type:
             raise OAuthError(
                 "invalid_request",
@@ -620,7 +627,9 @@ class Identity:
 
     # -- issuing ------------------------------------------------------------------------------
 
-    def _delegated_tokens(self, app: App, user: User, scope: str, form: dict[str, str]) -> Response:
+    def _delegated_tokens(
+        self, app: App, user: User, scope: str, form: dict[str, str], nonce: str | None = None
+    ) -> Response:
         """Tokens for `user` in the user's tenant, with what that tenant consented to."""
         emu = self.emu
         tenant = emu.tenant(user.tenant_id)
@@ -667,7 +676,7 @@ class Identity:
             )
             body["refresh_token"] = refresh_token
         if "openid" in request.oidc:
-            body["id_token"] = emu.mint_id_token(app, user, tenant)
+            body["id_token"] = emu.mint_id_token(app, user, tenant, nonce)
         if form.get("client_info") == "1":
             body["client_info"] = b64url_json({"uid": user.id, "utid": tenant.tenant_id})
         return json_response(200, body)

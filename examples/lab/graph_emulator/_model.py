@@ -45,6 +45,8 @@ KNOWN_PERMISSIONS = (
     AUDIT_LOG_READ,
     "Device.Read.All",
     "Device.ReadWrite.All",
+    "GroupMember.Read.All",
+    "Group.Read.All",
     "Directory.Read.All",
     "Directory.ReadWrite.All",
     "User.Read",
@@ -119,6 +121,11 @@ class App:
     object_id: str = field(default_factory=_guid)
     tenant_id: str = ""  # the tenant the app is registered in
     multi_tenant: bool = False
+    # Web platform redirect URIs: /authorize sends codes only to one of these, exactly.
+    redirect_uris: list[str] = field(default_factory=list)
+    # The manifest's groupMembershipClaims ("SecurityGroup", "All", ...): None puts no
+    # `groups` claim in ID tokens, as Entra's default.
+    group_membership_claims: str | None = None
 
     @property
     def confidential(self) -> bool:
@@ -147,6 +154,8 @@ class User:
     display_name: str
     roles: set[str] = field(default_factory=set)  # directory role names (ROLE_TEMPLATE_IDS)
     tenant_id: str = ""
+    # For the /authorize sign-in page only; None: the user cannot sign in there.
+    password: str | None = field(default=None, repr=False)
 
     @property
     def role_template_ids(self) -> list[str]:
@@ -388,3 +397,31 @@ class AuditEvent:
             "targetResources": list(self.target_resources),
             "additionalDetails": list(self.additional_details),
         }
+
+
+@dataclass
+class Group:
+    """A security group; `members` holds user and group object IDs (nesting counts for
+    transitiveMemberOf and the `groups` claim)."""
+
+    id: str
+    display_name: str
+    members: set[str] = field(default_factory=set)
+    security_enabled: bool = True
+
+
+@dataclass
+class AuthCode:
+    """An authorization code /authorize issued: single use, short-lived, bound to the app,
+    the redirect URI and the PKCE challenge it was asked with."""
+
+    code: str
+    client_id: str
+    redirect_uri: str
+    user: User
+    scope: str
+    nonce: str | None
+    code_challenge: str | None
+    code_challenge_method: str | None
+    expires_at: float
+    redeemed: bool = False

@@ -20,6 +20,7 @@ from ._model import (
     AuditEvent,
     Device,
     Fault,
+    Group,
     KeyRead,
     ManagedDevice,
     RecoveryKey,
@@ -54,6 +55,7 @@ class Tenant:
         self.tenant_id = tenant_id
         self.domains = [domain]
         self.users: dict[str, User] = {}
+        self.groups: dict[str, Group] = {}  # security groups, by object ID
         self.devices: list[Device] = []
         self.recovery_keys: dict[str, RecoveryKey] = {}  # explicit keys, by lower-case ID
         self.generated: list[GeneratedKeys] = []  # generated blocks, in the order added
@@ -75,6 +77,9 @@ class Tenant:
         self.custom_roles: dict[str, tuple[str, list[str]]] = {}
         self.custom_role_members: dict[str, set[str]] = {}
         self._pending_escrows: list[Rotation] = []
+        # The devices/delta change log (_delta): (sequence number, object ID) per change.
+        self.device_change_seq = 0
+        self._device_changes: list[tuple[int, str]] = []
         self._recovery_keys_page_size: int | None = None
         self._managed_devices_page_size: int | None = None
         self._audit_page_size: int | None = None
@@ -173,10 +178,14 @@ class Tenant:
         delegated_scopes: Iterable[str] = (),
         app_roles: Iterable[str] = (),
         multi_tenant: bool = False,
+        redirect_uris: Iterable[str] = (),
+        group_membership_claims: str | None = None,
     ) -> App:
         """Register an app in this tenant, with its service principal here; `delegated_scopes`
         / `app_roles` are admin-consented Graph permissions (e.g. "BitlockerKey.Read.All").
-        A `multi_tenant` app can be consented to in other tenants with `consent`."""
+        A `multi_tenant` app can be consented to in other tenants with `consent`.
+        `redirect_uris`: its web redirect URIs (authorization code flow);
+        `group_membership_claims` ("SecurityGroup"): ID tokens carry a `groups` claim."""
         if isinstance(certificate, ClientCertificate):
             certificate = certificate.certificate
         app = App(
@@ -189,6 +198,8 @@ class Tenant:
             app_roles={permission(p) for p in app_roles},
             tenant_id=self.tenant_id,
             multi_tenant=multi_tenant,
+            redirect_uris=list(redirect_uris),
+            group_membership_claims=group_membership_claims,
         )
         emulator = self.emulator
         with emulator.lock:
@@ -245,8 +256,10 @@ class Tenant:
         display_name: str | None = None,
         roles: Iterable[str] = (),
         user_id: str | None = None,
+        password: str | None = None,
     ) -> User:
-        """Add a user; `roles` are directory role names such as "Helpdesk Administrator"."""
+        """Add a user; `roles` are directory role names such as "Helpdesk Administrator";
+        `password` lets them sign in on the /authorize page."""
         role_set = set(roles)
         unknown = role_set - set(ROLE_TEMPLATE_IDS)
         if unknown:
@@ -259,10 +272,43 @@ class Tenant:
             display_name=display_name or user_principal_name.split("@", maxsplit=1)[0],
             roles=role_set,
             tenant_id=self.tenant_id,
+            password=password,
         )
         with self.emulator.lock:
             self.users[user.id] = user
         return user
+
+    def add_group(
+        self,
+        display_name: str,
+        members: Iterable[User | Group] = (),
+        *,
+        group_id: str | None = None,
+    ) -> Group:
+        """A security group of users and groups (nested groups count for their members)."""
+        group = Group(group_id or str(uuid.uuid4()), display_name, {m.id for m in members})
+        with self.emulator.lock:
+            self.groups[group.id] = group
+        return group
+
+    def user_named(self, name: str) -> User | None:
+        """The user whose UPN is `name` (case ignored)."""
+        wanted = name.strip().lower()
+        return next(
+            (u for u in list(self.users.values()) if u.user_principal_name.lower() == wanted),
+            None,
+        )
+
+    def transitive_groups(self, user: User) -> list[Group]:
+        """The groups `user` is in, directly or through nested groups, in the order added."""
+        with self.emulator.lock:
+            within = {user.id}
+            grew = True
+            while grew:
+                before = len(within)
+                within |= {g.id for g in self.groups.values() if g.members & within}
+                grew = len(within) != before
+            return [g for g in self.groups.values() if g.id in within]
 
     def add_custom_role(
         self, display_name: str, actions: Iterable[str], members: Iterable[User] = ()
@@ -293,7 +339,30 @@ class Tenant:
         )
         with self.emulator.lock:
             self.devices.append(device)
+            self._device_changed(device.id)
         return device
+
+    def rename_device(self, device: Device, display_name: str) -> None:
+        """Change a device's display name (a change devices/delta reports)."""
+        with self.emulator.lock:
+            device.display_name = display_name
+            self._device_changed(device.id)
+
+    def remove_device(self, device: Device) -> None:
+        """Delete a device object; its recovery keys stay (orphans, as tests need them)."""
+        with self.emulator.lock:
+            self.devices.remove(device)
+            self._device_changed(device.id)
+
+    def _device_changed(self, object_id: str) -> None:
+        self.device_change_seq += 1
+        self._device_changes.append((self.device_change_seq, object_id))
+
+    def device_changes_since(self, seq: int) -> list[Device | str]:
+        """Each device changed after ``seq`` once, as it is now; a deleted one by its ID."""
+        with self.emulator.lock:
+            changed = list(dict.fromkeys(oid for n, oid in self._device_changes if n > seq))
+            return [self.find_device(oid) or oid for oid in changed]
 
     def add_recovery_key(
         self,
