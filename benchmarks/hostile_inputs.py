@@ -501,6 +501,13 @@ def index_cases(keys: str) -> list[Case]:
             setup=damaged,
             env=index_at,
         ),
+        # Only the command a command line names is built: what is a command's name and what
+        # is not must not change what runs.
+        Case("--config without its value", ["--config"], (2,)),
+        Case("a command's name as --config's value", ["--config", "export"], (2,)),
+        Case("a command after --", ["--", "export", "-o", "x.json"], (2,)),
+        Case("a command's name with a terminal escape", ["exp\x1b[2Jort"], (2,)),
+        Case("help after --config", ["--config", "--help", "export"], (2,)),
     ]
 
 

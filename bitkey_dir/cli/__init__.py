@@ -26,7 +26,7 @@ def _stop(signum: int, frame: object) -> None:
 def main() -> None:
     import signal
 
-    from bitkey_dir.cli.app import app
+    from bitkey_dir.cli.app import for_command_line
     from bitkey_dir.runtime import platform
 
     # No core dump of a process that holds recovery passwords and credentials in memory.
@@ -34,7 +34,7 @@ def main() -> None:
     for signum in platform.stop_signals():
         signal.signal(signum, _stop)
     try:
-        app(prog_name="bitkey-dir")
+        for_command_line(sys.argv[1:])(prog_name="bitkey-dir")
     except KeyboardInterrupt:
         sys.stderr.write("\nbitkey-dir: interrupted\n")
         sys.exit(ExitCode.INTERRUPTED)

@@ -5,8 +5,11 @@ Imports here stay light (no source modules): `bitkey-dir --help` and `--version`
 
 from __future__ import annotations
 
+import copy
+import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 from typer.core import TyperGroup
@@ -114,3 +117,44 @@ app.add_typer(auth.auth_app, name="auth")
 app.add_typer(configure.config_app, name="config")
 app.add_typer(index.index_app, name="index")
 app.add_typer(rights.rights_app, name="rights")
+
+
+# Root options followed by a value, which is not a command's name; and those that need every
+# command (help, completion).
+_VALUED_OPTIONS: Final = frozenset({"--config"})
+_WHOLE_APP_OPTIONS: Final = frozenset(
+    {"--help", "-h", "--version", "--install-completion", "--show-completion"}
+)
+_COMPLETION_ENV: Final = "_BITKEY_DIR_COMPLETE"  # what Typer's shell completion runs under
+
+
+def for_command_line(argv: Sequence[str]) -> typer.Typer:
+    """``app``, holding only the command that ``argv`` names when it names one of them.
+
+    Typer builds every registered command's parameters on each run, though one runs: about
+    20 ms of a lookup's or an export's start. Anything else (no command, an unknown one that
+    Typer suggests a name for, help, shell completion) gets the whole app.
+    """
+    name = None if _COMPLETION_ENV in os.environ else _command_name(argv)
+    commands = [info for info in app.registered_commands if info.name == name]
+    groups = [info for info in app.registered_groups if info.name == name]
+    if name is None or not (commands or groups):
+        return app
+    pruned = copy.copy(app)
+    pruned.registered_commands = commands
+    pruned.registered_groups = groups
+    return pruned
+
+
+def _command_name(argv: Sequence[str]) -> str | None:
+    after_option = False
+    for arg in argv:
+        if after_option:
+            after_option = False
+        elif arg in _VALUED_OPTIONS:
+            after_option = True
+        elif arg in _WHOLE_APP_OPTIONS or arg == "--":
+            return None
+        elif not arg.startswith("-"):
+            return arg
+    return None

@@ -26,7 +26,7 @@ from bitkey_dir.core.model import RecoveryKey
 _NAMED_AT_MOST: Final = 5  # computers named in one message; more are counted
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Holder:
     """Who holds a key, as far as a source says: a computer name and a device ID."""
 
@@ -144,16 +144,19 @@ class ConflictWatch:
     keeping one small holder per Key ID, so that memory grows with the number of IDs only."""
 
     def __init__(self) -> None:
-        self._holders: dict[bytes, Holder] = {}
+        self._holders: dict[str, Holder] = {}
         self.conflicting: dict[KeyId, list[str]] = {}
 
     def see(self, key: RecoveryKey) -> None:
-        raw = key.key_id.uuid.bytes
-        holder = Holder.of(key)
+        # The Key ID's own hex digits (a full ID's): kept alive by the holder's entry
+        # instead of a new 16-byte copy, and no UUID made per key of an export.
+        raw = key.key_id.hex
         seen = self._holders.get(raw)
         if seen is None:
-            self._holders[raw] = holder
-        elif not seen.same_as(holder):
+            self._holders[raw] = Holder(key.computer, key.device_id)
+            return
+        holder = Holder.of(key)
+        if not seen.same_as(holder):
             names = self.conflicting.setdefault(key.key_id, [seen.computer or "unnamed"])
             names.append(holder.computer or "unnamed")
         elif not (seen.computer and seen.device_id):

@@ -66,7 +66,7 @@ class KeyId:
     def from_hex(cls, digits: str) -> KeyId:
         """A full ID from 32 upper-case hex digits its caller made itself (not user input)."""
         key_id = object.__new__(cls)
-        object.__setattr__(key_id, "hex", digits)
+        _set_hex(key_id, digits)
         return key_id
 
     @classmethod
@@ -137,3 +137,6 @@ class KeyId:
 
     def __repr__(self) -> str:
         return f"KeyId('{self}')"
+
+
+_set_hex = vars(KeyId)["hex"].__set__  # found once, not by name per key an export reads

@@ -99,19 +99,34 @@ class RecoveryKey:
         checks (a full Key ID, a timezone-aware date): half the cost of the checks and the
         keyword call, which the AD reader pays once per key it reads."""
         key = object.__new__(cls)
-        put = object.__setattr__  # written out: a loop over the fields costs what it saves
-        put(key, "source", source)
-        put(key, "key_id", key_id)
-        put(key, "recovery_password", recovery_password)
-        put(key, "computer", computer)
-        put(key, "created", created)
-        put(key, "volume_type", None)
-        put(key, "volume_id", volume_id)
-        put(key, "device_id", None)
-        put(key, "location", location)
-        put(key, "deleted", deleted)
-        put(key, "key_package", key_package)
+        # Written out: a loop over the fields costs what it saves.
+        _set_source(key, source)
+        _set_key_id(key, key_id)
+        _set_recovery_password(key, recovery_password)
+        _set_computer(key, computer)
+        _set_created(key, created)
+        _set_volume_type(key, None)
+        _set_volume_id(key, volume_id)
+        _set_device_id(key, None)
+        _set_location(key, location)
+        _set_deleted(key, deleted)
+        _set_key_package(key, key_package)
         return key
+
+
+# Each slot's own setter, found once: what object.__setattr__ looks up by name on every call.
+_slots = vars(RecoveryKey)
+_set_source = _slots["source"].__set__
+_set_key_id = _slots["key_id"].__set__
+_set_recovery_password = _slots["recovery_password"].__set__
+_set_computer = _slots["computer"].__set__
+_set_created = _slots["created"].__set__
+_set_volume_type = _slots["volume_type"].__set__
+_set_volume_id = _slots["volume_id"].__set__
+_set_device_id = _slots["device_id"].__set__
+_set_location = _slots["location"].__set__
+_set_deleted = _slots["deleted"].__set__
+_set_key_package = _slots["key_package"].__set__
 
 
 @dataclass(frozen=True, slots=True)

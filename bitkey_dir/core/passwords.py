@@ -21,7 +21,8 @@ _GROUP_DIGITS: Final = 6
 # ASCII digits only: str.isdigit() would accept Arabic-Indic or full-width digits.
 _PASSWORD_SHAPE: Final = re.compile(r"[0-9]{6}(?:(?:-| +|)[0-9]{6}){7}")
 _GROUP_LIMIT: Final = 11 * 65536
-_CANONICAL_PASSWORD: Final = re.compile(r"[0-9]{6}(?:-[0-9]{6}){7}")
+# The same language as [0-9]{6}(?:-[0-9]{6}){7}, which the regex engine matches at half the speed.
+_CANONICAL_PASSWORD: Final = re.compile(r"(?:[0-9]{6}-){7}[0-9]{6}")
 _NOT_DIGITS: Final = re.compile(r"[^0-9]+")
 _PASSWORD_CHARS: Final = frozenset("0123456789- ")
 
@@ -137,11 +138,16 @@ class RecoveryPassword:
 
     @classmethod
     def parse(cls, text: str) -> RecoveryPassword:
-        if _CANONICAL_PASSWORD.fullmatch(text) is not None and _groups_valid(text.split("-")):
-            # The form directories store, checked quickly and kept as it is.
-            password = object.__new__(cls)
-            object.__setattr__(password, "_text", text)
-            return password
+        if _CANONICAL_PASSWORD.fullmatch(text) is not None:
+            # The form directories store, checked quickly (_groups_valid, inline: an export
+            # checks one password per key) and kept as it is.
+            for value in map(int, text.split("-")):
+                if value % 11 or value >= _GROUP_LIMIT:
+                    break
+            else:
+                password = object.__new__(cls)
+                _set_text(password, text)
+                return password
         check = check_password(text)
         if not check.valid:
             raise InputError(f"not a valid recovery password: {check.problem}")
@@ -177,6 +183,8 @@ class RecoveryPassword:
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a RecoveryPassword is not serialised implicitly")
 
+
+_set_text = vars(RecoveryPassword)["_text"].__set__  # found once, not by name per key
 
 # A key package holds the volume's full-volume encryption key sealed with the recovery
 # password: real ones are a few hundred bytes. The bound keeps a damaged export or a hostile

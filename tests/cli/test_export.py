@@ -37,7 +37,7 @@ from bitkey_dir.runtime.encryption import (
     uses_passphrase,
 )
 from bitkey_dir.sources.files.source import FileSource
-from bitkey_dir.store.export_file import Encryption, write_export
+from bitkey_dir.store.export_file import JSON_CHUNK, Encryption, write_export
 from tests.command_line import invoke, invoke_with, run_process, trail_entries
 from tests.conftest import EXAMPLES, example_key_data
 from tests.import_probe import imported_by
@@ -247,6 +247,41 @@ def test_a_json_export_is_one_valid_json_document(tmp_path: Path) -> None:
     assert before <= exported <= datetime.now(UTC)
     assert [tuple(record) for record in document["keys"]] == [KEY_FIELDS] * len(EXAMPLE_KEYS)
     assert document["keys"] == [to_record(key) for key in EXAMPLE_KEYS]
+
+
+def _many_keys(count: int) -> list[RecoveryKey]:
+    return [
+        RecoveryKey(
+            source="estate",
+            key_id=KeyId.from_uuid(uuid.UUID(int=n + 1)),
+            recovery_password=RecoveryPassword.parse(PASSWORD),
+            computer=f"PC-{n:05d}" + "x" * (n % 7),
+            created=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=n),
+            location="OU=Workstations,DC=corp,DC=example,DC=com",
+        )
+        for n in range(count)
+    ]
+
+
+def _chunk_ends(keys: list[RecoveryKey]) -> list[int]:
+    """After how many keys the JSON writer starts a new chunk (every JSON_CHUNK bytes)."""
+    ends, size = [], 0
+    for count, key in enumerate(keys, start=1):
+        size += len(key_json(key))
+        if size > JSON_CHUNK:
+            ends.append(count)
+            size = 0
+    return ends
+
+
+def test_a_json_export_is_valid_json_wherever_its_chunks_end(tmp_path: Path) -> None:
+    keys = _many_keys(100)
+    first = _chunk_ends(keys)[0]
+    for count in (first - 1, first, first + 1, len(keys)):
+        out = tmp_path / f"{count}.json"
+        assert write_export(iter(keys[:count]), out, fmt="json", source="estate").keys == count
+        document = json.loads(out.read_text(encoding="utf-8"))
+        assert document["keys"] == [to_record(key) for key in keys[:count]]
 
 
 def test_a_csv_export_has_the_documented_columns(tmp_path: Path) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bitkey_dir.core.model import ComputerName, KeyId
@@ -18,6 +18,7 @@ from bitkey_dir.sources.ad.filters import (
     wildcard_filter_value,
 )
 from bitkey_dir.sources.ad.names import (
+    dn_head,
     dn_levels,
     guid_from_bytes,
     key_id_from_bytes,
@@ -25,6 +26,7 @@ from bitkey_dir.sources.ad.names import (
     parent_dn,
     parse_recovery_name,
     rdn_value,
+    recovery_created,
     split_dn,
     unescape_dn_value,
 )
@@ -200,6 +202,12 @@ def test_dn_levels_split_only_at_unescaped_commas(dn: str) -> None:
     assert ",".join(levels) == dn
 
 
+@given(st.text(alphabet="a=\\,+5C ", max_size=40))
+def test_dn_head_is_the_first_two_levels_and_the_rest(dn: str) -> None:
+    levels = _reference_split(dn)
+    assert dn_head(dn) == (levels[0], levels[1] if len(levels) > 1 else None, ",".join(levels[2:]))
+
+
 @given(st.text(alphabet="a=\\,+5C {}-:0", max_size=40))
 def test_the_fast_paths_agree_with_full_unescaping(dn: str) -> None:
     rdn = _reference_split(dn)[0]
@@ -215,3 +223,23 @@ def test_guid_bytes_read_as_uuid_reads_them(value: bytes) -> None:
     assert str(key_id_from_bytes(value)) == expected
     assert key_id_from_bytes(value) == KeyId.parse(expected)  # the same as a parsed one
     assert hash(key_id_from_bytes(value)) == hash(KeyId.parse(expected))
+
+
+_OFFSETS = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+_RECOVERY_NAMES = st.one_of(
+    st.text(alphabet="0123456789-:T+{}ABCDEFabcdefZ. \nDEL", max_size=60),
+    st.builds(
+        lambda created, guid, tail: f"{created.isoformat()}{{{str(guid).upper()}}}{tail}",
+        st.datetimes(timezones=st.none() | _OFFSETS),
+        st.uuids(),
+        st.sampled_from(["", "\nDEL:3f2e", "}", "{", " x"]),
+    ),
+)
+
+
+@given(_RECOVERY_NAMES)
+@example(" 2024-01-01T08:00:00+05:30 {063EA4E1-220C-4293-BA01-4754620A96E7}")
+@example("2024-01-01T08:00:00{063EA4E1-220C-4293-BA01-4754620A96E7}")  # no offset: no date
+@example("2024-01-01T08:00:00+00:00{063EA4E1-220C-4293-BA01-4754620A96E7}\nDEL:x")
+def test_recovery_created_reads_the_date_parse_recovery_name_reads(name: str) -> None:
+    assert recovery_created(name) == parse_recovery_name(name).created

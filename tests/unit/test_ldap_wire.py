@@ -591,6 +591,22 @@ def test_messages_are_framed_whatever_the_reads_split(ids: list[int], draw: st.D
     assert _read_all(Replies(_Socket(chunks))) == messages
 
 
+@given(
+    st.lists(st.integers(min_value=1, max_value=2**31 - 1), min_size=1, max_size=6),
+    st.data(),
+)
+def test_active_directory_four_byte_lengths_are_framed_whatever_the_reads_split(
+    ids: list[int], draw: st.DataObject
+) -> None:
+    messages = [
+        _four_byte_lengths(_entry(n, f"CN=pc{n}", [("a", [b"v" * (n % 300)])])) for n in ids
+    ]
+    stream = b"".join(messages)
+    cuts = sorted(draw.draw(st.sets(st.integers(1, len(stream) - 1), max_size=20)))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    assert _read_all(Replies(_Socket(chunks))) == messages
+
+
 def test_each_message_is_handed_on_as_soon_as_it_is_complete() -> None:
     first, second = _entry(1, "CN=a", []), _done(1)
     replies = Replies(_Socket([first + second[:3], second[3:]]))

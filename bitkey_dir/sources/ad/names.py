@@ -138,6 +138,24 @@ def dn_levels(dn: str) -> list[str]:
     return _split_unescaped(dn, ",")
 
 
+def dn_head(dn: str) -> tuple[str, str | None, str]:
+    r"""A DN's first RDN, its second (None when it has one RDN) and the DN above those two,
+    still escaped: ``dn_levels(dn)[0]``, ``[1]`` and ``",".join(dn_levels(dn)[2:])``, without
+    splitting the whole DN (a key read per recovery object).
+
+    >>> dn_head(r"CN=2024\+05:30{A},CN=PC\,1,OU=Corp,DC=x")
+    ('CN=2024\\+05:30{A}', 'CN=PC\\,1', 'OU=Corp,DC=x')
+    """
+    if "\\" not in dn or dn.count("\\") == dn.count("\\+"):
+        parts = dn.split(",", 2)  # no escaped separator: _split_unescaped's two fast cases
+    else:
+        levels = _split_unescaped(dn, ",")
+        parts = [*levels[:2], ",".join(levels[2:])] if len(levels) > 2 else levels
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    return parts[0], parts[1] if len(parts) > 1 else None, ""
+
+
 def parent_dn(dn: str) -> str:
     """The DN one level up, keeping the server's escaping.
 
@@ -162,6 +180,7 @@ class RecoveryName:
 
 
 _RECOVERY_NAME: Final = re.compile(r"^(?P<created>[^{]*)\{(?P<guid>[0-9A-Fa-f-]{36})\}")
+_NAME_GUID: Final = re.compile(r"[0-9A-Fa-f-]{36}\}")  # what follows that "{"
 
 
 def parse_recovery_name(name: str) -> RecoveryName:
@@ -182,8 +201,17 @@ def parse_recovery_name(name: str) -> RecoveryName:
 
 def recovery_created(name: str) -> datetime | None:
     """Only the date of a recovery object's name: what the export and audit loops need."""
-    match = _RECOVERY_NAME.match(deleted_name(name))
-    return _created(match) if match is not None else None
+    if "\n" in name:
+        name = deleted_name(name)
+    # _RECOVERY_NAME's match, without its groups: the date is what comes before the first "{".
+    at = name.find("{")
+    if at < 0 or _NAME_GUID.match(name, at + 1) is None:
+        return None
+    try:
+        created = datetime.fromisoformat(name[:at].strip())
+    except ValueError:
+        return None
+    return created if created.utcoffset() is not None else None
 
 
 def _created(match: re.Match[str]) -> datetime | None:

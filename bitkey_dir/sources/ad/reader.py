@@ -17,7 +17,7 @@ from bitkey_dir.core.model import KeyPackage, RecoveryKey, RecoveryPassword
 from bitkey_dir.sources.ad import forest
 from bitkey_dir.sources.ad.names import (
     deleted_name,
-    dn_levels,
+    dn_head,
     guid_from_bytes,
     key_id_from_bytes,
     leaf_value,
@@ -89,15 +89,15 @@ class Reader:
         dn = entry.dn
         # The attributes by their lower-case names, without Entry.first: once per key.
         attributes = entry.attributes
-        levels = dn_levels(dn)
-        leaf = rdn_value(levels[0])
+        leaf_rdn, parent_rdn, above = dn_head(dn)
+        leaf = rdn_value(leaf_rdn)
         values = attributes.get("msfve-recoveryguid")
-        key_id = key_id_from_bytes(values[0] if values else None)
+        key_id = key_id_from_bytes(values[0]) if values else None  # full, when there is one
         if key_id is None:  # the name carries the GUID too
             key_id = parse_recovery_name(leaf).key_id
-        if key_id is None or not key_id.is_full:  # a name's "{…--…}" parses as a prefix
-            warn(f"{dn}: skipped, a recovery object without a readable Key ID")
-            return None
+            if key_id is None or not key_id.is_full:  # a name's "{…--…}" parses as a prefix
+                warn(f"{dn}: skipped, a recovery object without a readable Key ID")
+                return None
         password = None
         values = attributes.get("msfve-recoverypassword")
         if values:
@@ -120,8 +120,8 @@ class Reader:
             computer = deleted_name(leaf_value(last_parent)) if last_parent else None
             location = None
         else:
-            computer = rdn_value(levels[1]) if len(levels) > 1 else None
-            location = ",".join(levels[2:])
+            computer = rdn_value(parent_rdn) if parent_rdn is not None else None
+            location = above
         values = attributes.get("msfve-volumeguid")
         volume = guid_from_bytes(values[0]) if values else None
         # Checked already: a full Key ID, and a name's date only with its UTC offset.

@@ -85,6 +85,22 @@ def _expect(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
     return start, stop
 
 
+def _short_element(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
+    """What _expect gives, without its general length reading for the usual short forms."""
+    if pos + 3 <= end and data[pos] == tag:
+        form = data[pos + 1]
+        if form < 0x80:
+            start, stop = pos + 2, pos + 2 + form
+        elif form == 0x81:
+            start, stop = pos + 3, pos + 3 + data[pos + 2]
+        else:
+            return _expect(data, pos, end, tag)
+        if stop > end:
+            raise WireError("a reply ends inside an element")
+        return start, stop
+    return _expect(data, pos, end, tag)
+
+
 def _integer(data: bytes, start: int, stop: int) -> int:
     if start == stop:  # X.690 8.3.1: at least one content octet
         raise WireError("a reply has an empty integer")
@@ -93,10 +109,13 @@ def _integer(data: bytes, start: int, stop: int) -> int:
 
 def decode_entry(data: bytes, pos: int, end: int) -> Entry:
     """A SearchResultEntry's contents: the object's DN and its attributes' values."""
-    start, stop = _expect(data, pos, end, _OCTETS)
+    # The DN, then the attributes' sequence, read here when their lengths take at most one
+    # byte (a recovery object's: 100 to 200 bytes); _expect reads any other form.
+    start, stop = _short_element(data, pos, end, _OCTETS)
     dn = data[start:stop].decode("utf-8", "replace")
-    pos, end = _expect(data, stop, end, _SEQUENCE)
+    pos, end = _short_element(data, stop, end, _SEQUENCE)
     attributes: dict[str, list[bytes]] = {}
+    names = _NAMES
     while pos < end:
         # An export decodes 14,000 entries of three attributes each: attributes whose every
         # part has a short (one-byte) length, nearly all, are read here without a call per
@@ -107,21 +126,38 @@ def decode_entry(data: bytes, pos: int, end: int) -> Entry:
             if data[pos + 1] | data[pos + 3] < 0x80 and name_stop + 2 <= stop <= end:
                 values_end = name_stop + 2 + data[name_stop + 1]
                 if data[name_stop] == _SET and data[name_stop + 1] < 0x80 and values_end <= stop:
-                    name = _name(data[pos + 4 : name_stop])
-                    values = []
+                    raw = data[pos + 4 : name_stop]
+                    name = names.get(raw) or _name(raw)
                     at = name_stop + 2
-                    while at < values_end:
-                        length = data[at + 1] if at + 2 <= values_end else 0x80
-                        if data[at] != _OCTETS or length & 0x80 or at + 2 + length > values_end:
-                            break
-                        values.append(data[at + 2 : at + 2 + length])
-                        at += 2 + length
+                    length = data[at + 1] if at + 2 <= values_end else 0x80
+                    if at + 2 + length == values_end and data[at] == _OCTETS and length < 0x80:
+                        values = [data[at + 2 : values_end]]  # one value: nearly every one
                     else:
-                        _merge(attributes, name, values)
-                        pos = stop
-                        continue
+                        several = _short_values(data, at, values_end)
+                        if several is None:
+                            pos = _attribute(data, pos, end, attributes)
+                            continue
+                        values = several
+                    if name in attributes:
+                        attributes[name].extend(values)
+                    else:
+                        attributes[name] = values
+                    pos = stop
+                    continue
         pos = _attribute(data, pos, end, attributes)
     return dn, attributes
+
+
+def _short_values(data: bytes, at: int, values_end: int) -> list[bytes] | None:
+    """The values of a set, or None when one of them is not a short-length octet string."""
+    values = []
+    while at < values_end:
+        length = data[at + 1] if at + 2 <= values_end else 0x80
+        if data[at] != _OCTETS or length & 0x80 or at + 2 + length > values_end:
+            return None
+        values.append(data[at + 2 : at + 2 + length])
+        at += 2 + length
+    return values
 
 
 _NAMES: dict[bytes, str] = {}  # attribute names as they come, and as this module gives them
@@ -197,6 +233,31 @@ def paged_cookie(value: bytes) -> bytes:
 
 def decode_message(data: bytes) -> tuple[int, int, int, int, int]:
     """An LDAPMessage's ID, its operation's tag and extent, and where the rest starts."""
+    # A search entry of an export, read here without a call per element: a message with a
+    # two- or four-byte length (Samba's and AD's), an ID of up to four bytes, and an
+    # operation whose length has one of the forms below. Anything else, or anything out of
+    # bounds, takes the general path, which says what is wrong.
+    size = len(data)
+    form = data[1] if size > 9 and data[0] == _SEQUENCE else 0
+    head = 4 if form == 0x82 else 6 if form == 0x84 else 0
+    if head and data[head] == _INTEGER and 0 < data[head + 1] <= 4:
+        end = head + int.from_bytes(data[2:head], "big")
+        at = head + 2 + data[head + 1]
+        form = data[at + 1] if at + 2 <= end <= size else 0x80
+        if form < 0x80:
+            start = at + 2
+            stop = start + form
+        elif form == 0x82 and at + 4 <= end:
+            start = at + 4
+            stop = start + (data[at + 2] << 8 | data[at + 3])
+        elif form == 0x84 and at + 6 <= end:
+            start = at + 6
+            stop = start + int.from_bytes(data[at + 2 : start], "big")
+        else:
+            stop = end + 1
+        if stop <= end:
+            message_id = int.from_bytes(data[head + 2 : at], "big", signed=True)
+            return message_id, data[at], start, stop, end
     start, end = _expect(data, 0, len(data), _SEQUENCE)
     id_start, id_stop = _expect(data, start, end, _INTEGER)
     message_id = _integer(data, id_start, id_stop)
@@ -244,7 +305,22 @@ class Replies:
                 return []
             data = self._pending + chunk if self._pending else chunk
             pos = 0
-            while (end := message_end(data, pos)) is not None:
+            size = len(data)
+            while pos + 2 <= size:
+                # Samba's replies to an export are a few hundred bytes, AD's carry four-byte
+                # lengths: those two forms are framed here, any other by message_end.
+                form = data[pos + 1]
+                if form == 0x82 and pos + 4 <= size:
+                    end = pos + 4 + (data[pos + 2] << 8 | data[pos + 3])
+                elif form == 0x84 and pos + 6 <= size and data[pos + 2] == data[pos + 3] == 0:
+                    end = pos + 6 + (data[pos + 4] << 8 | data[pos + 5])
+                else:
+                    found = message_end(data, pos)
+                    if found is None:
+                        break
+                    end = found
+                if end > size:
+                    break
                 messages.append(data[pos:end])
                 pos = end
             self._pending = data[pos:]
