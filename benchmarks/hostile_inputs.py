@@ -585,6 +585,15 @@ def entra_serve_cases(config: Callable[[str], Callable[[Path], None]]) -> list[C
             "a device-code source signing agents in",
             serve.replace('"client-secret"', '"device-code"') + 'public_url = "https://h"\n',
         ),
+        case(
+            "entra_rotation that is a word",
+            serve + 'public_url = "https://h"\nentra_rotation = "yes\x1b[2J"\n',
+        ),
+        case(
+            "entra_rotation with no Entra source signing in",
+            '[sources.dc]\ntype = "ad"\ndomain = "corp.example.com"\n\n[serve]\n'
+            'sign_in = ["dc"]\nsessions = "WORK/s.sqlite"\nentra_rotation = true\n',
+        ),
     ]
 
 

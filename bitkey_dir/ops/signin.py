@@ -134,16 +134,16 @@ class SignsInOnTheWeb(Protocol):
     """A directory whose users can sign in through a browser to a web front end (Entra:
     the authorization code flow); only the portal asks."""
 
-    def web_sign_in(self, read_groups: bool = False) -> WebSignIn: ...
+    def web_sign_in(self, read_groups: bool = False, rotate: bool = False) -> WebSignIn: ...
 
 
-def web_sign_in(run: Run, name: str, read_groups: bool = False) -> WebSignIn:
+def web_sign_in(run: Run, name: str, read_groups: bool = False, rotate: bool = False) -> WebSignIn:
     """Browser sign-in flows for source ``name``'s app registration."""
     with run.active():
         source = run.open_one(name)
         try:
             if not isinstance(source, SignsInOnTheWeb):
                 raise InputError(f"{source.name} does not sign users in through a browser")
-            return source.web_sign_in(read_groups)
+            return source.web_sign_in(read_groups, rotate)
         finally:
             release(source)

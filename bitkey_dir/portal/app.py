@@ -302,6 +302,8 @@ class Portal:
             view=None,
             rotation=None,
             used_reason="",
+            rotation_off=(),
+            rotation_off_note=entra.ROTATION_OFF,
         )
         context.update(extra)
         return page("lookup.html", context, status)
@@ -366,7 +368,10 @@ class Portal:
         view = lookup_view(result)
         if view.keys:
             self.reveals.add(desk.agent.lower())
-        return self.lookup_page(session, view=view, used_reason=reason or "", **shown)
+        off = entra.rotation_off(self.settings, desk)
+        return self.lookup_page(
+            session, view=view, used_reason=reason or "", rotation_off=off, **shown
+        )
 
     async def rotate(self, request: Request) -> Response:
         posted = await self.posted(request)
@@ -380,6 +385,8 @@ class Portal:
         reason = field(form, "reason", 500) or None
         if source not in desk.client.config.sources:
             return self.lookup_page(session, 400, message="That key's source is not yours.")
+        if source in entra.rotation_off(self.settings, desk):
+            return self.lookup_page(session, 403, message=f"Not rotated. {entra.ROTATION_OFF}")
         self.on_behalf_of(request)
         try:
             result = await asyncio.to_thread(

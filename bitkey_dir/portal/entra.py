@@ -58,6 +58,11 @@ LONGEST_STATE: Final = 256  # MSAL's states are 16 characters
 LONGEST_CODE: Final = 4096  # Entra's codes are about a kilobyte
 NOT_HERE: Final = "This sign-in was not started here, or was used already: sign in again."
 ANSWER_FIELDS: Final = ("code", "state", "error", "error_description", "client_info")
+ROTATION_OFF: Final = (
+    "Rotating keys from the portal is off for Entra ID sign-ins: an administrator sets "
+    "entra_rotation = true in [serve] and grants the app "
+    "DeviceManagementManagedDevices.ReadWrite.All."
+)
 
 
 class Portal(Protocol):
@@ -138,12 +143,12 @@ class Flows:
 class ServerClient(Client):
     """The server's own Client: its config's app registrations, for starting sign-ins."""
 
-    def web_sign_in(self, source: str, read_groups: bool) -> WebSignIn:
+    def web_sign_in(self, source: str, read_groups: bool, rotate: bool = False) -> WebSignIn:
         """Browser sign-in flows for Entra source ``source``'s app registration; only the
         portal signs users in for a web page, so this is no part of the library's Client."""
         from bitkey_dir.ops import signin
 
-        work = lambda run: signin.web_sign_in(run, source, read_groups)  # noqa: E731
+        work = lambda run: signin.web_sign_in(run, source, read_groups, rotate)  # noqa: E731
         return self._call("web_sign_in", work, keep_sources=False)
 
 
@@ -169,7 +174,9 @@ class EntraSignIns:
                 if self._client is None:
                     self._client = ServerClient(config=self.portal.config)
                 roles = bool(settings.advanced or settings.auditors)
-                self._web[source] = self._client.web_sign_in(source, read_groups=roles)
+                self._web[source] = self._client.web_sign_in(
+                    source, read_groups=roles, rotate=settings.entra_rotation
+                )
             return self._web[source]
 
     def begin(self, source: str) -> dict[str, Any]:
@@ -181,6 +188,14 @@ class EntraSignIns:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def rotation_off(settings: ServeSettings, desk: Desk) -> tuple[str, ...]:
+    """The agent's sources whose keys the portal does not rotate: their Entra sign-in's,
+    unless ``entra_rotation`` asks for Intune's permission at sign-in (without it Intune
+    would refuse their token, after a click that promised a rotation)."""
+    entra_desk = desk.delegation is not None and desk.source in settings.entra
+    return (desk.source,) if entra_desk and not settings.entra_rotation else ()
 
 
 def authority_origin(portal: Portal, source: str) -> str:

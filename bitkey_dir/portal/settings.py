@@ -21,6 +21,10 @@
 ``sign_in_attempts``   failed sign-ins allowed per account per 15 minutes (default 5); a client
                        address gets four times as many
 ``reveals_per_hour``   reveals allowed per agent per hour (default 60)
+``entra_rotation``     true: Entra agents sign in asking for Intune's
+                       DeviceManagementManagedDevices.ReadWrite.All too, and rotate keys as
+                       themselves (default false: a tenant that never consented to it would
+                       refuse every sign-in)
 ``syslog``             ``udp://HOST:PORT``, ``tcp://HOST:PORT`` or ``unix:///dev/log``: each
                        trail line is also sent there as an RFC 5424 message (syslog5424.py)
 """
@@ -87,6 +91,7 @@ class ServeSettings:
     syslog: Target | None = None
     entra: tuple[str, ...] = ()  # of sign_in: those signing agents in through Entra ID
     public_url: str | None = None
+    entra_rotation: bool = False
 
     @property
     def ad(self) -> tuple[str, ...]:
@@ -150,9 +155,18 @@ def read_settings(config: Config) -> ServeSettings:
         syslog=Target.parse(syslog, f"{config.path}: serve.syslog") if syslog else None,
         entra=entra,
         public_url=public_url,
+        entra_rotation=entra_rotation(settings, entra),
     )
     settings.reject_unknown()
     return result
+
+
+def entra_rotation(settings: Settings, entra: tuple[str, ...]) -> bool:
+    """``entra_rotation``, which only an Entra source in ``sign_in`` can use."""
+    wanted = settings.boolean("entra_rotation", False)
+    if wanted and not entra:
+        raise settings.error("entra_rotation", "true only with an Entra source in sign_in")
+    return wanted
 
 
 def check_entra(config: Config, name: str, serve: Settings) -> None:

@@ -24,13 +24,17 @@ AGENT_PASSWORD = "Agent-Pa55word!"  # the emulator user's, never shown by the po
 SCOPES = ("BitlockerKey.Read.All", "Device.Read.All", "GroupMember.Read.All")
 
 
-def portal_app(graph: GraphEmulator, monkeypatch: pytest.MonkeyPatch, **options: object) -> str:
-    """A confidential web app registered for the portal's callback; its client ID."""
+def portal_app(
+    graph: GraphEmulator, monkeypatch: pytest.MonkeyPatch, scopes: tuple[str, ...] = SCOPES,
+    **options: object,
+) -> str:  # fmt: skip
+    """A confidential web app registered for the portal's callback, the tenant's admin
+    consenting to ``scopes``; its client ID."""
     app = graph.add_app(
         "bitkey-dir portal",
         public_client=False,
         secret=SECRET,
-        delegated_scopes=SCOPES,
+        delegated_scopes=scopes,
         redirect_uris=[CALLBACK],
         **options,  # type: ignore[arg-type]
     )

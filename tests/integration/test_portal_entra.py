@@ -20,6 +20,7 @@ from tests.integration.portal_agents import Agent, clients
 from tests.integration.portal_entra import (
     AGENT_PASSWORD,
     CALLBACK,
+    SCOPES,
     IdentityPage,
     back,
     entra_serve_config,
@@ -30,6 +31,7 @@ from tests.integration.portal_entra import (
 
 pytestmark = pytest.mark.integration
 UPN = "agent@contoso.onmicrosoft.com"
+ROTATE = "DeviceManagementManagedDevices.ReadWrite.All"
 KEY = "063EA4E1-7C4B-4F0E-9F2A-8B1D2C3E4F50"
 
 
@@ -42,10 +44,10 @@ def helpdesk(graph: GraphEmulator) -> User:
 
 def agents(
     entra: Entra, graph: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    app: dict[str, object] | None = None, **serve: object,
+    app: dict[str, object] | None = None, scopes: tuple[str, ...] = SCOPES, **serve: object,
 ) -> Iterator[Agent]:  # fmt: skip
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
-    client_id = portal_app(graph, monkeypatch, **(app or {}))
+    client_id = portal_app(graph, monkeypatch, scopes, **(app or {}))
     config = entra_serve_config(entra, tmp_path, client_id, **serve)
     for found in clients(config):
         yield found[0]
@@ -234,3 +236,80 @@ def test_roles_come_from_the_groups_claim_and_from_graph_on_overage(
         entra_sign_in(agent, graph, "audit@contoso.onmicrosoft.com")
         agent.get("/")
         assert "(auditor)" in agent.last
+
+
+@pytest.fixture
+def rotating(
+    entra: Entra, graph: GraphEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Agent]:
+    """The portal with entra_rotation on, its app consented to Intune's permission."""
+    yield from agents(entra, graph, tmp_path, monkeypatch, None, (*SCOPES, ROTATE),
+                      entra_rotation=True)  # fmt: skip
+
+
+def rotate_after_the_call(agent: Agent) -> None:
+    agent.get("/lookup")
+    agent.look_up(KEY[:8], "INC-4711 locked out")
+    assert 'class="rotate-button"' in agent.last
+    agent.post("/rotate", key_id=KEY, source=SOURCE, reason="INC-4711 locked out")
+
+
+def test_with_entra_rotation_an_agent_asks_intune_as_themselves(
+    rotating: Agent, graph: GraphEmulator, helpdesk: User
+) -> None:
+    helpdesk.roles.add("Intune Service Administrator")
+    managed = graph.add_managed_device(graph.home.devices[0], rotation_policy=True)
+    entra_sign_in(rotating, graph, UPN)
+    take_trail_entries()
+    rotate_after_the_call(rotating)
+    assert "Intune was asked to rotate the keys" in rotating.last
+    (rotation,) = graph.rotations
+    assert rotation.user_principal_name == UPN  # the agent's token, not the app's
+    assert rotation.managed_device_id == managed.id
+    reveal, rotate = take_trail_entries()
+    assert reveal["action"] == "reveal"
+    assert rotate["action"] == "rotate"
+    assert rotate["principal"] == UPN
+    assert f"by {UPN} (signed in with {SOURCE})" in " ".join(rotate["command"])
+    nothing_secret(rotating, graph)
+
+
+def test_without_entra_rotation_the_page_says_which_setting_and_nothing_rotates(
+    agent: Agent, graph: GraphEmulator, helpdesk: User
+) -> None:
+    helpdesk.roles.add("Intune Service Administrator")
+    graph.add_managed_device(graph.home.devices[0], rotation_policy=True)
+    entra_sign_in(agent, graph, UPN)
+    agent.get("/lookup")
+    agent.look_up(KEY[:8], "INC-4711 locked out")
+    assert 'class="rotate-button"' not in agent.last  # not offered, and why instead
+    assert "entra_rotation = true" in agent.last
+    assert ROTATE in agent.last
+    take_trail_entries()
+    response = agent.post("/rotate", key_id=KEY, source=SOURCE, reason="INC-4711")
+    assert response.status_code == 403
+    assert "Not rotated." in agent.last
+    assert "entra_rotation = true" in agent.last
+    assert graph.rotations == []
+    assert graph.count("rotateBitLockerKeys") == 0
+    assert take_trail_entries() == []
+
+
+def test_a_token_without_intunes_permission_is_told_which_and_nothing_rotates(
+    rotating: Agent, graph: GraphEmulator, helpdesk: User
+) -> None:
+    """Consent taken back after the agent signed in: their token lacks the scope, and
+    Intune refuses it; the page names the permission."""
+    helpdesk.roles.add("Intune Service Administrator")
+    graph.add_managed_device(graph.home.devices[0], rotation_policy=True)
+    entra_sign_in(rotating, graph, UPN)
+    app = rotating.http.app.state.portal  # type: ignore[attr-defined]
+    (desk,) = list(app.desks._desks.values())
+    (registered,) = [a for a in graph.apps.values() if a.display_name == "bitkey-dir portal"]
+    token = graph.mint_access_token(registered, user=helpdesk, scopes=SCOPES)
+    desk.delegation.keep(desk.delegation._cache.open(), {"access_token": token, "expires_in": 3600})
+    rotate_after_the_call(rotating)
+    assert f"{UPN} may not do this while finding the device in Intune" in rotating.last
+    assert f"or {ROTATE}) permission" in rotating.last
+    assert graph.rotations == []
+    nothing_secret(rotating, graph)

@@ -64,6 +64,16 @@ def test_entra_sources_sign_in_through_the_browser_back_to_public_url() -> None:
         ({"sign_in": ["cloud"], "public_url": "https://h_<x>"}, None, "public_url"),
         ({"sign_in": ["cloud"], "public_url": "https://h"}, {"auth": "device-code"}, "secret"),
         ({"sign_in": ["cloud"], "public_url": "https://h"}, {"tenant_ids": ["a"]}, "one tenant"),
+        (
+            {"sign_in": ["cloud"], "public_url": "https://h", "entra_rotation": "yes"},
+            None,
+            "entra_rotation: expected true or false",
+        ),
+        (
+            {"sign_in": ["corp"], "entra_rotation": True},
+            None,
+            "entra_rotation: expected true only with an Entra source",
+        ),
     ],
 )
 def test_bad_entra_sign_in_settings_name_the_key(
@@ -159,3 +169,26 @@ def test_a_huge_url_in_a_config_error_is_described_at_once() -> None:
     assert without_userinfo("see https://u:Pa55@h/x and ldaps://a:b@dc") == (
         "see https://…@h/x and ldaps://…@dc"
     )
+
+
+def test_entra_rotation_is_opt_in_and_adds_intunes_permission_to_the_sign_in() -> None:
+    from bitkey_dir.portal.desks import Desk
+    from bitkey_dir.sources.entra.signin import SignIn
+    from bitkey_dir.sources.entra.web_signin import WebSignIn
+
+    plain = settings_of({"sign_in": ["corp", "cloud"], "public_url": "https://h"})
+    rotating = settings_of(
+        {"sign_in": ["cloud"], "public_url": "https://h", "entra_rotation": True}
+    )
+    assert (plain.entra_rotation, rotating.entra_rotation) == (False, True)
+    entra_desk = Desk("a@b", "cloud", None, Handed())  # type: ignore[arg-type]
+    ad_desk = Desk("a@b", "corp", None)  # type: ignore[arg-type]
+    assert entra.rotation_off(plain, entra_desk) == ("cloud",)
+    assert entra.rotation_off(rotating, entra_desk) == ()
+    assert entra.rotation_off(plain, ad_desk) == ()
+    sign_in = SignIn.__new__(SignIn)
+    object.__setattr__(sign_in, "auth", "client-secret")
+    object.__setattr__(sign_in, "graph_url", "https://graph.microsoft.com")
+    intune = "https://graph.microsoft.com/DeviceManagementManagedDevices.ReadWrite.All"
+    assert intune not in WebSignIn(sign_in).scopes
+    assert intune in WebSignIn(sign_in, rotate=True).scopes

@@ -166,12 +166,12 @@ class EntraSource:
 
     # -- agents signed in through a browser (the portal) ----------------------------------
 
-    def web_sign_in(self, read_groups: bool = False) -> WebSignIn:
+    def web_sign_in(self, read_groups: bool = False, rotate: bool = False) -> WebSignIn:
         """Authorization code flows with PKCE for this source's app registration, its
         client secret or certificate authenticating the app (web_signin.py)."""
         from bitkey_dir.sources.entra.web_signin import WebSignIn as Flows
 
-        return Flows(self.sign_in, read_groups=read_groups)
+        return Flows(self.sign_in, read_groups=read_groups, rotate=rotate)
 
     def own_groups(self, warn: Warn) -> list[str]:
         """Object IDs of the signed-in user's groups, nested ones too (transitiveMemberOf)."""

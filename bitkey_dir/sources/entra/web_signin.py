@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from bitkey_dir.core.errors import AuthError, SourceError
 from bitkey_dir.runtime.sealed import Sealed
+from bitkey_dir.sources.entra.intune import ROTATE
 from bitkey_dir.sources.entra.signin import APP_AUTH, SignIn, _ca_session, _msal_error
 
 #: Reading the agent's groups from Graph when the ID token has none (overage).
@@ -33,6 +34,9 @@ class WebSignIn:
 
     sign_in: SignIn
     read_groups: bool = False  # ask for GroupMember.Read.All too (roles from groups)
+    # Intune's rotate action as the agent; opt-in: a tenant that never consented to it would
+    # refuse every sign-in that asks for it (AADSTS65001).
+    rotate: bool = False
     _http_cache: dict[Any, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -49,6 +53,7 @@ class WebSignIn:
         graph = self.sign_in.graph_url
         names = ["BitlockerKey.Read.All", "Device.Read.All"]
         names += [GROUP_SCOPE] if self.read_groups else []
+        names += [ROTATE] if self.rotate else []
         return [f"{graph}/{name}" for name in names]
 
     def application(self, cache: Any = None) -> Any:
