@@ -4,7 +4,8 @@ http://localhost:PORT and the emulator's sign-in page at https://127.0.0.1:PORT:
 so the browser's return from the identity platform is a cross-site navigation that does not
 carry the SameSite=Strict session cookie, as with the real login.microsoftonline.com.
 
-An agent signs in, reads a key by its first 8 digits with a reason, and signs out; an agent
+An agent signs in, reads a key by its first 8 digits with a reason, rotates it through Intune
+as themselves (entra_rotation), and signs out; an agent
 without an Entra role that reads keys is told so and sees no password. Screenshots go to the
 test's folder (BITKEY_DIR_SCREENSHOTS names another)."""
 
@@ -28,6 +29,7 @@ from tests.integration.portal_entra import AGENT_PASSWORD, SCOPES
 
 pytestmark = pytest.mark.integration
 UPN = "agent@contoso.onmicrosoft.com"
+ROTATE = "DeviceManagementManagedDevices.ReadWrite.All"
 KEY = "063EA4E1-7C4B-4F0E-9F2A-8B1D2C3E4F50"
 
 
@@ -35,8 +37,10 @@ KEY = "063EA4E1-7C4B-4F0E-9F2A-8B1D2C3E4F50"
 def helpdesk(graph: GraphEmulator) -> User:
     device = graph.add_device("PC-0042")
     graph.add_recovery_key(device, key_id=KEY)
+    graph.add_managed_device(device, rotation_policy=True)
     graph.add_user("nobody@contoso.onmicrosoft.com", password=AGENT_PASSWORD)
-    return graph.add_user(UPN, roles=["Helpdesk Administrator"], password=AGENT_PASSWORD)
+    roles = ["Helpdesk Administrator", "Intune Service Administrator"]
+    return graph.add_user(UPN, roles=roles, password=AGENT_PASSWORD)
 
 
 @pytest.fixture
@@ -46,13 +50,18 @@ def portal_url(
     port = free_port()
     url = f"http://localhost:{port}"
     app = graph.add_app(
-        "bitkey-dir portal", public_client=False, secret=SECRET, delegated_scopes=SCOPES,
+        "bitkey-dir portal", public_client=False, secret=SECRET, delegated_scopes=(*SCOPES, ROTATE),
         redirect_uris=[f"{url}/auth/callback"],
     )  # fmt: skip
     monkeypatch.setenv("BITKEY_DIR_CLIENT_SECRET", SECRET)
     entra.client_id = app.client_id
     config = entra.config()
-    serve = {"sign_in": [SOURCE], "public_url": url, "sessions": str(tmp_path / "s.sqlite")}
+    serve = {
+        "sign_in": [SOURCE],
+        "public_url": url,
+        "sessions": str(tmp_path / "s.sqlite"),
+        "entra_rotation": True,
+    }
     with config.open("a", encoding="utf-8") as out:
         out.write("\n[serve]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in serve.items()))
     log = (tmp_path / "serve.log").open("wb")
@@ -164,6 +173,13 @@ def test_an_entra_agent_signs_in_reads_a_key_and_signs_out_and_one_without_a_rol
     assert entry["reason"] == "INC-4711 locked out after BIOS update"
     assert f"(signed in with {SOURCE})" in " ".join(entry["command"])
     assert graph.key_reads[-1].user_principal_name == UPN  # Graph saw the agent's token
+    browser.find_element(By.CSS_SELECTOR, ".rotate-button").click()
+    wait_for("#rotation")
+    assert "Intune was asked to rotate the keys" in browser.find_element(By.ID, "rotation").text
+    shot("3b-rotate")
+    (rotated,) = take_trail_entries()
+    assert (rotated["action"], rotated["principal"]) == ("rotate", UPN)
+    assert graph.rotations[-1].user_principal_name == UPN  # Intune saw the agent's token
     browser.find_element(By.ID, "sign-out").click()
     wait_for("#sign-in-cloud")
     shot("4-signed-out")

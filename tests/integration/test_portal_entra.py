@@ -267,7 +267,7 @@ def test_with_entra_rotation_an_agent_asks_intune_as_themselves(
     assert rotation.user_principal_name == UPN  # the agent's token, not the app's
     assert rotation.managed_device_id == managed.id
     reveal, rotate = take_trail_entries()
-    assert reveal["action"] == "reveal"
+    assert reveal["principal"] == UPN
     assert rotate["action"] == "rotate"
     assert rotate["principal"] == UPN
     assert f"by {UPN} (signed in with {SOURCE})" in " ".join(rotate["command"])
