@@ -25,6 +25,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal
 
+# The rows a listing staged under a token become the index's (key_index.commit, and the
+# passes that replace some devices only).
+PROMOTE_STAGED: Final = (
+    "INSERT OR REPLACE INTO keys (source, key_id, computer, computer_key, device_id, created, "
+    "location, deleted) SELECT source, key_id, computer, computer_key, device_id, created, "
+    "location, deleted FROM staged WHERE token = ? AND source = ?"
+)
+
 Pass = Literal["full", "devices", "changes"]
 PASSES: Final[tuple[Pass, ...]] = ("full", "devices", "changes")
 
@@ -108,13 +116,7 @@ class PassesMixin:
                 "(SELECT device_id FROM covered WHERE token = ? AND source = ? AND listed)",
                 (source, token, source),
             )
-            self._db.execute(
-                "INSERT OR REPLACE INTO keys (source, key_id, computer, computer_key, "
-                "device_id, created, location, deleted) SELECT source, key_id, computer, "
-                "computer_key, device_id, created, location, deleted FROM staged "
-                "WHERE token = ? AND source = ?",
-                (token, source),
-            )
+            self._db.execute(PROMOTE_STAGED, (token, source))
             if done.name == "devices":
                 self._db.execute(
                     "UPDATE keys SET computer = NULL, computer_key = NULL WHERE source = ? "

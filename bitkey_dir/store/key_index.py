@@ -213,13 +213,7 @@ class KeyIndex(PassesMixin):
         """Make the listing staged under ``token`` the source's index, in one transaction."""
         with self._transaction():
             self._db.execute("DELETE FROM keys WHERE source = ?", (source,))
-            self._db.execute(
-                "INSERT OR REPLACE INTO keys (source, key_id, computer, computer_key, "
-                "device_id, created, location, deleted) SELECT source, key_id, computer, "
-                "computer_key, device_id, created, location, deleted FROM staged "
-                "WHERE token = ? AND source = ?",
-                (token, source),
-            )
+            self._db.execute(index_passes.PROMOTE_STAGED, (token, source))
             self._db.execute("DELETE FROM staged WHERE token = ? AND source = ?", (token, source))
             self._db.execute(
                 "INSERT OR REPLACE INTO sources (source, fingerprint, refreshed, took) "
