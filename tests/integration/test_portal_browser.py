@@ -7,17 +7,13 @@ names another)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.command_line import take_trail_entries, toml_value
-from tests.integration.browsers import chromium
+from tests.command_line import take_trail_entries
+from tests.integration.browsers import headless, serving
 from tests.integration.fixtures import Directory, Lab, free_port
 from tests.integration.seed import HELPDESK, computer_spec
 
@@ -28,56 +24,16 @@ NEWEST = sorted(computer_spec("WS001").keys, key=lambda key: key.created)[-1]
 
 @pytest.fixture
 def portal_url(lab: Lab, tmp_path: Path) -> Iterator[str]:
-    config = lab.config(user=None)
     serve = {"sign_in": ["lab"], "sessions": str(tmp_path / "sessions.sqlite")}
-    with config.open("a", encoding="utf-8") as out:
-        out.write("\n[serve]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in serve.items()))
     port = free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bitkey_dir", "--config", str(config), "serve",
-         "--listen", f"127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://localhost:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/sign-in", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((tmp_path / "serve.log").read_text()) from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
+    with serving(lab.config(user=None), serve, port, tmp_path / "serve.log"):
+        yield f"http://localhost:{port}"
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    binary, driver = chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1100,900",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(argument)  # fmt: skip
-    chrome = webdriver.Chrome(service=Service(driver), options=options)
-    try:
+    with headless(tmp_path / "profile") as chrome:
         yield chrome
-    finally:
-        chrome.quit()
 
 
 def signed_in_cookie_is_strict(cookie: dict[str, object] | None) -> bool:

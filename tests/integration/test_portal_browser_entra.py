@@ -12,18 +12,14 @@ test's folder (BITKEY_DIR_SCREENSHOTS names another)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from examples.lab.graph_emulator import GraphEmulator, User
-from tests.command_line import take_trail_entries, toml_value
-from tests.integration.browsers import chromium
+from tests.command_line import take_trail_entries
+from tests.integration.browsers import headless, serving
 from tests.integration.fixtures import SECRET, SOURCE, Entra, free_port
 from tests.integration.portal_entra import AGENT_PASSWORD, SCOPES
 
@@ -62,29 +58,8 @@ def portal_url(
         "sessions": str(tmp_path / "s.sqlite"),
         "entra_rotation": True,
     }
-    with config.open("a", encoding="utf-8") as out:
-        out.write("\n[serve]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in serve.items()))
-    log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bitkey_dir", "--config", str(config), "serve",
-         "--listen", f"127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/sign-in", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((tmp_path / "serve.log").read_text()) from None
-                time.sleep(0.2)
+    with serving(config, serve, port, tmp_path / "serve.log"):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
     serve_log = (tmp_path / "serve.log").read_text(errors="replace")
     for secret in (SECRET, AGENT_PASSWORD, graph.recovery_keys[KEY.lower()].key, "code="):
         assert secret not in serve_log
@@ -92,27 +67,9 @@ def portal_url(
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    binary, driver = chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1100,900",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        # The emulator's CA is not the system's; the portal itself checks it (ca_file).
-        "--ignore-certificate-errors",
-    ):
-        options.add_argument(argument)  # fmt: skip
-    chrome = webdriver.Chrome(service=Service(driver), options=options)
-    try:
+    # The emulator's CA is not the system's; the portal itself checks it (ca_file).
+    with headless(tmp_path / "profile", "--ignore-certificate-errors") as chrome:
         yield chrome
-    finally:
-        chrome.quit()
 
 
 def test_an_entra_agent_signs_in_reads_a_key_and_signs_out_and_one_without_a_role_sees_why(
