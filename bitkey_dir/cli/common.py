@@ -33,6 +33,17 @@ ListingFormat = Annotated[
     typer.Option("--format", "-f", help="table (for people) or json.", case_sensitive=False),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="The same as --format json.")]
+WaitSeconds = Annotated[
+    int | None,
+    typer.Option(
+        "--wait",
+        "-w",
+        metavar="SECONDS",
+        help="Once a rotation is asked for (rotate, find --rotate): wait up to SECONDS (e.g. "
+        "300) for Intune to report each rotation done (with the new Key ID), failed or not "
+        "supported.",
+    ),
+]
 
 
 def wants_json(listing: Listing, as_json: bool) -> bool:

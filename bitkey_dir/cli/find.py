@@ -11,6 +11,7 @@ import typer
 
 from bitkey_dir.cli.common import (
     Listing,
+    WaitSeconds,
     echo_parts,
     error_line,
     notice,
@@ -92,16 +93,7 @@ def find(
             help="Then have the keys shown replaced (see `bitkey-dir rotate`).",
         ),
     ] = False,
-    wait: Annotated[
-        int | None,
-        typer.Option(
-            "--wait",
-            "-w",
-            metavar="SECONDS",
-            help="With --rotate: then wait up to SECONDS for Intune to report each rotation "
-            "done, failed or not supported (as `bitkey-dir rotate --wait`).",
-        ),
-    ] = None,
+    wait: WaitSeconds = None,
     no_index: Annotated[
         bool,
         typer.Option(

@@ -9,6 +9,7 @@ import typer
 from bitkey_dir.cli.common import (
     Listing,
     ListingFormat,
+    WaitSeconds,
     echo_parts,
     query_from,
     report,
@@ -39,16 +40,7 @@ def rotate(
         str | None,
         typer.Option("--reason", "-r", help="Why, e.g. the ticket of the disclosure."),
     ] = None,
-    wait: Annotated[
-        int | None,
-        typer.Option(
-            "--wait",
-            "-w",
-            metavar="SECONDS",
-            help="Then wait up to SECONDS (e.g. 300) for Intune to report each rotation done "
-            "(with the new Key ID), failed or not supported.",
-        ),
-    ] = None,
+    wait: WaitSeconds = None,
     output_format: ListingFormat = Listing.table,
 ) -> None:
     """Have disclosed recovery passwords replaced: Intune is asked to rotate an Entra
