@@ -15,30 +15,56 @@ operation is done with the source, also after a failure.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from bitkey_dir.core.model import KeyEntry
-from bitkey_dir.core.reports import (
-    CHECK_STATUSES,
-    AuthStatus,
-    Check,
-    CheckStatus,
-    Escrow,
-    KeyRead,
-    TokenStatus,
-)
-from bitkey_dir.core.rights import Holder, RightsChange, RightsRequest
 
 if TYPE_CHECKING:
     from bitkey_dir.core.model import KeyId, Query, RecoveryKey
+    from bitkey_dir.core.reports import (
+        CHECK_STATUSES,
+        AuthStatus,
+        Check,
+        CheckStatus,
+        Escrow,
+        KeyRead,
+        TokenStatus,
+    )
+    from bitkey_dir.core.rights import Holder, RightsChange, RightsRequest
     from bitkey_dir.core.rotation import Progress, Rotation
     from bitkey_dir.runtime.config import Settings
     from bitkey_dir.runtime.credentials import Secret, Wanted
+
+# Re-exported for plugins, but loaded on first use: an export or a lookup needs neither the
+# reports nor the rights model, and their dataclasses cost start-up time on every run.
+_LAZY: Final = {
+    "CHECK_STATUSES": "bitkey_dir.core.reports",
+    "AuthStatus": "bitkey_dir.core.reports",
+    "Check": "bitkey_dir.core.reports",
+    "CheckStatus": "bitkey_dir.core.reports",
+    "Escrow": "bitkey_dir.core.reports",
+    "KeyRead": "bitkey_dir.core.reports",
+    "TokenStatus": "bitkey_dir.core.reports",
+    "Holder": "bitkey_dir.core.rights",
+    "RightsChange": "bitkey_dir.core.rights",
+    "RightsRequest": "bitkey_dir.core.rights",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CHECK_STATUSES",

@@ -20,15 +20,17 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 
 from bitkey_dir.core.conflicts import Conflict
 from bitkey_dir.core.env import TRAIL_ENV
 from bitkey_dir.core.errors import SourceError
 from bitkey_dir.core.model import RecoveryKey
-from bitkey_dir.core.rights import RightsChange
-from bitkey_dir.core.rotation import Rotation
 from bitkey_dir.runtime import platform
+
+if TYPE_CHECKING:
+    from bitkey_dir.core.rights import RightsChange
+    from bitkey_dir.core.rotation import Rotation
 
 
 class RevealEntry(TypedDict):

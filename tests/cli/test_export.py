@@ -969,3 +969,45 @@ def test_export_to_standard_output_is_the_export_itself(
     assert "written to standard output" in stderr
     assert not (Path.cwd() / "-").exists()
     assert trail_entries()[-1]["output"] == "standard output"
+
+
+# The reports, rights and rotation models are for other commands; an export loading them pays
+# for some twenty dataclasses on every run.
+EXPORT_NEEDS_NONE_OF = (
+    "bitkey_dir.core.reports",
+    "bitkey_dir.core.rights",
+    "bitkey_dir.core.rotation",
+)
+
+
+def test_a_file_export_imports_no_reports_rights_or_rotation(tmp_path: Path) -> None:
+    _, mine, _ = imported_by("export", "-s", EVERYTHING, "-o", str(tmp_path / "keys.json"))
+    assert "bitkey_dir.store.export_file" in mine
+    assert [m for m in EXPORT_NEEDS_NONE_OF if m in mine] == []
+
+
+def test_an_ad_export_imports_no_reports_rights_or_rotation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[sources.dc]\ntype = "ad"\nservers = ["ldaps://127.0.0.1:1"]\n'
+        'base_dn = "DC=corp,DC=example"\nuser = "helpdesk@corp.example"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("BITKEY_DIR_PASSWORD", "not-a-real-one")
+    out = tmp_path / "keys.json"
+    _, mine, _ = imported_by("--config", str(config), "export", "--source", "dc", "-o", str(out))
+    assert "bitkey_dir.sources.ad.source" in mine
+    assert [m for m in EXPORT_NEEDS_NONE_OF if m in mine] == []
+
+
+def test_the_source_contract_still_exports_the_report_and_rights_models() -> None:
+    from bitkey_dir.core import reports, rights
+    from bitkey_dir.sources import base
+
+    assert base.Check is reports.Check
+    assert base.CHECK_STATUSES is reports.CHECK_STATUSES
+    assert base.RightsChange is rights.RightsChange
+    with pytest.raises(AttributeError, match="no attribute 'Nonesuch'"):
+        base.Nonesuch  # noqa: B018 - the lookup is what is tested

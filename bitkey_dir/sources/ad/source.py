@@ -43,19 +43,13 @@ from bitkey_dir.sources.ad.reader import LOCATE_ATTRIBUTES, NO_ATTRIBUTES, Reade
 from bitkey_dir.sources.ad.search import Entry, SearchRefused
 from bitkey_dir.sources.ad.settings import ADConfig, discovery
 from bitkey_dir.sources.ad.unseen import no_keys_below, unreadable, unseen
-from bitkey_dir.sources.base import (
-    AuthStatus,
-    Check,
-    Escrow,
-    Holder,
-    RightsChange,
-    RightsRequest,
-    Warn,
-)
+from bitkey_dir.sources.base import Warn
 
 if TYPE_CHECKING:
     from ldap3 import Connection
 
+    from bitkey_dir.core.reports import AuthStatus, Check, Escrow
+    from bitkey_dir.core.rights import Holder, RightsChange, RightsRequest
     from bitkey_dir.runtime.credentials import Secret, Wanted
 
 
@@ -119,6 +113,7 @@ class ADSource(ADConfig):
         return [wanted.label] if keystore.current().delete(wanted.entry) else []
 
     def auth_status(self) -> AuthStatus:
+        from bitkey_dir.core.reports import AuthStatus
         from bitkey_dir.runtime import credentials, keystore
 
         if self.connector.auth == "kerberos":
@@ -451,6 +446,8 @@ class ADSource(ADConfig):
         Reads no password, nor any other attribute of the recovery objects: their names carry
         the date, and their DNs the computer. Two paged searches, joined here by DN.
         """
+        from bitkey_dir.core.reports import Escrow
+
         reader = self._reader
         connection = self._connect(warn)
         base = self._base_dn(connection)

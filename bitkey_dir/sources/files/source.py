@@ -30,15 +30,18 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from bitkey_dir.core.errors import AuthError, SourceError
 from bitkey_dir.core.model import Query, RecoveryKey
 from bitkey_dir.runtime.config import Settings
 from bitkey_dir.runtime.encryption import is_encrypted
-from bitkey_dir.sources.base import Check, Warn
+from bitkey_dir.sources.base import Warn
 from bitkey_dir.sources.files import walk
 from bitkey_dir.sources.files.parsers import NotText, Parsed, parse_bytes
+
+if TYPE_CHECKING:
+    from bitkey_dir.core.reports import Check
 
 DEFAULT_MAX_FILE_SIZE: Final = 64 * 1024 * 1024
 COMPUTER_FROM: Final = ("none", "folder", "filename")
