@@ -15,15 +15,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any
 
 from bitkey_dir import __version__
 from bitkey_dir.core.errors import InputError
 from bitkey_dir.core.model import RecoveryKey
 from bitkey_dir.core.records import KEY_FIELDS, PACKAGE_FIELDS, csv_line, key_csv_row, key_json
 from bitkey_dir.runtime.atomic import private_replacement
-
-JSON_CHUNK: Final = io.DEFAULT_BUFFER_SIZE  # bytes of JSON records written at once
 
 
 @dataclass(frozen=True)
@@ -63,27 +61,20 @@ class Tally:
 def _json_chunks(
     keys: Iterable[RecoveryKey], source: str, key_packages: bool = False
 ) -> Iterator[bytes]:
-    # One record per line inside a JSON document: valid JSON, yet it streams.
+    # One record per line inside a JSON document: valid JSON, yet it streams. A record at a
+    # time into the file's buffer: its bytes reach the disk (and a signal's clean-up) as soon
+    # as the buffer fills, whatever the size of the records.
     exported = datetime.now(UTC).isoformat(timespec="seconds")
     yield (
         '{"export": '
         + json.dumps({"source": source, "exported": exported, "bitkey_dir": __version__})
         + ',\n"keys": [\n'
     ).encode()
-    # Records go out in chunks of about what a buffered file holds (8 KiB): a write per key
-    # costs more than its record, and a chunk reaches the disk (and a signal's clean-up) as
-    # soon as a key at a time would have.
-    lines: list[str] = []
-    size = 0
-    lead = b""  # what separates a chunk from the records before it
+    first = True
     for key in keys:
-        lines.append(key_json(key, key_package=key_packages))
-        size += len(lines[-1])
-        if size > JSON_CHUNK:
-            yield lead + ",\n".join(lines).encode()
-            lead, lines, size = b",\n", [], 0
-    if lines:
-        yield lead + ",\n".join(lines).encode()
+        line = key_json(key, key_package=key_packages)
+        yield ((b"" if first else b",\n") + line.encode())
+        first = False
     yield b"\n]}\n"
 
 

@@ -37,7 +37,7 @@ from bitkey_dir.runtime.encryption import (
     uses_passphrase,
 )
 from bitkey_dir.sources.files.source import FileSource
-from bitkey_dir.store.export_file import JSON_CHUNK, Encryption, write_export
+from bitkey_dir.store.export_file import Encryption, write_export
 from tests.command_line import invoke, invoke_with, run_process, trail_entries
 from tests.conftest import EXAMPLES, example_key_data
 from tests.import_probe import imported_by
@@ -264,11 +264,11 @@ def _many_keys(count: int) -> list[RecoveryKey]:
 
 
 def _chunk_ends(keys: list[RecoveryKey]) -> list[int]:
-    """After how many keys the JSON writer starts a new chunk (every JSON_CHUNK bytes)."""
+    """After how many keys the file's buffer (io.DEFAULT_BUFFER_SIZE) first fills."""
     ends, size = [], 0
     for count, key in enumerate(keys, start=1):
         size += len(key_json(key))
-        if size > JSON_CHUNK:
+        if size > io.DEFAULT_BUFFER_SIZE:
             ends.append(count)
             size = 0
     return ends
