@@ -22,6 +22,8 @@ PUBLIC_URL = "https://testserver"
 CALLBACK = f"{PUBLIC_URL}/auth/callback"
 AGENT_PASSWORD = "Agent-Pa55word!"  # the emulator user's, never shown by the portal
 SCOPES = ("BitlockerKey.Read.All", "Device.Read.All", "GroupMember.Read.All")
+UPN = "agent@contoso.onmicrosoft.com"  # the helpdesk agent's Entra account
+KEY = "063EA4E1-7C4B-4F0E-9F2A-8B1D2C3E4F50"  # the key the agent looks up
 
 
 def portal_app(

@@ -17,16 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from bitkey_dir.sources.entra.intune import ROTATE
 from examples.lab.graph_emulator import GraphEmulator, User
 from tests.command_line import take_trail_entries
 from tests.integration.browsers import headless, serving
 from tests.integration.fixtures import SECRET, SOURCE, Entra, free_port
-from tests.integration.portal_entra import AGENT_PASSWORD, SCOPES
+from tests.integration.portal_entra import AGENT_PASSWORD, KEY, SCOPES, UPN
 
 pytestmark = pytest.mark.integration
-UPN = "agent@contoso.onmicrosoft.com"
-ROTATE = "DeviceManagementManagedDevices.ReadWrite.All"
-KEY = "063EA4E1-7C4B-4F0E-9F2A-8B1D2C3E4F50"
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("starlette", reason="the portal extra is not installed")
 
 from bitkey_dir.portal import entra as portal_entra
+from bitkey_dir.sources.entra.intune import ROTATE
 from examples.lab.graph_emulator import GraphEmulator, User
 from tests.command_line import take_trail_entries
 from tests.integration.fixtures import SECRET, SOURCE, Entra
@@ -20,7 +21,9 @@ from tests.integration.portal_agents import Agent, clients
 from tests.integration.portal_entra import (
     AGENT_PASSWORD,
     CALLBACK,
+    KEY,
     SCOPES,
+    UPN,
     IdentityPage,
     back,
     entra_serve_config,
@@ -30,9 +33,6 @@ from tests.integration.portal_entra import (
 )
 
 pytestmark = pytest.mark.integration
-UPN = "agent@contoso.onmicrosoft.com"
-ROTATE = "DeviceManagementManagedDevices.ReadWrite.All"
-KEY = "063EA4E1-7C4B-4F0E-9F2A-8B1D2C3E4F50"
 
 
 @pytest.fixture
