@@ -60,7 +60,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -732,6 +732,7 @@ class Result:
     rss_mb: float
     returned: int
     verdict: str
+    cpus: list[float] = field(default_factory=list)  # each run's, in the order of the rounds
 
 
 def ensure_ldeep(venv: Path) -> Path:
@@ -840,19 +841,43 @@ def compared(checkout: Path, found: Sequence[Baseline]) -> Baseline:
     return Baseline(f"  export of {checkout.name}", export.argv, export.check)
 
 
-def run_baseline(
-    dc: SambaDC, baseline: Baseline, env: dict[str, str], truth: dict[str, Any], runs: int
-) -> Result:
-    samples = []
-    returned, verdict = 0, ""
+def run_side_by_side(
+    dc: SambaDC,
+    runs_of: Sequence[tuple[Baseline, dict[str, str]]],
+    truth: dict[str, Any],
+    runs: int,
+) -> list[Result]:
+    """Each baseline ``runs`` times, round by round (one run of each, then the next round).
+
+    A shared machine's speed drifts over minutes (other load, frequency): run in blocks, one
+    tool after the other, a drift shows as a difference between tools. Interleaved, every tool
+    sees the same moments, and each round gives a pair of runs that can be compared as a ratio.
+    """
+    samples: list[list[tuple[float, float, float, float]]] = [[] for _ in runs_of]
+    checked: list[tuple[int, str]] = [(0, "")] * len(runs_of)
     for _ in range(runs):
-        dc_before = process_group_cpu(dc.pid or 0)
-        wall, cpu, rss, stdout = measure(baseline.argv, env)
-        dc_cpu = process_group_cpu(dc.pid or 0) - dc_before
-        returned, verdict = baseline.check(stdout, truth)
-        samples.append((wall, cpu, dc_cpu, rss))
-    wall, cpu, dc_cpu, rss = (statistics.median(column) for column in zip(*samples, strict=True))
-    return Result(baseline.label, wall, cpu, dc_cpu, rss, returned, verdict)
+        for at, (baseline, env) in enumerate(runs_of):
+            dc_before = process_group_cpu(dc.pid or 0)
+            wall, cpu, rss, stdout = measure(baseline.argv, env)
+            dc_cpu = process_group_cpu(dc.pid or 0) - dc_before
+            checked[at] = baseline.check(stdout, truth)
+            samples[at].append((wall, cpu, dc_cpu, rss))
+    results = []
+    for (baseline, _), taken, (returned, verdict) in zip(runs_of, samples, checked, strict=True):
+        wall, cpu, dc_cpu, rss = (statistics.median(column) for column in zip(*taken, strict=True))
+        results.append(
+            Result(
+                baseline.label,
+                wall,
+                cpu,
+                dc_cpu,
+                rss,
+                returned,
+                verdict,
+                [c for _, c, _, _ in taken],
+            )
+        )
+    return results
 
 
 def print_table(n_computers: int, results: Sequence[Result], runs: int) -> None:
@@ -863,6 +888,14 @@ def print_table(n_computers: int, results: Sequence[Result], runs: int) -> None:
         print(
             f"{r.label:<32}{r.wall:>8.2f}{r.cpu:>8.2f}{r.dc_cpu:>10.2f}{r.rss_mb:>8.1f}"
             f"{r.returned:>10}  {r.verdict}"
+        )
+    ldeep = next((r for r in results if r.label == "ldeep bitlockerkeys"), None)
+    for export in (r for r in results if "export" in r.label and ldeep is not None):
+        assert ldeep is not None
+        paired = statistics.median(o / t for o, t in zip(export.cpus, ldeep.cpus, strict=True))
+        print(
+            f"{'  CPU / ldeep, ' + export.label.strip():<48} {export.cpu / ldeep.cpu:.2f} of the "
+            f"medians; {paired:.2f} the median of the {len(export.cpus)} rounds' ratios"
         )
     audit = [r for r in results if r.label.startswith("ldapsearch: audit")]
     if len(audit) == 2:
@@ -911,8 +944,8 @@ def bench(n_computers: int, args: argparse.Namespace, ldeep: Path | None) -> lis
             "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
         }
         try:
-            found = [
-                run_baseline(dc, baseline, env, truth, args.runs)
+            runs_of = [
+                (baseline, env)
                 for baseline in baselines(
                     dc, account, credentials.domain, ldeep, credentials.base_dn
                 )
@@ -922,9 +955,9 @@ def bench(n_computers: int, args: argparse.Namespace, ldeep: Path | None) -> lis
                 other = args.compare_with.resolve()
                 subprocess.run([sys.executable, "-m", "compileall", "-q", str(other)], check=True)
                 other_env = {**ours_env, "PYTHONPATH": str(other)}
-                found.append(run_baseline(dc, compared(other, mine), other_env, truth, args.runs))
-            found += [run_baseline(dc, baseline, ours_env, truth, args.runs) for baseline in mine]
-            return found
+                runs_of.append((compared(other, mine), other_env))
+            runs_of += [(baseline, ours_env) for baseline in mine]
+            return run_side_by_side(dc, runs_of, truth, args.runs)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     finally:

@@ -144,25 +144,28 @@ class ConflictWatch:
     keeping one small holder per Key ID, so that memory grows with the number of IDs only."""
 
     def __init__(self) -> None:
-        self._holders: dict[str, Holder] = {}
+        # Each Key ID's first holder as a (computer, device ID) pair: a tuple costs a tenth
+        # of a Holder to make, and nearly every Key ID of an export is seen only once.
+        self._holders: dict[str, tuple[str | None, str | None]] = {}
         self.conflicting: dict[KeyId, list[str]] = {}
 
     def see(self, key: RecoveryKey) -> None:
         # The Key ID's own hex digits (a full ID's): kept alive by the holder's entry
         # instead of a new 16-byte copy, and no UUID made per key of an export.
         raw = key.key_id.hex
-        seen = self._holders.get(raw)
-        if seen is None:
-            self._holders[raw] = Holder(key.computer, key.device_id)
+        first = self._holders.get(raw)
+        if first is None:
+            self._holders[raw] = (key.computer, key.device_id)
             return
-        holder = Holder.of(key)
+        seen, holder = Holder(*first), Holder.of(key)
         if not seen.same_as(holder):
             names = self.conflicting.setdefault(key.key_id, [seen.computer or "unnamed"])
             names.append(holder.computer or "unnamed")
         elif not (seen.computer and seen.device_id):
             # What the first sighting did not say, a later one may: keep the fuller holder.
-            self._holders[raw] = Holder(
-                seen.computer or holder.computer, seen.device_id or holder.device_id
+            self._holders[raw] = (
+                seen.computer or holder.computer,
+                seen.device_id or holder.device_id,
             )
 
     def warning(self) -> str | None:

@@ -37,7 +37,7 @@ class SearchRefused(SourceError):
     """The directory refused a search for lack of rights (insufficientAccessRights)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen one costs twice as much to make, per entry read
 class Entry:
     """One object a search found: its DN, and each attribute (lower-case name) its values."""
 
