@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 from bitkey_dir.core.env import DEBUG_ENV
 from bitkey_dir.core.errors import ExitCode
@@ -57,7 +56,10 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get(DEBUG_ENV):
             # The traceback for whoever debugs, but still the documented code: a bare raise
-            # would end with 1, which means "not found".
+            # would end with 1, which means "not found". (traceback is imported only here: it
+            # brings tokenize and textwrap, a few ms of every start.)
+            import traceback
+
             traceback.print_exc()
             sys.exit(ExitCode.INTERNAL)
         # An unexpected exception's message is not vetted for secrets: name only its type.

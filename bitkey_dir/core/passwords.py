@@ -8,11 +8,10 @@ leaking: only :meth:`reveal` gives it.
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import AnyStr, Final
 
 from bitkey_dir.core.errors import InputError
 
@@ -117,6 +116,14 @@ def mask_passwords(text: str) -> str:
     return _PASTED_PASSWORD.sub(lambda m: re.sub(r"[0-9]", "#", m.group()), text)
 
 
+def _same(a: AnyStr, b: AnyStr) -> bool:
+    """Compared in constant time. hmac is imported here, when two secrets are compared:
+    importing it loads OpenSSL's digests (_hashlib), a tenth of an export's start-up."""
+    import hmac
+
+    return hmac.compare_digest(a, b)
+
+
 class RecoveryPassword:
     """A valid 48-digit recovery password. Hides its digits unless :meth:`reveal` is called.
 
@@ -175,7 +182,7 @@ class RecoveryPassword:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RecoveryPassword):
             return NotImplemented
-        return hmac.compare_digest(self._text, other._text)
+        return _same(self._text, other._text)
 
     def __hash__(self) -> int:
         return hash(self._text)
@@ -255,7 +262,7 @@ class KeyPackage:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, KeyPackage):
             return NotImplemented
-        return hmac.compare_digest(self._data, other._data)
+        return _same(self._data, other._data)
 
     def __hash__(self) -> int:
         return hash(self._data)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -19,7 +18,7 @@ def private_replacement(target: Path) -> Iterator[BinaryIO]:
     """A new file (mode 0600) beside ``target``, renamed over it when the block succeeds and
     removed when it fails. Beside it, so the rename stays on one file system; raises
     OSError when the folder cannot take a new file."""
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = platform.open_file(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -60,7 +59,7 @@ def write_new_private(
     and before it appears (the access trail is written there); if it raises, no file
     appears. Raises OSError when the folder cannot take the file.
     """
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = platform.open_file(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -159,8 +158,14 @@ class SrvRecord:
         return self.target == "."
 
 
+def _random_below(bound: int) -> int:
+    import secrets  # here: it loads OpenSSL's digests, which a source with servers never needs
+
+    return secrets.randbelow(bound)
+
+
 def order_records(
-    records: Iterable[SrvRecord], pick: Callable[[int], int] = secrets.randbelow
+    records: Iterable[SrvRecord], pick: Callable[[int], int] = _random_below
 ) -> list[SrvRecord]:
     """RFC 2782's order: lowest priority first; within a priority, a weighted random choice
     (``pick(n)`` returns 0 <= r < n), records of weight 0 first so that they are rarely
