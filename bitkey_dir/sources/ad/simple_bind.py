@@ -186,10 +186,10 @@ class SimpleBindConnection:
 
 def _peer(sock: socket.socket) -> str:
     try:
-        host, port = sock.getpeername()[:2]
+        peer = sock.getpeername()
     except OSError:
         return "a closed socket"
-    return f"{host}:{port}"
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "a local socket"
 
 
 if TYPE_CHECKING:
