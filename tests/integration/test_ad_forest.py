@@ -49,7 +49,8 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[Asked]:
     def spy(connection: Any, base: str, search_filter: str, attributes: Any, **kw: Any) -> Any:
         names = tuple(str(a).lower() for a in attributes)
         scope = kw.get("scope", "SUBTREE")
-        seen.append(Asked(connection.server.port, base, search_filter, names, scope))
+        port = connection.socket.getpeername()[1]  # either connection has its socket
+        seen.append(Asked(port, base, search_filter, names, scope))
         return real(connection, base, search_filter, attributes, **kw)
 
     monkeypatch.setattr(ad_reader, "paged_search", spy)

@@ -1,9 +1,11 @@
-"""Both ways an AD search can run give the same answers against the Samba DC.
+"""Every way an AD search can run gives the same answers against the Samba DC.
 
-Normally replies are decoded by the wire decoder (sources/ad/wire.py), which relies on a few
-of ldap3's internals; where those are missing, or ldap3 is a release the decoder was not
-checked against, the same searches run through ldap3's own paged search. Each scenario runs
-once each way, and the outputs must be identical.
+A simple bind's read-only connection is bitkey-dir's own (sources/ad/simple_bind.py), and
+its replies are decoded by the wire decoder (sources/ad/wire.py). ldap3's connection (for
+Kerberos, or for writing) uses the same decoder through a few of ldap3's internals; where
+those are missing, or ldap3 is a release the decoder was not checked against, the same
+searches run through ldap3's own paged search. Each scenario runs once each way, and the
+outputs must be identical.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import pytest
 from bitkey_dir.core.errors import SourceError
 from bitkey_dir.runtime.config import load_config
 from bitkey_dir.sources.ad import search, wire
+from bitkey_dir.sources.ad.connection import Connector
+from bitkey_dir.sources.ad.simple_bind import SimpleBindConnection
 from bitkey_dir.sources.ad.source import ADSource
 from bitkey_dir.sources.registry import open_sources
 from tests.command_line import Outcome, invoke_with
@@ -27,16 +31,17 @@ pytestmark = pytest.mark.integration
 
 
 class Paths:
-    """Runs a scenario with the wire decoder, then with ldap3's paged search, counting which
-    one served each search."""
+    """Runs a scenario on the own connection, then on ldap3's with the wire decoder, then
+    with ldap3's paged search, counting which one served each search."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.monkeypatch = monkeypatch
-        self.calls = {"wire": 0, "ldap3": 0}
+        self.calls = {"wire": 0, "ldap3": 0, "own": 0}
         real_wire, real_ldap3 = wire.search, search._ldap3_search
 
         def wire_search(*args: Any, **kwargs: Any) -> Iterator[Any]:
             self.calls["wire"] += 1
+            self.calls["own"] += isinstance(args[0], SimpleBindConnection)
             return real_wire(*args, **kwargs)
 
         def ldap3_search(*args: Any, **kwargs: Any) -> Iterator[Any]:
@@ -47,17 +52,25 @@ class Paths:
         monkeypatch.setattr(search, "_ldap3_search", ldap3_search)
 
     def both(self, scenario: Callable[[], Any]) -> tuple[Any, Any]:
-        self.calls.update(wire=0, ldap3=0)
-        by_wire = scenario()
-        assert self.calls["wire"] > 0
+        """The scenario's outcome on the own connection, and with ldap3's paged search (on
+        ldap3's connection with the wire decoder it must be the first)."""
+        self.calls.update(wire=0, ldap3=0, own=0)
+        by_own = scenario()
+        assert self.calls["own"] == self.calls["wire"] > 0
         assert self.calls["ldap3"] == 0
         with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Connector, "uses_ldap3", property(lambda connector: True))
+            self.calls.update(wire=0, ldap3=0, own=0)
+            by_wire = scenario()
+            assert self.calls["wire"] > 0
+            assert self.calls["ldap3"] == self.calls["own"] == 0
             patch.setattr(search, "wire_usable", lambda connection: False)
             self.calls.update(wire=0, ldap3=0)
             by_ldap3 = scenario()
         assert self.calls["ldap3"] > 0
         assert self.calls["wire"] == 0
-        return by_wire, by_ldap3
+        assert by_own == by_wire
+        return by_own, by_ldap3
 
 
 @pytest.fixture
@@ -98,7 +111,7 @@ def test_an_export_with_deleted_computers_is_the_same_either_way(
     lab: Lab, paths: Paths, tmp_path: Path
 ) -> None:
     config = lab.config(user=ADMIN, page_size=3)
-    files = iter([tmp_path / "wire.json", tmp_path / "ldap3.json"])
+    files = iter([tmp_path / "own.json", tmp_path / "wire.json", tmp_path / "ldap3.json"])
 
     def export() -> list[dict[str, Any]]:
         out = next(files)
@@ -144,7 +157,12 @@ def test_a_refused_search_is_a_source_failure_either_way(
     assert isinstance(source, ADSource)
 
     def refused() -> tuple[str, list[str]]:
-        connection = source.connector.connect(lambda message: None)
+        try:
+            return refused_on(source.connector.connect(lambda message: None))
+        finally:
+            source.connector.close()  # the next way opens a connection of its own
+
+    def refused_on(connection: Any) -> tuple[str, list[str]]:
         found = search.paged_search(
             connection,
             samba_dc.base_dn,

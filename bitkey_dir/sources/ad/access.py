@@ -12,14 +12,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from bitkey_dir.core.errors import AuthError, InputError, SourceError
+from bitkey_dir.core.errors import AuthError, BitkeyError, InputError, SourceError
 from bitkey_dir.core.rights import principal_form
 from bitkey_dir.sources.ad.descriptor import DescriptorError, SecurityDescriptor, Sid
 from bitkey_dir.sources.ad.filters import escape_filter_bytes, escape_filter_value
 from bitkey_dir.sources.ad.search import Control, Entry, paged_search
+from bitkey_dir.sources.ad.simple_bind import SimpleBindConnection
 
 if TYPE_CHECKING:
-    from ldap3 import Connection
+    from bitkey_dir.sources.ad.simple_bind import Connection
 
 SD_FLAGS: Final = "1.2.840.113556.1.4.801"
 # The SD-flags control's value: BER SEQUENCE { INTEGER 4 } (DACL_SECURITY_INFORMATION), so a
@@ -114,6 +115,9 @@ class Directory:
         from ldap3 import MODIFY_REPLACE
         from ldap3.core.exceptions import LDAPException
 
+        if isinstance(self.connection, SimpleBindConnection):
+            # Connector.writable() gives ldap3's connection: a read-only one never writes.
+            raise BitkeyError(f"changing the DACL of {dn} needs a writable connection")
         change = {"nTSecurityDescriptor": [(MODIFY_REPLACE, [descriptor.to_bytes()])]}
         try:
             done = self.connection.modify(dn, change, controls=[DACL_ONLY])

@@ -18,7 +18,7 @@ from bitkey_dir.core.errors import SourceError
 from bitkey_dir.sources.ad.reader import NO_ATTRIBUTES, Reader
 
 if TYPE_CHECKING:
-    from ldap3 import Connection
+    from bitkey_dir.sources.ad.simple_bind import Connection
 
 
 def missing_base(

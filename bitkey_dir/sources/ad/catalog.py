@@ -22,7 +22,7 @@ from bitkey_dir.sources.ad.reader import Reader
 from bitkey_dir.sources.base import Warn
 
 if TYPE_CHECKING:
-    from ldap3 import Connection
+    from bitkey_dir.sources.ad.simple_bind import Connection
 
 # A connection to a DC of the named domain (the source keeps and reuses them).
 Reach = Callable[[str, Warn], "Connection"]

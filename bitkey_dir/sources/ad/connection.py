@@ -2,8 +2,11 @@
 
 Every connection validates the certificate and host name with Python's own TLS checks, never
 chases referrals, and binds only after TLS. A refused password is never tried on the next
-server (failures lock accounts): a stored one is dropped and asked for once. ldap3 is imported
-inside the functions that connect.
+server (failures lock accounts): a stored one is dropped and asked for once.
+
+A read-only connection with a simple bind, what nearly every command opens, is
+simple_bind.py's and needs no ldap3; a Kerberos bind, or a connection that may write
+(`rights grant|revoke`), is ldap3's, imported inside the functions that open one.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from bitkey_dir.sources.ad.servers import ServerUrl, bind_refusal
 from bitkey_dir.sources.base import Warn
 
 if TYPE_CHECKING:
-    from ldap3 import Connection
+    from ldap3 import Connection as Ldap3Connection
 
     from bitkey_dir.runtime.credentials import Secret, Wanted
+    from bitkey_dir.sources.ad.simple_bind import Connection, SimpleBindConnection
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +223,15 @@ class Connector:
             return self._connection
         raise SourceError(f"no directory server could be used ({'; '.join(failures)})")
 
+    @property
+    def uses_ldap3(self) -> bool:
+        """Whether connections are ldap3's: Kerberos binds, and connections that may write."""
+        return self.auth != "simple" or not self.read_only
+
     def _open(self, server: ServerUrl, password: str | None, wait: int) -> Connection:
         """Connect and bind to ``server``, waiting at most ``wait`` seconds for each step."""
+        if not self.uses_ldap3:
+            return self._open_simple(server, password, wait)
         import ldap3
         from ldap3.core.exceptions import LDAPException
 
@@ -267,7 +278,47 @@ class Connector:
             raise
         return connection
 
-    def _bind(self, connection: Connection, server: ServerUrl) -> None:
+    def _open_simple(
+        self, server: ServerUrl, password: str | None, wait: int
+    ) -> SimpleBindConnection:
+        """What _open does for a read-only simple bind, on a connection without ldap3."""
+        from bitkey_dir.sources.ad.ber import PasswordRefused
+        from bitkey_dir.sources.ad.result_codes import RESULT_NAMES
+        from bitkey_dir.sources.ad.simple_bind import SimpleBindConnection
+        from bitkey_dir.sources.ad.wire import WireError
+
+        if not password or not self.user:  # an empty password would bind anonymously
+            raise AuthError(f"no user name and password to bind to {server.url} with")
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        try:
+            connection = SimpleBindConnection.open(
+                (server.connect_to, server.port),
+                context,
+                server.host,
+                ldaps=server.ldaps,
+                starttls=not server.ldaps and not self.allow_plaintext,
+                timeout=wait,
+            )
+        except (WireError, OSError) as exc:
+            raise _Unreachable(describe_network_error(exc, wait)) from None
+        try:
+            try:
+                code, message = connection.bind(self.user, password)
+            except PasswordRefused as exc:
+                raise AuthError(f"cannot bind to {server.url} as {self.account}: {exc}") from None
+            except (WireError, OSError) as exc:
+                raise _Unreachable(describe_network_error(exc, self.timeout)) from None
+            if code != 0:
+                detail = (message or RESULT_NAMES.get(code, "")).strip()
+                raise self._refused(server, code, detail)
+        except BaseException:
+            # Not left open while the user is asked for another password.
+            with contextlib.suppress(Exception):
+                connection.unbind()
+            raise
+        return connection
+
+    def _bind(self, connection: Ldap3Connection, server: ServerUrl) -> None:
         from ldap3.core.exceptions import LDAPException
 
         try:
@@ -288,12 +339,17 @@ class Connector:
         result = connection.result or {}
         code = result.get("result")
         detail = str(result.get("message") or result.get("description") or "").strip()
+        raise self._refused(server, code, detail)
+
+    def _refused(self, server: ServerUrl, code: object, detail: str) -> AuthError:
+        """The bind ``server`` refused with result ``code``, in words an administrator can
+        act on; a wrong password as _PasswordRefused (asked for again, never sent on)."""
         if code == _INVALID_CREDENTIALS:
             refusal = bind_refusal(detail)
             if refusal is not None:
-                raise AuthError(f"{server.url} refused the bind as {self.account}: {refusal}")
+                return AuthError(f"{server.url} refused the bind as {self.account}: {refusal}")
             bare = self.user is not None and not any(c in self.user for c in "@\\=")
-            raise _PasswordRefused(
+            return _PasswordRefused(
                 f"{server.url} rejected the user name or password for "
                 f"{self.account} ({detail[:120]})"
                 + (
@@ -304,11 +360,11 @@ class Connector:
                 )
             )
         if code == _STRONGER_AUTH_REQUIRED:
-            raise AuthError(
+            return AuthError(
                 f"{server.url} requires an encrypted connection for this bind "
                 f"({detail[:120]}); use ldaps:// or ldap:// without allow_plaintext"
             )
-        raise AuthError(f"bind to {server.url} failed: {detail[:200] or code}")
+        return AuthError(f"bind to {server.url} failed: {detail[:200] or code}")
 
     def _kerberos_failed(self, server: ServerUrl, exc: Exception) -> AuthError:
         text = " ".join(str(exc).split())

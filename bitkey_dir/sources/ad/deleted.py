@@ -21,7 +21,7 @@ from bitkey_dir.sources.ad.search import Entry, Scope
 from bitkey_dir.sources.base import Warn
 
 if TYPE_CHECKING:
-    from ldap3 import Connection
+    from bitkey_dir.sources.ad.simple_bind import Connection
 
 SHOW_DELETED: Final = ("1.2.840.113556.1.4.417", True, None)
 DELETED_ATTRIBUTES: Final = ["isDeleted", "lastKnownParent"]

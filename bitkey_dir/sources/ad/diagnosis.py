@@ -7,7 +7,7 @@ minutes), and per OU, in the order of the tree, ou_rights.py's sample of recover
 how many exist, how many this account sees and reads, and which ACE gives or lacks each
 right, with the command that grants what is missing.
 
-The pure parts (GeneralizedTime, the OUs' order) come first; the network parts use ldap3.
+The pure parts (GeneralizedTime, the OUs' order) come first, then the network parts.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from bitkey_dir.sources.ad.names import split_dn
 from bitkey_dir.sources.ad.ou_rights import rights_checks
 from bitkey_dir.sources.ad.probe import server_checks
 from bitkey_dir.sources.ad.reader import Reader
-from bitkey_dir.sources.ad.search import paged_search
+from bitkey_dir.sources.ad.search import paged_search, who_am_i
 from bitkey_dir.sources.ad.servers import ServerUrl
 from bitkey_dir.sources.ad.settings import ADConfig
 from bitkey_dir.sources.base import Check, Warn
 
 if TYPE_CHECKING:
-    from ldap3 import Connection
+    from bitkey_dir.sources.ad.simple_bind import Connection
 
 MAX_OUS: Final = 500  # OUs looked at, the first in the tree's order; a warning names the cap
 MAX_SKEW: Final = timedelta(minutes=5)  # Kerberos' default tolerance
@@ -188,7 +188,7 @@ def _who_am_i(connection: Connection) -> str | None:
     """The bound identity as the DC names it (``BITKEY\\helpdesk1``), by the Who am I?
     extended operation; None when the DC does not say."""
     try:
-        answer = connection.extend.standard.who_am_i()
+        answer = who_am_i(connection)
     except Exception:
         return None
     text = str(answer or "")

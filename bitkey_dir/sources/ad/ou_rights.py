@@ -29,9 +29,8 @@ from bitkey_dir.sources.ad.search import paged_search
 from bitkey_dir.sources.base import Check
 
 if TYPE_CHECKING:
-    from ldap3 import Connection
-
     from bitkey_dir.sources.ad.connection import Connector
+    from bitkey_dir.sources.ad.simple_bind import Connection
 
 SAMPLE: Final = 10  # recovery objects sampled per OU (and computers looked into)
 

@@ -29,7 +29,7 @@ from bitkey_dir.sources.ad.search import Control, Entry, Scope, paged_search
 from bitkey_dir.sources.base import Warn
 
 if TYPE_CHECKING:
-    from ldap3 import Connection
+    from bitkey_dir.sources.ad.simple_bind import Connection
 
 KEY_ATTRIBUTES: Final = list(forest.KEY_ATTRIBUTES)
 LOCATE_ATTRIBUTES: Final = list(forest.LOCATE_ATTRIBUTES)  # no password

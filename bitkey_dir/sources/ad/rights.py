@@ -40,7 +40,7 @@ from bitkey_dir.sources.ad.settings import ADConfig
 from bitkey_dir.sources.base import Warn
 
 if TYPE_CHECKING:
-    from ldap3 import Connection
+    from bitkey_dir.sources.ad.simple_bind import Connection
 
 
 _ORDER = {words: number for number, words in enumerate(RIGHT_WORDS.values())}

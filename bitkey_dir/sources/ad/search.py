@@ -1,11 +1,13 @@
-"""Paged LDAP searches: the one function every AD query goes through.
+"""Paged LDAP searches: the one function every AD query goes through, on either connection.
 
-Replies are normally read and decoded by :mod:`bitkey_dir.sources.ad.wire`, which uses a few
-of ldap3's internals (its synchronous strategy's ``send`` and bookkeeping, and its request
-encoder) and was checked against the ldap3 releases in ``CHECKED_LDAP3``. When those
-internals are absent, or ldap3 is a release the decoder was not checked against, the same
-search runs through ldap3's own public paged search instead: slower on large directories, but
-the same entries and the same errors.
+Replies are read and decoded by :mod:`bitkey_dir.sources.ad.wire`. On a simple bind's
+connection (simple_bind.py) that is all there is, and ldap3 is never imported. On ldap3's
+(Kerberos, or a connection that may write) the requests are sent with a few of ldap3's
+internals (its synchronous strategy's ``send`` and bookkeeping, and its request encoder),
+checked against the ldap3 releases in ``CHECKED_LDAP3``; when those internals are absent, or
+ldap3 is a release the decoder was not checked against, the same search runs through ldap3's
+own public paged search instead: slower on large directories, but the same entries and the
+same errors.
 """
 
 from __future__ import annotations
@@ -18,10 +20,22 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from bitkey_dir.core.errors import SourceError
 from bitkey_dir.sources.ad.connection import describe_network_error
-from bitkey_dir.sources.ad.wire import NO_SUCH_OBJECT, PAGED_RESULTS, SearchFailed, WireError
+from bitkey_dir.sources.ad.filter_compiler import FilterError
+from bitkey_dir.sources.ad.result_codes import result_name
+from bitkey_dir.sources.ad.simple_bind import SimpleBindConnection
+from bitkey_dir.sources.ad.wire import (
+    NO_SUCH_OBJECT,
+    PAGED_RESULTS,
+    Replies,
+    SearchFailed,
+    WireError,
+)
 
 if TYPE_CHECKING:
-    from ldap3 import Connection
+    from ldap3 import Connection as Ldap3Connection
+
+    from bitkey_dir.sources.ad.simple_bind import Connection
+
 
 Scope = Literal["BASE", "LEVEL", "SUBTREE"]  # ldap3's own names for the three scopes
 Control = tuple[str, bool, bytes | None]
@@ -71,35 +85,90 @@ def paged_search(
     A base that does not exist finds nothing. Any other refusal, and a broken connection,
     raise SourceError (after the entries that came before it).
     """
-    from ldap3.core.exceptions import LDAPException
-
     from bitkey_dir.sources.ad import wire
 
-    if wire_usable(connection):
+    failures: tuple[type[Exception], ...] = (WireError, FilterError)
+    if isinstance(connection, SimpleBindConnection):
         found = wire.search(connection, base, search_filter, scope, attributes, page_size, controls)
     else:
-        found = _ldap3_search(
-            connection, base, search_filter, scope, attributes, page_size, controls
-        )
+        from ldap3.core.exceptions import LDAPException
+
+        failures = (WireError, LDAPException)
+        if wire_usable(connection):
+            channel = _Ldap3Channel(connection)
+            found = wire.search(
+                channel, base, search_filter, scope, attributes, page_size, controls
+            )
+        else:
+            found = _ldap3_search(
+                connection, base, search_filter, scope, attributes, page_size, controls
+            )
     try:
         for dn, raw in found:
             yield Entry(dn, raw)
     except SearchFailed as exc:
         if exc.code == NO_SUCH_OBJECT:
             return
-        detail = exc.message[:200] or _result_name(exc.code)
+        detail = exc.message[:200] or result_name(exc.code)
         failure = SearchRefused if exc.code == INSUFFICIENT_ACCESS else SourceError
         raise failure(f"search under {base} failed: {detail}") from None
-    except (WireError, LDAPException) as exc:
+    except failures as exc:
         raise SourceError(f"search failed: {describe_network_error(exc, timeout)}") from None
 
 
-def _result_name(code: int) -> str:
-    """An LDAP result code by its RFC 4511 name ("unavailableCriticalExtension")."""
-    from ldap3.core.results import RESULT_CODES
+def who_am_i(connection: Connection) -> str | None:
+    """The identity the DC bound (``u:BITKEY\\helpdesk1``), by the Who am I? extended
+    operation (RFC 4532), on either connection; None when the DC does not say."""
+    if isinstance(connection, SimpleBindConnection):
+        return connection.who_am_i()
+    answer = connection.extend.standard.who_am_i()
+    return str(answer) if answer else None
 
-    name = RESULT_CODES.get(code)
-    return f"{name} (result code {code})" if name else f"result code {code}"
+
+class _Ldap3Channel:
+    """wire.search's view of an ldap3 connection: ldap3 encodes and sends each request (with
+    its strategy's bookkeeping), wire.py reads the replies."""
+
+    def __init__(self, connection: Ldap3Connection) -> None:
+        self._connection = connection
+        self.replies = Replies(connection.socket)
+
+    def send_search(
+        self,
+        base: str,
+        search_filter: str,
+        scope: str,
+        attributes: Sequence[str],
+        controls: Sequence[Control],
+        page_size: int,
+        cookie: bytes,
+    ) -> int:
+        from ldap3 import DEREF_NEVER
+        from ldap3.operation.search import search_operation
+        from ldap3.protocol.rfc2696 import paged_search_control
+
+        connection = self._connection
+        request = search_operation(
+            base,
+            search_filter,
+            scope,
+            DEREF_NEVER,
+            list(attributes),
+            0,
+            0,
+            False,
+            connection.auto_escape,
+            connection.auto_encode,
+            None,
+            validator=None,
+            check_names=False,
+        )
+        paged = [*controls, paged_search_control(False, page_size, cookie or None)]
+        with connection.connection_lock:
+            return int(connection.strategy.send("searchRequest", request, paged))
+
+    def forget(self, message_id: int) -> None:
+        self._connection.strategy._outstanding.pop(message_id, None)
 
 
 def wire_usable(connection: Any) -> bool:
@@ -137,7 +206,7 @@ def _checked_ldap3() -> bool:
 
 
 def _ldap3_search(
-    connection: Connection,
+    connection: Ldap3Connection,
     base: str,
     search_filter: str,
     scope: Scope,

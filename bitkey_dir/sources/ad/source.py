@@ -46,11 +46,10 @@ from bitkey_dir.sources.ad.unseen import no_keys_below, unreadable, unseen
 from bitkey_dir.sources.base import Warn
 
 if TYPE_CHECKING:
-    from ldap3 import Connection
-
     from bitkey_dir.core.reports import AuthStatus, Check, Escrow
     from bitkey_dir.core.rights import Holder, RightsChange, RightsRequest
     from bitkey_dir.runtime.credentials import Secret, Wanted
+    from bitkey_dir.sources.ad.simple_bind import Connection
 
 
 @dataclass

@@ -4,13 +4,16 @@ ldap3 turns every search result entry into several dictionaries (with a copy of 
 and per-attribute formatting) before the caller sees it, and its synchronous strategy reads
 until a socket read happens to end on a message boundary: in practice a whole page, which was
 then decoded while the server waited for the next page request. At 14,000 recovery objects
-that was most of an export's CPU time and a third of its wall time. Here ldap3 still opens,
-secures and binds the connection (simple or Kerberos, TLS) and encodes each request; the
-replies are framed and decoded in this module (RFC 4511 section 4.5.2, BER as restricted by
-section 5.1), and each page is decoded only after the next one has been asked for, so that
-the caller's work overlaps with the server preparing that next page.
+that was most of an export's CPU time and a third of its wall time. Here the replies are
+framed and decoded (RFC 4511 section 4.5.2, BER as restricted by section 5.1), and each page
+is decoded only after the next one has been asked for, so that the caller's work overlaps
+with the server preparing that next page.
 
-doctor's StartTLS probe (probe.py) reads its one reply with the same decoding.
+Who sends the requests is the connection's business (:class:`Channel`): a simple bind's
+read-only connection (simple_bind.py) encodes them itself with ber.py and
+filter_compiler.py, without ldap3; a Kerberos or writable connection is ldap3's, and
+ldap3 encodes them (search.py adapts it). doctor's StartTLS probe (probe.py) and the
+simple bind's own replies are read with the same decoding.
 
 ldap3 2.9 binds Kerberos without a SASL security layer (TLS protects the connection), and
 bitkey-dir binds no other SASL mechanism, so every reply is a plain LDAP message.
@@ -20,10 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
-
-if TYPE_CHECKING:
-    from ldap3 import Connection
+from typing import Any, Final, Protocol
 
 Entry = tuple[str, dict[str, list[bytes]]]  # the DN, and each attribute (lower case) its values
 Control = tuple[str, bool, bytes | None]
@@ -42,6 +42,7 @@ _SEARCH_DONE: Final = 0x65  # [APPLICATION 5]
 _SEARCH_REFERENCE: Final = 0x73  # [APPLICATION 19]
 _PROTOCOL_ERROR: Final = 2
 _CONTROLS: Final = 0xA0  # [0]
+_RESPONSE_VALUE: Final = 0x8B  # [11] of ExtendedResponse
 _READ_SIZE: Final = 65536
 _MAX_MESSAGE: Final = 64 << 20  # far above any real entry; a bound for a confused server
 
@@ -195,6 +196,21 @@ def decode_done(data: bytes, pos: int, end: int) -> tuple[int, str]:
     return code, data[start:stop].decode("utf-8", "replace")
 
 
+def decode_extended(data: bytes, pos: int, end: int) -> tuple[int, str, bytes | None]:
+    """An ExtendedResponse's result code, diagnostic message and responseValue, if any."""
+    start, stop = _expect(data, pos, end, _ENUMERATED)
+    code = _integer(data, start, stop)
+    _, stop = _expect(data, stop, end, _OCTETS)  # matchedDN
+    start, at = _expect(data, stop, end, _OCTETS)
+    message = data[start:at].decode("utf-8", "replace")
+    value = None
+    while at < end:  # a referral [3], the responseName [10], the responseValue [11]
+        tag, start, at = _element(data, at, end)
+        if tag == _RESPONSE_VALUE:
+            value = data[start:at]
+    return code, message, value
+
+
 def decode_controls(data: bytes, pos: int, end: int) -> dict[str, bytes]:
     """Each response control's OID and value."""
     controls: dict[str, bytes] = {}
@@ -333,11 +349,36 @@ class Page:
             raise SearchFailed(self.code, self.message)
 
 
+class Channel(Protocol):
+    """What a paged search needs of a connection: a way to send one page's request, and
+    its replies, whole messages off the socket (:class:`Replies`)."""
+
+    @property
+    def replies(self) -> Replies: ...
+
+    def send_search(
+        self,
+        base: str,
+        search_filter: str,
+        scope: str,
+        attributes: Sequence[str],
+        controls: Sequence[Control],
+        page_size: int,
+        cookie: bytes,
+    ) -> int:
+        """Send the request for one page (the paged-results control added); its message ID."""
+        ...
+
+    def forget(self, message_id: int) -> None:
+        """The search ``message_id`` has had its SearchResultDone, or was given up."""
+        ...
+
+
 def search(
-    connection: Connection,
+    channel: Channel,
     base: str,
     search_filter: str,
-    scope: Any,
+    scope: str,
     attributes: Sequence[str],
     page_size: int,
     controls: Sequence[Control] = (),
@@ -350,41 +391,21 @@ def search(
 
     Raises :class:`SearchFailed` with the server's result code (after the entries that came
     before it), :class:`WireError` on a broken connection or a reply that is not LDAP, and
-    ldap3's own exceptions when a request cannot be sent.
+    whatever the channel raises when a request cannot be sent.
     """
-    from ldap3 import DEREF_NEVER
-    from ldap3.operation.search import search_operation
-    from ldap3.protocol.rfc2696 import paged_search_control
-
-    strategy = connection.strategy
-    replies = Replies(connection.socket)
+    replies = channel.replies
 
     def ask(cookie: bytes) -> int:
-        request = search_operation(
-            base,
-            search_filter,
-            scope,
-            DEREF_NEVER,
-            list(attributes),
-            0,
-            0,
-            False,
-            connection.auto_escape,
-            connection.auto_encode,
-            None,
-            validator=None,
-            check_names=False,
+        return channel.send_search(
+            base, search_filter, scope, attributes, controls, page_size, cookie
         )
-        paged = [*controls, paged_search_control(False, page_size, cookie or None)]
-        with connection.connection_lock:
-            return int(strategy.send("searchRequest", request, paged))
 
     message_id = ask(b"")
     while True:
         try:
             page = read_page(replies, message_id)
         finally:
-            strategy._outstanding.pop(message_id, None)
+            channel.forget(message_id)
         if page.code == 0 and page.cookie:
             message_id = ask(page.cookie)
         yield from page.decoded()
