@@ -26,6 +26,7 @@ from bitkey_dir.sources.ad.simple_bind import SimpleBindConnection
 from bitkey_dir.sources.ad.wire import (
     NO_SUCH_OBJECT,
     PAGED_RESULTS,
+    PagedSearch,
     Replies,
     SearchFailed,
     WireError,
@@ -133,27 +134,18 @@ class _Ldap3Channel:
         self._connection = connection
         self.replies = Replies(connection.socket)
 
-    def send_search(
-        self,
-        base: str,
-        search_filter: str,
-        scope: str,
-        attributes: Sequence[str],
-        controls: Sequence[Control],
-        page_size: int,
-        cookie: bytes,
-    ) -> int:
+    def send_search(self, search: PagedSearch, cookie: bytes) -> int:
         from ldap3 import DEREF_NEVER
         from ldap3.operation.search import search_operation
         from ldap3.protocol.rfc2696 import paged_search_control
 
         connection = self._connection
         request = search_operation(
-            base,
-            search_filter,
-            scope,
+            search.base,
+            search.search_filter,
+            search.scope,
             DEREF_NEVER,
-            list(attributes),
+            list(search.attributes),
             0,
             0,
             False,
@@ -163,7 +155,7 @@ class _Ldap3Channel:
             validator=None,
             check_names=False,
         )
-        paged = [*controls, paged_search_control(False, page_size, cookie or None)]
+        paged = [*search.controls, paged_search_control(False, search.page_size, cookie or None)]
         with connection.connection_lock:
             return int(connection.strategy.send("searchRequest", request, paged))
 

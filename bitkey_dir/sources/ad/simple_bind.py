@@ -13,12 +13,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeAlias
 
 from bitkey_dir.sources.ad.ber import (
-    Control,
     bind_request,
     extended_request,
     paged_results,
@@ -28,6 +26,7 @@ from bitkey_dir.sources.ad.ber import (
 from bitkey_dir.sources.ad.filter_compiler import compile_filter
 from bitkey_dir.sources.ad.wire import (
     EXTENDED_RESPONSE,
+    PagedSearch,
     Replies,
     WireError,
     decode_done,
@@ -125,21 +124,15 @@ class SimpleBindConnection:
         code, _, value = self.extended(WHO_AM_I)
         return value.decode("utf-8", "replace") if code == 0 and value else None
 
-    def send_search(
-        self,
-        base: str,
-        search_filter: str,
-        scope: str,
-        attributes: Sequence[str],
-        controls: Sequence[Control],
-        page_size: int,
-        cookie: bytes,
-    ) -> int:
+    def send_search(self, search: PagedSearch, cookie: bytes) -> int:
         """wire.search's way to ask for a page; filter_compiler.FilterError for a bad filter."""
-        compiled = compile_filter(search_filter)
+        compiled = compile_filter(search.search_filter)
         message_id = self._next_id()
-        paged = [*controls, paged_results(page_size, cookie)]
-        self._send(search_request(message_id, base, scope, compiled, attributes, paged))
+        paged = [*search.controls, paged_results(search.page_size, cookie)]
+        request = search_request(
+            message_id, search.base, search.scope, compiled, search.attributes, paged
+        )
+        self._send(request)
         self.usage.search_operations += 1
         return message_id
 

@@ -349,6 +349,18 @@ class Page:
             raise SearchFailed(self.code, self.message)
 
 
+@dataclass(frozen=True)
+class PagedSearch:
+    """What each page's request of one paged search repeats."""
+
+    base: str
+    search_filter: str
+    scope: str
+    attributes: Sequence[str]
+    controls: Sequence[Control]
+    page_size: int
+
+
 class Channel(Protocol):
     """What a paged search needs of a connection: a way to send one page's request, and
     its replies, whole messages off the socket (:class:`Replies`)."""
@@ -356,16 +368,7 @@ class Channel(Protocol):
     @property
     def replies(self) -> Replies: ...
 
-    def send_search(
-        self,
-        base: str,
-        search_filter: str,
-        scope: str,
-        attributes: Sequence[str],
-        controls: Sequence[Control],
-        page_size: int,
-        cookie: bytes,
-    ) -> int:
+    def send_search(self, search: PagedSearch, cookie: bytes) -> int:
         """Send the request for one page (the paged-results control added); its message ID."""
         ...
 
@@ -394,11 +397,10 @@ def search(
     whatever the channel raises when a request cannot be sent.
     """
     replies = channel.replies
+    asked = PagedSearch(base, search_filter, scope, attributes, controls, page_size)
 
     def ask(cookie: bytes) -> int:
-        return channel.send_search(
-            base, search_filter, scope, attributes, controls, page_size, cookie
-        )
+        return channel.send_search(asked, cookie)
 
     message_id = ask(b"")
     while True:
