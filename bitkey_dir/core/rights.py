@@ -31,8 +31,8 @@ _NETBIOS: Final = re.compile(r"[^\\/:*?\"<>|@]{1,15}")
 
 
 def principal_form(text: str) -> PrincipalForm:
-    """Which of the accepted forms ``text`` is, or InputError: a SID, name@domain (a UPN)
-    or DOMAIN\\name (down-level).
+    r"""Which of the accepted forms ``text`` is, or InputError: a SID, name@domain (a UPN)
+    or DOMAIN\name (down-level).
 
     >>> principal_form("helpdesk@corp.example"), principal_form("CORP\\Helpdesk Staff")
     ('upn', 'down-level')
