@@ -131,8 +131,10 @@ def render_table(result: LookupResult, style: Style = _plain) -> str:
     return "\n".join(blocks)
 
 
-def summary(result: LookupResult) -> str:
-    """One or two lines for a person: what was found, and what to do when it is ambiguous."""
+def summary(result: LookupResult, *, after_table: bool = False) -> str:
+    """One or two lines for a person: what was found, and what to do when it is ambiguous.
+    ``after_table``: the table began with the index's caveat, which the summary then only
+    points back to (it is on stderr as a warning too: three times in full was noise)."""
     what = safe(result.query.describe())
     count = len(result.keys)
     if not count:
@@ -143,6 +145,8 @@ def summary(result: LookupResult) -> str:
     if result.ambiguous:
         line += "\n" + ambiguity(result)
     elif result.ambiguous is None:
+        if after_table:
+            return line[:-1] + ", from the Key ID index: see the note above the key."
         line += "\n" + unconfirmed(result)
     return line
 
@@ -176,7 +180,7 @@ def shown(result: LookupResult, fmt: str, *, style: Style | None = None) -> Iter
     ambiguous, so that a pipe gets the keys alone."""
     yield Part(render(result, fmt, style=style))
     if fmt == "table":
-        yield Part(summary(result) + "\n")
+        yield Part(summary(result, after_table=True) + "\n")
     elif not result.keys or result.ambiguous is not False:
         yield note(summary(result))
 

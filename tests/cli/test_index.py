@@ -190,11 +190,20 @@ def test_a_key_saved_after_the_refresh_is_never_hidden_without_a_word(
     for fmt in ("table", "phone", "key"):
         shown = invoke_with(share.config, "find", "-k", KEY_ID[:8], "-f", fmt, secrets=SECRETS)
         assert re.search(r"From the Key ID index \(\d+ s old\)", shown.out + shown.err), fmt
+    # The table says it in full once, above the key, and its summary points back to that.
+    table = shown_table(share).out
+    assert len(re.findall(r"From the Key ID index", table)) == 1
+    found = f"1 recovery key found for Key ID {KEY_ID[:8]}"
+    assert table.rstrip().endswith(f"{found}, from the Key ID index: see the note above the key.")
     # Asked live, both keys: ambiguous for sure.
     live = share.find("--key-id", KEY_ID[:8], "--no-index")
     assert sorted(live.key_ids) == sorted([KEY_ID, LATE_ID])
     assert (live.document["ambiguous"], live.document["complete"]) == (True, True)
     assert live.document["index_age_seconds"] is None
+
+
+def shown_table(share: Share) -> Outcome:
+    return invoke_with(share.config, "find", "-k", KEY_ID[:8], "-f", "table", secrets=SECRETS)
 
 
 def test_a_full_key_id_is_asked_of_every_source(share: Share) -> None:
