@@ -118,7 +118,7 @@ def mask_passwords(text: str) -> str:
 
 def _same(a: AnyStr, b: AnyStr) -> bool:
     """Compared in constant time. hmac is imported here, when two secrets are compared:
-    importing it loads OpenSSL's digests (_hashlib), a tenth of an export's start-up."""
+    it loads OpenSSL's digests (_hashlib), which most runs never use."""
     import hmac
 
     return hmac.compare_digest(a, b)
