@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Final
 
 from bitkey_dir.core.errors import AuthError, BitkeyError, InputError, SourceError
 from bitkey_dir.core.rights import principal_form
+from bitkey_dir.sources.ad.ber import Control
 from bitkey_dir.sources.ad.descriptor import DescriptorError, SecurityDescriptor, Sid
 from bitkey_dir.sources.ad.filters import escape_filter_bytes, escape_filter_value
-from bitkey_dir.sources.ad.search import Control, Entry, paged_search
+from bitkey_dir.sources.ad.search import Entry, paged_search
 from bitkey_dir.sources.ad.simple_bind import SimpleBindConnection
 
 if TYPE_CHECKING:

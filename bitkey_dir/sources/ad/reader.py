@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 from bitkey_dir.core.errors import BitkeyError
 from bitkey_dir.core.model import KeyPackage, RecoveryKey, RecoveryPassword
 from bitkey_dir.sources.ad import forest
+from bitkey_dir.sources.ad.ber import Control
 from bitkey_dir.sources.ad.names import (
     deleted_name,
     dn_head,
@@ -25,7 +26,7 @@ from bitkey_dir.sources.ad.names import (
     rdn_value,
     recovery_created,
 )
-from bitkey_dir.sources.ad.search import Control, Entry, Scope, paged_search
+from bitkey_dir.sources.ad.search import Entry, Scope, paged_search
 from bitkey_dir.sources.base import Warn
 
 if TYPE_CHECKING:

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from bitkey_dir.core.errors import SourceError
+from bitkey_dir.sources.ad.ber import PAGED_RESULTS, Control
 from bitkey_dir.sources.ad.connection import describe_network_error
 from bitkey_dir.sources.ad.filter_compiler import FilterError
 from bitkey_dir.sources.ad.result_codes import result_name
 from bitkey_dir.sources.ad.simple_bind import SimpleBindConnection
 from bitkey_dir.sources.ad.wire import (
     NO_SUCH_OBJECT,
-    PAGED_RESULTS,
     PagedSearch,
     Replies,
     SearchFailed,
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 
 Scope = Literal["BASE", "LEVEL", "SUBTREE"]  # ldap3's own names for the three scopes
-Control = tuple[str, bool, bytes | None]
 
 # ldap3 releases (major, minor) whose internals the wire decoder was checked against; the
 # dependency range in pyproject.toml says the same.

@@ -32,6 +32,7 @@ from bitkey_dir.sources.ad.wire import (
     decode_done,
     decode_extended,
     decode_message,
+    disconnected,
 )
 
 STARTTLS: Final = "1.3.6.1.4.1.1466.20037"  # RFC 4511 4.14
@@ -166,10 +167,8 @@ class SimpleBindConnection:
                 raise WireError("the server closed the connection")
             for data in messages:
                 got_id, got_tag, start, stop, _ = decode_message(data)
-                if got_id == 0 and got_tag == EXTENDED_RESPONSE:
-                    # A notice of disconnection (RFC 4511 4.4.1).
-                    _, message, _ = decode_extended(data, start, stop)
-                    raise WireError(f"the server ended the connection: {message or 'no reason'}")
+                if got_id == 0:
+                    raise disconnected(data, got_tag, start, stop)
                 if got_id != message_id:
                     continue
                 if got_tag != tag:

@@ -25,10 +25,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-Entry = tuple[str, dict[str, list[bytes]]]  # the DN, and each attribute (lower case) its values
-Control = tuple[str, bool, bytes | None]
+from bitkey_dir.sources.ad.ber import PAGED_RESULTS, Control
 
-PAGED_RESULTS: Final = "1.2.840.113556.1.4.319"
+Entry = tuple[str, dict[str, list[bytes]]]  # the DN, and each attribute (lower case) its values
+
 NO_SUCH_OBJECT: Final = 32
 EXTENDED_RESPONSE: Final = 0x78  # [APPLICATION 24]: message 0 is a notice of disconnection
 
@@ -188,21 +188,24 @@ def _attribute(data: bytes, pos: int, end: int, attributes: dict[str, list[bytes
 
 
 def decode_done(data: bytes, pos: int, end: int) -> tuple[int, str]:
-    """A SearchResultDone's result code and diagnostic message."""
+    """An LDAPResult's (a SearchResultDone's, a BindResponse's…) result code and diagnostic
+    message."""
+    code, message, _ = _result(data, pos, end)
+    return code, message
+
+
+def _result(data: bytes, pos: int, end: int) -> tuple[int, str, int]:
+    """decode_done's two, and where what follows the LDAPResult's fields starts."""
     start, stop = _expect(data, pos, end, _ENUMERATED)
     code = _integer(data, start, stop)
     _, stop = _expect(data, stop, end, _OCTETS)  # matchedDN
     start, stop = _expect(data, stop, end, _OCTETS)
-    return code, data[start:stop].decode("utf-8", "replace")
+    return code, data[start:stop].decode("utf-8", "replace"), stop
 
 
 def decode_extended(data: bytes, pos: int, end: int) -> tuple[int, str, bytes | None]:
     """An ExtendedResponse's result code, diagnostic message and responseValue, if any."""
-    start, stop = _expect(data, pos, end, _ENUMERATED)
-    code = _integer(data, start, stop)
-    _, stop = _expect(data, stop, end, _OCTETS)  # matchedDN
-    start, at = _expect(data, stop, end, _OCTETS)
-    message = data[start:at].decode("utf-8", "replace")
+    code, message, at = _result(data, pos, end)
     value = None
     while at < end:  # a referral [3], the responseName [10], the responseValue [11]
         tag, start, at = _element(data, at, end)
@@ -399,17 +402,14 @@ def search(
     replies = channel.replies
     asked = PagedSearch(base, search_filter, scope, attributes, controls, page_size)
 
-    def ask(cookie: bytes) -> int:
-        return channel.send_search(asked, cookie)
-
-    message_id = ask(b"")
+    message_id = channel.send_search(asked, b"")
     while True:
         try:
             page = read_page(replies, message_id)
         finally:
             channel.forget(message_id)
         if page.code == 0 and page.cookie:
-            message_id = ask(page.cookie)
+            message_id = channel.send_search(asked, page.cookie)
         yield from page.decoded()
         page.check()
         if not page.cookie:
@@ -430,9 +430,7 @@ def read_page(replies: Any, message_id: int) -> Page:
         for data in messages:
             got_id, tag, start, stop, end = decode_message(data)
             if got_id == 0:  # unsolicited: a notice of disconnection (RFC 4511 4.4.1)
-                raise WireError(
-                    f"the server ended the connection: {_notice(data, tag, start, stop)}"
-                )
+                raise disconnected(data, tag, start, stop)
             if got_id != message_id:
                 continue  # the rest of a search its reader gave up on
             if tag == _SEARCH_ENTRY:
@@ -456,8 +454,9 @@ def read_page(replies: Any, message_id: int) -> Page:
                 raise WireError(f"an unexpected reply (0x{tag:02x}) to search {message_id}")
 
 
-def _notice(data: bytes, tag: int, start: int, stop: int) -> str:
+def disconnected(data: bytes, tag: int, start: int, stop: int) -> WireError:
+    """What a message with ID 0 says: the server's notice of disconnection (RFC 4511 4.4.1)."""
     if tag != EXTENDED_RESPONSE:
-        return "an unsolicited reply"
+        return WireError("the server ended the connection: an unsolicited reply")
     code, message = decode_done(data, start, stop)
-    return message or f"result code {code}"
+    return WireError(f"the server ended the connection: {message or f'result code {code}'}")
